@@ -1,0 +1,36 @@
+//! # crossinterp-core
+//!
+//! The pure-Rust engine of crossinterp. It knows nothing of Python: the
+//! extension (`crates/ext`) maps interpreters onto it.
+//!
+//! - [`Registry`] — every interpreter that imports the extension is an
+//!   [`Owner`] with an id that is never reused and a life
+//!   `Running → Finalizing → Finalized` ([`OwnerState`]).
+//! - [`Guard`] keeps an owner from finalizing; [`View`] is a weak reference
+//!   whose [`View::guard`] fails once finalization began (PEP 788's semantics).
+//! - Pending calls: a per-owner queue of closures that run with the owner
+//!   attached ([`View::push_pending`], [`View::drain_pending`]).
+//! - [`Handle`] — a counted cross-owner reference whose last drop runs the
+//!   payload's [`Release`] in its owner.
+//! - [`Attached`] — proof that the current thread is attached to an owner.
+//!
+//! All atomics and locks come from `sync.rs`, so `RUSTFLAGS="--cfg loom"` swaps
+//! them for loom's; `tests/loom.rs` holds the models.
+
+#![warn(missing_docs)]
+
+mod attach;
+mod error;
+mod handle;
+mod pending;
+mod registry;
+mod sync;
+
+pub use attach::{current_owner, Attached};
+pub use error::{GuardError, HandleError, PushError};
+pub use handle::{Handle, Release};
+pub use pending::PendingCall;
+pub use registry::{
+    FinalizeOptions, FinalizeReport, Guard, Owner, OwnerId, OwnerState, Registry, SlowFinalize,
+    View,
+};
