@@ -215,12 +215,17 @@ impl View {
     ///
     /// # Panics
     /// If `attached` is for another owner (a bug in the caller), or after all
-    /// calls ran, re-raising the first panic of a call.
+    /// calls ran (including those queued by the calls), re-raising the first
+    /// panic of a call.
     pub fn drain_pending(&self, attached: &Attached<'_>) -> usize {
         assert_eq!(attached.owner(), self.cell.id, "drained from another owner");
         let mut n = 0;
+        let mut first_panic = None;
         while self.cell.pending.has_pending() {
-            n += run_calls(self.cell.pending.take_all(), attached);
+            n += run_calls(self.cell.pending.take_all(), attached, &mut first_panic);
+        }
+        if let Some(p) = first_panic {
+            std::panic::resume_unwind(p);
         }
         n
     }
@@ -334,6 +339,11 @@ impl Owner {
     /// leave the registry.
     ///
     /// `attached` must be for this owner (the calling thread is attached to it).
+    ///
+    /// # Panics
+    /// If `attached` is for another owner, or re-raising the first panic of a
+    /// pending call once finalization has completed (the owner is Finalized and
+    /// out of the registry either way).
     pub fn finalize(mut self, attached: &Attached<'_>, opts: FinalizeOptions<'_>) -> FinalizeReport {
         assert!(self.view.same_owner(attached.owner()), "finalized from another owner");
         self.finish(Some(attached), opts)
@@ -346,44 +356,63 @@ impl Owner {
         self.finish(None, opts)
     }
 
-    fn finish(&mut self, attached: Option<&Attached<'_>>, opts: FinalizeOptions<'_>) -> FinalizeReport {
-        self.done = true;
-        let cell = &self.view.cell;
+    /// Begin finalization: from now on no guard can be taken. Idempotent.
+    /// [`Owner::finalize`] does this itself; call it first when the wait for
+    /// open guards must happen elsewhere (see [`Owner::wait_for_guards`]).
+    pub fn begin_finalize(&self) {
         // AcqRel: Release publishes the owner's state to guard-takers that fail;
         // Acquire pairs with releases of guards dropped before this point.
-        cell.word.fetch_or(FINALIZING, Ordering::AcqRel);
+        self.view.cell.word.fetch_or(FINALIZING, Ordering::AcqRel);
+    }
 
+    /// Begin finalization and wait until no guard is open, reporting through
+    /// `opts.on_slow` while slow. The extension calls this with its thread
+    /// detached from the interpreter, so that guard holders can still enter it,
+    /// then calls [`Owner::finalize`] attached (whose own wait is then instant:
+    /// after `begin_finalize` the count only goes down).
+    pub fn wait_for_guards(&self, opts: &mut FinalizeOptions<'_>) -> Duration {
+        self.begin_finalize();
+        let cell = &self.view.cell;
         let start = Instant::now();
         let mut next_report = opts.warn_after;
-        {
-            let mut g = lock(&cell.idle_lock);
-            loop {
-                let open = cell.open_guards();
-                if open == 0 {
-                    break;
-                }
-                let waited = start.elapsed();
-                if waited >= next_report {
-                    drop(g);
-                    (opts.on_slow)(SlowFinalize {
-                        id: cell.id,
-                        waited,
-                        open_guards: open,
-                    });
-                    next_report = waited + opts.warn_after;
-                    g = lock(&cell.idle_lock);
-                    continue;
-                }
-                g = wait_timeout(&cell.idle_cv, g, next_report - waited);
+        let mut g = lock(&cell.idle_lock);
+        loop {
+            let open = cell.open_guards();
+            if open == 0 {
+                break;
             }
+            let waited = start.elapsed();
+            if waited >= next_report {
+                drop(g);
+                (opts.on_slow)(SlowFinalize {
+                    id: cell.id,
+                    waited,
+                    open_guards: open,
+                });
+                next_report = waited + opts.warn_after;
+                g = lock(&cell.idle_lock);
+                continue;
+            }
+            g = wait_timeout(&cell.idle_cv, g, next_report - waited);
         }
-        let waited = start.elapsed();
+        start.elapsed()
+    }
+
+    fn finish(&mut self, attached: Option<&Attached<'_>>, mut opts: FinalizeOptions<'_>) -> FinalizeReport {
+        self.done = true;
+        let waited = self.wait_for_guards(&mut opts);
+        let cell = &self.view.cell;
+
 
         let mut calls_run = 0;
         let mut calls_abandoned = 0;
+        // A panicking call must not cut finalization short: the queue would stay
+        // open (later pushes stranded), the owner Finalizing forever and still in
+        // the registry. Finish first, then resume the panic.
+        let mut first_panic = None;
         match attached {
             Some(a) => loop {
-                calls_run += run_calls(cell.pending.take_all(), a);
+                calls_run += run_calls(cell.pending.take_all(), a, &mut first_panic);
                 if cell.pending.close_if_empty() {
                     break;
                 }
@@ -395,6 +424,9 @@ impl Owner {
         // finalization's effects.
         cell.word.fetch_or(FINALIZED, Ordering::Release);
         lock(&self.registry.owners).remove(&cell.id.0);
+        if let Some(p) = first_panic {
+            std::panic::resume_unwind(p);
+        }
         FinalizeReport {
             waited,
             calls_run,
