@@ -24,7 +24,7 @@ mod error;
 mod handle;
 mod pending;
 mod registry;
-mod sync;
+pub mod sync;
 
 pub use attach::{current_owner, Attached};
 pub use error::{GuardError, HandleError, PushError};

@@ -94,19 +94,23 @@ impl PendingQueue {
     }
 }
 
+/// A caught panic, to be resumed once every call has run.
+pub(crate) type PanicPayload = Box<dyn std::any::Any + Send + 'static>;
+
 /// Run `calls` in order, attached to their owner. A panicking call does not
-/// stop the others; the first panic is resumed once all have run.
-pub(crate) fn run_calls(calls: VecDeque<PendingCall>, attached: &Attached<'_>) -> usize {
-    let mut first_panic = None;
+/// stop the others: the first panic is kept in `first_panic` (if none is kept
+/// already) for the caller to resume once it has finished its own work.
+pub(crate) fn run_calls(
+    calls: VecDeque<PendingCall>,
+    attached: &Attached<'_>,
+    first_panic: &mut Option<PanicPayload>,
+) -> usize {
     let n = calls.len();
     for call in calls {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(attached)));
         if let Err(p) = r {
             first_panic.get_or_insert(p);
         }
-    }
-    if let Some(p) = first_panic {
-        std::panic::resume_unwind(p);
     }
     n
 }

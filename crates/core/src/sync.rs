@@ -1,4 +1,5 @@
-//! The one place where atomics, locks and threads are imported.
+//! The one place where atomics, locks and threads are imported (by this crate
+//! and by the extension, which uses it through `crossinterp_core::sync`).
 //!
 //! Under `RUSTFLAGS="--cfg loom"` every primitive comes from [`loom`], so the
 //! protocols built on them can be model-checked; otherwise from `std`.
@@ -10,13 +11,13 @@
 //! A swap would only be worth it with a measurement that says otherwise.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{
+pub use loom::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::{
+pub use std::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
@@ -33,7 +34,7 @@ pub(crate) use std::thread_local;
 /// Every critical section in this crate leaves its data consistent before any
 /// code that could panic runs (user callbacks always run outside the locks), so a
 /// poisoned lock still guards valid data.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
@@ -45,7 +46,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Under loom, timeouts do not exist (the model explores every interleaving, so
 /// a timed wait is modelled as an untimed one); callers must re-check their
 /// condition in a loop either way.
-pub(crate) fn wait_timeout<'a, T>(
+pub fn wait_timeout<'a, T>(
     cv: &Condvar,
     guard: MutexGuard<'a, T>,
     #[allow(unused_variables)] timeout: std::time::Duration,
