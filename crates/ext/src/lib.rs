@@ -1,1 +1,12 @@
+//! The crossinterp CPython extension, `crossinterp._native`, on raw pyo3-ffi
+//! (PyO3 proper refuses subinterpreters). Thin by design: the engine lives in
+//! `crossinterp-core`; this crate maps interpreters onto it.
 
+pub mod errors;
+pub mod ffi;
+pub mod interpreters;
+mod module;
+pub mod owners;
+pub mod xi;
+
+pub use module::PyInit__native;

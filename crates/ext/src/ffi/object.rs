@@ -1,0 +1,221 @@
+//! Owned references, errors and trampolines.
+
+use super::sys;
+use std::ffi::{c_char, CStr, CString};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// Marker: a Python exception is set in the current thread state.
+#[derive(Debug)]
+pub struct PyErrSet;
+
+/// The result of every call that may set a Python exception.
+pub type PyResult<T> = Result<T, PyErrSet>;
+
+/// A strong reference to a Python object of the interpreter the current
+/// thread is attached to.
+///
+/// Ownership: owns one reference. Neither `Send` nor `Sync`: it must be dropped
+/// on a thread attached to the interpreter that created it (the code never keeps
+/// one across a switch of interpreter; values cross as `xi::Value`).
+pub struct Owned {
+    ptr: NonNull<sys::PyObject>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Owned {
+    /// Take ownership of a new reference; NULL means an exception is set.
+    ///
+    /// # Safety
+    /// `ptr` is NULL (with an exception set) or a new strong reference owned
+    /// by the caller, in the interpreter the thread is attached to.
+    pub unsafe fn from_new(ptr: *mut sys::PyObject) -> PyResult<Owned> {
+        match NonNull::new(ptr) {
+            Some(ptr) => Ok(Owned {
+                ptr,
+                _not_send: PhantomData,
+            }),
+            None => Err(PyErrSet),
+        }
+    }
+
+    /// Take a new reference to a borrowed object.
+    ///
+    /// # Safety
+    /// `ptr` is a valid, non-NULL object of the attached interpreter.
+    pub unsafe fn from_borrowed(ptr: *mut sys::PyObject) -> Owned {
+        // SAFETY: the caller guarantees `ptr` is a live object; we are attached.
+        unsafe { sys::Py_IncRef(ptr) };
+        Owned {
+            // SAFETY: the caller guarantees non-NULL.
+            ptr: unsafe { NonNull::new_unchecked(ptr) },
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The borrowed pointer.
+    pub fn as_ptr(&self) -> *mut sys::PyObject {
+        self.ptr.as_ptr()
+    }
+
+    /// Give up ownership, returning the new reference.
+    pub fn into_ptr(self) -> *mut sys::PyObject {
+        let p = self.ptr.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference and (type invariant) the thread is
+        // attached to the object's interpreter.
+        unsafe { sys::Py_DecRef(self.ptr.as_ptr()) }
+    }
+}
+
+/// Set `exc_type(msg)` as the current exception.
+pub fn raise(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
+    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    // SAFETY: `exc_type` is an exception type (callers pass the builtin
+    // `PyExc_*` statics or our module's exception types); `c` is NUL-terminated.
+    unsafe { sys::PyErr_SetString(exc_type, c.as_ptr()) };
+    PyErrSet
+}
+
+/// `raise`, keeping the exception already set as the new one's `__cause__`.
+pub fn raise_from_current(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
+    // SAFETY: attached (every caller runs in an entry point); the cause may be NULL.
+    unsafe {
+        let cause = sys::PyErr_GetRaisedException();
+        raise(exc_type, msg);
+        if !cause.is_null() {
+            let exc = sys::PyErr_GetRaisedException();
+            // PyException_SetCause steals the cause reference.
+            sys::PyException_SetCause(exc, cause);
+            sys::PyErr_SetRaisedException(exc);
+        }
+    }
+    PyErrSet
+}
+
+/// A `&'static CStr` from a literal.
+#[macro_export]
+macro_rules! cstr {
+    ($s:literal) => {
+        // SAFETY: the literal gets a trailing NUL and has none inside (checked
+        // at compile time by `CStr::from_bytes_with_nul`).
+        match ::std::ffi::CStr::from_bytes_with_nul(concat!($s, "\0").as_bytes()) {
+            Ok(c) => c,
+            Err(_) => panic!("interior NUL"),
+        }
+    };
+}
+
+/// Run the body of an `extern "C"` entry point: a panic becomes a
+/// `SystemError`, an `Err` becomes NULL with the exception already set.
+pub fn trampoline(f: impl FnOnce() -> PyResult<*mut sys::PyObject>) -> *mut sys::PyObject {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(p)) => p,
+        Ok(Err(PyErrSet)) => {
+            debug_assert!(
+                // SAFETY: attached (we are inside an entry point).
+                unsafe { !sys::PyErr_Occurred().is_null() },
+                "Err(PyErrSet) without an exception set"
+            );
+            std::ptr::null_mut()
+        }
+        Err(payload) => {
+            let msg = panic_message(&payload);
+            raise(
+                // SAFETY: reading an immutable static exported by CPython.
+                unsafe { sys::PyExc_SystemError },
+                &format!("crossinterp internal error (Rust panic): {msg}"),
+            );
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Like [`trampoline`] for entry points returning a C int (0 / -1).
+pub fn trampoline_int(f: impl FnOnce() -> PyResult<()>) -> std::ffi::c_int {
+    let r = trampoline(|| f().map(|()| 1 as *mut sys::PyObject));
+    if r.is_null() {
+        -1
+    } else {
+        0
+    }
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+/// `None`, as a new reference.
+pub fn none() -> *mut sys::PyObject {
+    // SAFETY: Py_None is immortal; Py_NewRef on it is always valid when attached.
+    unsafe { sys::Py_NewRef(sys::Py_None()) }
+}
+
+/// A new `str` from Rust text.
+pub fn new_str(s: &str) -> PyResult<Owned> {
+    // SAFETY: pointer/length describe valid UTF-8; attached.
+    unsafe {
+        Owned::from_new(sys::PyUnicode_FromStringAndSize(
+            s.as_ptr() as *const c_char,
+            s.len() as sys::Py_ssize_t,
+        ))
+    }
+}
+
+/// A new `int`.
+pub fn new_int(v: i64) -> PyResult<Owned> {
+    // SAFETY: attached.
+    unsafe { Owned::from_new(sys::PyLong_FromLongLong(v)) }
+}
+
+/// The UTF-8 text of a `str` (borrowed from the object's cache).
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter; the returned slice must
+/// not outlive it.
+pub unsafe fn str_utf8<'a>(obj: *mut sys::PyObject) -> PyResult<&'a str> {
+    let mut len: sys::Py_ssize_t = 0;
+    // SAFETY: caller guarantees `obj`; CPython type-checks it (TypeError).
+    let p = unsafe { sys::PyUnicode_AsUTF8AndSize(obj, &mut len) };
+    if p.is_null() {
+        return Err(PyErrSet);
+    }
+    // SAFETY: CPython guarantees `len` bytes of valid UTF-8 at `p`, alive as
+    // long as `obj`.
+    Ok(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(p as *const u8, len as usize)) })
+}
+
+/// `module.name` imported and fetched.
+pub fn import_attr(module: &CStr, name: &CStr) -> PyResult<Owned> {
+    // SAFETY: attached; both are NUL-terminated.
+    unsafe {
+        let m = Owned::from_new(sys::PyImport_ImportModule(module.as_ptr()))?;
+        Owned::from_new(sys::PyObject_GetAttrString(m.as_ptr(), name.as_ptr()))
+    }
+}
+
+/// `callable(*args)`.
+pub fn call(callable: &Owned, args: &[*mut sys::PyObject]) -> PyResult<Owned> {
+    // SAFETY: attached; every pointer in `args` is a live object (callers pass
+    // borrowed pointers of objects they hold).
+    unsafe {
+        let tuple = Owned::from_new(sys::PyTuple_New(args.len() as sys::Py_ssize_t))?;
+        for (i, a) in args.iter().enumerate() {
+            sys::Py_IncRef(*a);
+            sys::PyTuple_SetItem(tuple.as_ptr(), i as sys::Py_ssize_t, *a);
+        }
+        Owned::from_new(sys::PyObject_Call(callable.as_ptr(), tuple.as_ptr(), std::ptr::null_mut()))
+    }
+}

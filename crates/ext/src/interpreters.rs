@@ -1,0 +1,386 @@
+//! The native half of `crossinterp.interpreters`: creating, running in and
+//! closing interpreters on the C API (not by wrapping `_interpreters`), so the
+//! engine controls every attach and detach.
+
+use crate::errors;
+use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
+use crate::owners::{self, InterpRecord, CREATING};
+use crate::xi::{self, Value};
+use crate::cstr;
+use crossinterp_core::sync::Arc;
+use std::ffi::{c_char, CString};
+
+/// Information about an exception raised in another interpreter, as a tuple
+/// of str `(type_name, type_qualname, type_module, msg, formatted, errdisplay)`.
+pub type ExcInfo = Value;
+
+/// The record of `iid`, or `InterpreterNotFoundError`.
+pub fn record(iid: i64) -> PyResult<Arc<InterpRecord>> {
+    owners::get(iid).ok_or_else(|| errors::not_found(iid))
+}
+
+/// Capture the exception set in the attached interpreter as an [`ExcInfo`].
+fn capture_excinfo() -> ExcInfo {
+    // SAFETY: attached; an exception is set (callers checked), and we take it.
+    let exc = unsafe { Owned::from_new(sys::PyErr_GetRaisedException()) };
+    let Ok(exc) = exc else {
+        return fallback_excinfo("SystemError", "error indicator was empty");
+    };
+    let r = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("excinfo"))
+        .and_then(|f| ffi::call(&f, &[exc.as_ptr()]))
+        // SAFETY: `o` is live.
+        .and_then(|o| unsafe { xi::to_value(o.as_ptr(), true) });
+    match r {
+        Ok(v) => v,
+        Err(PyErrSet) => {
+            // SAFETY: attached; clear the helper's failure.
+            unsafe { sys::PyErr_Clear() };
+            // SAFETY: `exc` is live.
+            let name = unsafe { xi::type_name(exc.as_ptr()) };
+            fallback_excinfo(&name, "(the exception could not be described)")
+        }
+    }
+}
+
+fn fallback_excinfo(name: &str, msg: &str) -> ExcInfo {
+    let s = |x: &str| Value::Str(x.to_owned());
+    Value::Tuple(vec![
+        s(name),
+        s(name),
+        s("builtins"),
+        s(msg),
+        s(&format!("{name}: {msg}\n")),
+        s(&format!("{name}: {msg}")),
+    ])
+}
+
+/// Keep an interpreter "running" for the duration of a call, so that it
+/// cannot be closed meanwhile.
+struct Running<'a>(&'a InterpRecord);
+
+impl<'a> Running<'a> {
+    fn start(rec: &'a InterpRecord) -> PyResult<Self> {
+        let (_, cur) = ffi::interp::current();
+        if cur == rec.iid {
+            return Err(errors::interpreter_error("interpreter already running"));
+        }
+        match rec.try_start() {
+            Ok(()) => Ok(Running(rec)),
+            Err("closing") => Err(errors::not_found(rec.iid)),
+            Err(_) => Err(errors::interpreter_error("interpreter already running")),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// `__main__.__dict__` of the attached interpreter (borrowed).
+fn main_dict() -> PyResult<*mut sys::PyObject> {
+    // SAFETY: attached. The __main__ module lives in sys.modules, so its dict
+    // stays alive after we drop our reference to the module.
+    unsafe {
+        let m = Owned::from_new(sys::PyImport_AddModuleRef(cstr!("__main__").as_ptr()))?;
+        let d = sys::PyModule_GetDict(m.as_ptr());
+        if d.is_null() {
+            return Err(PyErrSet);
+        }
+        Ok(d)
+    }
+}
+
+/// What `exec` runs.
+pub enum Code {
+    Source(CString),
+    /// A marshalled code object.
+    Marshalled(Vec<u8>),
+}
+
+/// Turn `code` (str, code object, or function taking no arguments) into
+/// [`Code`] in the caller's interpreter.
+///
+/// # Safety
+/// `code` is a live object of the attached interpreter.
+pub unsafe fn prepare_code(code: *mut sys::PyObject) -> PyResult<Code> {
+    // SAFETY (whole body): attached; `code` is live; type checks precede use.
+    unsafe {
+        if sys::PyUnicode_Check(code) != 0 {
+            let s = ffi::str_utf8(code)?;
+            return CString::new(s)
+                .map(Code::Source)
+                .map_err(|_| ffi::raise(sys::PyExc_ValueError, "source code string cannot contain null bytes"));
+        }
+        let co = if sys::PyFunction_Check(code) != 0 {
+            if !sys::PyFunction_GetClosure(code).is_null() {
+                return Err(ffi::raise(
+                    sys::PyExc_ValueError,
+                    "functions with closures cannot be run in another interpreter",
+                ));
+            }
+            let co = Owned::from_borrowed(sys::PyFunction_GetCode(code));
+            let argc = Owned::from_new(sys::PyObject_GetAttrString(co.as_ptr(), cstr!("co_argcount").as_ptr()))?;
+            let kwc = Owned::from_new(sys::PyObject_GetAttrString(co.as_ptr(), cstr!("co_kwonlyargcount").as_ptr()))?;
+            if sys::PyLong_AsLong(argc.as_ptr()) != 0 || sys::PyLong_AsLong(kwc.as_ptr()) != 0 {
+                return Err(ffi::raise(
+                    sys::PyExc_ValueError,
+                    "only functions that take no arguments can be passed to exec()",
+                ));
+            }
+            co
+        } else if sys::PyCode_Check(code) != 0 {
+            Owned::from_borrowed(code)
+        } else {
+            return Err(ffi::raise(
+                sys::PyExc_TypeError,
+                &format!(
+                    "exec() expects a str, a code object or a function, not {}",
+                    xi::type_name(code)
+                ),
+            ));
+        };
+        let b = Owned::from_new(sys::PyMarshal_WriteObjectToString(co.as_ptr(), 4))?;
+        let n = sys::PyBytes_Size(b.as_ptr());
+        let p = sys::PyBytes_AsString(b.as_ptr());
+        Ok(Code::Marshalled(std::slice::from_raw_parts(p as *const u8, n as usize).to_vec()))
+    }
+}
+
+/// Run `code` in `__main__` of the attached interpreter.
+fn run_code(code: &Code) -> Result<(), ExcInfo> {
+    let run = || -> PyResult<()> {
+        let d = main_dict()?;
+        // SAFETY: attached; `d` is a live dict; the code/source are valid.
+        unsafe {
+            let res = match code {
+                Code::Source(src) => sys::PyRun_StringFlags(
+                    src.as_ptr(),
+                    sys::Py_file_input,
+                    d,
+                    d,
+                    std::ptr::null_mut(),
+                ),
+                Code::Marshalled(b) => {
+                    let co = Owned::from_new(sys::PyMarshal_ReadObjectFromString(
+                        b.as_ptr() as *const c_char,
+                        b.len() as sys::Py_ssize_t,
+                    ))?;
+                    sys::PyEval_EvalCode(co.as_ptr(), d, d)
+                }
+            };
+            Owned::from_new(res).map(drop)
+        }
+    };
+    run().map_err(|PyErrSet| capture_excinfo())
+}
+
+/// `exec(id, code)`: `None` on success, else the excinfo tuple.
+pub fn exec(iid: i64, code: &Code) -> PyResult<Option<ExcInfo>> {
+    let rec = record(iid)?;
+    let _running = Running::start(&rec)?;
+    let r = owners::run_in_owner(&rec, || run_code(code))?;
+    Ok(r.err())
+}
+
+/// `set_main_attrs(id, items)`: bind each name in the target's `__main__`.
+pub fn set_main_attrs(iid: i64, items: &[(String, Value)]) -> PyResult<Option<ExcInfo>> {
+    let rec = record(iid)?;
+    let _running = Running::start(&rec)?;
+    let r = owners::run_in_owner(&rec, || {
+        let set = || -> PyResult<()> {
+            let d = main_dict()?;
+            for (k, v) in items {
+                let o = xi::from_value(v)?;
+                let key = CString::new(k.as_str())
+                    .map_err(|_| ffi::raise(
+                        // SAFETY: immutable static.
+                        unsafe { sys::PyExc_ValueError },
+                        "names cannot contain null bytes",
+                    ))?;
+                // SAFETY: attached; live dict and value.
+                if unsafe { sys::PyDict_SetItemString(d, key.as_ptr(), o.as_ptr()) } < 0 {
+                    return Err(PyErrSet);
+                }
+            }
+            Ok(())
+        };
+        set().map_err(|PyErrSet| capture_excinfo())
+    })?;
+    Ok(r.err())
+}
+
+/// The parts of a call, neutral.
+pub struct CallSpec {
+    pub callable: Value,
+    pub args: Vec<Value>,
+    pub kwargs: Vec<(String, Value)>,
+}
+
+/// `call(id, callable, args, kwargs)`: `Ok(result)` or `Err(excinfo)`.
+pub fn call(iid: i64, spec: &CallSpec) -> PyResult<Result<Value, ExcInfo>> {
+    let rec = record(iid)?;
+    let _running = Running::start(&rec)?;
+    owners::run_in_owner(&rec, || {
+        let run = || -> PyResult<Value> {
+            let f = xi::from_value(&spec.callable)?;
+            // SAFETY: attached; tuple/dict built from fresh objects.
+            unsafe {
+                let args = Owned::from_new(sys::PyTuple_New(spec.args.len() as sys::Py_ssize_t))?;
+                for (i, a) in spec.args.iter().enumerate() {
+                    let o = xi::from_value(a)?;
+                    sys::PyTuple_SetItem(args.as_ptr(), i as sys::Py_ssize_t, o.into_ptr());
+                }
+                let kwargs = if spec.kwargs.is_empty() {
+                    None
+                } else {
+                    let d = Owned::from_new(sys::PyDict_New())?;
+                    for (k, v) in &spec.kwargs {
+                        let key = ffi::new_str(k)?;
+                        let val = xi::from_value(v)?;
+                        if sys::PyDict_SetItem(d.as_ptr(), key.as_ptr(), val.as_ptr()) < 0 {
+                            return Err(PyErrSet);
+                        }
+                    }
+                    Some(d)
+                };
+                let res = Owned::from_new(sys::PyObject_Call(
+                    f.as_ptr(),
+                    args.as_ptr(),
+                    kwargs.as_ref().map_or(std::ptr::null_mut(), |d| d.as_ptr()),
+                ))?;
+                xi::to_value(res.as_ptr(), false)
+            }
+        };
+        run().map_err(|PyErrSet| capture_excinfo())
+    })
+}
+
+/// Create an interpreter with its own GIL, copy the caller's `sys.path` into
+/// it and import the extension there (which registers it as an owner).
+pub fn create(sys_path: &[String]) -> PyResult<i64> {
+    let cfg = sys::PyInterpreterConfig {
+        use_main_obmalloc: 0,
+        allow_fork: 0,
+        allow_exec: 0,
+        allow_threads: 1,
+        allow_daemon_threads: 0,
+        check_multi_interp_extensions: 1,
+        gil: sys::PyInterpreterConfig_OWN_GIL,
+    };
+    // SAFETY: the caller is attached (entry point); `save` is its thread state.
+    let save = unsafe { sys::PyThreadState_Get() };
+    let mut ts: *mut sys::PyThreadState = std::ptr::null_mut();
+    // SAFETY: valid config; on success the new interpreter's thread state is
+    // attached and `save` detached.
+    let status = unsafe { sys::Py_NewInterpreterFromConfig(&mut ts, &cfg) };
+    // SAFETY: plain struct inspection.
+    if unsafe { sys::PyStatus_Exception(status) } != 0 || ts.is_null() {
+        // SAFETY: make sure the caller's state is attached again.
+        unsafe {
+            if sys::PyThreadState_GetUnchecked() != save {
+                sys::PyThreadState_Swap(save);
+            }
+        }
+        let msg = if status.err_msg.is_null() {
+            "interpreter creation failed".to_owned()
+        } else {
+            // SAFETY: CPython sets a NUL-terminated static message.
+            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+        };
+        return Err(errors::interpreter_error(&format!("interpreter creation failed: {msg}")));
+    }
+    // SAFETY: `ts` is attached; reading its interpreter id.
+    let iid = unsafe { sys::PyInterpreterState_GetID(sys::PyThreadState_GetInterpreter(ts)) };
+
+    // Now attached to the new interpreter.
+    CREATING.with(|c| c.set(true));
+    let setup = || -> PyResult<()> {
+        let sys_mod_path = ffi::import_attr(cstr!("sys"), cstr!("path"))?;
+        // SAFETY: attached; `sys.path` is a list.
+        unsafe {
+            if sys::PyList_SetSlice(sys_mod_path.as_ptr(), 0, sys::PY_SSIZE_T_MAX, std::ptr::null_mut()) < 0 {
+                return Err(PyErrSet);
+            }
+            for p in sys_path {
+                let s = ffi::new_str(p)?;
+                if sys::PyList_Append(sys_mod_path.as_ptr(), s.as_ptr()) < 0 {
+                    return Err(PyErrSet);
+                }
+            }
+            Owned::from_new(sys::PyImport_ImportModule(cstr!("crossinterp._native").as_ptr()))?;
+        }
+        Ok(())
+    };
+    let r = setup();
+    CREATING.with(|c| c.set(false));
+    match r {
+        Ok(()) => {
+            // SAFETY: `ts` is attached and ours; delete it, then re-attach `save`.
+            unsafe {
+                sys::PyThreadState_Clear(ts);
+                sys::PyThreadState_DeleteCurrent();
+                sys::PyEval_RestoreThread(save);
+            }
+            Ok(iid)
+        }
+        Err(PyErrSet) => {
+            let info = capture_excinfo();
+            // SAFETY: `ts` is attached, has no frame; ending the interpreter
+            // leaves no thread state attached, then we re-attach `save`.
+            unsafe {
+                sys::Py_EndInterpreter(ts);
+                sys::PyEval_RestoreThread(save);
+            }
+            let detail = match &info {
+                Value::Tuple(items) => match items.get(5) {
+                    Some(Value::Str(s)) => s.clone(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            };
+            Err(errors::interpreter_error(&format!(
+                "could not set up the new interpreter (importing crossinterp there failed): {detail}"
+            )))
+        }
+    }
+}
+
+/// Close (destroy) interpreter `iid`, created by [`create`].
+pub fn destroy(iid: i64) -> PyResult<()> {
+    let rec = record(iid)?;
+    let (_, cur) = ffi::interp::current();
+    if cur == iid {
+        return Err(errors::interpreter_error("cannot close the current interpreter"));
+    }
+    if rec.whence != owners::Whence::Crossinterp {
+        return Err(errors::interpreter_error(&format!(
+            "interpreter {iid} was not created by crossinterp; close it where it was created"
+        )));
+    }
+    if !rec.try_close() {
+        if rec.is_running() {
+            return Err(errors::interpreter_error("interpreter is running; cannot close it"));
+        }
+        return Err(errors::not_found(iid));
+    }
+    // SAFETY: `rec` is a live owner we created and marked closing, so nobody
+    // else destroys it; while not Finalized its interpreter is alive. We
+    // detach from our interpreter, attach a fresh thread state of the target
+    // and end it (which runs our atexit finalization there), then re-attach.
+    unsafe {
+        let interp = rec.interp_ptr();
+        let save = sys::PyEval_SaveThread();
+        let ts = sys::PyThreadState_New(interp);
+        if ts.is_null() {
+            sys::PyEval_RestoreThread(save);
+            rec.cancel_close();
+            return Err(ffi::raise(sys::PyExc_MemoryError, "cannot create a thread state"));
+        }
+        sys::PyEval_RestoreThread(ts);
+        sys::Py_EndInterpreter(ts);
+        sys::PyEval_RestoreThread(save);
+    }
+    Ok(())
+}
