@@ -1,0 +1,44 @@
+"""crossinterp: every CPU core from Python.
+
+CPython subinterpreters with their own GIL (PEP 684) and free-threaded
+CPython (PEP 703), with safe sharing between them. See ``crossinterp.interpreters``
+for the drop-in replacement of ``concurrent.interpreters`` (PEP 734).
+"""
+
+from . import _native
+from ._errors import (
+    ExecutionFailed,
+    InterpreterError,
+    InterpreterFinalizingError,
+    InterpreterNotFoundError,
+    NotShareableError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ExecutionFailed",
+    "InterpreterError",
+    "InterpreterFinalizingError",
+    "InterpreterNotFoundError",
+    "NotShareableError",
+    "interpreters",
+    "live_owners",
+    "set_finalize_warn_after",
+]
+
+
+def live_owners() -> int:
+    """Number of interpreters currently registered as owners (imported
+    crossinterp and not yet finalized)."""
+    return _native.live_owners()
+
+
+def set_finalize_warn_after(seconds: float) -> float:
+    """Set how long an interpreter's exit waits on open guards before it prints
+    a warning to stderr (and again every such interval; it never stops waiting).
+    Returns the previous value. Default: 10 seconds."""
+    return _native.set_finalize_warn_after(seconds)
+
+
+from . import interpreters  # noqa: E402  (needs _native and _errors first)

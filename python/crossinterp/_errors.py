@@ -1,0 +1,74 @@
+"""The exceptions of crossinterp (importable from ``crossinterp`` and
+``crossinterp.interpreters``)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+__all__ = [
+    "ExceptionInfo",
+    "ExecutionFailed",
+    "InterpreterError",
+    "InterpreterFinalizingError",
+    "InterpreterNotFoundError",
+    "NotShareableError",
+]
+
+
+class InterpreterError(Exception):
+    """An operation on an interpreter failed (e.g. closing a running one, or
+    closing the current one)."""
+
+
+class InterpreterNotFoundError(InterpreterError):
+    """The interpreter does not exist (any more): it was closed, or it never
+    imported crossinterp."""
+
+
+class InterpreterFinalizingError(InterpreterError):
+    """The interpreter has begun finalizing: no new work can enter it."""
+
+
+class NotShareableError(ValueError):
+    """An object cannot cross to another interpreter: it is not natively
+    shareable and either cannot be pickled or strict sharing was requested."""
+
+
+class ExceptionInfo(SimpleNamespace):
+    """A snapshot of an exception raised in another interpreter.
+
+    Attributes: ``type`` (with ``__name__``, ``__qualname__``, ``__module__``),
+    ``msg`` (``str(exc)``), ``formatted`` (the full formatted traceback) and
+    ``errdisplay`` (the last line of it).
+    """
+
+    @classmethod
+    def from_tuple(cls, info: tuple[str, str, str, str, str, str]) -> ExceptionInfo:
+        name, qualname, module, msg, formatted, errdisplay = info
+        t = SimpleNamespace(__name__=name, __qualname__=qualname, __module__=module)
+        return cls(type=t, msg=msg, formatted=formatted, errdisplay=errdisplay)
+
+    def __str__(self) -> str:
+        return f"{self.type.__name__}: {self.msg}" if self.msg else self.type.__name__
+
+
+class ExecutionFailed(InterpreterError):
+    """An exception was raised, and not caught, in another interpreter.
+
+    ``excinfo`` (an :class:`ExceptionInfo`) describes it: type name, message
+    and the traceback formatted in that interpreter.
+    """
+
+    excinfo: ExceptionInfo
+
+    def __init__(self, excinfo: ExceptionInfo | tuple) -> None:
+        if isinstance(excinfo, tuple):
+            excinfo = ExceptionInfo.from_tuple(excinfo)
+        super().__init__(str(excinfo))
+        self.excinfo = excinfo
+
+    def __str__(self) -> str:
+        return (
+            f"{self.excinfo}\n\nUncaught in the interpreter:\n\n"
+            f"{self.excinfo.formatted.rstrip()}"
+        )

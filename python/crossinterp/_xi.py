@@ -1,0 +1,82 @@
+"""Python-side helpers of the cross-interpreter data layer (called by the
+native module; not public API).
+
+Pickles carry the sender's ``__main__`` file name so that a function or class
+defined in the sender's main script can be found by the receiver: there the
+script is loaded once as the module ``__mp_main__`` (its
+``if __name__ == "__main__":`` block does not run), as multiprocessing's spawn
+method does.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sys
+import traceback
+import types
+
+_MAIN_ALIAS = "__mp_main__"
+
+
+def dumps(obj: object) -> tuple[bytes, str | None]:
+    data = pickle.dumps(obj, protocol=5)
+    main_file = None
+    if b"__main__" in data:
+        main = sys.modules.get("__main__")
+        main_file = getattr(main, "__file__", None)
+    return data, main_file
+
+
+def loads(data: bytes, main_file: str | None) -> object:
+    try:
+        return pickle.loads(data)
+    except (AttributeError, ImportError):
+        if main_file is None:
+            raise
+    return _MainUnpickler(io.BytesIO(data), _load_main(main_file)).load()
+
+
+def _load_main(path: str) -> types.ModuleType:
+    mod = sys.modules.get(_MAIN_ALIAS)
+    if mod is not None and getattr(mod, "__file__", None) == path:
+        return mod
+    mod = types.ModuleType(_MAIN_ALIAS)
+    mod.__file__ = path
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec")
+    sys.modules[_MAIN_ALIAS] = mod
+    try:
+        exec(code, mod.__dict__)
+    except BaseException:
+        del sys.modules[_MAIN_ALIAS]
+        raise
+    return mod
+
+
+class _MainUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, main: types.ModuleType) -> None:
+        super().__init__(file)
+        self._main = main
+
+    def find_class(self, module: str, name: str) -> object:
+        if module == "__main__":
+            obj: object = self._main
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            return obj
+        return super().find_class(module, name)
+
+
+def excinfo(exc: BaseException) -> tuple[str, str, str, str, str, str]:
+    t = type(exc)
+    try:
+        msg = str(exc)
+    except Exception:
+        msg = "<exception str() failed>"
+    try:
+        formatted = "".join(traceback.format_exception(exc))
+        errdisplay = "".join(traceback.format_exception_only(exc)).rstrip()
+    except Exception:
+        formatted = errdisplay = f"{t.__name__}: {msg}"
+    return (t.__name__, t.__qualname__, str(t.__module__), msg, formatted, errdisplay)
