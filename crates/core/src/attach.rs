@@ -10,6 +10,13 @@ use crate::sync::thread_local;
 use std::cell::Cell;
 use std::marker::PhantomData;
 
+// loom's `thread_local!` (edition-2021 `expr` fragment) does not take a
+// `const { }` initializer; std's wants one (clippy: missing_const_for_thread_local).
+#[cfg(not(loom))]
+thread_local! {
+    static CURRENT: Cell<Option<OwnerId>> = const { Cell::new(None) };
+}
+#[cfg(loom)]
 thread_local! {
     static CURRENT: Cell<Option<OwnerId>> = Cell::new(None);
 }

@@ -46,7 +46,11 @@ pub struct Handle<P: Release> {
 impl<P: Release> Handle<P> {
     /// Wrap `payload`, created in the owner `attached` is for.
     pub fn new(payload: P, owner: View, attached: &Attached<'_>) -> Self {
-        assert_eq!(owner.id(), attached.owner(), "handle created outside its owner");
+        assert_eq!(
+            owner.id(),
+            attached.owner(),
+            "handle created outside its owner"
+        );
         Handle {
             inner: Arc::new(Inner {
                 owner,

@@ -21,7 +21,7 @@
 use crate::attach::Attached;
 use crate::error::{GuardError, PushError};
 use crate::pending::{run_calls, PendingCall, PendingQueue};
-use crate::sync::{lock, wait_timeout, AtomicU64, Arc, Condvar, Mutex, Ordering};
+use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, Ordering};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -344,8 +344,15 @@ impl Owner {
     /// If `attached` is for another owner, or re-raising the first panic of a
     /// pending call once finalization has completed (the owner is Finalized and
     /// out of the registry either way).
-    pub fn finalize(mut self, attached: &Attached<'_>, opts: FinalizeOptions<'_>) -> FinalizeReport {
-        assert!(self.view.same_owner(attached.owner()), "finalized from another owner");
+    pub fn finalize(
+        mut self,
+        attached: &Attached<'_>,
+        opts: FinalizeOptions<'_>,
+    ) -> FinalizeReport {
+        assert!(
+            self.view.same_owner(attached.owner()),
+            "finalized from another owner"
+        );
         self.finish(Some(attached), opts)
     }
 
@@ -398,11 +405,14 @@ impl Owner {
         start.elapsed()
     }
 
-    fn finish(&mut self, attached: Option<&Attached<'_>>, mut opts: FinalizeOptions<'_>) -> FinalizeReport {
+    fn finish(
+        &mut self,
+        attached: Option<&Attached<'_>>,
+        mut opts: FinalizeOptions<'_>,
+    ) -> FinalizeReport {
         self.done = true;
         let waited = self.wait_for_guards(&mut opts);
         let cell = &self.view.cell;
-
 
         let mut calls_run = 0;
         let mut calls_abandoned = 0;
@@ -529,7 +539,10 @@ impl Registry {
 
     /// The first registered owner with this tag.
     pub fn find_tag(&self, tag: u64) -> Option<View> {
-        lock(&self.inner.owners).values().find(|v| v.tag() == tag).cloned()
+        lock(&self.inner.owners)
+            .values()
+            .find(|v| v.tag() == tag)
+            .cloned()
     }
 
     /// Owners registered and not yet Finalized.
@@ -554,7 +567,9 @@ impl Registry {
         let ids = std::mem::take(&mut *g);
         drop(g);
         let owners = lock(&self.inner.owners);
-        ids.iter().filter_map(|id| owners.get(&id.0).cloned()).collect()
+        ids.iter()
+            .filter_map(|id| owners.get(&id.0).cloned())
+            .collect()
     }
 
     /// Wake every `wait_pending` caller (e.g. to shut the reaper down).
