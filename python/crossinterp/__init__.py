@@ -41,4 +41,12 @@ def set_finalize_warn_after(seconds: float) -> float:
     return _native.set_finalize_warn_after(seconds)
 
 
-from . import interpreters  # noqa: E402  (needs _native and _errors first)
+def __getattr__(name: str) -> object:
+    # `crossinterp.interpreters` is imported on first use: every interpreter
+    # that imports crossinterp (each one `create()` makes does) pays only for
+    # what it uses.
+    if name == "interpreters":
+        import importlib
+
+        return importlib.import_module(".interpreters", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

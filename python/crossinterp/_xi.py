@@ -32,9 +32,9 @@ def loads(data: bytes, main_file: str | None) -> object:
     try:
         return pickle.loads(data)
     except (AttributeError, ImportError):
-        if main_file is None:
+        if main_file is None and _MAIN_ALIAS.encode() not in data:
             raise
-    return _MainUnpickler(io.BytesIO(data), _load_main(main_file)).load()
+    return _MainUnpickler(io.BytesIO(data), main_file).load()
 
 
 def _load_main(path: str) -> types.ModuleType:
@@ -55,17 +55,25 @@ def _load_main(path: str) -> types.ModuleType:
 
 
 class _MainUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, main: types.ModuleType) -> None:
+    """Resolves ``__main__`` to the sender's main script (loaded here as
+    ``__mp_main__``) and ``__mp_main__`` (an object made from such a copy) back
+    to this interpreter's own ``__main__``."""
+
+    def __init__(self, file: io.BytesIO, main_file: str | None) -> None:
         super().__init__(file)
-        self._main = main
+        self._main_file = main_file
 
     def find_class(self, module: str, name: str) -> object:
-        if module == "__main__":
-            obj: object = self._main
-            for part in name.split("."):
-                obj = getattr(obj, part)
-            return obj
-        return super().find_class(module, name)
+        obj: object
+        if module == "__main__" and self._main_file is not None:
+            obj = _load_main(self._main_file)
+        elif module == _MAIN_ALIAS and _MAIN_ALIAS not in sys.modules:
+            obj = sys.modules["__main__"]
+        else:
+            return super().find_class(module, name)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return obj
 
 
 def excinfo(exc: BaseException) -> tuple[str, str, str, str, str, str]:

@@ -22,8 +22,11 @@ target by loading that script there as ``__mp_main__``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
+    from collections.abc import Callable
+    from typing import Any
 
 from . import _native
 from ._errors import (

@@ -1,0 +1,56 @@
+"""Functions the tests call in other interpreters (importable there by name)."""
+
+import os
+import threading
+import time
+
+
+def square(x):
+    return x * x
+
+
+def echo(*args, **kwargs):
+    return args, kwargs
+
+
+def raise_value_error(msg):
+    raise ValueError(msg)
+
+
+def interp_id():
+    from crossinterp import interpreters
+
+    return interpreters.get_current().id
+
+
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def spin_window(seconds):
+    """Busy-loop for `seconds` of CPU; return (start, end) on the monotonic clock."""
+    start = time.monotonic()
+    x = 0
+    while time.monotonic() - start < seconds:
+        x += 1
+    return start, time.monotonic()
+
+
+def returns_lock():
+    return threading.Lock()
+
+
+def pid():
+    return os.getpid()
+
+
+class MyInt(int):
+    pass
+
+
+def main_eval(expr):
+    """Evaluate `expr` in the interpreter's __main__ namespace."""
+    import sys
+
+    return eval(expr, sys.modules["__main__"].__dict__)

@@ -1,0 +1,221 @@
+"""Owners across interpreter lifecycles: registration on import, finalization
+at exit, guards holding finalization off, pending calls and the reaper."""
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+from conftest import LARGE, run_script
+
+import crossinterp
+from crossinterp import _native, interpreters
+
+HAS_STDLIB_INTERPRETERS = sys.version_info >= (3, 14)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_eight_interpreters_import_concurrently_from_eight_threads():
+    start = crossinterp.live_owners()
+    barrier = threading.Barrier(8)
+    made, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            it = interpreters.create()  # imports crossinterp._native inside
+            made.append(it)
+            it.exec("import crossinterp; assert crossinterp.live_owners() >= 2")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=worker) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    assert len({it.id for it in made}) == 8
+    assert crossinterp.live_owners() == start + 8
+    for it in made:
+        it.close()
+    assert crossinterp.live_owners() == start
+
+
+@pytest.mark.skipif(not HAS_STDLIB_INTERPRETERS, reason="needs concurrent.interpreters")
+def test_stdlib_interpreters_register_on_import_and_finalize_on_close():
+    import concurrent.interpreters as ci
+
+    start = crossinterp.live_owners()
+    barrier = threading.Barrier(8)
+    subs, errors = [], []
+
+    def worker():
+        try:
+            it = ci.create()
+            subs.append(it)
+            barrier.wait()
+            it.exec(f"import sys; sys.path[:] = {sys.path!r}; import crossinterp")
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=worker) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    assert crossinterp.live_owners() == start + 8
+    ids = {i.id for i in interpreters.list_all()}
+    for it in subs:
+        assert it.id in ids
+        assert interpreters.Interpreter(it.id).whence == "unknown"
+        # We may run code in them, but not close what we did not create.
+        assert interpreters.Interpreter(it.id).call(pow, 3, 2) == 9
+        with pytest.raises(interpreters.InterpreterError, match="not created by crossinterp"):
+            interpreters.Interpreter(it.id).close()
+    for it in subs:
+        it.close()  # the stdlib closes them; our atexit hook finalizes the owner
+    assert crossinterp.live_owners() == start
+
+
+def test_thousand_create_close_cycles_leak_nothing():
+    n = 3000 if LARGE else 1000
+    start = crossinterp.live_owners()
+    for _ in range(50):  # warm up allocator pools and import caches
+        interpreters.create().close()
+    rss0 = rss_bytes()
+    for _ in range(n):
+        it = interpreters.create()
+        it.close()
+    growth = rss_bytes() - rss0
+    assert crossinterp.live_owners() == start
+    assert growth < 4 * 1024 * 1024, f"RSS grew by {growth / 2**20:.2f} MiB over {n} cycles"
+
+
+def test_close_waits_for_guard_held_by_another_thread():
+    it = interpreters.create()
+    _native._testing_hold_guard(it.id, 0.5)
+    t0 = time.monotonic()
+    it.close()
+    waited = time.monotonic() - t0
+    assert waited >= 0.45
+    with pytest.raises(interpreters.InterpreterNotFoundError):
+        it.exec("x = 1")
+
+
+def test_slow_finalization_warns_and_still_completes():
+    r = run_script(
+        """
+        import crossinterp
+        from crossinterp import _native, interpreters
+        crossinterp.set_finalize_warn_after(0.1)
+        it = interpreters.create()
+        _native._testing_hold_guard(it.id, 0.6)
+        it.close()
+        print("closed", crossinterp.live_owners())
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "closed 1"
+    assert "WARNING" in r.stderr and "open guard" in r.stderr
+
+
+def test_set_finalize_warn_after_bad_input():
+    with pytest.raises(ValueError):
+        crossinterp.set_finalize_warn_after(0)
+    with pytest.raises(ValueError):
+        crossinterp.set_finalize_warn_after(float("nan"))
+    with pytest.raises(TypeError):
+        crossinterp.set_finalize_warn_after("1")
+    old = crossinterp.set_finalize_warn_after(5)
+    assert crossinterp.set_finalize_warn_after(old) == 5
+
+
+def test_guard_refused_once_finalizing():
+    it = interpreters.create()
+    iid = it.id
+    it.close()
+    with pytest.raises(interpreters.InterpreterNotFoundError):
+        _native._testing_hold_guard(iid, 0.1)
+
+
+def test_reaper_drains_idle_owner():
+    it = interpreters.create()
+    try:
+        it.exec("import threading; ran_on = []")
+        _native._testing_push_pending(
+            it.id, "import threading; ran_on.append(threading.get_native_id())"
+        )
+        # Do not enter the interpreter (that would drain the call on this
+        # thread); give the reaper time to take a guard and attach from its own.
+        time.sleep(0.5)
+        from helpers import main_eval
+
+        ran_on = it.call(main_eval, "ran_on")
+        assert len(ran_on) == 1
+        assert ran_on[0] != threading.get_native_id()
+    finally:
+        it.close()
+
+
+def test_pending_calls_run_at_finalization():
+    it = interpreters.create()
+    it.exec("import sys; sys.ran = []")
+    # Queue several; close right away: whatever the reaper did not run yet,
+    # finalization runs, in the owner. Each must run exactly once.
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ci-pending-{os.getpid()}")
+    for k in range(5):
+        _native._testing_push_pending(
+            it.id, f"open({path!r}, 'a').write('{k}\\n')"
+        )
+    it.close()
+    with open(path) as f:
+        lines = f.read().split()
+    os.unlink(path)
+    assert sorted(lines) == ["0", "1", "2", "3", "4"]
+
+
+def test_push_pending_after_close_is_refused():
+    it = interpreters.create()
+    iid = it.id
+    it.close()
+    with pytest.raises(interpreters.InterpreterNotFoundError):
+        _native._testing_push_pending(iid, "x = 1")
+
+
+def test_exit_with_live_interpreters_is_clean():
+    r = run_script(
+        """
+        import threading
+        from crossinterp import interpreters
+        its = [interpreters.create() for _ in range(3)]
+        for i, it in enumerate(its):
+            it.prepare_main(i=i)
+            it.exec("import threading; x = i * 2")
+        busy = interpreters.create()
+        # A non-daemon thread still running in an interpreter at exit: the
+        # exit joins it first, then closes everything.
+        t = threading.Thread(target=busy.exec, args=("import time; time.sleep(0.3)",))
+        t.start()
+        print("exiting")
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "exiting"
+    assert r.stderr == ""
+
+
+def test_exit_from_inside_interpreter_code_is_reported():
+    it = interpreters.create()
+    try:
+        with pytest.raises(interpreters.ExecutionFailed):
+            it.exec("import sys; sys.exit(1)")
+        assert it.call(pow, 2, 3) == 8
+    finally:
+        it.close()
