@@ -47,17 +47,48 @@ def test_eight_interpreters_import_concurrently_from_eight_threads():
     assert crossinterp.live_owners() == start
 
 
-@pytest.mark.skipif(not HAS_STDLIB_INTERPRETERS, reason="needs concurrent.interpreters")
-def test_stdlib_interpreters_register_on_import_and_finalize_on_close():
-    import concurrent.interpreters as ci
+class StdlibInterp:
+    """An interpreter made by CPython's own module (not by crossinterp):
+    ``concurrent.interpreters`` on 3.14+, ``_interpreters`` on 3.13."""
 
+    def __init__(self):
+        if HAS_STDLIB_INTERPRETERS:
+            import concurrent.interpreters as ci
+
+            self._it = ci.create()
+            self.id = self._it.id
+        else:
+            import _interpreters
+
+            self._it = None
+            self.id = _interpreters.create()
+
+    def exec(self, code):
+        if self._it is not None:
+            self._it.exec(code)
+        else:
+            import _interpreters
+
+            err = _interpreters.exec(self.id, code)
+            assert err is None, err
+
+    def close(self):
+        if self._it is not None:
+            self._it.close()
+        else:
+            import _interpreters
+
+            _interpreters.destroy(self.id)
+
+
+def test_interpreters_made_by_cpython_register_on_import_and_finalize_on_close():
     start = crossinterp.live_owners()
     barrier = threading.Barrier(8)
     subs, errors = [], []
 
     def worker():
         try:
-            it = ci.create()
+            it = StdlibInterp()
             subs.append(it)
             barrier.wait()
             it.exec(f"import sys; sys.path[:] = {sys.path!r}; import crossinterp")
@@ -80,7 +111,7 @@ def test_stdlib_interpreters_register_on_import_and_finalize_on_close():
         with pytest.raises(interpreters.InterpreterError, match="not created by crossinterp"):
             interpreters.Interpreter(it.id).close()
     for it in subs:
-        it.close()  # the stdlib closes them; our atexit hook finalizes the owner
+        it.close()  # CPython closes them; our atexit hook finalizes the owner
     assert crossinterp.live_owners() == start
 
 

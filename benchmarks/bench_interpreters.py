@@ -1,0 +1,136 @@
+"""Interpreter create+close and call round-trip: crossinterp side by side with
+CPython's own module, in the same run, reported as ratios.
+
+Peers: ``concurrent.interpreters`` on 3.14+, ``_interpreters`` on 3.13 (whose
+``call`` takes no arguments and returns no result, so there the round trip is
+measured with a no-argument function on both sides).
+
+    scripts/py 3.14 benchmarks/bench_interpreters.py [--quick]
+
+Ratio = peer time / crossinterp time (> 1: crossinterp is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from crossinterp import interpreters as ours
+
+
+def noop():
+    return None
+
+
+def best_of(fn, number: int, repeat: int) -> float:
+    """Best mean time per operation, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+class Peer:
+    name: str
+
+    def create_close(self) -> None: ...
+    def make(self): ...
+    def call_noop(self, it) -> None: ...
+    def call_pow(self, it): ...
+    def close(self, it) -> None: ...
+
+
+class StdlibPeer(Peer):
+    name = "concurrent.interpreters"
+
+    def __init__(self):
+        import concurrent.interpreters as ci
+
+        self.ci = ci
+
+    def create_close(self):
+        self.ci.create().close()
+
+    def make(self):
+        return self.ci.create()
+
+    def call_noop(self, it):
+        it.call(noop)
+
+    def call_pow(self, it):
+        return it.call(pow, 2, 10)
+
+    def close(self, it):
+        it.close()
+
+
+class LowLevelPeer(Peer):
+    name = "_interpreters (3.13)"
+
+    def __init__(self):
+        import _interpreters
+
+        self.m = _interpreters
+
+    def create_close(self):
+        self.m.destroy(self.m.create())
+
+    def make(self):
+        return self.m.create()
+
+    def call_noop(self, it):
+        self.m.call(it, noop)
+
+    call_pow = None
+
+    def close(self, it):
+        self.m.destroy(it)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="fewer iterations")
+    a = p.parse_args()
+    scale = 0.2 if a.quick else 1.0
+    n_create = max(5, int(100 * scale))
+    n_call = max(100, int(5000 * scale))
+
+    peer: Peer = StdlibPeer() if sys.version_info >= (3, 14) else LowLevelPeer()
+    gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
+    print(f"Python {sys.version.split()[0]} ({gil} build) — crossinterp vs {peer.name}")
+
+    rows = []
+    # Warm up both (imports, allocator pools).
+    for _ in range(3):
+        ours.create().close()
+        peer.create_close()
+    t_ours = best_of(lambda: ours.create().close(), n_create, 5)
+    t_peer = best_of(peer.create_close, n_create, 5)
+    rows.append(("create+close", t_ours, t_peer))
+
+    it_o = ours.create()
+    it_p = peer.make()
+    it_o.call(noop)
+    peer.call_noop(it_p)
+    t_ours = best_of(lambda: it_o.call(noop), n_call, 5)
+    t_peer = best_of(lambda: peer.call_noop(it_p), n_call, 5)
+    rows.append(("call(noop)", t_ours, t_peer))
+    if peer.call_pow is not None:
+        assert it_o.call(pow, 2, 10) == peer.call_pow(it_p) == 1024
+        t_ours = best_of(lambda: it_o.call(pow, 2, 10), n_call, 5)
+        t_peer = best_of(lambda: peer.call_pow(it_p), n_call, 5)
+        rows.append(("call(pow, 2, 10)", t_ours, t_peer))
+    it_o.close()
+    peer.close(it_p)
+
+    print(f"{'operation':<20}{'crossinterp':>14}{'peer':>14}{'ratio':>9}")
+    for name, o, pe in rows:
+        print(f"{name:<20}{o * 1e6:>11.1f} µs{pe * 1e6:>11.1f} µs{pe / o:>8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
