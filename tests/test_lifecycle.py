@@ -115,18 +115,53 @@ def test_interpreters_made_by_cpython_register_on_import_and_finalize_on_close()
     assert crossinterp.live_owners() == start
 
 
-def test_thousand_create_close_cycles_leak_nothing():
-    n = 3000 if LARGE else 1000
-    start = crossinterp.live_owners()
-    for _ in range(50):  # warm up allocator pools and import caches
-        interpreters.create().close()
+def _cycles(n, make_and_close):
+    for _ in range(20):  # warm up allocator pools and import caches
+        make_and_close()
     rss0 = rss_bytes()
     for _ in range(n):
-        it = interpreters.create()
-        it.close()
-    growth = rss_bytes() - rss0
-    assert crossinterp.live_owners() == start
-    assert growth < 4 * 1024 * 1024, f"RSS grew by {growth / 2**20:.2f} MiB over {n} cycles"
+        make_and_close()
+    return rss_bytes() - rss0
+
+
+def _ours():
+    interpreters.create().close()
+
+
+def _cpython_same_work():
+    """What create() does, with CPython's own module: make an own-GIL
+    interpreter, import crossinterp in it, destroy it."""
+    import _interpreters
+
+    code = f"import sys; sys.path[:] = {sys.path!r}; import crossinterp"
+    iid = _interpreters.create()
+    try:
+        assert _interpreters.exec(iid, code) is None
+    finally:
+        _interpreters.destroy(iid)
+
+
+def test_thousand_create_close_cycles_leak_nothing():
+    start = crossinterp.live_owners()
+    if sys.version_info >= (3, 14):
+        n = 3000 if LARGE else 1000
+        growth = _cycles(n, _ours)
+        assert crossinterp.live_owners() == start
+        assert growth < 4 * 2**20, f"RSS grew by {growth / 2**20:.2f} MiB over {n} cycles"
+    else:
+        # CPython 3.13 keeps an own-GIL interpreter's obmalloc arenas
+        # (mimalloc pages on 3.13t) when any block is left at its end: about
+        # 1.5-3 MiB per interpreter, whoever creates it. There the bound is the
+        # peer doing the same work in the same run: our own bookkeeping must
+        # add nothing measurable.
+        n = 200
+        ours = _cycles(n, _ours)
+        peer = _cycles(n, _cpython_same_work)
+        assert crossinterp.live_owners() == start
+        assert ours <= peer * 1.10 + 4 * 2**20, (
+            f"ours grew {ours / 2**20:.1f} MiB vs CPython's own {peer / 2**20:.1f} MiB "
+            f"over {n} cycles"
+        )
 
 
 def test_close_waits_for_guard_held_by_another_thread():
