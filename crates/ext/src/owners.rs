@@ -150,6 +150,7 @@ pub fn register_current() -> (Arc<InterpRecord>, bool) {
     });
     map.insert(iid, rec.clone());
     drop(map);
+    ffi::interp::set_guard_fn(|iid| get(iid).and_then(|r| r.view.guard().ok()));
     start_reaper();
     (rec, true)
 }
@@ -193,6 +194,9 @@ pub fn finalize_current() {
         },
     );
     drop(attached);
+    // Finalized: no guard, so no new cached thread state, and none attached.
+    // SAFETY: attached to `iid` (its exit), every guard was waited for.
+    unsafe { ffi::interp::delete_cached_for(iid) };
     lock(&INTERPS).remove(&iid);
 }
 
