@@ -52,9 +52,6 @@ def live_owners() -> int:
 def set_finalize_warn_after(seconds: float, /) -> float:
     """Set the finalization warning interval; returns the old one."""
 
-def _finalize_owner() -> None:
-    """Finalize the current interpreter's owner (its atexit hook)."""
-
 def _testing_hold_guard(id: int, seconds: float, /) -> None:
     """Testing: a native thread holds a guard on ``id`` for ``seconds``."""
 

@@ -309,7 +309,13 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
                     return Err(PyErrSet);
                 }
             }
-            Owned::from_new(sys::PyImport_ImportModule(cstr!("crossinterp._native").as_ptr()))?;
+        }
+        // Register the new interpreter as an owner right away (no package
+        // import: that costs milliseconds; importing crossinterp there later
+        // finds this registration).
+        let (_rec, is_new) = owners::register_current();
+        if is_new {
+            crate::module::arrange_exit_hooks()?;
         }
         Ok(())
     };

@@ -5,7 +5,7 @@
 pub mod errors;
 pub mod ffi;
 pub mod interpreters;
-mod module;
+pub mod module;
 pub mod owners;
 pub mod xi;
 

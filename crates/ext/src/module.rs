@@ -265,12 +265,6 @@ fn set_finalize_warn_after(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut 
     Ok(unsafe { sys::PyFloat_FromDouble(old as f64 / 1000.0) })
 }
 
-fn finalize_owner(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("_finalize_owner", args, 0)?;
-    finalize_at_exit();
-    Ok(ffi::none())
-}
-
 /// The interpreter's exit: in the main interpreter, first close the
 /// interpreters we created that are still open (idle ones; a clean exit with
 /// live interpreters), then finalize this interpreter's owner.
@@ -303,6 +297,41 @@ extern "C" {
         func: unsafe extern "C" fn(*mut c_void),
         data: *mut c_void,
     ) -> c_int;
+}
+
+unsafe extern "C" fn exit_hook(_slf: *mut sys::PyObject, _unused: *mut sys::PyObject) -> *mut sys::PyObject {
+    ffi::trampoline(|| {
+        finalize_at_exit();
+        Ok(ffi::none())
+    })
+}
+
+static mut EXIT_HOOK_DEF: sys::PyMethodDef = sys::PyMethodDef {
+    ml_name: cstr!("_crossinterp_finalize_owner").as_ptr(),
+    ml_meth: sys::PyMethodDefPointer { PyCFunction: exit_hook },
+    ml_flags: sys::METH_NOARGS,
+    ml_doc: cstr!("Finalize this interpreter's crossinterp owner (atexit hook).").as_ptr(),
+};
+
+/// Arrange the current interpreter's owner to be finalized at its exit:
+/// a Python-level atexit callback (runs early in the exit: after non-daemon
+/// threads are joined, before modules are torn down), and `PyUnstable_AtExit`
+/// as the fallback if atexit callbacks were cleared (runs at the end of the
+/// interpreter's teardown, still attached). Needs no module object, so
+/// `create()` can register a new interpreter without importing the package.
+pub fn arrange_exit_hooks() -> PyResult<()> {
+    let register = ffi::import_attr(cstr!("atexit"), cstr!("register"))?;
+    // SAFETY: attached; EXIT_HOOK_DEF is a static definition that outlives
+    // every interpreter; no `self`, no module.
+    let hook = unsafe {
+        Owned::from_new(sys::PyCFunction_NewEx(addr_of_mut!(EXIT_HOOK_DEF), null_mut(), null_mut()))?
+    };
+    ffi::call(&register, &[hook.as_ptr()])?;
+    // SAFETY: attached to the current interpreter, which we pass.
+    if unsafe { PyUnstable_AtExit(sys::PyInterpreterState_Get(), at_exit_fallback, null_mut()) } < 0 {
+        return Err(PyErrSet);
+    }
+    Ok(())
 }
 
 fn hold_guard(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -386,7 +415,6 @@ entry!(py_set_main_attrs => set_main_attrs);
 entry!(py_is_shareable => is_shareable);
 entry!(py_live_owners => live_owners);
 entry!(py_set_finalize_warn_after => set_finalize_warn_after);
-entry!(py_finalize_owner => finalize_owner);
 entry!(py_hold_guard => hold_guard);
 entry!(py_push_pending => push_pending);
 
@@ -401,7 +429,7 @@ macro_rules! method {
     };
 }
 
-static mut METHODS: [sys::PyMethodDef; 17] = [
+static mut METHODS: [sys::PyMethodDef; 16] = [
     method!("create", py_create, "create() -> int\n\nCreate an interpreter with its own GIL."),
     method!("destroy", py_destroy, "destroy(id) -> None\n\nClose an interpreter created by create()."),
     method!("list_all", py_list_all, "list_all() -> list[tuple[int, str]]"),
@@ -415,7 +443,6 @@ static mut METHODS: [sys::PyMethodDef; 17] = [
     method!("is_shareable", py_is_shareable, "is_shareable(obj) -> bool"),
     method!("live_owners", py_live_owners, "live_owners() -> int"),
     method!("set_finalize_warn_after", py_set_finalize_warn_after, "set_finalize_warn_after(seconds) -> float (the old value)"),
-    method!("_finalize_owner", py_finalize_owner, "Finalize the current interpreter's owner (atexit hook)."),
     method!("_testing_hold_guard", py_hold_guard, "_testing_hold_guard(id, seconds): a Rust thread holds a guard on the owner."),
     method!("_testing_push_pending", py_push_pending, "_testing_push_pending(id, source): queue a pending call running source in the owner's __main__."),
     sys::PyMethodDef::zeroed(),
@@ -432,20 +459,7 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
             (*st).rec = Arc::into_raw(rec.clone());
         }
         if is_new {
-            // Python-level atexit: runs early in the interpreter's exit (after
-            // non-daemon threads are joined, before modules are torn down).
-            let register = ffi::import_attr(cstr!("atexit"), cstr!("register"))?;
-            // SAFETY: attached; `module` is live.
-            let hook = unsafe {
-                Owned::from_new(sys::PyObject_GetAttrString(module, cstr!("_finalize_owner").as_ptr()))?
-            };
-            ffi::call(&register, &[hook.as_ptr()])?;
-            // Fallback if the atexit callbacks were cleared: runs at the end of
-            // the interpreter's teardown, still attached.
-            // SAFETY: attached to the current interpreter, which we pass.
-            if unsafe { PyUnstable_AtExit(sys::PyInterpreterState_Get(), at_exit_fallback, null_mut()) } < 0 {
-                return Err(PyErrSet);
-            }
+            arrange_exit_hooks()?;
         }
         Ok(())
     })
