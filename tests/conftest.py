@@ -28,6 +28,7 @@ def run_script(src: str, timeout: float = 60) -> subprocess.CompletedProcess:
         [sys.executable, "-c", textwrap.dedent(src)],
         capture_output=True,
         text=True,
+        check=False,  # callers assert on returncode with stderr in the message
         timeout=timeout,
         env=env,
     )

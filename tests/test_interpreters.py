@@ -92,7 +92,7 @@ def test_native_values_round_trip(interp, value):
 
 def test_nan_round_trip(interp):
     r = interp.call(float, "nan")
-    assert r != r
+    assert r != r  # noqa: PLR0124 - NaN is the one float unequal to itself
 
 
 def test_pickled_values_round_trip(interp):
@@ -311,7 +311,12 @@ def test_function_from_main_script_file(tmp_path):
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     r = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "OK"

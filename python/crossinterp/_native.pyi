@@ -8,7 +8,7 @@ Interpreter ids are CPython's. Excinfo tuples are
 from collections.abc import Callable
 from typing import Any
 
-ExcInfoTuple = tuple[str, str, str, str, str, str]
+type ExcInfoTuple = tuple[str, str, str, str, str, str]
 
 def create() -> int:
     """Create an interpreter with its own GIL; returns its id."""

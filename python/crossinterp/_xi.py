@@ -47,7 +47,7 @@ def _load_main(path: str) -> types.ModuleType:
         code = compile(f.read(), path, "exec")
     sys.modules[_MAIN_ALIAS] = mod
     try:
-        exec(code, mod.__dict__)
+        exec(code, mod.__dict__)  # noqa: S102 - the sender's own main script, as spawn does
     except BaseException:
         del sys.modules[_MAIN_ALIAS]
         raise
@@ -80,11 +80,11 @@ def excinfo(exc: BaseException) -> tuple[str, str, str, str, str, str]:
     t = type(exc)
     try:
         msg = str(exc)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any __str__ may fail; describe the exception anyway
         msg = "<exception str() failed>"
     try:
         formatted = "".join(traceback.format_exception(exc))
         errdisplay = "".join(traceback.format_exception_only(exc)).rstrip()
-    except Exception:
+    except Exception:  # noqa: BLE001 - same: a broken exception still gets a summary
         formatted = errdisplay = f"{t.__name__}: {msg}"
     return (t.__name__, t.__qualname__, str(t.__module__), msg, formatted, errdisplay)

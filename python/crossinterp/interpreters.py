@@ -97,7 +97,8 @@ class Interpreter:
     _id: int
     _whence: str
 
-    def __new__(cls, id: int, /, _whence: str | None = None) -> Interpreter:
+    # Not `-> Self`: the instance cached for `id` is returned whatever `cls` is.
+    def __new__(cls, id: int, /, _whence: str | None = None) -> Interpreter:  # noqa: PYI034
         if not isinstance(id, int) or isinstance(id, bool):
             raise TypeError(f"id must be an int, got {id!r}")
         if id < 0:
