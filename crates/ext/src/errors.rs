@@ -15,7 +15,7 @@ fn raise_named(name: &CStr, msg: &str, keep_cause: bool) -> PyErrSet {
     let cause = unsafe { sys::PyErr_GetRaisedException() };
     match ffi::import_attr(cstr!("crossinterp._errors"), name) {
         Ok(t) => {
-            ffi::raise(t.as_ptr(), msg);
+            ffi::raise_class(&t, msg);
             if keep_cause && !cause.is_null() {
                 // SAFETY: attached; an exception is set (just raised); the
                 // cause reference is stolen by PyException_SetCause.
@@ -72,8 +72,8 @@ pub fn from_guard(e: GuardError, iid: i64) -> PyErrSet {
             &format!("interpreter {iid} is finalizing"),
             false,
         ),
-        GuardError::TooManyGuards(_) => interpreter_error(&format!(
-            "interpreter {iid} has too many open guards"
-        )),
+        GuardError::TooManyGuards(_) => {
+            interpreter_error(&format!("interpreter {iid} has too many open guards"))
+        }
     }
 }

@@ -2,11 +2,11 @@
 //! closing interpreters on the C API (not by wrapping `_interpreters`), so the
 //! engine controls every attach and detach.
 
+use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::owners::{self, InterpRecord, CREATING};
 use crate::xi::{self, Value};
-use crate::cstr;
 use crossinterp_core::sync::Arc;
 use std::ffi::{c_char, CString};
 
@@ -109,23 +109,32 @@ pub unsafe fn prepare_code(code: *mut sys::PyObject) -> PyResult<Code> {
     unsafe {
         if sys::PyUnicode_Check(code) != 0 {
             let s = ffi::str_utf8(code)?;
-            return CString::new(s)
-                .map(Code::Source)
-                .map_err(|_| ffi::raise(sys::PyExc_ValueError, "source code string cannot contain null bytes"));
+            return CString::new(s).map(Code::Source).map_err(|_| {
+                ffi::raise(
+                    ffi::Exc::ValueError,
+                    "source code string cannot contain null bytes",
+                )
+            });
         }
         let co = if sys::PyFunction_Check(code) != 0 {
             if !sys::PyFunction_GetClosure(code).is_null() {
                 return Err(ffi::raise(
-                    sys::PyExc_ValueError,
+                    ffi::Exc::ValueError,
                     "functions with closures cannot be run in another interpreter",
                 ));
             }
             let co = Owned::from_borrowed(sys::PyFunction_GetCode(code));
-            let argc = Owned::from_new(sys::PyObject_GetAttrString(co.as_ptr(), cstr!("co_argcount").as_ptr()))?;
-            let kwc = Owned::from_new(sys::PyObject_GetAttrString(co.as_ptr(), cstr!("co_kwonlyargcount").as_ptr()))?;
+            let argc = Owned::from_new(sys::PyObject_GetAttrString(
+                co.as_ptr(),
+                cstr!("co_argcount").as_ptr(),
+            ))?;
+            let kwc = Owned::from_new(sys::PyObject_GetAttrString(
+                co.as_ptr(),
+                cstr!("co_kwonlyargcount").as_ptr(),
+            ))?;
             if sys::PyLong_AsLong(argc.as_ptr()) != 0 || sys::PyLong_AsLong(kwc.as_ptr()) != 0 {
                 return Err(ffi::raise(
-                    sys::PyExc_ValueError,
+                    ffi::Exc::ValueError,
                     "only functions that take no arguments can be passed to exec()",
                 ));
             }
@@ -134,7 +143,7 @@ pub unsafe fn prepare_code(code: *mut sys::PyObject) -> PyResult<Code> {
             Owned::from_borrowed(code)
         } else {
             return Err(ffi::raise(
-                sys::PyExc_TypeError,
+                ffi::Exc::TypeError,
                 &format!(
                     "exec() expects a str, a code object or a function, not {}",
                     xi::type_name(code)
@@ -144,7 +153,9 @@ pub unsafe fn prepare_code(code: *mut sys::PyObject) -> PyResult<Code> {
         let b = Owned::from_new(sys::PyMarshal_WriteObjectToString(co.as_ptr(), 4))?;
         let n = sys::PyBytes_Size(b.as_ptr());
         let p = sys::PyBytes_AsString(b.as_ptr());
-        Ok(Code::Marshalled(std::slice::from_raw_parts(p as *const u8, n as usize).to_vec()))
+        Ok(Code::Marshalled(
+            std::slice::from_raw_parts(p as *const u8, n as usize).to_vec(),
+        ))
     }
 }
 
@@ -193,12 +204,9 @@ pub fn set_main_attrs(iid: i64, items: &[(String, Value)]) -> PyResult<Option<Ex
             let d = main_dict()?;
             for (k, v) in items {
                 let o = xi::from_value(v)?;
-                let key = CString::new(k.as_str())
-                    .map_err(|_| ffi::raise(
-                        // SAFETY: immutable static.
-                        unsafe { sys::PyExc_ValueError },
-                        "names cannot contain null bytes",
-                    ))?;
+                let key = CString::new(k.as_str()).map_err(|_| {
+                    ffi::raise(ffi::Exc::ValueError, "names cannot contain null bytes")
+                })?;
                 // SAFETY: attached; live dict and value.
                 if unsafe { sys::PyDict_SetItemString(d, key.as_ptr(), o.as_ptr()) } < 0 {
                     return Err(PyErrSet);
@@ -287,9 +295,13 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
             "interpreter creation failed".to_owned()
         } else {
             // SAFETY: CPython sets a NUL-terminated static message.
-            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }
+                .to_string_lossy()
+                .into_owned()
         };
-        return Err(errors::interpreter_error(&format!("interpreter creation failed: {msg}")));
+        return Err(errors::interpreter_error(&format!(
+            "interpreter creation failed: {msg}"
+        )));
     }
     // SAFETY: `ts` is attached; reading its interpreter id.
     let iid = unsafe { sys::PyInterpreterState_GetID(sys::PyThreadState_GetInterpreter(ts)) };
@@ -300,7 +312,13 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
         let sys_mod_path = ffi::import_attr(cstr!("sys"), cstr!("path"))?;
         // SAFETY: attached; `sys.path` is a list.
         unsafe {
-            if sys::PyList_SetSlice(sys_mod_path.as_ptr(), 0, sys::PY_SSIZE_T_MAX, std::ptr::null_mut()) < 0 {
+            if sys::PyList_SetSlice(
+                sys_mod_path.as_ptr(),
+                0,
+                sys::PY_SSIZE_T_MAX,
+                std::ptr::null_mut(),
+            ) < 0
+            {
                 return Err(PyErrSet);
             }
             for p in sys_path {
@@ -358,7 +376,9 @@ pub fn destroy(iid: i64) -> PyResult<()> {
     let rec = record(iid)?;
     let (_, cur) = ffi::interp::current();
     if cur == iid {
-        return Err(errors::interpreter_error("cannot close the current interpreter"));
+        return Err(errors::interpreter_error(
+            "cannot close the current interpreter",
+        ));
     }
     if rec.whence != owners::Whence::Crossinterp {
         return Err(errors::interpreter_error(&format!(
@@ -367,7 +387,9 @@ pub fn destroy(iid: i64) -> PyResult<()> {
     }
     if !rec.try_close() {
         if rec.is_running() {
-            return Err(errors::interpreter_error("interpreter is running; cannot close it"));
+            return Err(errors::interpreter_error(
+                "interpreter is running; cannot close it",
+            ));
         }
         return Err(errors::not_found(iid));
     }
@@ -382,7 +404,10 @@ pub fn destroy(iid: i64) -> PyResult<()> {
         if ts.is_null() {
             sys::PyEval_RestoreThread(save);
             rec.cancel_close();
-            return Err(ffi::raise(sys::PyExc_MemoryError, "cannot create a thread state"));
+            return Err(ffi::raise(
+                ffi::Exc::MemoryError,
+                "cannot create a thread state",
+            ));
         }
         sys::PyEval_RestoreThread(ts);
         sys::Py_EndInterpreter(ts);

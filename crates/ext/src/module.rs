@@ -41,9 +41,11 @@ type Args<'a> = &'a [*mut sys::PyObject];
 fn arity(name: &str, args: Args, n: usize) -> PyResult<()> {
     if args.len() != n {
         return Err(ffi::raise(
-            // SAFETY: immutable static.
-            unsafe { sys::PyExc_TypeError },
-            &format!("{name}() takes exactly {n} argument(s) ({} given)", args.len()),
+            ffi::Exc::TypeError,
+            &format!(
+                "{name}() takes exactly {n} argument(s) ({} given)",
+                args.len()
+            ),
         ));
     }
     Ok(())
@@ -54,7 +56,7 @@ fn arg_i64(obj: *mut sys::PyObject, what: &str) -> PyResult<i64> {
     unsafe {
         if sys::PyLong_Check(obj) == 0 {
             return Err(ffi::raise(
-                sys::PyExc_TypeError,
+                ffi::Exc::TypeError,
                 &format!("{what} must be an int, not {}", xi::type_name(obj)),
             ));
         }
@@ -73,7 +75,7 @@ fn arg_f64(obj: *mut sys::PyObject, what: &str) -> PyResult<f64> {
         if v == -1.0 && !sys::PyErr_Occurred().is_null() {
             sys::PyErr_Clear();
             return Err(ffi::raise(
-                sys::PyExc_TypeError,
+                ffi::Exc::TypeError,
                 &format!("{what} must be a number, not {}", xi::type_name(obj)),
             ));
         }
@@ -181,18 +183,21 @@ fn dict_items(d: *mut sys::PyObject, strict: bool) -> PyResult<Vec<(String, Valu
     // SAFETY: attached; `d` is a live dict (checked); PyDict_Next borrows.
     unsafe {
         if sys::PyDict_Check(d) == 0 {
-            return Err(ffi::raise(sys::PyExc_TypeError, "expected a dict"));
+            return Err(ffi::raise(ffi::Exc::TypeError, "expected a dict"));
         }
         let mut pos: sys::Py_ssize_t = 0;
         let mut k = null_mut();
         let mut v = null_mut();
         while sys::PyDict_Next(d, &mut pos, &mut k, &mut v) != 0 {
             if sys::PyUnicode_Check(k) == 0 {
-                return Err(ffi::raise(sys::PyExc_TypeError, "names must be str"));
+                return Err(ffi::raise(ffi::Exc::TypeError, "names must be str"));
             }
             // Keep both alive while converting (conversion can run Python code).
             let (k, v) = (Owned::from_borrowed(k), Owned::from_borrowed(v));
-            out.push((ffi::str_utf8(k.as_ptr())?.to_owned(), xi::to_value(v.as_ptr(), strict)?));
+            out.push((
+                ffi::str_utf8(k.as_ptr())?.to_owned(),
+                xi::to_value(v.as_ptr(), strict)?,
+            ));
         }
     }
     Ok(out)
@@ -212,24 +217,31 @@ fn call(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     let spec = unsafe {
         if sys::PyCallable_Check(args[1]) == 0 {
             return Err(ffi::raise(
-                sys::PyExc_TypeError,
+                ffi::Exc::TypeError,
                 &format!("{} object is not callable", xi::type_name(args[1])),
             ));
         }
         if sys::PyTuple_Check(args[2]) == 0 {
-            return Err(ffi::raise(sys::PyExc_TypeError, "args must be a tuple"));
+            return Err(ffi::raise(ffi::Exc::TypeError, "args must be a tuple"));
         }
         CallSpec {
             callable: xi::to_value(args[1], false)?,
             args: xi::tuple_items(args[2], false)?,
-            kwargs: if args[3] == sys::Py_None() { Vec::new() } else { dict_items(args[3], false)? },
+            kwargs: if args[3] == sys::Py_None() {
+                Vec::new()
+            } else {
+                dict_items(args[3], false)?
+            },
         }
     };
     let (res, info) = match interpreters::call(iid, &spec)? {
         Ok(v) => (xi::from_value(&v)?, ffi::none()),
         Err(info) => {
             // SAFETY: None is immortal.
-            (unsafe { Owned::from_borrowed(sys::Py_None()) }, xi::from_value(&info)?.into_ptr())
+            (
+                unsafe { Owned::from_borrowed(sys::Py_None()) },
+                xi::from_value(&info)?.into_ptr(),
+            )
         }
     };
     // SAFETY: attached; `info` is a new reference we hand to the tuple.
@@ -255,8 +267,7 @@ fn set_finalize_warn_after(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut 
     let s = arg_f64(args[0], "seconds")?;
     if !(s > 0.0 && s.is_finite()) {
         return Err(ffi::raise(
-            // SAFETY: immutable static.
-            unsafe { sys::PyExc_ValueError },
+            ffi::Exc::ValueError,
             "seconds must be a positive finite number",
         ));
     }
@@ -274,11 +285,12 @@ fn finalize_at_exit() {
     let main_id = unsafe { sys::PyInterpreterState_GetID(sys::PyInterpreterState_Main()) };
     if cur == main_id {
         for rec in owners::all() {
-            if rec.whence == owners::Whence::Crossinterp && !rec.is_running() {
-                if interpreters::destroy(rec.iid).is_err() {
-                    // SAFETY: attached; report and go on with the others.
-                    unsafe { sys::PyErr_WriteUnraisable(null_mut()) };
-                }
+            if rec.whence == owners::Whence::Crossinterp
+                && !rec.is_running()
+                && interpreters::destroy(rec.iid).is_err()
+            {
+                // SAFETY: attached; report and go on with the others.
+                unsafe { sys::PyErr_WriteUnraisable(null_mut()) };
             }
         }
     }
@@ -299,7 +311,10 @@ extern "C" {
     ) -> c_int;
 }
 
-unsafe extern "C" fn exit_hook(_slf: *mut sys::PyObject, _unused: *mut sys::PyObject) -> *mut sys::PyObject {
+unsafe extern "C" fn exit_hook(
+    _slf: *mut sys::PyObject,
+    _unused: *mut sys::PyObject,
+) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         finalize_at_exit();
         Ok(ffi::none())
@@ -308,7 +323,9 @@ unsafe extern "C" fn exit_hook(_slf: *mut sys::PyObject, _unused: *mut sys::PyOb
 
 static mut EXIT_HOOK_DEF: sys::PyMethodDef = sys::PyMethodDef {
     ml_name: cstr!("_crossinterp_finalize_owner").as_ptr(),
-    ml_meth: sys::PyMethodDefPointer { PyCFunction: exit_hook },
+    ml_meth: sys::PyMethodDefPointer {
+        PyCFunction: exit_hook,
+    },
     ml_flags: sys::METH_NOARGS,
     ml_doc: cstr!("Finalize this interpreter's crossinterp owner (atexit hook).").as_ptr(),
 };
@@ -324,11 +341,16 @@ pub fn arrange_exit_hooks() -> PyResult<()> {
     // SAFETY: attached; EXIT_HOOK_DEF is a static definition that outlives
     // every interpreter; no `self`, no module.
     let hook = unsafe {
-        Owned::from_new(sys::PyCFunction_NewEx(addr_of_mut!(EXIT_HOOK_DEF), null_mut(), null_mut()))?
+        Owned::from_new(sys::PyCFunction_NewEx(
+            addr_of_mut!(EXIT_HOOK_DEF),
+            null_mut(),
+            null_mut(),
+        ))?
     };
     ffi::call(&register, &[hook.as_ptr()])?;
     // SAFETY: attached to the current interpreter, which we pass.
-    if unsafe { PyUnstable_AtExit(sys::PyInterpreterState_Get(), at_exit_fallback, null_mut()) } < 0 {
+    if unsafe { PyUnstable_AtExit(sys::PyInterpreterState_Get(), at_exit_fallback, null_mut()) } < 0
+    {
         return Err(PyErrSet);
     }
     Ok(())
@@ -338,7 +360,10 @@ fn hold_guard(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject
     arity("_testing_hold_guard", args, 2)?;
     let rec = interpreters::record(arg_i64(args[0], "id")?)?;
     let secs = arg_f64(args[1], "seconds")?;
-    let guard = rec.view.guard().map_err(|e| errors::from_guard(e, rec.iid))?;
+    let guard = rec
+        .view
+        .guard()
+        .map_err(|e| errors::from_guard(e, rec.iid))?;
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
         drop(guard);
@@ -353,7 +378,7 @@ fn push_pending(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObje
     let src = unsafe { ffi::str_utf8(args[1])? };
     let src = std::ffi::CString::new(src)
         // SAFETY: immutable static.
-        .map_err(|_| ffi::raise(unsafe { sys::PyExc_ValueError }, "null byte in code"))?;
+        .map_err(|_| ffi::raise(ffi::Exc::ValueError, "null byte in code"))?;
     let call = Box::new(move |_a: &crossinterp_core::Attached<'_>| {
         // SAFETY: pending calls run attached to their owner (the `Attached` proof).
         unsafe {
@@ -422,7 +447,9 @@ macro_rules! method {
     ($name:literal, $f:ident, $doc:literal) => {
         sys::PyMethodDef {
             ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer { PyCFunctionFast: $f },
+            ml_meth: sys::PyMethodDefPointer {
+                PyCFunctionFast: $f,
+            },
             ml_flags: sys::METH_FASTCALL,
             ml_doc: cstr!($doc).as_ptr(),
         }
@@ -513,6 +540,9 @@ static mut MODULE_DEF: sys::PyModuleDef = sys::PyModuleDef {
 };
 
 /// The module's init function (multi-phase: returns the definition).
+///
+/// # Safety
+/// Called by CPython's import machinery, with a thread state attached.
 #[no_mangle]
 #[allow(non_snake_case)]
 pub unsafe extern "C" fn PyInit__native() -> *mut sys::PyObject {

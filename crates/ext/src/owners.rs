@@ -173,7 +173,9 @@ fn report_slow(s: SlowFinalize) {
 pub fn finalize_current() {
     let (_, iid) = ffi::interp::current();
     let Some(rec) = get(iid) else { return };
-    let Some(owner) = lock(&rec.owner).take() else { return };
+    let Some(owner) = lock(&rec.owner).take() else {
+        return;
+    };
     let warn_after = Duration::from_millis(WARN_AFTER_MS.load(Ordering::Relaxed).max(1));
     let mut report = report_slow;
     owner.begin_finalize();
@@ -257,7 +259,9 @@ fn reaper_loop() {
             if !v.has_pending() {
                 continue;
             }
-            let Some(rec) = get(v.tag() as i64) else { continue };
+            let Some(rec) = get(v.tag() as i64) else {
+                continue;
+            };
             // A refused guard means the owner is finalizing: it drains itself.
             let _ = std::panic::catch_unwind(|| {
                 let _ = run_in_owner(&rec, || ());

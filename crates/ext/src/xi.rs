@@ -7,9 +7,9 @@
 //! `crossinterp._xi.dumps`, unless the caller asks for strict sharing, in which
 //! case `NotShareableError` is raised.
 
+use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::cstr;
 use std::ffi::c_char;
 
 /// Tuples nested deeper than this are pickled as a whole.
@@ -32,7 +32,10 @@ pub enum Value {
     Tuple(Vec<Value>),
     /// A pickle, with the sender's `__main__` file so functions and classes
     /// defined there can be found by the receiver.
-    Pickled { data: Vec<u8>, main_file: Option<String> },
+    Pickled {
+        data: Vec<u8>,
+        main_file: Option<String>,
+    },
 }
 
 /// Whether `obj` crosses natively (without pickling).
@@ -87,7 +90,9 @@ pub unsafe fn type_name(obj: *mut sys::PyObject) -> String {
     // SAFETY: every object has a type with a NUL-terminated `tp_name`.
     unsafe {
         let t = sys::Py_TYPE(obj);
-        std::ffi::CStr::from_ptr((*t).tp_name).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr((*t).tp_name)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -134,7 +139,9 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
             let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
             if !p.is_null() {
                 let bytes = std::slice::from_raw_parts(p as *const u8, len as usize);
-                return Ok(Some(Value::Str(std::str::from_utf8_unchecked(bytes).to_owned())));
+                return Ok(Some(Value::Str(
+                    std::str::from_utf8_unchecked(bytes).to_owned(),
+                )));
             }
             // Lone surrogates: not UTF-8, but `surrogatepass` round-trips them.
             sys::PyErr_Clear();
@@ -191,12 +198,18 @@ unsafe fn pickled(obj: *mut sys::PyObject) -> PyResult<Value> {
     unsafe {
         let r = res.as_ptr();
         if sys::PyTuple_CheckExact(r) == 0 || sys::PyTuple_Size(r) != 2 {
-            return Err(ffi::raise(sys::PyExc_SystemError, "crossinterp._xi.dumps returned a bad value"));
+            return Err(ffi::raise(
+                ffi::Exc::SystemError,
+                "crossinterp._xi.dumps returned a bad value",
+            ));
         }
         let data = sys::PyTuple_GetItem(r, 0);
         let mf = sys::PyTuple_GetItem(r, 1);
         if sys::PyBytes_CheckExact(data) == 0 {
-            return Err(ffi::raise(sys::PyExc_SystemError, "crossinterp._xi.dumps returned a bad value"));
+            return Err(ffi::raise(
+                ffi::Exc::SystemError,
+                "crossinterp._xi.dumps returned a bad value",
+            ));
         }
         let main_file = if mf == sys::Py_None() {
             None
@@ -219,11 +232,9 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
             Value::Bool(true) => Ok(Owned::from_borrowed(sys::Py_True())),
             Value::Bool(false) => Ok(Owned::from_borrowed(sys::Py_False())),
             Value::Int(i) => ffi::new_int(*i),
-            Value::BigInt(b) => Owned::from_new(sys::PyLong_FromNativeBytes(
-                b.as_ptr().cast(),
-                b.len(),
-                1,
-            )),
+            Value::BigInt(b) => {
+                Owned::from_new(sys::PyLong_FromNativeBytes(b.as_ptr().cast(), b.len(), 1))
+            }
             Value::Float(f) => Owned::from_new(sys::PyFloat_FromDouble(*f)),
             Value::Str(s) => ffi::new_str(s),
             Value::StrRaw(b) => Owned::from_new(sys::PyUnicode_DecodeUTF8(

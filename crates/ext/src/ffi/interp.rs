@@ -31,7 +31,7 @@
 //! thread state already suspended for A on this thread.
 
 use super::sys;
-use super::{raise, PyErrSet, PyResult};
+use super::{raise, Exc, PyErrSet, PyResult};
 use crossinterp_core::sync::{lock, Arc, Mutex};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -73,7 +73,9 @@ impl Drop for ThreadCache {
             // Running interpreter: delete it here, attached, under a guard.
             // Finalizing one: its finalizer deletes it (it is waiting for our
             // lock or will take it next).
-            let Some(guard) = guard_for.and_then(|g| g(iid)) else { continue };
+            let Some(guard) = guard_for.and_then(|g| g(iid)) else {
+                continue;
+            };
             let p = std::mem::replace(&mut *ts, 0) as *mut sys::PyThreadState;
             // SAFETY: `p` is a detached thread state of a live interpreter
             // (guarded) that only this thread uses; this thread has no other
@@ -152,11 +154,18 @@ fn id_of(interp: *mut sys::PyInterpreterState) -> i64 {
 /// `interp` must stay alive for the whole call: the caller holds a guard on its
 /// owner (or is the code that created it and has not destroyed it). Any Python
 /// object `f` touches must belong to `interp`; `f` must leave no exception set.
-pub unsafe fn run_in<R>(interp: *mut sys::PyInterpreterState, f: impl FnOnce() -> R) -> PyResult<R> {
+pub unsafe fn run_in<R>(
+    interp: *mut sys::PyInterpreterState,
+    f: impl FnOnce() -> R,
+) -> PyResult<R> {
     // SAFETY: always callable; returns NULL when no thread state is attached.
     let save = unsafe { sys::PyThreadState_GetUnchecked() };
     // SAFETY: `save` is attached (non-NULL checked), so reading its interpreter is valid.
-    let save_interp = if save.is_null() { std::ptr::null_mut() } else { unsafe { sys::PyThreadState_GetInterpreter(save) } };
+    let save_interp = if save.is_null() {
+        std::ptr::null_mut()
+    } else {
+        unsafe { sys::PyThreadState_GetInterpreter(save) }
+    };
     if save_interp == interp {
         return Ok(f());
     }
@@ -173,12 +182,16 @@ pub unsafe fn run_in<R>(interp: *mut sys::PyInterpreterState, f: impl FnOnce() -
             return Err(PyErrSet);
         }
         // SAFETY: immutable static; we are still attached to `save`.
-        return Err(raise(unsafe { sys::PyExc_MemoryError }, "cannot create a thread state"));
+        return Err(raise(Exc::MemoryError, "cannot create a thread state"));
     }
     if !save.is_null() {
         // SAFETY: `save` is this thread's attached state.
         unsafe { sys::PyEval_SaveThread() };
-        CACHE.with(|c| c.borrow_mut().suspended.push((id_of(save_interp), save as usize)));
+        CACHE.with(|c| {
+            c.borrow_mut()
+                .suspended
+                .push((id_of(save_interp), save as usize))
+        });
     }
     // SAFETY: `ts` is a detached thread state of `interp` used only by this thread.
     unsafe { sys::PyEval_RestoreThread(ts) };
@@ -230,7 +243,9 @@ fn cached_or_new(interp: *mut sys::PyInterpreterState, iid: i64) -> *mut sys::Py
     if ts.is_null() {
         return ts;
     }
-    let entry = Arc::new(CachedTs { ts: Mutex::new(ts as usize) });
+    let entry = Arc::new(CachedTs {
+        ts: Mutex::new(ts as usize),
+    });
     lock(&BY_INTERP).entry(iid).or_default().push(entry.clone());
     CACHE.with(|c| {
         let mut c = c.borrow_mut();

@@ -74,28 +74,44 @@ impl Drop for Owned {
     }
 }
 
-/// Set `exc_type(msg)` as the current exception.
-pub fn raise(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
-    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
-    // SAFETY: `exc_type` is an exception type (callers pass the builtin
-    // `PyExc_*` statics or our module's exception types); `c` is NUL-terminated.
-    unsafe { sys::PyErr_SetString(exc_type, c.as_ptr()) };
-    PyErrSet
+/// The builtin exception types the extension raises directly.
+#[derive(Debug, Clone, Copy)]
+pub enum Exc {
+    TypeError,
+    ValueError,
+    SystemError,
+    MemoryError,
 }
 
-/// `raise`, keeping the exception already set as the new one's `__cause__`.
-pub fn raise_from_current(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
-    // SAFETY: attached (every caller runs in an entry point); the cause may be NULL.
-    unsafe {
-        let cause = sys::PyErr_GetRaisedException();
-        raise(exc_type, msg);
-        if !cause.is_null() {
-            let exc = sys::PyErr_GetRaisedException();
-            // PyException_SetCause steals the cause reference.
-            sys::PyException_SetCause(exc, cause);
-            sys::PyErr_SetRaisedException(exc);
+impl Exc {
+    fn type_object(self) -> *mut sys::PyObject {
+        // SAFETY: reading immutable statics exported by CPython.
+        unsafe {
+            match self {
+                Exc::TypeError => sys::PyExc_TypeError,
+                Exc::ValueError => sys::PyExc_ValueError,
+                Exc::SystemError => sys::PyExc_SystemError,
+                Exc::MemoryError => sys::PyExc_MemoryError,
+            }
         }
     }
+}
+
+/// Set `exc(msg)` as the current exception.
+pub fn raise(exc: Exc, msg: &str) -> PyErrSet {
+    raise_type(exc.type_object(), msg)
+}
+
+/// Set `exc_type(msg)` as the current exception, for a class we hold.
+pub fn raise_class(exc_type: &Owned, msg: &str) -> PyErrSet {
+    raise_type(exc_type.as_ptr(), msg)
+}
+
+fn raise_type(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
+    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    // SAFETY: `exc_type` is a live exception type (a CPython static, or a
+    // class a caller holds through `Owned`); `c` is NUL-terminated.
+    unsafe { sys::PyErr_SetString(exc_type, c.as_ptr()) };
     PyErrSet
 }
 
@@ -128,8 +144,7 @@ pub fn trampoline(f: impl FnOnce() -> PyResult<*mut sys::PyObject>) -> *mut sys:
         Err(payload) => {
             let msg = panic_message(&payload);
             raise(
-                // SAFETY: reading an immutable static exported by CPython.
-                unsafe { sys::PyExc_SystemError },
+                Exc::SystemError,
                 &format!("crossinterp internal error (Rust panic): {msg}"),
             );
             std::ptr::null_mut()
@@ -194,7 +209,9 @@ pub unsafe fn str_utf8<'a>(obj: *mut sys::PyObject) -> PyResult<&'a str> {
     }
     // SAFETY: CPython guarantees `len` bytes of valid UTF-8 at `p`, alive as
     // long as `obj`.
-    Ok(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(p as *const u8, len as usize)) })
+    Ok(unsafe {
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(p as *const u8, len as usize))
+    })
 }
 
 /// `module.name` imported and fetched.
@@ -216,6 +233,10 @@ pub fn call(callable: &Owned, args: &[*mut sys::PyObject]) -> PyResult<Owned> {
             sys::Py_IncRef(*a);
             sys::PyTuple_SetItem(tuple.as_ptr(), i as sys::Py_ssize_t, *a);
         }
-        Owned::from_new(sys::PyObject_Call(callable.as_ptr(), tuple.as_ptr(), std::ptr::null_mut()))
+        Owned::from_new(sys::PyObject_Call(
+            callable.as_ptr(),
+            tuple.as_ptr(),
+            std::ptr::null_mut(),
+        ))
     }
 }
