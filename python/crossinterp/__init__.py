@@ -43,8 +43,9 @@ def set_finalize_warn_after(seconds: float) -> float:
 
 def __getattr__(name: str) -> object:
     # `crossinterp.interpreters` is imported on first use: every interpreter
-    # that imports crossinterp (each one `create()` makes does) pays only for
-    # what it uses.
+    # that imports crossinterp (each one `create()` makes does as soon as a
+    # value is pickled to it or an error is raised there) pays only for what
+    # it uses.
     if name == "interpreters":
         import importlib
 

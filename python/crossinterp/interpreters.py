@@ -8,8 +8,8 @@ Differences from the stdlib, all additive:
 
 - ``whence`` is ``"crossinterp"`` for interpreters made by :func:`create`;
 - a new interpreter starts with a copy of the creator's ``sys.path``;
-- :func:`list_all` lists the interpreters that imported crossinterp (every
-  interpreter made by :func:`create` does);
+- :func:`list_all` lists the interpreters registered with crossinterp: those
+  made by :func:`create`, and any other that imported crossinterp;
 - interpreters still open at exit are closed cleanly by the main interpreter.
 
 Arguments and results of :meth:`Interpreter.call` and values given to
