@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
-.PHONY: all demo test test-rust test-loom test-python bench lint provision tools sanitize clean
+.PHONY: all demo test test-rust test-loom test-python bench lint provision tools clean
 
 all: test
 

@@ -113,6 +113,9 @@ def test_interpreters_made_by_cpython_register_on_import_and_finalize_on_close()
     for it in subs:
         it.close()  # CPython closes them; our atexit hook finalizes the owner
     assert crossinterp.live_owners() == start
+    for it in subs:  # our cached Interpreter objects notice
+        with pytest.raises(interpreters.InterpreterNotFoundError):
+            interpreters.Interpreter(it.id)
 
 
 def _cycles(n, make_and_close):
@@ -199,6 +202,8 @@ def test_set_finalize_warn_after_bad_input():
         crossinterp.set_finalize_warn_after(float("nan"))
     with pytest.raises(TypeError):
         crossinterp.set_finalize_warn_after("1")
+    with pytest.raises(TypeError):
+        crossinterp.set_finalize_warn_after(True)
     old = crossinterp.set_finalize_warn_after(5)
     assert crossinterp.set_finalize_warn_after(old) == 5
 

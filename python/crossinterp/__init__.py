@@ -22,7 +22,12 @@ __all__ = [
     "InterpreterFinalizingError",
     "InterpreterNotFoundError",
     "NotShareableError",
+    "Queue",
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
     "interpreters",
+    "queues",
     "live_owners",
     "set_finalize_warn_after",
 ]
@@ -38,6 +43,8 @@ def set_finalize_warn_after(seconds: float) -> float:
     """Set how long an interpreter's exit waits on open guards before it prints
     a warning to stderr (and again every such interval; it never stops waiting).
     Returns the previous value. Default: 10 seconds."""
+    if isinstance(seconds, bool):
+        raise TypeError("seconds must be a number, not bool")
     return _native.set_finalize_warn_after(seconds)
 
 
@@ -46,8 +53,10 @@ def __getattr__(name: str) -> object:
     # that imports crossinterp (each one `create()` makes does as soon as a
     # value is pickled to it or an error is raised there) pays only for what
     # it uses.
-    if name == "interpreters":
-        import importlib
+    import importlib
 
-        return importlib.import_module(".interpreters", __name__)
+    if name in ("interpreters", "queues"):
+        return importlib.import_module(f".{name}", __name__)
+    if name in ("Queue", "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"):
+        return getattr(importlib.import_module(".queues", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

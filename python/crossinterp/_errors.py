@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import queue as _queue
 from types import SimpleNamespace
 
 __all__ = [
@@ -11,7 +12,12 @@ __all__ = [
     "InterpreterError",
     "InterpreterFinalizingError",
     "InterpreterNotFoundError",
+    "ItemInterpreterDestroyed",
     "NotShareableError",
+    "QueueEmpty",
+    "QueueError",
+    "QueueFull",
+    "QueueNotFoundError",
 ]
 
 
@@ -72,3 +78,24 @@ class ExecutionFailed(InterpreterError):
             f"{self.excinfo}\n\nUncaught in the interpreter:\n\n"
             f"{self.excinfo.formatted.rstrip()}"
         )
+
+
+class QueueError(RuntimeError):
+    """An operation on a cross-interpreter queue failed."""
+
+
+class QueueNotFoundError(QueueError):
+    """No live queue has that id."""
+
+
+class QueueEmpty(QueueError, _queue.Empty):
+    """``get`` found the queue empty (non-blocking, or the timeout passed)."""
+
+
+class QueueFull(QueueError, _queue.Full):
+    """``put`` found the queue full (non-blocking, or the timeout passed)."""
+
+
+class ItemInterpreterDestroyed(QueueError):
+    """The interpreter that put this item was destroyed, and the item's
+    policy is ``UNBOUND_ERROR``."""

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from collections.abc import Callable
     from typing import Any
 
+    from .queues import Queue
+
 from . import _native
 from ._errors import (
     ExceptionInfo,
@@ -49,6 +51,7 @@ __all__ = [
     "get_current",
     "get_main",
     "is_shareable",
+    "create_queue",
     "list_all",
 ]
 
@@ -62,6 +65,15 @@ def create() -> Interpreter:
     """Create a new interpreter with its own GIL and return it."""
     iid = _native.create()
     return Interpreter(iid, _whence=WHENCE_CROSSINTERP)
+
+
+def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue:
+    """Make a new cross-interpreter queue: see :mod:`crossinterp.queues`."""
+    from . import queues
+
+    if unbounditems is None:
+        unbounditems = queues.UNBOUND
+    return queues.Queue(maxsize, unbounditems=unbounditems)
 
 
 def list_all() -> list[Interpreter]:
@@ -106,6 +118,12 @@ class Interpreter:
         with _cache_lock:
             self = _cache.get(id)
             if self is not None:
+                if _whence is None:
+                    try:
+                        _native.whence(id)  # still alive? (it may have been closed elsewhere)
+                    except InterpreterNotFoundError:
+                        del _cache[id]
+                        raise
                 return self
             if _whence is None:
                 _whence = _native.whence(id)
