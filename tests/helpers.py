@@ -54,3 +54,30 @@ def main_eval(expr):
     import sys
 
     return eval(expr, sys.modules["__main__"].__dict__)
+
+
+def produce(q, pid, n):
+    for seq in range(n):
+        q.put((pid, seq))
+    return n
+
+
+def consume(q):
+    """Get until a None; UNBOUND items are reported as the string 'UNBOUND'."""
+    from crossinterp.queues import UNBOUND
+
+    got = []
+    while True:
+        item = q.get(timeout=60)
+        if item is None:
+            return tuple(got)
+        got.append("UNBOUND" if item is UNBOUND else item)
+
+
+def put_each_policy(q):
+    from crossinterp.queues import UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE
+
+    q.put("unbound", unbounditems=UNBOUND)
+    q.put("error", unbounditems=UNBOUND_ERROR)
+    q.put("remove", unbounditems=UNBOUND_REMOVE)
+    q.put("default")

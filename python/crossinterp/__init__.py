@@ -6,6 +6,7 @@ for the drop-in replacement of ``concurrent.interpreters`` (PEP 734).
 """
 
 from . import _native
+from ._native import SharedBuffer
 from ._errors import (
     ExecutionFailed,
     InterpreterError,
@@ -23,6 +24,7 @@ __all__ = [
     "InterpreterNotFoundError",
     "NotShareableError",
     "Queue",
+    "SharedBuffer",
     "UNBOUND",
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",

@@ -5,8 +5,8 @@ Interpreter ids are CPython's. Excinfo tuples are
 ``(type_name, type_qualname, type_module, msg, formatted, errdisplay)``.
 """
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Buffer, Callable
+from typing import Any, Self
 
 type ExcInfoTuple = tuple[str, str, str, str, str, str]
 
@@ -57,3 +57,57 @@ def _testing_hold_guard(id: int, seconds: float, /) -> None:
 
 def _testing_push_pending(id: int, source: str, /) -> None:
     """Testing: queue a pending call that runs ``source`` in ``id``'s ``__main__``."""
+
+class QueueBase:
+    """The native base of ``crossinterp.queues.Queue`` (see there for the API)."""
+
+    def __new__(cls, maxsize: int, unbound: int, /) -> Self: ...
+    @property
+    def id(self) -> int:
+        """The queue's id, unique in the process."""
+    @property
+    def maxsize(self) -> int:
+        """The capacity (0: unbounded)."""
+    @property
+    def _unbound_default(self) -> int:
+        """The default unbound policy (1 UNBOUND, 2 UNBOUND_ERROR, 3 UNBOUND_REMOVE)."""
+    def _put(self, obj: object, block: bool, timeout: float | None, unbound: int, /) -> None:
+        """Put; ``unbound`` 0 means the queue's default."""
+    def _get(self, block: bool, timeout: float | None, /) -> tuple[object, bool]:
+        """Get: ``(item, False)``, or ``(None, True)`` for an UNBOUND item."""
+    def qsize(self) -> int:
+        """The number of items now."""
+    def empty(self) -> bool:
+        """Whether the queue is empty now."""
+    def full(self) -> bool:
+        """Whether the queue is full now."""
+
+class SharedBuffer(Buffer):
+    """Zero-filled, 64-byte aligned memory owned by no interpreter.
+
+    Pass it to other interpreters (``prepare_main``, ``call``, queues): every
+    one sees the same bytes through ``memoryview``, without copying. Freed
+    when the last reference in any interpreter goes. Use from any thread;
+    order concurrent writes yourself, as with a ``bytearray``.
+    """
+
+    def __new__(cls, nbytes: int, *, readonly: bool = False) -> Self:
+        """``nbytes`` >= 0 (``ValueError`` otherwise, ``MemoryError`` if too large)."""
+    @classmethod
+    def copy_of(cls, obj: Buffer, *, readonly: bool = False) -> SharedBuffer:
+        """A new buffer holding a copy of a contiguous buffer."""
+    def release(self) -> None:
+        """Drop this object's reference to the memory now; ``BufferError``
+        while one of its memoryviews is alive. Later use raises ``ValueError``."""
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
+    @property
+    def nbytes(self) -> int:
+        """Size in bytes."""
+    @property
+    def readonly(self) -> bool:
+        """Whether memoryviews of it are read-only."""
+    @property
+    def released(self) -> bool:
+        """Whether ``release()`` was called."""

@@ -13,6 +13,9 @@
 //! - [`Handle`] — a counted cross-owner reference whose last drop runs the
 //!   payload's [`Release`] in its owner.
 //! - [`Attached`] — proof that the current thread is attached to an owner.
+//! - [`Queue`] — an owner-free MPMC FIFO (PEP 734's `Queue`); [`Channel`] — a
+//!   rendezvous channel (PEP 554's). Blocking calls take a deadline and an
+//!   interrupt hook; refused items are handed back in the error.
 //!
 //! All atomics and locks come from `sync.rs`, so `RUSTFLAGS="--cfg loom"` swaps
 //! them for loom's; `tests/loom.rs` holds the models.
@@ -20,16 +23,23 @@
 #![warn(missing_docs)]
 
 mod attach;
+pub mod buffer;
+pub mod channel;
 mod error;
 mod handle;
 mod pending;
+pub mod queue;
 mod registry;
 pub mod sync;
 
 pub use attach::{current_owner, Attached};
-pub use error::{GuardError, HandleError, PushError};
+pub use channel::Channel;
+pub use error::{
+    CloseError, GetError, GuardError, HandleError, PushError, PutError, RecvError, SendError,
+};
 pub use handle::{Handle, Release};
 pub use pending::PendingCall;
+pub use queue::{Queue, INTERRUPT_CHECK_INTERVAL};
 pub use registry::{
     FinalizeOptions, FinalizeReport, Guard, Owner, OwnerId, OwnerState, Registry, SlowFinalize,
     View,

@@ -757,3 +757,49 @@ fn begin_finalize_then_wait_for_guards_detached_then_finalize() {
     assert_eq!(ran.load(Ordering::SeqCst), 1);
     assert_eq!(view.state(), OwnerState::Finalized);
 }
+
+mod shared_mem {
+    use crossinterp_core::buffer::{SharedMem, ALIGN};
+
+    #[test]
+    fn zeroed_is_aligned_and_zero() {
+        for n in [0usize, 1, 63, 64, 65, 4096, 1 << 20] {
+            let m = SharedMem::zeroed(n, false).unwrap();
+            assert_eq!(m.as_ptr() as usize % ALIGN, 0);
+            assert_eq!(m.len(), n);
+            // SAFETY: the block has `n` bytes and is not shared.
+            let s = unsafe { std::slice::from_raw_parts(m.as_ptr(), n) };
+            assert!(s.iter().all(|&b| b == 0));
+        }
+    }
+
+    #[test]
+    fn copy_of_copies_and_keeps_readonly() {
+        let m = SharedMem::copy_of(b"hello", true).unwrap();
+        assert!(m.readonly());
+        // SAFETY: 5 bytes, not shared.
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(m.as_ptr(), 5) },
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn oversized_is_an_error_not_an_abort() {
+        assert!(SharedMem::zeroed(usize::MAX - 10, false).is_err());
+    }
+
+    #[test]
+    fn last_drop_on_another_thread_frees() {
+        let m = SharedMem::zeroed(1 << 16, false).unwrap();
+        let clones: Vec<_> = (0..4).map(|_| m.clone()).collect();
+        drop(m);
+        let hs: Vec<_> = clones
+            .into_iter()
+            .map(|c| std::thread::spawn(move || drop(c)))
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    }
+}

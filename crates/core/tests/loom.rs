@@ -460,3 +460,26 @@ fn wait_for_guards_detached_then_finalize() {
         assert_eq!(counts.wrong_owner.load(SeqCst), 0);
     });
 }
+
+/// The cross-interpreter release of a shared buffer: clones dropped on
+/// different threads (standing for interpreters) free the block once, after the
+/// last drop, and only then (loom reports leaks and use-after-free of its Arc).
+#[test]
+fn shared_mem_freed_once_after_last_drop() {
+    use crossinterp_core::buffer::SharedMem;
+    model("shared_mem_freed_once_after_last_drop", None, || {
+        let m = SharedMem::zeroed(64, false).unwrap();
+        let a = m.clone();
+        let b = m.clone();
+        let ta = thread::spawn(move || {
+            // The block stays valid while this clone lives.
+            // SAFETY: 64 bytes, read-only access in this model.
+            assert_eq!(unsafe { *a.as_ptr() }, 0);
+            drop(a);
+        });
+        let tb = thread::spawn(move || drop(b));
+        drop(m);
+        ta.join().unwrap();
+        tb.join().unwrap();
+    });
+}

@@ -40,6 +40,11 @@ fn raise_named(name: &CStr, msg: &str, keep_cause: bool) -> PyErrSet {
     PyErrSet
 }
 
+/// Raise the class `name` of `crossinterp._errors` with `msg`.
+pub fn raise_by_name(name: &CStr, msg: &str) -> PyErrSet {
+    raise_named(name, msg, false)
+}
+
 /// `InterpreterError(msg)`.
 pub fn interpreter_error(msg: &str) -> PyErrSet {
     raise_named(cstr!("InterpreterError"), msg, false)

@@ -266,7 +266,7 @@ pub fn call(iid: i64, spec: &CallSpec) -> PyResult<Result<Value, ExcInfo>> {
 }
 
 /// Create an interpreter with its own GIL, copy the caller's `sys.path` into
-/// it and import the extension there (which registers it as an owner).
+/// it and register it as an owner (without importing the package there).
 pub fn create(sys_path: &[String]) -> PyResult<i64> {
     let cfg = sys::PyInterpreterConfig {
         use_main_obmalloc: 0,
@@ -365,7 +365,7 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
                 _ => String::new(),
             };
             Err(errors::interpreter_error(&format!(
-                "could not set up the new interpreter (importing crossinterp there failed): {detail}"
+                "could not set up the new interpreter: {detail}"
             )))
         }
     }

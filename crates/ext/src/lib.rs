@@ -2,11 +2,13 @@
 //! (PyO3 proper refuses subinterpreters). Thin by design: the engine lives in
 //! `crossinterp-core`; this crate maps interpreters onto it.
 
+pub mod buffer;
 pub mod errors;
 pub mod ffi;
 pub mod interpreters;
 pub mod module;
 pub mod owners;
+pub mod queue;
 pub mod xi;
 
 pub use module::PyInit__native;

@@ -254,7 +254,9 @@ fn call(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
 fn is_shareable(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("is_shareable", args, 1)?;
     // SAFETY: attached; live argument.
-    Ok(unsafe { sys::PyBool_FromLong(xi::is_shareable(args[0]) as _) })
+    let yes = unsafe { xi::is_shareable(args[0])? };
+    // SAFETY: attached.
+    Ok(unsafe { sys::PyBool_FromLong(yes as _) })
 }
 
 fn live_owners(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -488,6 +490,8 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
         if is_new {
             arrange_exit_hooks()?;
         }
+        crate::queue::add_type(module)?;
+        crate::buffer::add_type(module)?;
         Ok(())
     })
 }

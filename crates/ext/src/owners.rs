@@ -5,8 +5,10 @@
 //! Ownership of the records: `INTERPS` holds one `Arc<InterpRecord>` per live
 //! owner; each module object of that interpreter holds one more (its state).
 //! A record's raw interpreter pointer is dereferenced only while holding a
-//! guard on the record's owner (or from the interpreter's own threads), so it
-//! never dangles: the owner finalizes before its interpreter is freed.
+//! guard on the record's owner, from the interpreter's own threads, or by
+//! `destroy()` on an interpreter it created and marked closing (so nobody else
+//! ends it); it never dangles: the owner finalizes before its interpreter is
+//! freed.
 
 use crate::ffi::{self, sys, PyResult};
 use crossinterp_core::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
@@ -168,8 +170,10 @@ fn report_slow(s: SlowFinalize) {
 /// Finalize the owner of the current interpreter: refuse new guards, wait
 /// (detached, so guard holders can still enter) for open ones, drain pending
 /// calls attached, and forget the record. Idempotent; called from the
-/// interpreter's exit (atexit), with `PyUnstable_AtExit` and module free as
-/// fallbacks.
+/// interpreter's exit (atexit), with `PyUnstable_AtExit` as the fallback when
+/// the atexit callbacks were cleared (that one runs after CPython's "last
+/// thread" check, so thread states cached by other threads must be gone by
+/// then: they are, unless a thread used the interpreter after clearing atexit).
 pub fn finalize_current() {
     let (_, iid) = ffi::interp::current();
     let Some(rec) = get(iid) else { return };
@@ -196,6 +200,8 @@ pub fn finalize_current() {
         },
     );
     drop(attached);
+    // Items this interpreter put in queues follow their unbound policy.
+    crate::queue::interpreter_gone(iid);
     // Finalized: no guard, so no new cached thread state, and none attached.
     // SAFETY: attached to `iid` (its exit), every guard was waited for.
     unsafe { ffi::interp::delete_cached_for(iid) };

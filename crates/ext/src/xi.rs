@@ -10,6 +10,9 @@
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
+use crate::queue::{self, SharedQueue};
+use crossinterp_core::buffer::SharedMem;
+use crossinterp_core::sync::Arc;
 use std::ffi::c_char;
 
 /// Tuples nested deeper than this are pickled as a whole.
@@ -17,7 +20,7 @@ const MAX_DEPTH: usize = 64;
 
 /// An interpreter-neutral value. Plain Rust data: `Send`, owned by no
 /// interpreter, may be dropped anywhere.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Value {
     None,
     Bool(bool),
@@ -36,15 +39,19 @@ pub enum Value {
         data: Vec<u8>,
         main_file: Option<String>,
     },
+    /// A cross-interpreter queue (shared, not copied).
+    Queue(Arc<SharedQueue>),
+    /// Owner-free shared memory (zero-copy).
+    Buffer(Arc<SharedMem>),
 }
 
 /// Whether `obj` crosses natively (without pickling).
 ///
 /// # Safety
 /// `obj` is a live object of the attached interpreter.
-pub unsafe fn is_shareable(obj: *mut sys::PyObject) -> bool {
+pub unsafe fn is_shareable(obj: *mut sys::PyObject) -> PyResult<bool> {
     // SAFETY: forwarded contract.
-    unsafe { native(obj, 0).ok().flatten().is_some() }
+    unsafe { Ok(native(obj, 0)?.is_some()) }
 }
 
 /// Convert `obj` (of the attached interpreter) to a [`Value`].
@@ -155,6 +162,12 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
         if sys::PyBytes_CheckExact(obj) != 0 {
             return Ok(Some(Value::Bytes(bytes_of(obj).to_vec())));
         }
+        if let Some(q) = queue::as_queue(obj)? {
+            return Ok(Some(Value::Queue(q)));
+        }
+        if let Some(m) = crate::buffer::as_buffer(obj)? {
+            return Ok(Some(Value::Buffer(m)));
+        }
         if sys::PyTuple_CheckExact(obj) != 0 && depth < MAX_DEPTH {
             let n = sys::PyTuple_Size(obj);
             let mut items = Vec::with_capacity(n as usize);
@@ -257,6 +270,8 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
                 }
                 Ok(t)
             }
+            Value::Queue(q) => queue::to_python(q),
+            Value::Buffer(m) => crate::buffer::to_python(m),
             Value::Pickled { data, main_file } => {
                 let loads = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("loads"))?;
                 let b = Owned::from_new(sys::PyBytes_FromStringAndSize(

@@ -1,0 +1,534 @@
+//! [`Queue`]: a multi-producer, multi-consumer FIFO that belongs to no
+//! interpreter — the engine behind PEP 734's `interpreters.Queue`.
+//!
+//! # Protocol
+//!
+//! One mutex guards the items, the `closed` flag and the wait accounting of both
+//! sides; `not_empty` wakes getters, `not_full` wakes putters (bounded queues
+//! only). Blocking calls are driven by a [`Blocker`], which decides, each time
+//! the call finds it cannot proceed, whether its deadline passed, whether the
+//! interrupt hook is due, or how long to wait.
+//!
+//! No lost wake-up (`put_get_wakeup`, `bounded_put_waits_for_get` models in
+//! `tests/loom_queue.rs`):
+//! - a blocked getter registers itself as asleep ([`Sleepers::sleep`]) in the
+//!   critical section that found the queue empty, and `Condvar::wait` releases
+//!   the lock atomically: a put either ran before that check (the getter sees
+//!   the item) or runs after and sees the sleeper;
+//! - a put that sees an asleep getter moves one to "woken" and calls
+//!   `notify_one` once it has unlocked. Further puts before that getter runs
+//!   find no *asleep* getter and issue no redundant futex wake;
+//! - every wait is followed, under the lock, by [`Sleepers::awake`], which
+//!   consumes a "woken" token if one is outstanding, else un-registers. So the
+//!   counts stay exact whether a thread woke by notification, timeout or
+//!   spuriously (whoever wakes first re-checks the queue, which is all a token
+//!   promises);
+//! - getters and putters are symmetric (a get wakes one asleep putter); `close`,
+//!   `drain` and `remove_where` wake every sleeper of the side they unblock.
+//!
+//! A woken getter always takes an item if there is one before it looks at its
+//! deadline or hook, so a notification is never spent without effect while an
+//! item waits; a getter that leaves empty-handed (deadline, hook) has found the
+//! queue empty under the lock.
+//!
+//! Close: `close()` sets `closed` and wakes everyone. Puts are then refused
+//! (handing the item back); gets keep draining the items already in the queue
+//! and report [`GetError::Closed`] only once it is empty (`close_wakes_blocked_getter`).
+//!
+//! Nothing lost: an item is either in the queue, returned by a get, returned by
+//! `drain`/`remove_where`, or handed back in a [`PutError`]. Items still in the
+//! queue when its last clone drops are dropped with it, on that thread: the
+//! extension drains the queue first when its items must be released in their
+//! owners.
+//!
+//! # Why a mutex
+//!
+//! `Mutex<VecDeque>` plus two condition variables is checkable with loom end to
+//! end and gives `close`, `remove_where` and the unbound-item policies a simple
+//! linearization point. `benches/queue.rs` measures it against
+//! crossbeam-channel.
+
+pub use crate::error::{GetError, PutError};
+use crate::sync::{lock, wait_timeout, Arc, Condvar, Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// How often a blocked call runs its interrupt hook: after each
+/// `INTERRUPT_CHECK_INTERVAL` spent blocked (never before the call first blocks).
+///
+/// Under loom it is zero: the hook then runs before every wait, so the models
+/// explore the window in which the hook runs with the lock released.
+#[cfg(not(loom))]
+pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// See the non-loom definition.
+#[cfg(loom)]
+pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::ZERO;
+
+/// A process-unique id for a queue or a channel (one id space for both). Ids
+/// start at 1 and are never reused.
+pub(crate) fn next_id() -> u64 {
+    // The one atomic of this crate not taken from `crate::sync`: a `static`
+    // cannot hold a loom atomic (loom's exist per model execution), and this
+    // counter takes part in no inter-thread protocol. Relaxed: uniqueness needs
+    // only the atomicity of the add.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a blocked call should do next.
+pub(crate) enum Next {
+    /// The deadline has passed.
+    Expired,
+    /// Run the interrupt hook (with the lock released), then re-check.
+    Hook,
+    /// Wait on the condition variable for at most this long, then re-check.
+    Wait(Duration),
+}
+
+/// The deadline and interrupt hook of one blocking call, and when the hook is
+/// next due. Used by the thread making the call, under the call's lock (except
+/// [`Blocker::run_hook`], which the caller runs unlocked).
+pub(crate) struct Blocker<'a> {
+    deadline: Option<Instant>,
+    hook: &'a mut dyn FnMut() -> bool,
+    /// Set the first time the call would block: a call that never blocks never
+    /// reads the clock.
+    next_hook: Option<Instant>,
+    /// The hook ran since the last wait: wait at least once before the next run.
+    hook_ran: bool,
+}
+
+impl<'a> Blocker<'a> {
+    pub(crate) fn new(deadline: Option<Instant>, hook: &'a mut dyn FnMut() -> bool) -> Self {
+        Blocker {
+            deadline,
+            hook,
+            next_hook: None,
+            hook_ran: false,
+        }
+    }
+
+    /// Decide the next step of a call that cannot proceed right now.
+    pub(crate) fn next(&mut self) -> Next {
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Next::Expired;
+        }
+        let next_hook = *self.next_hook.get_or_insert(now + INTERRUPT_CHECK_INTERVAL);
+        if now >= next_hook && !self.hook_ran {
+            return Next::Hook;
+        }
+        // Wait until the hook is due; if it just ran and is due again already
+        // (a zero interval, or a slow hook), one full interval.
+        let mut until = if next_hook > now {
+            next_hook
+        } else {
+            now + INTERRUPT_CHECK_INTERVAL
+        };
+        if let Some(d) = self.deadline {
+            until = until.min(d);
+        }
+        Next::Wait(until - now)
+    }
+
+    /// Run the hook; `true` means "stop". Call with no lock held.
+    pub(crate) fn run_hook(&mut self) -> bool {
+        let stop = (self.hook)();
+        self.next_hook = Some(Instant::now() + INTERRUPT_CHECK_INTERVAL);
+        self.hook_ran = true;
+        stop
+    }
+
+    /// Record that the call waited once.
+    pub(crate) fn waited(&mut self) {
+        self.hook_ran = false;
+    }
+}
+
+/// Wait accounting of one side (getters or putters) of a queue. Only touched
+/// under the queue's lock.
+///
+/// `asleep + woken` is the number of threads between [`Sleepers::sleep`] and
+/// [`Sleepers::awake`]; `woken` of them have a notification on its way.
+#[derive(Default)]
+pub(crate) struct Sleepers {
+    asleep: usize,
+    woken: usize,
+}
+
+impl Sleepers {
+    /// The calling thread is about to wait.
+    pub(crate) fn sleep(&mut self) {
+        self.asleep += 1;
+    }
+
+    /// The calling thread's wait returned, for whatever reason.
+    pub(crate) fn awake(&mut self) {
+        if self.woken > 0 {
+            self.woken -= 1;
+        } else {
+            debug_assert!(self.asleep > 0, "awake without sleep");
+            self.asleep -= 1;
+        }
+    }
+
+    /// Claim one sleeper that no notification is on its way to; `true` means
+    /// "call `notify_one` (after unlocking)".
+    pub(crate) fn wake_one(&mut self) -> bool {
+        if self.asleep > 0 {
+            self.asleep -= 1;
+            self.woken += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Claim every sleeper; `true` means "call `notify_all` (after unlocking)".
+    pub(crate) fn wake_all(&mut self) -> bool {
+        let any = self.asleep > 0;
+        self.woken += self.asleep;
+        self.asleep = 0;
+        any
+    }
+
+    /// Threads blocked (asleep or woken and not yet running).
+    pub(crate) fn blocked(&self) -> usize {
+        self.asleep + self.woken
+    }
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    closed: bool,
+    getters: Sleepers,
+    putters: Sleepers,
+}
+
+struct Shared<T> {
+    id: u64,
+    /// 0: unbounded.
+    maxsize: usize,
+    state: Mutex<State<T>>,
+    /// Getters wait here for an item or the close.
+    not_empty: Condvar,
+    /// Putters wait here for room or the close (bounded queues only).
+    not_full: Condvar,
+}
+
+impl<T> Shared<T> {
+    fn has_room(&self, len: usize) -> bool {
+        self.maxsize == 0 || len < self.maxsize
+    }
+
+    /// Append under the lock, unlock, then wake one asleep getter if any.
+    fn push(&self, mut g: MutexGuard<'_, State<T>>, item: T) {
+        g.items.push_back(item);
+        let wake = g.getters.wake_one();
+        drop(g);
+        if wake {
+            self.not_empty.notify_one();
+        }
+    }
+
+    /// Take the front item under the lock, unlock, then wake one asleep putter.
+    fn pop(&self, mut g: MutexGuard<'_, State<T>>) -> Option<T> {
+        let item = g.items.pop_front()?;
+        let wake = g.putters.wake_one();
+        drop(g);
+        if wake {
+            self.not_full.notify_one();
+        }
+        Some(item)
+    }
+
+    /// After items left the queue other than by a get: wake every putter.
+    fn room_made(&self, mut g: MutexGuard<'_, State<T>>) {
+        let wake = g.putters.wake_all();
+        drop(g);
+        if wake {
+            self.not_full.notify_all();
+        }
+    }
+}
+
+/// A multi-producer, multi-consumer FIFO queue, optionally bounded.
+///
+/// Ownership: owned by no interpreter. Every clone shares the same queue (an
+/// `Arc` inside); any method may be called from any thread, attached to any
+/// interpreter or none. `Send + Sync` when `T: Send`. The interrupt hooks of
+/// [`Queue::put`] and [`Queue::get`] run on the calling thread with no lock held,
+/// so they may take the GIL.
+///
+/// Items are plain Rust values: the queue never runs Python code. Items left in
+/// the queue are dropped with its last clone, on the thread that drops it.
+pub struct Queue<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Queue<T> {
+    /// A new, empty, open queue holding at most `maxsize` items (0: unbounded).
+    pub fn new(maxsize: usize) -> Self {
+        Queue {
+            shared: Arc::new(Shared {
+                id: next_id(),
+                maxsize,
+                state: Mutex::new(State {
+                    items: VecDeque::new(),
+                    closed: false,
+                    getters: Sleepers::default(),
+                    putters: Sleepers::default(),
+                }),
+                not_empty: Condvar::new(),
+                not_full: Condvar::new(),
+            }),
+        }
+    }
+
+    /// The queue's process-unique id (never reused; shared with channel ids).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The bound given at creation (0: unbounded).
+    pub fn maxsize(&self) -> usize {
+        self.shared.maxsize
+    }
+
+    /// Put `item` at the back if there is room right now.
+    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        let sh = &*self.shared;
+        let g = lock(&sh.state);
+        if g.closed {
+            return Err(PutError::Closed(item));
+        }
+        if !sh.has_room(g.items.len()) {
+            return Err(PutError::Full(item));
+        }
+        sh.push(g, item);
+        Ok(())
+    }
+
+    /// Put `item` at the back, waiting for room until `deadline` (`None`:
+    /// forever).
+    ///
+    /// While blocked, `interrupted` is called every
+    /// [`INTERRUPT_CHECK_INTERVAL`] with no lock held; when it returns `true`
+    /// the put gives up with [`PutError::Interrupted`]. Room is tried before
+    /// the deadline: a deadline in the past behaves like [`Queue::try_put`].
+    /// Every error hands the item back.
+    pub fn put(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<(), PutError<T>> {
+        let sh = &*self.shared;
+        let mut g = lock(&sh.state);
+        let mut blocker = Blocker::new(deadline, interrupted);
+        loop {
+            if g.closed {
+                return Err(PutError::Closed(item));
+            }
+            if sh.has_room(g.items.len()) {
+                sh.push(g, item);
+                return Ok(());
+            }
+            match blocker.next() {
+                Next::Expired => return Err(PutError::Full(item)),
+                Next::Hook => {
+                    drop(g);
+                    if blocker.run_hook() {
+                        return Err(PutError::Interrupted(item));
+                    }
+                    g = lock(&sh.state);
+                }
+                Next::Wait(d) => {
+                    g.putters.sleep();
+                    g = wait_timeout(&sh.not_full, g, d);
+                    g.putters.awake();
+                    blocker.waited();
+                }
+            }
+        }
+    }
+
+    /// Take the front item if there is one right now. An empty closed queue
+    /// reports [`GetError::Closed`], an empty open one [`GetError::Empty`].
+    pub fn try_get(&self) -> Result<T, GetError> {
+        let sh = &*self.shared;
+        let g = lock(&sh.state);
+        let closed = g.closed;
+        sh.pop(g).ok_or(if closed {
+            GetError::Closed
+        } else {
+            GetError::Empty
+        })
+    }
+
+    /// Take the front item, waiting for one until `deadline` (`None`: forever).
+    ///
+    /// After [`Queue::close`], items still queued are returned first; then
+    /// [`GetError::Closed`]. A deadline that passes gives [`GetError::Empty`].
+    /// While blocked, `interrupted` is called every [`INTERRUPT_CHECK_INTERVAL`]
+    /// with no lock held; `true` gives [`GetError::Interrupted`] and no item is
+    /// taken. An item that is there is taken before the deadline is looked at.
+    pub fn get(
+        &self,
+        deadline: Option<Instant>,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<T, GetError> {
+        let sh = &*self.shared;
+        let mut g = lock(&sh.state);
+        let mut blocker = Blocker::new(deadline, interrupted);
+        loop {
+            if !g.items.is_empty() {
+                // `pop` cannot fail: checked non-empty under this lock.
+                return sh.pop(g).ok_or(GetError::Empty);
+            }
+            if g.closed {
+                return Err(GetError::Closed);
+            }
+            match blocker.next() {
+                Next::Expired => return Err(GetError::Empty),
+                Next::Hook => {
+                    drop(g);
+                    if blocker.run_hook() {
+                        return Err(GetError::Interrupted);
+                    }
+                    g = lock(&sh.state);
+                }
+                Next::Wait(d) => {
+                    g.getters.sleep();
+                    g = wait_timeout(&sh.not_empty, g, d);
+                    g.getters.awake();
+                    blocker.waited();
+                }
+            }
+        }
+    }
+
+    /// Items in the queue now (a snapshot).
+    pub fn len(&self) -> usize {
+        lock(&self.shared.state).items.len()
+    }
+
+    /// Whether the queue holds no item now (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the queue is bounded and at its bound now (a snapshot).
+    pub fn is_full(&self) -> bool {
+        !self.shared.has_room(self.len())
+    }
+
+    /// Close the queue: further puts are refused, gets drain what is left and
+    /// then report [`GetError::Closed`]; every blocked call wakes. Returns
+    /// whether this call closed it (`false`: it was already closed).
+    pub fn close(&self) -> bool {
+        let sh = &*self.shared;
+        let mut g = lock(&sh.state);
+        if g.closed {
+            return false;
+        }
+        g.closed = true;
+        let wake_getters = g.getters.wake_all();
+        let wake_putters = g.putters.wake_all();
+        drop(g);
+        if wake_getters {
+            sh.not_empty.notify_all();
+        }
+        if wake_putters {
+            sh.not_full.notify_all();
+        }
+        true
+    }
+
+    /// Whether [`Queue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared.state).closed
+    }
+
+    /// Remove every item for which `f` returns `true` and return them in queue
+    /// order; the others keep their order. Blocked putters are woken if room
+    /// was made.
+    ///
+    /// `f` runs under the queue's lock, once per item, before anything changes:
+    /// it must be quick and must not use this queue (that would deadlock). If it
+    /// panics, the queue is left untouched.
+    pub fn remove_where(&self, mut f: impl FnMut(&T) -> bool) -> Vec<T> {
+        let sh = &*self.shared;
+        let mut g = lock(&sh.state);
+        // Ask about every item first, so a panicking `f` changes nothing.
+        let marks: Vec<bool> = g.items.iter().map(&mut f).collect();
+        let n = marks.iter().filter(|&&m| m).count();
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut removed = Vec::with_capacity(n);
+        let mut kept = VecDeque::with_capacity(g.items.len() - n);
+        for (item, remove) in std::mem::take(&mut g.items).into_iter().zip(marks) {
+            if remove {
+                removed.push(item);
+            } else {
+                kept.push_back(item);
+            }
+        }
+        g.items = kept;
+        sh.room_made(g);
+        removed
+    }
+
+    /// Call `f` on every item in queue order, in place (e.g. to mark the items
+    /// of an interpreter that died). `f` runs under the queue's lock: it must be
+    /// quick and must not use this queue. If it panics, the items it already
+    /// visited keep its changes.
+    pub fn for_each_mut(&self, f: impl FnMut(&mut T)) {
+        lock(&self.shared.state).items.iter_mut().for_each(f);
+    }
+
+    /// Remove and return every item, in queue order; blocked putters wake.
+    pub fn drain(&self) -> Vec<T> {
+        let sh = &*self.shared;
+        let mut g = lock(&sh.state);
+        let items: Vec<T> = std::mem::take(&mut g.items).into();
+        if !items.is_empty() {
+            sh.room_made(g);
+        }
+        items
+    }
+
+    /// Threads blocked in [`Queue::get`] now (a snapshot, for tests and
+    /// diagnostics).
+    pub fn blocked_getters(&self) -> usize {
+        lock(&self.shared.state).getters.blocked()
+    }
+
+    /// Threads blocked in [`Queue::put`] now (a snapshot, for tests and
+    /// diagnostics).
+    pub fn blocked_putters(&self) -> usize {
+        lock(&self.shared.state).putters.blocked()
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = lock(&self.shared.state);
+        f.debug_struct("Queue")
+            .field("id", &self.shared.id)
+            .field("maxsize", &self.shared.maxsize)
+            .field("len", &g.items.len())
+            .field("closed", &g.closed)
+            .finish()
+    }
+}

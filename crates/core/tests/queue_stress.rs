@@ -1,0 +1,310 @@
+//! Stress tests of `Queue`, one per race. Small by default (each a few seconds
+//! at most in debug on 2 cores); `CROSSINTERP_LARGE=1` scales them up.
+
+#![cfg(not(loom))]
+
+use crossinterp_core::queue::{GetError, PutError, Queue};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn large() -> bool {
+    std::env::var_os("CROSSINTERP_LARGE").is_some_and(|v| v == "1")
+}
+
+/// `small` by default, `big` with `CROSSINTERP_LARGE=1`.
+fn size(small: usize, big: usize) -> usize {
+    if large() {
+        big
+    } else {
+        small
+    }
+}
+
+fn soon(us: u64) -> Option<Instant> {
+    Some(Instant::now() + Duration::from_micros(us))
+}
+
+/// Per-consumer record of what it got: (producer, seq) in arrival order.
+type Log = Vec<(usize, usize)>;
+
+/// Check that every (producer, seq) in `0..producers × 0..per` was consumed
+/// exactly once, and that each consumer saw each producer's items in order.
+fn check_exactly_once_in_order(logs: &[Log], producers: usize, per: usize) {
+    let mut seen = vec![vec![0u8; per]; producers];
+    for log in logs {
+        let mut last = vec![None::<usize>; producers];
+        for &(p, s) in log {
+            seen[p][s] += 1;
+            if let Some(prev) = last[p] {
+                assert!(s > prev, "producer {p}: {s} after {prev} (order broken)");
+            }
+            last[p] = Some(s);
+        }
+    }
+    for (p, row) in seen.iter().enumerate() {
+        for (s, &n) in row.iter().enumerate() {
+            assert_eq!(n, 1, "producer {p} item {s} consumed {n} times");
+        }
+    }
+}
+
+/// 4 producers, 4 consumers, per-producer sequence numbers, over a small
+/// bounded queue and an unbounded one. Producers mix blocking puts, puts with
+/// tiny deadlines (retried with the handed-back item) and try_put; consumers mix
+/// blocking gets, gets with tiny deadlines and try_get, until Closed.
+///
+/// Checked: every item consumed exactly once; per-producer FIFO as seen by each
+/// consumer; nothing left; no thread blocked at the end.
+#[test]
+fn nothing_lost_4_producers_4_consumers() {
+    let per = size(50_000, 500_000);
+    for maxsize in [0, 4] {
+        let q = Queue::new(maxsize);
+        let barrier = Arc::new(Barrier::new(8));
+        let producers: Vec<_> = (0..4)
+            .map(|p| {
+                let (q, barrier) = (q.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    for s in 0..per {
+                        let mut item = (p, s);
+                        loop {
+                            let r = match s % 3 {
+                                0 => q.put(item, None, &mut || false),
+                                1 => q.put(item, soon(50), &mut || false),
+                                _ => q.try_put(item),
+                            };
+                            match r {
+                                Ok(()) => break,
+                                Err(PutError::Full(back)) => {
+                                    item = back;
+                                    thread::yield_now();
+                                }
+                                Err(e) => panic!("unexpected {e:?}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..4)
+            .map(|c| {
+                let (q, barrier) = (q.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    let mut log = Log::new();
+                    let mut i = 0usize;
+                    loop {
+                        i += 1;
+                        let r = match (i + c) % 3 {
+                            0 => q.get(None, &mut || false),
+                            1 => q.get(soon(50), &mut || false),
+                            _ => q.try_get(),
+                        };
+                        match r {
+                            Ok(item) => log.push(item),
+                            Err(GetError::Empty) => thread::yield_now(),
+                            Err(GetError::Closed) => return log,
+                            Err(e) => panic!("unexpected {e:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        q.close();
+        let logs: Vec<Log> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+        check_exactly_once_in_order(&logs, 4, per);
+        assert!(q.is_empty());
+        assert_eq!(q.blocked_getters() + q.blocked_putters(), 0);
+    }
+}
+
+/// Producers put into a small bounded queue (blocking and with deadlines) while
+/// a consumer takes some items and another thread closes the queue.
+///
+/// Checked: every item is exactly once either consumed, left in the queue (and
+/// drained), or handed back (`Closed`); after the close every put fails; every
+/// blocked producer is woken.
+#[test]
+fn close_while_sending() {
+    let rounds = size(1_000, 20_000);
+    let per = 50;
+    for round in 0..rounds {
+        let q = Queue::new(2);
+        let closed = Arc::new(AtomicBool::new(false));
+        let producers: Vec<_> = (0..3)
+            .map(|p| {
+                let (q, closed) = (q.clone(), closed.clone());
+                thread::spawn(move || {
+                    let mut back = Vec::new();
+                    for s in 0..per {
+                        let was_closed = closed.load(Ordering::SeqCst);
+                        let item = p * per + s;
+                        let r = if s % 2 == 0 {
+                            q.put(item, None, &mut || false)
+                        } else {
+                            q.put(item, soon(200), &mut || false)
+                        };
+                        match r {
+                            Ok(()) => assert!(!was_closed, "put accepted after close"),
+                            Err(PutError::Closed(i)) => back.push(i),
+                            Err(PutError::Full(i)) => back.push(i),
+                            Err(e) => panic!("unexpected {e:?}"),
+                        }
+                    }
+                    back
+                })
+            })
+            .collect();
+        let consumer = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                for _ in 0..(round % 40) {
+                    match q.get(soon(500), &mut || false) {
+                        Ok(i) => got.push(i),
+                        Err(_) => break,
+                    }
+                }
+                got
+            })
+        };
+        if round % 3 != 0 {
+            thread::sleep(Duration::from_micros((round % 7) as u64 * 50));
+        }
+        q.close();
+        closed.store(true, Ordering::SeqCst);
+        let mut seen = vec![0u8; 3 * per];
+        for p in producers {
+            for i in p.join().unwrap() {
+                seen[i] += 1;
+            }
+        }
+        for i in consumer.join().unwrap() {
+            seen[i] += 1;
+        }
+        for i in q.drain() {
+            seen[i] += 1;
+        }
+        assert!(seen.iter().all(|&n| n == 1), "round {round}: {seen:?}");
+        assert_eq!(q.blocked_putters(), 0);
+    }
+}
+
+/// Consumers blocked on (or draining) a queue while it is filled and closed.
+///
+/// Checked: every item put is got exactly once, even those put just before the
+/// close; every consumer ends with `Closed`, none stays blocked.
+#[test]
+fn close_while_receiving() {
+    let rounds = size(1_000, 20_000);
+    for round in 0..rounds {
+        let q = Queue::new(if round % 2 == 0 { 0 } else { 3 });
+        let n = round % 20;
+        let done = Arc::new(AtomicUsize::new(0));
+        let consumers: Vec<_> = (0..3)
+            .map(|c| {
+                let (q, done) = (q.clone(), done.clone());
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        let r = if c == 0 {
+                            q.get(soon(300), &mut || false)
+                        } else {
+                            q.get(None, &mut || false)
+                        };
+                        match r {
+                            Ok(i) => got.push(i),
+                            Err(GetError::Empty) => {}
+                            Err(GetError::Closed) => break,
+                            Err(e) => panic!("unexpected {e:?}"),
+                        }
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                    got
+                })
+            })
+            .collect();
+        for i in 0..n {
+            q.put(i, None, &mut || false).unwrap();
+        }
+        q.close();
+        let mut seen = vec![0u8; n];
+        for c in consumers {
+            for i in c.join().unwrap() {
+                seen[i] += 1;
+            }
+        }
+        assert_eq!(done.load(Ordering::SeqCst), 3);
+        assert!(seen.iter().all(|&k| k == 1), "round {round}: {seen:?}");
+        assert_eq!(q.blocked_getters(), 0);
+    }
+}
+
+/// `remove_where` and `for_each_mut` (the unbound-item policies) racing puts
+/// and gets: every item is got, removed, or left, exactly once; order among the
+/// survivors is preserved per producer.
+#[test]
+fn remove_where_vs_put_and_get() {
+    let per = size(50_000, 500_000);
+    let q = Queue::new(8);
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..2)
+        .map(|p| {
+            let q = q.clone();
+            thread::spawn(move || {
+                for s in 0..per {
+                    q.put((p, s, false), None, &mut || false).unwrap();
+                }
+            })
+        })
+        .collect();
+    let consumer = {
+        let q = q.clone();
+        thread::spawn(move || {
+            let mut log = Vec::new();
+            while let Ok(item) = q.get(None, &mut || false) {
+                log.push(item);
+            }
+            log
+        })
+    };
+    let remover = {
+        let (q, stop) = (q.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut removed = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                q.for_each_mut(|it| it.2 = it.1 % 5 == 0);
+                removed.extend(q.remove_where(|it| it.2 && it.1 % 10 == 0));
+                thread::yield_now();
+            }
+            removed
+        })
+    };
+    for p in producers {
+        p.join().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    let removed = remover.join().unwrap();
+    q.close();
+    let got = consumer.join().unwrap();
+    let mut seen = vec![vec![0u8; per]; 2];
+    let mut last = [None::<usize>; 2];
+    for &(p, s, _) in &got {
+        seen[p][s] += 1;
+        if let Some(prev) = last[p] {
+            assert!(s > prev, "order broken: {s} after {prev}");
+        }
+        last[p] = Some(s);
+    }
+    for &(p, s, marked) in &removed {
+        assert!(marked && s % 10 == 0, "removed an unmatched item");
+        seen[p][s] += 1;
+    }
+    assert!(seen.iter().flatten().all(|&n| n == 1));
+}

@@ -1,0 +1,608 @@
+//! `Queue`: PEP 734's cross-interpreter queue, over the engine's
+//! `crossinterp_core::queue::Queue`.
+//!
+//! The queue itself is owner-free Rust memory ([`SharedQueue`], in an `Arc`):
+//! every interpreter that holds it has its own Python object (an instance of
+//! that interpreter's `crossinterp.queues.Queue`, a subclass of the heap type
+//! `_native.QueueBase` made per module) pointing at the same `SharedQueue`.
+//! Items are interpreter-neutral [`Value`]s, each bound to the interpreter that
+//! put it: when that interpreter is finalized its items follow their unbound
+//! policy (`UNBOUND`, `UNBOUND_ERROR`, `UNBOUND_REMOVE`), as in CPython's
+//! `_interpqueues`.
+//!
+//! Blocking `put`/`get` detach from the interpreter (the GIL is released) and
+//! sleep until the event itself wakes them; every ~50 ms they re-attach briefly
+//! to check for signals (KeyboardInterrupt), which is not polling for data.
+
+use crate::cstr;
+use crate::errors;
+use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
+use crate::xi::{self, Value};
+use crossinterp_core::sync::{lock, Arc, Mutex};
+use crossinterp_core::{GetError, PutError, Queue};
+use std::collections::BTreeMap;
+use std::ffi::{c_int, c_void};
+use std::ptr::null_mut;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+/// What happens to an item whose interpreter was destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unbound {
+    /// `get` returns the `UNBOUND` sentinel in its place.
+    Unbound = 1,
+    /// `get` raises `ItemInterpreterDestroyed`.
+    Error = 2,
+    /// The item is removed from the queue.
+    Remove = 3,
+}
+
+impl Unbound {
+    fn from_int(v: i64) -> Option<Unbound> {
+        match v {
+            1 => Some(Unbound::Unbound),
+            2 => Some(Unbound::Error),
+            3 => Some(Unbound::Remove),
+            _ => None,
+        }
+    }
+}
+
+/// One queued item. Plain data: may be dropped anywhere.
+pub struct Item {
+    value: Value,
+    /// The interpreter that put it (CPython's id).
+    origin: i64,
+    unbound: Unbound,
+    /// Set when `origin` was finalized.
+    gone: bool,
+}
+
+/// A queue shared by every interpreter that holds it.
+///
+/// Ownership: owned by no interpreter; kept alive by an `Arc` held by each
+/// Python `Queue` object (in any interpreter) and by values in transit. May be
+/// used and dropped from any thread.
+pub struct SharedQueue {
+    q: Queue<Item>,
+    default_unbound: Unbound,
+}
+
+impl std::fmt::Debug for SharedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedQueue({})", self.q.id())
+    }
+}
+
+impl PartialEq for SharedQueue {
+    fn eq(&self, other: &Self) -> bool {
+        self.q.id() == other.q.id()
+    }
+}
+
+/// Every live queue, by id (weak): for `Queue` lookup by id and for applying
+/// unbound policies when an interpreter is finalized.
+static LIVE: Mutex<BTreeMap<u64, Weak<SharedQueue>>> = Mutex::new(BTreeMap::new());
+
+fn new_shared(maxsize: usize, default_unbound: Unbound) -> Arc<SharedQueue> {
+    let s = Arc::new(SharedQueue {
+        q: Queue::new(maxsize),
+        default_unbound,
+    });
+    let mut live = lock(&LIVE);
+    live.retain(|_, w| w.strong_count() > 0);
+    live.insert(s.q.id(), Arc::downgrade(&s));
+    s
+}
+
+/// Interpreter `iid` is being finalized: apply each of its items' policy.
+pub fn interpreter_gone(iid: i64) {
+    let queues: Vec<Arc<SharedQueue>> = lock(&LIVE).values().filter_map(Weak::upgrade).collect();
+    for s in queues {
+        let removed =
+            s.q.remove_where(|it| it.origin == iid && it.unbound == Unbound::Remove);
+        drop(removed);
+        s.q.for_each_mut(|it| {
+            if it.origin == iid {
+                it.gone = true;
+            }
+        });
+    }
+}
+
+/// The Python object layout of `QueueBase` (and its Python subclasses).
+#[repr(C)]
+struct QueueObject {
+    ob_base: sys::PyObject,
+    /// `None` only between allocation and initialization (the allocator
+    /// zero-fills, and a zeroed `Option<Arc<_>>` is `None`).
+    shared: Option<Arc<SharedQueue>>,
+}
+
+/// # Safety
+/// `obj` is a live instance of `QueueBase` (or a subclass), made by
+/// `alloc_with` (so initialized), and outlives the returned reference.
+unsafe fn shared_of<'a>(obj: *mut sys::PyObject) -> &'a Arc<SharedQueue> {
+    // SAFETY: forwarded contract: the layout is `QueueObject`'s and `shared`
+    // was set before the object became visible to Python.
+    unsafe {
+        (*(obj as *mut QueueObject))
+            .shared
+            .as_ref()
+            .expect("QueueBase instance without its queue")
+    }
+}
+
+/// Allocate an instance of `cls` (QueueBase or a subclass) holding `shared`.
+///
+/// # Safety
+/// `cls` is a live type object whose instances have `QueueObject`'s layout.
+unsafe fn alloc_with(cls: *mut sys::PyTypeObject, shared: Arc<SharedQueue>) -> PyResult<Owned> {
+    // SAFETY: attached; GenericAlloc zero-fills and sets the type; writing
+    // over the zeroed (None) field leaks nothing.
+    unsafe {
+        let obj = Owned::from_new(sys::PyType_GenericAlloc(cls, 0))?;
+        std::ptr::write(
+            &mut (*(obj.as_ptr() as *mut QueueObject)).shared,
+            Some(shared),
+        );
+        Ok(obj)
+    }
+}
+
+/// Whether `obj` is a queue of this interpreter's type, and its shared state.
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter.
+pub unsafe fn as_queue(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedQueue>>> {
+    let base = ffi::import_attr(cstr!("crossinterp._native"), cstr!("QueueBase"))?;
+    // SAFETY: attached; `obj` and `base` (a type) are live.
+    unsafe {
+        if sys::PyObject_TypeCheck(obj, base.as_ptr() as *mut sys::PyTypeObject) != 0 {
+            Ok(Some(shared_of(obj).clone()))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A `crossinterp.queues.Queue` of the attached interpreter for `shared`.
+pub fn to_python(shared: &Arc<SharedQueue>) -> PyResult<Owned> {
+    let cls = ffi::import_attr(cstr!("crossinterp.queues"), cstr!("Queue"))?;
+    // SAFETY: attached; `Queue` subclasses QueueBase (checked by CPython at
+    // class creation: same layout plus what Python adds).
+    unsafe { alloc_with(cls.as_ptr() as *mut sys::PyTypeObject, shared.clone()) }
+}
+
+fn arg_timeout(obj: *mut sys::PyObject) -> PyResult<Option<Duration>> {
+    // SAFETY: attached; live argument.
+    unsafe {
+        if obj == sys::Py_None() {
+            return Ok(None);
+        }
+        let v = sys::PyFloat_AsDouble(obj);
+        if v == -1.0 && !sys::PyErr_Occurred().is_null() {
+            return Err(PyErrSet);
+        }
+        if v.is_nan() || v < 0.0 {
+            return Err(ffi::raise(
+                Exc::ValueError,
+                "timeout must be a non-negative number or None",
+            ));
+        }
+        Ok(Some(
+            Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX),
+        ))
+    }
+}
+
+/// Run `f` detached from the interpreter; `f` gets an "interrupted" hook that
+/// briefly re-attaches to run signal handlers (true: an exception is set).
+fn blocking<R>(f: impl FnOnce(&mut dyn FnMut() -> bool) -> R) -> R {
+    // SAFETY: entry points run attached; detaching returns our thread state.
+    let ts = unsafe { sys::PyEval_SaveThread() };
+    let mut interrupted = || {
+        // SAFETY: re-attach our own thread state, check, detach again.
+        unsafe {
+            sys::PyEval_RestoreThread(ts);
+            let r = sys::PyErr_CheckSignals() < 0;
+            sys::PyEval_SaveThread();
+            r
+        }
+    };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut interrupted)));
+    // SAFETY: re-attach what we detached.
+    unsafe { sys::PyEval_RestoreThread(ts) };
+    match r {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+fn deadline(block: bool, timeout: Option<Duration>) -> Option<Option<Instant>> {
+    if !block {
+        return None;
+    }
+    Some(timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future)))
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 100)
+}
+
+fn is_true(obj: *mut sys::PyObject) -> PyResult<bool> {
+    // SAFETY: attached; live argument.
+    match unsafe { sys::PyObject_IsTrue(obj) } {
+        -1 => Err(PyErrSet),
+        v => Ok(v != 0),
+    }
+}
+
+type Args<'a> = &'a [*mut sys::PyObject];
+
+fn arity(name: &str, args: Args, n: usize) -> PyResult<()> {
+    if args.len() != n {
+        return Err(ffi::raise(
+            Exc::TypeError,
+            &format!(
+                "{name}() takes exactly {n} argument(s) ({} given)",
+                args.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn put(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("_put", args, 4)?;
+    // SAFETY: `slf` is a QueueBase instance (method of the type).
+    let shared = unsafe { shared_of(slf) }.clone();
+    let block = is_true(args[1])?;
+    let timeout = arg_timeout(args[2])?;
+    // SAFETY: attached; live argument.
+    let unbound_raw = unsafe { sys::PyLong_AsLongLong(args[3]) };
+    // SAFETY: attached.
+    if unbound_raw == -1 && unsafe { !sys::PyErr_Occurred().is_null() } {
+        return Err(PyErrSet);
+    }
+    let unbound = if unbound_raw == 0 {
+        shared.default_unbound
+    } else {
+        Unbound::from_int(unbound_raw).ok_or_else(|| {
+            ffi::raise(
+                Exc::ValueError,
+                "unbounditems must be UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE",
+            )
+        })?
+    };
+    // SAFETY: live argument of the attached interpreter.
+    let value = unsafe { xi::to_value(args[0], false)? };
+    let item = Item {
+        value,
+        origin: ffi::interp::current().1,
+        unbound,
+        gone: false,
+    };
+    let r = match deadline(block, timeout) {
+        None => shared.q.try_put(item),
+        Some(dl) => blocking(|intr| shared.q.put(item, dl, intr)),
+    };
+    match r {
+        Ok(()) => Ok(ffi::none()),
+        Err(PutError::Full(_)) => Err(errors::raise_by_name(cstr!("QueueFull"), "queue is full")),
+        Err(PutError::Closed(_)) => Err(errors::raise_by_name(
+            cstr!("QueueError"),
+            "queue is closed",
+        )),
+        Err(PutError::Interrupted(_)) => Err(PyErrSet),
+    }
+}
+
+fn get(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("_get", args, 2)?;
+    // SAFETY: `slf` is a QueueBase instance.
+    let shared = unsafe { shared_of(slf) }.clone();
+    let block = is_true(args[0])?;
+    let timeout = arg_timeout(args[1])?;
+    let dl = deadline(block, timeout);
+    loop {
+        let r = match dl {
+            None => shared.q.try_get(),
+            Some(dl) => blocking(|intr| shared.q.get(dl, intr)),
+        };
+        let item = match r {
+            Ok(item) => item,
+            Err(GetError::Empty) => {
+                return Err(errors::raise_by_name(cstr!("QueueEmpty"), "queue is empty"))
+            }
+            Err(GetError::Closed) => {
+                return Err(errors::raise_by_name(
+                    cstr!("QueueError"),
+                    "queue is closed",
+                ))
+            }
+            Err(GetError::Interrupted) => return Err(PyErrSet),
+        };
+        if item.gone {
+            match item.unbound {
+                Unbound::Unbound => {
+                    // SAFETY: attached; None and True are immortal.
+                    return Ok(unsafe { sys::PyTuple_Pack(2, sys::Py_None(), sys::Py_True()) });
+                }
+                Unbound::Error => {
+                    return Err(errors::raise_by_name(
+                        cstr!("ItemInterpreterDestroyed"),
+                        &format!(
+                            "the interpreter {} that put this item was destroyed",
+                            item.origin
+                        ),
+                    ))
+                }
+                Unbound::Remove => continue,
+            }
+        }
+        let obj = xi::from_value(&item.value)?;
+        // SAFETY: attached; `obj` live; False is immortal.
+        return Ok(unsafe { sys::PyTuple_Pack(2, obj.as_ptr(), sys::Py_False()) });
+    }
+}
+
+fn qsize(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("qsize", args, 0)?;
+    // SAFETY: `slf` is a QueueBase instance.
+    let n = unsafe { shared_of(slf) }.q.len();
+    Ok(ffi::new_int(n as i64)?.into_ptr())
+}
+
+fn empty(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("empty", args, 0)?;
+    // SAFETY: `slf` is a QueueBase instance; attached.
+    Ok(unsafe { sys::PyBool_FromLong(shared_of(slf).q.is_empty() as _) })
+}
+
+fn full(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("full", args, 0)?;
+    // SAFETY: `slf` is a QueueBase instance; attached.
+    Ok(unsafe { sys::PyBool_FromLong(shared_of(slf).q.is_full() as _) })
+}
+
+macro_rules! method_fn {
+    ($name:ident => $body:path) => {
+        unsafe extern "C" fn $name(
+            slf: *mut sys::PyObject,
+            args: *mut *mut sys::PyObject,
+            nargs: sys::Py_ssize_t,
+        ) -> *mut sys::PyObject {
+            ffi::trampoline(|| {
+                let args: Args = if nargs <= 0 {
+                    &[]
+                } else {
+                    // SAFETY: CPython passes `nargs` valid borrowed pointers.
+                    unsafe { std::slice::from_raw_parts(args, nargs as usize) }
+                };
+                $body(slf, args)
+            })
+        }
+    };
+}
+
+method_fn!(py_put => put);
+method_fn!(py_get => get);
+method_fn!(py_qsize => qsize);
+method_fn!(py_empty => empty);
+method_fn!(py_full => full);
+
+unsafe extern "C" fn get_id(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
+    // SAFETY: `slf` is a QueueBase instance.
+    ffi::trampoline(|| Ok(ffi::new_int(unsafe { shared_of(slf) }.q.id() as i64)?.into_ptr()))
+}
+
+unsafe extern "C" fn get_maxsize(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
+    // SAFETY: `slf` is a QueueBase instance.
+    ffi::trampoline(|| Ok(ffi::new_int(unsafe { shared_of(slf) }.q.maxsize() as i64)?.into_ptr()))
+}
+
+unsafe extern "C" fn get_unbound(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
+    // SAFETY: `slf` is a QueueBase instance.
+    ffi::trampoline(|| {
+        Ok(ffi::new_int(unsafe { shared_of(slf) }.default_unbound as i64)?.into_ptr())
+    })
+}
+
+/// `QueueBase.__new__(cls, maxsize, unbound)`; with `maxsize` < 0, looks up
+/// the live queue whose id is `unbound` instead (used by unpickling).
+unsafe extern "C" fn tp_new(
+    cls: *mut sys::PyTypeObject,
+    args: *mut sys::PyObject,
+    kwargs: *mut sys::PyObject,
+) -> *mut sys::PyObject {
+    ffi::trampoline(|| {
+        // SAFETY: attached; `args` is a tuple, `kwargs` NULL or a dict.
+        unsafe {
+            if !kwargs.is_null() && sys::PyDict_Size(kwargs) != 0 {
+                return Err(ffi::raise(
+                    Exc::TypeError,
+                    "QueueBase() takes no keyword arguments",
+                ));
+            }
+            if sys::PyTuple_Size(args) != 2 {
+                return Err(ffi::raise(Exc::TypeError, "QueueBase() takes 2 arguments"));
+            }
+            let a = sys::PyLong_AsLongLong(sys::PyTuple_GetItem(args, 0));
+            if a == -1 && !sys::PyErr_Occurred().is_null() {
+                return Err(PyErrSet);
+            }
+            let b = sys::PyLong_AsLongLong(sys::PyTuple_GetItem(args, 1));
+            if b == -1 && !sys::PyErr_Occurred().is_null() {
+                return Err(PyErrSet);
+            }
+            let shared = if a < 0 {
+                let found = lock(&LIVE).get(&(b as u64)).and_then(Weak::upgrade);
+                match found {
+                    Some(s) => s,
+                    None => {
+                        return Err(errors::raise_by_name(
+                            cstr!("QueueNotFoundError"),
+                            &format!("queue {b} not found"),
+                        ))
+                    }
+                }
+            } else {
+                let unbound = Unbound::from_int(b)
+                    .ok_or_else(|| ffi::raise(Exc::ValueError, "bad unbounditems"))?;
+                new_shared(a as usize, unbound)
+            };
+            Ok(alloc_with(cls, shared)?.into_ptr())
+        }
+    })
+}
+
+unsafe extern "C" fn tp_dealloc(obj: *mut sys::PyObject) {
+    // SAFETY: called once by CPython for a dead QueueBase instance.
+    unsafe {
+        let tp = sys::Py_TYPE(obj);
+        // Plain memory: dropping the Arc is valid on any thread.
+        drop((*(obj as *mut QueueObject)).shared.take());
+        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
+        free(obj as *mut c_void);
+        // Instances of heap types hold a reference to their type.
+        sys::Py_DecRef(tp as *mut sys::PyObject);
+    }
+}
+
+unsafe extern "C" fn tp_hash(obj: *mut sys::PyObject) -> sys::Py_hash_t {
+    // SAFETY: `obj` is a QueueBase instance.
+    let id = unsafe { shared_of(obj) }.q.id();
+    (id as sys::Py_hash_t).max(1)
+}
+
+unsafe extern "C" fn tp_richcompare(
+    a: *mut sys::PyObject,
+    b: *mut sys::PyObject,
+    op: c_int,
+) -> *mut sys::PyObject {
+    ffi::trampoline(|| {
+        // SAFETY: `a` is a QueueBase instance; `b` is checked.
+        unsafe {
+            let other = as_queue(b)?;
+            let (Some(other), true) = (other, op == sys::Py_EQ || op == sys::Py_NE) else {
+                return Ok(sys::Py_NewRef(sys::Py_NotImplemented()));
+            };
+            let eq = shared_of(a).q.id() == other.q.id();
+            Ok(sys::PyBool_FromLong((eq == (op == sys::Py_EQ)) as _))
+        }
+    })
+}
+
+macro_rules! method {
+    ($name:literal, $f:ident, $doc:literal) => {
+        sys::PyMethodDef {
+            ml_name: cstr!($name).as_ptr(),
+            ml_meth: sys::PyMethodDefPointer {
+                PyCFunctionFast: $f,
+            },
+            ml_flags: sys::METH_FASTCALL,
+            ml_doc: cstr!($doc).as_ptr(),
+        }
+    };
+}
+
+static mut METHODS: [sys::PyMethodDef; 6] = [
+    method!("_put", py_put, "_put(obj, block, timeout, unbound) -> None"),
+    method!("_get", py_get, "_get(block, timeout) -> (obj, is_unbound)"),
+    method!(
+        "qsize",
+        py_qsize,
+        "qsize() -> int: the number of items now."
+    ),
+    method!("empty", py_empty, "empty() -> bool"),
+    method!("full", py_full, "full() -> bool"),
+    sys::PyMethodDef::zeroed(),
+];
+
+static mut GETSET: [sys::PyGetSetDef; 4] = [
+    sys::PyGetSetDef {
+        name: cstr!("id").as_ptr(),
+        get: Some(get_id),
+        set: None,
+        doc: cstr!("The queue's id, unique in the process.").as_ptr(),
+        closure: null_mut(),
+    },
+    sys::PyGetSetDef {
+        name: cstr!("maxsize").as_ptr(),
+        get: Some(get_maxsize),
+        set: None,
+        doc: cstr!("The capacity (0: unbounded).").as_ptr(),
+        closure: null_mut(),
+    },
+    sys::PyGetSetDef {
+        name: cstr!("_unbound_default").as_ptr(),
+        get: Some(get_unbound),
+        set: None,
+        doc: cstr!("The default unbound policy (1, 2 or 3).").as_ptr(),
+        closure: null_mut(),
+    },
+    sys::PyGetSetDef {
+        name: std::ptr::null(),
+        get: None,
+        set: None,
+        doc: std::ptr::null(),
+        closure: null_mut(),
+    },
+];
+
+/// Create this module's `QueueBase` heap type and add it to `module`.
+pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
+    let mut slots = [
+        sys::PyType_Slot {
+            slot: sys::Py_tp_new,
+            pfunc: tp_new as *mut c_void,
+        },
+        sys::PyType_Slot {
+            slot: sys::Py_tp_dealloc,
+            pfunc: tp_dealloc as *mut c_void,
+        },
+        sys::PyType_Slot {
+            slot: sys::Py_tp_hash,
+            pfunc: tp_hash as *mut c_void,
+        },
+        sys::PyType_Slot {
+            slot: sys::Py_tp_richcompare,
+            pfunc: tp_richcompare as *mut c_void,
+        },
+        // SAFETY (both): only the static tables' addresses are taken.
+        sys::PyType_Slot {
+            slot: sys::Py_tp_methods,
+            pfunc: std::ptr::addr_of_mut!(METHODS) as *mut c_void,
+        },
+        sys::PyType_Slot {
+            slot: sys::Py_tp_getset,
+            pfunc: std::ptr::addr_of_mut!(GETSET) as *mut c_void,
+        },
+        sys::PyType_Slot {
+            slot: sys::Py_tp_doc,
+            pfunc: cstr!("The native base of crossinterp.queues.Queue.").as_ptr() as *mut c_void,
+        },
+        sys::PyType_Slot {
+            slot: 0,
+            pfunc: null_mut(),
+        },
+    ];
+    let mut spec = sys::PyType_Spec {
+        name: cstr!("crossinterp._native.QueueBase").as_ptr(),
+        basicsize: std::mem::size_of::<QueueObject>() as c_int,
+        itemsize: 0,
+        flags: (sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_BASETYPE | sys::Py_TPFLAGS_IMMUTABLETYPE)
+            as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: attached; `spec` and `slots` are read during the call only
+    // (CPython copies what it keeps); `module` is our live module.
+    unsafe {
+        let tp = Owned::from_new(sys::PyType_FromModuleAndSpec(module, &mut spec, null_mut()))?;
+        if sys::PyModule_AddObjectRef(module, cstr!("QueueBase").as_ptr(), tp.as_ptr()) < 0 {
+            return Err(PyErrSet);
+        }
+    }
+    Ok(())
+}

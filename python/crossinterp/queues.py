@@ -1,0 +1,154 @@
+"""Cross-interpreter queues: PEP 734's ``Queue`` (as ``concurrent.interpreters``
+has it in 3.14), on every supported Python.
+
+A queue is owned by no interpreter: pass it to another interpreter (with
+``prepare_main``, ``call`` arguments, or inside another queue) and both hold the
+same queue. It lives while any interpreter holds it.
+
+Items cross by the data rules of :mod:`crossinterp.interpreters` (copied for
+``None``/``bool``/``int``/``float``/``str``/``bytes``/tuples of these, shared for
+queues, pickled otherwise). Each item is bound to the interpreter that put it;
+if that interpreter is destroyed before the item is got, the item's
+``unbounditems`` policy applies:
+
+- ``UNBOUND`` — ``get`` returns the ``UNBOUND`` sentinel in its place;
+- ``UNBOUND_ERROR`` — ``get`` raises :class:`ItemInterpreterDestroyed`;
+- ``UNBOUND_REMOVE`` — the item is removed from the queue.
+
+Unlike the stdlib, blocked ``put``/``get`` release the GIL and are woken by the
+event itself (no sleep-polling); timeouts are floats on a monotonic clock;
+negative timeouts raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from . import _native
+from ._errors import (
+    ItemInterpreterDestroyed,
+    QueueEmpty,
+    QueueError,
+    QueueFull,
+    QueueNotFoundError,
+)
+
+__all__ = [
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
+    "ItemInterpreterDestroyed",
+    "Queue",
+    "QueueEmpty",
+    "QueueError",
+    "QueueFull",
+    "QueueNotFoundError",
+    "create",
+]
+
+#: The largest ``maxsize`` accepted (items are counted in a machine word).
+MAXSIZE_LIMIT = 2**48
+
+
+class _UnboundPolicy:
+    __slots__ = ("_name", "_code")
+
+    def __init__(self, name: str, code: int) -> None:
+        self._name = name
+        self._code = code
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+UNBOUND = _UnboundPolicy("UNBOUND", 1)
+UNBOUND_ERROR = _UnboundPolicy("UNBOUND_ERROR", 2)
+UNBOUND_REMOVE = _UnboundPolicy("UNBOUND_REMOVE", 3)
+_POLICIES = {1: UNBOUND, 2: UNBOUND_ERROR, 3: UNBOUND_REMOVE}
+
+
+def _policy_code(unbounditems: object) -> int:
+    if isinstance(unbounditems, _UnboundPolicy):
+        return unbounditems._code
+    raise TypeError(
+        f"unbounditems must be UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE, got {unbounditems!r}"
+    )
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__}")
+    if timeout != timeout or timeout < 0:
+        raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
+    return float(timeout)
+
+
+class Queue(_native.QueueBase):
+    """A multi-producer, multi-consumer FIFO queue shared between interpreters.
+
+    ``Queue(maxsize=0, *, unbounditems=UNBOUND)`` makes a new queue
+    (``maxsize`` 0: unbounded). Any thread of any interpreter may use it.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Queue:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"maxsize must be an int, got {type(maxsize).__name__}")
+        if maxsize < 0:
+            raise ValueError(f"maxsize must be >= 0 (0: unbounded), got {maxsize}")
+        if maxsize > MAXSIZE_LIMIT:
+            raise OverflowError(f"maxsize must be <= {MAXSIZE_LIMIT}, got {maxsize}")
+        return super().__new__(cls, maxsize, _policy_code(unbounditems))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id}, maxsize={self.maxsize})"
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return (_from_id, (self.id,))
+
+    @property
+    def unbounditems(self) -> object:
+        """The default policy for items whose interpreter is destroyed."""
+        return _POLICIES[self._unbound_default]
+
+    def put(
+        self,
+        obj: object,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        unbounditems: object | None = None,
+    ) -> None:
+        """Add ``obj``; if full, wait (``block``) up to ``timeout`` seconds for
+        room, else raise :class:`QueueFull`."""
+        code = 0 if unbounditems is None else _policy_code(unbounditems)
+        self._put(obj, block, _check_timeout(timeout), code)
+
+    def put_nowait(self, obj: object, *, unbounditems: object | None = None) -> None:
+        """``put(obj, block=False)``."""
+        code = 0 if unbounditems is None else _policy_code(unbounditems)
+        self._put(obj, False, None, code)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        """Remove and return the next item; if empty, wait (``block``) up to
+        ``timeout`` seconds, else raise :class:`QueueEmpty`."""
+        obj, unbound = self._get(block, _check_timeout(timeout))
+        return UNBOUND if unbound else obj
+
+    def get_nowait(self) -> object:
+        """``get(block=False)``."""
+        obj, unbound = self._get(False, None)
+        return UNBOUND if unbound else obj
+
+
+def _from_id(qid: int) -> Queue:
+    return Queue.__base__.__new__(Queue, -1, qid)
+
+
+def create(maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Queue:
+    """Make a new queue (``maxsize`` 0: unbounded)."""
+    return Queue(maxsize, unbounditems=unbounditems)
