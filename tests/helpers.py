@@ -81,3 +81,14 @@ def put_each_policy(q):
     q.put("error", unbounditems=UNBOUND_ERROR)
     q.put("remove", unbounditems=UNBOUND_REMOVE)
     q.put("default")
+
+
+def recv_all(ch):
+    """Receive until the channel is closed."""
+    return tuple(ch)
+
+
+def send_range(ch, n):
+    for i in range(n):
+        ch.send(i)
+    return n

@@ -23,12 +23,14 @@ __all__ = [
     "InterpreterFinalizingError",
     "InterpreterNotFoundError",
     "NotShareableError",
+    "Channel",
     "Queue",
     "SharedBuffer",
     "UNBOUND",
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
     "interpreters",
+    "channels",
     "queues",
     "live_owners",
     "set_finalize_warn_after",
@@ -57,8 +59,10 @@ def __getattr__(name: str) -> object:
     # it uses.
     import importlib
 
-    if name in ("interpreters", "queues"):
+    if name in ("interpreters", "queues", "channels"):
         return importlib.import_module(f".{name}", __name__)
     if name in ("Queue", "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"):
         return getattr(importlib.import_module(".queues", __name__), name)
+    if name == "Channel":
+        return importlib.import_module(".channels", __name__).Channel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,6 +7,11 @@ import queue as _queue
 from types import SimpleNamespace
 
 __all__ = [
+    "ChannelClosedError",
+    "ChannelEmptyError",
+    "ChannelError",
+    "ChannelNotEmptyError",
+    "ChannelNotFoundError",
     "ExceptionInfo",
     "ExecutionFailed",
     "InterpreterError",
@@ -99,3 +104,23 @@ class QueueFull(QueueError, _queue.Full):
 class ItemInterpreterDestroyed(QueueError):
     """The interpreter that put this item was destroyed, and the item's
     policy is ``UNBOUND_ERROR``."""
+
+
+class ChannelError(RuntimeError):
+    """An operation on a cross-interpreter channel failed."""
+
+
+class ChannelNotFoundError(ChannelError):
+    """No live channel has that id."""
+
+
+class ChannelClosedError(ChannelError):
+    """The channel (or the end used) is closed."""
+
+
+class ChannelEmptyError(ChannelError):
+    """``recv_nowait`` found no pending send (and no default was given)."""
+
+
+class ChannelNotEmptyError(ChannelError):
+    """Closing would strand pending sends; pass ``force=True`` to hand them back."""

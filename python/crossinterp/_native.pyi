@@ -111,3 +111,27 @@ class SharedBuffer(Buffer):
     @property
     def released(self) -> bool:
         """Whether ``release()`` was called."""
+
+class ChannelBase:
+    """The native base of ``crossinterp.channels.Channel`` (see there for the API)."""
+
+    def __new__(cls, id: int, /) -> Self:
+        """``id`` < 0: a new channel; else the live channel with that id."""
+    @property
+    def id(self) -> int:
+        """The channel's id, unique in the process."""
+    @property
+    def pending(self) -> int:
+        """Sends waiting for a receiver now."""
+    @property
+    def send_closed(self) -> bool:
+        """Whether the send end is closed."""
+    @property
+    def recv_closed(self) -> bool:
+        """Whether the receive end is closed."""
+    def _send(self, obj: object, block: bool, timeout: float | None, /) -> bool:
+        """Blocking: True once received; non-blocking: whether a waiting receiver took it."""
+    def _recv(self, block: bool, timeout: float | None, /) -> tuple[bool, object]:
+        """``(True, item)``, or ``(False, None)`` when non-blocking and nothing is pending."""
+    def _close(self, send: bool, recv: bool, force: bool, /) -> int:
+        """Close; returns how many pending items a forced close handed back."""

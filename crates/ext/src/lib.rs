@@ -3,6 +3,8 @@
 //! `crossinterp-core`; this crate maps interpreters onto it.
 
 pub mod buffer;
+pub mod channel;
+pub mod common;
 pub mod errors;
 pub mod ffi;
 pub mod interpreters;

@@ -14,9 +14,11 @@
 //! sleep until the event itself wakes them; every ~50 ms they re-attach briefly
 //! to check for signals (KeyboardInterrupt), which is not polling for data.
 
+use crate::common::{arg_timeout, arity, blocking, deadline, is_true, Args};
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
+use crate::method_fn;
 use crate::xi::{self, Value};
 use crossinterp_core::sync::{lock, Arc, Mutex};
 use crossinterp_core::{GetError, PutError, Queue};
@@ -24,7 +26,6 @@ use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
 use std::sync::Weak;
-use std::time::{Duration, Instant};
 
 /// What happens to an item whose interpreter was destroyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,85 +175,6 @@ pub fn to_python(shared: &Arc<SharedQueue>) -> PyResult<Owned> {
     unsafe { alloc_with(cls.as_ptr() as *mut sys::PyTypeObject, shared.clone()) }
 }
 
-fn arg_timeout(obj: *mut sys::PyObject) -> PyResult<Option<Duration>> {
-    // SAFETY: attached; live argument.
-    unsafe {
-        if obj == sys::Py_None() {
-            return Ok(None);
-        }
-        let v = sys::PyFloat_AsDouble(obj);
-        if v == -1.0 && !sys::PyErr_Occurred().is_null() {
-            return Err(PyErrSet);
-        }
-        if v.is_nan() || v < 0.0 {
-            return Err(ffi::raise(
-                Exc::ValueError,
-                "timeout must be a non-negative number or None",
-            ));
-        }
-        Ok(Some(
-            Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX),
-        ))
-    }
-}
-
-/// Run `f` detached from the interpreter; `f` gets an "interrupted" hook that
-/// briefly re-attaches to run signal handlers (true: an exception is set).
-fn blocking<R>(f: impl FnOnce(&mut dyn FnMut() -> bool) -> R) -> R {
-    // SAFETY: entry points run attached; detaching returns our thread state.
-    let ts = unsafe { sys::PyEval_SaveThread() };
-    let mut interrupted = || {
-        // SAFETY: re-attach our own thread state, check, detach again.
-        unsafe {
-            sys::PyEval_RestoreThread(ts);
-            let r = sys::PyErr_CheckSignals() < 0;
-            sys::PyEval_SaveThread();
-            r
-        }
-    };
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut interrupted)));
-    // SAFETY: re-attach what we detached.
-    unsafe { sys::PyEval_RestoreThread(ts) };
-    match r {
-        Ok(v) => v,
-        Err(p) => std::panic::resume_unwind(p),
-    }
-}
-
-fn deadline(block: bool, timeout: Option<Duration>) -> Option<Option<Instant>> {
-    if !block {
-        return None;
-    }
-    Some(timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future)))
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86400 * 365 * 100)
-}
-
-fn is_true(obj: *mut sys::PyObject) -> PyResult<bool> {
-    // SAFETY: attached; live argument.
-    match unsafe { sys::PyObject_IsTrue(obj) } {
-        -1 => Err(PyErrSet),
-        v => Ok(v != 0),
-    }
-}
-
-type Args<'a> = &'a [*mut sys::PyObject];
-
-fn arity(name: &str, args: Args, n: usize) -> PyResult<()> {
-    if args.len() != n {
-        return Err(ffi::raise(
-            Exc::TypeError,
-            &format!(
-                "{name}() takes exactly {n} argument(s) ({} given)",
-                args.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 fn put(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_put", args, 4)?;
     // SAFETY: `slf` is a QueueBase instance (method of the type).
@@ -364,26 +286,6 @@ fn full(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("full", args, 0)?;
     // SAFETY: `slf` is a QueueBase instance; attached.
     Ok(unsafe { sys::PyBool_FromLong(shared_of(slf).q.is_full() as _) })
-}
-
-macro_rules! method_fn {
-    ($name:ident => $body:path) => {
-        unsafe extern "C" fn $name(
-            slf: *mut sys::PyObject,
-            args: *mut *mut sys::PyObject,
-            nargs: sys::Py_ssize_t,
-        ) -> *mut sys::PyObject {
-            ffi::trampoline(|| {
-                let args: Args = if nargs <= 0 {
-                    &[]
-                } else {
-                    // SAFETY: CPython passes `nargs` valid borrowed pointers.
-                    unsafe { std::slice::from_raw_parts(args, nargs as usize) }
-                };
-                $body(slf, args)
-            })
-        }
-    };
 }
 
 method_fn!(py_put => put);

@@ -43,6 +43,8 @@ pub enum Value {
     Queue(Arc<SharedQueue>),
     /// Owner-free shared memory (zero-copy).
     Buffer(Arc<SharedMem>),
+    /// A rendezvous channel (shared, not copied).
+    Channel(Arc<crate::channel::SharedChannel>),
 }
 
 /// Whether `obj` crosses natively (without pickling).
@@ -168,6 +170,9 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
         if let Some(m) = crate::buffer::as_buffer(obj)? {
             return Ok(Some(Value::Buffer(m)));
         }
+        if let Some(c) = crate::channel::as_channel(obj)? {
+            return Ok(Some(Value::Channel(c)));
+        }
         if sys::PyTuple_CheckExact(obj) != 0 && depth < MAX_DEPTH {
             let n = sys::PyTuple_Size(obj);
             let mut items = Vec::with_capacity(n as usize);
@@ -272,6 +277,7 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
             }
             Value::Queue(q) => queue::to_python(q),
             Value::Buffer(m) => crate::buffer::to_python(m),
+            Value::Channel(c) => crate::channel::to_python(c),
             Value::Pickled { data, main_file } => {
                 let loads = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("loads"))?;
                 let b = Owned::from_new(sys::PyBytes_FromStringAndSize(

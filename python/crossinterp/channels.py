@@ -1,0 +1,121 @@
+"""Rendezvous channels between interpreters (PEP 554 style).
+
+``Channel.send`` returns once a ``recv`` — in any thread of any interpreter —
+has taken the item; ``send_nowait`` hands an item only to a receiver that is
+waiting right now. A channel is owned by no interpreter and crosses natively
+(``prepare_main``, ``call`` arguments, queues, other channels). Items cross by
+the data rules of :mod:`crossinterp.interpreters`.
+
+Closing follows PEP 554: ``close(send=True)`` closes the send end (pending
+sends stay receivable); ``close(recv=True)`` or ``close()`` closes the channel,
+refused with :class:`ChannelNotEmptyError` while sends are pending unless
+``force=True``, which hands each pending item back to its sender (whose
+``send`` raises :class:`ChannelClosedError`). Iterating a channel receives until
+it is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from . import _native
+from ._errors import (
+    ChannelClosedError,
+    ChannelEmptyError,
+    ChannelError,
+    ChannelNotEmptyError,
+    ChannelNotFoundError,
+)
+
+__all__ = [
+    "Channel",
+    "ChannelClosedError",
+    "ChannelEmptyError",
+    "ChannelError",
+    "ChannelNotEmptyError",
+    "ChannelNotFoundError",
+    "create",
+]
+
+_NOT_SET = object()
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__}")
+    if timeout != timeout or timeout < 0:
+        raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
+    return float(timeout)
+
+
+class Channel(_native.ChannelBase):
+    """A rendezvous channel: ``Channel()`` makes a new one."""
+
+    __slots__ = ()
+
+    def __new__(cls) -> Channel:
+        return super().__new__(cls, -1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id})"
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return (_from_id, (self.id,))
+
+    @property
+    def closed(self) -> bool:
+        """Whether the channel is fully closed."""
+        return self.send_closed and self.recv_closed
+
+    def send(self, obj: object, timeout: float | None = None) -> None:
+        """Send ``obj`` and wait until a receiver has taken it.
+
+        ``TimeoutError`` if none did within ``timeout`` seconds (the item is
+        withdrawn, never received later); :class:`ChannelClosedError` if the
+        channel is closed, or was force-closed while waiting.
+        """
+        self._send(obj, True, _check_timeout(timeout))
+
+    def send_nowait(self, obj: object) -> bool:
+        """Hand ``obj`` to a receiver blocked in ``recv`` right now: True if
+        one took it, False (nothing sent) if none was waiting."""
+        return self._send(obj, False, None)
+
+    def recv(self, timeout: float | None = None) -> object:
+        """Receive the next item, waiting up to ``timeout`` seconds
+        (``TimeoutError``); :class:`ChannelClosedError` once closed and empty."""
+        _, obj = self._recv(True, _check_timeout(timeout))
+        return obj
+
+    def recv_nowait(self, default: object = _NOT_SET) -> object:
+        """Receive a pending item if there is one, else return ``default``
+        (or raise :class:`ChannelEmptyError` if none was given)."""
+        found, obj = self._recv(False, None)
+        if found:
+            return obj
+        if default is _NOT_SET:
+            raise ChannelEmptyError("no item pending on the channel")
+        return default
+
+    def close(self, *, send: bool = False, recv: bool = False, force: bool = False) -> int:
+        """Close an end (``send=True`` or ``recv=True``) or, with neither,
+        the whole channel. Returns how many pending items ``force`` handed back."""
+        return self._close(send, recv, force)
+
+    def __iter__(self) -> Iterator[object]:
+        while True:
+            try:
+                yield self.recv()
+            except ChannelClosedError:
+                return
+
+
+def _from_id(cid: int) -> Channel:
+    return _native.ChannelBase.__new__(Channel, cid)
+
+
+def create() -> Channel:
+    """Make a new channel."""
+    return Channel()
