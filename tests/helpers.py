@@ -92,3 +92,9 @@ def send_range(ch, n):
     for i in range(n):
         ch.send(i)
     return n
+
+
+def view_info(buf):
+    """Read a lent buffer in this interpreter: (type name, bytes, readonly)."""
+    with memoryview(buf) as mv:
+        return type(buf).__name__, mv.tobytes(), mv.readonly

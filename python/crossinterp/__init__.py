@@ -11,6 +11,7 @@ from ._errors import (
     ExecutionFailed,
     InterpreterError,
     InterpreterFinalizingError,
+    InterpreterGoneError,
     InterpreterNotFoundError,
     NotShareableError,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "ExecutionFailed",
     "InterpreterError",
     "InterpreterFinalizingError",
+    "InterpreterGoneError",
     "InterpreterNotFoundError",
     "NotShareableError",
     "Channel",

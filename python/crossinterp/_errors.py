@@ -16,6 +16,7 @@ __all__ = [
     "ExecutionFailed",
     "InterpreterError",
     "InterpreterFinalizingError",
+    "InterpreterGoneError",
     "InterpreterNotFoundError",
     "ItemInterpreterDestroyed",
     "NotShareableError",
@@ -34,6 +35,11 @@ class InterpreterError(Exception):
 class InterpreterNotFoundError(InterpreterError):
     """The interpreter does not exist (any more): it was closed, or it never
     imported crossinterp."""
+
+
+class InterpreterGoneError(InterpreterError):
+    """The interpreter that owns what is being used (memory lent by a
+    memoryview, later a proxied object) is finalizing or gone."""
 
 
 class InterpreterFinalizingError(InterpreterError):

@@ -135,3 +135,24 @@ class ChannelBase:
         """``(True, item)``, or ``(False, None)`` when non-blocking and nothing is pending."""
     def _close(self, send: bool, recv: bool, force: bool, /) -> int:
         """Close; returns how many pending items a forced close handed back."""
+
+class BorrowedBuffer(Buffer):
+    """A read-only, zero-copy view of memory owned by another interpreter: what
+    a ``memoryview`` becomes when it crosses. While a memoryview of it is alive
+    the owner cannot finish closing (``close()`` waits, warning if long); after
+    the owner is gone, ``memoryview(b)`` raises ``InterpreterGoneError``. The
+    owner's buffer is released in the owner when the last one goes. Made only
+    by crossing (not instantiable)."""
+
+    def release(self) -> None:
+        """Unpin the owner's memory now; ``BufferError`` while a memoryview of
+        it is alive; later use raises ``ValueError``."""
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
+    @property
+    def owner(self) -> int:
+        """The id of the interpreter that owns the memory."""
+    @property
+    def alive(self) -> bool:
+        """Whether the owner still runs (memoryviews can be made)."""

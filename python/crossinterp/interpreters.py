@@ -36,6 +36,7 @@ from ._errors import (
     ExecutionFailed,
     InterpreterError,
     InterpreterFinalizingError,
+    InterpreterGoneError,
     InterpreterNotFoundError,
     NotShareableError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Interpreter",
     "InterpreterError",
     "InterpreterFinalizingError",
+    "InterpreterGoneError",
     "InterpreterNotFoundError",
     "NotShareableError",
     "create",

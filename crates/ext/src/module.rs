@@ -493,6 +493,7 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
         crate::queue::add_type(module)?;
         crate::buffer::add_type(module)?;
         crate::channel::add_type(module)?;
+        crate::borrowed::add_type(module)?;
         Ok(())
     })
 }

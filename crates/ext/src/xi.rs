@@ -45,6 +45,8 @@ pub enum Value {
     Buffer(Arc<SharedMem>),
     /// A rendezvous channel (shared, not copied).
     Channel(Arc<crate::channel::SharedChannel>),
+    /// A memoryview's memory, pinned in its owner (zero-copy, read-only).
+    Borrowed(crate::borrowed::Borrowed),
 }
 
 /// Whether `obj` crosses natively (without pickling).
@@ -173,6 +175,12 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
         if let Some(c) = crate::channel::as_channel(obj)? {
             return Ok(Some(Value::Channel(c)));
         }
+        if sys::PyMemoryView_Check(obj) != 0 {
+            return Ok(Some(Value::Borrowed(crate::borrowed::pin(obj)?)));
+        }
+        if let Some(b) = crate::borrowed::as_borrowed(obj)? {
+            return Ok(Some(Value::Borrowed(b)));
+        }
         if sys::PyTuple_CheckExact(obj) != 0 && depth < MAX_DEPTH {
             let n = sys::PyTuple_Size(obj);
             let mut items = Vec::with_capacity(n as usize);
@@ -278,6 +286,7 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
             Value::Queue(q) => queue::to_python(q),
             Value::Buffer(m) => crate::buffer::to_python(m),
             Value::Channel(c) => crate::channel::to_python(c),
+            Value::Borrowed(b) => crate::borrowed::to_python(b),
             Value::Pickled { data, main_file } => {
                 let loads = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("loads"))?;
                 let b = Owned::from_new(sys::PyBytes_FromStringAndSize(

@@ -1,0 +1,367 @@
+//! Zero-copy views of interpreter-owned memory.
+//!
+//! A `memoryview` (of `bytes`, a `bytearray`, an `array`, ...) crossing to
+//! another interpreter is not copied: its exporter's buffer is pinned in the
+//! owner (a `Py_buffer` held through a cross-owner [`Handle`]) and arrives as
+//! a read-only `BorrowedBuffer` over the same memory.
+//!
+//! - While a memoryview of a `BorrowedBuffer` is alive, the object holds a
+//!   guard on the owner: the owner cannot finish finalizing (its `close()`
+//!   waits, and warns if that takes long), so the memory stays valid.
+//! - With no such export, the owner may go; afterwards exporting raises
+//!   `InterpreterGoneError`.
+//! - When the last `BorrowedBuffer` (in any interpreter) goes, the pinned
+//!   buffer is released *in its owner* (`PyBuffer_Release` with the owner
+//!   attached: inline if we are there, else as a pending call); after the owner
+//!   is gone there is nothing left to release.
+//! - Arriving back in its own interpreter, it is a plain `memoryview` of the
+//!   original exporter.
+
+use crate::cstr;
+use crate::errors;
+use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
+use crate::owners;
+use crossinterp_core::sync::{lock, Mutex};
+use crossinterp_core::{Attached, Guard, Handle, Release};
+use std::ffi::{c_int, c_void};
+use std::ptr::null_mut;
+
+/// A `Py_buffer` held in its owner, released there.
+pub struct Pinned {
+    view: sys::Py_buffer,
+}
+
+// SAFETY: the Py_buffer's pointers are only dereferenced (by readers) under a
+// guard of the owner, and released (`PyBuffer_Release`) only in the owner,
+// through `Release::release`; moving the struct between threads is harmless.
+unsafe impl Send for Pinned {}
+// SAFETY: shared access reads the immutable `buf`/`len` fields only.
+unsafe impl Sync for Pinned {}
+
+impl Release for Pinned {
+    fn release(mut self, _attached: &Attached<'_>) {
+        // SAFETY: `Release::release` runs with the owner attached (the
+        // `Attached` proof); the view was filled by PyObject_GetBuffer there.
+        unsafe { sys::PyBuffer_Release(&mut self.view) };
+    }
+}
+
+/// A pinned buffer in transit: the handle plus its address and length.
+#[derive(Clone)]
+pub struct Borrowed {
+    handle: Handle<Pinned>,
+    ptr: usize,
+    len: usize,
+}
+
+impl std::fmt::Debug for Borrowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Borrowed({} bytes of owner {})",
+            self.len,
+            self.handle.owner().id()
+        )
+    }
+}
+
+/// Pin `obj` (a memoryview of the attached interpreter).
+///
+/// # Safety
+/// `obj` is a live memoryview of the attached interpreter.
+pub unsafe fn pin(obj: *mut sys::PyObject) -> PyResult<Borrowed> {
+    let (_, iid) = ffi::interp::current();
+    let rec = owners::get(iid).ok_or_else(|| errors::not_found(iid))?;
+    // SAFETY: attached; `view` is filled by GetBuffer (contiguous bytes).
+    let view = unsafe {
+        let mut view: sys::Py_buffer = std::mem::zeroed();
+        if sys::PyObject_GetBuffer(obj, &mut view, sys::PyBUF_SIMPLE) < 0 {
+            return Err(PyErrSet);
+        }
+        view
+    };
+    let (ptr, len) = (view.buf as usize, view.len as usize);
+    // SAFETY: entry points run attached to `rec`'s interpreter.
+    let attached = unsafe { Attached::enter(rec.view.id()) };
+    let handle = Handle::new(Pinned { view }, rec.view.clone(), &attached);
+    Ok(Borrowed { handle, ptr, len })
+}
+
+struct State {
+    borrowed: Option<Borrowed>,
+    exports: usize,
+    guard: Option<Guard>,
+}
+
+#[repr(C)]
+struct BorrowedObject {
+    ob_base: sys::PyObject,
+    state: Mutex<State>,
+}
+
+/// # Safety
+/// `obj` is a live `BorrowedBuffer`.
+unsafe fn state_of<'a>(obj: *mut sys::PyObject) -> &'a Mutex<State> {
+    // SAFETY: forwarded; written by `to_python` before the object was visible.
+    unsafe { &(*(obj as *mut BorrowedObject)).state }
+}
+
+fn gone(b: &Borrowed) -> PyErrSet {
+    errors::raise_by_name(
+        cstr!("InterpreterGoneError"),
+        &format!(
+            "the interpreter that owns this memory (owner {}) is finalizing or gone",
+            b.handle.owner().id()
+        ),
+    )
+}
+
+/// The object for `b` in the attached interpreter: a `memoryview` of the
+/// original exporter in its owner, a `BorrowedBuffer` elsewhere.
+pub fn to_python(b: &Borrowed) -> PyResult<Owned> {
+    let (_, iid) = ffi::interp::current();
+    if b.handle.owner().tag() as i64 == iid {
+        // SAFETY: attached to the owner; the handle's payload is valid there.
+        let attached = unsafe { Attached::enter(b.handle.owner().id()) };
+        let pinned = b.handle.get(&attached).map_err(|_| gone(b))?;
+        // SAFETY: attached; `obj` is the exporter, kept alive by the view.
+        return unsafe { Owned::from_new(sys::PyMemoryView_FromObject(pinned.view.obj)) };
+    }
+    let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("BorrowedBuffer"))?;
+    // SAFETY: attached; zero-filled allocation initialized before use.
+    unsafe {
+        let obj = Owned::from_new(sys::PyType_GenericAlloc(
+            tp.as_ptr() as *mut sys::PyTypeObject,
+            0,
+        ))?;
+        std::ptr::write(
+            &mut (*(obj.as_ptr() as *mut BorrowedObject)).state,
+            Mutex::new(State {
+                borrowed: Some(b.clone()),
+                exports: 0,
+                guard: None,
+            }),
+        );
+        Ok(obj)
+    }
+}
+
+/// The pinned buffer of `obj` if it is a `BorrowedBuffer` of this interpreter.
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter.
+pub unsafe fn as_borrowed(obj: *mut sys::PyObject) -> PyResult<Option<Borrowed>> {
+    let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("BorrowedBuffer"))?;
+    // SAFETY: attached; live objects.
+    unsafe {
+        if sys::PyObject_TypeCheck(obj, tp.as_ptr() as *mut sys::PyTypeObject) == 0 {
+            return Ok(None);
+        }
+        match &lock(state_of(obj)).borrowed {
+            Some(b) => Ok(Some(b.clone())),
+            None => Err(ffi::raise(
+                ffi::Exc::ValueError,
+                "operation on a released BorrowedBuffer",
+            )),
+        }
+    }
+}
+
+unsafe extern "C" fn getbuffer(
+    slf: *mut sys::PyObject,
+    view: *mut sys::Py_buffer,
+    flags: c_int,
+) -> c_int {
+    ffi::trampoline_int(|| {
+        // SAFETY: `slf` is a BorrowedBuffer; `view` is CPython's to fill.
+        unsafe {
+            let mut st = lock(state_of(slf));
+            let Some(b) = st.borrowed.clone() else {
+                (*view).obj = null_mut();
+                return Err(ffi::raise(
+                    ffi::Exc::ValueError,
+                    "operation on a released BorrowedBuffer",
+                ));
+            };
+            if st.exports == 0 {
+                match b.handle.owner().guard() {
+                    Ok(g) => st.guard = Some(g),
+                    Err(_) => {
+                        (*view).obj = null_mut();
+                        return Err(gone(&b));
+                    }
+                }
+            }
+            // Read-only: the owner's object may be immutable (bytes).
+            if sys::PyBuffer_FillInfo(
+                view,
+                slf,
+                b.ptr as *mut c_void,
+                b.len as sys::Py_ssize_t,
+                1,
+                flags,
+            ) < 0
+            {
+                if st.exports == 0 {
+                    st.guard = None;
+                }
+                return Err(PyErrSet);
+            }
+            st.exports += 1;
+            Ok(())
+        }
+    })
+}
+
+unsafe extern "C" fn releasebuffer(slf: *mut sys::PyObject, _view: *mut sys::Py_buffer) {
+    // SAFETY: `slf` is a BorrowedBuffer with this export open.
+    let mut st = lock(unsafe { state_of(slf) });
+    st.exports = st.exports.saturating_sub(1);
+    if st.exports == 0 {
+        // The last export is gone: stop pinning the owner.
+        st.guard = None;
+    }
+}
+
+unsafe extern "C" fn sq_length(slf: *mut sys::PyObject) -> sys::Py_ssize_t {
+    // SAFETY: `slf` is a BorrowedBuffer.
+    match &lock(unsafe { state_of(slf) }).borrowed {
+        Some(b) => b.len as sys::Py_ssize_t,
+        None => {
+            ffi::raise(
+                ffi::Exc::ValueError,
+                "operation on a released BorrowedBuffer",
+            );
+            -1
+        }
+    }
+}
+
+unsafe extern "C" fn release(
+    slf: *mut sys::PyObject,
+    _unused: *mut sys::PyObject,
+) -> *mut sys::PyObject {
+    ffi::trampoline(|| {
+        // SAFETY: `slf` is a BorrowedBuffer.
+        let mut st = lock(unsafe { state_of(slf) });
+        if st.exports > 0 {
+            // SAFETY: immutable static.
+            return Err(ffi::raise_class(
+                &unsafe { Owned::from_borrowed(sys::PyExc_BufferError) },
+                "cannot release a BorrowedBuffer while a memoryview of it is alive",
+            ));
+        }
+        let b = st.borrowed.take();
+        drop(st);
+        drop(b); // the last handle routes PyBuffer_Release to the owner
+        Ok(ffi::none())
+    })
+}
+
+unsafe extern "C" fn get_owner(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
+    ffi::trampoline(|| {
+        // SAFETY: `slf` is a BorrowedBuffer.
+        let iid = match &lock(unsafe { state_of(slf) }).borrowed {
+            Some(b) => b.handle.owner().tag() as i64,
+            None => {
+                return Err(ffi::raise(
+                    ffi::Exc::ValueError,
+                    "operation on a released BorrowedBuffer",
+                ))
+            }
+        };
+        Ok(ffi::new_int(iid)?.into_ptr())
+    })
+}
+
+unsafe extern "C" fn get_alive(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
+    // SAFETY: `slf` is a BorrowedBuffer; attached.
+    let alive = lock(unsafe { state_of(slf) })
+        .borrowed
+        .as_ref()
+        .is_some_and(|b| b.handle.owner().is_running());
+    // SAFETY: attached.
+    unsafe { sys::PyBool_FromLong(alive as _) }
+}
+
+unsafe extern "C" fn tp_dealloc(obj: *mut sys::PyObject) {
+    // SAFETY: called once by CPython for a dead BorrowedBuffer (no export is
+    // alive: each holds a reference to it). Dropping the state drops the
+    // handle, which routes the release to the owner.
+    unsafe {
+        let tp = sys::Py_TYPE(obj);
+        std::ptr::drop_in_place(&mut (*(obj as *mut BorrowedObject)).state);
+        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
+        free(obj as *mut c_void);
+        sys::Py_DecRef(tp as *mut sys::PyObject);
+    }
+}
+
+static mut METHODS: [sys::PyMethodDef; 2] = [
+    sys::PyMethodDef {
+        ml_name: cstr!("release").as_ptr(),
+        ml_meth: sys::PyMethodDefPointer { PyCFunction: release },
+        ml_flags: sys::METH_NOARGS,
+        ml_doc: cstr!("release() -> None\n\nUnpin the owner's memory now (BufferError while a memoryview of it is alive).").as_ptr(),
+    },
+    sys::PyMethodDef::zeroed(),
+];
+
+static mut GETSET: [sys::PyGetSetDef; 3] = [
+    sys::PyGetSetDef {
+        name: cstr!("owner").as_ptr(),
+        get: Some(get_owner),
+        set: None,
+        doc: cstr!("The id of the interpreter that owns the memory.").as_ptr(),
+        closure: null_mut(),
+    },
+    sys::PyGetSetDef {
+        name: cstr!("alive").as_ptr(),
+        get: Some(get_alive),
+        set: None,
+        doc: cstr!("Whether the owner still runs (memoryviews can be made).").as_ptr(),
+        closure: null_mut(),
+    },
+    sys::PyGetSetDef {
+        name: std::ptr::null(),
+        get: None,
+        set: None,
+        doc: std::ptr::null(),
+        closure: null_mut(),
+    },
+];
+
+/// Create this module's `BorrowedBuffer` heap type and add it to `module`.
+pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
+    let mut slots = [
+        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_bf_getbuffer, pfunc: getbuffer as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_bf_releasebuffer, pfunc: releasebuffer as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_sq_length, pfunc: sq_length as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_tp_methods, pfunc: std::ptr::addr_of_mut!(METHODS) as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_tp_getset, pfunc: std::ptr::addr_of_mut!(GETSET) as *mut c_void },
+        sys::PyType_Slot {
+            slot: sys::Py_tp_doc,
+            pfunc: cstr!("A read-only, zero-copy view of memory owned by another interpreter (a memoryview that crossed). While a memoryview of it is alive the owner cannot finish closing; after the owner is gone, making one raises InterpreterGoneError.").as_ptr() as *mut c_void,
+        },
+        sys::PyType_Slot { slot: 0, pfunc: null_mut() },
+    ];
+    let mut spec = sys::PyType_Spec {
+        name: cstr!("crossinterp.BorrowedBuffer").as_ptr(),
+        basicsize: std::mem::size_of::<BorrowedObject>() as c_int,
+        itemsize: 0,
+        // No tp_new: made only by crossing.
+        flags: (sys::Py_TPFLAGS_DEFAULT
+            | sys::Py_TPFLAGS_IMMUTABLETYPE
+            | sys::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: attached; CPython copies what it keeps of `spec`/`slots`.
+    unsafe {
+        let tp = Owned::from_new(sys::PyType_FromModuleAndSpec(module, &mut spec, null_mut()))?;
+        if sys::PyModule_AddObjectRef(module, cstr!("BorrowedBuffer").as_ptr(), tp.as_ptr()) < 0 {
+            return Err(PyErrSet);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+"""Zero-copy memoryviews of interpreter-owned objects: the memory is pinned
+in its owner, read-only elsewhere, released in its owner."""
+
+import threading
+import time
+
+import helpers
+import pytest
+
+from crossinterp import _native, interpreters
+from crossinterp.queues import Queue
+
+
+def test_memoryview_crosses_without_copy(interp):
+    data = bytearray(b"hello world")
+    name, content, readonly = interp.call(helpers.view_info, memoryview(data))
+    assert (name, content, readonly) == ("BorrowedBuffer", b"hello world", True)
+
+
+def test_same_memory_not_a_copy(interp):
+    data = bytearray(b"before")
+    q = Queue()
+    interp.prepare_main(q=q)
+    q.put(memoryview(data))
+    interp.exec("b = q.get(timeout=5)")
+    data[:6] = b"after!"  # the owner writes; the other side sees it
+    assert interp.call(helpers.main_eval, "bytes(memoryview(b))") == b"after!"
+    interp.exec("del b")
+
+
+def test_back_in_its_owner_it_is_a_memoryview(interp):
+    src = b"round trip"
+    q = Queue()
+    interp.prepare_main(q=q)
+    q.put(memoryview(src))
+    interp.exec("q.put(q.get(timeout=5))")  # B forwards the lent buffer back
+    back = q.get(timeout=5)
+    assert type(back) is memoryview and back.obj is src
+
+
+def test_export_pins_the_owner_and_close_waits():
+    owner = interpreters.create()
+    owner.exec("data = bytearray(b'x' * 64)")
+    q = Queue()
+    owner.prepare_main(q=q)
+    owner.exec("q.put(memoryview(data))")
+    b = q.get(timeout=5)
+    assert type(b).__name__ == "BorrowedBuffer" and b.owner == owner.id and b.alive
+    mv = memoryview(b)
+    closed = []
+    t = threading.Thread(target=lambda: (owner.close(), closed.append(time.monotonic())))
+    t.start()
+    time.sleep(0.3)
+    assert closed == []  # finalization waits for our export
+    assert mv.tobytes() == b"x" * 64  # the memory is still valid
+    released_at = time.monotonic()
+    mv.release()
+    t.join(10)
+    assert closed and closed[0] >= released_at
+    # The owner is gone: no new export.
+    assert not b.alive
+    with pytest.raises(interpreters.InterpreterGoneError):
+        memoryview(b)
+
+
+def test_release_runs_in_the_owner():
+    owner = interpreters.create()
+    owner.exec("import sys; data = bytearray(16)")
+    q = Queue()
+    owner.prepare_main(q=q)
+    owner.exec("q.put(memoryview(data))")
+    b = q.get(timeout=5)
+    # While lent, the owner's bytearray is exported: resizing it must fail.
+    with pytest.raises(interpreters.ExecutionFailed) as ei:
+        owner.exec("data.extend(b'more')")
+    assert ei.value.excinfo.type.__name__ == "BufferError"
+    b.release()
+    with pytest.raises(ValueError):
+        len(b)
+    # The release was queued on the owner; its next entry runs it first.
+    owner.exec("data.extend(b'more')")
+    assert owner.call(helpers.main_eval, "len(data)") == 20
+    owner.close()
+
+
+def test_release_refused_while_exported(interp):
+    data = bytes(8)
+    interp.prepare_main(v=memoryview(data))
+    with pytest.raises(interpreters.ExecutionFailed) as ei:
+        interp.exec("m = memoryview(v); v.release()")
+    assert ei.value.excinfo.type.__name__ == "BufferError"
+    interp.exec("m.release(); v.release()")
+
+
+def test_non_contiguous_memoryview_is_refused(interp):
+    mv = memoryview(bytes(range(10)))[::2]
+    with pytest.raises(BufferError):
+        interp.call(helpers.view_info, mv)
+
+
+def test_borrowed_buffer_cannot_be_instantiated():
+    with pytest.raises(TypeError):
+        _native.BorrowedBuffer()
