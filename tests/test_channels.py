@@ -176,3 +176,10 @@ def test_bad_input():
         ch.recv(timeout="1")
     with pytest.raises(interpreters.NotShareableError):
         ch.send_nowait(threading.Lock())
+
+
+def test_strict_send():
+    ch = Channel()
+    with pytest.raises(interpreters.NotShareableError):
+        ch.send({"x": 1}, timeout=1, strict=True)
+    assert ch.send_nowait((1, 2), strict=True) is False  # shareable, no receiver

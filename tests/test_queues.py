@@ -259,3 +259,28 @@ def test_nothing_lost_4_producers_4_consumers_senders_closed_mid_stream():
             for pk in range(4):
                 seqs = [s for (p, s) in (x for x in v if x != "UNBOUND") if p == pk]
                 assert seqs == sorted(seqs)
+
+
+def test_strict_put_refuses_what_would_be_pickled():
+    q = Queue()
+    with pytest.raises(interpreters.NotShareableError, match="strict"):
+        q.put({"a": 1}, strict=True)
+    with pytest.raises(interpreters.NotShareableError):
+        q.put_nowait([1], strict=True)
+    q.put((1, "two", b"3", None), strict=True)  # natively shareable: fine
+    q.put(Queue(), strict=True)
+    assert q.qsize() == 2
+
+
+def test_items_left_in_a_dropped_queue_are_released_in_their_owner():
+    owner = interpreters.create()
+    owner.exec("data = bytearray(8)")
+    q = Queue()
+    owner.prepare_main(q=q)
+    owner.exec("q.put(memoryview(data)); del q")  # lent memory sits in the queue
+    with pytest.raises(interpreters.ExecutionFailed):
+        owner.exec("data.extend(b'x')")  # still exported (pinned by the item)
+    del q  # the last reference: the item is dropped, its release goes to the owner
+    owner.exec("data.extend(b'x')")
+    assert owner.call(helpers.main_eval, "len(data)") == 9
+    owner.close()

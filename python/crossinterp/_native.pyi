@@ -71,8 +71,10 @@ class QueueBase:
     @property
     def _unbound_default(self) -> int:
         """The default unbound policy (1 UNBOUND, 2 UNBOUND_ERROR, 3 UNBOUND_REMOVE)."""
-    def _put(self, obj: object, block: bool, timeout: float | None, unbound: int, /) -> None:
-        """Put; ``unbound`` 0 means the queue's default."""
+    def _put(
+        self, obj: object, block: bool, timeout: float | None, unbound: int, strict: bool, /
+    ) -> None:
+        """Put; ``unbound`` 0 means the queue's default; ``strict``: no pickling."""
     def _get(self, block: bool, timeout: float | None, /) -> tuple[object, bool]:
         """Get: ``(item, False)``, or ``(None, True)`` for an UNBOUND item."""
     def qsize(self) -> int:
@@ -129,7 +131,7 @@ class ChannelBase:
     @property
     def recv_closed(self) -> bool:
         """Whether the receive end is closed."""
-    def _send(self, obj: object, block: bool, timeout: float | None, /) -> bool:
+    def _send(self, obj: object, block: bool, timeout: float | None, strict: bool, /) -> bool:
         """Blocking: True once received; non-blocking: whether a waiting receiver took it."""
     def _recv(self, block: bool, timeout: float | None, /) -> tuple[bool, object]:
         """``(True, item)``, or ``(False, None)`` when non-blocking and nothing is pending."""

@@ -69,19 +69,21 @@ class Channel(_native.ChannelBase):
         """Whether the channel is fully closed."""
         return self.send_closed and self.recv_closed
 
-    def send(self, obj: object, timeout: float | None = None) -> None:
+    def send(self, obj: object, timeout: float | None = None, *, strict: bool = False) -> None:
         """Send ``obj`` and wait until a receiver has taken it.
 
         ``TimeoutError`` if none did within ``timeout`` seconds (the item is
         withdrawn, never received later); :class:`ChannelClosedError` if the
-        channel is closed, or was force-closed while waiting.
+        channel is closed, or was force-closed while waiting. With
+        ``strict=True`` an object that does not cross natively raises
+        ``NotShareableError`` instead of being pickled.
         """
-        self._send(obj, True, _check_timeout(timeout))
+        self._send(obj, True, _check_timeout(timeout), strict)
 
-    def send_nowait(self, obj: object) -> bool:
+    def send_nowait(self, obj: object, *, strict: bool = False) -> bool:
         """Hand ``obj`` to a receiver blocked in ``recv`` right now: True if
         one took it, False (nothing sent) if none was waiting."""
-        return self._send(obj, False, None)
+        return self._send(obj, False, None, strict)
 
     def recv(self, timeout: float | None = None) -> object:
         """Receive the next item, waiting up to ``timeout`` seconds

@@ -122,16 +122,21 @@ class Queue(_native.QueueBase):
         timeout: float | None = None,
         *,
         unbounditems: object | None = None,
+        strict: bool = False,
     ) -> None:
         """Add ``obj``; if full, wait (``block``) up to ``timeout`` seconds for
-        room, else raise :class:`QueueFull`."""
+        room, else raise :class:`QueueFull`. With ``strict=True`` an object that
+        does not cross natively raises ``NotShareableError`` instead of being
+        pickled."""
         code = 0 if unbounditems is None else _policy_code(unbounditems)
-        self._put(obj, block, _check_timeout(timeout), code)
+        self._put(obj, block, _check_timeout(timeout), code, strict)
 
-    def put_nowait(self, obj: object, *, unbounditems: object | None = None) -> None:
+    def put_nowait(
+        self, obj: object, *, unbounditems: object | None = None, strict: bool = False
+    ) -> None:
         """``put(obj, block=False)``."""
         code = 0 if unbounditems is None else _policy_code(unbounditems)
-        self._put(obj, False, None, code)
+        self._put(obj, False, None, code, strict)
 
     def get(self, block: bool = True, timeout: float | None = None) -> object:
         """Remove and return the next item; if empty, wait (``block``) up to

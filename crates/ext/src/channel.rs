@@ -112,13 +112,13 @@ fn timeout_error(what: &str) -> PyErrSet {
 /// `_send(obj, block, timeout) -> bool`: blocking sends return True once
 /// received; non-blocking ones return whether a waiting receiver took it.
 fn send(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("_send", args, 3)?;
+    arity("_send", args, 4)?;
     // SAFETY: `slf` is a ChannelBase instance.
     let shared = unsafe { shared_of(slf) }.clone();
     let block = is_true(args[1])?;
     let timeout = arg_timeout(args[2])?;
     // SAFETY: live argument of the attached interpreter.
-    let value = unsafe { xi::to_value(args[0], false)? };
+    let value = unsafe { xi::to_value(args[0], is_true(args[3])?)? };
     let r = match deadline(block, timeout) {
         None => shared.ch.try_send(value),
         Some(dl) => blocking(|intr| shared.ch.send(value, dl, intr)),
@@ -303,7 +303,11 @@ macro_rules! method {
 }
 
 static mut METHODS: [sys::PyMethodDef; 4] = [
-    method!("_send", py_send, "_send(obj, block, timeout) -> bool"),
+    method!(
+        "_send",
+        py_send,
+        "_send(obj, block, timeout, strict) -> bool"
+    ),
     method!("_recv", py_recv, "_recv(block, timeout) -> (found, obj)"),
     method!("_close", py_close, "_close(send, recv, force) -> int"),
     sys::PyMethodDef::zeroed(),

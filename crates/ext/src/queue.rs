@@ -176,7 +176,7 @@ pub fn to_python(shared: &Arc<SharedQueue>) -> PyResult<Owned> {
 }
 
 fn put(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("_put", args, 4)?;
+    arity("_put", args, 5)?;
     // SAFETY: `slf` is a QueueBase instance (method of the type).
     let shared = unsafe { shared_of(slf) }.clone();
     let block = is_true(args[1])?;
@@ -198,7 +198,7 @@ fn put(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
         })?
     };
     // SAFETY: live argument of the attached interpreter.
-    let value = unsafe { xi::to_value(args[0], false)? };
+    let value = unsafe { xi::to_value(args[0], is_true(args[4])?)? };
     let item = Item {
         value,
         origin: ffi::interp::current().1,
@@ -410,7 +410,11 @@ macro_rules! method {
 }
 
 static mut METHODS: [sys::PyMethodDef; 6] = [
-    method!("_put", py_put, "_put(obj, block, timeout, unbound) -> None"),
+    method!(
+        "_put",
+        py_put,
+        "_put(obj, block, timeout, unbound, strict) -> None"
+    ),
     method!("_get", py_get, "_get(block, timeout) -> (obj, is_unbound)"),
     method!(
         "qsize",
