@@ -26,6 +26,15 @@
 //! - getters and putters are symmetric (a get wakes one asleep putter); `close`,
 //!   `drain` and `remove_where` wake every sleeper of the side they unblock.
 //!
+//! Spin, then park: a call that would sleep first releases the lock and backs
+//! off for a few microseconds (spinning, then yielding, crossbeam's schedule),
+//! watching a lock-free hint of the queue's length and `closed` flag, then
+//! re-takes the lock and re-checks; only then does it register and sleep. When
+//! streaming through a full or empty queue, the other side usually makes
+//! progress within that window, which saves a futex sleep and wake-up per item.
+//! The hint is advisory (written under the lock, read without it): the decision
+//! to sleep is always made under the lock, as above.
+//!
 //! A woken getter always takes an item if there is one before it looks at its
 //! deadline or hook, so a notification is never spent without effect while an
 //! item waits; a getter that leaves empty-handed (deadline, hook) has found the
@@ -49,7 +58,7 @@
 //! crossbeam-channel.
 
 pub use crate::error::{GetError, PutError};
-use crate::sync::{lock, wait_timeout, Arc, Condvar, Mutex, MutexGuard};
+use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -64,6 +73,30 @@ pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// See the non-loom definition.
 #[cfg(loom)]
 pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::ZERO;
+
+/// Backoff steps a blocking call takes (no lock held) before it sleeps: 6 of
+/// busy spinning (1, 2, …, 32 `spin_loop`s), then yields, as crossbeam does.
+/// Under loom: one step (one hint load), so the models cover the unlocked
+/// window without exploring a spin loop.
+#[cfg(not(loom))]
+const SPIN_STEPS: u32 = 10;
+#[cfg(loom)]
+const SPIN_STEPS: u32 = 1;
+
+/// One backoff step.
+fn backoff(step: u32) {
+    if step < 6 {
+        for _ in 0..1u32 << step {
+            std::hint::spin_loop();
+        }
+    } else {
+        #[cfg(not(loom))]
+        std::thread::yield_now();
+    }
+}
+
+/// Bit 63 of [`Shared::hint`]: the queue is closed.
+const CLOSED_HINT: u64 = 1 << 63;
 
 /// A process-unique id for a queue or a channel (one id space for both). Ids
 /// start at 1 and are never reused.
@@ -215,9 +248,44 @@ struct Shared<T> {
     not_empty: Condvar,
     /// Putters wait here for room or the close (bounded queues only).
     not_full: Condvar,
+    /// The state summarized for waiters about to sleep: `items.len()`, with
+    /// [`CLOSED_HINT`] once closed. Written only under the lock, after every
+    /// change ([`Shared::publish`]); read without it ([`Shared::spin_until`]).
+    hint: AtomicU64,
 }
 
 impl<T> Shared<T> {
+    /// Update the hint from the state (under the lock).
+    fn publish(&self, g: &State<T>) {
+        let closed = if g.closed { CLOSED_HINT } else { 0 };
+        // Relaxed: the hint only tells a spinning waiter when to re-take the
+        // lock; everything it then reads is published by the mutex. A stale
+        // hint costs a useless re-check or the rest of the spin, never
+        // correctness: the decision to sleep is made under the lock.
+        self.hint
+            .store(g.items.len() as u64 | closed, Ordering::Relaxed);
+    }
+
+    /// Before sleeping: spin, then yield, for a short bounded while until the
+    /// hint says `ready` (or the steps run out). Called with no lock held; the
+    /// caller then re-takes the lock and re-checks. Saves a futex sleep and
+    /// wake-up per item when the other side is about to make progress (the
+    /// common case when streaming through a full or empty queue).
+    fn spin_until(&self, ready: impl Fn(u64) -> bool) {
+        for step in 0..SPIN_STEPS {
+            // Relaxed: see `publish`.
+            if ready(self.hint.load(Ordering::Relaxed)) {
+                return;
+            }
+            backoff(step);
+        }
+    }
+
+    /// Whether a hint says a put may proceed (room, or closed: it will fail).
+    fn put_ready(&self, hint: u64) -> bool {
+        hint & CLOSED_HINT != 0 || self.has_room((hint & !CLOSED_HINT) as usize)
+    }
+
     fn has_room(&self, len: usize) -> bool {
         self.maxsize == 0 || len < self.maxsize
     }
@@ -225,6 +293,7 @@ impl<T> Shared<T> {
     /// Append under the lock, unlock, then wake one asleep getter if any.
     fn push(&self, mut g: MutexGuard<'_, State<T>>, item: T) {
         g.items.push_back(item);
+        self.publish(&g);
         let wake = g.getters.wake_one();
         drop(g);
         if wake {
@@ -235,6 +304,7 @@ impl<T> Shared<T> {
     /// Take the front item under the lock, unlock, then wake one asleep putter.
     fn pop(&self, mut g: MutexGuard<'_, State<T>>) -> Option<T> {
         let item = g.items.pop_front()?;
+        self.publish(&g);
         let wake = g.putters.wake_one();
         drop(g);
         if wake {
@@ -245,6 +315,7 @@ impl<T> Shared<T> {
 
     /// After items left the queue other than by a get: wake every putter.
     fn room_made(&self, mut g: MutexGuard<'_, State<T>>) {
+        self.publish(&g);
         let wake = g.putters.wake_all();
         drop(g);
         if wake {
@@ -290,6 +361,7 @@ impl<T> Queue<T> {
                 }),
                 not_empty: Condvar::new(),
                 not_full: Condvar::new(),
+                hint: AtomicU64::new(0),
             }),
         }
     }
@@ -335,6 +407,7 @@ impl<T> Queue<T> {
         let sh = &*self.shared;
         let mut g = lock(&sh.state);
         let mut blocker = Blocker::new(deadline, interrupted);
+        let mut spun = false;
         loop {
             if g.closed {
                 return Err(PutError::Closed(item));
@@ -352,11 +425,18 @@ impl<T> Queue<T> {
                     }
                     g = lock(&sh.state);
                 }
+                Next::Wait(_) if !spun => {
+                    spun = true;
+                    drop(g);
+                    sh.spin_until(|h| sh.put_ready(h));
+                    g = lock(&sh.state);
+                }
                 Next::Wait(d) => {
                     g.putters.sleep();
                     g = wait_timeout(&sh.not_full, g, d);
                     g.putters.awake();
                     blocker.waited();
+                    spun = false;
                 }
             }
         }
@@ -390,6 +470,7 @@ impl<T> Queue<T> {
         let sh = &*self.shared;
         let mut g = lock(&sh.state);
         let mut blocker = Blocker::new(deadline, interrupted);
+        let mut spun = false;
         loop {
             if !g.items.is_empty() {
                 // `pop` cannot fail: checked non-empty under this lock.
@@ -407,11 +488,19 @@ impl<T> Queue<T> {
                     }
                     g = lock(&sh.state);
                 }
+                Next::Wait(_) if !spun => {
+                    spun = true;
+                    drop(g);
+                    // Ready: an item, or closed.
+                    sh.spin_until(|h| h != 0);
+                    g = lock(&sh.state);
+                }
                 Next::Wait(d) => {
                     g.getters.sleep();
                     g = wait_timeout(&sh.not_empty, g, d);
                     g.getters.awake();
                     blocker.waited();
+                    spun = false;
                 }
             }
         }
@@ -442,6 +531,7 @@ impl<T> Queue<T> {
             return false;
         }
         g.closed = true;
+        sh.publish(&g);
         let wake_getters = g.getters.wake_all();
         let wake_putters = g.putters.wake_all();
         drop(g);

@@ -50,13 +50,64 @@ fn never() -> impl FnMut() -> bool {
     || false
 }
 
+/// Outcome labels for "how many threads were blocked" snapshots (index = count).
+const BLOCKED: &[&str] = &["blocked_0", "blocked_1", "blocked_2"];
+
+/// Which outcomes a model reached, across all its executions: each model names
+/// its possible outcomes and asserts at the end that it reached every one, so
+/// a model cannot silently stop exercising the race it is named after.
+struct Outcomes {
+    name: &'static str,
+    labels: &'static [&'static str],
+    seen: Vec<std::sync::atomic::AtomicUsize>,
+}
+
+impl Outcomes {
+    fn new(name: &'static str, labels: &'static [&'static str]) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Outcomes {
+            name,
+            labels,
+            seen: labels
+                .iter()
+                .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                .collect(),
+        })
+    }
+    fn hit(&self, label: &str) {
+        let i = self
+            .labels
+            .iter()
+            .position(|l| *l == label)
+            .unwrap_or_else(|| panic!("unknown outcome {label}"));
+        self.seen[i].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn assert_all_reached(&self) {
+        let counts: Vec<String> = self
+            .labels
+            .iter()
+            .zip(&self.seen)
+            .map(|(l, n)| format!("{l}={}", n.load(std::sync::atomic::Ordering::SeqCst)))
+            .collect();
+        eprintln!("  {} outcomes: {}", self.name, counts.join(", "));
+        for (l, n) in self.labels.iter().zip(&self.seen) {
+            assert!(
+                n.load(std::sync::atomic::Ordering::SeqCst) > 0,
+                "{}: outcome {l} never reached",
+                self.name
+            );
+        }
+    }
+}
+
 /// Two getters block on an empty queue; two puts (one blocking, one try_put)
 /// race them. Both getters get an item: a put always wakes a blocked getter
 /// (a lost wake-up is a loom deadlock), and the woken-token accounting never
 /// lets a put skip a getter that still sleeps.
 #[test]
 fn put_get_wakeup() {
-    model("put_get_wakeup", Some(2), || {
+    let out = Outcomes::new("put_get_wakeup", BLOCKED);
+    let o = out.clone();
+    model("put_get_wakeup", Some(4), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -68,6 +119,7 @@ fn put_get_wakeup() {
             let q = q.clone();
             thread::spawn(move || q.try_put(1).unwrap())
         };
+        o.hit(BLOCKED[q.blocked_getters()]);
         q.put(2, None, &mut never()).unwrap();
         putter.join().unwrap();
         let mut got: Vec<i32> = getters.into_iter().map(|g| g.join().unwrap()).collect();
@@ -76,6 +128,7 @@ fn put_get_wakeup() {
         assert_eq!(q.blocked_getters(), 0);
         assert!(q.is_empty());
     });
+    out.assert_all_reached();
 }
 
 /// Two getters (one may be blocked) while the main thread puts one item and
@@ -83,7 +136,9 @@ fn put_get_wakeup() {
 /// reports Closed (drain-then-Closed; a getter left asleep is a deadlock).
 #[test]
 fn close_wakes_blocked_getter() {
-    model("close_wakes_blocked_getter", Some(3), || {
+    let out = Outcomes::new("close_wakes_blocked_getter", BLOCKED);
+    let o = out.clone();
+    model("close_wakes_blocked_getter", Some(4), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -92,6 +147,7 @@ fn close_wakes_blocked_getter() {
             })
             .collect();
         q.try_put(7).unwrap();
+        o.hit(BLOCKED[q.blocked_getters()]);
         assert!(q.close());
         assert_eq!(q.try_put(8), Err(PutError::Closed(8)));
         let mut results: Vec<Result<i32, GetError>> =
@@ -100,24 +156,40 @@ fn close_wakes_blocked_getter() {
         assert_eq!(results, vec![Ok(7), Err(GetError::Closed)]);
         assert_eq!(q.blocked_getters(), 0);
     });
+    out.assert_all_reached();
 }
 
-/// A put on a full bounded queue waits for a get, which wakes it; FIFO holds
-/// (the main thread gets the old item, then the new one).
+/// Two puts on a full bounded queue (maxsize 1) wait for gets, each get wakes
+/// one (the woken-token accounting on the putter side; a lost wake-up is a
+/// deadlock); FIFO holds: the old item comes first, then each put's item once.
 #[test]
 fn bounded_put_waits_for_get() {
-    model("bounded_put_waits_for_get", None, || {
+    let out = Outcomes::new("bounded_put_waits_for_get", BLOCKED);
+    let o = out.clone();
+    model("bounded_put_waits_for_get", Some(3), move || {
         let q = Queue::new(1);
         q.try_put(1).unwrap();
-        let putter = {
-            let q = q.clone();
-            thread::spawn(move || q.put(2, None, &mut never()))
-        };
+        let putters: Vec<_> = [2, 3]
+            .into_iter()
+            .map(|i| {
+                let q = q.clone();
+                thread::spawn(move || q.put(i, None, &mut never()))
+            })
+            .collect();
+        o.hit(BLOCKED[q.blocked_putters()]);
         assert_eq!(q.get(None, &mut never()), Ok(1));
-        assert_eq!(q.get(None, &mut never()), Ok(2));
-        assert_eq!(putter.join().unwrap(), Ok(()));
+        let mut rest = vec![
+            q.get(None, &mut never()).unwrap(),
+            q.get(None, &mut never()).unwrap(),
+        ];
+        rest.sort();
+        assert_eq!(rest, vec![2, 3]);
+        for p in putters {
+            assert_eq!(p.join().unwrap(), Ok(()));
+        }
         assert_eq!(q.blocked_putters(), 0);
     });
+    out.assert_all_reached();
 }
 
 /// `remove_where` racing a producer on a bounded queue: the producer's second
@@ -125,7 +197,9 @@ fn bounded_put_waits_for_get() {
 /// item is removed or left exactly once; survivors keep their order.
 #[test]
 fn remove_where_vs_put() {
-    model("remove_where_vs_put", Some(3), || {
+    let out = Outcomes::new("remove_where_vs_put", &["removed_10", "removed_10_20"]);
+    let o = out.clone();
+    model("remove_where_vs_put", None, move || {
         let q = Queue::new(2);
         q.try_put(10).unwrap();
         let putter = {
@@ -139,6 +213,11 @@ fn remove_where_vs_put() {
         putter.join().unwrap();
         let rest = q.drain();
         assert_eq!(removed.first(), Some(&10), "{removed:?}");
+        o.hit(if removed.len() == 1 {
+            "removed_10"
+        } else {
+            "removed_10_20"
+        });
         let mut all: Vec<i32> = removed.iter().chain(&rest).copied().collect();
         all.sort();
         assert_eq!(all, vec![10, 20, 30], "removed {removed:?} rest {rest:?}");
@@ -146,6 +225,7 @@ fn remove_where_vs_put() {
         sorted_rest.sort();
         assert_eq!(rest, sorted_rest, "order broken");
     });
+    out.assert_all_reached();
 }
 
 /// A blocking send and a blocking receive meet: the send returns only once the
@@ -154,7 +234,12 @@ fn remove_where_vs_put() {
 /// no receive is waiting: both items arrive, once each.
 #[test]
 fn channel_send_recv_rendezvous() {
-    model("channel_send_recv_rendezvous", Some(2), || {
+    let out = Outcomes::new(
+        "channel_send_recv_rendezvous",
+        &["nowait_handed", "nowait_fell_back"],
+    );
+    let o = out.clone();
+    model("channel_send_recv_rendezvous", Some(4), move || {
         let ch = Channel::new();
         let receiver = {
             let ch = ch.clone();
@@ -176,7 +261,11 @@ fn channel_send_recv_rendezvous() {
             })
         };
         ch.send(1, None, &mut never()).unwrap();
-        nowait.join().unwrap();
+        o.hit(if nowait.join().unwrap() {
+            "nowait_handed"
+        } else {
+            "nowait_fell_back"
+        });
         let (a, b) = receiver.join().unwrap();
         let mut got = vec![a, b];
         got.sort();
@@ -184,6 +273,7 @@ fn channel_send_recv_rendezvous() {
         assert!(ch.is_empty());
         assert_eq!(ch.waiting_receivers(), 0);
     });
+    out.assert_all_reached();
 }
 
 /// A blocking send and a blocking receive race a forced close: either the item
@@ -192,7 +282,12 @@ fn channel_send_recv_rendezvous() {
 /// handed back. Nobody stays blocked.
 #[test]
 fn channel_close_vs_send() {
-    model("channel_close_vs_send", Some(2), || {
+    let out = Outcomes::new(
+        "channel_close_vs_send",
+        &["received", "pending_handed_back", "refused"],
+    );
+    let o = out.clone();
+    model("channel_close_vs_send", None, move || {
         let ch = Channel::new();
         let sender = {
             let ch = ch.clone();
@@ -206,12 +301,23 @@ fn channel_close_vs_send() {
         let s = sender.join().unwrap();
         let r = receiver.join().unwrap();
         match (&s, &r) {
-            (Ok(()), Ok(1)) => assert_eq!(returned, 0),
-            (Err(SendError::Closed(1)), Err(RecvError::Closed)) => assert!(returned <= 1),
+            (Ok(()), Ok(1)) => {
+                assert_eq!(returned, 0);
+                o.hit("received");
+            }
+            (Err(SendError::Closed(1)), Err(RecvError::Closed)) => {
+                assert!(returned <= 1);
+                o.hit(if returned == 1 {
+                    "pending_handed_back"
+                } else {
+                    "refused"
+                });
+            }
             _ => panic!("send {s:?}, recv {r:?}"),
         }
         assert!(ch.is_empty());
     });
+    out.assert_all_reached();
 }
 
 /// The exactly-once decision between a sender giving up and a receiver taking
@@ -223,11 +329,25 @@ fn channel_close_vs_send() {
 ///    Interrupted(item) ⇔ not received (the receive then sees the close).
 /// 2. The same with a deadline already passed (timeout): the item is handed to
 ///    a receive already waiting, or withdrawn at once.
-/// 3. A receive whose hook says "stop" vs `try_send`: the receive un-registers
-///    before its hook runs, so try_send's Ok ⇔ the receive returned the item.
+/// 3. A receive whose hook runs (unlocked, un-registered) vs `try_send`: a
+///    try_send in that window finds no receive waiting; one that hands the
+///    item makes the receive return it whatever the hook says next. Ok ⇔ the
+///    receive returned the item.
 #[test]
 fn channel_send_withdraw_vs_recv() {
-    model("channel_send_withdraw_vs_recv/interrupt", None, || {
+    let out = Outcomes::new(
+        "channel_send_withdraw_vs_recv",
+        &[
+            "interrupt_received",
+            "interrupt_withdrawn",
+            "timeout_handed",
+            "timeout_withdrawn",
+            "recv_hook_handed",
+            "recv_hook_no_receiver",
+        ],
+    );
+    let o = out.clone();
+    model("channel_send_withdraw_vs_recv/interrupt", None, move || {
         let ch = Channel::new();
         let receiver = {
             let ch = ch.clone();
@@ -237,12 +357,16 @@ fn channel_send_withdraw_vs_recv() {
         ch.close_send().unwrap();
         let r = receiver.join().unwrap();
         match (&s, &r) {
-            (Ok(()), Ok(1)) | (Err(SendError::Interrupted(1)), Err(RecvError::Closed)) => {}
+            (Ok(()), Ok(1)) => o.hit("interrupt_received"),
+            (Err(SendError::Interrupted(1)), Err(RecvError::Closed)) => {
+                o.hit("interrupt_withdrawn")
+            }
             _ => panic!("send {s:?}, recv {r:?}"),
         }
         assert!(ch.is_empty());
     });
-    model("channel_send_withdraw_vs_recv/timeout", None, || {
+    let o = out.clone();
+    model("channel_send_withdraw_vs_recv/timeout", None, move || {
         let ch = Channel::new();
         let receiver = {
             let ch = ch.clone();
@@ -252,22 +376,39 @@ fn channel_send_withdraw_vs_recv() {
         ch.close_send().unwrap();
         let r = receiver.join().unwrap();
         match (&s, &r) {
-            (Ok(()), Ok(1)) | (Err(SendError::Timeout(1)), Err(RecvError::Closed)) => {}
+            (Ok(()), Ok(1)) => o.hit("timeout_handed"),
+            (Err(SendError::Timeout(1)), Err(RecvError::Closed)) => o.hit("timeout_withdrawn"),
             _ => panic!("send {s:?}, recv {r:?}"),
         }
     });
-    model("channel_send_withdraw_vs_recv/recv_interrupt", None, || {
+    let o = out.clone();
+    model("channel_send_withdraw_vs_recv/recv_hook", None, move || {
         let ch = Channel::new();
         let receiver = {
             let ch = ch.clone();
-            thread::spawn(move || ch.recv(None, &mut || true))
+            thread::spawn(move || {
+                // Under loom the hook runs before every wait: "go on" the first
+                // time (the receive re-registers and waits), "stop" after.
+                let mut calls = 0;
+                ch.recv(None, &mut || {
+                    calls += 1;
+                    calls > 1
+                })
+            })
         };
         let s = ch.try_send(1);
+        if s.is_err() {
+            ch.close_send().unwrap();
+        }
         let r = receiver.join().unwrap();
         match (&s, &r) {
-            (Ok(()), Ok(1)) | (Err(SendError::NoReceiver(1)), Err(RecvError::Interrupted)) => {}
+            (Ok(()), Ok(1)) => o.hit("recv_hook_handed"),
+            (Err(SendError::NoReceiver(1)), Err(RecvError::Closed | RecvError::Interrupted)) => {
+                o.hit("recv_hook_no_receiver")
+            }
             _ => panic!("try_send {s:?}, recv {r:?}"),
         }
         assert_eq!(ch.waiting_receivers(), 0);
     });
+    out.assert_all_reached();
 }
