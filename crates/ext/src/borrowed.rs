@@ -151,10 +151,9 @@ pub fn to_python(b: &Borrowed) -> PyResult<Owned> {
 /// # Safety
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn as_borrowed(obj: *mut sys::PyObject) -> PyResult<Option<Borrowed>> {
-    let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("BorrowedBuffer"))?;
-    // SAFETY: attached; live objects.
+    // SAFETY: attached; `obj` is live and, when ours, a BorrowedBuffer.
     unsafe {
-        if sys::PyObject_TypeCheck(obj, tp.as_ptr() as *mut sys::PyTypeObject) == 0 {
+        if !crate::module::is_ours(obj, cstr!("BorrowedBuffer"))? {
             return Ok(None);
         }
         match &lock(state_of(obj)).borrowed {
@@ -332,7 +331,9 @@ static mut GETSET: [sys::PyGetSetDef; 3] = [
 ];
 
 /// Create this module's `BorrowedBuffer` heap type and add it to `module`.
-pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
+/// # Safety
+/// Attached; `module` is our live module object (its exec slot).
+pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     let mut slots = [
         sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_bf_getbuffer, pfunc: getbuffer as *mut c_void },
@@ -346,22 +347,18 @@ pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         },
         sys::PyType_Slot { slot: 0, pfunc: null_mut() },
     ];
-    let mut spec = sys::PyType_Spec {
-        name: cstr!("crossinterp.BorrowedBuffer").as_ptr(),
-        basicsize: std::mem::size_of::<BorrowedObject>() as c_int,
-        itemsize: 0,
-        // No tp_new: made only by crossing.
-        flags: (sys::Py_TPFLAGS_DEFAULT
-            | sys::Py_TPFLAGS_IMMUTABLETYPE
-            | sys::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: attached; CPython copies what it keeps of `spec`/`slots`.
+    // SAFETY: the caller's contract (attached, our module); the slots match
+    // the layout.
     unsafe {
-        let tp = Owned::from_new(sys::PyType_FromModuleAndSpec(module, &mut spec, null_mut()))?;
-        if sys::PyModule_AddObjectRef(module, cstr!("BorrowedBuffer").as_ptr(), tp.as_ptr()) < 0 {
-            return Err(PyErrSet);
-        }
+        crate::common::add_heap_type(
+            module,
+            cstr!("crossinterp.BorrowedBuffer"),
+            cstr!("BorrowedBuffer"),
+            std::mem::size_of::<BorrowedObject>(),
+            sys::Py_TPFLAGS_DEFAULT
+                | sys::Py_TPFLAGS_IMMUTABLETYPE
+                | sys::Py_TPFLAGS_DISALLOW_INSTANTIATION,
+            &mut slots,
+        )
     }
-    Ok(())
 }

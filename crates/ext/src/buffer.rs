@@ -69,10 +69,9 @@ fn buffer_type() -> PyResult<Owned> {
 /// # Safety
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn as_buffer(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedMem>>> {
-    let tp = buffer_type()?;
-    // SAFETY: attached; live objects.
+    // SAFETY: attached; `obj` is live and, when ours, a SharedBuffer.
     unsafe {
-        if sys::PyObject_TypeCheck(obj, tp.as_ptr() as *mut sys::PyTypeObject) == 0 {
+        if !crate::module::is_ours(obj, cstr!("SharedBuffer"))? {
             return Ok(None);
         }
         match &lock(state_of(obj)).mem {
@@ -371,7 +370,9 @@ static mut GETSET: [sys::PyGetSetDef; 4] = [
 ];
 
 /// Create this module's `SharedBuffer` heap type and add it to `module`.
-pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
+/// # Safety
+/// Attached; `module` is our live module object (its exec slot).
+pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     let mut slots = [
         sys::PyType_Slot { slot: sys::Py_tp_new, pfunc: tp_new as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
@@ -387,19 +388,16 @@ pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         },
         sys::PyType_Slot { slot: 0, pfunc: null_mut() },
     ];
-    let mut spec = sys::PyType_Spec {
-        name: cstr!("crossinterp.SharedBuffer").as_ptr(),
-        basicsize: std::mem::size_of::<BufferObject>() as c_int,
-        itemsize: 0,
-        flags: (sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_IMMUTABLETYPE) as _,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: attached; CPython copies what it keeps of `spec`/`slots`.
+    // SAFETY: the caller's contract (attached, our module); the slots match
+    // the layout.
     unsafe {
-        let tp = Owned::from_new(sys::PyType_FromModuleAndSpec(module, &mut spec, null_mut()))?;
-        if sys::PyModule_AddObjectRef(module, cstr!("SharedBuffer").as_ptr(), tp.as_ptr()) < 0 {
-            return Err(PyErrSet);
-        }
+        crate::common::add_heap_type(
+            module,
+            cstr!("crossinterp.SharedBuffer"),
+            cstr!("SharedBuffer"),
+            std::mem::size_of::<BufferObject>(),
+            sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_IMMUTABLETYPE,
+            &mut slots,
+        )
     }
-    Ok(())
 }

@@ -3,7 +3,7 @@
 //! taken the item. Owner-free, like `Queue`: every interpreter holding it has
 //! its own `crossinterp.channels.Channel` object over the same channel.
 
-use crate::common::{arg_timeout, arity, blocking, deadline, is_true, Args};
+use crate::common::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
@@ -79,10 +79,9 @@ unsafe fn alloc_with(cls: *mut sys::PyTypeObject, shared: Arc<SharedChannel>) ->
 /// # Safety
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn as_channel(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedChannel>>> {
-    let base = ffi::import_attr(cstr!("crossinterp._native"), cstr!("ChannelBase"))?;
-    // SAFETY: attached; live objects.
+    // SAFETY: attached; `obj` is live and, when ours, a ChannelBase.
     unsafe {
-        if sys::PyObject_TypeCheck(obj, base.as_ptr() as *mut sys::PyTypeObject) != 0 {
+        if crate::module::is_ours(obj, cstr!("ChannelBase"))? {
             Ok(Some(shared_of(obj).clone()))
         } else {
             Ok(None)
@@ -115,10 +114,10 @@ fn send(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_send", args, 4)?;
     // SAFETY: `slf` is a ChannelBase instance.
     let shared = unsafe { shared_of(slf) }.clone();
-    let block = is_true(args[1])?;
-    let timeout = arg_timeout(args[2])?;
+    let block = arg_bool(args, 1)?;
+    let timeout = arg_timeout(args, 2)?;
     // SAFETY: live argument of the attached interpreter.
-    let value = unsafe { xi::to_value(args[0], is_true(args[3])?)? };
+    let value = unsafe { xi::to_value(args[0], arg_bool(args, 3)?)? };
     let r = match deadline(block, timeout) {
         None => shared.ch.try_send(value),
         Some(dl) => blocking(|intr| shared.ch.send(value, dl, intr)),
@@ -140,8 +139,8 @@ fn recv(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_recv", args, 2)?;
     // SAFETY: `slf` is a ChannelBase instance.
     let shared = unsafe { shared_of(slf) }.clone();
-    let block = is_true(args[0])?;
-    let timeout = arg_timeout(args[1])?;
+    let block = arg_bool(args, 0)?;
+    let timeout = arg_timeout(args, 1)?;
     let r = match deadline(block, timeout) {
         None => shared.ch.try_recv(),
         Some(dl) => blocking(|intr| shared.ch.recv(dl, intr)),
@@ -167,7 +166,7 @@ fn close(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_close", args, 3)?;
     // SAFETY: `slf` is a ChannelBase instance.
     let shared = unsafe { shared_of(slf) }.clone();
-    let (send, recv, force) = (is_true(args[0])?, is_true(args[1])?, is_true(args[2])?);
+    let (send, recv, force) = (arg_bool(args, 0)?, arg_bool(args, 1)?, arg_bool(args, 2)?);
     let r = match (send, recv) {
         (true, false) => shared.ch.close_send().map(|()| 0),
         (false, true) if !force => shared.ch.close_recv().map(|()| 0),
@@ -348,7 +347,9 @@ static mut GETSET: [sys::PyGetSetDef; 5] = [
 ];
 
 /// Create this module's `ChannelBase` heap type and add it to `module`.
-pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
+/// # Safety
+/// Attached; `module` is our live module object (its exec slot).
+pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     let mut slots = [
         sys::PyType_Slot {
             slot: sys::Py_tp_new,
@@ -384,20 +385,16 @@ pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
             pfunc: null_mut(),
         },
     ];
-    let mut spec = sys::PyType_Spec {
-        name: cstr!("crossinterp._native.ChannelBase").as_ptr(),
-        basicsize: std::mem::size_of::<ChannelObject>() as c_int,
-        itemsize: 0,
-        flags: (sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_BASETYPE | sys::Py_TPFLAGS_IMMUTABLETYPE)
-            as _,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: attached; CPython copies what it keeps of `spec`/`slots`.
+    // SAFETY: the caller's contract (attached, our module); the slots match
+    // the layout.
     unsafe {
-        let tp = Owned::from_new(sys::PyType_FromModuleAndSpec(module, &mut spec, null_mut()))?;
-        if sys::PyModule_AddObjectRef(module, cstr!("ChannelBase").as_ptr(), tp.as_ptr()) < 0 {
-            return Err(PyErrSet);
-        }
+        crate::common::add_heap_type(
+            module,
+            cstr!("crossinterp._native.ChannelBase"),
+            cstr!("ChannelBase"),
+            std::mem::size_of::<ChannelObject>(),
+            sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_BASETYPE | sys::Py_TPFLAGS_IMMUTABLETYPE,
+            &mut slots,
+        )
     }
-    Ok(())
 }

@@ -42,8 +42,10 @@ pub fn arity(name: &str, args: Args, n: usize) -> PyResult<()> {
     Ok(())
 }
 
-pub fn arg_timeout(obj: *mut sys::PyObject) -> PyResult<Option<Duration>> {
-    // SAFETY: attached; live argument.
+/// Argument `i` as a timeout: `None`, or a non-negative number of seconds.
+pub fn arg_timeout(args: Args, i: usize) -> PyResult<Option<Duration>> {
+    let obj = args[i];
+    // SAFETY: attached; `Args` holds live borrowed arguments (see method_fn!).
     unsafe {
         if obj == sys::Py_None() {
             return Ok(None);
@@ -98,10 +100,46 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 100)
 }
 
-pub fn is_true(obj: *mut sys::PyObject) -> PyResult<bool> {
-    // SAFETY: attached; live argument.
-    match unsafe { sys::PyObject_IsTrue(obj) } {
+/// Argument `i`'s truth value.
+pub fn arg_bool(args: Args, i: usize) -> PyResult<bool> {
+    // SAFETY: attached; `Args` holds live borrowed arguments (see method_fn!).
+    match unsafe { sys::PyObject_IsTrue(args[i]) } {
         -1 => Err(PyErrSet),
         v => Ok(v != 0),
     }
+}
+
+/// Create a heap type from `spec_name`/`basicsize`/`flags`/`slots` bound to
+/// `module` (so `PyType_GetModuleByDef` finds it) and add it as `attr`.
+///
+/// # Safety
+/// Attached; `module` is our live module object; `slots` is a valid,
+/// zero-terminated slot table whose functions match `basicsize`'s layout.
+pub unsafe fn add_heap_type(
+    module: *mut sys::PyObject,
+    spec_name: &std::ffi::CStr,
+    attr: &std::ffi::CStr,
+    basicsize: usize,
+    flags: std::ffi::c_ulong,
+    slots: &mut [sys::PyType_Slot],
+) -> PyResult<()> {
+    let mut spec = sys::PyType_Spec {
+        name: spec_name.as_ptr(),
+        basicsize: basicsize as std::ffi::c_int,
+        itemsize: 0,
+        flags: flags as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: forwarded contract; CPython copies what it keeps of `spec`.
+    unsafe {
+        let tp = crate::ffi::Owned::from_new(sys::PyType_FromModuleAndSpec(
+            module,
+            &mut spec,
+            std::ptr::null_mut(),
+        ))?;
+        if sys::PyModule_AddObjectRef(module, attr.as_ptr(), tp.as_ptr()) < 0 {
+            return Err(PyErrSet);
+        }
+    }
+    Ok(())
 }

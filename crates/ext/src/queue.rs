@@ -14,7 +14,7 @@
 //! sleep until the event itself wakes them; every ~50 ms they re-attach briefly
 //! to check for signals (KeyboardInterrupt), which is not polling for data.
 
-use crate::common::{arg_timeout, arity, blocking, deadline, is_true, Args};
+use crate::common::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
@@ -156,10 +156,9 @@ unsafe fn alloc_with(cls: *mut sys::PyTypeObject, shared: Arc<SharedQueue>) -> P
 /// # Safety
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn as_queue(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedQueue>>> {
-    let base = ffi::import_attr(cstr!("crossinterp._native"), cstr!("QueueBase"))?;
-    // SAFETY: attached; `obj` and `base` (a type) are live.
+    // SAFETY: attached; `obj` is live and, when ours, a QueueBase.
     unsafe {
-        if sys::PyObject_TypeCheck(obj, base.as_ptr() as *mut sys::PyTypeObject) != 0 {
+        if crate::module::is_ours(obj, cstr!("QueueBase"))? {
             Ok(Some(shared_of(obj).clone()))
         } else {
             Ok(None)
@@ -179,8 +178,8 @@ fn put(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_put", args, 5)?;
     // SAFETY: `slf` is a QueueBase instance (method of the type).
     let shared = unsafe { shared_of(slf) }.clone();
-    let block = is_true(args[1])?;
-    let timeout = arg_timeout(args[2])?;
+    let block = arg_bool(args, 1)?;
+    let timeout = arg_timeout(args, 2)?;
     // SAFETY: attached; live argument.
     let unbound_raw = unsafe { sys::PyLong_AsLongLong(args[3]) };
     // SAFETY: attached.
@@ -198,7 +197,7 @@ fn put(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
         })?
     };
     // SAFETY: live argument of the attached interpreter.
-    let value = unsafe { xi::to_value(args[0], is_true(args[4])?)? };
+    let value = unsafe { xi::to_value(args[0], arg_bool(args, 4)?)? };
     let item = Item {
         value,
         origin: ffi::interp::current().1,
@@ -224,8 +223,8 @@ fn get(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_get", args, 2)?;
     // SAFETY: `slf` is a QueueBase instance.
     let shared = unsafe { shared_of(slf) }.clone();
-    let block = is_true(args[0])?;
-    let timeout = arg_timeout(args[1])?;
+    let block = arg_bool(args, 0)?;
+    let timeout = arg_timeout(args, 1)?;
     let dl = deadline(block, timeout);
     loop {
         let r = match dl {
@@ -458,7 +457,9 @@ static mut GETSET: [sys::PyGetSetDef; 4] = [
 ];
 
 /// Create this module's `QueueBase` heap type and add it to `module`.
-pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
+/// # Safety
+/// Attached; `module` is our live module object (its exec slot).
+pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     let mut slots = [
         sys::PyType_Slot {
             slot: sys::Py_tp_new,
@@ -494,21 +495,16 @@ pub fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
             pfunc: null_mut(),
         },
     ];
-    let mut spec = sys::PyType_Spec {
-        name: cstr!("crossinterp._native.QueueBase").as_ptr(),
-        basicsize: std::mem::size_of::<QueueObject>() as c_int,
-        itemsize: 0,
-        flags: (sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_BASETYPE | sys::Py_TPFLAGS_IMMUTABLETYPE)
-            as _,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: attached; `spec` and `slots` are read during the call only
-    // (CPython copies what it keeps); `module` is our live module.
+    // SAFETY: the caller's contract (attached, our module); the slots match
+    // the layout.
     unsafe {
-        let tp = Owned::from_new(sys::PyType_FromModuleAndSpec(module, &mut spec, null_mut()))?;
-        if sys::PyModule_AddObjectRef(module, cstr!("QueueBase").as_ptr(), tp.as_ptr()) < 0 {
-            return Err(PyErrSet);
-        }
+        crate::common::add_heap_type(
+            module,
+            cstr!("crossinterp._native.QueueBase"),
+            cstr!("QueueBase"),
+            std::mem::size_of::<QueueObject>(),
+            sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_BASETYPE | sys::Py_TPFLAGS_IMMUTABLETYPE,
+            &mut slots,
+        )
     }
-    Ok(())
 }
