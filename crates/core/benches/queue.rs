@@ -7,8 +7,9 @@
 //! Each iteration streams 100k `u64`s from P producer threads to C consumer
 //! threads (SPSC: 1→1; MPMC: 2→2), bounded (1024) and unbounded, spawning and
 //! joining the threads inside the timed region for both sides alike. After
-//! criterion's own report, a table gives our mean time per stream over
-//! crossbeam's (1.00 = as fast; below 1 = faster).
+//! criterion's own report, a table gives our time per stream over crossbeam's
+//! (1.00 = as fast; below 1 = faster): from criterion's samples, and from an
+//! interleaved run that alternates the two (robust to load from elsewhere).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use crossinterp_core::Queue;
@@ -146,30 +147,53 @@ fn bench(c: &mut Criterion, group: &str, producers: u64, consumers: usize) {
     g.finish();
 }
 
+/// Median of `runs`.
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+/// Ratios from criterion's samples (case after case), then from an interleaved
+/// run (ours and crossbeam alternately, 31 streams each, medians): the second is
+/// robust to load that changes during the run, the first is what criterion saw.
 fn report() {
     let t = TOTALS.lock().unwrap();
     let mean = |id: &str| t.get(id).map(|(d, n)| d.as_secs_f64() / *n as f64);
-    println!("\nours vs crossbeam-channel, mean time per 100k-item stream (all samples)");
+    println!("\nours vs crossbeam-channel, time per 100k-item stream");
     println!(
-        "{:<26}{:>12}{:>14}{:>10}",
-        "case", "ours", "crossbeam", "ratio"
+        "{:<24}{:>12}{:>12}{:>8}   {:>12}{:>12}{:>8}",
+        "", "mean ours", "crossbeam", "ratio", "median ours", "crossbeam", "ratio"
     );
-    for group in ["spsc", "mpmc_2p2c"] {
-        for kind in ["bounded_1024", "unbounded"] {
-            let (Some(o), Some(x)) = (
-                mean(&format!("{group}/ours_{kind}")),
-                mean(&format!("{group}/crossbeam_{kind}")),
-            ) else {
-                continue;
-            };
-            println!(
-                "{:<26}{:>10.2}ms{:>12.2}ms{:>10.2}",
-                format!("{group} {kind}"),
-                o * 1e3,
-                x * 1e3,
-                o / x
-            );
+    type Pair = (u64, usize, usize, Option<usize>);
+    let cases: [(&str, &str, Pair); 4] = [
+        ("spsc", "bounded_1024", (1, 1, BOUND, Some(BOUND))),
+        ("spsc", "unbounded", (1, 1, 0, None)),
+        ("mpmc_2p2c", "bounded_1024", (2, 2, BOUND, Some(BOUND))),
+        ("mpmc_2p2c", "unbounded", (2, 2, 0, None)),
+    ];
+    for (group, kind, (p, c, ours_max, cb_bound)) in cases {
+        let (Some(o), Some(x)) = (
+            mean(&format!("{group}/ours_{kind}")),
+            mean(&format!("{group}/crossbeam_{kind}")),
+        ) else {
+            continue;
+        };
+        let (mut ro, mut rx) = (Vec::new(), Vec::new());
+        for _ in 0..31 {
+            ro.push(ours(p, c, ours_max));
+            rx.push(crossbeam(p, c, cb_bound));
         }
+        let (mo, mx) = (median(ro), median(rx));
+        println!(
+            "{:<24}{:>10.2}ms{:>10.2}ms{:>8.2}   {:>10.2}ms{:>10.2}ms{:>8.2}",
+            format!("{group} {kind}"),
+            o * 1e3,
+            x * 1e3,
+            o / x,
+            mo.as_secs_f64() * 1e3,
+            mx.as_secs_f64() * 1e3,
+            mo.as_secs_f64() / mx.as_secs_f64()
+        );
     }
 }
 

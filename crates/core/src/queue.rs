@@ -5,20 +5,20 @@
 //!
 //! One mutex guards the items, the `closed` flag and the wait accounting of both
 //! sides; `not_empty` wakes getters, `not_full` wakes putters (bounded queues
-//! only). Blocking calls are driven by a [`Blocker`], which decides, each time
+//! only). Blocking calls are driven by a `Blocker`, which decides, each time
 //! the call finds it cannot proceed, whether its deadline passed, whether the
 //! interrupt hook is due, or how long to wait.
 //!
 //! No lost wake-up (`put_get_wakeup`, `bounded_put_waits_for_get` models in
 //! `tests/loom_queue.rs`):
-//! - a blocked getter registers itself as asleep ([`Sleepers::sleep`]) in the
+//! - a blocked getter registers itself as asleep (`Sleepers::sleep`) in the
 //!   critical section that found the queue empty, and `Condvar::wait` releases
 //!   the lock atomically: a put either ran before that check (the getter sees
 //!   the item) or runs after and sees the sleeper;
 //! - a put that sees an asleep getter moves one to "woken" and calls
 //!   `notify_one` once it has unlocked. Further puts before that getter runs
 //!   find no *asleep* getter and issue no redundant futex wake;
-//! - every wait is followed, under the lock, by [`Sleepers::awake`], which
+//! - every wait is followed, under the lock, by `Sleepers::awake`, which
 //!   consumes a "woken" token if one is outstanding, else un-registers. So the
 //!   counts stay exact whether a thread woke by notification, timeout or
 //!   spuriously (whoever wakes first re-checks the queue, which is all a token
