@@ -98,3 +98,22 @@ def view_info(buf):
     """Read a lent buffer in this interpreter: (type name, bytes, readonly)."""
     with memoryview(buf) as mv:
         return type(buf).__name__, mv.tobytes(), mv.readonly
+
+
+def hammer_queue(q, pid, n, batch):
+    """Put n sequence-numbered items in batches, getting as many back from the
+    same queue in between (a put/get storm); returns what was got."""
+    got = []
+    for start in range(0, n, batch):
+        for seq in range(start, min(n, start + batch)):
+            q.put((pid, seq), timeout=60)
+        for _ in range(min(n, start + batch) - start):
+            got.append(q.get(timeout=60))
+    return tuple(got)
+
+
+def touch_buffer(buf, rounds):
+    for _ in range(rounds):
+        with memoryview(buf) as mv:
+            mv[0] = (mv[0] + 1) % 256
+    return rounds

@@ -1,0 +1,118 @@
+"""Stress runs named after the races they exercise. The `_small` variants run
+by default; the `_large` ones exist only with CROSSINTERP_LARGE=1."""
+
+import threading
+
+import helpers
+from conftest import LARGE
+
+from crossinterp import SharedBuffer, interpreters
+from crossinterp.channels import Channel
+from crossinterp.queues import Queue
+
+
+def _put_get_storm(n_interps, n_threads_main, n):
+    # Room for every worker's batch: all workers blocked in put at once (a
+    # full queue nobody drains) would be a deadlock of the test, not a race.
+    q = Queue(maxsize=8 * (n_interps + n_threads_main))
+    its = [interpreters.create() for _ in range(n_interps)]
+    results, errors = {}, []
+
+    def run(key, fn, *args):
+        try:
+            results[key] = fn(*args)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=run, args=(("i", k), it.call, helpers.hammer_queue, q, k, n, 8))
+        for k, it in enumerate(its)
+    ] + [
+        threading.Thread(target=run, args=(("t", k), helpers.hammer_queue, q, 100 + k, n, 8))
+        for k in range(n_threads_main)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for it in its:
+        it.close()
+    assert errors == []
+    got = sorted(x for v in results.values() for x in v)
+    expected = sorted(
+        [(k, s) for k in range(n_interps) for s in range(n)]
+        + [(100 + k, s) for k in range(n_threads_main) for s in range(n)]
+    )
+    assert got == expected  # every item got exactly once
+    assert q.empty()
+
+
+def test_put_get_storm_across_interpreters_and_threads_small():
+    _put_get_storm(3, 3, 200)
+
+
+def _rendezvous_storm(n_senders, n):
+    ch = Channel()
+    its = [interpreters.create() for _ in range(n_senders)]
+    errors = []
+
+    def send(it):
+        try:
+            it.call(helpers.send_range, ch, n)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(it,)) for it in its]
+    for t in threads:
+        t.start()
+    got = [ch.recv(timeout=60) for _ in range(n_senders * n)]
+    for t in threads:
+        t.join()
+    for it in its:
+        it.close()
+    assert errors == []
+    assert sorted(got) == sorted(list(range(n)) * n_senders)
+    assert ch.pending == 0
+
+
+def test_send_recv_rendezvous_storm_small():
+    _rendezvous_storm(3, 200)
+
+
+def _export_release_storm(n_interps, rounds):
+    buf = SharedBuffer(64)
+    its = [interpreters.create() for _ in range(n_interps)]
+    errors = []
+
+    def run(it):
+        try:
+            it.call(helpers.touch_buffer, buf, rounds)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(it,)) for it in its]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for it in its:
+        it.close()
+    assert errors == []
+    buf.release()  # no export may be left over by any interpreter
+    assert buf.released
+
+
+def test_export_release_storm_small():
+    _export_release_storm(3, 500)
+
+
+if LARGE:
+
+    def test_put_get_storm_across_interpreters_and_threads_large():
+        _put_get_storm(6, 6, 5000)
+
+    def test_send_recv_rendezvous_storm_large():
+        _rendezvous_storm(6, 3000)
+
+    def test_export_release_storm_large():
+        _export_release_storm(6, 20000)
