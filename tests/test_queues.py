@@ -284,3 +284,43 @@ def test_items_left_in_a_dropped_queue_are_released_in_their_owner():
     owner.exec("data.extend(b'x')")
     assert owner.call(helpers.main_eval, "len(data)") == 9
     owner.close()
+
+
+class _Alarm(Exception):
+    pass
+
+
+def test_blocked_get_is_interruptible_by_signals():
+    import signal
+
+    def handler(signum, frame):
+        raise _Alarm
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        t0 = time.monotonic()
+        with pytest.raises(_Alarm):
+            Queue().get()  # no timeout: only the signal can end it
+        assert time.monotonic() - t0 < 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_blocked_channel_recv_is_interruptible_by_signals():
+    import signal
+
+    from crossinterp.channels import Channel
+
+    def handler(signum, frame):
+        raise _Alarm
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(_Alarm):
+            Channel().recv()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
