@@ -101,12 +101,11 @@ const CLOSED_HINT: u64 = 1 << 63;
 /// A process-unique id for a queue or a channel (one id space for both). Ids
 /// start at 1 and are never reused.
 pub(crate) fn next_id() -> u64 {
-    // The one atomic of this crate not taken from `crate::sync`: a `static`
-    // cannot hold a loom atomic (loom's exist per model execution), and this
-    // counter takes part in no inter-thread protocol. Relaxed: uniqueness needs
-    // only the atomicity of the add.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    use crate::sync::statics::{AtomicU64, Ordering};
+    // A std atomic even under loom: see `sync::statics`. Relaxed: uniqueness
+    // needs only the atomicity of the add.
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What a blocked call should do next.

@@ -66,3 +66,11 @@ pub fn wait_timeout<'a, T>(
         }
     }
 }
+
+/// Counters that must be `static` (process-wide id spaces). A `static` cannot
+/// hold a loom atomic (loom's exist per model execution), and these counters
+/// take part in no inter-thread protocol — ids need only the atomicity of the
+/// add — so they are std atomics under loom too.
+pub mod statics {
+    pub use std::sync::atomic::{AtomicU64, Ordering};
+}

@@ -123,6 +123,10 @@ fn send(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
         Some(dl) => blocking(|intr| shared.ch.send(value, dl, intr)),
     };
     let received = match r {
+        // A receive may take the item while the interrupt hook runs: the item
+        // was delivered, and the signal's exception (if any) is still raised.
+        // SAFETY: attached (re-attached by `blocking`).
+        Ok(()) if unsafe { !sys::PyErr_Occurred().is_null() } => return Err(PyErrSet),
         Ok(()) => true,
         Err(SendError::NoReceiver(_)) => false,
         Err(SendError::Timeout(_)) => return Err(timeout_error("send")),
