@@ -117,3 +117,7 @@ def touch_buffer(buf, rounds):
         with memoryview(buf) as mv:
             mv[0] = (mv[0] + 1) % 256
     return rounds
+
+
+def identity(x):
+    return x

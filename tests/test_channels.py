@@ -183,3 +183,8 @@ def test_strict_send():
     with pytest.raises(interpreters.NotShareableError):
         ch.send({"x": 1}, timeout=1, strict=True)
     assert ch.send_nowait((1, 2), strict=True) is False  # shareable, no receiver
+
+
+def test_force_with_send_end_only_is_refused():
+    with pytest.raises(ValueError):
+        Channel().close(send=True, force=True)

@@ -324,3 +324,10 @@ def test_blocked_channel_recv_is_interruptible_by_signals():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_interpreters_module_exports_queue_names():
+    from crossinterp import queues
+
+    assert interpreters.Queue is queues.Queue
+    assert interpreters.QueueEmpty is QueueEmpty and interpreters.QueueFull is QueueFull

@@ -103,3 +103,21 @@ def test_shareable():
     released.release()
     with pytest.raises(ValueError):
         interpreters.is_shareable(released)
+
+
+def test_memoryview_of_a_whole_shared_buffer_crosses_as_the_buffer(interp):
+    buf = SharedBuffer(16)
+    got = interp.call(helpers.identity, memoryview(buf))
+    assert type(got) is SharedBuffer and not got.readonly
+    memoryview(got)[:2] = b"ok"
+    assert bytes(memoryview(buf)[:2]) == b"ok"
+    # A slice is lent (read-only) instead.
+    part = interp.call(helpers.view_info, memoryview(buf)[2:4])
+    assert part == ("BorrowedBuffer", bytes(2), True)
+
+
+def test_nbytes_bool_is_refused():
+    with pytest.raises(TypeError):
+        SharedBuffer(True)
+    with pytest.raises(TypeError):
+        SharedBuffer(nbytes=False)

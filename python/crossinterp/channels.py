@@ -103,7 +103,11 @@ class Channel(_native.ChannelBase):
 
     def close(self, *, send: bool = False, recv: bool = False, force: bool = False) -> int:
         """Close an end (``send=True`` or ``recv=True``) or, with neither,
-        the whole channel. Returns how many pending items ``force`` handed back."""
+        the whole channel. Returns how many pending items ``force`` handed back.
+        ``force`` applies to closing the receive end (``ValueError`` with
+        ``send=True`` alone: closing the send end never strands an item)."""
+        if force and send and not recv:
+            raise ValueError("force=True applies to closing the receive end, not send=True alone")
         return self._close(send, recv, force)
 
     def __iter__(self) -> Iterator[object]:

@@ -69,6 +69,15 @@ def create() -> Interpreter:
     return Interpreter(iid, _whence=WHENCE_CROSSINTERP)
 
 
+def __getattr__(name: str) -> object:
+    # PEP 734's module also exports the queue type and its errors.
+    if name in ("Queue", "QueueEmpty", "QueueFull", "QueueError", "QueueNotFoundError"):
+        from . import queues
+
+        return getattr(queues, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue:
     """Make a new cross-interpreter queue: see :mod:`crossinterp.queues`."""
     from . import queues

@@ -64,7 +64,7 @@ fn buffer_type() -> PyResult<Owned> {
 }
 
 /// The shared memory of `obj` if it is a (live) `SharedBuffer` of this
-/// interpreter; `BufferError` if released.
+/// interpreter; `ValueError` if released.
 ///
 /// # Safety
 /// `obj` is a live object of the attached interpreter.
@@ -118,6 +118,22 @@ unsafe extern "C" fn tp_new(
     kwargs: *mut sys::PyObject,
 ) -> *mut sys::PyObject {
     ffi::trampoline(|| {
+        // SAFETY: attached; `args` is a tuple, `kwargs` NULL or a dict.
+        unsafe {
+            let first = if sys::PyTuple_Size(args) > 0 {
+                sys::PyTuple_GetItem(args, 0)
+            } else if !kwargs.is_null() {
+                sys::PyDict_GetItemString(kwargs, cstr!("nbytes").as_ptr())
+            } else {
+                null_mut()
+            };
+            if !first.is_null() && sys::PyBool_Check(first) != 0 {
+                return Err(ffi::raise(
+                    Exc::TypeError,
+                    "nbytes must be an int, not bool",
+                ));
+            }
+        }
         let mut nbytes: sys::Py_ssize_t = 0;
         let mut readonly: c_int = 0;
         let kwlist: [*const c_char; 3] = [

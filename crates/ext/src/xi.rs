@@ -176,6 +176,22 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
             return Ok(Some(Value::Channel(c)));
         }
         if sys::PyMemoryView_Check(obj) != 0 {
+            // A view of a whole SharedBuffer crosses as that buffer (owner-free,
+            // writable as it is); any other view is lent by its owner.
+            let base = Owned::from_new(sys::PyObject_GetAttrString(obj, cstr!("obj").as_ptr()))?;
+            if let Some(m) = crate::buffer::as_buffer(base.as_ptr())? {
+                let mut view: sys::Py_buffer = std::mem::zeroed();
+                if sys::PyObject_GetBuffer(obj, &mut view, sys::PyBUF_SIMPLE) == 0 {
+                    let whole = std::ptr::eq(view.buf as *const u8, m.as_ptr())
+                        && view.len as usize == m.len();
+                    sys::PyBuffer_Release(&mut view);
+                    if whole {
+                        return Ok(Some(Value::Buffer(m)));
+                    }
+                } else {
+                    sys::PyErr_Clear(); // not contiguous: `pin` reports it
+                }
+            }
             return Ok(Some(Value::Borrowed(crate::borrowed::pin(obj)?)));
         }
         if let Some(b) = crate::borrowed::as_borrowed(obj)? {
