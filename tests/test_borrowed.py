@@ -101,3 +101,47 @@ def test_non_contiguous_memoryview_is_refused(interp):
 def test_borrowed_buffer_cannot_be_instantiated():
     with pytest.raises(TypeError):
         _native.BorrowedBuffer()
+
+
+def test_exit_while_holding_a_lent_memoryview_does_not_hang():
+    from conftest import run_script
+
+    r = run_script(
+        """
+        import crossinterp
+        from crossinterp import interpreters
+        from crossinterp.queues import Queue
+        crossinterp.set_finalize_warn_after(0.2)
+        owner = interpreters.create()
+        q = Queue()
+        owner.prepare_main(q=q)
+        owner.exec("data = bytearray(b'z' * 32); q.put(memoryview(data))")
+        b = q.get(timeout=5)
+        mv = memoryview(b)  # still exported when the process exits
+        assert mv.tobytes() == b'z' * 32
+        print("exiting")
+        """,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "exiting"
+    assert "process is exiting" in r.stderr and "must not be used" in r.stderr
+
+
+def test_close_still_waits_for_lent_exports_outside_exit():
+    # Outside process exit, a pin still holds the owner's close (as tested
+    # above with a thread); the exit relaxation must not leak into close().
+    owner = interpreters.create()
+    q = Queue()
+    owner.prepare_main(q=q)
+    owner.exec("data = bytearray(4); q.put(memoryview(data))")
+    b = q.get(timeout=5)
+    mv = memoryview(b)
+    done = []
+    t = threading.Thread(target=lambda: (owner.close(), done.append(1)))
+    t.start()
+    time.sleep(0.3)
+    assert done == []
+    mv.release()
+    t.join(10)
+    assert done == [1]

@@ -378,6 +378,19 @@ impl Owner {
     /// then calls [`Owner::finalize`] attached (whose own wait is then instant:
     /// after `begin_finalize` the count only goes down).
     pub fn wait_for_guards(&self, opts: &mut FinalizeOptions<'_>) -> Duration {
+        self.wait_for_guards_until(opts, None)
+    }
+
+    /// Like [`Owner::wait_for_guards`], but also stop waiting as soon as
+    /// `enough(open_guards)` says so (checked at least every 50 ms). For the
+    /// extension's process exit, where guards that only pin memory lent to an
+    /// exiting interpreter must not hang the exit. The guards still open stay
+    /// valid objects: dropping them later only lowers the count.
+    pub fn wait_for_guards_until(
+        &self,
+        opts: &mut FinalizeOptions<'_>,
+        mut enough: Option<&mut dyn FnMut(u64) -> bool>,
+    ) -> Duration {
         self.begin_finalize();
         let cell = &self.view.cell;
         let start = Instant::now();
@@ -385,7 +398,7 @@ impl Owner {
         let mut g = lock(&cell.idle_lock);
         loop {
             let open = cell.open_guards();
-            if open == 0 {
+            if open == 0 || enough.as_mut().is_some_and(|f| f(open)) {
                 break;
             }
             let waited = start.elapsed();
@@ -400,18 +413,47 @@ impl Owner {
                 g = lock(&cell.idle_lock);
                 continue;
             }
-            g = wait_timeout(&cell.idle_cv, g, next_report - waited);
+            let mut nap = next_report - waited;
+            if enough.is_some() {
+                // Only the last guard's drop wakes us: poll the predicate.
+                nap = nap.min(Duration::from_millis(50));
+            }
+            g = wait_timeout(&cell.idle_cv, g, nap);
         }
         start.elapsed()
+    }
+
+    /// [`Owner::finalize`], stopping the wait for open guards early when
+    /// `enough(open_guards)` says so (see [`Owner::wait_for_guards_until`]).
+    pub fn finalize_when(
+        mut self,
+        attached: &Attached<'_>,
+        opts: FinalizeOptions<'_>,
+        enough: &mut dyn FnMut(u64) -> bool,
+    ) -> FinalizeReport {
+        assert!(
+            self.view.same_owner(attached.owner()),
+            "finalized from another owner"
+        );
+        self.finish_when(Some(attached), opts, Some(enough))
     }
 
     fn finish(
         &mut self,
         attached: Option<&Attached<'_>>,
+        opts: FinalizeOptions<'_>,
+    ) -> FinalizeReport {
+        self.finish_when(attached, opts, None)
+    }
+
+    fn finish_when(
+        &mut self,
+        attached: Option<&Attached<'_>>,
         mut opts: FinalizeOptions<'_>,
+        enough: Option<&mut dyn FnMut(u64) -> bool>,
     ) -> FinalizeReport {
         self.done = true;
-        let waited = self.wait_for_guards(&mut opts);
+        let waited = self.wait_for_guards_until(&mut opts, enough);
         let cell = &self.view.cell;
 
         let mut calls_run = 0;

@@ -21,7 +21,7 @@ use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::owners;
-use crossinterp_core::sync::{lock, Mutex};
+use crossinterp_core::sync::{lock, Arc, Mutex, Ordering};
 use crossinterp_core::{Attached, Guard, Handle, Release};
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
@@ -91,6 +91,8 @@ struct State {
     borrowed: Option<Borrowed>,
     exports: usize,
     guard: Option<Guard>,
+    /// The owner's record while `guard` pins it (its `pins` counts us).
+    pinned: Option<Arc<owners::InterpRecord>>,
 }
 
 #[repr(C)]
@@ -140,6 +142,7 @@ pub fn to_python(b: &Borrowed) -> PyResult<Owned> {
                 borrowed: Some(b.clone()),
                 exports: 0,
                 guard: None,
+                pinned: None,
             }),
         );
         Ok(obj)
@@ -184,7 +187,15 @@ unsafe extern "C" fn getbuffer(
             };
             if st.exports == 0 {
                 match b.handle.owner().guard() {
-                    Ok(g) => st.guard = Some(g),
+                    Ok(g) => {
+                        st.guard = Some(g);
+                        if let Some(r) = owners::get(b.handle.owner().tag() as i64) {
+                            // Release: the finalizer's Acquire load sees the pin
+                            // with the guard it accounts for.
+                            r.pins.fetch_add(1, Ordering::Release);
+                            st.pinned = Some(r);
+                        }
+                    }
                     Err(_) => {
                         (*view).obj = null_mut();
                         return Err(gone(&b));
@@ -218,8 +229,16 @@ unsafe extern "C" fn releasebuffer(slf: *mut sys::PyObject, _view: *mut sys::Py_
     st.exports = st.exports.saturating_sub(1);
     if st.exports == 0 {
         // The last export is gone: stop pinning the owner.
-        st.guard = None;
+        unpin(&mut st);
     }
+}
+
+fn unpin(st: &mut State) {
+    if let Some(r) = st.pinned.take() {
+        // Release: pairs with the finalizer's Acquire load of the counter.
+        r.pins.fetch_sub(1, Ordering::Release);
+    }
+    st.guard = None;
 }
 
 unsafe extern "C" fn sq_length(slf: *mut sys::PyObject) -> sys::Py_ssize_t {

@@ -306,6 +306,8 @@ fn finalize_at_exit() {
     // SAFETY: the main interpreter outlives every caller.
     let main_id = unsafe { sys::PyInterpreterState_GetID(sys::PyInterpreterState_Main()) };
     if cur == main_id {
+        // Relaxed: read back by this same thread's finalizations below.
+        owners::PROCESS_EXITING.store(true, Ordering::Relaxed);
         for rec in owners::all() {
             if rec.whence == owners::Whence::Crossinterp
                 && !rec.is_running()

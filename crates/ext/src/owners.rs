@@ -11,7 +11,7 @@
 //! freed.
 
 use crate::ffi::{self, sys, PyResult};
-use crossinterp_core::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crossinterp_core::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 use crossinterp_core::{Attached, FinalizeOptions, Owner, Registry, SlowFinalize, View};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,6 +55,10 @@ pub struct InterpRecord {
     pub whence: Whence,
     owner: Mutex<Option<Owner>>,
     run: Mutex<RunState>,
+    /// Guards held only to pin memory this interpreter lent (exported
+    /// `BorrowedBuffer`s elsewhere): at process exit they must not hang the
+    /// exit (see `finalize_current`).
+    pub pins: AtomicU64,
 }
 
 impl InterpRecord {
@@ -106,6 +110,11 @@ impl InterpRecord {
 
 static INTERPS: Mutex<BTreeMap<i64, Arc<InterpRecord>>> = Mutex::new(BTreeMap::new());
 
+/// Set by the main interpreter's exit before it closes the interpreters that
+/// are still open: from then on, a finalization does not wait for guards that
+/// only pin lent memory (the process is ending; waiting would hang it).
+pub static PROCESS_EXITING: AtomicBool = AtomicBool::new(false);
+
 /// Finalization report interval, in milliseconds (`set_finalize_warn_after`).
 pub static WARN_AFTER_MS: AtomicU64 = AtomicU64::new(10_000);
 
@@ -149,6 +158,7 @@ pub fn register_current() -> (Arc<InterpRecord>, bool) {
         whence,
         owner: Mutex::new(Some(owner)),
         run: Mutex::new(RunState::default()),
+        pins: AtomicU64::new(0),
     });
     map.insert(iid, rec.clone());
     drop(map);
@@ -182,22 +192,39 @@ pub fn finalize_current() {
     };
     let warn_after = Duration::from_millis(WARN_AFTER_MS.load(Ordering::Relaxed).max(1));
     let mut report = report_slow;
+    // Relaxed: set once by the exiting main thread before it closes the
+    // interpreters whose finalization reads it (same thread, program order).
+    let exiting = PROCESS_EXITING.load(Ordering::Relaxed);
+    // Acquire: pairs with the Release of the pin counters in `borrowed`.
+    let mut only_pins_left = |open: u64| exiting && open <= rec.pins.load(Ordering::Acquire);
     owner.begin_finalize();
     ffi::interp::detached(|| {
-        owner.wait_for_guards(&mut FinalizeOptions {
-            warn_after,
-            on_slow: &mut report,
-        })
+        owner.wait_for_guards_until(
+            &mut FinalizeOptions {
+                warn_after,
+                on_slow: &mut report,
+            },
+            Some(&mut only_pins_left),
+        )
     });
+    let pinned = rec.pins.load(Ordering::Acquire);
+    if exiting && pinned > 0 {
+        eprintln!(
+            "crossinterp: WARNING: the process is exiting: interpreter {iid} ends while {pinned} \
+             memoryview(s) of memory it lent are still alive in other interpreters; \
+             that memory must not be used any more."
+        );
+    }
     // SAFETY: we run on a thread attached to this interpreter (atexit), and
     // it outlives this call.
     let attached = unsafe { Attached::enter(owner.id()) };
-    owner.finalize(
+    owner.finalize_when(
         &attached,
         FinalizeOptions {
             warn_after,
             on_slow: &mut report,
         },
+        &mut only_pins_left,
     );
     drop(attached);
     // Items this interpreter put in queues follow their unbound policy.
