@@ -121,3 +121,9 @@ def touch_buffer(buf, rounds):
 
 def identity(x):
     return x
+
+
+def bump(counter, n):
+    for _ in range(n):
+        counter.inc()
+    return counter.get()

@@ -6,7 +6,7 @@ for the drop-in replacement of ``concurrent.interpreters`` (PEP 734).
 """
 
 from . import _native
-from ._native import SharedBuffer
+from ._native import AtomicBool, AtomicInt, SharedBuffer
 from ._errors import (
     ExecutionFailed,
     InterpreterError,
@@ -19,6 +19,8 @@ from ._errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AtomicBool",
+    "AtomicInt",
     "ExecutionFailed",
     "InterpreterError",
     "InterpreterFinalizingError",

@@ -158,3 +158,57 @@ class BorrowedBuffer(Buffer):
     @property
     def alive(self) -> bool:
         """Whether the owner still runs (memoryviews can be made)."""
+
+class AtomicInt:
+    """A signed 64-bit integer shared by every thread and interpreter, updated
+    atomically. Owned by no interpreter: pass it to others (``prepare_main``,
+    ``call``, queues) and all see the same counter. Overflow raises
+    ``OverflowError`` and leaves the value unchanged; non-int (and ``bool``)
+    arguments raise ``TypeError``. ``a += n`` / ``a -= n`` are atomic.
+    Unhashable (mutable)."""
+
+    def __new__(cls, value: int = 0) -> Self: ...
+    def get(self) -> int: ...
+    def set(self, value: int, /) -> None: ...
+    def add(self, n: int = 1, /) -> int:
+        """Add atomically; return the new value."""
+    def sub(self, n: int = 1, /) -> int:
+        """Subtract atomically; return the new value."""
+    def fetch_add(self, n: int = 1, /) -> int:
+        """Add atomically; return the old value."""
+    def fetch_sub(self, n: int = 1, /) -> int:
+        """Subtract atomically; return the old value."""
+    def inc(self) -> int:
+        """Add 1; return the new value."""
+    def dec(self) -> int:
+        """Subtract 1; return the new value."""
+    def get_and_set(self, value: int, /) -> int:
+        """Store ``value``; return the old value."""
+    def compare_and_set(self, expected: int, new: int, /) -> bool:
+        """Store ``new`` if the value is ``expected``; return whether it did."""
+    def update(self, fn: Callable[[int], int], /) -> int:
+        """Store ``fn(old)`` atomically (``fn`` may be called again if another
+        thread changed the value meanwhile); return the new value."""
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __iadd__(self, n: int, /) -> Self: ...
+    def __isub__(self, n: int, /) -> Self: ...
+    def __lt__(self, other: int | AtomicInt, /) -> bool: ...
+    def __le__(self, other: int | AtomicInt, /) -> bool: ...
+    def __gt__(self, other: int | AtomicInt, /) -> bool: ...
+    def __ge__(self, other: int | AtomicInt, /) -> bool: ...
+
+class AtomicBool:
+    """A boolean shared by every thread and interpreter, updated atomically."""
+
+    def __new__(cls, value: bool = False) -> Self: ...
+    def get(self) -> bool: ...
+    def set(self, value: object, /) -> None: ...
+    def get_and_set(self, value: object, /) -> bool:
+        """Store ``bool(value)``; return the old value."""
+    def compare_and_set(self, expected: object, new: object, /) -> bool:
+        """Store ``new`` if the value is ``expected``; return whether it did."""
+    def toggle(self) -> bool:
+        """Flip; return the new value."""
+    def __bool__(self) -> bool: ...

@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic;
 mod attach;
 pub mod buffer;
 pub mod channel;

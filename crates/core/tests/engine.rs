@@ -803,3 +803,60 @@ mod shared_mem {
         }
     }
 }
+
+mod atomics {
+    use crossinterp_core::atomic::{AtomicFlag, AtomicInt, Overflow};
+
+    #[test]
+    fn int_ops() {
+        let a = AtomicInt::new(5);
+        assert_eq!(a.fetch_add(3), Ok(5));
+        assert_eq!(a.fetch_sub(10), Ok(8));
+        assert_eq!(a.get(), -2);
+        assert_eq!(a.swap(7), -2);
+        assert!(a.compare_and_set(7, 9) && !a.compare_and_set(7, 1));
+        assert_eq!(a.fetch_update(|v| Ok::<_, ()>(v * 2)), Ok(9));
+        assert_eq!(a.get(), 18);
+        assert_eq!(a.fetch_update(|_| Err::<i64, _>("no")), Err("no"));
+        assert_eq!(a.get(), 18);
+    }
+
+    #[test]
+    fn overflow_leaves_value_unchanged() {
+        let a = AtomicInt::new(i64::MAX);
+        assert_eq!(a.fetch_add(1), Err(Overflow));
+        assert_eq!(a.get(), i64::MAX);
+        let b = AtomicInt::new(i64::MIN);
+        assert_eq!(b.fetch_sub(1), Err(Overflow));
+        assert_eq!(b.get(), i64::MIN);
+    }
+
+    #[test]
+    fn adds_from_many_threads_are_not_lost() {
+        let a = AtomicInt::new(0);
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let a = a.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        a.fetch_add(1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(a.get(), 40_000);
+    }
+
+    #[test]
+    fn flag_ops() {
+        let f = AtomicFlag::new(false);
+        assert!(!f.toggle());
+        assert!(f.get());
+        assert!(f.compare_and_set(true, false));
+        assert!(!f.swap(true));
+        assert!(f.same(&f.clone()) && !f.same(&AtomicFlag::new(true)));
+    }
+}

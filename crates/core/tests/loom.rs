@@ -483,3 +483,39 @@ fn shared_mem_freed_once_after_last_drop() {
         tb.join().unwrap();
     });
 }
+
+/// Two threads add 1 to `i64::MAX - 1`: exactly one add fits, the other
+/// reports `Overflow` and changes nothing (the CAS loop never wraps).
+#[test]
+fn checked_add_vs_overflow() {
+    use crossinterp_core::atomic::{AtomicInt, Overflow};
+    model("checked_add_vs_overflow", None, || {
+        let a = AtomicInt::new(i64::MAX - 1);
+        let b = a.clone();
+        let t = thread::spawn(move || b.fetch_add(1));
+        let mine = a.fetch_add(1);
+        let theirs = t.join().unwrap();
+        let oks = [mine, theirs].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(oks, 1);
+        assert!([mine, theirs].contains(&Err(Overflow)));
+        assert_eq!(a.get(), i64::MAX);
+    });
+}
+
+/// Concurrent adds and a compare-and-set: no update is lost.
+#[test]
+fn atomic_int_updates_not_lost() {
+    use crossinterp_core::atomic::AtomicInt;
+    model("atomic_int_updates_not_lost", None, || {
+        let a = AtomicInt::new(0);
+        let b = a.clone();
+        let t = thread::spawn(move || {
+            b.fetch_add(2).unwrap();
+            b.fetch_update(|v| Ok::<_, ()>(v * 10)).unwrap()
+        });
+        a.fetch_sub(1).unwrap();
+        t.join().unwrap();
+        // Either (0 - 1 + 2) * 10 = 10, (0 + 2) * 10 - 1 = 19, or (0 + 2 - 1) * 10 = 10.
+        assert!([10, 19].contains(&a.get()), "{}", a.get());
+    });
+}

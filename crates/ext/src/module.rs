@@ -518,6 +518,7 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
             crate::buffer::add_type(module)?;
             crate::channel::add_type(module)?;
             crate::borrowed::add_type(module)?;
+            crate::atomics::add_types(module)?;
         }
         Ok(())
     })

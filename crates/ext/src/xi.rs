@@ -47,6 +47,10 @@ pub enum Value {
     Channel(Arc<crate::channel::SharedChannel>),
     /// A memoryview's memory, pinned in its owner (zero-copy, read-only).
     Borrowed(crate::borrowed::Borrowed),
+    /// A shared atomic integer.
+    AtomicInt(crossinterp_core::atomic::AtomicInt),
+    /// A shared atomic boolean.
+    AtomicBool(crossinterp_core::atomic::AtomicFlag),
 }
 
 /// Whether `obj` crosses natively (without pickling).
@@ -174,6 +178,12 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
         }
         if let Some(c) = crate::channel::as_channel(obj)? {
             return Ok(Some(Value::Channel(c)));
+        }
+        if let Some(a) = crate::atomics::as_int(obj)? {
+            return Ok(Some(Value::AtomicInt(a)));
+        }
+        if let Some(a) = crate::atomics::as_flag(obj)? {
+            return Ok(Some(Value::AtomicBool(a)));
         }
         if sys::PyMemoryView_Check(obj) != 0 {
             // A view of a whole SharedBuffer crosses as that buffer (owner-free,
@@ -303,6 +313,8 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
             Value::Buffer(m) => crate::buffer::to_python(m),
             Value::Channel(c) => crate::channel::to_python(c),
             Value::Borrowed(b) => crate::borrowed::to_python(b),
+            Value::AtomicInt(a) => crate::atomics::int_to_python(a),
+            Value::AtomicBool(a) => crate::atomics::flag_to_python(a),
             Value::Pickled { data, main_file } => {
                 let loads = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("loads"))?;
                 let b = Owned::from_new(sys::PyBytes_FromStringAndSize(
