@@ -36,7 +36,7 @@ def test_fifo_and_sizes():
 def test_ids_are_unique_and_identify_the_queue():
     a, b = Queue(), Queue()
     assert a.id != b.id
-    assert a == a and a != b and hash(a) == hash(a)
+    assert a == a and a != b and hash(a) == hash(a)  # noqa: PLR0124 - self-equality
     assert "Queue(id=" in repr(a)
 
 

@@ -6,7 +6,6 @@ for the drop-in replacement of ``concurrent.interpreters`` (PEP 734).
 """
 
 from . import _native
-from ._native import AtomicBool, AtomicInt, SharedBuffer
 from ._errors import (
     ExecutionFailed,
     InterpreterError,
@@ -15,28 +14,29 @@ from ._errors import (
     InterpreterNotFoundError,
     NotShareableError,
 )
+from ._native import AtomicBool, AtomicInt, SharedBuffer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
     "AtomicBool",
     "AtomicInt",
+    "Channel",
     "ExecutionFailed",
     "InterpreterError",
     "InterpreterFinalizingError",
     "InterpreterGoneError",
     "InterpreterNotFoundError",
     "NotShareableError",
-    "Channel",
     "Queue",
     "SharedBuffer",
-    "UNBOUND",
-    "UNBOUND_ERROR",
-    "UNBOUND_REMOVE",
-    "interpreters",
     "channels",
-    "queues",
+    "interpreters",
     "live_owners",
+    "queues",
     "set_finalize_warn_after",
 ]
 

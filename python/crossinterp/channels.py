@@ -16,6 +16,12 @@ it is closed.
 
 from __future__ import annotations
 
+import math
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
+    from typing import Self
+
 from collections.abc import Iterator
 
 from . import _native
@@ -45,7 +51,7 @@ def _check_timeout(timeout: float | None) -> float | None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__}")
-    if timeout != timeout or timeout < 0:
+    if math.isnan(timeout) or timeout < 0:
         raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
     return float(timeout)
 
@@ -55,7 +61,7 @@ class Channel(_native.ChannelBase):
 
     __slots__ = ()
 
-    def __new__(cls) -> Channel:
+    def __new__(cls) -> Self:
         return super().__new__(cls, -1)
 
     def __repr__(self) -> str:

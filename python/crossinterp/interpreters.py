@@ -50,10 +50,10 @@ __all__ = [
     "InterpreterNotFoundError",
     "NotShareableError",
     "create",
+    "create_queue",
     "get_current",
     "get_main",
     "is_shareable",
-    "create_queue",
     "list_all",
 ]
 

@@ -22,6 +22,12 @@ negative timeouts raise ``ValueError``.
 
 from __future__ import annotations
 
+import math
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
+    from typing import Self
+
 from . import _native
 from ._errors import (
     ItemInterpreterDestroyed,
@@ -49,7 +55,7 @@ MAXSIZE_LIMIT = 2**48
 
 
 class _UnboundPolicy:
-    __slots__ = ("_name", "_code")
+    __slots__ = ("_code", "_name")
 
     def __init__(self, name: str, code: int) -> None:
         self._name = name
@@ -81,7 +87,7 @@ def _check_timeout(timeout: float | None) -> float | None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__}")
-    if timeout != timeout or timeout < 0:
+    if math.isnan(timeout) or timeout < 0:
         raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
     return float(timeout)
 
@@ -95,7 +101,7 @@ class Queue(_native.QueueBase):
 
     __slots__ = ()
 
-    def __new__(cls, maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Queue:
+    def __new__(cls, maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Self:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
             raise TypeError(f"maxsize must be an int, got {type(maxsize).__name__}")
         if maxsize < 0:
