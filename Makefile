@@ -43,8 +43,13 @@ test-python: provision
 		scripts/py $$v -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); \
 	done
 
+# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs).
 bench: provision
-	@set -e; for v in $(BENCH_VERSIONS); do scripts/py $$v benchmarks/bench_interpreters.py; echo; done
+	@set -e; for v in $(BENCH_VERSIONS); do \
+		for b in bench_interpreters bench_queues; do \
+			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
+		done; \
+	done
 
 tools:
 	@test -x $(TOOLS)/bin/ruff || python3 -m pip install -q --target $(TOOLS) 'ruff>=0.6'
