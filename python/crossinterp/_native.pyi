@@ -71,12 +71,31 @@ class QueueBase:
     @property
     def _unbound_default(self) -> int:
         """The default unbound policy (1 UNBOUND, 2 UNBOUND_ERROR, 3 UNBOUND_REMOVE)."""
-    def _put(
-        self, obj: object, block: bool, timeout: float | None, unbound: int, strict: bool, /
+    def put(
+        self,
+        obj: object,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        unbounditems: object | None = None,
+        strict: bool = False,
     ) -> None:
-        """Put; ``unbound`` 0 means the queue's default; ``strict``: no pickling."""
-    def _get(self, block: bool, timeout: float | None, /) -> tuple[object, bool]:
-        """Get: ``(item, False)``, or ``(None, True)`` for an UNBOUND item."""
+        """Add ``obj``; if full, wait (``block``) up to ``timeout`` seconds for
+        room, else raise ``QueueFull``. ``unbounditems``: a policy of
+        ``crossinterp.queues`` (default: the queue's). ``strict=True``:
+        ``NotShareableError`` instead of pickling. ``timeout``: a non-negative
+        number (``ValueError`` if negative or NaN, ``TypeError`` if not a
+        number or a bool)."""
+    def put_nowait(
+        self, obj: object, *, unbounditems: object | None = None, strict: bool = False
+    ) -> None:
+        """``put(obj, block=False)``."""
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        """Remove and return the next item (``UNBOUND`` for an item whose
+        interpreter was destroyed, under that policy); if empty, wait
+        (``block``) up to ``timeout`` seconds, else raise ``QueueEmpty``."""
+    def get_nowait(self) -> object:
+        """``get(block=False)``."""
     def qsize(self) -> int:
         """The number of items now."""
     def empty(self) -> bool:

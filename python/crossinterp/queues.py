@@ -22,8 +22,6 @@ negative timeouts raise ``ValueError``.
 
 from __future__ import annotations
 
-import math
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from typing import Self
@@ -82,16 +80,6 @@ def _policy_code(unbounditems: object) -> int:
     )
 
 
-def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__}")
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
-    return float(timeout)
-
-
 class Queue(_native.QueueBase):
     """A multi-producer, multi-consumer FIFO queue shared between interpreters.
 
@@ -121,39 +109,10 @@ class Queue(_native.QueueBase):
         """The default policy for items whose interpreter is destroyed."""
         return _POLICIES[self._unbound_default]
 
-    def put(
-        self,
-        obj: object,
-        block: bool = True,
-        timeout: float | None = None,
-        *,
-        unbounditems: object | None = None,
-        strict: bool = False,
-    ) -> None:
-        """Add ``obj``; if full, wait (``block``) up to ``timeout`` seconds for
-        room, else raise :class:`QueueFull`. With ``strict=True`` an object that
-        does not cross natively raises ``NotShareableError`` instead of being
-        pickled."""
-        code = 0 if unbounditems is None else _policy_code(unbounditems)
-        self._put(obj, block, _check_timeout(timeout), code, strict)
-
-    def put_nowait(
-        self, obj: object, *, unbounditems: object | None = None, strict: bool = False
-    ) -> None:
-        """``put(obj, block=False)``."""
-        code = 0 if unbounditems is None else _policy_code(unbounditems)
-        self._put(obj, False, None, code, strict)
-
-    def get(self, block: bool = True, timeout: float | None = None) -> object:
-        """Remove and return the next item; if empty, wait (``block``) up to
-        ``timeout`` seconds, else raise :class:`QueueEmpty`."""
-        obj, unbound = self._get(block, _check_timeout(timeout))
-        return UNBOUND if unbound else obj
-
-    def get_nowait(self) -> object:
-        """``get(block=False)``."""
-        obj, unbound = self._get(False, None)
-        return UNBOUND if unbound else obj
+    # put(obj, block=True, timeout=None, *, unbounditems=None, strict=False),
+    # put_nowait(obj, *, unbounditems=None, strict=False), get(block=True,
+    # timeout=None), get_nowait(), qsize(), empty() and full() are the native
+    # base's (no Python frame on the hot path): see _native.pyi.
 
 
 def _from_id(qid: int) -> Queue:

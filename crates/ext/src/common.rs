@@ -143,3 +143,90 @@ pub unsafe fn add_heap_type(
     }
     Ok(())
 }
+
+/// Bind `METH_FASTCALL | METH_KEYWORDS` arguments to `names`: the first
+/// `npos` may come by position, all by keyword. Missing ones are `None`.
+/// `TypeError` for too many positionals, unknown or repeated keywords.
+///
+/// # Safety
+/// `args`/`nargs`/`kwnames` are exactly what CPython passed to a
+/// `METH_FASTCALL | METH_KEYWORDS` function (`nargs` positionals followed by
+/// one value per name in the `kwnames` tuple, which may be NULL).
+pub unsafe fn bind<const N: usize>(
+    fname: &str,
+    args: *const *mut sys::PyObject,
+    nargs: sys::Py_ssize_t,
+    kwnames: *mut sys::PyObject,
+    names: [&std::ffi::CStr; N],
+    npos: usize,
+) -> PyResult<[Option<*mut sys::PyObject>; N]> {
+    let mut out = [None; N];
+    // SAFETY: forwarded contract.
+    let nargs = unsafe { sys::PyVectorcall_NARGS(nargs as usize) } as usize;
+    if nargs > npos {
+        return Err(ffi::raise(
+            Exc::TypeError,
+            &format!("{fname}() takes at most {npos} positional argument(s) ({nargs} given)"),
+        ));
+    }
+    for (i, slot) in out.iter_mut().enumerate().take(nargs) {
+        // SAFETY: `i < nargs`: a positional argument.
+        *slot = Some(unsafe { *args.add(i) });
+    }
+    if kwnames.is_null() {
+        return Ok(out);
+    }
+    // SAFETY: `kwnames` is a tuple of str; values follow the positionals.
+    unsafe {
+        let nkw = sys::PyTuple_Size(kwnames) as usize;
+        for k in 0..nkw {
+            let key = sys::PyTuple_GetItem(kwnames, k as sys::Py_ssize_t);
+            let Some(i) = names
+                .iter()
+                .position(|n| sys::PyUnicode_CompareWithASCIIString(key, n.as_ptr()) == 0)
+            else {
+                let k = crate::ffi::str_utf8(key).unwrap_or("?");
+                return Err(ffi::raise(
+                    Exc::TypeError,
+                    &format!("{fname}() got an unexpected keyword argument '{k}'"),
+                ));
+            };
+            if out[i].is_some() {
+                return Err(ffi::raise(
+                    Exc::TypeError,
+                    &format!(
+                        "{fname}() got multiple values for argument '{}'",
+                        names[i].to_string_lossy()
+                    ),
+                ));
+            }
+            out[i] = Some(*args.add(nargs + k));
+        }
+    }
+    Ok(out)
+}
+
+/// A timeout argument: absent or `None` → no timeout; else a non-negative
+/// real number of seconds (`TypeError` for `bool` and non-numbers,
+/// `ValueError` for negative or NaN).
+pub fn timeout_of(obj: Option<*mut sys::PyObject>) -> PyResult<Option<Duration>> {
+    let Some(obj) = obj else { return Ok(None) };
+    // SAFETY: attached; `obj` is a live argument bound by `bind`.
+    unsafe {
+        if sys::PyBool_Check(obj) != 0 {
+            return Err(ffi::raise(
+                Exc::TypeError,
+                "timeout must be a number or None, not bool",
+            ));
+        }
+    }
+    arg_timeout(&[obj], 0)
+}
+
+/// A truth-value argument with a default.
+pub fn bool_of(obj: Option<*mut sys::PyObject>, default: bool) -> PyResult<bool> {
+    match obj {
+        None => Ok(default),
+        Some(o) => arg_bool(&[o], 0),
+    }
+}

@@ -14,7 +14,7 @@
 //! sleep until the event itself wakes them; every ~50 ms they re-attach briefly
 //! to check for signals (KeyboardInterrupt), which is not polling for data.
 
-use crate::common::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
+use crate::common::{arity, bind, blocking, bool_of, deadline, timeout_of, Args};
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
 use std::sync::Weak;
+use std::time::Duration;
 
 /// What happens to an item whose interpreter was destroyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,30 +175,52 @@ pub fn to_python(shared: &Arc<SharedQueue>) -> PyResult<Owned> {
     unsafe { alloc_with(cls.as_ptr() as *mut sys::PyTypeObject, shared.clone()) }
 }
 
-fn put(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("_put", args, 5)?;
-    // SAFETY: `slf` is a QueueBase instance (method of the type).
-    let shared = unsafe { shared_of(slf) }.clone();
-    let block = arg_bool(args, 1)?;
-    let timeout = arg_timeout(args, 2)?;
-    // SAFETY: attached; live argument.
-    let unbound_raw = unsafe { sys::PyLong_AsLongLong(args[3]) };
-    // SAFETY: attached.
-    if unbound_raw == -1 && unsafe { !sys::PyErr_Occurred().is_null() } {
-        return Err(PyErrSet);
-    }
-    let unbound = if unbound_raw == 0 {
-        shared.default_unbound
-    } else {
-        Unbound::from_int(unbound_raw).ok_or_else(|| {
+/// The policy code of an `unbounditems` argument: absent/None → the queue's
+/// default; else one of the `crossinterp.queues` policy objects.
+fn unbound_of(obj: Option<*mut sys::PyObject>, default: Unbound) -> PyResult<Unbound> {
+    let Some(obj) = obj else { return Ok(default) };
+    // SAFETY: attached; `obj` is a live bound argument.
+    unsafe {
+        if obj == sys::Py_None() {
+            return Ok(default);
+        }
+        let code = sys::PyObject_GetAttrString(obj, cstr!("_code").as_ptr());
+        let v = if code.is_null() {
+            sys::PyErr_Clear();
+            None
+        } else {
+            let code = Owned::from_new(code)?;
+            let v = sys::PyLong_AsLongLong(code.as_ptr());
+            if v == -1 && !sys::PyErr_Occurred().is_null() {
+                sys::PyErr_Clear();
+            }
+            Unbound::from_int(v)
+        };
+        v.ok_or_else(|| {
             ffi::raise(
-                Exc::ValueError,
-                "unbounditems must be UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE",
+                Exc::TypeError,
+                &format!(
+                    "unbounditems must be UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE, not {}",
+                    xi::type_name(obj)
+                ),
             )
-        })?
-    };
+        })
+    }
+}
+
+fn do_put(
+    slf: *mut sys::PyObject,
+    obj: *mut sys::PyObject,
+    block: bool,
+    timeout: Option<Duration>,
+    unbound: Option<*mut sys::PyObject>,
+    strict: bool,
+) -> PyResult<*mut sys::PyObject> {
+    // SAFETY: `slf` is a QueueBase instance (method of the type).
+    let shared = unsafe { shared_of(slf) };
+    let unbound = unbound_of(unbound, shared.default_unbound)?;
     // SAFETY: live argument of the attached interpreter.
-    let value = unsafe { xi::to_value(args[0], arg_bool(args, 4)?)? };
+    let value = unsafe { xi::to_value(obj, strict)? };
     let item = Item {
         value,
         origin: ffi::interp::current().1,
@@ -219,12 +242,13 @@ fn put(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     }
 }
 
-fn get(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("_get", args, 2)?;
+fn do_get(
+    slf: *mut sys::PyObject,
+    block: bool,
+    timeout: Option<Duration>,
+) -> PyResult<*mut sys::PyObject> {
     // SAFETY: `slf` is a QueueBase instance.
-    let shared = unsafe { shared_of(slf) }.clone();
-    let block = arg_bool(args, 0)?;
-    let timeout = arg_timeout(args, 1)?;
+    let shared = unsafe { shared_of(slf) };
     let dl = deadline(block, timeout);
     loop {
         let r = match dl {
@@ -247,8 +271,9 @@ fn get(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
         if item.gone {
             match item.unbound {
                 Unbound::Unbound => {
-                    // SAFETY: attached; None and True are immortal.
-                    return Ok(unsafe { sys::PyTuple_Pack(2, sys::Py_None(), sys::Py_True()) });
+                    return Ok(
+                        ffi::import_attr(cstr!("crossinterp.queues"), cstr!("UNBOUND"))?.into_ptr(),
+                    )
                 }
                 Unbound::Error => {
                     return Err(errors::raise_by_name(
@@ -262,10 +287,103 @@ fn get(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
                 Unbound::Remove => continue,
             }
         }
-        let obj = xi::from_value(&item.value)?;
-        // SAFETY: attached; `obj` live; False is immortal.
-        return Ok(unsafe { sys::PyTuple_Pack(2, obj.as_ptr(), sys::Py_False()) });
+        return Ok(xi::from_value(&item.value)?.into_ptr());
     }
+}
+
+/// `put(obj, block=True, timeout=None, *, unbounditems=None, strict=False)`
+unsafe extern "C" fn py_put(
+    slf: *mut sys::PyObject,
+    args: *const *mut sys::PyObject,
+    nargs: sys::Py_ssize_t,
+    kwnames: *mut sys::PyObject,
+) -> *mut sys::PyObject {
+    ffi::trampoline(|| {
+        // SAFETY: CPython's METH_FASTCALL|METH_KEYWORDS arguments.
+        let [obj, block, timeout, unbound, strict] = unsafe {
+            bind(
+                "put",
+                args,
+                nargs,
+                kwnames,
+                [
+                    cstr!("obj"),
+                    cstr!("block"),
+                    cstr!("timeout"),
+                    cstr!("unbounditems"),
+                    cstr!("strict"),
+                ],
+                3,
+            )?
+        };
+        let obj =
+            obj.ok_or_else(|| ffi::raise(Exc::TypeError, "put() missing required argument 'obj'"))?;
+        do_put(
+            slf,
+            obj,
+            bool_of(block, true)?,
+            timeout_of(timeout)?,
+            unbound,
+            bool_of(strict, false)?,
+        )
+    })
+}
+
+/// `put_nowait(obj, *, unbounditems=None, strict=False)`
+unsafe extern "C" fn py_put_nowait(
+    slf: *mut sys::PyObject,
+    args: *const *mut sys::PyObject,
+    nargs: sys::Py_ssize_t,
+    kwnames: *mut sys::PyObject,
+) -> *mut sys::PyObject {
+    ffi::trampoline(|| {
+        // SAFETY: CPython's METH_FASTCALL|METH_KEYWORDS arguments.
+        let [obj, unbound, strict] = unsafe {
+            bind(
+                "put_nowait",
+                args,
+                nargs,
+                kwnames,
+                [cstr!("obj"), cstr!("unbounditems"), cstr!("strict")],
+                1,
+            )?
+        };
+        let obj = obj.ok_or_else(|| {
+            ffi::raise(
+                Exc::TypeError,
+                "put_nowait() missing required argument 'obj'",
+            )
+        })?;
+        do_put(slf, obj, false, None, unbound, bool_of(strict, false)?)
+    })
+}
+
+/// `get(block=True, timeout=None)`
+unsafe extern "C" fn py_get(
+    slf: *mut sys::PyObject,
+    args: *const *mut sys::PyObject,
+    nargs: sys::Py_ssize_t,
+    kwnames: *mut sys::PyObject,
+) -> *mut sys::PyObject {
+    ffi::trampoline(|| {
+        // SAFETY: CPython's METH_FASTCALL|METH_KEYWORDS arguments.
+        let [block, timeout] = unsafe {
+            bind(
+                "get",
+                args,
+                nargs,
+                kwnames,
+                [cstr!("block"), cstr!("timeout")],
+                2,
+            )?
+        };
+        do_get(slf, bool_of(block, true)?, timeout_of(timeout)?)
+    })
+}
+
+fn get_nowait(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("get_nowait", args, 0)?;
+    do_get(slf, false, None)
 }
 
 fn qsize(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -287,8 +405,7 @@ fn full(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     Ok(unsafe { sys::PyBool_FromLong(shared_of(slf).q.is_full() as _) })
 }
 
-method_fn!(py_put => put);
-method_fn!(py_get => get);
+method_fn!(py_get_nowait => get_nowait);
 method_fn!(py_qsize => qsize);
 method_fn!(py_empty => empty);
 method_fn!(py_full => full);
@@ -408,18 +525,25 @@ macro_rules! method {
     };
 }
 
-static mut METHODS: [sys::PyMethodDef; 6] = [
-    method!(
-        "_put",
-        py_put,
-        "_put(obj, block, timeout, unbound, strict) -> None"
-    ),
-    method!("_get", py_get, "_get(block, timeout) -> (obj, is_unbound)"),
-    method!(
-        "qsize",
-        py_qsize,
-        "qsize() -> int: the number of items now."
-    ),
+macro_rules! kw_method {
+    ($name:literal, $f:ident, $doc:literal) => {
+        sys::PyMethodDef {
+            ml_name: cstr!($name).as_ptr(),
+            ml_meth: sys::PyMethodDefPointer {
+                PyCFunctionFastWithKeywords: $f,
+            },
+            ml_flags: sys::METH_FASTCALL | sys::METH_KEYWORDS,
+            ml_doc: cstr!($doc).as_ptr(),
+        }
+    };
+}
+
+static mut METHODS: [sys::PyMethodDef; 8] = [
+    kw_method!("put", py_put, "put(obj, block=True, timeout=None, *, unbounditems=None, strict=False)\n--\n\nAdd obj; if full, wait (block) up to timeout seconds for room, else raise QueueFull. strict=True: NotShareableError instead of pickling."),
+    kw_method!("put_nowait", py_put_nowait, "put_nowait(obj, *, unbounditems=None, strict=False)\n--\n\nput(obj, block=False)."),
+    kw_method!("get", py_get, "get(block=True, timeout=None)\n--\n\nRemove and return the next item; if empty, wait (block) up to timeout seconds, else raise QueueEmpty."),
+    method!("get_nowait", py_get_nowait, "get_nowait()\n--\n\nget(block=False)."),
+    method!("qsize", py_qsize, "qsize() -> int: the number of items now."),
     method!("empty", py_empty, "empty() -> bool"),
     method!("full", py_full, "full() -> bool"),
     sys::PyMethodDef::zeroed(),
