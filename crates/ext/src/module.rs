@@ -2,6 +2,7 @@
 //! the module's functions (each a thin `extern "C"` shim that catches panics,
 //! drains the interpreter's pending calls and delegates).
 
+use crate::common::{arity, Args};
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::interpreters::{self, CallSpec, Code};
 use crate::owners::{self, InterpRecord};
@@ -36,8 +37,6 @@ unsafe fn module_record<'a>(module: *mut sys::PyObject) -> Option<&'a InterpReco
     }
 }
 
-type Args<'a> = &'a [*mut sys::PyObject];
-
 /// Whether `obj` is an instance of this module's type `name` (or a subclass),
 /// in the attached interpreter — found through the object's type's module
 /// (`PyType_GetModuleByDef`), so objects of foreign types cost one MRO walk
@@ -56,19 +55,6 @@ pub unsafe fn is_ours(obj: *mut sys::PyObject, name: &std::ffi::CStr) -> PyResul
         let tp = Owned::from_new(sys::PyObject_GetAttrString(m, name.as_ptr()))?;
         Ok(sys::PyObject_TypeCheck(obj, tp.as_ptr() as *mut sys::PyTypeObject) != 0)
     }
-}
-
-fn arity(name: &str, args: Args, n: usize) -> PyResult<()> {
-    if args.len() != n {
-        return Err(ffi::raise(
-            ffi::Exc::TypeError,
-            &format!(
-                "{name}() takes exactly {n} argument(s) ({} given)",
-                args.len()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn arg_i64(obj: *mut sys::PyObject, what: &str) -> PyResult<i64> {
