@@ -331,3 +331,27 @@ def test_interpreters_module_exports_queue_names():
 
     assert interpreters.Queue is queues.Queue
     assert interpreters.QueueEmpty is QueueEmpty and interpreters.QueueFull is QueueFull
+
+
+def test_large_bytes_cross_with_one_copy_and_come_back_as_themselves(interp):
+    big = bytes(range(256)) * 4096  # 1 MiB: pinned at the sender, copied by the receiver
+    q = Queue()
+    interp.prepare_main(q=q)
+    q.put(big)
+    interp.exec("b = q.get(timeout=5); ok = (type(b) is bytes, len(b), b[:3], b[-1]); q.put(b)")
+    assert interp.call(helpers.main_eval, "ok") == (True, len(big), b"\x00\x01\x02", 255)
+    back = q.get(timeout=5)
+    assert back == big  # a copy made in the other interpreter, sent back
+    q.put(big)
+    assert q.get(timeout=5) is big  # back in its own interpreter: the very object
+    assert interp.call(len, big) == len(big)
+
+
+def test_large_bytes_from_a_destroyed_sender_follow_the_policy():
+    q = Queue()
+    it = interpreters.create()
+    it.exec("big = b'x' * (1 << 20)")
+    it.prepare_main(q=q)
+    it.exec("q.put(big)")
+    it.close()
+    assert q.get_nowait() is UNBOUND

@@ -149,6 +149,33 @@ pub fn to_python(b: &Borrowed) -> PyResult<Owned> {
     }
 }
 
+/// A `bytes` of the attached interpreter equal to the pinned `bytes` `b`: in
+/// its owner, the original (immutable) object; elsewhere one copy made
+/// straight from the owner's memory, read under a guard of the owner
+/// (`InterpreterGoneError` if it is finalizing or gone).
+pub fn bytes_to_python(b: &Borrowed) -> PyResult<Owned> {
+    let (_, iid) = ffi::interp::current();
+    if b.handle.owner().tag() as i64 == iid {
+        // SAFETY: attached to the owner; the handle's payload is valid there.
+        let attached = unsafe { Attached::enter(b.handle.owner().id()) };
+        let pinned = b.handle.get(&attached).map_err(|_| gone(b))?;
+        // SAFETY: `obj` is the pinned bytes object, kept alive by the view.
+        return Ok(unsafe { Owned::from_borrowed(pinned.view.obj) });
+    }
+    let guard = b.handle.owner().guard().map_err(|_| gone(b))?;
+    // SAFETY: the guard keeps the owner (and so the pinned, immutable bytes
+    // object and its memory) alive during the copy; attached to our own
+    // interpreter, where the new object is made.
+    let r = unsafe {
+        Owned::from_new(sys::PyBytes_FromStringAndSize(
+            b.ptr as *const std::ffi::c_char,
+            b.len as sys::Py_ssize_t,
+        ))
+    };
+    drop(guard);
+    r
+}
+
 /// The pinned buffer of `obj` if it is a `BorrowedBuffer` of this interpreter.
 ///
 /// # Safety

@@ -15,6 +15,11 @@ use crossinterp_core::buffer::SharedMem;
 use crossinterp_core::sync::Arc;
 use std::ffi::c_char;
 
+/// `bytes` this large are not copied at the sender: they are pinned there
+/// (immutable, kept alive by a cross-owner handle) and copied once by the
+/// receiver, saving a copy and the page faults of a large temporary block.
+const PIN_BYTES_FROM: usize = 256 * 1024;
+
 /// Tuples nested deeper than this are pickled as a whole.
 const MAX_DEPTH: usize = 64;
 
@@ -47,6 +52,8 @@ pub enum Value {
     Channel(Arc<crate::channel::SharedChannel>),
     /// A memoryview's memory, pinned in its owner (zero-copy, read-only).
     Borrowed(crate::borrowed::Borrowed),
+    /// A large `bytes`, pinned in its owner and copied once, by the receiver.
+    PinnedBytes(crate::borrowed::Borrowed),
     /// A shared atomic integer.
     AtomicInt(crossinterp_core::atomic::AtomicInt),
     /// A shared atomic boolean.
@@ -168,6 +175,9 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
             return Ok(Some(Value::StrRaw(bytes_of(b.as_ptr()).to_vec())));
         }
         if sys::PyBytes_CheckExact(obj) != 0 {
+            if sys::PyBytes_Size(obj) as usize >= PIN_BYTES_FROM {
+                return Ok(Some(Value::PinnedBytes(crate::borrowed::pin(obj)?)));
+            }
             return Ok(Some(Value::Bytes(bytes_of(obj).to_vec())));
         }
         if let Some(q) = queue::as_queue(obj)? {
@@ -313,6 +323,7 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
             Value::Buffer(m) => crate::buffer::to_python(m),
             Value::Channel(c) => crate::channel::to_python(c),
             Value::Borrowed(b) => crate::borrowed::to_python(b),
+            Value::PinnedBytes(b) => crate::borrowed::bytes_to_python(b),
             Value::AtomicInt(a) => crate::atomics::int_to_python(a),
             Value::AtomicBool(a) => crate::atomics::flag_to_python(a),
             Value::Pickled { data, main_file } => {
