@@ -5,72 +5,13 @@
 //! the object's field never changes after creation, so free-threaded builds
 //! need no lock around it. Overflow raises `OverflowError` and changes nothing.
 
-use crate::common::{arity, Args};
+use crate::common::{alloc_native, arity, dealloc_native, native_ref, Args, Native};
 use crate::cstr;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::method_fn;
 use crossinterp_core::atomic::{AtomicFlag, AtomicInt};
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
-
-#[repr(C)]
-struct IntObject {
-    ob_base: sys::PyObject,
-    /// `None` only between allocation and initialization (zero-filled).
-    v: Option<AtomicInt>,
-}
-
-#[repr(C)]
-struct BoolObject {
-    ob_base: sys::PyObject,
-    v: Option<AtomicFlag>,
-}
-
-/// # Safety
-/// `obj` is a live `AtomicInt` made by `new_int_object`.
-unsafe fn int_of<'a>(obj: *mut sys::PyObject) -> &'a AtomicInt {
-    // SAFETY: forwarded; set before the object became visible.
-    unsafe {
-        (*(obj as *mut IntObject))
-            .v
-            .as_ref()
-            .expect("AtomicInt without its value")
-    }
-}
-
-/// # Safety
-/// `obj` is a live `AtomicBool` made by `new_bool_object`.
-unsafe fn flag_of<'a>(obj: *mut sys::PyObject) -> &'a AtomicFlag {
-    // SAFETY: forwarded; set before the object became visible.
-    unsafe {
-        (*(obj as *mut BoolObject))
-            .v
-            .as_ref()
-            .expect("AtomicBool without its value")
-    }
-}
-
-/// # Safety
-/// `cls` is a live type with `IntObject`'s layout.
-unsafe fn new_int_object(cls: *mut sys::PyTypeObject, v: AtomicInt) -> PyResult<Owned> {
-    // SAFETY: attached; zero-filled allocation, initialized before use.
-    unsafe {
-        let obj = Owned::from_new(sys::PyType_GenericAlloc(cls, 0))?;
-        std::ptr::write(&mut (*(obj.as_ptr() as *mut IntObject)).v, Some(v));
-        Ok(obj)
-    }
-}
-
-/// # Safety
-/// `cls` is a live type with `BoolObject`'s layout.
-unsafe fn new_bool_object(cls: *mut sys::PyTypeObject, v: AtomicFlag) -> PyResult<Owned> {
-    // SAFETY: attached; zero-filled allocation, initialized before use.
-    unsafe {
-        let obj = Owned::from_new(sys::PyType_GenericAlloc(cls, 0))?;
-        std::ptr::write(&mut (*(obj.as_ptr() as *mut BoolObject)).v, Some(v));
-        Ok(obj)
-    }
-}
 
 /// An `int` argument (not `bool`) as i64: `TypeError` / `OverflowError`.
 fn to_i64(args: Args, i: usize, what: &str) -> PyResult<i64> {
@@ -132,13 +73,13 @@ fn add_op(a: &AtomicInt, n: i64, sub: bool) -> PyResult<(i64, i64)> {
 fn this_int<'a>(slf: *mut sys::PyObject) -> &'a AtomicInt {
     // SAFETY: CPython calls a type's methods with an instance of the type as
     // `slf`, initialized at creation and alive for the call.
-    unsafe { int_of(slf) }
+    unsafe { native_ref::<AtomicInt>(slf) }
 }
 
 /// The flag of `slf`, for the AtomicBool type's own methods.
 fn this_flag<'a>(slf: *mut sys::PyObject) -> &'a AtomicFlag {
     // SAFETY: as in `this_int`.
-    unsafe { flag_of(slf) }
+    unsafe { native_ref::<AtomicFlag>(slf) }
 }
 
 fn i_get(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -272,7 +213,7 @@ unsafe extern "C" fn int_new(
             to_i64(&[value], 0, "value")?
         };
         // SAFETY: `cls` is AtomicInt.
-        Ok(unsafe { new_int_object(cls, AtomicInt::new(v))? }.into_ptr())
+        Ok(unsafe { alloc_native(cls, AtomicInt::new(v))? }.into_ptr())
     })
 }
 
@@ -298,40 +239,18 @@ unsafe extern "C" fn bool_new(
             return Err(PyErrSet);
         }
         // SAFETY: `cls` is AtomicBool.
-        Ok(unsafe { new_bool_object(cls, AtomicFlag::new(value != 0))? }.into_ptr())
+        Ok(unsafe { alloc_native(cls, AtomicFlag::new(value != 0))? }.into_ptr())
     })
-}
-
-unsafe extern "C" fn int_dealloc(obj: *mut sys::PyObject) {
-    // SAFETY: called once by CPython for a dead AtomicInt.
-    unsafe {
-        let tp = sys::Py_TYPE(obj);
-        drop((*(obj as *mut IntObject)).v.take());
-        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
-        free(obj as *mut c_void);
-        sys::Py_DecRef(tp as *mut sys::PyObject);
-    }
-}
-
-unsafe extern "C" fn bool_dealloc(obj: *mut sys::PyObject) {
-    // SAFETY: called once by CPython for a dead AtomicBool.
-    unsafe {
-        let tp = sys::Py_TYPE(obj);
-        drop((*(obj as *mut BoolObject)).v.take());
-        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
-        free(obj as *mut c_void);
-        sys::Py_DecRef(tp as *mut sys::PyObject);
-    }
 }
 
 unsafe extern "C" fn int_index(slf: *mut sys::PyObject) -> *mut sys::PyObject {
     // SAFETY: `slf` is an AtomicInt.
-    ffi::trampoline(|| int(unsafe { int_of(slf) }.get()))
+    ffi::trampoline(|| int(unsafe { native_ref::<AtomicInt>(slf) }.get()))
 }
 
 unsafe extern "C" fn int_bool(slf: *mut sys::PyObject) -> c_int {
     // SAFETY: `slf` is an AtomicInt.
-    (unsafe { int_of(slf) }.get() != 0) as c_int
+    (unsafe { native_ref::<AtomicInt>(slf) }.get() != 0) as c_int
 }
 
 unsafe extern "C" fn int_iadd(
@@ -341,7 +260,7 @@ unsafe extern "C" fn int_iadd(
     ffi::trampoline(|| {
         // SAFETY: `slf` is an AtomicInt (in-place slots are called on the left operand).
         add_op(
-            unsafe { int_of(slf) },
+            unsafe { native_ref::<AtomicInt>(slf) },
             to_i64(&[other], 0, "operand")?,
             false,
         )?;
@@ -357,7 +276,7 @@ unsafe extern "C" fn int_isub(
     ffi::trampoline(|| {
         // SAFETY: as in `int_iadd`.
         add_op(
-            unsafe { int_of(slf) },
+            unsafe { native_ref::<AtomicInt>(slf) },
             to_i64(&[other], 0, "operand")?,
             true,
         )?;
@@ -374,9 +293,9 @@ unsafe extern "C" fn int_richcompare(
     ffi::trampoline(|| {
         // SAFETY: `a` is an AtomicInt; `b` is checked.
         unsafe {
-            let x = int_of(a).get();
+            let x = native_ref::<AtomicInt>(a).get();
             let y = if crate::module::is_ours(b, cstr!("AtomicInt"))? {
-                int_of(b).get()
+                native_ref::<AtomicInt>(b).get()
             } else {
                 // Anything else compares as the int this holds would
                 // (floats, Fractions...; NotImplemented for the rest).
@@ -400,19 +319,23 @@ unsafe extern "C" fn int_richcompare(
 unsafe extern "C" fn int_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
     // SAFETY: `slf` is an AtomicInt.
     ffi::trampoline(|| {
-        Ok(ffi::new_str(&format!("AtomicInt({})", unsafe { int_of(slf) }.get()))?.into_ptr())
+        Ok(ffi::new_str(&format!(
+            "AtomicInt({})",
+            unsafe { native_ref::<AtomicInt>(slf) }.get()
+        ))?
+        .into_ptr())
     })
 }
 
 unsafe extern "C" fn bool_bool(slf: *mut sys::PyObject) -> c_int {
     // SAFETY: `slf` is an AtomicBool.
-    unsafe { flag_of(slf) }.get() as c_int
+    unsafe { native_ref::<AtomicFlag>(slf) }.get() as c_int
 }
 
 unsafe extern "C" fn bool_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
     // SAFETY: `slf` is an AtomicBool.
     ffi::trampoline(|| {
-        let v = if unsafe { flag_of(slf) }.get() {
+        let v = if unsafe { native_ref::<AtomicFlag>(slf) }.get() {
             "True"
         } else {
             "False"
@@ -510,7 +433,7 @@ pub unsafe fn as_int(obj: *mut sys::PyObject) -> PyResult<Option<AtomicInt>> {
     // SAFETY: forwarded; when ours, `obj` is an AtomicInt.
     unsafe {
         Ok(if crate::module::is_ours(obj, cstr!("AtomicInt"))? {
-            Some(int_of(obj).clone())
+            Some(native_ref::<AtomicInt>(obj).clone())
         } else {
             None
         })
@@ -525,7 +448,7 @@ pub unsafe fn as_flag(obj: *mut sys::PyObject) -> PyResult<Option<AtomicFlag>> {
     // SAFETY: forwarded; when ours, `obj` is an AtomicBool.
     unsafe {
         Ok(if crate::module::is_ours(obj, cstr!("AtomicBool"))? {
-            Some(flag_of(obj).clone())
+            Some(native_ref::<AtomicFlag>(obj).clone())
         } else {
             None
         })
@@ -536,14 +459,14 @@ pub unsafe fn as_flag(obj: *mut sys::PyObject) -> PyResult<Option<AtomicFlag>> {
 pub fn int_to_python(v: &AtomicInt) -> PyResult<Owned> {
     let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("AtomicInt"))?;
     // SAFETY: this interpreter's AtomicInt type.
-    unsafe { new_int_object(tp.as_ptr() as *mut sys::PyTypeObject, v.clone()) }
+    unsafe { alloc_native(tp.as_ptr() as *mut sys::PyTypeObject, v.clone()) }
 }
 
 /// An `AtomicBool` of the attached interpreter over `v`.
 pub fn flag_to_python(v: &AtomicFlag) -> PyResult<Owned> {
     let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("AtomicBool"))?;
     // SAFETY: this interpreter's AtomicBool type.
-    unsafe { new_bool_object(tp.as_ptr() as *mut sys::PyTypeObject, v.clone()) }
+    unsafe { alloc_native(tp.as_ptr() as *mut sys::PyTypeObject, v.clone()) }
 }
 
 /// Create this module's `AtomicInt` and `AtomicBool` heap types.
@@ -553,7 +476,7 @@ pub fn flag_to_python(v: &AtomicFlag) -> PyResult<Owned> {
 pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
     let mut int_slots = [
         sys::PyType_Slot { slot: sys::Py_tp_new, pfunc: int_new as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: int_dealloc as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: dealloc_native::<AtomicInt> as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_tp_repr, pfunc: int_repr as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_tp_richcompare, pfunc: int_richcompare as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_tp_hash, pfunc: sys::PyObject_HashNotImplemented as *mut c_void },
@@ -571,7 +494,7 @@ pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
     ];
     let mut bool_slots = [
         sys::PyType_Slot { slot: sys::Py_tp_new, pfunc: bool_new as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: bool_dealloc as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: dealloc_native::<AtomicFlag> as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_tp_repr, pfunc: bool_repr as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_tp_hash, pfunc: sys::PyObject_HashNotImplemented as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_nb_bool, pfunc: bool_bool as *mut c_void },
@@ -589,7 +512,7 @@ pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
             module,
             cstr!("crossinterp.AtomicInt"),
             cstr!("AtomicInt"),
-            std::mem::size_of::<IntObject>(),
+            std::mem::size_of::<Native<AtomicInt>>(),
             flags,
             &mut int_slots,
         )?;
@@ -597,7 +520,7 @@ pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
             module,
             cstr!("crossinterp.AtomicBool"),
             cstr!("AtomicBool"),
-            std::mem::size_of::<BoolObject>(),
+            std::mem::size_of::<Native<AtomicFlag>>(),
             flags,
             &mut bool_slots,
         )

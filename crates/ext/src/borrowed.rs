@@ -17,6 +17,7 @@
 //! - Arriving back in its own interpreter, it is a plain `memoryview` of the
 //!   original exporter.
 
+use crate::common::{alloc_native, dealloc_native, native_ref, Native};
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
@@ -87,25 +88,15 @@ pub unsafe fn pin(obj: *mut sys::PyObject) -> PyResult<Borrowed> {
     Ok(Borrowed { handle, ptr, len })
 }
 
+/// The value of a `BorrowedBuffer` object (`Native<Mutex<State>>`), owned by that
+/// object in its interpreter; behind a lock because free-threaded builds may
+/// export and release it from several threads at once.
 struct State {
     borrowed: Option<Borrowed>,
     exports: usize,
     guard: Option<Guard>,
     /// The owner's record while `guard` pins it (its `pins` counts us).
     pinned: Option<Arc<owners::InterpRecord>>,
-}
-
-#[repr(C)]
-struct BorrowedObject {
-    ob_base: sys::PyObject,
-    state: Mutex<State>,
-}
-
-/// # Safety
-/// `obj` is a live `BorrowedBuffer`.
-unsafe fn state_of<'a>(obj: *mut sys::PyObject) -> &'a Mutex<State> {
-    // SAFETY: forwarded; written by `to_python` before the object was visible.
-    unsafe { &(*(obj as *mut BorrowedObject)).state }
 }
 
 fn gone(b: &Borrowed) -> PyErrSet {
@@ -130,23 +121,15 @@ pub fn to_python(b: &Borrowed) -> PyResult<Owned> {
         return unsafe { Owned::from_new(sys::PyMemoryView_FromObject(pinned.view.obj)) };
     }
     let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("BorrowedBuffer"))?;
-    // SAFETY: attached; zero-filled allocation initialized before use.
-    unsafe {
-        let obj = Owned::from_new(sys::PyType_GenericAlloc(
-            tp.as_ptr() as *mut sys::PyTypeObject,
-            0,
-        ))?;
-        std::ptr::write(
-            &mut (*(obj.as_ptr() as *mut BorrowedObject)).state,
-            Mutex::new(State {
-                borrowed: Some(b.clone()),
-                exports: 0,
-                guard: None,
-                pinned: None,
-            }),
-        );
-        Ok(obj)
-    }
+    let state = Mutex::new(State {
+        borrowed: Some(b.clone()),
+        exports: 0,
+        guard: None,
+        pinned: None,
+    });
+    // SAFETY: attached; this interpreter's BorrowedBuffer type, whose layout
+    // and dealloc are `Native<Mutex<State>>`'s.
+    unsafe { alloc_native(tp.as_ptr() as *mut sys::PyTypeObject, state) }
 }
 
 /// A `bytes` of the attached interpreter equal to the pinned `bytes` `b`: in
@@ -186,7 +169,7 @@ pub unsafe fn as_borrowed(obj: *mut sys::PyObject) -> PyResult<Option<Borrowed>>
         if !crate::module::is_ours(obj, cstr!("BorrowedBuffer"))? {
             return Ok(None);
         }
-        match &lock(state_of(obj)).borrowed {
+        match &lock(native_ref::<Mutex<State>>(obj)).borrowed {
             Some(b) => Ok(Some(b.clone())),
             None => Err(ffi::raise(
                 ffi::Exc::ValueError,
@@ -204,7 +187,7 @@ unsafe extern "C" fn getbuffer(
     ffi::trampoline_int(|| {
         // SAFETY: `slf` is a BorrowedBuffer; `view` is CPython's to fill.
         unsafe {
-            let mut st = lock(state_of(slf));
+            let mut st = lock(native_ref::<Mutex<State>>(slf));
             let Some(b) = st.borrowed.clone() else {
                 (*view).obj = null_mut();
                 return Err(ffi::raise(
@@ -252,7 +235,7 @@ unsafe extern "C" fn getbuffer(
 
 unsafe extern "C" fn releasebuffer(slf: *mut sys::PyObject, _view: *mut sys::Py_buffer) {
     // SAFETY: `slf` is a BorrowedBuffer with this export open.
-    let mut st = lock(unsafe { state_of(slf) });
+    let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
     st.exports = st.exports.saturating_sub(1);
     if st.exports == 0 {
         // The last export is gone: stop pinning the owner.
@@ -270,7 +253,7 @@ fn unpin(st: &mut State) {
 
 unsafe extern "C" fn sq_length(slf: *mut sys::PyObject) -> sys::Py_ssize_t {
     // SAFETY: `slf` is a BorrowedBuffer.
-    match &lock(unsafe { state_of(slf) }).borrowed {
+    match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).borrowed {
         Some(b) => b.len as sys::Py_ssize_t,
         None => {
             ffi::raise(
@@ -288,7 +271,7 @@ unsafe extern "C" fn release(
 ) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         // SAFETY: `slf` is a BorrowedBuffer.
-        let mut st = lock(unsafe { state_of(slf) });
+        let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
         if st.exports > 0 {
             // SAFETY: immutable static.
             return Err(ffi::raise_class(
@@ -306,7 +289,7 @@ unsafe extern "C" fn release(
 unsafe extern "C" fn get_owner(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         // SAFETY: `slf` is a BorrowedBuffer.
-        let iid = match &lock(unsafe { state_of(slf) }).borrowed {
+        let iid = match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).borrowed {
             Some(b) => b.handle.owner().tag() as i64,
             None => {
                 return Err(ffi::raise(
@@ -321,25 +304,12 @@ unsafe extern "C" fn get_owner(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut
 
 unsafe extern "C" fn get_alive(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     // SAFETY: `slf` is a BorrowedBuffer; attached.
-    let alive = lock(unsafe { state_of(slf) })
+    let alive = lock(unsafe { native_ref::<Mutex<State>>(slf) })
         .borrowed
         .as_ref()
         .is_some_and(|b| b.handle.owner().is_running());
     // SAFETY: attached.
     unsafe { sys::PyBool_FromLong(alive as _) }
-}
-
-unsafe extern "C" fn tp_dealloc(obj: *mut sys::PyObject) {
-    // SAFETY: called once by CPython for a dead BorrowedBuffer (no export is
-    // alive: each holds a reference to it). Dropping the state drops the
-    // handle, which routes the release to the owner.
-    unsafe {
-        let tp = sys::Py_TYPE(obj);
-        std::ptr::drop_in_place(&mut (*(obj as *mut BorrowedObject)).state);
-        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
-        free(obj as *mut c_void);
-        sys::Py_DecRef(tp as *mut sys::PyObject);
-    }
 }
 
 static mut METHODS: [sys::PyMethodDef; 2] = [
@@ -381,7 +351,7 @@ static mut GETSET: [sys::PyGetSetDef; 3] = [
 /// Attached; `module` is our live module object (its exec slot).
 pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     let mut slots = [
-        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: dealloc_native::<Mutex<State>> as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_bf_getbuffer, pfunc: getbuffer as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_bf_releasebuffer, pfunc: releasebuffer as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_sq_length, pfunc: sq_length as *mut c_void },
@@ -400,7 +370,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
             module,
             cstr!("crossinterp.BorrowedBuffer"),
             cstr!("BorrowedBuffer"),
-            std::mem::size_of::<BorrowedObject>(),
+            std::mem::size_of::<Native<Mutex<State>>>(),
             sys::Py_TPFLAGS_DEFAULT
                 | sys::Py_TPFLAGS_IMMUTABLETYPE
                 | sys::Py_TPFLAGS_DISALLOW_INSTANTIATION,

@@ -8,6 +8,7 @@
 //! object, so `release()` refuses while one of *its* exports is alive, as a
 //! `bytearray` refuses to resize.
 
+use crate::common::{alloc_native, dealloc_native, native_ref, Native};
 use crate::cstr;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crossinterp_core::buffer::SharedMem;
@@ -15,6 +16,9 @@ use crossinterp_core::sync::{lock, Arc, Mutex};
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr::null_mut;
 
+/// The value of a `SharedBuffer` object (`Native<Mutex<State>>`), owned by that
+/// object in its interpreter; behind a lock because free-threaded builds may
+/// export and release it from several threads at once.
 struct State {
     /// `None` once released.
     mem: Option<Arc<SharedMem>>,
@@ -22,41 +26,18 @@ struct State {
     exports: usize,
 }
 
-/// The object layout of `SharedBuffer`.
+/// A new `SharedBuffer` object of `cls` over `mem`, with no export.
 ///
-/// Ownership: a Python object of one interpreter; its `state` is behind a
-/// lock because free-threaded builds may export and release it from several
-/// threads at once.
-#[repr(C)]
-struct BufferObject {
-    ob_base: sys::PyObject,
-    state: Mutex<State>,
-}
-
 /// # Safety
-/// `obj` is a live `SharedBuffer` made by `alloc_with`.
-unsafe fn state_of<'a>(obj: *mut sys::PyObject) -> &'a Mutex<State> {
-    // SAFETY: forwarded: the layout is `BufferObject`'s and `state` was
-    // written before the object became visible.
-    unsafe { &(*(obj as *mut BufferObject)).state }
-}
-
-/// # Safety
-/// `cls` is a live type whose instances have `BufferObject`'s layout.
+/// Attached; `cls` is a SharedBuffer type (layout and dealloc of
+/// `Native<Mutex<State>>`).
 unsafe fn alloc_with(cls: *mut sys::PyTypeObject, mem: Arc<SharedMem>) -> PyResult<Owned> {
-    // SAFETY: attached; the allocation is zero-filled and not yet visible, so
-    // writing the state over it is the initialization.
-    unsafe {
-        let obj = Owned::from_new(sys::PyType_GenericAlloc(cls, 0))?;
-        std::ptr::write(
-            &mut (*(obj.as_ptr() as *mut BufferObject)).state,
-            Mutex::new(State {
-                mem: Some(mem),
-                exports: 0,
-            }),
-        );
-        Ok(obj)
-    }
+    let state = Mutex::new(State {
+        mem: Some(mem),
+        exports: 0,
+    });
+    // SAFETY: forwarded contract.
+    unsafe { alloc_native(cls, state) }
 }
 
 fn buffer_type() -> PyResult<Owned> {
@@ -74,7 +55,7 @@ pub unsafe fn as_buffer(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedMe
         if !crate::module::is_ours(obj, cstr!("SharedBuffer"))? {
             return Ok(None);
         }
-        match &lock(state_of(obj)).mem {
+        match &lock(native_ref::<Mutex<State>>(obj)).mem {
             Some(m) => Ok(Some(m.clone())),
             None => Err(released()),
         }
@@ -164,7 +145,16 @@ unsafe extern "C" fn tp_new(
         }
         let mem = SharedMem::zeroed(nbytes as usize, readonly != 0).map_err(alloc_error)?;
         // SAFETY: `cls` is SharedBuffer (final type).
-        Ok(unsafe { alloc_with(cls, mem)? }.into_ptr())
+        Ok(unsafe {
+            alloc_native(
+                cls,
+                Mutex::new(State {
+                    mem: Some(mem),
+                    exports: 0,
+                }),
+            )?
+        }
+        .into_ptr())
     })
 }
 
@@ -217,7 +207,7 @@ unsafe extern "C" fn release(
 ) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         // SAFETY: `slf` is a SharedBuffer.
-        let mut st = lock(unsafe { state_of(slf) });
+        let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
         if st.exports > 0 {
             return Err(buffer_error(&format!(
                 "cannot release a SharedBuffer while {} memoryview(s) of it are alive",
@@ -239,7 +229,7 @@ unsafe extern "C" fn getbuffer(
     ffi::trampoline_int(|| {
         // SAFETY: `slf` is a SharedBuffer; `view` is CPython's to fill.
         unsafe {
-            let mut st = lock(state_of(slf));
+            let mut st = lock(native_ref::<Mutex<State>>(slf));
             let Some(mem) = st.mem.clone() else {
                 (*view).obj = null_mut();
                 return Err(buffer_error("SharedBuffer was released"));
@@ -266,13 +256,13 @@ unsafe extern "C" fn getbuffer(
 
 unsafe extern "C" fn releasebuffer(slf: *mut sys::PyObject, _view: *mut sys::Py_buffer) {
     // SAFETY: `slf` is a SharedBuffer with at least this export open.
-    let mut st = lock(unsafe { state_of(slf) });
+    let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
     st.exports = st.exports.saturating_sub(1);
 }
 
 unsafe extern "C" fn sq_length(slf: *mut sys::PyObject) -> sys::Py_ssize_t {
     // SAFETY: `slf` is a SharedBuffer.
-    match &lock(unsafe { state_of(slf) }).mem {
+    match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).mem {
         Some(m) => m.len() as sys::Py_ssize_t,
         None => {
             released();
@@ -284,7 +274,7 @@ unsafe extern "C" fn sq_length(slf: *mut sys::PyObject) -> sys::Py_ssize_t {
 unsafe extern "C" fn get_nbytes(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         // SAFETY: `slf` is a SharedBuffer.
-        let n = match &lock(unsafe { state_of(slf) }).mem {
+        let n = match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).mem {
             Some(m) => m.len(),
             None => return Err(released()),
         };
@@ -295,7 +285,7 @@ unsafe extern "C" fn get_nbytes(slf: *mut sys::PyObject, _c: *mut c_void) -> *mu
 unsafe extern "C" fn get_readonly(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         // SAFETY: `slf` is a SharedBuffer.
-        let ro = match &lock(unsafe { state_of(slf) }).mem {
+        let ro = match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).mem {
             Some(m) => m.readonly(),
             None => return Err(released()),
         };
@@ -306,7 +296,9 @@ unsafe extern "C" fn get_readonly(slf: *mut sys::PyObject, _c: *mut c_void) -> *
 
 unsafe extern "C" fn get_released(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     // SAFETY: `slf` is a SharedBuffer; attached.
-    let r = lock(unsafe { state_of(slf) }).mem.is_none();
+    let r = lock(unsafe { native_ref::<Mutex<State>>(slf) })
+        .mem
+        .is_none();
     // SAFETY: attached.
     unsafe { sys::PyBool_FromLong(r as _) }
 }
@@ -314,7 +306,7 @@ unsafe extern "C" fn get_released(slf: *mut sys::PyObject, _c: *mut c_void) -> *
 unsafe extern "C" fn tp_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         // SAFETY: `slf` is a SharedBuffer.
-        let s = match &lock(unsafe { state_of(slf) }).mem {
+        let s = match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).mem {
             Some(m) => format!(
                 "<SharedBuffer nbytes={} readonly={}>",
                 m.len(),
@@ -324,18 +316,6 @@ unsafe extern "C" fn tp_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
         };
         Ok(ffi::new_str(&s)?.into_ptr())
     })
-}
-
-unsafe extern "C" fn tp_dealloc(obj: *mut sys::PyObject) {
-    // SAFETY: called once by CPython for a dead SharedBuffer (no exports can
-    // be alive: each holds a reference to it).
-    unsafe {
-        let tp = sys::Py_TYPE(obj);
-        std::ptr::drop_in_place(&mut (*(obj as *mut BufferObject)).state);
-        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
-        free(obj as *mut c_void);
-        sys::Py_DecRef(tp as *mut sys::PyObject);
-    }
 }
 
 static mut METHODS: [sys::PyMethodDef; 3] = [
@@ -391,7 +371,7 @@ static mut GETSET: [sys::PyGetSetDef; 4] = [
 pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     let mut slots = [
         sys::PyType_Slot { slot: sys::Py_tp_new, pfunc: tp_new as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
+        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: dealloc_native::<Mutex<State>> as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_tp_repr, pfunc: tp_repr as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_bf_getbuffer, pfunc: getbuffer as *mut c_void },
         sys::PyType_Slot { slot: sys::Py_bf_releasebuffer, pfunc: releasebuffer as *mut c_void },
@@ -411,7 +391,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
             module,
             cstr!("crossinterp.SharedBuffer"),
             cstr!("SharedBuffer"),
-            std::mem::size_of::<BufferObject>(),
+            std::mem::size_of::<Native<Mutex<State>>>(),
             sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_IMMUTABLETYPE,
             &mut slots,
         )

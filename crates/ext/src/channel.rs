@@ -3,7 +3,10 @@
 //! taken the item. Owner-free, like `Queue`: every interpreter holding it has
 //! its own `crossinterp.channels.Channel` object over the same channel.
 
-use crate::common::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
+use crate::common::{
+    alloc_native, arg_bool, arg_timeout, arity, blocking, deadline, dealloc_native, native_ref,
+    Args, Native,
+};
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
@@ -41,39 +44,6 @@ fn new_shared() -> Arc<SharedChannel> {
     s
 }
 
-#[repr(C)]
-struct ChannelObject {
-    ob_base: sys::PyObject,
-    /// `None` only between allocation and initialization (zero-filled).
-    shared: Option<Arc<SharedChannel>>,
-}
-
-/// # Safety
-/// `obj` is a live `ChannelBase` instance made by `alloc_with`.
-unsafe fn shared_of<'a>(obj: *mut sys::PyObject) -> &'a Arc<SharedChannel> {
-    // SAFETY: forwarded; `shared` was set before the object became visible.
-    unsafe {
-        (*(obj as *mut ChannelObject))
-            .shared
-            .as_ref()
-            .expect("ChannelBase instance without its channel")
-    }
-}
-
-/// # Safety
-/// `cls` is a live type whose instances have `ChannelObject`'s layout.
-unsafe fn alloc_with(cls: *mut sys::PyTypeObject, shared: Arc<SharedChannel>) -> PyResult<Owned> {
-    // SAFETY: attached; zero-filled allocation, initialized before use.
-    unsafe {
-        let obj = Owned::from_new(sys::PyType_GenericAlloc(cls, 0))?;
-        std::ptr::write(
-            &mut (*(obj.as_ptr() as *mut ChannelObject)).shared,
-            Some(shared),
-        );
-        Ok(obj)
-    }
-}
-
 /// The shared channel of `obj`, if it is a channel of this interpreter.
 ///
 /// # Safety
@@ -82,7 +52,7 @@ pub unsafe fn as_channel(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedC
     // SAFETY: attached; `obj` is live and, when ours, a ChannelBase.
     unsafe {
         if crate::module::is_ours(obj, cstr!("ChannelBase"))? {
-            Ok(Some(shared_of(obj).clone()))
+            Ok(Some(native_ref::<Arc<SharedChannel>>(obj).clone()))
         } else {
             Ok(None)
         }
@@ -93,7 +63,7 @@ pub unsafe fn as_channel(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedC
 pub fn to_python(shared: &Arc<SharedChannel>) -> PyResult<Owned> {
     let cls = ffi::import_attr(cstr!("crossinterp.channels"), cstr!("Channel"))?;
     // SAFETY: `Channel` subclasses ChannelBase.
-    unsafe { alloc_with(cls.as_ptr() as *mut sys::PyTypeObject, shared.clone()) }
+    unsafe { alloc_native(cls.as_ptr() as *mut sys::PyTypeObject, shared.clone()) }
 }
 
 fn closed() -> PyErrSet {
@@ -113,7 +83,7 @@ fn timeout_error(what: &str) -> PyErrSet {
 fn send(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_send", args, 4)?;
     // SAFETY: `slf` is a ChannelBase instance.
-    let shared = unsafe { shared_of(slf) }.clone();
+    let shared = unsafe { native_ref::<Arc<SharedChannel>>(slf) }.clone();
     let block = arg_bool(args, 1)?;
     let timeout = arg_timeout(args, 2)?;
     // SAFETY: live argument of the attached interpreter.
@@ -142,7 +112,7 @@ fn send(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
 fn recv(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_recv", args, 2)?;
     // SAFETY: `slf` is a ChannelBase instance.
-    let shared = unsafe { shared_of(slf) }.clone();
+    let shared = unsafe { native_ref::<Arc<SharedChannel>>(slf) }.clone();
     let block = arg_bool(args, 0)?;
     let timeout = arg_timeout(args, 1)?;
     let r = match deadline(block, timeout) {
@@ -169,7 +139,7 @@ fn recv(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
 fn close(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_close", args, 3)?;
     // SAFETY: `slf` is a ChannelBase instance.
-    let shared = unsafe { shared_of(slf) }.clone();
+    let shared = unsafe { native_ref::<Arc<SharedChannel>>(slf) }.clone();
     let (send, recv, force) = (arg_bool(args, 0)?, arg_bool(args, 1)?, arg_bool(args, 2)?);
     let r = match (send, recv) {
         (true, false) => shared.ch.close_send().map(|()| 0),
@@ -195,12 +165,22 @@ method_fn!(py_close => close);
 
 unsafe extern "C" fn get_id(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     // SAFETY: `slf` is a ChannelBase instance.
-    ffi::trampoline(|| Ok(ffi::new_int(unsafe { shared_of(slf) }.ch.id() as i64)?.into_ptr()))
+    ffi::trampoline(|| {
+        Ok(
+            ffi::new_int(unsafe { native_ref::<Arc<SharedChannel>>(slf) }.ch.id() as i64)?
+                .into_ptr(),
+        )
+    })
 }
 
 unsafe extern "C" fn get_pending(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     // SAFETY: `slf` is a ChannelBase instance.
-    ffi::trampoline(|| Ok(ffi::new_int(unsafe { shared_of(slf) }.ch.len() as i64)?.into_ptr()))
+    ffi::trampoline(|| {
+        Ok(
+            ffi::new_int(unsafe { native_ref::<Arc<SharedChannel>>(slf) }.ch.len() as i64)?
+                .into_ptr(),
+        )
+    })
 }
 
 unsafe extern "C" fn get_send_closed(
@@ -208,7 +188,7 @@ unsafe extern "C" fn get_send_closed(
     _c: *mut c_void,
 ) -> *mut sys::PyObject {
     // SAFETY: `slf` is a ChannelBase instance; attached.
-    unsafe { sys::PyBool_FromLong(shared_of(slf).ch.is_send_closed() as _) }
+    unsafe { sys::PyBool_FromLong(native_ref::<Arc<SharedChannel>>(slf).ch.is_send_closed() as _) }
 }
 
 unsafe extern "C" fn get_recv_closed(
@@ -216,7 +196,7 @@ unsafe extern "C" fn get_recv_closed(
     _c: *mut c_void,
 ) -> *mut sys::PyObject {
     // SAFETY: `slf` is a ChannelBase instance; attached.
-    unsafe { sys::PyBool_FromLong(shared_of(slf).ch.is_recv_closed() as _) }
+    unsafe { sys::PyBool_FromLong(native_ref::<Arc<SharedChannel>>(slf).ch.is_recv_closed() as _) }
 }
 
 /// `ChannelBase.__new__(cls, id)`: id < 0 makes a new channel, else looks up
@@ -253,25 +233,14 @@ unsafe extern "C" fn tp_new(
                     }
                 }
             };
-            Ok(alloc_with(cls, shared)?.into_ptr())
+            Ok(alloc_native(cls, shared)?.into_ptr())
         }
     })
 }
 
-unsafe extern "C" fn tp_dealloc(obj: *mut sys::PyObject) {
-    // SAFETY: called once by CPython for a dead ChannelBase instance.
-    unsafe {
-        let tp = sys::Py_TYPE(obj);
-        drop((*(obj as *mut ChannelObject)).shared.take());
-        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
-        free(obj as *mut c_void);
-        sys::Py_DecRef(tp as *mut sys::PyObject);
-    }
-}
-
 unsafe extern "C" fn tp_hash(obj: *mut sys::PyObject) -> sys::Py_hash_t {
     // SAFETY: `obj` is a ChannelBase instance.
-    (unsafe { shared_of(obj) }.ch.id() as sys::Py_hash_t).max(1)
+    (unsafe { native_ref::<Arc<SharedChannel>>(obj) }.ch.id() as sys::Py_hash_t).max(1)
 }
 
 unsafe extern "C" fn tp_richcompare(
@@ -286,7 +255,7 @@ unsafe extern "C" fn tp_richcompare(
             let (Some(other), true) = (other, op == sys::Py_EQ || op == sys::Py_NE) else {
                 return Ok(sys::Py_NewRef(sys::Py_NotImplemented()));
             };
-            let eq = shared_of(a).ch.id() == other.ch.id();
+            let eq = native_ref::<Arc<SharedChannel>>(a).ch.id() == other.ch.id();
             Ok(sys::PyBool_FromLong((eq == (op == sys::Py_EQ)) as _))
         }
     })
@@ -361,7 +330,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         },
         sys::PyType_Slot {
             slot: sys::Py_tp_dealloc,
-            pfunc: tp_dealloc as *mut c_void,
+            pfunc: dealloc_native::<Arc<SharedChannel>> as *mut c_void,
         },
         sys::PyType_Slot {
             slot: sys::Py_tp_hash,
@@ -396,7 +365,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
             module,
             cstr!("crossinterp._native.ChannelBase"),
             cstr!("ChannelBase"),
-            std::mem::size_of::<ChannelObject>(),
+            std::mem::size_of::<Native<Arc<SharedChannel>>>(),
             sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_BASETYPE | sys::Py_TPFLAGS_IMMUTABLETYPE,
             &mut slots,
         )

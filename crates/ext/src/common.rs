@@ -230,3 +230,62 @@ pub fn bool_of(obj: Option<*mut sys::PyObject>, default: bool) -> PyResult<bool>
         Some(o) => arg_bool(&[o], 0),
     }
 }
+
+/// The object layout of every native type of this crate: the Python object
+/// header, then one Rust value, written by [`alloc_native`] before the object
+/// is visible and dropped by [`dealloc_native`].
+///
+/// Ownership: the value belongs to the Python object (of one interpreter);
+/// it is dropped on whichever thread deallocates the object, so `T` holds
+/// only plain Rust data (shared state behind `Arc`s, locks, atomics).
+#[repr(C)]
+pub struct Native<T> {
+    ob_base: sys::PyObject,
+    value: T,
+}
+
+/// Allocate an instance of `cls` holding `value`.
+///
+/// # Safety
+/// Attached; `cls` is a live type whose instances have `Native<T>`'s layout
+/// (a type made with `size_of::<Native<T>>()`, or a Python subclass of one
+/// that adds no storage before it) and whose `tp_dealloc` is
+/// `dealloc_native::<T>` (or calls it).
+pub unsafe fn alloc_native<T>(
+    cls: *mut sys::PyTypeObject,
+    value: T,
+) -> PyResult<crate::ffi::Owned> {
+    // SAFETY: forwarded; GenericAlloc zero-fills, and writing the value over
+    // the zeroed field before the object escapes is its initialization.
+    unsafe {
+        let obj = crate::ffi::Owned::from_new(sys::PyType_GenericAlloc(cls, 0))?;
+        std::ptr::write(&mut (*(obj.as_ptr() as *mut Native<T>)).value, value);
+        Ok(obj)
+    }
+}
+
+/// The value of a native object.
+///
+/// # Safety
+/// `obj` is a live object made by `alloc_native::<T>`, outliving the borrow.
+pub unsafe fn native_ref<'a, T>(obj: *mut sys::PyObject) -> &'a T {
+    // SAFETY: forwarded; the value was initialized at allocation.
+    unsafe { &(*(obj as *mut Native<T>)).value }
+}
+
+/// `tp_dealloc` of a native type: drop the value, free the object, release
+/// the reference every instance of a heap type holds to its type.
+///
+/// # Safety
+/// Called by CPython, once, for a dead object made by `alloc_native::<T>`.
+pub unsafe extern "C" fn dealloc_native<T>(obj: *mut sys::PyObject) {
+    // SAFETY: forwarded contract; the type outlives this call (we hold its
+    // reference until the last line).
+    unsafe {
+        let tp = sys::Py_TYPE(obj);
+        std::ptr::drop_in_place(&mut (*(obj as *mut Native<T>)).value);
+        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
+        free(obj as *mut std::ffi::c_void);
+        sys::Py_DecRef(tp as *mut sys::PyObject);
+    }
+}

@@ -14,7 +14,10 @@
 //! sleep until the event itself wakes them; every ~50 ms they re-attach briefly
 //! to check for signals (KeyboardInterrupt), which is not polling for data.
 
-use crate::common::{arity, bind, blocking, bool_of, deadline, timeout_of, Args};
+use crate::common::{
+    alloc_native, arity, bind, blocking, bool_of, deadline, dealloc_native, native_ref, timeout_of,
+    Args, Native,
+};
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
@@ -112,46 +115,6 @@ pub fn interpreter_gone(iid: i64) {
     }
 }
 
-/// The Python object layout of `QueueBase` (and its Python subclasses).
-#[repr(C)]
-struct QueueObject {
-    ob_base: sys::PyObject,
-    /// `None` only between allocation and initialization (the allocator
-    /// zero-fills, and a zeroed `Option<Arc<_>>` is `None`).
-    shared: Option<Arc<SharedQueue>>,
-}
-
-/// # Safety
-/// `obj` is a live instance of `QueueBase` (or a subclass), made by
-/// `alloc_with` (so initialized), and outlives the returned reference.
-unsafe fn shared_of<'a>(obj: *mut sys::PyObject) -> &'a Arc<SharedQueue> {
-    // SAFETY: forwarded contract: the layout is `QueueObject`'s and `shared`
-    // was set before the object became visible to Python.
-    unsafe {
-        (*(obj as *mut QueueObject))
-            .shared
-            .as_ref()
-            .expect("QueueBase instance without its queue")
-    }
-}
-
-/// Allocate an instance of `cls` (QueueBase or a subclass) holding `shared`.
-///
-/// # Safety
-/// `cls` is a live type object whose instances have `QueueObject`'s layout.
-unsafe fn alloc_with(cls: *mut sys::PyTypeObject, shared: Arc<SharedQueue>) -> PyResult<Owned> {
-    // SAFETY: attached; GenericAlloc zero-fills and sets the type; writing
-    // over the zeroed (None) field leaks nothing.
-    unsafe {
-        let obj = Owned::from_new(sys::PyType_GenericAlloc(cls, 0))?;
-        std::ptr::write(
-            &mut (*(obj.as_ptr() as *mut QueueObject)).shared,
-            Some(shared),
-        );
-        Ok(obj)
-    }
-}
-
 /// Whether `obj` is a queue of this interpreter's type, and its shared state.
 ///
 /// # Safety
@@ -160,7 +123,7 @@ pub unsafe fn as_queue(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedQue
     // SAFETY: attached; `obj` is live and, when ours, a QueueBase.
     unsafe {
         if crate::module::is_ours(obj, cstr!("QueueBase"))? {
-            Ok(Some(shared_of(obj).clone()))
+            Ok(Some(native_ref::<Arc<SharedQueue>>(obj).clone()))
         } else {
             Ok(None)
         }
@@ -172,7 +135,7 @@ pub fn to_python(shared: &Arc<SharedQueue>) -> PyResult<Owned> {
     let cls = ffi::import_attr(cstr!("crossinterp.queues"), cstr!("Queue"))?;
     // SAFETY: attached; `Queue` subclasses QueueBase (checked by CPython at
     // class creation: same layout plus what Python adds).
-    unsafe { alloc_with(cls.as_ptr() as *mut sys::PyTypeObject, shared.clone()) }
+    unsafe { alloc_native(cls.as_ptr() as *mut sys::PyTypeObject, shared.clone()) }
 }
 
 /// The policy code of an `unbounditems` argument: absent/None → the queue's
@@ -217,7 +180,7 @@ fn do_put(
     strict: bool,
 ) -> PyResult<*mut sys::PyObject> {
     // SAFETY: `slf` is a QueueBase instance (method of the type).
-    let shared = unsafe { shared_of(slf) };
+    let shared = unsafe { native_ref::<Arc<SharedQueue>>(slf) };
     let unbound = unbound_of(unbound, shared.default_unbound)?;
     // SAFETY: live argument of the attached interpreter.
     let value = unsafe { xi::to_value(obj, strict)? };
@@ -248,7 +211,7 @@ fn do_get(
     timeout: Option<Duration>,
 ) -> PyResult<*mut sys::PyObject> {
     // SAFETY: `slf` is a QueueBase instance.
-    let shared = unsafe { shared_of(slf) };
+    let shared = unsafe { native_ref::<Arc<SharedQueue>>(slf) };
     let dl = deadline(block, timeout);
     loop {
         let r = match dl {
@@ -389,20 +352,20 @@ fn get_nowait(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObjec
 fn qsize(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("qsize", args, 0)?;
     // SAFETY: `slf` is a QueueBase instance.
-    let n = unsafe { shared_of(slf) }.q.len();
+    let n = unsafe { native_ref::<Arc<SharedQueue>>(slf) }.q.len();
     Ok(ffi::new_int(n as i64)?.into_ptr())
 }
 
 fn empty(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("empty", args, 0)?;
     // SAFETY: `slf` is a QueueBase instance; attached.
-    Ok(unsafe { sys::PyBool_FromLong(shared_of(slf).q.is_empty() as _) })
+    Ok(unsafe { sys::PyBool_FromLong(native_ref::<Arc<SharedQueue>>(slf).q.is_empty() as _) })
 }
 
 fn full(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("full", args, 0)?;
     // SAFETY: `slf` is a QueueBase instance; attached.
-    Ok(unsafe { sys::PyBool_FromLong(shared_of(slf).q.is_full() as _) })
+    Ok(unsafe { sys::PyBool_FromLong(native_ref::<Arc<SharedQueue>>(slf).q.is_full() as _) })
 }
 
 method_fn!(py_get_nowait => get_nowait);
@@ -412,18 +375,28 @@ method_fn!(py_full => full);
 
 unsafe extern "C" fn get_id(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     // SAFETY: `slf` is a QueueBase instance.
-    ffi::trampoline(|| Ok(ffi::new_int(unsafe { shared_of(slf) }.q.id() as i64)?.into_ptr()))
+    ffi::trampoline(|| {
+        Ok(ffi::new_int(unsafe { native_ref::<Arc<SharedQueue>>(slf) }.q.id() as i64)?.into_ptr())
+    })
 }
 
 unsafe extern "C" fn get_maxsize(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     // SAFETY: `slf` is a QueueBase instance.
-    ffi::trampoline(|| Ok(ffi::new_int(unsafe { shared_of(slf) }.q.maxsize() as i64)?.into_ptr()))
+    ffi::trampoline(|| {
+        Ok(
+            ffi::new_int(unsafe { native_ref::<Arc<SharedQueue>>(slf) }.q.maxsize() as i64)?
+                .into_ptr(),
+        )
+    })
 }
 
 unsafe extern "C" fn get_unbound(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
     // SAFETY: `slf` is a QueueBase instance.
     ffi::trampoline(|| {
-        Ok(ffi::new_int(unsafe { shared_of(slf) }.default_unbound as i64)?.into_ptr())
+        Ok(
+            ffi::new_int(unsafe { native_ref::<Arc<SharedQueue>>(slf) }.default_unbound as i64)?
+                .into_ptr(),
+        )
     })
 }
 
@@ -470,27 +443,14 @@ unsafe extern "C" fn tp_new(
                     .ok_or_else(|| ffi::raise(Exc::ValueError, "bad unbounditems"))?;
                 new_shared(a as usize, unbound)
             };
-            Ok(alloc_with(cls, shared)?.into_ptr())
+            Ok(alloc_native(cls, shared)?.into_ptr())
         }
     })
 }
 
-unsafe extern "C" fn tp_dealloc(obj: *mut sys::PyObject) {
-    // SAFETY: called once by CPython for a dead QueueBase instance.
-    unsafe {
-        let tp = sys::Py_TYPE(obj);
-        // Plain memory: dropping the Arc is valid on any thread.
-        drop((*(obj as *mut QueueObject)).shared.take());
-        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
-        free(obj as *mut c_void);
-        // Instances of heap types hold a reference to their type.
-        sys::Py_DecRef(tp as *mut sys::PyObject);
-    }
-}
-
 unsafe extern "C" fn tp_hash(obj: *mut sys::PyObject) -> sys::Py_hash_t {
     // SAFETY: `obj` is a QueueBase instance.
-    let id = unsafe { shared_of(obj) }.q.id();
+    let id = unsafe { native_ref::<Arc<SharedQueue>>(obj) }.q.id();
     (id as sys::Py_hash_t).max(1)
 }
 
@@ -506,7 +466,7 @@ unsafe extern "C" fn tp_richcompare(
             let (Some(other), true) = (other, op == sys::Py_EQ || op == sys::Py_NE) else {
                 return Ok(sys::Py_NewRef(sys::Py_NotImplemented()));
             };
-            let eq = shared_of(a).q.id() == other.q.id();
+            let eq = native_ref::<Arc<SharedQueue>>(a).q.id() == other.q.id();
             Ok(sys::PyBool_FromLong((eq == (op == sys::Py_EQ)) as _))
         }
     })
@@ -591,7 +551,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         },
         sys::PyType_Slot {
             slot: sys::Py_tp_dealloc,
-            pfunc: tp_dealloc as *mut c_void,
+            pfunc: dealloc_native::<Arc<SharedQueue>> as *mut c_void,
         },
         sys::PyType_Slot {
             slot: sys::Py_tp_hash,
@@ -626,7 +586,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
             module,
             cstr!("crossinterp._native.QueueBase"),
             cstr!("QueueBase"),
-            std::mem::size_of::<QueueObject>(),
+            std::mem::size_of::<Native<Arc<SharedQueue>>>(),
             sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_BASETYPE | sys::Py_TPFLAGS_IMMUTABLETYPE,
             &mut slots,
         )
