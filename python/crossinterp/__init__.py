@@ -14,7 +14,15 @@ from ._errors import (
     InterpreterNotFoundError,
     NotShareableError,
 )
-from ._native import AtomicBool, AtomicInt, SharedBuffer
+from ._native import (
+    AtomicBool,
+    AtomicInt,
+    InterpreterGuard,
+    InterpreterView,
+    SharedBuffer,
+    SharedMethodProxy,
+    SharedObjectProxy,
+)
 
 __version__ = "0.1.0"
 
@@ -29,16 +37,45 @@ __all__ = [
     "InterpreterError",
     "InterpreterFinalizingError",
     "InterpreterGoneError",
+    "InterpreterGuard",
     "InterpreterNotFoundError",
+    "InterpreterView",
     "NotShareableError",
     "Queue",
     "SharedBuffer",
+    "SharedMethodProxy",
+    "SharedObjectProxy",
     "channels",
     "interpreters",
     "live_owners",
+    "proxy_owner",
     "queues",
     "set_finalize_warn_after",
+    "share",
 ]
+
+
+def share(obj: object) -> object:
+    """Share ``obj`` with other interpreters.
+
+    Returns ``obj`` itself when it crosses natively (``None``, ``bool``,
+    ``int``, ``float``, ``str``, ``bytes``, tuples of these, queues, channels,
+    shared buffers, atomics, memoryviews, and proxies), else a
+    :class:`SharedObjectProxy` of it. Pass the proxy to another interpreter
+    (``prepare_main``, ``call`` arguments, queues, channels): every operation on
+    it there runs here, in the interpreter that owns ``obj``, with this
+    interpreter attached. When the last proxy goes, ``obj`` is released here
+    (its ``__del__`` runs here). If this interpreter is closed, its proxies
+    elsewhere raise :class:`InterpreterGoneError`.
+    """
+    return _native.share(obj)
+
+
+def proxy_owner(obj: object) -> int | None:
+    """The id of the interpreter that owns the object ``obj`` is a proxy of,
+    or ``None`` if ``obj`` is not a proxy."""
+    info = _native.proxy_info(obj)
+    return None if info is None else info[0]
 
 
 def live_owners() -> int:

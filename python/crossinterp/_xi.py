@@ -88,3 +88,57 @@ def excinfo(exc: BaseException) -> tuple[str, str, str, str, str, str]:
     except Exception:  # noqa: BLE001 - same: a broken exception still gets a summary
         formatted = errdisplay = f"{t.__name__}: {msg}"
     return (t.__name__, t.__qualname__, str(t.__module__), msg, formatted, errdisplay)
+
+
+# Exceptions crossing back from a shared object's owner (crossinterp.share).
+# The owner calls ``proxy_exc``; the caller re-raises with ``proxy_raise``.
+
+_CONTROL_FLOW = (StopIteration, StopAsyncIteration, GeneratorExit)
+
+
+def _is_builtin_exc(t: type) -> bool:
+    import builtins
+
+    return getattr(builtins, t.__name__, None) is t
+
+
+def proxy_exc(exc: BaseException) -> tuple[str | None, tuple | None, tuple | None]:
+    """(builtin type name | None, args if natively shareable | None,
+    excinfo | None) for an exception raised in the owner."""
+    from . import _native
+
+    t = type(exc)
+    name = t.__name__ if _is_builtin_exc(t) else None
+    args = None
+    if name is not None:
+        try:
+            if all(_native.is_shareable(a) for a in exc.args):
+                args = tuple(exc.args)
+        except Exception:  # noqa: BLE001 - unshareable args: fall back to the message
+            args = None
+    info = None if isinstance(exc, _CONTROL_FLOW) else excinfo(exc)
+    if name is not None and args is None and info is None:
+        info = (t.__name__, t.__qualname__, "builtins", "", "", t.__name__)
+    return (name, args, info)
+
+
+def proxy_raise(owner: int, transfer: tuple | None) -> None:
+    """Raise, in the caller, the exception the owner described."""
+    from ._errors import ExceptionInfo, ExecutionFailed
+
+    if transfer is None:
+        raise SystemError(f"an exception in interpreter {owner} could not be described")
+    name, args, info = transfer
+    if name is not None:
+        import builtins
+
+        cls = getattr(builtins, name)
+        try:
+            exc = cls(*args) if args is not None else cls(info[3])
+        except Exception:  # noqa: BLE001 - a builtin that wants other arguments
+            exc = None
+        if exc is not None:
+            if info is not None and info[4]:
+                exc.add_note(f"[raised in interpreter {owner}; its traceback follows]\n{info[4].rstrip()}")
+            raise exc
+    raise ExecutionFailed(ExceptionInfo.from_tuple(info))

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from .queues import Queue
 
 from . import _native
+from ._native import InterpreterGuard, InterpreterView
 from ._errors import (
     ExceptionInfo,
     ExecutionFailed,
@@ -47,7 +48,9 @@ __all__ = [
     "InterpreterError",
     "InterpreterFinalizingError",
     "InterpreterGoneError",
+    "InterpreterGuard",
     "InterpreterNotFoundError",
+    "InterpreterView",
     "NotShareableError",
     "create",
     "create_queue",
@@ -164,6 +167,12 @@ class Interpreter:
         ``"crossinterp"`` (:func:`create`) or ``"unknown"``."""
         return self._whence
 
+    def view(self) -> InterpreterView:
+        """A weak view of the interpreter (PEP 788): it never keeps the
+        interpreter alive. ``view.guard()`` holds off its finalization;
+        ``view.is_alive()`` tells whether it is still running."""
+        return _native.view(self._id)
+
     def is_running(self) -> bool:
         """Whether the interpreter is running code (``exec``/``call``) now."""
         return _native.is_running(self._id)
@@ -171,9 +180,12 @@ class Interpreter:
     def close(self) -> None:
         """Finalize and destroy the interpreter.
 
-        Waits for guards held on it, runs its pending calls, then ends it.
-        Raises :class:`InterpreterError` if it is running (or is the current
-        interpreter, or was not created by crossinterp), and
+        Waits for guards held on it (warning on stderr every
+        ``set_finalize_warn_after`` seconds), runs its pending calls, releases
+        the objects it shared (their proxies elsewhere are dead from then on),
+        then ends it. Raises :class:`InterpreterError` if it is running (or is
+        the current interpreter, or was not created by crossinterp, or this
+        thread holds a guard on it), and
         :class:`InterpreterNotFoundError` if it is already closed.
         """
         _native.destroy(self._id)

@@ -380,6 +380,9 @@ pub fn destroy(iid: i64) -> PyResult<()> {
             "cannot close the current interpreter",
         ));
     }
+    if crate::views::held_by_this_thread(iid) {
+        return Err(crate::views::refuse_self_wait(iid));
+    }
     if rec.whence != owners::Whence::Crossinterp {
         return Err(errors::interpreter_error(&format!(
             "interpreter {iid} was not created by crossinterp; close it where it was created"

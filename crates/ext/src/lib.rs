@@ -12,7 +12,9 @@ pub mod ffi;
 pub mod interpreters;
 pub mod module;
 pub mod owners;
+pub mod proxy;
 pub mod queue;
+pub mod views;
 pub mod xi;
 
 pub use module::PyInit__native;

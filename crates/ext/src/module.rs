@@ -19,6 +19,9 @@ use std::ptr::{addr_of_mut, null_mut};
 #[repr(C)]
 struct ModState {
     rec: *const InterpRecord,
+    /// Strong references to this module's proxy types (also recorded, borrowed,
+    /// in the record for fast access).
+    proxy_types: [*mut sys::PyObject; 2],
 }
 
 /// The record of the module's interpreter.
@@ -366,6 +369,40 @@ pub fn arrange_exit_hooks() -> PyResult<()> {
     Ok(())
 }
 
+fn share(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("share", args, 1)?;
+    // SAFETY: live argument of the attached interpreter.
+    unsafe { crate::proxy::share(args[0]) }.map(Owned::into_ptr)
+}
+
+fn proxy_info(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("proxy_info", args, 1)?;
+    // SAFETY: live argument of the attached interpreter.
+    match unsafe { crate::proxy::info(args[0]) } {
+        None => Ok(ffi::none()),
+        Some((iid, alive)) => {
+            let i = ffi::new_int(iid)?;
+            // SAFETY: attached; fresh/borrowed objects.
+            unsafe {
+                let b = if alive { sys::Py_True() } else { sys::Py_False() };
+                Owned::from_new(sys::PyTuple_Pack(2, i.as_ptr(), b)).map(Owned::into_ptr)
+            }
+        }
+    }
+}
+
+fn view(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("view", args, 1)?;
+    crate::views::view_of(arg_i64(args[0], "id")?).map(Owned::into_ptr)
+}
+
+fn has_pep788(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("has_pep788", args, 0)?;
+    let b = crate::views::has_pep788();
+    // SAFETY: attached.
+    Ok(unsafe { Owned::from_borrowed(if b { sys::Py_True() } else { sys::Py_False() }) }.into_ptr())
+}
+
 fn hold_guard(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("_testing_hold_guard", args, 2)?;
     let rec = interpreters::record(arg_i64(args[0], "id")?)?;
@@ -451,6 +488,10 @@ entry!(py_is_shareable => is_shareable);
 entry!(py_live_owners => live_owners);
 entry!(py_set_finalize_warn_after => set_finalize_warn_after);
 entry!(py_hold_guard => hold_guard);
+entry!(py_share => share);
+entry!(py_proxy_info => proxy_info);
+entry!(py_view => view);
+entry!(py_has_pep788 => has_pep788);
 entry!(py_push_pending => push_pending);
 
 macro_rules! method {
@@ -466,7 +507,11 @@ macro_rules! method {
     };
 }
 
-static mut METHODS: [sys::PyMethodDef; 16] = [
+static mut METHODS: [sys::PyMethodDef; 20] = [
+    method!("share", py_share, "share(obj) -> obj | SharedObjectProxy\n\nobj itself when it crosses natively, else a proxy of it."),
+    method!("proxy_info", py_proxy_info, "proxy_info(obj) -> (owner id, alive) | None"),
+    method!("view", py_view, "view(id) -> InterpreterView"),
+    method!("has_pep788", py_has_pep788, "has_pep788() -> bool: whether guards are backed by PEP 788 PyInterpreterGuard"),
     method!("create", py_create, "create() -> int\n\nCreate an interpreter with its own GIL."),
     method!("destroy", py_destroy, "destroy(id) -> None\n\nClose an interpreter created by create()."),
     method!("list_all", py_list_all, "list_all() -> list[tuple[int, str]]"),
@@ -505,6 +550,16 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
             crate::channel::add_type(module)?;
             crate::borrowed::add_type(module)?;
             crate::atomics::add_types(module)?;
+            crate::proxy::add_types(module)?;
+            crate::views::add_types(module)?;
+            let st = sys::PyModule_GetState(module) as *mut ModState;
+            for (i, name) in [cstr!("SharedObjectProxy"), cstr!("SharedMethodProxy")].iter().enumerate() {
+                let tp = Owned::from_new(sys::PyObject_GetAttrString(module, name.as_ptr()))?;
+                // Release: the type is fully built before other threads of
+                // this interpreter can read the slot (Acquire in `proxy`).
+                rec.proxy_types[i].store(tp.as_ptr() as usize, Ordering::Release);
+                (*st).proxy_types[i] = tp.into_ptr();
+            }
         }
         Ok(())
     })
@@ -515,7 +570,26 @@ unsafe extern "C" fn module_free(module: *mut c_void) {
         // SAFETY: called by CPython with our module; its state has our layout.
         unsafe {
             let st = sys::PyModule_GetState(module as *mut sys::PyObject) as *mut ModState;
-            if !st.is_null() && !(*st).rec.is_null() {
+            if st.is_null() {
+                return;
+            }
+            for i in 0..2 {
+                let tp = std::mem::replace(&mut (*st).proxy_types[i], null_mut());
+                if tp.is_null() {
+                    continue;
+                }
+                if !(*st).rec.is_null() {
+                    // Forget it in the record if it is still ours.
+                    let _ = (*(*st).rec).proxy_types[i].compare_exchange(
+                        tp as usize,
+                        0,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                }
+                sys::Py_DecRef(tp);
+            }
+            if !(*st).rec.is_null() {
                 drop(Arc::from_raw((*st).rec));
                 (*st).rec = std::ptr::null();
             }

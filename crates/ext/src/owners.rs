@@ -11,7 +11,8 @@
 //! freed.
 
 use crate::ffi::{self, sys, PyResult};
-use crossinterp_core::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crossinterp_core::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crossinterp_core::GuardError;
 use crossinterp_core::{Attached, FinalizeOptions, Owner, Registry, SlowFinalize, View};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -59,6 +60,18 @@ pub struct InterpRecord {
     /// `BorrowedBuffer`s elsewhere): at process exit they must not hang the
     /// exit (see `finalize_current`).
     pub pins: AtomicU64,
+    /// Guards held by Python `InterpreterGuard` objects (any interpreter's):
+    /// at process exit they must not hang it either.
+    pub py_guards: AtomicU64,
+    /// Objects of this interpreter held by cross-owner proxy handles, by
+    /// handle key: whoever removes an entry releases that reference (the
+    /// handle's last drop, or this interpreter's finalization for the rest).
+    pub shared: Mutex<std::collections::HashMap<u64, usize>>,
+    /// This interpreter's `SharedObjectProxy` and `SharedMethodProxy` types
+    /// (borrowed; the module state holds them), 0 when not (or no longer) set.
+    pub proxy_types: [AtomicUsize; 2],
+    /// On 3.15: a PEP 788 `PyInterpreterView*` of this interpreter (0 if none).
+    pub pep788_view: AtomicUsize,
 }
 
 impl InterpRecord {
@@ -159,6 +172,10 @@ pub fn register_current() -> (Arc<InterpRecord>, bool) {
         owner: Mutex::new(Some(owner)),
         run: Mutex::new(RunState::default()),
         pins: AtomicU64::new(0),
+        py_guards: AtomicU64::new(0),
+        shared: Mutex::new(std::collections::HashMap::new()),
+        proxy_types: [AtomicUsize::new(0), AtomicUsize::new(0)],
+        pep788_view: AtomicUsize::new(crate::views::pep788_view_of_current()),
     });
     map.insert(iid, rec.clone());
     drop(map);
@@ -196,8 +213,13 @@ pub fn finalize_current() {
     // interpreters whose finalization reads it (same thread, program order).
     let exiting = PROCESS_EXITING.load(Ordering::Relaxed);
     // Acquire: pairs with the Release of the pin counters in `borrowed`.
-    let mut only_pins_left = |open: u64| exiting && open <= rec.pins.load(Ordering::Acquire);
+    let mut only_pins_left = |open: u64| {
+        exiting && open <= rec.pins.load(Ordering::Acquire) + rec.py_guards.load(Ordering::Acquire)
+    };
     owner.begin_finalize();
+    // Guards on this interpreter held by its own guard objects can never be
+    // closed while it waits (its code no longer runs): close them now.
+    crate::views::close_self_guards(iid);
     ffi::interp::detached(|| {
         owner.wait_for_guards_until(
             &mut FinalizeOptions {
@@ -226,6 +248,9 @@ pub fn finalize_current() {
         },
         &mut only_pins_left,
     );
+    // Objects still referenced by proxies elsewhere are released here, in
+    // their owner, before it goes (those proxies are dead from now on).
+    crate::proxy::release_all(&rec);
     drop(attached);
     // Items this interpreter put in queues follow their unbound policy.
     crate::queue::interpreter_gone(iid);
@@ -248,10 +273,18 @@ pub fn drain_current(rec: &InterpRecord) {
 /// Run `f` attached to interpreter `rec`, under a guard of its owner, after
 /// draining its pending calls.
 pub fn run_in_owner<R>(rec: &InterpRecord, f: impl FnOnce() -> R) -> PyResult<R> {
-    let guard = rec
-        .view
-        .guard()
-        .map_err(|e| crate::errors::from_guard(e, rec.iid))?;
+    match try_run_in_owner(rec, f) {
+        Ok(r) => r,
+        Err(e) => Err(crate::errors::from_guard(e, rec.iid)),
+    }
+}
+
+/// [`run_in_owner`], handing back a refused guard instead of raising.
+pub fn try_run_in_owner<R>(
+    rec: &InterpRecord,
+    f: impl FnOnce() -> R,
+) -> Result<PyResult<R>, GuardError> {
+    let guard = rec.view.guard()?;
     // SAFETY: the guard keeps the owner (so its interpreter) alive until the
     // end of this function.
     let r = unsafe {
@@ -265,7 +298,7 @@ pub fn run_in_owner<R>(rec: &InterpRecord, f: impl FnOnce() -> R) -> PyResult<R>
         })
     };
     drop(guard);
-    r
+    Ok(r)
 }
 
 /// Grace period before the reaper drains an owner: an owner that is busy will
@@ -306,4 +339,10 @@ fn reaper_loop() {
 /// The number of live owners (registered and not yet finalized).
 pub fn live_owners() -> usize {
     Registry::global().live_count()
+}
+
+impl Drop for InterpRecord {
+    fn drop(&mut self) {
+        crate::views::close_pep788_view(self.pep788_view.load(Ordering::Acquire));
+    }
 }

@@ -58,6 +58,9 @@ pub enum Value {
     AtomicInt(crossinterp_core::atomic::AtomicInt),
     /// A shared atomic boolean.
     AtomicBool(crossinterp_core::atomic::AtomicFlag),
+    /// An object of its owner interpreter, shared by reference: the object
+    /// itself in the owner, a `SharedObjectProxy` elsewhere.
+    Proxy(Arc<crate::proxy::ProxyTarget>),
 }
 
 /// Whether `obj` crosses natively (without pickling).
@@ -118,6 +121,15 @@ pub unsafe fn type_name(obj: *mut sys::PyObject) -> String {
     }
 }
 
+/// `obj` as a [`Value`] if it crosses natively (without pickling).
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter.
+pub unsafe fn native_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+    // SAFETY: forwarded contract.
+    unsafe { native(obj, 0) }
+}
+
 /// `Ok(None)`: not natively shareable.
 unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value>> {
     // SAFETY (whole body): `obj` is live and we are attached; every CPython
@@ -173,6 +185,12 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
                 cstr!("surrogatepass").as_ptr(),
             ))?;
             return Ok(Some(Value::StrRaw(bytes_of(b.as_ptr()).to_vec())));
+        }
+        if let Some(t) = crate::proxy::proxy_target(obj) {
+            return Ok(Some(Value::Proxy(t.clone())));
+        }
+        if let Some(v) = crate::proxy::method_value(obj)? {
+            return Ok(Some(v));
         }
         if sys::PyBytes_CheckExact(obj) != 0 {
             if sys::PyBytes_Size(obj) as usize >= PIN_BYTES_FROM {
@@ -326,6 +344,7 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
             Value::PinnedBytes(b) => crate::borrowed::bytes_to_python(b),
             Value::AtomicInt(a) => crate::atomics::int_to_python(a),
             Value::AtomicBool(a) => crate::atomics::flag_to_python(a),
+            Value::Proxy(t) => crate::proxy::to_python(t),
             Value::Pickled { data, main_file } => {
                 let loads = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("loads"))?;
                 let b = Owned::from_new(sys::PyBytes_FromStringAndSize(
