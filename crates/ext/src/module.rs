@@ -297,6 +297,8 @@ fn finalize_at_exit() {
     if cur == main_id {
         // Relaxed: read back by this same thread's finalizations below.
         owners::PROCESS_EXITING.store(true, Ordering::Relaxed);
+        // Guards held by Python guard objects must not hold the process exit.
+        crate::views::close_all_at_exit();
         for rec in owners::all() {
             if rec.whence == owners::Whence::Crossinterp
                 && !rec.is_running()

@@ -221,6 +221,9 @@ pub fn finalize_current() {
     // closed while it waits (its code no longer runs): close them now.
     crate::views::close_self_guards(iid);
     ffi::interp::detached(|| {
+        if !exiting {
+            crate::views::wait_for_native_guards(&rec, warn_after);
+        }
         owner.wait_for_guards_until(
             &mut FinalizeOptions {
                 warn_after,

@@ -291,6 +291,27 @@ pub unsafe fn share_value(obj: *mut sys::PyObject) -> PyResult<Value> {
     }
 }
 
+/// `obj` by the data layer's rules (native, else pickled), or as a proxy
+/// when it cannot be pickled.
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter.
+unsafe fn copy_or_share(obj: *mut sys::PyObject) -> PyResult<Value> {
+    // SAFETY: forwarded.
+    unsafe {
+        if let Some(v) = xi::native_value(obj)? {
+            return Ok(v);
+        }
+        match xi::to_value(obj, false) {
+            Ok(v) => Ok(v),
+            Err(PyErrSet) => {
+                sys::PyErr_Clear();
+                Ok(Value::Proxy(share_current(obj)?))
+            }
+        }
+    }
+}
+
 /// The object for `t` in the attached interpreter: the original object in
 /// its owner, a `SharedObjectProxy` elsewhere.
 pub fn to_python(t: &Arc<ProxyTarget>) -> PyResult<Owned> {
@@ -358,6 +379,47 @@ fn owner_op(
     args: &[*mut sys::PyObject],
     op: &mut Op<'_>,
 ) -> PyResult<Option<Owned>> {
+    owner_op_mode(t, args, false, op)
+}
+
+/// [`owner_op`]; with `by_value`, arguments that are not natively shareable
+/// cross by copy (pickle) when they can, as proxies only when they cannot.
+/// Comparisons and arithmetic use it: `proxy == [1, 2]` must compare with a
+/// list in the owner, not with a proxy that would hand the comparison back.
+fn owner_op_mode(
+    t: &ProxyTarget,
+    args: &[*mut sys::PyObject],
+    by_value: bool,
+    op: &mut Op<'_>,
+) -> PyResult<Option<Owned>> {
+    let depth = DEPTH.with(|d| d.get());
+    if depth >= MAX_DEPTH {
+        return Err(ffi::raise(
+            ffi::Exc::RecursionError,
+            "maximum depth of nested shared-object operations exceeded \
+             (a chain of proxies calling into each other's interpreters)",
+        ));
+    }
+    DEPTH.with(|d| d.set(depth + 1));
+    let r = owner_op_inner(t, args, by_value, op);
+    DEPTH.with(|d| d.set(depth));
+    r
+}
+
+/// Nested proxy operations allowed on one thread (each crossing costs a
+/// few native frames; this keeps a runaway chain far from the C stack's end).
+const MAX_DEPTH: u32 = 200;
+
+std::thread_local! {
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+fn owner_op_inner(
+    t: &ProxyTarget,
+    args: &[*mut sys::PyObject],
+    by_value: bool,
+    op: &mut Op<'_>,
+) -> PyResult<Option<Owned>> {
     let here = current_record()?;
     // While in our own interpreter, handles of our own objects dropped by this
     // operation release inline.
@@ -370,7 +432,7 @@ fn owner_op(
     let vals = args
         .iter()
         // SAFETY: the caller's arguments are live objects of this interpreter.
-        .map(|&a| unsafe { share_value(a) })
+        .map(|&a| unsafe { if by_value { copy_or_share(a) } else { share_value(a) } })
         .collect::<PyResult<Vec<Value>>>()?;
     let outcome = owners::try_run_in_owner(&t.rec, || {
         let mut run = || -> PyResult<Option<Value>> {
@@ -490,6 +552,16 @@ unsafe fn target<'a>(slf: *mut sys::PyObject) -> &'a Arc<ProxyTarget> {
 
 fn some(r: PyResult<Option<Owned>>) -> PyResult<Owned> {
     r?.ok_or_else(|| ffi::raise(ffi::Exc::SystemError, "unexpected end of iteration"))
+}
+
+/// [`c_op!`] with operands crossing by value (see [`owner_op_mode`]).
+macro_rules! c_op_val {
+    ($t:expr, [$($a:expr),*], |$o:ident, $x:ident| $body:expr) => {
+        owner_op_mode($t, &[$($a),*], true, &mut |$o, $x| {
+            let _ = &$x;
+            Owned::from_new($body).map(Some)
+        })
+    };
 }
 
 /// Run a C-API function of the object (and arguments) in the owner.
@@ -775,9 +847,9 @@ fn binop(
     // SAFETY: CPython passes live operands; `f` gets live objects in the owner.
     unsafe {
         let r = if let Some(t) = proxy_target(a) {
-            c_op!(t, [b], |o, x| f(o, x[0]))
+            c_op_val!(t, [b], |o, x| f(o, x[0]))
         } else if let Some(t) = proxy_target(b) {
-            c_op!(t, [a], |o, x| f(x[0], o))
+            c_op_val!(t, [a], |o, x| f(x[0], o))
         } else {
             return Ok(Owned::from_borrowed(sys::Py_NotImplemented()).into_ptr());
         };
@@ -833,9 +905,9 @@ fn ternop(
     // SAFETY: CPython passes live operands; `f` gets live objects in the owner.
     unsafe {
         let r = if let Some(t) = proxy_target(a) {
-            c_op!(t, [b, c], |o, x| f(o, x[0], x[1]))
+            c_op_val!(t, [b, c], |o, x| f(o, x[0], x[1]))
         } else if let Some(t) = proxy_target(b) {
-            c_op!(t, [a, c], |o, x| f(x[0], o, x[1]))
+            c_op_val!(t, [a, c], |o, x| f(x[0], o, x[1]))
         } else {
             return Ok(Owned::from_borrowed(sys::Py_NotImplemented()).into_ptr());
         };
@@ -988,7 +1060,7 @@ unsafe extern "C" fn proxy_richcompare(
     ffi::trampoline(|| {
         // SAFETY: live proxy and operand.
         unsafe {
-            some(c_op!(target(slf), [other], |o, a| sys::PyObject_RichCompare(o, a[0], op)))
+            some(c_op_val!(target(slf), [other], |o, a| sys::PyObject_RichCompare(o, a[0], op)))
                 .map(Owned::into_ptr)
         }
     })

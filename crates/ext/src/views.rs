@@ -259,13 +259,79 @@ pub fn close_self_guards(iid: i64) {
     }
 }
 
-/// Whether the calling thread holds an open guard on `iid` (then closing
-/// `iid` from this thread would wait for itself forever).
+/// The process is exiting: close every guard Python guard objects hold (they
+/// must not hold the exit; their objects are about to go).
+pub fn close_all_at_exit() {
+    let all: Vec<Arc<GuardState>> = lock(&OPEN)
+        .as_ref()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    for g in all {
+        g.close();
+    }
+}
+
+/// On 3.15: wait (the caller is detached) until no PEP 788 guard other than
+/// our own guard objects' is open on interpreter `rec`, reporting every
+/// `warn_after`. CPython itself waits for these guards only after running
+/// the interpreter's atexit callbacks, where our owner finalizes; waiting
+/// here is what lets a `PyInterpreterGuard` held by C code keep our owner
+/// alive too. Uses `_PyInterpreterState_GuardCountdown` (exported by 3.15);
+/// without it, returns at once.
+pub fn wait_for_native_guards(rec: &InterpRecord, warn_after: std::time::Duration) {
+    type Countdown = unsafe extern "C" fn(*mut sys::PyInterpreterState) -> sys::Py_ssize_t;
+    static COUNTDOWN: std::sync::OnceLock<Option<Countdown>> = std::sync::OnceLock::new();
+    let f = COUNTDOWN.get_or_init(|| {
+        if pep788().is_none() {
+            return None;
+        }
+        // SAFETY: dlsym with a NUL-terminated name; 3.15 exports this
+        // function with this signature (pycore_pystate.h).
+        unsafe {
+            let p = dlsym(RTLD_DEFAULT, cstr!("_PyInterpreterState_GuardCountdown").as_ptr());
+            (!p.is_null()).then(|| std::mem::transmute::<*mut c_void, Countdown>(p))
+        }
+    });
+    let Some(f) = *f else { return };
+    let ours = || -> isize {
+        lock(&OPEN).as_ref().map_or(0, |m| {
+            m.values()
+                .filter(|g| g.rec.iid == rec.iid)
+                .filter(|g| lock(&g.held).as_ref().is_some_and(|h| h._native.is_some()))
+                .count() as isize
+        })
+    };
+    let start = std::time::Instant::now();
+    let mut next_report = warn_after;
+    loop {
+        // SAFETY: the interpreter is alive (it is running its own exit, on
+        // the thread that waits here); the function reads one counter.
+        let open = unsafe { f(rec.interp_ptr()) };
+        if open <= ours() {
+            return;
+        }
+        if start.elapsed() >= next_report {
+            eprintln!(
+                "crossinterp: WARNING: finalization of interpreter {} has waited {:.1}s for {} PEP 788 \
+                 guard(s) held by C code; it keeps waiting.",
+                rec.iid,
+                start.elapsed().as_secs_f64(),
+                open - ours()
+            );
+            next_report += warn_after;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Whether the calling thread holds an open guard on `iid` through an object
+/// of another interpreter (then closing `iid` from this thread would wait for
+/// itself forever; guards `iid`'s own objects hold are closed by its exit).
 pub fn held_by_this_thread(iid: i64) -> bool {
     let me = std::thread::current().id();
     lock(&OPEN).as_ref().is_some_and(|m| {
         m.values()
-            .any(|g| g.rec.iid == iid && g.thread == me && lock(&g.held).is_some())
+            .any(|g| g.rec.iid == iid && g.holder != iid && g.thread == me && lock(&g.held).is_some())
     })
 }
 

@@ -81,6 +81,7 @@ pub enum Exc {
     ValueError,
     SystemError,
     MemoryError,
+    RecursionError,
 }
 
 impl Exc {
@@ -92,6 +93,7 @@ impl Exc {
                 Exc::ValueError => sys::PyExc_ValueError,
                 Exc::SystemError => sys::PyExc_SystemError,
                 Exc::MemoryError => sys::PyExc_MemoryError,
+                Exc::RecursionError => sys::PyExc_RecursionError,
             }
         }
     }
