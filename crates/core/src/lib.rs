@@ -31,6 +31,7 @@ mod handle;
 mod pending;
 pub mod queue;
 mod registry;
+pub mod shared;
 pub mod sync;
 
 pub use attach::{current_owner, Attached};
@@ -41,6 +42,7 @@ pub use error::{
 pub use handle::{Handle, Release};
 pub use pending::PendingCall;
 pub use queue::{Queue, INTERRUPT_CHECK_INTERVAL};
+pub use shared::SharedRefs;
 pub use registry::{
     FinalizeOptions, FinalizeReport, Guard, Owner, OwnerId, OwnerState, Registry, SlowFinalize,
     View,

@@ -519,3 +519,68 @@ fn atomic_int_updates_not_lost() {
         assert!([10, 19].contains(&a.get()), "{}", a.get());
     });
 }
+
+/// A lent reference (a proxy's object) released by its handle's last drop in
+/// another thread, racing the owner's finalization, which releases whatever
+/// is still lent: released exactly once, always attached to the owner, and
+/// never after the owner finalized.
+#[test]
+fn proxy_release_vs_owner_finalization() {
+    use crossinterp_core::SharedRefs;
+
+    struct Lent {
+        refs: Arc<SharedRefs<usize>>,
+        key: u64,
+        released: Arc<AtomicUsize>,
+        after_finalized: Arc<AtomicBool>,
+        finalized: Arc<AtomicBool>,
+    }
+    impl Release for Lent {
+        fn release(self, _attached: &Attached<'_>) {
+            if self.refs.take(self.key).is_some() {
+                if self.finalized.load(SeqCst) {
+                    self.after_finalized.store(true, SeqCst);
+                }
+                self.released.fetch_add(1, SeqCst);
+            }
+        }
+    }
+
+    model("proxy_release_vs_owner_finalization", None, || {
+        let reg = Registry::new();
+        let owner = reg.register(1);
+        let refs = Arc::new(SharedRefs::new());
+        let released = Arc::new(AtomicUsize::new(0));
+        let after = Arc::new(AtomicBool::new(false));
+        let finalized = Arc::new(AtomicBool::new(false));
+        let key = refs.insert(7usize);
+        let handle = {
+            let a = attach(owner.id());
+            Handle::new(
+                Lent {
+                    refs: refs.clone(),
+                    key,
+                    released: released.clone(),
+                    after_finalized: after.clone(),
+                    finalized: finalized.clone(),
+                },
+                owner.view().clone(),
+                &a,
+            )
+        };
+        let dropper = thread::spawn(move || drop(handle));
+        // The owner's finalization: finalize (drains pending releases), then
+        // release what is still lent, then it is gone.
+        let a = attach(owner.id());
+        finalize_attached(owner, &a);
+        for _ in refs.take_all() {
+            released.fetch_add(1, SeqCst);
+        }
+        finalized.store(true, SeqCst);
+        drop(a);
+        dropper.join().unwrap();
+        assert_eq!(released.load(SeqCst), 1, "released exactly once");
+        assert!(!after.load(SeqCst), "released after the owner finalized");
+        assert!(refs.is_empty());
+    });
+}

@@ -66,7 +66,7 @@ pub struct InterpRecord {
     /// Objects of this interpreter held by cross-owner proxy handles, by
     /// handle key: whoever removes an entry releases that reference (the
     /// handle's last drop, or this interpreter's finalization for the rest).
-    pub shared: Mutex<std::collections::HashMap<u64, usize>>,
+    pub shared: crossinterp_core::SharedRefs<usize>,
     /// This interpreter's `SharedObjectProxy` and `SharedMethodProxy` types
     /// (borrowed; the module state holds them), 0 when not (or no longer) set.
     pub proxy_types: [AtomicUsize; 2],
@@ -173,7 +173,7 @@ pub fn register_current() -> (Arc<InterpRecord>, bool) {
         run: Mutex::new(RunState::default()),
         pins: AtomicU64::new(0),
         py_guards: AtomicU64::new(0),
-        shared: Mutex::new(std::collections::HashMap::new()),
+        shared: crossinterp_core::SharedRefs::new(),
         proxy_types: [AtomicUsize::new(0), AtomicUsize::new(0)],
         pep788_view: AtomicUsize::new(crate::views::pep788_view_of_current()),
     });

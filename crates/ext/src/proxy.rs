@@ -34,7 +34,7 @@ use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::owners::{self, InterpRecord};
 use crate::xi::{self, Value};
-use crossinterp_core::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crossinterp_core::sync::{lock, Arc, Mutex, Ordering};
 use crossinterp_core::{Attached, Handle, Release};
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
@@ -48,7 +48,7 @@ pub struct ObjRef {
 
 impl Release for ObjRef {
     fn release(self, _attached: &Attached<'_>) {
-        let taken = lock(&self.rec.shared).remove(&self.key);
+        let taken = self.rec.shared.take(self.key);
         if let Some(obj) = taken {
             // SAFETY: `release` runs attached to the owner (the `Attached`
             // proof); the entry was the reference this handle held, and we
@@ -57,8 +57,6 @@ impl Release for ObjRef {
         }
     }
 }
-
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 /// The shared state of every proxy of one shared reference, in any
 /// interpreter.
@@ -182,12 +180,10 @@ pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget
             &format!("interpreter {} has finalized: it cannot share objects", rec.iid),
         ));
     }
-    // Relaxed: a unique number is all that is needed.
-    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
     // SAFETY: attached; `obj` is live. The reference is recorded before the
     // handle exists, so either its release or the finalization sweep finds it.
     unsafe { sys::Py_IncRef(obj) };
-    lock(&rec.shared).insert(key, obj as usize);
+    let key = rec.shared.insert(obj as usize);
     // SAFETY: attached to `rec`'s interpreter; the proof ends in this block.
     let handle = unsafe {
         let attached = Attached::enter(rec.view.id());
@@ -212,8 +208,7 @@ pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget
 /// Release, in the finalizing owner `rec`, every reference proxies elsewhere
 /// still hold (they are dead from now on: the owner is Finalized).
 pub fn release_all(rec: &InterpRecord) {
-    let all: Vec<usize> = lock(&rec.shared).drain().map(|(_, o)| o).collect();
-    for obj in all {
+    for obj in rec.shared.take_all() {
         // SAFETY: called attached to the owner at its finalization; each
         // entry was one strong reference, removed here so nobody else
         // releases it.
