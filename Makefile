@@ -46,7 +46,7 @@ test-python: provision
 # Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs).
 bench: provision
 	@set -e; for v in $(BENCH_VERSIONS); do \
-		for b in bench_interpreters bench_queues; do \
+		for b in bench_interpreters bench_queues bench_proxy; do \
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
 	done

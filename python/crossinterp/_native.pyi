@@ -52,6 +52,19 @@ def live_owners() -> int:
 def set_finalize_warn_after(seconds: float, /) -> float:
     """Set the finalization warning interval; returns the old one."""
 
+def share(obj: object, /) -> object:
+    """``obj`` itself if it crosses interpreters natively (proxies included),
+    else a new :class:`SharedObjectProxy` of it owned by this interpreter."""
+
+def proxy_info(obj: object, /) -> tuple[int, bool] | None:
+    """``(owner interpreter id, alive)`` for a proxy, ``None`` otherwise."""
+
+def view(id: int, /) -> InterpreterView:
+    """A view of live interpreter ``id`` (InterpreterNotFoundError if none)."""
+
+def has_pep788() -> bool:
+    """Whether guards are also backed by PEP 788 ``PyInterpreterGuard`` (3.15+)."""
+
 def _testing_hold_guard(id: int, seconds: float, /) -> None:
     """Testing: a native thread holds a guard on ``id`` for ``seconds``."""
 
@@ -231,3 +244,98 @@ class AtomicBool:
     def toggle(self) -> bool:
         """Flip; return the new value."""
     def __bool__(self) -> bool: ...
+
+
+class SharedObjectProxy:
+    """A proxy of an object owned by another interpreter (made by
+    :func:`crossinterp.share`; not instantiable directly).
+
+    Every operation runs in the owner, with the owner attached: attribute
+    get/set/delete, calls, item get/set/delete, ``len``, ``in``, ``iter`` and
+    ``next``, ``repr``/``str``, truth, ``hash``, rich comparisons, arithmetic
+    and in-place operators, and ``with``. Arguments cross natively when they
+    can, else as proxies of the caller's objects (operands of comparisons and
+    arithmetic cross by copy when picklable); results likewise (a list comes
+    back as a proxy, an int as an int). A builtin exception raised in the
+    owner is re-raised with the same type (the owner's traceback in a note);
+    any other as :class:`ExecutionFailed`. After the owner is closed every
+    operation raises :class:`InterpreterGoneError`. Nested chains of proxy
+    operations deeper than 200 raise :class:`RecursionError`.
+
+    Ownership: the object stays in its owner; the proxy may be used and
+    dropped from any thread of the interpreter holding it. The last proxy's
+    release runs in the owner (``__del__`` runs there). Not picklable
+    (:class:`NotShareableError`); it crosses by itself or inside tuples.
+    """
+
+    def __getattr__(self, name: str) -> Any: ...
+    def __setattr__(self, name: str, value: Any) -> None: ...
+    def __delattr__(self, name: str) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __getitem__(self, key: Any) -> Any: ...
+    def __setitem__(self, key: Any, value: Any) -> None: ...
+    def __delitem__(self, key: Any) -> None: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, item: object) -> bool: ...
+    def __iter__(self) -> SharedObjectProxy: ...
+    def __next__(self) -> Any: ...
+    def __bool__(self) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> Any: ...
+    def __add__(self, other: Any) -> Any: ...
+    def __radd__(self, other: Any) -> Any: ...
+    def __iadd__(self, other: Any) -> Any: ...
+    def __sub__(self, other: Any) -> Any: ...
+    def __mul__(self, other: Any) -> Any: ...
+    def __neg__(self) -> Any: ...
+
+class SharedMethodProxy:
+    """A method of a shared object whose lookup cannot change (immutable type,
+    no instance dict): calling it is one round trip to the owner."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+class InterpreterView:
+    """A weak reference to an interpreter (PEP 788): it never keeps the
+    interpreter alive. Get one with ``Interpreter.view()`` or
+    :meth:`InterpreterView.current`. Immutable; usable from any thread.
+    Not picklable: pass the interpreter id instead."""
+
+    @property
+    def id(self) -> int:
+        """The interpreter's id."""
+
+    @classmethod
+    def current(cls) -> InterpreterView:
+        """A view of the interpreter the calling thread runs in."""
+
+    def guard(self) -> InterpreterGuard:
+        """Hold off the interpreter's finalization until the guard is closed.
+
+        Raises :class:`InterpreterFinalizingError` if it is finalizing,
+        :class:`InterpreterGoneError` if it is gone."""
+
+    def is_alive(self) -> bool:
+        """Whether the interpreter is running (neither finalizing nor gone)."""
+
+    def state(self) -> str:
+        """``"running"``, ``"finalizing"`` or ``"finalized"``."""
+
+class InterpreterGuard:
+    """An open guard on an interpreter: ``Interpreter.close()`` and the
+    interpreter's own exit wait until it is closed (``close()``, the end of a
+    ``with`` block, or deallocation), warning on stderr every
+    ``set_finalize_warn_after`` seconds. ``close()`` of that interpreter from
+    the thread holding the guard raises :class:`InterpreterError`. Guards an
+    interpreter holds on itself are closed by its exit; guard objects do not
+    hold the process exit. On 3.15 it also holds a PEP 788
+    ``PyInterpreterGuard``. Any thread may close it. Not picklable."""
+
+    def close(self) -> None:
+        """Release the guard (idempotent)."""
+
+    def is_open(self) -> bool: ...
+    def view(self) -> InterpreterView: ...
+    def __enter__(self) -> InterpreterGuard: ...
+    def __exit__(self, *exc: object) -> bool: ...
