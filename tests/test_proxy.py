@@ -8,6 +8,7 @@ import time
 import pytest
 
 import crossinterp
+from conftest import LARGE
 from crossinterp import AtomicInt, SharedObjectProxy, interpreters, share
 from crossinterp.queues import Queue
 
@@ -454,10 +455,17 @@ def test_threading_local_in_owner_is_per_thread(interp):
     assert bump() == 4
 
 
-def test_shared_dict_and_list_from_four_interpreters_lose_nothing():
+def test_proxy_types_cannot_be_instantiated():
+    for cls in (SharedObjectProxy, crossinterp.SharedMethodProxy):
+        with pytest.raises(TypeError):
+            cls()
+
+
+@pytest.mark.parametrize("run", range(20 if LARGE else 2))
+def test_shared_dict_and_list_from_four_interpreters_lose_nothing(run):
     d = {}
     lst = []
-    n = 300
+    n = 2000 if LARGE else 300
     its = [interpreters.create() for _ in range(4)]
     try:
         for k, it in enumerate(its):
