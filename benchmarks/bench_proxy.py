@@ -30,10 +30,10 @@ if HERE not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, env.get("PYTHONPATH", "")) if p)
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
-import _proxy_helpers  # noqa: E402
+import _proxy_helpers
 
-from crossinterp import interpreters, share  # noqa: E402
-from crossinterp.queues import Queue  # noqa: E402
+from crossinterp import interpreters, share
+from crossinterp.queues import Queue
 
 
 def per_op(fn, number: int) -> float:

@@ -6,9 +6,9 @@ import threading
 import time
 
 import pytest
+from conftest import LARGE
 
 import crossinterp
-from conftest import LARGE
 from crossinterp import AtomicInt, SharedObjectProxy, interpreters, share
 from crossinterp.queues import Queue
 
@@ -342,21 +342,21 @@ def test_owner_death_makes_proxies_dead_and_releases_in_owner():
     assert deleted.get() == 1
     assert crossinterp._native.proxy_info(p) == (it.id, False)
     for op in (
-        lambda: p.items,
-        lambda: setattr(p, "x", 1),
-        lambda: p(),
-        lambda: p[0],
-        lambda: len(p),
-        lambda: 1 in p,
-        lambda: repr(p),
-        lambda: hash(p),
-        lambda: p == 1,
-        lambda: p + 1,
-        lambda: iter(p),
-        lambda: bool(p),
+        lambda p: p.items,
+        lambda p: setattr(p, "x", 1),
+        lambda p: p(),
+        lambda p: p[0],
+        lambda p: len(p),
+        lambda p: 1 in p,
+        lambda p: repr(p),
+        lambda p: hash(p),
+        lambda p: p == 1,
+        lambda p: p + 1,
+        lambda p: iter(p),
+        lambda p: bool(p),
     ):
         with pytest.raises(interpreters.InterpreterGoneError):
-            op()
+            op(p)
     del p  # dropping a dead proxy is harmless
     gc.collect()
 

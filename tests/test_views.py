@@ -5,11 +5,10 @@ import threading
 import time
 
 import pytest
+from conftest import run_script
 
 import crossinterp
 from crossinterp import InterpreterGuard, InterpreterView, interpreters
-
-from conftest import run_script
 
 
 def test_view_is_weak_and_reports_liveness():

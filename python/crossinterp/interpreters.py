@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from .queues import Queue
 
 from . import _native
-from ._native import InterpreterGuard, InterpreterView
 from ._errors import (
     ExceptionInfo,
     ExecutionFailed,
@@ -41,6 +40,7 @@ from ._errors import (
     InterpreterNotFoundError,
     NotShareableError,
 )
+from ._native import InterpreterGuard, InterpreterView
 
 __all__ = [
     "ExecutionFailed",

@@ -42,8 +42,8 @@ pub use error::{
 pub use handle::{Handle, Release};
 pub use pending::PendingCall;
 pub use queue::{Queue, INTERRUPT_CHECK_INTERVAL};
-pub use shared::SharedRefs;
 pub use registry::{
     FinalizeOptions, FinalizeReport, Guard, Owner, OwnerId, OwnerState, Registry, SlowFinalize,
     View,
 };
+pub use shared::SharedRefs;

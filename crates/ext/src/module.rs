@@ -386,7 +386,11 @@ fn proxy_info(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject
             let i = ffi::new_int(iid)?;
             // SAFETY: attached; fresh/borrowed objects.
             unsafe {
-                let b = if alive { sys::Py_True() } else { sys::Py_False() };
+                let b = if alive {
+                    sys::Py_True()
+                } else {
+                    sys::Py_False()
+                };
                 Owned::from_new(sys::PyTuple_Pack(2, i.as_ptr(), b)).map(Owned::into_ptr)
             }
         }
@@ -402,7 +406,10 @@ fn has_pep788(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject
     arity("has_pep788", args, 0)?;
     let b = crate::views::has_pep788();
     // SAFETY: attached.
-    Ok(unsafe { Owned::from_borrowed(if b { sys::Py_True() } else { sys::Py_False() }) }.into_ptr())
+    Ok(
+        unsafe { Owned::from_borrowed(if b { sys::Py_True() } else { sys::Py_False() }) }
+            .into_ptr(),
+    )
 }
 
 fn hold_guard(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -555,7 +562,10 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
             crate::proxy::add_types(module)?;
             crate::views::add_types(module)?;
             let st = sys::PyModule_GetState(module) as *mut ModState;
-            for (i, name) in [cstr!("SharedObjectProxy"), cstr!("SharedMethodProxy")].iter().enumerate() {
+            for (i, name) in [cstr!("SharedObjectProxy"), cstr!("SharedMethodProxy")]
+                .iter()
+                .enumerate()
+            {
                 let tp = Owned::from_new(sys::PyObject_GetAttrString(module, name.as_ptr()))?;
                 // Release: the type is fully built before other threads of
                 // this interpreter can read the slot (Acquire in `proxy`).

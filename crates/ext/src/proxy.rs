@@ -124,7 +124,6 @@ impl ProxyTarget {
     }
 }
 
-
 extern "C" {
     // Not declared by pyo3-ffi 0.28; both are public, stable C API.
     static mut PyMethod_Type: sys::PyTypeObject;
@@ -177,7 +176,10 @@ pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget
     if rec.view.state() == crossinterp_core::OwnerState::Finalized {
         return Err(errors::raise_by_name(
             cstr!("InterpreterGoneError"),
-            &format!("interpreter {} has finalized: it cannot share objects", rec.iid),
+            &format!(
+                "interpreter {} has finalized: it cannot share objects",
+                rec.iid
+            ),
         ));
     }
     // SAFETY: attached; `obj` is live. The reference is recorded before the
@@ -227,7 +229,10 @@ pub unsafe fn proxy_target<'a>(obj: *mut sys::PyObject) -> Option<&'a Arc<ProxyT
         let tp = sys::Py_TYPE(obj);
         // Our two deallocators have distinct bodies (distinct drop glue), so
         // their addresses cannot be merged.
-        if (*tp).tp_dealloc.is_some_and(|d| std::ptr::fn_addr_eq(d, proxy_dealloc as sys::destructor)) {
+        if (*tp)
+            .tp_dealloc
+            .is_some_and(|d| d as usize == proxy_dealloc as sys::destructor as usize)
+        {
             Some(&native_ref::<ProxyObj>(obj).target)
         } else {
             None
@@ -242,7 +247,7 @@ unsafe fn method_of<'a>(obj: *mut sys::PyObject) -> Option<&'a MethodObj> {
     unsafe {
         if (*sys::Py_TYPE(obj))
             .tp_dealloc
-            .is_some_and(|d| std::ptr::fn_addr_eq(d, method_dealloc as sys::destructor))
+            .is_some_and(|d| d as usize == method_dealloc as sys::destructor as usize)
         {
             Some(native_ref::<MethodObj>(obj))
         } else {
@@ -427,7 +432,13 @@ fn owner_op_inner(
     let vals = args
         .iter()
         // SAFETY: the caller's arguments are live objects of this interpreter.
-        .map(|&a| unsafe { if by_value { copy_or_share(a) } else { share_value(a) } })
+        .map(|&a| unsafe {
+            if by_value {
+                copy_or_share(a)
+            } else {
+                share_value(a)
+            }
+        })
         .collect::<PyResult<Vec<Value>>>()?;
     let outcome = owners::try_run_in_owner(&t.rec, || {
         let mut run = || -> PyResult<Option<Value>> {
@@ -511,7 +522,7 @@ unsafe fn stable_method(obj: *mut sys::PyObject, res: *mut sys::PyObject) -> boo
     unsafe {
         let tp = sys::Py_TYPE(obj);
         let generic = (*tp).tp_getattro.is_some_and(|g| {
-            std::ptr::fn_addr_eq(g, sys::PyObject_GenericGetAttr as sys::getattrofunc)
+            g as usize == sys::PyObject_GenericGetAttr as sys::getattrofunc as usize
         });
         if !generic || (*tp).tp_dictoffset != 0 {
             return false;
@@ -582,7 +593,8 @@ unsafe extern "C" fn proxy_getattro(
             let nm = ffi::str_utf8(name)?;
             if nm == "__reduce_ex__" || nm == "__reduce__" {
                 // Pickling a proxy is refused by our own __reduce__.
-                return Owned::from_new(sys::PyObject_GenericGetAttr(slf, name)).map(Owned::into_ptr);
+                return Owned::from_new(sys::PyObject_GenericGetAttr(slf, name))
+                    .map(Owned::into_ptr);
             }
             if lock(&t.methods).iter().any(|m| &**m == nm) {
                 return method_proxy(t, nm).map(Owned::into_ptr);
@@ -618,7 +630,11 @@ unsafe extern "C" fn proxy_setattro(
         // SAFETY: CPython passes a live proxy and name; `value` NULL = delete.
         unsafe {
             let t = target(slf);
-            let args: &[*mut sys::PyObject] = if value.is_null() { &[name] } else { &[name, value] };
+            let args: &[*mut sys::PyObject] = if value.is_null() {
+                &[name]
+            } else {
+                &[name, value]
+            };
             owner_op(t, args, &mut |o, a| {
                 let v = if a.len() == 2 { a[1] } else { null_mut() };
                 if sys::PyObject_SetAttr(o, a[0], v) < 0 {
@@ -644,7 +660,8 @@ unsafe fn call_parts(
     // (held by the caller for the whole call).
     unsafe {
         let n = sys::PyTuple_Size(args);
-        let mut all: Vec<*mut sys::PyObject> = (0..n).map(|i| sys::PyTuple_GetItem(args, i)).collect();
+        let mut all: Vec<*mut sys::PyObject> =
+            (0..n).map(|i| sys::PyTuple_GetItem(args, i)).collect();
         let mut names = Vec::new();
         if !kwargs.is_null() {
             let mut pos: sys::Py_ssize_t = 0;
@@ -716,7 +733,9 @@ unsafe fn call_in_owner(
         .map(|k| unsafe { ffi::str_utf8(k.as_ptr()).map(str::to_owned) })
         .collect::<PyResult<Vec<String>>>()?;
     // SAFETY: in the closure: attached to the owner, live objects.
-    some(owner_op(t, &all, &mut |o, a| unsafe { vectorcall(o, method, a, &kwnames) }))
+    some(owner_op(t, &all, &mut |o, a| unsafe {
+        vectorcall(o, method, a, &kwnames)
+    }))
 }
 
 unsafe extern "C" fn proxy_call(
@@ -754,7 +773,9 @@ unsafe fn method_bound(slf: *mut sys::PyObject) -> PyResult<Owned> {
     unsafe {
         let m = native_ref::<MethodObj>(slf);
         let name = ffi::new_str(&m.name)?;
-        some(c_op!(&m.target, [name.as_ptr()], |o, a| sys::PyObject_GetAttr(o, a[0])))
+        some(c_op!(&m.target, [name.as_ptr()], |o, a| {
+            sys::PyObject_GetAttr(o, a[0])
+        }))
     }
 }
 
@@ -777,7 +798,8 @@ unsafe extern "C" fn method_getattro(
         unsafe {
             let nm = ffi::str_utf8(name)?;
             if nm == "__reduce_ex__" || nm == "__reduce__" {
-                return Owned::from_new(sys::PyObject_GenericGetAttr(slf, name)).map(Owned::into_ptr);
+                return Owned::from_new(sys::PyObject_GenericGetAttr(slf, name))
+                    .map(Owned::into_ptr);
             }
             let b = method_bound(slf)?;
             Owned::from_new(sys::PyObject_GetAttr(b.as_ptr(), name)).map(Owned::into_ptr)
@@ -854,7 +876,10 @@ fn binop(
 
 macro_rules! binary_slot {
     ($name:ident, $f:path) => {
-        unsafe extern "C" fn $name(a: *mut sys::PyObject, b: *mut sys::PyObject) -> *mut sys::PyObject {
+        unsafe extern "C" fn $name(
+            a: *mut sys::PyObject,
+            b: *mut sys::PyObject,
+        ) -> *mut sys::PyObject {
             ffi::trampoline(|| binop(a, b, $f))
         }
     };
@@ -884,7 +909,10 @@ binary_slot!(nb_inplace_xor, sys::PyNumber_InPlaceXor);
 binary_slot!(nb_inplace_or, sys::PyNumber_InPlaceOr);
 binary_slot!(nb_inplace_floor_divide, sys::PyNumber_InPlaceFloorDivide);
 binary_slot!(nb_inplace_true_divide, sys::PyNumber_InPlaceTrueDivide);
-binary_slot!(nb_inplace_matrix_multiply, sys::PyNumber_InPlaceMatrixMultiply);
+binary_slot!(
+    nb_inplace_matrix_multiply,
+    sys::PyNumber_InPlaceMatrixMultiply
+);
 
 fn ternop(
     a: *mut sys::PyObject,
@@ -927,7 +955,11 @@ unsafe extern "C" fn nb_inplace_power(
 }
 
 /// Run an int-returning C-API function in the owner; the result as i64.
-fn int_op(t: &ProxyTarget, args: &[*mut sys::PyObject], f: &dyn Fn(*mut sys::PyObject, &[*mut sys::PyObject]) -> i64) -> PyResult<i64> {
+fn int_op(
+    t: &ProxyTarget,
+    args: &[*mut sys::PyObject],
+    f: &dyn Fn(*mut sys::PyObject, &[*mut sys::PyObject]) -> i64,
+) -> PyResult<i64> {
     let r = some(owner_op(t, args, &mut |o, a| {
         let v = f(o, a);
         // SAFETY: attached to the owner.
@@ -954,7 +986,7 @@ unsafe extern "C" fn proxy_hash(slf: *mut sys::PyObject) -> sys::Py_hash_t {
         int_op(t, &[], &|o, _| unsafe { sys::PyObject_Hash(o) as i64 })
     });
     match r {
-        Ok(Ok(v)) if v == -1 => -2,
+        Ok(Ok(-1)) => -2,
         Ok(Ok(v)) => v as sys::Py_hash_t,
         Ok(Err(PyErrSet)) => -1,
         Err(_) => {
@@ -1000,13 +1032,18 @@ unsafe extern "C" fn proxy_contains(slf: *mut sys::PyObject, item: *mut sys::PyO
     let r = std::panic::catch_unwind(|| {
         // SAFETY: live proxy and item; the closure runs attached to the owner.
         let t = unsafe { target(slf) };
-        int_op(t, &[item], &|o, a| unsafe { sys::PySequence_Contains(o, a[0]) as i64 })
+        int_op(t, &[item], &|o, a| unsafe {
+            sys::PySequence_Contains(o, a[0]) as i64
+        })
     });
     match r {
         Ok(Ok(v)) => v as c_int,
         Ok(Err(PyErrSet)) => -1,
         Err(_) => {
-            ffi::raise(ffi::Exc::SystemError, "panic in SharedObjectProxy.__contains__");
+            ffi::raise(
+                ffi::Exc::SystemError,
+                "panic in SharedObjectProxy.__contains__",
+            );
             -1
         }
     }
@@ -1018,7 +1055,12 @@ unsafe extern "C" fn proxy_getitem(
 ) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         // SAFETY: live proxy and key.
-        unsafe { some(c_op!(target(slf), [key], |o, a| sys::PyObject_GetItem(o, a[0]))).map(Owned::into_ptr) }
+        unsafe {
+            some(c_op!(target(slf), [key], |o, a| sys::PyObject_GetItem(
+                o, a[0]
+            )))
+            .map(Owned::into_ptr)
+        }
     })
 }
 
@@ -1030,7 +1072,11 @@ unsafe extern "C" fn proxy_setitem(
     ffi::trampoline_int(|| {
         // SAFETY: live proxy and key; `value` NULL = delete.
         unsafe {
-            let args: &[*mut sys::PyObject] = if value.is_null() { &[key] } else { &[key, value] };
+            let args: &[*mut sys::PyObject] = if value.is_null() {
+                &[key]
+            } else {
+                &[key, value]
+            };
             owner_op(target(slf), args, &mut |o, a| {
                 let r = if a.len() == 2 {
                     sys::PyObject_SetItem(o, a[0], a[1])
@@ -1055,19 +1101,27 @@ unsafe extern "C" fn proxy_richcompare(
     ffi::trampoline(|| {
         // SAFETY: live proxy and operand.
         unsafe {
-            some(c_op_val!(target(slf), [other], |o, a| sys::PyObject_RichCompare(o, a[0], op)))
-                .map(Owned::into_ptr)
+            some(c_op_val!(target(slf), [other], |o, a| {
+                sys::PyObject_RichCompare(o, a[0], op)
+            }))
+            .map(Owned::into_ptr)
         }
     })
 }
 
 /// Call `target.<name>(*args)` in the owner (the context-manager methods).
-fn call_method_fast(slf: *mut sys::PyObject, name: &str, args: crate::common::Args) -> PyResult<*mut sys::PyObject> {
+fn call_method_fast(
+    slf: *mut sys::PyObject,
+    name: &str,
+    args: crate::common::Args,
+) -> PyResult<*mut sys::PyObject> {
     // SAFETY: `slf` is a live proxy (methods of its type); in the closure we
     // are attached to the owner with live objects.
     unsafe {
-        some(owner_op(target(slf), args, &mut |o, a| vectorcall(o, Some(name), a, &[])))
-            .map(Owned::into_ptr)
+        some(owner_op(target(slf), args, &mut |o, a| {
+            vectorcall(o, Some(name), a, &[])
+        }))
+        .map(Owned::into_ptr)
     }
 }
 
@@ -1079,7 +1133,10 @@ fn proxy_exit(slf: *mut sys::PyObject, args: crate::common::Args) -> PyResult<*m
     call_method_fast(slf, "__exit__", args)
 }
 
-fn proxy_reduce(_slf: *mut sys::PyObject, _args: crate::common::Args) -> PyResult<*mut sys::PyObject> {
+fn proxy_reduce(
+    _slf: *mut sys::PyObject,
+    _args: crate::common::Args,
+) -> PyResult<*mut sys::PyObject> {
     Err(errors::not_shareable(
         "a shared object proxy cannot be pickled: pass it to another interpreter by itself \
          (or inside a tuple), where it arrives as a proxy of the same object",
@@ -1094,7 +1151,9 @@ macro_rules! m {
     ($name:literal, $f:ident, $doc:literal) => {
         sys::PyMethodDef {
             ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer { PyCFunctionFast: $f },
+            ml_meth: sys::PyMethodDefPointer {
+                PyCFunctionFast: $f,
+            },
             ml_flags: sys::METH_FASTCALL,
             ml_doc: cstr!($doc).as_ptr(),
         }
@@ -1102,16 +1161,40 @@ macro_rules! m {
 }
 
 static mut PROXY_METHODS: [sys::PyMethodDef; 5] = [
-    m!("__enter__", py_proxy_enter, "Run the target's __enter__ in its owner."),
-    m!("__exit__", py_proxy_exit, "Run the target's __exit__ in its owner."),
-    m!("__reduce__", py_proxy_reduce, "Proxies are not picklable (NotShareableError)."),
-    m!("__reduce_ex__", py_proxy_reduce, "Proxies are not picklable (NotShareableError)."),
+    m!(
+        "__enter__",
+        py_proxy_enter,
+        "Run the target's __enter__ in its owner."
+    ),
+    m!(
+        "__exit__",
+        py_proxy_exit,
+        "Run the target's __exit__ in its owner."
+    ),
+    m!(
+        "__reduce__",
+        py_proxy_reduce,
+        "Proxies are not picklable (NotShareableError)."
+    ),
+    m!(
+        "__reduce_ex__",
+        py_proxy_reduce,
+        "Proxies are not picklable (NotShareableError)."
+    ),
     sys::PyMethodDef::zeroed(),
 ];
 
 static mut METHOD_METHODS: [sys::PyMethodDef; 3] = [
-    m!("__reduce__", py_proxy_reduce, "Proxies are not picklable (NotShareableError)."),
-    m!("__reduce_ex__", py_proxy_reduce, "Proxies are not picklable (NotShareableError)."),
+    m!(
+        "__reduce__",
+        py_proxy_reduce,
+        "Proxies are not picklable (NotShareableError)."
+    ),
+    m!(
+        "__reduce_ex__",
+        py_proxy_reduce,
+        "Proxies are not picklable (NotShareableError)."
+    ),
     sys::PyMethodDef::zeroed(),
 ];
 
@@ -1121,7 +1204,11 @@ static mut METHOD_METHODS: [sys::PyMethodDef; 3] = [
 ///
 /// # Safety
 /// Called by CPython, once, for a dead object of type `T`'s layout.
-unsafe fn dealloc_attached<T>(obj: *mut sys::PyObject, owner: i64, view_id: crossinterp_core::OwnerId) {
+unsafe fn dealloc_attached<T>(
+    obj: *mut sys::PyObject,
+    owner: i64,
+    view_id: crossinterp_core::OwnerId,
+) {
     let (_, cur) = ffi::interp::current();
     // SAFETY: attached to `cur` (CPython deallocates attached); when it is
     // the owner, the proof lives only for this deallocation.
@@ -1168,7 +1255,10 @@ pub unsafe fn share(obj: *mut sys::PyObject) -> PyResult<Owned> {
         let t = share_current(obj)?;
         let rec = current_record()?;
         let tp = proxy_type(&rec, 0, cstr!("SharedObjectProxy"))?;
-        alloc_native(tp.as_ptr() as *mut sys::PyTypeObject, ProxyObj { target: t })
+        alloc_native(
+            tp.as_ptr() as *mut sys::PyTypeObject,
+            ProxyObj { target: t },
+        )
     }
 }
 
@@ -1179,7 +1269,10 @@ pub unsafe fn share(obj: *mut sys::PyObject) -> PyResult<Owned> {
 pub unsafe fn info(obj: *mut sys::PyObject) -> Option<(i64, bool)> {
     // SAFETY: forwarded.
     let t = unsafe { proxy_target(obj).or_else(|| method_of(obj).map(|m| &m.target)) }?;
-    Some((t.rec.iid, !t.handle.is_dead() && t.rec.view.state() == crossinterp_core::OwnerState::Running))
+    Some((
+        t.rec.iid,
+        !t.handle.is_dead() && t.rec.view.state() == crossinterp_core::OwnerState::Running,
+    ))
 }
 
 /// Create this module's `SharedObjectProxy` and `SharedMethodProxy` types and
@@ -1190,7 +1283,10 @@ pub unsafe fn info(obj: *mut sys::PyObject) -> Option<(i64, bool)> {
 pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
     macro_rules! slot {
         ($s:expr, $f:expr) => {
-            sys::PyType_Slot { slot: $s, pfunc: $f as *mut c_void }
+            sys::PyType_Slot {
+                slot: $s,
+                pfunc: $f as *mut c_void,
+            }
         };
     }
     let mut slots = [
@@ -1259,9 +1355,13 @@ pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
         slot!(sys::Py_tp_methods, std::ptr::addr_of_mut!(METHOD_METHODS)),
         slot!(
             sys::Py_tp_doc,
-            cstr!("A method of a shared object, called in the object's owner in one round trip.").as_ptr()
+            cstr!("A method of a shared object, called in the object's owner in one round trip.")
+                .as_ptr()
         ),
-        sys::PyType_Slot { slot: 0, pfunc: null_mut() },
+        sys::PyType_Slot {
+            slot: 0,
+            pfunc: null_mut(),
+        },
     ];
     let flags = sys::Py_TPFLAGS_DEFAULT
         | sys::Py_TPFLAGS_IMMUTABLETYPE

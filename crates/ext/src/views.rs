@@ -64,10 +64,20 @@ fn pep788() -> Option<&'static Pep788> {
                 return None;
             }
             Some(Pep788 {
-                view_from_current: std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> *mut c_void>(a),
-                view_close: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(b),
-                guard_from_view: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void) -> *mut c_void>(c),
-                guard_close: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(d),
+                view_from_current: std::mem::transmute::<
+                    *mut c_void,
+                    unsafe extern "C" fn() -> *mut c_void,
+                >(a),
+                view_close: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(
+                    b,
+                ),
+                guard_from_view: std::mem::transmute::<
+                    *mut c_void,
+                    unsafe extern "C" fn(*mut c_void) -> *mut c_void,
+                >(c),
+                guard_close: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(
+                    d,
+                ),
             })
         }
     })
@@ -201,7 +211,10 @@ fn open_guard(rec: &Arc<InterpRecord>) -> PyResult<Arc<GuardState>> {
         } else {
             errors::raise_by_name(
                 cstr!("InterpreterFinalizingError"),
-                &format!("interpreter {} is finalizing: no new guard can be taken", rec.iid),
+                &format!(
+                    "interpreter {} is finalizing: no new guard can be taken",
+                    rec.iid
+                ),
             )
         }
     };
@@ -282,13 +295,14 @@ pub fn wait_for_native_guards(rec: &InterpRecord, warn_after: std::time::Duratio
     type Countdown = unsafe extern "C" fn(*mut sys::PyInterpreterState) -> sys::Py_ssize_t;
     static COUNTDOWN: std::sync::OnceLock<Option<Countdown>> = std::sync::OnceLock::new();
     let f = COUNTDOWN.get_or_init(|| {
-        if pep788().is_none() {
-            return None;
-        }
+        pep788()?;
         // SAFETY: dlsym with a NUL-terminated name; 3.15 exports this
         // function with this signature (pycore_pystate.h).
         unsafe {
-            let p = dlsym(RTLD_DEFAULT, cstr!("_PyInterpreterState_GuardCountdown").as_ptr());
+            let p = dlsym(
+                RTLD_DEFAULT,
+                cstr!("_PyInterpreterState_GuardCountdown").as_ptr(),
+            );
             (!p.is_null()).then(|| std::mem::transmute::<*mut c_void, Countdown>(p))
         }
     });
@@ -330,8 +344,9 @@ pub fn wait_for_native_guards(rec: &InterpRecord, warn_after: std::time::Duratio
 pub fn held_by_this_thread(iid: i64) -> bool {
     let me = std::thread::current().id();
     lock(&OPEN).as_ref().is_some_and(|m| {
-        m.values()
-            .any(|g| g.rec.iid == iid && g.holder != iid && g.thread == me && lock(&g.held).is_some())
+        m.values().any(|g| {
+            g.rec.iid == iid && g.holder != iid && g.thread == me && lock(&g.held).is_some()
+        })
     })
 }
 
@@ -390,7 +405,14 @@ fn view_is_alive(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyOb
     let rec = &unsafe { native_ref::<ViewObj>(slf) }.rec;
     let alive = rec.view.state() == OwnerState::Running;
     // SAFETY: attached.
-    Ok(unsafe { Owned::from_borrowed(if alive { sys::Py_True() } else { sys::Py_False() }) }.into_ptr())
+    Ok(unsafe {
+        Owned::from_borrowed(if alive {
+            sys::Py_True()
+        } else {
+            sys::Py_False()
+        })
+    }
+    .into_ptr())
 }
 
 fn view_state(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -489,7 +511,14 @@ fn guard_is_open(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyOb
     // SAFETY: `slf` is a live InterpreterGuard.
     let open = lock(&unsafe { native_ref::<GuardObj>(slf) }.st.held).is_some();
     // SAFETY: attached.
-    Ok(unsafe { Owned::from_borrowed(if open { sys::Py_True() } else { sys::Py_False() }) }.into_ptr())
+    Ok(unsafe {
+        Owned::from_borrowed(if open {
+            sys::Py_True()
+        } else {
+            sys::Py_False()
+        })
+    }
+    .into_ptr())
 }
 
 fn guard_view(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -503,7 +532,11 @@ unsafe extern "C" fn guard_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
     ffi::trampoline(|| {
         // SAFETY: `slf` is a live InterpreterGuard.
         let st = &unsafe { native_ref::<GuardObj>(slf) }.st;
-        let open = if lock(&st.held).is_some() { "open" } else { "closed" };
+        let open = if lock(&st.held).is_some() {
+            "open"
+        } else {
+            "closed"
+        };
         ffi::new_str(&format!("InterpreterGuard(id={}, {open})", st.rec.iid)).map(Owned::into_ptr)
     })
 }
@@ -530,7 +563,9 @@ macro_rules! m {
     ($name:literal, $f:ident, $flags:expr, $doc:literal) => {
         sys::PyMethodDef {
             ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer { PyCFunctionFast: $f },
+            ml_meth: sys::PyMethodDefPointer {
+                PyCFunctionFast: $f,
+            },
             ml_flags: $flags,
             ml_doc: cstr!($doc).as_ptr(),
         }
@@ -547,13 +582,48 @@ static mut VIEW_METHODS: [sys::PyMethodDef; 6] = [
 ];
 
 static mut GUARD_METHODS: [sys::PyMethodDef; 8] = [
-    m!("close", py_guard_close, sys::METH_FASTCALL, "close() -> None\n\nRelease the guard (idempotent)."),
-    m!("is_open", py_guard_is_open, sys::METH_FASTCALL, "is_open() -> bool"),
-    m!("view", py_guard_view, sys::METH_FASTCALL, "view() -> InterpreterView"),
-    m!("__enter__", py_guard_enter, sys::METH_FASTCALL, "Return the guard (InterpreterError if closed)."),
-    m!("__exit__", py_guard_exit, sys::METH_FASTCALL, "Close the guard."),
-    m!("__reduce__", py_no_pickle, sys::METH_FASTCALL, "Guards are not picklable."),
-    m!("__reduce_ex__", py_no_pickle, sys::METH_FASTCALL, "Guards are not picklable."),
+    m!(
+        "close",
+        py_guard_close,
+        sys::METH_FASTCALL,
+        "close() -> None\n\nRelease the guard (idempotent)."
+    ),
+    m!(
+        "is_open",
+        py_guard_is_open,
+        sys::METH_FASTCALL,
+        "is_open() -> bool"
+    ),
+    m!(
+        "view",
+        py_guard_view,
+        sys::METH_FASTCALL,
+        "view() -> InterpreterView"
+    ),
+    m!(
+        "__enter__",
+        py_guard_enter,
+        sys::METH_FASTCALL,
+        "Return the guard (InterpreterError if closed)."
+    ),
+    m!(
+        "__exit__",
+        py_guard_exit,
+        sys::METH_FASTCALL,
+        "Close the guard."
+    ),
+    m!(
+        "__reduce__",
+        py_no_pickle,
+        sys::METH_FASTCALL,
+        "Guards are not picklable."
+    ),
+    m!(
+        "__reduce_ex__",
+        py_no_pickle,
+        sys::METH_FASTCALL,
+        "Guards are not picklable."
+    ),
     sys::PyMethodDef::zeroed(),
 ];
 
@@ -581,7 +651,10 @@ static mut VIEW_GETSET: [sys::PyGetSetDef; 2] = [
 pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
     macro_rules! slot {
         ($s:expr, $f:expr) => {
-            sys::PyType_Slot { slot: $s, pfunc: $f as *mut c_void }
+            sys::PyType_Slot {
+                slot: $s,
+                pfunc: $f as *mut c_void,
+            }
         };
     }
     let mut vslots = [
