@@ -14,7 +14,7 @@ from ._errors import (
     InterpreterNotFoundError,
     NotShareableError,
 )
-from ._native import AtomicBool, AtomicInt, SharedBuffer
+from ._native import AtomicBool, AtomicInt, AtomicRef, SharedBuffer
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "UNBOUND_REMOVE",
     "AtomicBool",
     "AtomicInt",
+    "AtomicRef",
     "Channel",
     "ExecutionFailed",
     "InterpreterError",
