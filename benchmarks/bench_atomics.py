@@ -1,7 +1,8 @@
 """Atomics: crossinterp's AtomicInt and AtomicRef side by side with the
 third-party peers, in the same run, with 1 and 2 threads, reported as ratios.
 
-    PYTHONPATH=$(scripts/bench_peers 3.13t) scripts/py 3.13t benchmarks/bench_atomics.py [--quick]
+    PYTHONPATH=$(scripts/bench_peers 3.13t) scripts/py 3.13t benchmarks/bench_atomics.py \
+        [--quick] [--only int|ref] [--threads 1 2]
 
 Meaningful on a free-threaded build (3.13t), where the threads really run in
 parallel; on GIL builds it still runs (the threads take turns).
@@ -214,6 +215,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="shorter runs, 5 rounds")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--only", choices=["int", "ref"], help="run only one of the two tables")
     a = p.parse_args()
     rounds = 5 if a.quick else 7
     n_int = 100_000 if a.quick else 400_000
@@ -222,9 +224,9 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]} ({gil} build) — crossinterp atomics vs cereggii, ft_utils")
     if gil == "GIL":
         print("  (GIL build: threads take turns; the comparison is meant for 3.13t)")
-    for threads in a.threads:
+    for threads in a.threads if a.only != "ref" else ():
         measure_table("AtomicInt increments", int_cases(), threads, n_int, rounds)
-    for threads in a.threads:
+    for threads in a.threads if a.only != "int" else ():
         measure_table(
             f"AtomicRef read-mostly (1 set per {READS_PER_WRITE:,} gets)", ref_cases(), threads, n_ref, rounds
         )

@@ -156,7 +156,8 @@ fn reader(cell: &Arc<Cell>) -> thread::JoinHandle<()> {
     })
 }
 
-/// Two readers (sharing one slot) and one writer replacing the value.
+/// One ownable slot: the first reader to arrive owns it, the other uses the
+/// shared overflow slot (plain stores vs atomic adds); one writer.
 #[test]
 fn two_readers_one_writer_shared_slot() {
     model("two_readers_one_writer_shared_slot", Some(3), || {
@@ -169,7 +170,8 @@ fn two_readers_one_writer_shared_slot() {
     });
 }
 
-/// Two readers on their own slots and one writer.
+/// Two readers on ownable slots (their ids may hash to the same one: the
+/// probe path) and one writer.
 #[test]
 fn two_readers_one_writer_own_slots() {
     model("two_readers_one_writer_own_slots", Some(3), || {

@@ -29,17 +29,23 @@ macro_rules! method_fn {
     };
 }
 
+/// `TypeError` unless exactly `n` arguments were given. Inlined (the check is
+/// on every method call's hot path); the error is built out of line.
+#[inline]
 pub fn arity(name: &str, args: Args, n: usize) -> PyResult<()> {
     if args.len() != n {
-        return Err(ffi::raise(
-            Exc::TypeError,
-            &format!(
-                "{name}() takes exactly {n} argument(s) ({} given)",
-                args.len()
-            ),
-        ));
+        return Err(arity_error(name, args.len(), n));
     }
     Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn arity_error(name: &str, given: usize, n: usize) -> PyErrSet {
+    ffi::raise(
+        Exc::TypeError,
+        &format!("{name}() takes exactly {n} argument(s) ({given} given)"),
+    )
 }
 
 /// Argument `i` as a timeout: `None`, or a non-negative number of seconds.
