@@ -82,6 +82,27 @@ def test_replaced_values_are_released(tracked):
     del r  # the cell releases its value
 
 
+def test_get_balances_refcounts():
+    # From the owning thread and from another (free-threaded builds count
+    # those references in a different field).
+    o = object()
+    r = AtomicRef(o)
+    base = sys.getrefcount(o)
+
+    def churn():
+        for _ in range(1000):
+            x = r.get()
+            del x
+
+    churn()
+    t = threading.Thread(target=churn)
+    t.start()
+    t.join()
+    assert sys.getrefcount(o) == base
+    r.set(None)
+    assert sys.getrefcount(o) == base - 1
+
+
 def test_repr_of_a_cell_holding_itself():
     r = AtomicRef()
     r.set([r])
