@@ -16,6 +16,10 @@ from crossinterp.queues import Queue
 
 FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 
+# Each stress writer stops after this many writes (each creates one object),
+# or when the time is up.
+MAX_WRITES = 300_000
+
 
 class Tracked:
     """Records its own deallocation: `dead` is set and `deaths[id]` counted."""
@@ -35,7 +39,7 @@ class Tracked:
 @pytest.fixture
 def tracked():
     Tracked.created.set(0)
-    Tracked.deaths = [0] * 2_000_000
+    Tracked.deaths = [0] * (1 + 4 * MAX_WRITES)
     yield Tracked
     gc.collect()
     n = Tracked.created.get()
@@ -198,7 +202,7 @@ def _hammer(seconds: float, readers: int, writers: int) -> tuple[int, int]:
     def writer(k: int) -> None:
         barrier.wait()
         n = 0
-        while not stop.is_set():
+        while not stop.is_set() and n < MAX_WRITES:
             for i in range(50):
                 op = (i + k) % 3
                 if op == 0:
