@@ -4,6 +4,9 @@
 #   make test   every test: Rust engine (unit, stress, loom) + pytest on all four Pythons
 #   make bench  side-by-side benchmarks against the stdlib peers
 #   make lint   rustfmt, clippy -D warnings, ruff, stub check
+#   make sanitize  the engine's unit + stress tests under AddressSanitizer, and
+#               the smr tests under ThreadSanitizer (RUSTC_BOOTSTRAP=1, see below;
+#               not part of `make test`)
 #
 # The Python builds (3.13, 3.13t, 3.14, 3.15) are provisioned on first use by
 # scripts/provision into ~/.cache/crossinterp (override: CROSSINTERP_CACHE).
@@ -16,7 +19,7 @@ PYTEST_ARGS ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
-.PHONY: all demo test test-rust test-loom test-python bench lint provision tools clean
+.PHONY: all demo test test-rust test-loom test-python bench lint provision tools clean sanitize
 
 all: test
 
@@ -50,6 +53,26 @@ bench: provision
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
 	done
+
+# Sanitizers on the stable toolchain through RUSTC_BOOTSTRAP=1 (-Zsanitizer is
+# unstable), in target/sanitize*. Only --target builds are instrumented (build
+# scripts are not). The toolchain has no rust-src, hence no -Zbuild-std: std is
+# not instrumented (-Cunsafe-allow-abi-mismatch=sanitizer lets it link).
+# - ASan (+ LeakSanitizer): every engine test: unit, engine, queue, channel
+#   and the stress suites.
+# - TSan: the smr unit tests and smr_stress, whose synchronisation is all
+#   atomics; the other suites block on std's Mutex/Condvar, whose slow paths
+#   are invisible without an instrumented std (false races). scripts/tsan.supp
+#   hides libtest's own channel for the same reason, nothing of ours.
+SANITIZE_TARGET ?= x86_64-unknown-linux-gnu
+sanitize:
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address -Cunsafe-allow-abi-mismatch=sanitizer" \
+		ASAN_OPTIONS=detect_leaks=1 cargo test -p crossinterp-core --lib --tests \
+		--target $(SANITIZE_TARGET) --target-dir target/sanitize
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer" \
+		TSAN_OPTIONS="suppressions=$(CURDIR)/scripts/tsan.supp" cargo test -p crossinterp-core \
+		--lib --test smr_stress --target $(SANITIZE_TARGET) --target-dir target/sanitize-tsan -- smr \
+		reader writer
 
 tools:
 	@test -x $(TOOLS)/bin/ruff || python3 -m pip install -q --target $(TOOLS) 'ruff>=0.6'

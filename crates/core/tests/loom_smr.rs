@@ -107,14 +107,14 @@ impl Cell {
 
     /// `AtomicRef.set(i)`: the caller gives the cell its reference to `i`.
     fn set(&self, i: usize) {
-        let old = self.smr.write(|| Some(self.cur.swap(i, Release))).unwrap();
+        let old = self.smr.write(|| Some(self.cur.swap(i, AcqRel))).unwrap();
         self.decref(old);
     }
 
     /// `AtomicRef.compare_and_set(expected, i)`.
     fn compare_and_set(&self, expected: usize, i: usize) -> bool {
         let r = self.smr.write(|| {
-            let cur = self.cur.load(Relaxed);
+            let cur = self.cur.load(Acquire);
             (cur == expected).then(|| {
                 self.cur.store(i, Release);
                 cur

@@ -46,7 +46,38 @@ struct Grave(*mut Node);
 // SAFETY: a parked node is never touched again until the test frees it.
 unsafe impl Send for Grave {}
 
-static GRAVEYARD: std::sync::Mutex<Vec<Grave>> = std::sync::Mutex::new(Vec::new());
+/// Parked nodes, behind a spin lock made of one atomic rather than a
+/// `std::sync::Mutex`: under ThreadSanitizer without an instrumented std
+/// (`make sanitize`), the std mutex's blocking path is invisible and the
+/// data it guards would be reported as racing.
+struct Graveyard {
+    locked: AtomicBool,
+    graves: std::cell::UnsafeCell<Vec<Grave>>,
+}
+// SAFETY: `graves` is only touched while `locked` is held (`with`).
+unsafe impl Sync for Graveyard {}
+
+impl Graveyard {
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<Grave>) -> R) -> R {
+        // Acquire/Release: the lock's hand-off orders the Vec accesses.
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        // SAFETY: we hold the lock.
+        let r = f(unsafe { &mut *self.graves.get() });
+        self.locked.store(false, Release);
+        r
+    }
+}
+
+static GRAVEYARD: Graveyard = Graveyard {
+    locked: AtomicBool::new(false),
+    graves: std::cell::UnsafeCell::new(Vec::new()),
+};
 
 fn new_node(value: usize, counts: &Counts) -> *mut Node {
     counts.created.fetch_add(1, Relaxed);
@@ -91,7 +122,7 @@ unsafe fn decref(n: *mut Node, counts: &Counts) {
         // SAFETY: the last reference: no one else may touch the node; this
         // plain write is what a sanitizer checks against readers.
         unsafe { *node.value.get() = usize::MAX };
-        GRAVEYARD.lock().unwrap().push(Grave(n));
+        GRAVEYARD.with(|g| g.push(Grave(n)));
     }
 }
 
@@ -105,7 +136,7 @@ fn value_of(n: *mut Node) -> usize {
 /// Free the parked nodes (released, so unreachable by any reader, this
 /// test's or another's, if the protocol holds).
 fn empty_graveyard() {
-    for Grave(n) in GRAVEYARD.lock().unwrap().drain(..) {
+    for Grave(n) in GRAVEYARD.with(std::mem::take) {
         // SAFETY: released nodes, unreachable since their release.
         drop(unsafe { Box::from_raw(n) });
     }
@@ -151,14 +182,20 @@ impl Cell {
     }
 
     fn set(&self, n: *mut Node) {
-        let old = self.smr.write(|| Some(self.ptr.swap(n, Release))).unwrap();
+        // AcqRel, not Release: we also acquire the old node's initialisation
+        // from the writer that published it (ThreadSanitizer caught the
+        // Release-only version: the writers' mutex orders them too, but the
+        // swap must not rely on it).
+        let old = self.smr.write(|| Some(self.ptr.swap(n, AcqRel))).unwrap();
         // SAFETY: the cell's reference to `old`, released after the wait.
         unsafe { decref(old, &self.counts) };
     }
 
     fn compare_and_set(&self, expected: *mut Node, n: *mut Node) -> bool {
         let r = self.smr.write(|| {
-            let cur = self.ptr.load(Relaxed); // writers are serialised
+            // Acquire: the node we hand back for release was published by
+            // another writer (the writers' mutex orders them as well).
+            let cur = self.ptr.load(Acquire);
             (cur == expected).then(|| {
                 self.ptr.store(n, Release);
                 cur

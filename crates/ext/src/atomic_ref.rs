@@ -247,9 +247,10 @@ mod protocol {
         {
             cell.smr
                 .write(|| {
-                    // Relaxed: writers are serialised by the Smr's lock, whose
-                    // acquisition orders us after the previous writer's store.
-                    let cur = cell.ptr.load(Ordering::Relaxed);
+                    // Acquire: the value we may hand back for release was
+                    // published by another writer (the Smr's writer lock
+                    // orders writers too; this does not rely on it).
+                    let cur = cell.ptr.load(Ordering::Acquire);
                     (cur == expected).then(|| {
                         // Release: see the Smr::write contract.
                         cell.ptr.store(new, Ordering::Release);
