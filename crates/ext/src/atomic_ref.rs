@@ -31,7 +31,7 @@ use crate::common::{arity, Args, Native};
 use crate::cstr;
 use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::method_fn;
+use crate::{method_fn, noargs_fn};
 use crossinterp_core::sync::{AtomicPtr, Ordering};
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
@@ -280,8 +280,7 @@ fn owned_arg(obj: *mut sys::PyObject) -> *mut sys::PyObject {
     unsafe { sys::Py_NewRef(obj) }
 }
 
-fn r_get(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("get", args, 0)?;
+fn r_get(slf: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
     // SAFETY: attached; `slf` is an initialised AtomicRef.
     Ok(unsafe { protocol::load(this(slf)) })
 }
@@ -320,7 +319,7 @@ fn r_reduce(_slf: *mut sys::PyObject, _args: Args) -> PyResult<*mut sys::PyObjec
     Err(errors::not_shareable(NOT_SHAREABLE))
 }
 
-method_fn!(py_r_get => r_get);
+noargs_fn!(py_r_get => r_get);
 method_fn!(py_r_set => r_set);
 method_fn!(py_r_get_and_set => r_get_and_set);
 method_fn!(py_r_cas => r_cas);
@@ -454,7 +453,14 @@ macro_rules! m {
 }
 
 static mut REF_METHODS: [sys::PyMethodDef; 6] = [
-    m!("get", py_r_get, "get() -> object: the current value"),
+    sys::PyMethodDef {
+        ml_name: cstr!("get").as_ptr(),
+        ml_meth: sys::PyMethodDefPointer {
+            PyCFunction: py_r_get,
+        },
+        ml_flags: sys::METH_NOARGS,
+        ml_doc: cstr!("get() -> object: the current value").as_ptr(),
+    },
     m!("set", py_r_set, "set(value) -> None"),
     m!(
         "get_and_set",
