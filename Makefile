@@ -15,6 +15,9 @@ SHELL := /bin/bash
 VERSIONS ?= 3.13 3.13t 3.14 3.15
 DEMO_VERSIONS ?= 3.14 3.13t
 BENCH_VERSIONS ?= 3.13 3.14 3.15
+# bench_atomics compares against cereggii and ft_utils (scripts/bench_peers),
+# and is about threads running in parallel: free-threaded builds only.
+BENCH_ATOMICS_VERSIONS ?= 3.13t
 PYTEST_ARGS ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
@@ -46,12 +49,16 @@ test-python: provision
 		scripts/py $$v -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); \
 	done
 
-# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs).
+# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
+# then the atomics benchmark with its third-party peers on BENCH_ATOMICS_VERSIONS.
 bench: provision
 	@set -e; for v in $(BENCH_VERSIONS); do \
 		for b in bench_interpreters bench_queues; do \
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
+	done; \
+	for v in $(BENCH_ATOMICS_VERSIONS); do \
+		PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/bench_atomics.py $(BENCH_ARGS); echo; \
 	done
 
 # Sanitizers on the stable toolchain through RUSTC_BOOTSTRAP=1 (-Zsanitizer is
