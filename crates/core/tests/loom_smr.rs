@@ -93,6 +93,7 @@ impl Cell {
             i
         });
         // We hold a reference: the payload is intact.
+        // SAFETY: loom checks this read against the release's write.
         let p = self.values[i].payload.with(|p| unsafe { *p });
         assert_eq!(p, i, "reader saw a released value");
         i
@@ -101,6 +102,7 @@ impl Cell {
     fn decref(&self, i: usize) {
         if self.values[i].rc.fetch_sub(1, AcqRel) == 1 {
             // The release: a plain write, checked by loom against readers.
+            // SAFETY: the last reference; loom reports any unordered reader.
             self.values[i].payload.with_mut(|p| unsafe { *p = FREED });
         }
     }
@@ -138,6 +140,7 @@ impl Cell {
         let cur = self.cur.load(Relaxed);
         for (i, v) in self.values.iter().enumerate() {
             let rc = v.rc.load(Relaxed);
+            // SAFETY: every thread has been joined.
             let p = v.payload.with(|p| unsafe { *p });
             if i == cur {
                 assert_eq!((rc, p), (1, i), "published value {i}");
