@@ -39,8 +39,8 @@ use std::ptr::null_mut;
 /// Why an `AtomicRef` cannot cross to another interpreter.
 pub const NOT_SHAREABLE: &str = "AtomicRef cannot be passed to another interpreter: it holds a \
 reference to an object owned by this interpreter, which another interpreter must never touch \
-(copying it would make an independent cell, not a shared one). Share values with queues, \
-share() or SharedBuffer, and counters or flags with AtomicInt/AtomicBool.";
+(copying it would make an independent cell, not a shared one). Send values through queues or \
+channels, memory as SharedBuffer, and share counters or flags as AtomicInt/AtomicBool.";
 
 /// The cell behind an `AtomicRef` object.
 ///
@@ -49,9 +49,10 @@ share() or SharedBuffer, and counters or flags with AtomicInt/AtomicBool.";
 /// Touched only by threads attached to that interpreter (the type is refused
 /// by the cross-interpreter layer); released by the object's `tp_dealloc`
 /// (`clear`) on the thread that deallocates it, attached.
-pub struct RefCell {
-    /// Never NULL once initialised (zero only between allocation and `init`,
-    /// before the object is visible). Owns one strong reference.
+pub struct RefSlot {
+    /// Never NULL once initialised (zero-filled only between allocation and
+    /// the write of the slot, before the object is visible). Owns one strong
+    /// reference.
     ptr: AtomicPtr<sys::PyObject>,
     #[cfg(all(Py_GIL_DISABLED, not(Py_3_14)))]
     smr: crossinterp_core::smr::Smr,
@@ -63,7 +64,7 @@ pub struct RefCell {
 /// return the replaced object's reference to the caller, who releases it
 /// outside the protocol.
 mod protocol {
-    use super::RefCell;
+    use super::RefSlot;
     use crate::ffi::sys;
     #[allow(unused_imports)]
     use crossinterp_core::sync::Ordering;
@@ -121,10 +122,10 @@ mod protocol {
     ///
     /// # Safety
     /// Attached; `obj` is a strong reference the caller gives away.
-    pub unsafe fn new(obj: *mut sys::PyObject) -> RefCell {
+    pub unsafe fn new(obj: *mut sys::PyObject) -> RefSlot {
         // SAFETY: forwarded contract.
         unsafe { prepare(obj) };
-        RefCell {
+        RefSlot {
             ptr: crossinterp_core::sync::AtomicPtr::new(obj),
             #[cfg(all(Py_GIL_DISABLED, not(Py_3_14)))]
             smr: crossinterp_core::smr::Smr::new(),
@@ -151,7 +152,7 @@ mod protocol {
     /// # Safety
     /// Attached to the cell's interpreter; `cell` is initialised.
     #[inline]
-    pub unsafe fn load(cell: &RefCell) -> *mut sys::PyObject {
+    pub unsafe fn load(cell: &RefSlot) -> *mut sys::PyObject {
         #[cfg(not(Py_GIL_DISABLED))]
         {
             // Relaxed: the GIL orders every access to the cell (it never
@@ -203,7 +204,7 @@ mod protocol {
     /// # Safety
     /// Attached to the cell's interpreter; `new` is a strong reference the
     /// caller gives away; `cell` is initialised.
-    pub unsafe fn swap(cell: &RefCell, new: *mut sys::PyObject) -> *mut sys::PyObject {
+    pub unsafe fn swap(cell: &RefSlot, new: *mut sys::PyObject) -> *mut sys::PyObject {
         // SAFETY: forwarded.
         unsafe { prepare(new) };
         #[cfg(not(all(Py_GIL_DISABLED, not(Py_3_14))))]
@@ -230,7 +231,7 @@ mod protocol {
     /// # Safety
     /// As [`swap`].
     pub unsafe fn compare_and_swap(
-        cell: &RefCell,
+        cell: &RefSlot,
         expected: *mut sys::PyObject,
         new: *mut sys::PyObject,
     ) -> Result<*mut sys::PyObject, *mut sys::PyObject> {
@@ -262,21 +263,27 @@ mod protocol {
     }
 }
 
-fn this<'a>(slf: *mut sys::PyObject) -> &'a RefCell {
+fn this<'a>(slf: *mut sys::PyObject) -> &'a RefSlot {
     // SAFETY: CPython calls a type's methods with an instance of the type as
     // `slf`, initialised at creation and alive for the call.
-    unsafe { crate::common::native_ref::<RefCell>(slf) }
+    unsafe { crate::common::native_ref::<RefSlot>(slf) }
 }
 
 /// Release a reference handed back by the protocol (may run `__del__`).
-fn release(old: *mut sys::PyObject) {
-    // SAFETY: attached; the protocol gave us this reference to release.
+///
+/// # Safety
+/// Attached; the caller owns the reference `old` and gives it up.
+unsafe fn release(old: *mut sys::PyObject) {
+    // SAFETY: the caller's contract.
     unsafe { sys::Py_DECREF(old) }
 }
 
 /// A new strong reference to a borrowed argument, for the cell.
-fn owned_arg(obj: *mut sys::PyObject) -> *mut sys::PyObject {
-    // SAFETY: a live borrowed argument of the attached interpreter.
+///
+/// # Safety
+/// Attached; `obj` is a live object of the attached interpreter.
+unsafe fn owned_arg(obj: *mut sys::PyObject) -> *mut sys::PyObject {
+    // SAFETY: the caller's contract.
     unsafe { sys::Py_NewRef(obj) }
 }
 
@@ -287,8 +294,9 @@ fn r_get(slf: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
 
 fn r_set(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("set", args, 1)?;
-    // SAFETY: attached; we give the cell a new reference.
-    release(unsafe { protocol::swap(this(slf), owned_arg(args[0])) });
+    // SAFETY: attached; `args[0]` is a live argument; we give the cell a new
+    // reference and release the old one it hands back.
+    unsafe { release(protocol::swap(this(slf), owned_arg(args[0]))) };
     Ok(ffi::none())
 }
 
@@ -300,15 +308,18 @@ fn r_get_and_set(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyOb
 
 fn r_cas(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("compare_and_set", args, 2)?;
-    // SAFETY: attached; `expected` is only compared by address.
-    let won = match unsafe { protocol::compare_and_swap(this(slf), args[0], owned_arg(args[1])) } {
-        Ok(old) => {
-            release(old);
-            true
-        }
-        Err(new) => {
-            release(new);
-            false
+    // SAFETY: attached; live arguments (`expected` is only compared by
+    // address); whichever reference comes back is ours to release.
+    let won = unsafe {
+        match protocol::compare_and_swap(this(slf), args[0], owned_arg(args[1])) {
+            Ok(old) => {
+                release(old);
+                true
+            }
+            Err(new) => {
+                release(new);
+                false
+            }
         }
     };
     // SAFETY: attached.
@@ -355,8 +366,9 @@ unsafe extern "C" fn ref_new(
         let obj = unsafe {
             crate::common::alloc_native(cls, protocol::new(sys::Py_NewRef(sys::Py_None())))?
         };
-        // SAFETY: attached; we give the cell a new reference.
-        release(unsafe { protocol::swap(this(obj.as_ptr()), owned_arg(initial)) });
+        // SAFETY: attached; `initial` is a live argument (or None); we give
+        // the cell a new reference and release the None it hands back.
+        unsafe { release(protocol::swap(this(obj.as_ptr()), owned_arg(initial))) };
         Ok(obj.into_ptr())
     })
 }
@@ -369,8 +381,9 @@ unsafe fn clear_cell(slf: *mut sys::PyObject) {
     let cell = this(slf);
     // NULL only if allocation failed before initialisation.
     if !cell.ptr.load(Ordering::Acquire).is_null() {
-        // SAFETY: attached; None is immortal, the new reference goes to the cell.
-        release(unsafe { protocol::swap(cell, sys::Py_NewRef(sys::Py_None())) });
+        // SAFETY: attached; None is immortal, the new reference goes to the
+        // cell, and the old value it hands back is ours to release.
+        unsafe { release(protocol::swap(cell, sys::Py_NewRef(sys::Py_None()))) };
     }
 }
 
@@ -416,7 +429,7 @@ unsafe extern "C" fn ref_dealloc(slf: *mut sys::PyObject) {
     unsafe {
         sys::PyObject_GC_UnTrack(slf as *mut c_void);
         let _ = std::panic::catch_unwind(|| clear_cell(slf));
-        crate::common::dealloc_native::<RefCell>(slf);
+        crate::common::dealloc_native::<RefSlot>(slf);
     }
 }
 
@@ -508,13 +521,13 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         sys::PyType_Slot { slot: 0, pfunc: null_mut() },
     ];
     let flags = sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_IMMUTABLETYPE | sys::Py_TPFLAGS_HAVE_GC;
-    // SAFETY: the caller's contract; the slots match `Native<RefCell>`.
+    // SAFETY: the caller's contract; the slots match `Native<RefSlot>`.
     unsafe {
         crate::common::add_heap_type(
             module,
             cstr!("crossinterp.AtomicRef"),
             cstr!("AtomicRef"),
-            std::mem::size_of::<Native<RefCell>>(),
+            std::mem::size_of::<Native<RefSlot>>(),
             flags,
             &mut slots,
         )
