@@ -12,6 +12,7 @@ import helpers
 import pytest
 
 from crossinterp import AtomicInt, AtomicRef, NotShareableError, interpreters
+from crossinterp.channels import Channel
 from crossinterp.queues import Queue
 
 FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -158,6 +159,8 @@ def test_refused_across_interpreters(interp):
     with pytest.raises(NotShareableError, match="AtomicRef"):
         q.put(r, strict=True)
     assert q.empty()
+    with pytest.raises(NotShareableError, match="AtomicRef"):
+        Channel().send_nowait(r)
     # Inside a tuple: the tuple is pickled, which the AtomicRef refuses.
     with pytest.raises(NotShareableError) as ei:
         interp.call(helpers.echo, (1, r))
