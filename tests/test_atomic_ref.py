@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import helpers
 import pytest
+from conftest import LARGE
 
 from crossinterp import AtomicInt, AtomicRef, NotShareableError, interpreters
 from crossinterp.channels import Channel
@@ -18,8 +19,9 @@ from crossinterp.queues import Queue
 FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 
 # Each stress writer stops after this many writes (each creates one object),
-# or when the time is up.
-MAX_WRITES = 300_000
+# or when the time is up. CROSSINTERP_LARGE=1: 10 s runs, 3 M writes.
+MAX_WRITES = 3_000_000 if LARGE else 300_000
+STRESS_SECONDS = 10.0 if LARGE else 1.0
 
 
 class Tracked:
@@ -237,14 +239,14 @@ def test_stress_set_get_every_object_released_once(tracked):
     """2 readers + 2 writers for about a second (meaningful on 3.13t / 3.14t:
     real parallelism); every object created is deallocated exactly once (the
     fixture checks) and no reader ever got a dead one."""
-    reads, writes = _hammer(1.0, readers=2, writers=2)
+    reads, writes = _hammer(STRESS_SECONDS, readers=2, writers=2)
     assert reads > 0 and writes > 0
     gc.collect()
     assert sum(Tracked.deaths[: Tracked.created.get()]) == Tracked.created.get()
 
 
 def test_stress_read_mostly_single_writer(tracked):
-    reads, writes = _hammer(0.5, readers=3, writers=1)
+    reads, writes = _hammer(STRESS_SECONDS / 2, readers=3, writers=1)
     assert reads > 0 and writes > 0
 
 
