@@ -90,6 +90,10 @@ lint: tools provision
 	RUSTFLAGS="--cfg loom" cargo clippy -p crossinterp-core --all-targets --target-dir target/loom -- -D warnings
 	PYO3_PYTHON=$$(scripts/provision --print 3.14) cargo clippy -p crossinterp-ext --all-targets \
 		--target-dir target/py-3.14 -- -D warnings
+	# No 3.14t build is provisioned: lint the extension's free-threaded 3.14
+	# code (AtomicRef's TryIncRef path) against a pyo3 config of one.
+	PYO3_CONFIG_FILE=$(CURDIR)/scripts/pyo3-3.14t.cfg cargo clippy -p crossinterp-ext \
+		--target-dir target/check-3.14t -- -D warnings
 	PYTHONPATH=$(TOOLS) $(TOOLS)/bin/ruff check python tests examples benchmarks scripts
 	scripts/py 3.14 scripts/check_stubs.py
 
