@@ -4,6 +4,9 @@
 #   make test   every test: Rust engine (unit, stress, loom) + pytest on all four Pythons
 #   make bench  side-by-side benchmarks against the stdlib peers
 #   make lint   rustfmt, clippy -D warnings, ruff, stub check
+#   make sanitize  the engine's unit + stress tests under AddressSanitizer, and
+#               the smr tests under ThreadSanitizer (RUSTC_BOOTSTRAP=1, see below;
+#               not part of `make test`)
 #
 # The Python builds (3.13, 3.13t, 3.14, 3.15) are provisioned on first use by
 # scripts/provision into ~/.cache/crossinterp (override: CROSSINTERP_CACHE).
@@ -12,11 +15,14 @@ SHELL := /bin/bash
 VERSIONS ?= 3.13 3.13t 3.14 3.15
 DEMO_VERSIONS ?= 3.14 3.13t
 BENCH_VERSIONS ?= 3.13 3.14 3.15
+# bench_atomics compares against cereggii and ft_utils (scripts/bench_peers),
+# and is about threads running in parallel: free-threaded builds only.
+BENCH_ATOMICS_VERSIONS ?= 3.13t
 PYTEST_ARGS ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
-.PHONY: all demo test test-rust test-loom test-python bench lint provision tools clean
+.PHONY: all demo test test-rust test-loom test-python bench lint provision tools clean sanitize
 
 all: test
 
@@ -33,7 +39,7 @@ test-rust:
 
 # Loom models: every lock-free/locking protocol of the engine, bounded to fit CI.
 test-loom:
-	RUSTFLAGS="--cfg loom" cargo test -p crossinterp-core --release --test loom --test loom_queue \
+	RUSTFLAGS="--cfg loom" cargo test -p crossinterp-core --release --test loom --test loom_queue --test loom_smr \
 		--target-dir target/loom -- --test-threads 1
 
 # Every Python-level test on every build; a missing build fails the run.
@@ -43,13 +49,37 @@ test-python: provision
 		scripts/py $$v -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); \
 	done
 
-# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs).
+# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
+# then the atomics benchmark with its third-party peers on BENCH_ATOMICS_VERSIONS.
 bench: provision
 	@set -e; for v in $(BENCH_VERSIONS); do \
 		for b in bench_interpreters bench_queues bench_proxy; do \
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
+	done; \
+	for v in $(BENCH_ATOMICS_VERSIONS); do \
+		PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/bench_atomics.py $(BENCH_ARGS); echo; \
 	done
+
+# Sanitizers on the stable toolchain through RUSTC_BOOTSTRAP=1 (-Zsanitizer is
+# unstable), in target/sanitize*. Only --target builds are instrumented (build
+# scripts are not). The toolchain has no rust-src, hence no -Zbuild-std: std is
+# not instrumented (-Cunsafe-allow-abi-mismatch=sanitizer lets it link).
+# - ASan (+ LeakSanitizer): every engine test: unit, engine, queue, channel
+#   and the stress suites.
+# - TSan: the smr unit tests and smr_stress, whose synchronisation is all
+#   atomics; the other suites block on std's Mutex/Condvar, whose slow paths
+#   are invisible without an instrumented std (false races). scripts/tsan.supp
+#   hides libtest's own channel for the same reason, nothing of ours.
+SANITIZE_TARGET ?= x86_64-unknown-linux-gnu
+sanitize:
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address -Cunsafe-allow-abi-mismatch=sanitizer" \
+		ASAN_OPTIONS=detect_leaks=1 cargo test -p crossinterp-core --lib --tests \
+		--target $(SANITIZE_TARGET) --target-dir target/sanitize
+	RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer" \
+		TSAN_OPTIONS="suppressions=$(CURDIR)/scripts/tsan.supp" cargo test -p crossinterp-core \
+		--lib --test smr_stress --target $(SANITIZE_TARGET) --target-dir target/sanitize-tsan -- smr \
+		reader writer
 
 tools:
 	@test -x $(TOOLS)/bin/ruff || python3 -m pip install -q --target $(TOOLS) 'ruff>=0.6'
@@ -60,6 +90,10 @@ lint: tools provision
 	RUSTFLAGS="--cfg loom" cargo clippy -p crossinterp-core --all-targets --target-dir target/loom -- -D warnings
 	PYO3_PYTHON=$$(scripts/provision --print 3.14) cargo clippy -p crossinterp-ext --all-targets \
 		--target-dir target/py-3.14 -- -D warnings
+	# No 3.14t build is provisioned: lint the extension's free-threaded 3.14
+	# code (AtomicRef's TryIncRef path) against a pyo3 config of one.
+	PYO3_CONFIG_FILE=$(CURDIR)/scripts/pyo3-3.14t.cfg cargo clippy -p crossinterp-ext \
+		--target-dir target/check-3.14t -- -D warnings
 	PYTHONPATH=$(TOOLS) $(TOOLS)/bin/ruff check python tests examples benchmarks scripts
 	scripts/py 3.14 scripts/check_stubs.py
 

@@ -17,6 +17,7 @@ from ._errors import (
 from ._native import (
     AtomicBool,
     AtomicInt,
+    AtomicRef,
     InterpreterGuard,
     InterpreterView,
     SharedBuffer,
@@ -32,6 +33,7 @@ __all__ = [
     "UNBOUND_REMOVE",
     "AtomicBool",
     "AtomicInt",
+    "AtomicRef",
     "Channel",
     "ExecutionFailed",
     "InterpreterError",

@@ -339,3 +339,34 @@ class InterpreterGuard:
     def view(self) -> InterpreterView: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> bool: ...
+class AtomicRef:
+    """A reference to an object, read and replaced atomically by any number
+    of threads of one interpreter (the ``AtomicReference`` of other
+    languages). ``compare_and_set`` compares by identity (``is``).
+
+    Free-threaded builds: ``get`` racing ``set`` never returns (or touches
+    the count of) an object whose last reference was dropped: 3.14+ takes
+    the reference with ``PyUnstable_TryIncRef`` and retries; 3.13t uses the
+    engine's safe memory reclamation (``smr::Smr``). A replaced value is
+    released by the thread that replaced it, after no reader can still be
+    taking a reference to it. GIL builds: the GIL orders everything; same API.
+
+    Owned by the interpreter that created it: passing it to another
+    interpreter (``prepare_main``, ``call``, queues, channels) raises
+    ``NotShareableError``, as does pickling it (the objects it holds belong
+    to this interpreter; share values with queues and counters with
+    ``AtomicInt``). Cycles through it are collected by the GC. Hashable by
+    identity."""
+
+    def __new__(cls, initial: object = None) -> Self: ...
+    def get(self) -> Any:
+        """The current value."""
+    def set(self, value: object, /) -> None:
+        """Store ``value``."""
+    def get_and_set(self, value: object, /) -> Any:
+        """Store ``value``; return the old value."""
+    def compare_and_set(self, expected: object, new: object, /) -> bool:
+        """Store ``new`` if the current value *is* ``expected``; return
+        whether it did."""
+    def __reduce__(self) -> Any:
+        """Always raises ``NotShareableError``."""

@@ -63,11 +63,13 @@ impl AtomicInt {
     ///
     /// A compare-exchange loop (not `fetch_add`, which wraps): the add is
     /// applied only if it fits (`checked_add_vs_overflow` loom model).
+    #[inline]
     pub fn fetch_add(&self, n: i64) -> Result<i64, Overflow> {
         self.fetch_update(|old| old.checked_add(n).ok_or(Overflow))
     }
 
     /// Subtract `n`, returning the previous value; on overflow nothing changes.
+    #[inline]
     pub fn fetch_sub(&self, n: i64) -> Result<i64, Overflow> {
         self.fetch_update(|old| old.checked_sub(n).ok_or(Overflow))
     }
@@ -82,6 +84,7 @@ impl AtomicInt {
     /// Replace the value by `f(old)` atomically (retrying if another thread
     /// changed it meanwhile); returns the previous value, or `f`'s error with
     /// nothing changed.
+    #[inline]
     pub fn fetch_update<E>(&self, mut f: impl FnMut(i64) -> Result<i64, E>) -> Result<i64, E> {
         let mut cur = self.v.load(SeqCst);
         loop {

@@ -16,6 +16,8 @@
 //! - [`Queue`] — an owner-free MPMC FIFO (PEP 734's `Queue`); [`Channel`] — a
 //!   rendezvous channel (PEP 554's). Blocking calls take a deadline and an
 //!   interrupt hook; refused items are handed back in the error.
+//! - [`smr::Smr`] — safe memory reclamation for one published pointer
+//!   (readers never see a released value; `AtomicRef` on free-threaded 3.13).
 //!
 //! All atomics and locks come from `sync.rs`, so `RUSTFLAGS="--cfg loom"` swaps
 //! them for loom's; `tests/loom.rs` holds the models.
@@ -32,6 +34,7 @@ mod pending;
 pub mod queue;
 mod registry;
 pub mod shared;
+pub mod smr;
 pub mod sync;
 
 pub use attach::{current_owner, Attached};

@@ -12,13 +12,13 @@
 
 #[cfg(loom)]
 pub use loom::sync::{
-    atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub use std::sync::{
-    atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
@@ -28,6 +28,23 @@ pub use std::sync::{
 pub(crate) use loom::thread_local;
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
+
+/// Give up the processor (a busy-wait's back-off). Under loom this is what
+/// lets the model schedule the thread being waited for.
+#[cfg(loom)]
+pub use loom::thread::yield_now;
+#[cfg(not(loom))]
+pub use std::thread::yield_now;
+
+/// One iteration of a busy-wait: a CPU pause hint (loom: a yield, which is
+/// how a spin loop must be written for the model to terminate).
+#[inline]
+pub fn spin_hint() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
 
 /// Lock a mutex, ignoring poisoning.
 ///

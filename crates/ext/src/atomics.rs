@@ -8,7 +8,7 @@
 use crate::common::{alloc_native, arity, dealloc_native, native_ref, Args, Native};
 use crate::cstr;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
-use crate::method_fn;
+use crate::{method_fn, noargs_fn};
 use crossinterp_core::atomic::{AtomicFlag, AtomicInt};
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
@@ -32,6 +32,8 @@ fn to_i64(args: Args, i: usize, what: &str) -> PyResult<i64> {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn overflow(op: &str, a: i64, n: i64) -> PyErrSet {
     // SAFETY: immutable static.
     ffi::raise_class(
@@ -61,6 +63,8 @@ fn step(args: Args, name: &str) -> PyResult<i64> {
     }
 }
 
+// Inlined into each caller: the hot path of inc()/add() is one CAS.
+#[inline(always)]
 fn add_op(a: &AtomicInt, n: i64, sub: bool) -> PyResult<(i64, i64)> {
     let r = if sub { a.fetch_sub(n) } else { a.fetch_add(n) };
     match r {
@@ -82,8 +86,7 @@ fn this_flag<'a>(slf: *mut sys::PyObject) -> &'a AtomicFlag {
     unsafe { native_ref::<AtomicFlag>(slf) }
 }
 
-fn i_get(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("get", args, 0)?;
+fn i_get(slf: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
     int(this_int(slf).get())
 }
 fn i_set(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -104,12 +107,10 @@ fn i_fetch_add(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObje
 fn i_fetch_sub(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     int(add_op(this_int(slf), step(args, "fetch_sub")?, true)?.0)
 }
-fn i_inc(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("inc", args, 0)?;
+fn i_inc(slf: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
     int(add_op(this_int(slf), 1, false)?.1)
 }
-fn i_dec(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("dec", args, 0)?;
+fn i_dec(slf: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
     int(add_op(this_int(slf), 1, true)?.1)
 }
 fn i_get_and_set(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
@@ -143,14 +144,14 @@ fn i_update(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject>
     int(new_value)
 }
 
-method_fn!(py_i_get => i_get);
+noargs_fn!(py_i_get => i_get);
 method_fn!(py_i_set => i_set);
 method_fn!(py_i_add => i_add);
 method_fn!(py_i_sub => i_sub);
 method_fn!(py_i_fetch_add => i_fetch_add);
 method_fn!(py_i_fetch_sub => i_fetch_sub);
-method_fn!(py_i_inc => i_inc);
-method_fn!(py_i_dec => i_dec);
+noargs_fn!(py_i_inc => i_inc);
+noargs_fn!(py_i_dec => i_dec);
 method_fn!(py_i_get_and_set => i_get_and_set);
 method_fn!(py_i_cas => i_cas);
 method_fn!(py_i_update => i_update);
@@ -357,8 +358,20 @@ macro_rules! m {
     };
 }
 
+/// A METH_NOARGS method (see `noargs_fn!`).
+macro_rules! m0 {
+    ($name:literal, $f:ident, $doc:literal) => {
+        sys::PyMethodDef {
+            ml_name: cstr!($name).as_ptr(),
+            ml_meth: sys::PyMethodDefPointer { PyCFunction: $f },
+            ml_flags: sys::METH_NOARGS,
+            ml_doc: cstr!($doc).as_ptr(),
+        }
+    };
+}
+
 static mut INT_METHODS: [sys::PyMethodDef; 12] = [
-    m!("get", py_i_get, "get() -> int"),
+    m0!("get", py_i_get, "get() -> int"),
     m!("set", py_i_set, "set(value) -> None"),
     m!(
         "add",
@@ -380,8 +393,8 @@ static mut INT_METHODS: [sys::PyMethodDef; 12] = [
         py_i_fetch_sub,
         "fetch_sub(n=1) -> int: subtract atomically, return the old value"
     ),
-    m!("inc", py_i_inc, "inc() -> int: add 1, return the new value"),
-    m!(
+    m0!("inc", py_i_inc, "inc() -> int: add 1, return the new value"),
+    m0!(
         "dec",
         py_i_dec,
         "dec() -> int: subtract 1, return the new value"

@@ -572,6 +572,7 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
                 rec.proxy_types[i].store(tp.as_ptr() as usize, Ordering::Release);
                 (*st).proxy_types[i] = tp.into_ptr();
             }
+            crate::atomic_ref::add_type(module)?;
         }
         Ok(())
     })

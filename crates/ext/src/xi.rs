@@ -81,6 +81,10 @@ pub unsafe fn to_value(obj: *mut sys::PyObject, strict: bool) -> PyResult<Value>
     if let Some(v) = unsafe { native(obj, 0)? } {
         return Ok(v);
     }
+    // SAFETY: forwarded contract.
+    if unsafe { crate::atomic_ref::is_atomic_ref(obj)? } {
+        return Err(errors::not_shareable(crate::atomic_ref::NOT_SHAREABLE));
+    }
     if strict {
         // SAFETY: `obj` is live.
         let tname = unsafe { type_name(obj) };

@@ -132,6 +132,8 @@ macro_rules! cstr {
 
 /// Run the body of an `extern "C"` entry point: a panic becomes a
 /// `SystemError`, an `Err` becomes NULL with the exception already set.
+/// Inlined into each entry point (catching costs nothing until a panic).
+#[inline]
 pub fn trampoline(f: impl FnOnce() -> PyResult<*mut sys::PyObject>) -> *mut sys::PyObject {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(Ok(p)) => p,
@@ -143,15 +145,19 @@ pub fn trampoline(f: impl FnOnce() -> PyResult<*mut sys::PyObject>) -> *mut sys:
             );
             std::ptr::null_mut()
         }
-        Err(payload) => {
-            let msg = panic_message(&payload);
-            raise(
-                Exc::SystemError,
-                &format!("crossinterp internal error (Rust panic): {msg}"),
-            );
-            std::ptr::null_mut()
-        }
+        Err(payload) => panicked(payload),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> *mut sys::PyObject {
+    let msg = panic_message(&payload);
+    raise(
+        Exc::SystemError,
+        &format!("crossinterp internal error (Rust panic): {msg}"),
+    );
+    std::ptr::null_mut()
 }
 
 /// Like [`trampoline`] for entry points returning a C int (0 / -1).
