@@ -486,3 +486,14 @@ def test_shared_dict_and_list_from_four_interpreters_lose_nothing(run):
             it.close()
     assert len(d) == 4 * n
     assert sorted(lst) == sorted((k, i) for k in range(4) for i in range(n))
+
+
+def test_atomic_ref_is_refused_alone_but_shared_through_a_proxy(interp):
+    from crossinterp import AtomicRef
+
+    ref = AtomicRef([1])
+    with pytest.raises(crossinterp.NotShareableError, match="share"):
+        interp.prepare_main(ref=ref)
+    interp.prepare_main(ref=share(ref))
+    interp.exec("ref.get().append(2); ref.set((3, 4))")
+    assert ref.get() == (3, 4)

@@ -40,7 +40,8 @@ use std::ptr::null_mut;
 pub const NOT_SHAREABLE: &str = "AtomicRef cannot be passed to another interpreter: it holds a \
 reference to an object owned by this interpreter, which another interpreter must never touch \
 (copying it would make an independent cell, not a shared one). Send values through queues or \
-channels, memory as SharedBuffer, and share counters or flags as AtomicInt/AtomicBool.";
+channels, memory as SharedBuffer, share counters or flags as AtomicInt/AtomicBool, or pass \
+crossinterp.share(ref): a proxy whose operations run in this interpreter.";
 
 /// The cell behind an `AtomicRef` object.
 ///
