@@ -578,6 +578,70 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
     })
 }
 
+/// GC support: the state's strong references to the proxy types (which
+/// reference the module back) must be visible, or module and types would form
+/// an uncollectable cycle.
+unsafe extern "C" fn module_traverse(
+    module: *mut sys::PyObject,
+    visit: sys::visitproc,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: called by the GC with our module; its state has our layout
+    // (it may be NULL before the exec slot ran).
+    unsafe {
+        let st = sys::PyModule_GetState(module) as *mut ModState;
+        if st.is_null() {
+            return 0;
+        }
+        for &tp in &(*st).proxy_types {
+            if !tp.is_null() {
+                let r = visit(tp, arg);
+                if r != 0 {
+                    return r;
+                }
+            }
+        }
+    }
+    0
+}
+
+/// GC support: drop the state's references to the proxy types.
+unsafe extern "C" fn module_clear(module: *mut sys::PyObject) -> c_int {
+    // SAFETY: called by the GC (or teardown) with our module, attached.
+    unsafe { clear_proxy_types(module) };
+    0
+}
+
+/// Forget (in the record) and release the module state's proxy types.
+///
+/// # Safety
+/// Attached; `module` is our module object.
+unsafe fn clear_proxy_types(module: *mut sys::PyObject) {
+    // SAFETY: forwarded; the state has our layout.
+    unsafe {
+        let st = sys::PyModule_GetState(module) as *mut ModState;
+        if st.is_null() {
+            return;
+        }
+        for i in 0..2 {
+            let tp = std::mem::replace(&mut (*st).proxy_types[i], null_mut());
+            if tp.is_null() {
+                continue;
+            }
+            if !(*st).rec.is_null() {
+                // Forget it in the record if it is still ours.
+                let _ = (*(*st).rec).proxy_types[i].compare_exchange(
+                    tp as usize,
+                    0,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
+            sys::Py_DecRef(tp);
+        }
+    }
+}
+
 unsafe extern "C" fn module_free(module: *mut c_void) {
     let _ = std::panic::catch_unwind(|| {
         // SAFETY: called by CPython with our module; its state has our layout.
@@ -586,22 +650,7 @@ unsafe extern "C" fn module_free(module: *mut c_void) {
             if st.is_null() {
                 return;
             }
-            for i in 0..2 {
-                let tp = std::mem::replace(&mut (*st).proxy_types[i], null_mut());
-                if tp.is_null() {
-                    continue;
-                }
-                if !(*st).rec.is_null() {
-                    // Forget it in the record if it is still ours.
-                    let _ = (*(*st).rec).proxy_types[i].compare_exchange(
-                        tp as usize,
-                        0,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
-                }
-                sys::Py_DecRef(tp);
-            }
+            clear_proxy_types(module as *mut sys::PyObject);
             if !(*st).rec.is_null() {
                 drop(Arc::from_raw((*st).rec));
                 (*st).rec = std::ptr::null();
@@ -639,8 +688,8 @@ static mut MODULE_DEF: sys::PyModuleDef = sys::PyModuleDef {
     // Only the addresses are taken; CPython reads the tables.
     m_methods: addr_of_mut!(METHODS) as *mut sys::PyMethodDef,
     m_slots: addr_of_mut!(SLOTS) as *mut sys::PyModuleDef_Slot,
-    m_traverse: None,
-    m_clear: None,
+    m_traverse: Some(module_traverse),
+    m_clear: Some(module_clear),
     m_free: Some(module_free),
 };
 
