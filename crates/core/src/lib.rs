@@ -16,6 +16,8 @@
 //! - [`Queue`] — an owner-free MPMC FIFO (PEP 734's `Queue`); [`Channel`] — a
 //!   rendezvous channel (PEP 554's). Blocking calls take a deadline and an
 //!   interrupt hook; refused items are handed back in the error.
+//! - [`map::ShardedMap`] — a concurrent hash map of independently locked
+//!   shards keyed by caller-supplied hashes (the engine of `AtomicDict`).
 //!
 //! All atomics and locks come from `sync.rs`, so `RUSTFLAGS="--cfg loom"` swaps
 //! them for loom's; `tests/loom.rs` holds the models.
@@ -28,6 +30,7 @@ pub mod buffer;
 pub mod channel;
 mod error;
 mod handle;
+pub mod map;
 mod pending;
 pub mod queue;
 mod registry;

@@ -9,17 +9,19 @@
 //! loom twin with the same API, and the locks in this crate guard short,
 //! uncontended critical sections (pending-call queues, finalization hand-off).
 //! A swap would only be worth it with a measurement that says otherwise.
+//! Likewise `std::sync::RwLock` (the shards of [`crate::map::ShardedMap`]):
+//! futex-based, one atomic RMW to read-lock and one to unlock, with a loom twin.
 
 #[cfg(loom)]
 pub use loom::sync::{
     atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
-    Arc, Condvar, Mutex, MutexGuard,
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 #[cfg(not(loom))]
 pub use std::sync::{
     atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
-    Arc, Condvar, Mutex, MutexGuard,
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 /// Thread-locals: loom needs its own macro so that each modelled thread gets a
@@ -38,6 +40,35 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Read-lock a reader-writer lock, ignoring poisoning (as [`lock`]).
+pub fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Write-lock a reader-writer lock, ignoring poisoning (as [`lock`]).
+pub fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Read-lock without waiting: `None` if a writer holds (or, std's policy,
+/// waits for) the lock.
+pub fn try_read<T>(l: &RwLock<T>) -> Option<RwLockReadGuard<'_, T>> {
+    match l.try_read() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Write-lock without waiting: `None` if anyone holds the lock.
+pub fn try_write<T>(l: &RwLock<T>) -> Option<RwLockWriteGuard<'_, T>> {
+    match l.try_write() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
 
