@@ -14,7 +14,7 @@ from ._errors import (
     InterpreterNotFoundError,
     NotShareableError,
 )
-from ._native import AtomicBool, AtomicInt, SharedBuffer
+from ._native import AtomicBool, AtomicDict, AtomicInt, SharedBuffer
 
 __version__ = "0.1.0"
 
@@ -23,6 +23,7 @@ __all__ = [
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
     "AtomicBool",
+    "AtomicDict",
     "AtomicInt",
     "Channel",
     "ExecutionFailed",

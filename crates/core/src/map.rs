@@ -68,6 +68,9 @@ struct Shard<K, V> {
     table: HashTable<Entry<K, V>>,
 }
 
+/// One shard: its lock and table, on its own cache lines.
+type Slot<K, V> = CachePadded<RwLock<Shard<K, V>>>;
+
 /// Spread a caller's hash over all 64 bits (see the module doc). Bijective.
 #[inline]
 fn spread(hash: u64) -> u64 {
@@ -82,7 +85,7 @@ fn spread(hash: u64) -> u64 {
 /// lock's rules). Entries displaced by a mutation are returned to the caller
 /// and dropped where it decides (never under a shard lock).
 pub struct ShardedMap<K, V> {
-    shards: Box<[CachePadded<RwLock<Shard<K, V>>>]>,
+    shards: Box<[Slot<K, V>]>,
     mask: usize,
     len: AtomicI64,
 }
@@ -282,6 +285,21 @@ impl<K, V> WriteGuard<'_, K, V> {
             .map(|e| &mut e.value)
     }
 
+    /// The entry whose key has `hash` and satisfies `eq`, to read, replace
+    /// the value of, or remove.
+    pub fn entry(
+        &mut self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+    ) -> Option<Occupied<'_, K, V>> {
+        let e = self
+            .g
+            .table
+            .find_entry(spread(hash), |e| e.hash == hash && eq(&e.key))
+            .ok()?;
+        Some(Occupied { e, len: self.len })
+    }
+
     /// Insert `key` → `value`, which the caller has established is absent
     /// (a lookup under this same guard found no equal key). Inserting a key
     /// that is present makes two entries for it.
@@ -331,5 +349,36 @@ impl<K, V> WriteGuard<'_, K, V> {
         // Give the memory of a cleared table back (a `clear()`ed dict shrinks too).
         self.g.table.shrink_to_fit(|e| spread(e.hash));
         out
+    }
+}
+
+/// One entry of a write-locked shard (see [`WriteGuard::entry`]).
+pub struct Occupied<'g, K, V> {
+    e: hashbrown::hash_table::OccupiedEntry<'g, Entry<K, V>>,
+    len: &'g AtomicI64,
+}
+
+impl<K, V> Occupied<'_, K, V> {
+    /// The stored key.
+    pub fn key(&self) -> &K {
+        &self.e.get().key
+    }
+
+    /// The value.
+    pub fn value(&self) -> &V {
+        &self.e.get().value
+    }
+
+    /// The value, to replace in place.
+    pub fn value_mut(&mut self) -> &mut V {
+        &mut self.e.get_mut().value
+    }
+
+    /// Remove the entry, handing back its key and value.
+    pub fn remove(self) -> (K, V) {
+        let (e, _) = self.e.remove();
+        // Relaxed: as in `WriteGuard::count`.
+        self.len.fetch_add(-1, Ordering::Relaxed);
+        (e.key, e.value)
     }
 }

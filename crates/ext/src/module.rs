@@ -505,6 +505,7 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
             crate::channel::add_type(module)?;
             crate::borrowed::add_type(module)?;
             crate::atomics::add_types(module)?;
+            crate::atomic_dict::add_type(module)?;
         }
         Ok(())
     })
