@@ -14,15 +14,84 @@
 
 #[cfg(loom)]
 pub use loom::sync::{
-    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+    atomic::{fence, AtomicBool, AtomicI64, AtomicU64, Ordering},
     Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 #[cfg(not(loom))]
 pub use std::sync::{
-    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+    atomic::{fence, AtomicBool, AtomicI64, AtomicU64, Ordering},
     Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
+
+#[cfg(not(loom))]
+pub use self::cell::{ConstPtr, MutPtr, UnsafeCell};
+/// A cell whose shared/exclusive accesses loom tracks (and reports when they
+/// race); with std, a thin wrapper over `std::cell::UnsafeCell` with the same
+/// API (`get`/`get_mut` give pointers whose `deref` is the access).
+#[cfg(loom)]
+pub use loom::cell::{ConstPtr, MutPtr, UnsafeCell};
+
+#[cfg(not(loom))]
+mod cell {
+    /// See the re-export.
+    #[derive(Debug, Default)]
+    pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    /// A shared access to an [`UnsafeCell`]'s value.
+    #[derive(Debug)]
+    pub struct ConstPtr<T>(*const T);
+
+    /// An exclusive access to an [`UnsafeCell`]'s value.
+    #[derive(Debug)]
+    pub struct MutPtr<T>(*mut T);
+
+    impl<T> UnsafeCell<T> {
+        /// A cell holding `v`.
+        pub fn new(v: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(v))
+        }
+
+        /// A pointer for shared access.
+        pub fn get(&self) -> ConstPtr<T> {
+            ConstPtr(self.0.get())
+        }
+
+        /// A pointer for exclusive access.
+        pub fn get_mut(&self) -> MutPtr<T> {
+            MutPtr(self.0.get())
+        }
+    }
+
+    impl<T> ConstPtr<T> {
+        /// The value.
+        ///
+        /// # Safety
+        /// No exclusive access to the cell overlaps this borrow.
+        pub unsafe fn deref(&self) -> &T {
+            // SAFETY: the caller's contract.
+            unsafe { &*self.0 }
+        }
+    }
+
+    impl<T> MutPtr<T> {
+        /// The value, exclusively.
+        ///
+        /// # Safety
+        /// No other access to the cell overlaps this borrow.
+        #[allow(clippy::mut_from_ref)] // loom's API, mirrored
+        pub unsafe fn deref(&self) -> &mut T {
+            // SAFETY: the caller's contract.
+            unsafe { &mut *self.0 }
+        }
+    }
+}
+
+/// Yield the thread (a loom scheduling point under loom).
+#[cfg(loom)]
+pub use loom::thread::yield_now;
+#[cfg(not(loom))]
+pub use std::thread::yield_now;
 
 /// Thread-locals: loom needs its own macro so that each modelled thread gets a
 /// fresh value.

@@ -277,6 +277,9 @@ impl Key {
 
     /// Take strong references to the unknown candidates (call under the lock).
     fn hold(pending: &mut Pending) -> Vec<Owned> {
+        if pending.unknown.is_empty() {
+            return Vec::new();
+        }
         pending
             .unknown
             .drain(..)
