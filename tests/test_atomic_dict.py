@@ -5,6 +5,7 @@ import pickle
 import random
 import sys
 import threading
+import time
 
 import pytest
 
@@ -100,7 +101,8 @@ def test_keys_equal_across_types_like_dict():
     nan = float("nan")
     d[nan] = "nan"
     assert d[nan] == "nan"  # identity, as dict
-    assert float("nan") not in d
+    other_nan = float("nan")
+    assert other_nan not in d  # another NaN object: not equal, not identical
 
 
 def test_update_compare_and_set():
@@ -461,3 +463,33 @@ def test_colliding_user_keys_under_threads():
 @pytest.mark.skipif(not FREE_THREADED, reason="the GIL serialises the threads")
 def test_gil_stays_disabled():
     assert not sys._is_gil_enabled()
+
+
+def test_hot_shard_contention_with_gc_pauses():
+    # Writers and readers on a few hot keys while another thread forces
+    # collections (a stop-the-world pause on 3.13t; the GIL hand-off on GIL
+    # builds): waiters must detach, the GC only try-locks shards.
+    d = AtomicDict({i: [i] for i in range(4)})
+    stop = threading.Event()
+
+    def collector():
+        while not stop.is_set():
+            gc.collect()
+            time.sleep(0.001)
+
+    def work(t):
+        for i in range(600):
+            k = i % 4
+            if t % 2:
+                d[k] = [k]
+            else:
+                assert d[k] == [k]
+
+    c = threading.Thread(target=collector)
+    c.start()
+    try:
+        run_threads(4, work)
+    finally:
+        stop.set()
+        c.join()
+    assert d.to_dict() == {i: [i] for i in range(4)}

@@ -511,12 +511,11 @@ fn key_error(key: *mut sys::PyObject) -> PyErrSet {
 fn check_callable(f: *mut sys::PyObject, what: &str) -> PyResult<()> {
     // SAFETY: attached; live argument.
     if unsafe { sys::PyCallable_Check(f) } == 0 {
+        // SAFETY: live argument.
+        let tname = unsafe { crate::xi::type_name(f) };
         return Err(ffi::raise(
             Exc::TypeError,
-            &format!("{what} must be callable, not {}", unsafe {
-                // SAFETY: live argument.
-                crate::xi::type_name(f)
-            }),
+            &format!("{what} must be callable, not {tname}"),
         ));
     }
     Ok(())
@@ -572,12 +571,18 @@ fn m_setdefault(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObj
         unsafe { sys::Py_None() }
     };
     let mut key = Key::new(args[0])?;
-    let v = with_entry(state(slf), &mut key, |slot| match slot {
-        // SAFETY (both arms): attached; the values are alive.
-        Some(v) => (Act::Keep, unsafe { P::new_ref(v.0) }),
-        None => (Act::Store(unsafe { P::new_ref(default) }), unsafe {
-            P::new_ref(default)
-        }),
+    let v = with_entry(state(slf), &mut key, |slot| {
+        let absent = slot.is_none();
+        let found = slot.map_or(default, |v| v.0);
+        // SAFETY: attached; `found` (the stored value, alive under the lock,
+        // or the live `default` argument) gets a reference for the caller.
+        let out = unsafe { P::new_ref(found) };
+        if absent {
+            // SAFETY: attached; one more reference to `default`, for the map.
+            (Act::Store(unsafe { P::new_ref(default) }), out)
+        } else {
+            (Act::Keep, out)
+        }
     })?;
     // SAFETY: a reference we took.
     Ok(unsafe { v.owned() }.into_ptr())
@@ -1017,7 +1022,9 @@ unsafe extern "C" fn dict_new(
         };
         // SAFETY: `cls` is AtomicDict (its tp_dealloc is `dict_dealloc`).
         let obj = unsafe { alloc_native(cls, state)? };
-        if !initial.is_null() && initial != unsafe { sys::Py_None() } {
+        // SAFETY: immortal.
+        let none = unsafe { sys::Py_None() };
+        if !initial.is_null() && initial != none {
             // SAFETY: attached; `initial` is a live argument.
             let items = unsafe {
                 if sys::PyDict_Check(initial) != 0 {
