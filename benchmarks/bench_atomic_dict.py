@@ -284,7 +284,9 @@ def report(title: str, ours_name: str, best: dict, rows: list, nthreads: int, la
     for peer in ("cereggii", "ft_utils"):
         name = next(n for n in best if n.startswith(peer))
         rate = best[name]
-        rows.append((f"{label}, {nthreads} thread(s): ours vs {peer}", ours / rate if rate else None))
+        rows.append(
+            (f"{label}, {nthreads} thread(s): ours vs {peer}", ours / rate if rate else None)
+        )
     if nthreads == 1:
         plain = next(n for n in best if n.startswith("plain dict"))
         rows.append((f"{label}, 1 thread: ours vs plain dict (slowdown)", ours / best[plain]))
