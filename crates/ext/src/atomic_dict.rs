@@ -70,8 +70,8 @@ impl P {
     /// # Safety
     /// Attached; `obj` is live.
     unsafe fn new_ref(obj: *mut sys::PyObject) -> P {
-        // SAFETY: the caller's contract.
-        unsafe { sys::Py_IncRef(obj) };
+        // SAFETY: the caller's contract (non-NULL, live, attached).
+        unsafe { sys::Py_INCREF(obj) };
         P(obj)
     }
 
