@@ -11,7 +11,7 @@
 //!   shard, which measured as *no* speed-up from 1 to 2 threads on a 90 % read
 //!   load). Instead, a distributed reader lock in the style of Linux's
 //!   "big reader" locks / BRAVO: each thread has a reader slot (one of
-//!   [`READER_SLOTS`], by thread), and each slot a counter per shard on the
+//!   up to [`READER_SLOTS`], by thread), and each slot a counter per shard on the
 //!   slot's own cache lines. A reader
 //!   1. increments its slot's counter for the shard, then a SeqCst fence,
 //!   2. loads the shard's `writing` flag (Acquire): clear → it reads the table
@@ -30,8 +30,8 @@
 //!   `UnsafeCell`, so a reader overlapping a writer would be reported). A
 //!   reader that sees the flag clear synchronizes with the previous writer's
 //!   Release store, so it sees that writer's table.
-//!   Cost: ~16 KiB per map (64 shards × 16 slots × 8 bytes + padding); a
-//!   write scans 16 counters. A thread must not take a shard's write lock
+//!   Cost: 64 shards × 128 bytes, plus per slot 4 × 128 bytes of counters
+//!   (≤ 16 KiB per map in all); a write scans one counter per slot. A thread must not take a shard's write lock
 //!   while it holds a read guard of the same shard (it would wait for itself).
 //! - The caller supplies every key's 64-bit hash and an equality closure: keys
 //!   are compared by whatever the caller decides (the extension compares Python
@@ -96,9 +96,12 @@ struct Shard<K, V> {
     table: HashTable<Entry<K, V>>,
 }
 
-/// Reader slots (see the module doc): threads are spread over them round
-/// robin; threads sharing a slot share its counters (still correct, only
-/// slower). Under loom: 2, picked from the modelled thread's id.
+/// The most reader slots a map has (see the module doc): threads are spread
+/// over them round robin; threads sharing a slot share its counters (still
+/// correct, only slower). A map has the smallest power of two >= twice the
+/// machine's parallelism, at most this: every write scans one counter per
+/// slot, so slots beyond the threads that can run at once only cost writers.
+/// Under loom: 2, one per modelled thread.
 #[cfg(not(loom))]
 pub const READER_SLOTS: usize = 16;
 /// See the non-loom definition.
@@ -118,14 +121,27 @@ struct ShardCell<K, V> {
 /// One shard on its own cache lines.
 type Slot<K, V> = CachePadded<ShardCell<K, V>>;
 
-/// The calling thread's reader slot.
+/// How many reader slots a new map gets (see [`READER_SLOTS`]).
+#[cfg(not(loom))]
+fn reader_slots() -> usize {
+    let n = std::thread::available_parallelism().map_or(8, |n| n.get());
+    (2 * n).next_power_of_two().clamp(2, READER_SLOTS)
+}
+
+/// Under loom: [`READER_SLOTS`].
+#[cfg(loom)]
+fn reader_slots() -> usize {
+    READER_SLOTS
+}
+
+/// The calling thread's reader index (a map uses it modulo its slot count).
 #[cfg(not(loom))]
 fn reader_slot() -> usize {
     use crate::sync::statics::{AtomicU64, Ordering};
     // Relaxed: only spreads threads over slots; any value is correct.
     static NEXT: AtomicU64 = AtomicU64::new(0);
     std::thread_local! {
-        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) as usize % READER_SLOTS;
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) as usize;
     }
     SLOT.with(|s| *s)
 }
@@ -140,7 +156,7 @@ fn reader_slot() -> usize {
         static ref NEXT: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
     }
     loom::thread_local! {
-        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % READER_SLOTS;
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
     }
     SLOT.with(|s| *s)
 }
@@ -164,6 +180,8 @@ pub struct ShardedMap<K, V> {
     /// `readers[r * lines + s / PER_LINE][s % PER_LINE]`.
     readers: Box<[CachePadded<[AtomicU64; PER_LINE]>]>,
     lines: usize,
+    /// The number of reader slots (a power of two).
+    slots: usize,
     mask: usize,
     len: AtomicI64,
 }
@@ -212,13 +230,15 @@ impl<K, V> ShardedMap<K, V> {
             })
             .collect();
         let lines = n.div_ceil(PER_LINE);
-        let readers = (0..READER_SLOTS * lines)
+        let slots = reader_slots();
+        let readers = (0..slots * lines)
             .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
             .collect();
         ShardedMap {
             shards,
             readers,
             lines,
+            slots,
             mask: n - 1,
             len: AtomicI64::new(0),
         }
@@ -272,6 +292,7 @@ impl<K, V> ShardedMap<K, V> {
     /// The reader counter of `slot` for shard `i`.
     #[inline]
     fn counter(&self, slot: usize, i: usize) -> &AtomicU64 {
+        let slot = slot & (self.slots - 1);
         &self.readers[slot * self.lines + i / PER_LINE][i % PER_LINE]
     }
 
@@ -338,7 +359,7 @@ impl<K, V> ShardedMap<K, V> {
         // fence, loads. Relaxed store: the fence orders it.
         cell.writing.store(true, Ordering::Relaxed);
         sync::fence(Ordering::SeqCst);
-        for slot in 0..READER_SLOTS {
+        for slot in 0..self.slots {
             let c = self.counter(slot, i);
             let mut spins = 0u32;
             // Acquire: a reader's Release decrement is seen with all its

@@ -45,7 +45,7 @@ use crate::cstr;
 use crate::ffi::{self, interp::detached, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::method_fn;
 use crossinterp_core::map::{ReadGuard, ShardedMap, WriteGuard};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
 
@@ -146,6 +146,8 @@ fn write_lock(m: &ShardedMap<P, P>, shard: usize) -> WriteGuard<'_, P, P> {
 std::thread_local! {
     /// The dicts this thread is inside an `update`/`reduce*` of.
     static BUSY: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// `BUSY`'s length: lets the common case (0) skip the `RefCell`.
+    static BUSY_N: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Marks the current thread as inside an update of a dict until dropped.
@@ -155,6 +157,7 @@ impl Busy {
     fn enter(slf: *mut sys::PyObject) -> PyResult<Busy> {
         not_busy(slf)?;
         BUSY.with(|b| b.borrow_mut().push(slf as usize));
+        BUSY_N.with(|n| n.set(n.get() + 1));
         Ok(Busy(slf as usize))
     }
 }
@@ -167,12 +170,13 @@ impl Drop for Busy {
                 b.remove(i);
             }
         });
+        BUSY_N.with(|n| n.set(n.get() - 1));
     }
 }
 
 /// `RuntimeError` if this thread is inside an `update`/`reduce*` of `slf`.
 fn not_busy(slf: *mut sys::PyObject) -> PyResult<()> {
-    if BUSY.with(|b| b.borrow().contains(&(slf as usize))) {
+    if BUSY_N.with(|n| n.get()) != 0 && BUSY.with(|b| b.borrow().contains(&(slf as usize))) {
         // SAFETY: immutable static.
         return Err(ffi::raise_class(
             &unsafe { Owned::from_borrowed(sys::PyExc_RuntimeError) },
