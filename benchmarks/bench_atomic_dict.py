@@ -26,7 +26,8 @@ the single-thread slowdown.
 
 Each case is timed from a barrier that releases all its threads to the last
 join. Rounds are interleaved (every case once per round, in turn, so machine
-noise hits all alike); the figure is the **median** over the rounds.
+noise hits all alike); the figure is the **median** over the rounds (7, or
+3 with ``--quick``), after one warm-up round. Full run: ~3 minutes on 2 vCPUs.
 Ratio = ours ops/s / peer ops/s (>= 1: ours is faster).
 """
 
@@ -256,6 +257,9 @@ def wordcount_cases(nthreads: int, nwords: int, want: collections.Counter) -> di
 # ---------------------------------------------------------------- driver
 
 
+SPREAD: dict = {}  # name -> (min, max) of the last interleaved() call
+
+
 def interleaved(cases: dict, rounds: int) -> dict:
     live = {k: v for k, v in cases.items() if v is not None}
     res = {k: [] for k in live}
@@ -264,6 +268,8 @@ def interleaved(cases: dict, rounds: int) -> dict:
             rate = run()
             if r:  # round 0 warms up (imports, allocator, caches)
                 res[name].append(rate)
+    SPREAD.clear()
+    SPREAD.update({k: (min(v), max(v)) for k, v in res.items()})
     return {k: (statistics.median(res[k]) if k in res else None) for k in cases}
 
 
@@ -273,14 +279,16 @@ def fmt_rate(r: float) -> str:
 
 def report(title: str, ours_name: str, best: dict, rows: list, nthreads: int, label: str):
     print(f"\n  {title}")
-    print(f"    {'':<46}{'ops/s':>12}{'ours/peer':>12}")
+    print(f"    {'':<46}{'ops/s':>12}{'ours/peer':>12}   rounds min..max")
     ours = best[ours_name]
     for name, rate in best.items():
         if rate is None:
             print(f"    {name:<46}{'not installed':>12}")
             continue
         ratio = "" if name == ours_name else f"{ours / rate:.2f}x"
-        print(f"    {name:<46}{fmt_rate(rate):>12}{ratio:>12}")
+        lo, hi = SPREAD[name]
+        spread = f"{fmt_rate(lo)}..{fmt_rate(hi)}"
+        print(f"    {name:<46}{fmt_rate(rate):>12}{ratio:>12}   {spread}")
     for peer in ("cereggii", "ft_utils"):
         name = next(n for n in best if n.startswith(peer))
         rate = best[name]
@@ -294,12 +302,12 @@ def report(title: str, ours_name: str, best: dict, rows: list, nthreads: int, la
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true", help="3 rounds, smaller inputs")
+    p.add_argument("--quick", action="store_true", help="3 rounds, smaller inputs (~20 s)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     a = p.parse_args()
-    rounds = 3 if a.quick else 5
-    nops = 100_000 if a.quick else 300_000
-    nwords = 200_000 if a.quick else 600_000
+    rounds = 3 if a.quick else 7
+    nops = 100_000 if a.quick else 1_000_000
+    nwords = 200_000 if a.quick else 2_000_000
 
     gil = "GIL" if getattr(sys, "_is_gil_enabled", lambda: True)() else "free-threaded"
     print(f"Python {sys.version.split()[0]} ({gil}), {os.cpu_count()} CPUs")
