@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from conftest import LARGE
 
 from crossinterp import AtomicDict, NotShareableError
 from crossinterp.queues import Queue
@@ -493,3 +494,61 @@ def test_hot_shard_contention_with_gc_pauses():
         stop.set()
         c.join()
     assert d.to_dict() == {i: [i] for i in range(4)}
+
+
+@pytest.mark.skipif(not LARGE, reason="long stress run: CROSSINTERP_LARGE=1")
+def test_long_mixed_stress():
+    # Every operation, user-defined and plain keys, from 4 threads, with GC
+    # pauses, for a few seconds: no crash, no deadlock, exact counters, and
+    # every value released exactly once.
+    Counted.released = 0
+    made, updates, reduces = [0] * 4, [0] * 4, [0] * 4
+    d = AtomicDict()
+    stop = threading.Event()
+    deadline = time.monotonic() + 8
+
+    def collector():
+        while not stop.is_set():
+            gc.collect()
+            time.sleep(0.01)
+
+    def work(t):
+        rnd = random.Random(t)
+        while time.monotonic() < deadline:
+            k = rnd.choice(
+                (rnd.randrange(64), EqByValue(rnd.randrange(64)), f"s{rnd.randrange(64)}")
+            )
+            op = rnd.randrange(8)
+            if op == 0:
+                d[k] = Counted()
+                made[t] += 1
+            elif op == 1:
+                d.pop(k, None)
+            elif op == 2:
+                d.get(k)
+            elif op == 3:
+                d.update(("n", t % 2), lambda v: v + 1, 0)
+                updates[t] += 1
+            elif op == 4:
+                d.reduce_count([("c", 0), ("c", 1)])
+                reduces[t] += 1
+            elif op == 5:
+                for _ in d.items():
+                    pass
+            elif op == 6:
+                d.setdefault(k, 0)
+            else:
+                d.compare_and_set(k, None, 0)
+
+    c = threading.Thread(target=collector)
+    c.start()
+    try:
+        run_threads(4, work)
+    finally:
+        stop.set()
+        c.join()
+    assert d.get(("n", 0), 0) + d.get(("n", 1), 0) == sum(updates)
+    assert d[("c", 0)] == d[("c", 1)] == sum(reduces)
+    d.clear()
+    gc.collect()
+    assert Counted.released == sum(made)
