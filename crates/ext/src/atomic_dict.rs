@@ -12,7 +12,10 @@
 //!
 //! 1. `hash(key)` runs before any lock is taken.
 //! 2. No Python code runs under a shard lock: no `__eq__`, no `__del__`, no
-//!    callback. Under the lock keys are compared by identity, by an earlier
+//!    callback; the only CPython calls made under it are increfs, plain
+//!    comparisons (below), exact-int reads, and (`reduce_sum`/`reduce_count`)
+//!    allocating an `int`, none of which runs Python code, re-enters us or
+//!    waits for another thread. Under the lock keys are compared by identity, by an earlier
 //!    verdict (the memo, below), or — when both are *plain* (exact `str`,
 //!    `int`, `float`, `bytes`, `bool`, `None`, or exact tuples of these),
 //!    whose comparison runs no user code and never blocks — by
@@ -856,6 +859,34 @@ fn sum_into(
     let d = state(slf);
     for (k, acc) in accs {
         let mut key = Key::new(k.as_ptr())?;
+        if let Acc::Int(n) = acc {
+            // Fast path, one write-locked pass: absent or an exact int whose
+            // sum fits in i64 -> store a new int made under the lock (an int
+            // allocation runs no Python code and waits for nothing; see the
+            // module doc, rule 2).
+            let done = with_entry(d, &mut key, |slot| {
+                let cur = match slot {
+                    None => Some(0),
+                    Some(v) => small_int(v.0),
+                };
+                match cur.and_then(|c| c.checked_add(n)) {
+                    Some(sum) => {
+                        // SAFETY: attached; returns a new reference or NULL
+                        // with MemoryError set (reported after the unlock).
+                        let o = unsafe { sys::PyLong_FromLongLong(sum) };
+                        if o.is_null() {
+                            (Act::Keep, Err(PyErrSet))
+                        } else {
+                            (Act::Store(P(o)), Ok(true))
+                        }
+                    }
+                    None => (Act::Keep, Ok(false)),
+                }
+            })??;
+            if done {
+                continue;
+            }
+        }
         merge(d, &mut key, |cur| match cur {
             None => acc.to_object(),
             Some(c) => {
