@@ -16,6 +16,7 @@ from ._errors import (
 )
 from ._native import (
     AtomicBool,
+    AtomicDict,
     AtomicInt,
     AtomicRef,
     InterpreterGuard,
@@ -32,6 +33,7 @@ __all__ = [
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
     "AtomicBool",
+    "AtomicDict",
     "AtomicInt",
     "AtomicRef",
     "Channel",

@@ -5,8 +5,8 @@ Interpreter ids are CPython's. Excinfo tuples are
 ``(type_name, type_qualname, type_module, msg, formatted, errdisplay)``.
 """
 
-from collections.abc import Buffer, Callable
-from typing import Any, Self
+from collections.abc import Buffer, Callable, Iterable, Iterator, Mapping
+from typing import Any, NoReturn, Self
 
 type ExcInfoTuple = tuple[str, str, str, str, str, str]
 
@@ -370,3 +370,88 @@ class AtomicRef:
         whether it did."""
     def __reduce__(self) -> Any:
         """Always raises ``NotShareableError``."""
+class AtomicDict[K, V]:
+    """A concurrent dict for free-threaded Python (same API on GIL builds).
+
+    64 shards, each with its own lock, so threads working on different keys
+    do not wait for each other: never one global lock. Reads write no shared
+    memory (a distributed reader lock), so read-mostly loads scale with
+    threads.
+
+    Keys are hashed with ``hash()`` and compared with ``==`` as in ``dict``
+    (``1``, ``1.0`` and ``True`` are one key; unhashable keys raise
+    ``TypeError``; exceptions from ``__hash__``/``__eq__`` propagate). No Python
+    code ever runs while a shard is locked: keys of user-defined types are
+    compared outside the lock and the lookup re-checked.
+
+    Consistency: every single-key operation is atomic (linearizable).
+    ``len()`` is exact when no mutation is in flight, otherwise a value the size
+    had recently. Iteration, ``keys()``/``values()``/``items()``/``to_dict()``
+    are *snapshots*, one shard at a time: each shard's part is consistent, the
+    whole is weakly consistent (an entry inserted or removed meanwhile may or
+    may not appear); they never raise because of concurrent mutation.
+
+    Ownership: belongs to the interpreter that created it (its entries are that
+    interpreter's objects); usable from any thread of that interpreter.
+    Passing it to another interpreter (``prepare_main``, ``call``, queues)
+    raises ``NotShareableError``; it cannot be pickled. Reference cycles
+    through it are collected by the GC.
+    """
+
+    def __new__(cls, initial: Mapping[K, V] | Iterable[tuple[K, V]] | None = None) -> Self:
+        """Start with the items of a mapping or an iterable of pairs."""
+    def __getitem__(self, key: K, /) -> V:
+        """The value for ``key``; ``KeyError`` if absent."""
+    def __setitem__(self, key: K, value: V, /) -> None: ...
+    def __delitem__(self, key: K, /) -> None:
+        """Remove ``key``; ``KeyError`` if absent."""
+    def __contains__(self, key: object, /) -> bool: ...
+    def __len__(self) -> int:
+        """Exact when no mutation is in flight; approximate under concurrency."""
+    def __iter__(self) -> Iterator[K]:
+        """Iterate over a snapshot of the keys."""
+    def get(self, key: K, default: V | None = None, /) -> V | None:
+        """The value for ``key``, else ``default``."""
+    def pop(self, key: K, default: V = ..., /) -> V:
+        """Remove ``key`` and return its value; ``default`` if absent, else ``KeyError``."""
+    def setdefault(self, key: K, default: V | None = None, /) -> V | None:
+        """The value for ``key``; if absent, insert ``default`` (atomically) and return it."""
+    def update(self, key: K, fn: Callable[[V], V], default: V | None = None) -> V:
+        """Replace the value for ``key`` by ``fn(current)`` (``fn(default)`` if
+        absent) atomically, in a compare-and-set loop: ``fn`` runs with no lock
+        held and may be called again if another thread changed the entry
+        meanwhile (the new value is stored only if the entry still holds the
+        value object ``fn`` saw). Returns the value stored. Mutating this dict
+        from inside ``fn`` raises ``RuntimeError`` (reading it is fine). Not
+        ``dict.update``: see ``reduce`` to merge many pairs."""
+    def compare_and_set(self, key: K, expected: V, new: V) -> bool:
+        """If ``key`` is present and its value is ``expected``, store ``new``;
+        return whether it did. "Is" means identity, or equality when both
+        values are plain builtins whose comparison runs no user code (exact
+        ``str``, ``int``, ``float``, ``bytes``, ``bool``, ``None``, tuples of
+        these). An absent key never matches."""
+    def reduce(self, iterable: Iterable[tuple[K, V]], fn: Callable[[V, V], V]) -> None:
+        """Merge ``(key, value)`` pairs: a key already present gets
+        ``fn(current, value)``, an absent one ``value``. The pairs are first
+        combined locally (``fn`` per repeated key, no lock), then each distinct
+        key is merged with ``update``'s compare-and-set loop, so ``fn`` should
+        be associative (and commutative, under concurrent merges) and may run
+        more than once. Mutating this dict from ``fn`` raises ``RuntimeError``."""
+    def reduce_sum(self, iterable: Iterable[tuple[K, Any]], /) -> None:
+        """``reduce`` with ``+``: adds each pair's number to the key's value
+        (absent: starts from the number). Exact ints are summed natively."""
+    def reduce_count(self, iterable: Iterable[K], /) -> None:
+        """Add 1 to the value of each key of ``iterable`` (absent: 0), e.g.
+        word counting: ``d.reduce_count(words)``."""
+    def keys(self) -> list[K]:
+        """A snapshot list of the keys."""
+    def values(self) -> list[V]:
+        """A snapshot list of the values."""
+    def items(self) -> list[tuple[K, V]]:
+        """A snapshot list of the ``(key, value)`` pairs."""
+    def clear(self) -> None:
+        """Remove every item (shard by shard: items inserted concurrently may stay)."""
+    def to_dict(self) -> dict[K, V]:
+        """A plain ``dict`` copy of a snapshot."""
+    def __reduce__(self) -> NoReturn:
+        """Always ``TypeError``: an AtomicDict cannot be pickled or shared."""

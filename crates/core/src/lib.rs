@@ -18,6 +18,8 @@
 //!   interrupt hook; refused items are handed back in the error.
 //! - [`smr::Smr`] — safe memory reclamation for one published pointer
 //!   (readers never see a released value; `AtomicRef` on free-threaded 3.13).
+//! - [`map::ShardedMap`] — a concurrent hash map of independently locked
+//!   shards keyed by caller-supplied hashes (the engine of `AtomicDict`).
 //!
 //! All atomics and locks come from `sync.rs`, so `RUSTFLAGS="--cfg loom"` swaps
 //! them for loom's; `tests/loom.rs` holds the models.
@@ -30,6 +32,7 @@ pub mod buffer;
 pub mod channel;
 mod error;
 mod handle;
+pub mod map;
 mod pending;
 pub mod queue;
 mod registry;

@@ -9,18 +9,91 @@
 //! loom twin with the same API, and the locks in this crate guard short,
 //! uncontended critical sections (pending-call queues, finalization hand-off).
 //! A swap would only be worth it with a measurement that says otherwise.
+//! Likewise `std::sync::RwLock` (the shards of [`crate::map::ShardedMap`]):
+//! futex-based, one atomic RMW to read-lock and one to unlock, with a loom twin.
 
 #[cfg(loom)]
 pub use loom::sync::{
     atomic::{fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
-    Arc, Condvar, Mutex, MutexGuard,
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
 #[cfg(not(loom))]
 pub use std::sync::{
     atomic::{fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
-    Arc, Condvar, Mutex, MutexGuard,
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
+
+#[cfg(not(loom))]
+pub use self::cell::{ConstPtr, MutPtr, UnsafeCell};
+/// A cell whose shared/exclusive accesses loom tracks (and reports when they
+/// race); with std, a thin wrapper over `std::cell::UnsafeCell` with the same
+/// API (`get`/`get_mut` give pointers whose `deref` is the access).
+#[cfg(loom)]
+pub use loom::cell::{ConstPtr, MutPtr, UnsafeCell};
+
+#[cfg(not(loom))]
+mod cell {
+    /// See the re-export.
+    #[derive(Debug, Default)]
+    pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    /// A shared access to an [`UnsafeCell`]'s value.
+    #[derive(Debug)]
+    pub struct ConstPtr<T>(*const T);
+
+    /// An exclusive access to an [`UnsafeCell`]'s value.
+    #[derive(Debug)]
+    pub struct MutPtr<T>(*mut T);
+
+    impl<T> UnsafeCell<T> {
+        /// A cell holding `v`.
+        pub fn new(v: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(v))
+        }
+
+        /// A pointer for shared access.
+        pub fn get(&self) -> ConstPtr<T> {
+            ConstPtr(self.0.get())
+        }
+
+        /// A pointer for exclusive access.
+        pub fn get_mut(&self) -> MutPtr<T> {
+            MutPtr(self.0.get())
+        }
+    }
+
+    impl<T> ConstPtr<T> {
+        /// The value.
+        ///
+        /// # Safety
+        /// No exclusive access to the cell overlaps this borrow.
+        pub unsafe fn deref(&self) -> &T {
+            // SAFETY: the caller's contract.
+            unsafe { &*self.0 }
+        }
+    }
+
+    impl<T> MutPtr<T> {
+        /// The value, exclusively.
+        ///
+        /// # Safety
+        /// No other access to the cell overlaps this borrow.
+        #[allow(clippy::mut_from_ref)] // loom's API, mirrored
+        pub unsafe fn deref(&self) -> &mut T {
+            // SAFETY: the caller's contract.
+            unsafe { &mut *self.0 }
+        }
+    }
+}
+
+/// Yield the thread, giving up the processor (a busy-wait's back-off). Under
+/// loom this is a scheduling point: what lets the model run the thread being
+/// waited for.
+#[cfg(loom)]
+pub use loom::thread::yield_now;
+#[cfg(not(loom))]
+pub use std::thread::yield_now;
 
 /// Thread-locals: loom needs its own macro so that each modelled thread gets a
 /// fresh value.
@@ -28,13 +101,6 @@ pub use std::sync::{
 pub(crate) use loom::thread_local;
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
-
-/// Give up the processor (a busy-wait's back-off). Under loom this is what
-/// lets the model schedule the thread being waited for.
-#[cfg(loom)]
-pub use loom::thread::yield_now;
-#[cfg(not(loom))]
-pub use std::thread::yield_now;
 
 /// One iteration of a busy-wait: a CPU pause hint (loom: a yield, which is
 /// how a spin loop must be written for the model to terminate).
@@ -55,6 +121,35 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Read-lock a reader-writer lock, ignoring poisoning (as [`lock`]).
+pub fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Write-lock a reader-writer lock, ignoring poisoning (as [`lock`]).
+pub fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Read-lock without waiting: `None` if a writer holds (or, std's policy,
+/// waits for) the lock.
+pub fn try_read<T>(l: &RwLock<T>) -> Option<RwLockReadGuard<'_, T>> {
+    match l.try_read() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Write-lock without waiting: `None` if anyone holds the lock.
+pub fn try_write<T>(l: &RwLock<T>) -> Option<RwLockWriteGuard<'_, T>> {
+    match l.try_write() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! `crossinterp-core`; this crate maps interpreters onto it.
 
 pub mod atomic_ref;
+pub mod atomic_dict;
 pub mod atomics;
 pub mod borrowed;
 pub mod buffer;

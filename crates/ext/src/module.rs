@@ -573,6 +573,7 @@ unsafe extern "C" fn module_exec(module: *mut sys::PyObject) -> c_int {
                 (*st).proxy_types[i] = tp.into_ptr();
             }
             crate::atomic_ref::add_type(module)?;
+            crate::atomic_dict::add_type(module)?;
         }
         Ok(())
     })

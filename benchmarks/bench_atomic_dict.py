@@ -1,0 +1,345 @@
+"""AtomicDict side by side with the concurrent-dict peers, in the same run.
+
+    PYTHONPATH=$(scripts/bench_peers 3.13t) scripts/py 3.13t benchmarks/bench_atomic_dict.py [--quick]
+
+Meaningful on a free-threaded build (3.13t); on a GIL build the threads take
+turns and only the single-thread figures mean much.
+
+1. 90/10 get/set: each thread runs its own pre-generated list of operations
+   over one fixed set of 1024 str keys (90 % ``d[k]``, 10 % ``d[k] = i``).
+2. word counting: a generated corpus (Zipf-like over a 5000-word vocabulary)
+   split between the threads; each thread feeds its share in batches of 4096
+   words. Ours: ``reduce_count(batch)`` (local pre-aggregation, then one
+   compare-and-set merge per distinct word) and, informational, one
+   ``update(word, inc, 0)`` per word. cereggii: ``AtomicDict.reduce_count(batch)``.
+   ft_utils: ``ConcurrentDict`` of ``AtomicInt64`` counters, fed from a local
+   ``Counter`` of each batch (``ConcurrentDict`` has no atomic
+   read-modify-write or insert-if-absent; a missing counter is created under a
+   lock, double-checked). ``dict + Lock``: a local ``Counter`` per batch merged
+   into a plain dict under one ``threading.Lock``. Every implementation's final
+   counts are checked against ``collections.Counter`` of the corpus.
+
+Peers: cereggii ``AtomicDict`` and ft_utils ``ConcurrentDict``
+(``PYTHONPATH=$(scripts/bench_peers VERSION)``); a peer that cannot be imported
+is reported "not installed". Also a plain ``dict`` (no lock; single thread) for
+the single-thread slowdown.
+
+Each case is timed from a barrier that releases all its threads to the last
+join. Rounds are interleaved (every case once per round, in turn, so machine
+noise hits all alike); the figure is the **median** over the rounds (7, or
+3 with ``--quick``), after one warm-up round. Full run: ~3 minutes on 2 vCPUs.
+Ratio = ours ops/s / peer ops/s (>= 1: ours is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+
+from crossinterp import AtomicDict
+
+try:
+    import cereggii
+except ImportError:  # reported as "not installed"
+    cereggii = None
+try:
+    from ft_utils.concurrency import AtomicInt64, ConcurrentDict
+except ImportError:
+    ConcurrentDict = AtomicInt64 = None
+
+NKEYS = 1024
+VOCAB = 5000
+BATCH = 4096
+
+
+def run_threads(nthreads: int, target, args_per_thread) -> float:
+    """Run target(*args) in `nthreads` threads released together; seconds."""
+    barrier = threading.Barrier(nthreads + 1)
+    errors = []
+
+    def body(args):
+        barrier.wait()
+        try:
+            target(*args)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+
+    ts = [threading.Thread(target=body, args=(a,)) for a in args_per_thread]
+    for t in ts:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in ts:
+        t.join()
+    dt = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return dt
+
+
+# ---------------------------------------------------------------- 90/10
+
+
+def getset_work(d, ops):
+    for is_set, k, v in ops:
+        if is_set:
+            d[k] = v
+        else:
+            d[k]
+
+
+def getset_locked_work(d, ops, lock):
+    for is_set, k, v in ops:
+        with lock:
+            if is_set:
+                d[k] = v
+            else:
+                d[k]
+
+
+def getset_cases(nthreads: int, nops: int) -> dict:
+    keys = [f"key{i}" for i in range(NKEYS)]
+    plans = []
+    for t in range(nthreads):
+        rnd = random.Random(t)
+        plans.append([(rnd.random() < 0.1, rnd.choice(keys), i) for i in range(nops)])
+
+    def make(factory, locked=False):
+        def run():
+            d = factory()
+            for k in keys:
+                d[k] = 0
+            if locked:
+                lock = threading.Lock()
+                dt = run_threads(nthreads, getset_locked_work, [(d, p, lock) for p in plans])
+            else:
+                dt = run_threads(nthreads, getset_work, [(d, p) for p in plans])
+            return nthreads * nops / dt
+
+        return run
+
+    cases = {"AtomicDict (ours)": make(AtomicDict)}
+    cases["cereggii AtomicDict"] = make(cereggii.AtomicDict) if cereggii else None
+    cases["ft_utils ConcurrentDict"] = make(ConcurrentDict) if ConcurrentDict else None
+    cases["dict + threading.Lock"] = make(dict, locked=True)
+    if nthreads == 1:
+        cases["plain dict (no lock)"] = make(dict)
+    return cases
+
+
+# ---------------------------------------------------------------- word count
+
+
+def corpus(nwords: int) -> list[str]:
+    rnd = random.Random(42)
+    vocab = [f"w{i:04d}" for i in range(VOCAB)]
+    weights = [1.0 / (r + 1) for r in range(VOCAB)]  # Zipf, s = 1
+    return rnd.choices(vocab, weights, k=nwords)
+
+
+def batches(words: list[str]):
+    return [words[i : i + BATCH] for i in range(0, len(words), BATCH)]
+
+
+def wc_ours_reduce(d, bs):
+    for b in bs:
+        d.reduce_count(b)
+
+
+def _inc(v):
+    return v + 1
+
+
+def wc_ours_update(d, bs):
+    update = d.update
+    for b in bs:
+        for w in b:
+            update(w, _inc, 0)
+
+
+def wc_cereggii(d, bs):
+    for b in bs:
+        d.reduce_count(b)
+
+
+def wc_ft(d, bs, lock):
+    for b in bs:
+        for w, c in collections.Counter(b).items():
+            try:
+                a = d[w]
+            except KeyError:
+                with lock:
+                    try:
+                        a = d[w]
+                    except KeyError:
+                        a = d[w] = AtomicInt64(0)
+            a += c
+
+
+def wc_locked(d, bs, lock):
+    for b in bs:
+        local = collections.Counter(b)
+        with lock:
+            for w, c in local.items():
+                d[w] = d.get(w, 0) + c
+
+
+def wc_plain(d, bs):
+    for b in bs:
+        for w in b:
+            d[w] = d.get(w, 0) + 1
+
+
+def wordcount_cases(nthreads: int, nwords: int, want: collections.Counter) -> dict:
+    words = corpus(nwords)
+    share = len(words) // nthreads
+    parts = [batches(words[t * share : (t + 1) * share]) for t in range(nthreads)]
+
+    def check(counts: dict, name: str):
+        if counts != want:
+            raise AssertionError(f"{name}: wrong word counts")
+
+    def make(name, factory, work, lock=False, value=lambda v: v, snapshot=dict):
+        def run():
+            d = factory()
+            extra = (threading.Lock(),) if lock else ()
+            dt = run_threads(nthreads, work, [(d, p, *extra) for p in parts])
+            check({k: value(v) for k, v in snapshot(d).items()}, name)
+            return len(words) / dt
+
+        return run
+
+    def cereggii_snapshot(d):
+        return {k: v for k, v in d.fast_iter()}
+
+    def ft_snapshot(d):
+        return d.as_dict()
+
+    cases = {
+        "AtomicDict.reduce_count (ours)": make(
+            "ours", AtomicDict, wc_ours_reduce, snapshot=AtomicDict.to_dict
+        ),
+        "AtomicDict.update per word (ours)": make(
+            "ours update", AtomicDict, wc_ours_update, snapshot=AtomicDict.to_dict
+        ),
+    }
+    cases["cereggii AtomicDict.reduce_count"] = (
+        make("cereggii", cereggii.AtomicDict, wc_cereggii, snapshot=cereggii_snapshot)
+        if cereggii
+        else None
+    )
+    cases["ft_utils ConcurrentDict + AtomicInt64"] = (
+        make(
+            "ft_utils",
+            ConcurrentDict,
+            wc_ft,
+            lock=True,
+            value=lambda a: a.get(),
+            snapshot=ft_snapshot,
+        )
+        if ConcurrentDict
+        else None
+    )
+    cases["dict + threading.Lock (Counter per batch)"] = make(
+        "dict+Lock", dict, wc_locked, lock=True
+    )
+    if nthreads == 1:
+        cases["plain dict (no lock, per word)"] = make("plain", dict, wc_plain)
+    return cases, len(words) - len(words) % nthreads
+
+
+# ---------------------------------------------------------------- driver
+
+
+SPREAD: dict = {}  # name -> (min, max) of the last interleaved() call
+
+
+def interleaved(cases: dict, rounds: int) -> dict:
+    live = {k: v for k, v in cases.items() if v is not None}
+    res = {k: [] for k in live}
+    for r in range(rounds + 1):
+        for name, run in live.items():
+            rate = run()
+            if r:  # round 0 warms up (imports, allocator, caches)
+                res[name].append(rate)
+    SPREAD.clear()
+    SPREAD.update({k: (min(v), max(v)) for k, v in res.items()})
+    return {k: (statistics.median(res[k]) if k in res else None) for k in cases}
+
+
+def fmt_rate(r: float) -> str:
+    return f"{r / 1e6:.2f} M/s" if r >= 1e6 else f"{r / 1e3:.0f} k/s"
+
+
+def report(title: str, ours_name: str, best: dict, rows: list, nthreads: int, label: str):
+    print(f"\n  {title}")
+    print(f"    {'':<46}{'ops/s':>12}{'ours/peer':>12}   rounds min..max")
+    ours = best[ours_name]
+    for name, rate in best.items():
+        if rate is None:
+            print(f"    {name:<46}{'not installed':>12}")
+            continue
+        ratio = "" if name == ours_name else f"{ours / rate:.2f}x"
+        lo, hi = SPREAD[name]
+        spread = f"{fmt_rate(lo)}..{fmt_rate(hi)}"
+        print(f"    {name:<46}{fmt_rate(rate):>12}{ratio:>12}   {spread}")
+    for peer in ("cereggii", "ft_utils"):
+        name = next(n for n in best if n.startswith(peer))
+        rate = best[name]
+        rows.append(
+            (f"{label}, {nthreads} thread(s): ours vs {peer}", ours / rate if rate else None)
+        )
+    if nthreads == 1:
+        plain = next(n for n in best if n.startswith("plain dict"))
+        rows.append((f"{label}, 1 thread: ours vs plain dict (slowdown)", ours / best[plain]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="3 rounds, smaller inputs (~20 s)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    a = p.parse_args()
+    rounds = 3 if a.quick else 7
+    nops = 100_000 if a.quick else 1_000_000
+    nwords = 200_000 if a.quick else 2_000_000
+
+    gil = "GIL" if getattr(sys, "_is_gil_enabled", lambda: True)() else "free-threaded"
+    print(f"Python {sys.version.split()[0]} ({gil}), {os.cpu_count()} CPUs")
+    print(f"median of {rounds} interleaved rounds (after 1 warm-up); ratio = ours / peer ops/s")
+    for peer, mod in (("cereggii", cereggii), ("ft_utils", ConcurrentDict)):
+        if mod is None:
+            print(f"  {peer}: not installed (PYTHONPATH=$(scripts/bench_peers VERSION))")
+
+    rows: list = []
+    print("\n[1] 90/10 get/set over 1024 str keys (ops/s, all threads together)")
+    for n in a.threads:
+        best = interleaved(getset_cases(n, nops), rounds)
+        report(f"{n} thread(s)", "AtomicDict (ours)", best, rows, n, "90/10 get/set")
+
+    print(f"\n[2] word counting, {nwords} words, batches of {BATCH} (words/s)")
+    want = collections.Counter(corpus(nwords))
+    for n in a.threads:
+        w = want
+        if nwords % n:
+            w = collections.Counter(corpus(nwords)[: nwords - nwords % n])
+        cases, _ = wordcount_cases(n, nwords, w)
+        best = interleaved(cases, rounds)
+        report(f"{n} thread(s)", "AtomicDict.reduce_count (ours)", best, rows, n, "word count")
+
+    print("\ntargets (ours / peer >= 1.0; the slowdown rows are informational)")
+    for label, r in rows:
+        if r is None:
+            print(f"  {label:<60}{'n/a':>8}")
+            continue
+        verdict = "" if "slowdown" in label else ("met" if r >= 1.0 else "MISSED")
+        print(f"  {label:<60}{r:>7.2f}x  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

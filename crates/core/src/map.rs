@@ -1,0 +1,651 @@
+//! [`ShardedMap`]: a concurrent hash map split into independently locked
+//! shards — the engine of `crossinterp.AtomicDict`, independent of Python.
+//!
+//! # Design
+//!
+//! - `N` shards (a power of two, [`DEFAULT_SHARDS`] by default), each a
+//!   [`hashbrown::HashTable`] guarded by the reader protocol below, each on its
+//!   own cache line pair (`crossbeam_utils::CachePadded`).
+//! - Reads do not write to shared memory (a plain reader-writer lock would:
+//!   its reader count bounces between the cores of every thread reading the
+//!   shard, which measured as *no* speed-up from 1 to 2 threads on a 90 % read
+//!   load). Instead, a distributed reader lock in the style of Linux's
+//!   "big reader" locks / BRAVO: each thread has a reader slot (one of
+//!   up to [`READER_SLOTS`], by thread), and each slot a counter per shard on the
+//!   slot's own cache lines. A reader
+//!   1. increments its slot's counter for the shard, then a SeqCst fence,
+//!   2. loads the shard's `writing` flag (Acquire): clear → it reads the table
+//!      and decrements its counter (Release) when done; set → it decrements
+//!      and falls back to the shard's `RwLock` in read mode (slow path).
+//!
+//!   A writer takes the shard's `RwLock` in write mode (excluding slow readers
+//!   and other writers), sets `writing`, a SeqCst fence, waits until every
+//!   slot's counter for the shard is 0 (Acquire loads; readers hold it for a
+//!   lookup only, never blocking inside), mutates, clears `writing` (Release)
+//!   and unlocks. The two store→fence→load sequences are Dekker's (the SeqCst
+//!   fences are totally ordered, so the later one's load sees the earlier
+//!   one's store): either the reader
+//!   sees `writing` set, or the writer sees the reader's count — never
+//!   neither (`fast_read_vs_resize` loom model; the table lives in a loom
+//!   `UnsafeCell`, so a reader overlapping a writer would be reported). A
+//!   reader that sees the flag clear synchronizes with the previous writer's
+//!   Release store, so it sees that writer's table.
+//!   Cost: 64 shards × 128 bytes, plus per slot 4 × 128 bytes of counters
+//!   (≤ 16 KiB per map in all); a write scans one counter per slot. A thread must not take a shard's write lock
+//!   while it holds a read guard of the same shard (it would wait for itself).
+//! - The caller supplies every key's 64-bit hash and an equality closure: keys
+//!   are compared by whatever the caller decides (the extension compares Python
+//!   objects, some of them only outside the lock; see below). `HashTable` was
+//!   chosen over `std::collections::HashMap` because it takes exactly that — a
+//!   hash and an `eq` closure per call — with no `Hash`/`Eq` impls on the key.
+//! - The caller's hash is first spread (`spread`: a multiply by an odd constant
+//!   and a xor-shift, both bijective, so two hashes collide after spreading iff
+//!   they collided before). Python's `hash(i) == i` for small ints would
+//!   otherwise pile every key into shard 0 and give hashbrown's 7-bit tags no
+//!   entropy. The shard is taken from bits 40.. of the spread hash; hashbrown
+//!   uses the low bits for the bucket and the top 7 for the tag, so the three
+//!   never overlap (for tables below 2^40 buckets).
+//! - A shard's table grows (re-hashes) inside that shard's write lock: a
+//!   resize blocks that shard only, readers of other shards never notice
+//!   (`insert_while_resizing` tests, `resize_vs_reader` loom model).
+//! - `len` is one atomic counter updated inside the write lock of the mutated
+//!   shard: exact when no mutation is in flight, and never negative (every
+//!   decrement is ordered after its increment by the shard lock, so it follows
+//!   it in the counter's modification order too).
+//!
+//! # Comparing outside the lock
+//!
+//! The equality closure runs under the shard lock. A caller whose equality may
+//! block or re-enter (Python's `__eq__`) uses it only for the comparisons it
+//! can make without that (identity, plain builtin types) and records the other
+//! candidates ([`ReadGuard::candidates`] lists them), compares those after
+//! releasing the lock, memoizes the verdicts, and looks up again under the
+//! lock: the second lookup is decided under the lock from identity and the
+//! memo, so no version check is needed (a key inserted meanwhile is simply a
+//! new candidate, and the caller loops).
+//!
+//! # Ownership
+//!
+//! The map owns its keys and values (`K`, `V` are dropped with it or handed
+//! back by `remove`/`insert`/`drain`). Mutating calls hand displaced keys and
+//! values back to the caller, which drops them after releasing the lock: a
+//! drop that runs user code (a Python `__del__`) must never run under a shard
+//! lock.
+
+use crate::sync::{
+    self, AtomicBool, AtomicI64, AtomicU64, ConstPtr, MutPtr, Ordering, RwLock, RwLockReadGuard,
+    RwLockWriteGuard, UnsafeCell,
+};
+use crossbeam_utils::CachePadded;
+use hashbrown::HashTable;
+use std::fmt;
+
+/// The default number of shards: enough that a handful of threads rarely meet
+/// on one lock, few enough that an empty map stays small (64 × 128 bytes).
+pub const DEFAULT_SHARDS: usize = 64;
+
+/// One key-value pair and the caller's hash of the key.
+struct Entry<K, V> {
+    hash: u64,
+    key: K,
+    value: V,
+}
+
+/// The table of one shard, behind that shard's lock.
+struct Shard<K, V> {
+    table: HashTable<Entry<K, V>>,
+}
+
+/// The most reader slots a map has (see the module doc): threads are spread
+/// over them round robin; threads sharing a slot share its counters (still
+/// correct, only slower). A map has the smallest power of two >= twice the
+/// machine's parallelism, at most this: every write scans one counter per
+/// slot, so slots beyond the threads that can run at once only cost writers.
+/// Under loom: 2, one per modelled thread.
+#[cfg(not(loom))]
+pub const READER_SLOTS: usize = 16;
+/// See the non-loom definition.
+#[cfg(loom)]
+pub const READER_SLOTS: usize = 2;
+
+/// Counters per cache-line pair in the reader table.
+const PER_LINE: usize = 16;
+
+/// One shard: the writers' lock, the `writing` flag and the table.
+struct ShardCell<K, V> {
+    lock: RwLock<()>,
+    writing: AtomicBool,
+    data: UnsafeCell<Shard<K, V>>,
+}
+
+/// One shard on its own cache lines.
+type Slot<K, V> = CachePadded<ShardCell<K, V>>;
+
+/// How many reader slots a new map gets (see [`READER_SLOTS`]).
+#[cfg(not(loom))]
+fn reader_slots() -> usize {
+    let n = std::thread::available_parallelism().map_or(8, |n| n.get());
+    (2 * n).next_power_of_two().clamp(2, READER_SLOTS)
+}
+
+/// Under loom: [`READER_SLOTS`].
+#[cfg(loom)]
+fn reader_slots() -> usize {
+    READER_SLOTS
+}
+
+/// The calling thread's reader index (a map uses it modulo its slot count).
+#[cfg(not(loom))]
+fn reader_slot() -> usize {
+    use crate::sync::statics::{AtomicU64, Ordering};
+    // Relaxed: only spreads threads over slots; any value is correct.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) as usize;
+    }
+    SLOT.with(|s| *s)
+}
+
+/// The calling thread's reader slot under loom: first come, first served, from
+/// a per-execution counter (loom's `lazy_static!` resets with each execution,
+/// its `thread_local!` per modelled thread), so the models are deterministic
+/// and two threads get different slots.
+#[cfg(loom)]
+fn reader_slot() -> usize {
+    loom::lazy_static! {
+        static ref NEXT: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+    }
+    loom::thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SLOT.with(|s| *s)
+}
+
+/// Spread a caller's hash over all 64 bits (see the module doc). Bijective.
+#[inline]
+fn spread(hash: u64) -> u64 {
+    let h = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 29)
+}
+
+/// A concurrent hash map of `N` independently locked shards.
+///
+/// Ownership: owns its entries; share it between threads by reference or
+/// `Arc`. `K` and `V` must be `Send` for the map to be `Sync` (the standard
+/// lock's rules). Entries displaced by a mutation are returned to the caller
+/// and dropped where it decides (never under a shard lock).
+pub struct ShardedMap<K, V> {
+    shards: Box<[Slot<K, V>]>,
+    /// Reader counters: slot `r`, shard `s` is
+    /// `readers[r * lines + s / PER_LINE][s % PER_LINE]`.
+    readers: Box<[CachePadded<[AtomicU64; PER_LINE]>]>,
+    lines: usize,
+    /// The number of reader slots (a power of two).
+    slots: usize,
+    mask: usize,
+    len: AtomicI64,
+}
+
+// SAFETY: the tables are only reached through the guards: shared access
+// (`&K`, `&V` on several threads at once: needs `Sync`) under the reader
+// protocol or the read lock, exclusive access (moving `K`, `V` in and out:
+// needs `Send`) under the write lock with every fast reader drained.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for ShardedMap<K, V> {}
+// SAFETY: as above; the map owns its entries.
+unsafe impl<K: Send, V: Send> Send for ShardedMap<K, V> {}
+
+impl<K, V> Default for ShardedMap<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> fmt::Debug for ShardedMap<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardedMap")
+            .field("shards", &self.shards.len())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl<K, V> ShardedMap<K, V> {
+    /// An empty map with [`DEFAULT_SHARDS`] shards.
+    pub fn new() -> Self {
+        Self::with_shards(DEFAULT_SHARDS)
+    }
+
+    /// An empty map with `n` shards, rounded up to a power of two (at least 1).
+    pub fn with_shards(n: usize) -> Self {
+        let n = n.max(1).next_power_of_two();
+        let shards = (0..n)
+            .map(|_| {
+                CachePadded::new(ShardCell {
+                    lock: RwLock::new(()),
+                    writing: AtomicBool::new(false),
+                    data: UnsafeCell::new(Shard {
+                        table: HashTable::new(),
+                    }),
+                })
+            })
+            .collect();
+        let lines = n.div_ceil(PER_LINE);
+        let slots = reader_slots();
+        let readers = (0..slots * lines)
+            .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
+            .collect();
+        ShardedMap {
+            shards,
+            readers,
+            lines,
+            slots,
+            mask: n - 1,
+            len: AtomicI64::new(0),
+        }
+    }
+
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard a hash maps to.
+    #[inline]
+    pub fn shard_of(&self, hash: u64) -> usize {
+        (spread(hash) >> 40) as usize & self.mask
+    }
+
+    /// The number of entries: exact when no mutation is in flight; under
+    /// concurrent mutation, some value the count had recently.
+    pub fn len(&self) -> usize {
+        // Relaxed: a statistic; no data is published through it.
+        self.len.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// Whether [`len`](Self::len) is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Read-lock the shard of `hash`, if no writer holds it.
+    #[inline]
+    pub fn try_read(&self, hash: u64) -> Option<ReadGuard<'_, K, V>> {
+        self.try_read_shard(self.shard_of(hash))
+    }
+
+    /// Read-lock the shard of `hash`, waiting for writers.
+    pub fn read(&self, hash: u64) -> ReadGuard<'_, K, V> {
+        self.read_shard(self.shard_of(hash))
+    }
+
+    /// Write-lock the shard of `hash`, if nobody holds it.
+    #[inline]
+    pub fn try_write(&self, hash: u64) -> Option<WriteGuard<'_, K, V>> {
+        self.try_write_shard(self.shard_of(hash))
+    }
+
+    /// Write-lock the shard of `hash`, waiting for everyone else.
+    pub fn write(&self, hash: u64) -> WriteGuard<'_, K, V> {
+        self.write_shard(self.shard_of(hash))
+    }
+
+    /// The reader counter of `slot` for shard `i`.
+    #[inline]
+    fn counter(&self, slot: usize, i: usize) -> &AtomicU64 {
+        let slot = slot & (self.slots - 1);
+        &self.readers[slot * self.lines + i / PER_LINE][i % PER_LINE]
+    }
+
+    /// The fast read path (module doc): `None` if a writer is at work.
+    #[inline]
+    fn fast_read(&self, i: usize) -> Option<ReadGuard<'_, K, V>> {
+        let cell = &self.shards[i];
+        let c = self.counter(reader_slot(), i);
+        // The reader half of the Dekker pair (module doc): increment, SeqCst
+        // fence, load. Fences rather than SeqCst accesses: the fence pairing
+        // is what the C++/Rust model guarantees for two locations, and what
+        // loom checks (it treats SeqCst accesses as AcqRel).
+        c.fetch_add(1, Ordering::Relaxed);
+        sync::fence(Ordering::SeqCst);
+        // Acquire: seeing `false` stored by a writer (Release) shows us its table.
+        if !cell.writing.load(Ordering::Acquire) {
+            return Some(ReadGuard {
+                p: Some(cell.data.get()),
+                how: ReadHow::Fast(c),
+            });
+        }
+        // Release: pairs with the writer's acquire (SeqCst) load; we read nothing.
+        c.fetch_sub(1, Ordering::Release);
+        None
+    }
+
+    /// Read-lock shard `i` (`i < shard_count()`), if no writer holds it.
+    #[inline]
+    pub fn try_read_shard(&self, i: usize) -> Option<ReadGuard<'_, K, V>> {
+        if let Some(g) = self.fast_read(i) {
+            return Some(g);
+        }
+        let cell = &self.shards[i];
+        sync::try_read(&cell.lock).map(|g| ReadGuard {
+            p: Some(cell.data.get()),
+            how: ReadHow::Locked(g),
+        })
+    }
+
+    /// Read-lock shard `i`, waiting.
+    pub fn read_shard(&self, i: usize) -> ReadGuard<'_, K, V> {
+        if let Some(g) = self.fast_read(i) {
+            return g;
+        }
+        let cell = &self.shards[i];
+        let g = sync::read(&cell.lock);
+        ReadGuard {
+            p: Some(cell.data.get()),
+            how: ReadHow::Locked(g),
+        }
+    }
+
+    /// With shard `i`'s write lock held: raise `writing` and wait for the fast
+    /// readers already inside to leave; or, if `!wait` and some are inside,
+    /// lower it again and give up (`None`).
+    fn drain_readers<'a>(
+        &'a self,
+        i: usize,
+        g: RwLockWriteGuard<'a, ()>,
+        wait: bool,
+    ) -> Option<WriteGuard<'a, K, V>> {
+        let cell = &self.shards[i];
+        // The writer half of the Dekker pair (see `fast_read`): store, SeqCst
+        // fence, loads. Relaxed store: the fence orders it.
+        cell.writing.store(true, Ordering::Relaxed);
+        sync::fence(Ordering::SeqCst);
+        for slot in 0..self.slots {
+            let c = self.counter(slot, i);
+            let mut spins = 0u32;
+            // Acquire: a reader's Release decrement is seen with all its
+            // reads of the table before it.
+            while c.load(Ordering::Acquire) != 0 {
+                if !wait {
+                    // Release: we touched nothing.
+                    cell.writing.store(false, Ordering::Release);
+                    return None;
+                }
+                spins += 1;
+                // Under loom every turn yields (a spin without a yield point
+                // would make the model explore each iteration).
+                if spins < 64 && !cfg!(loom) {
+                    std::hint::spin_loop();
+                } else {
+                    crate::sync::yield_now();
+                }
+            }
+        }
+        Some(WriteGuard {
+            p: Some(cell.data.get_mut()),
+            writing: &cell.writing,
+            _lock: g,
+            len: &self.len,
+        })
+    }
+
+    /// Write-lock shard `i`, if nobody (writer or reader) is in it.
+    #[inline]
+    pub fn try_write_shard(&self, i: usize) -> Option<WriteGuard<'_, K, V>> {
+        let g = sync::try_write(&self.shards[i].lock)?;
+        self.drain_readers(i, g, false)
+    }
+
+    /// Write-lock shard `i`, waiting for the writer and readers inside (fast
+    /// readers never block inside, so that wait is short).
+    pub fn write_shard(&self, i: usize) -> WriteGuard<'_, K, V> {
+        let g = sync::write(&self.shards[i].lock);
+        match self.drain_readers(i, g, true) {
+            Some(w) => w,
+            None => unreachable!("drain_readers(wait = true) always succeeds"),
+        }
+    }
+
+    /// Remove every entry, one shard at a time (each under its write lock),
+    /// and hand them back. Entries inserted concurrently into a shard already
+    /// drained stay.
+    pub fn drain(&self) -> Vec<(K, V)> {
+        let mut out = Vec::new();
+        for i in 0..self.shards.len() {
+            out.extend(self.write_shard(i).drain());
+        }
+        out
+    }
+}
+
+/// A read lock on one shard. Lookups by hash + equality, and iteration of that
+/// shard's entries.
+pub struct ReadGuard<'a, K, V> {
+    /// `Some` until dropped (the access ends before the lock is released).
+    p: Option<ConstPtr<Shard<K, V>>>,
+    how: ReadHow<'a>,
+}
+
+enum ReadHow<'a> {
+    /// Fast path: this slot counter is held.
+    Fast(&'a AtomicU64),
+    /// Slow path: the shard's lock in read mode.
+    Locked(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+}
+
+impl<K, V> Drop for ReadGuard<'_, K, V> {
+    fn drop(&mut self) {
+        self.p = None;
+        if let ReadHow::Fast(c) = self.how {
+            // Release: our reads of the table happen before a writer that
+            // sees the count drop (see `drain_readers`).
+            c.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+impl<K, V> ReadGuard<'_, K, V> {
+    #[inline]
+    fn shard(&self) -> &Shard<K, V> {
+        // SAFETY: `p` is `Some` until drop; while this guard lives no writer
+        // mutates the shard (module doc: reader protocol / read lock).
+        unsafe { self.p.as_ref().unwrap_unchecked().deref() }
+    }
+}
+
+/// A write lock on one shard: lookups and mutations.
+pub struct WriteGuard<'a, K, V> {
+    /// `Some` until dropped (the access ends before `writing` is cleared).
+    p: Option<MutPtr<Shard<K, V>>>,
+    writing: &'a AtomicBool,
+    _lock: RwLockWriteGuard<'a, ()>,
+    len: &'a AtomicI64,
+}
+
+impl<K, V> Drop for WriteGuard<'_, K, V> {
+    fn drop(&mut self) {
+        self.p = None;
+        // Release: fast readers that see the flag clear see our table.
+        self.writing.store(false, Ordering::Release);
+        // `_lock` is released after this.
+    }
+}
+
+impl<K, V> WriteGuard<'_, K, V> {
+    #[inline]
+    fn shard(&self) -> &Shard<K, V> {
+        // SAFETY: `p` is `Some` until drop; this guard is the shard's only
+        // accessor (write lock held, fast readers drained).
+        unsafe { self.p.as_ref().unwrap_unchecked().deref() }
+    }
+
+    #[inline]
+    fn shard_mut(&mut self) -> &mut Shard<K, V> {
+        // SAFETY: as in `shard`, and `&mut self` makes this borrow unique.
+        unsafe { self.p.as_ref().unwrap_unchecked().deref() }
+    }
+}
+
+macro_rules! read_ops {
+    () => {
+        /// The entry whose key has `hash` and satisfies `eq`. `eq` is called
+        /// only for keys of exactly that hash, in an unspecified order, and
+        /// the first key it accepts wins.
+        #[inline]
+        pub fn find(&self, hash: u64, mut eq: impl FnMut(&K) -> bool) -> Option<(&K, &V)> {
+            self.shard()
+                .table
+                .find(spread(hash), |e| e.hash == hash && eq(&e.key))
+                .map(|e| (&e.key, &e.value))
+        }
+
+        /// Every entry whose key has exactly `hash` (collision candidates).
+        pub fn candidates(&self, hash: u64) -> impl Iterator<Item = (&K, &V)> + '_ {
+            self.shard()
+                .table
+                .iter_hash(spread(hash))
+                .filter(move |e| e.hash == hash)
+                .map(|e| (&e.key, &e.value))
+        }
+
+        /// Every entry of this shard.
+        pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+            self.shard().table.iter().map(|e| (&e.key, &e.value))
+        }
+
+        /// The number of entries in this shard.
+        pub fn len(&self) -> usize {
+            self.shard().table.len()
+        }
+
+        /// Whether this shard is empty.
+        pub fn is_empty(&self) -> bool {
+            self.shard().table.is_empty()
+        }
+    };
+}
+
+impl<K, V> ReadGuard<'_, K, V> {
+    read_ops!();
+}
+
+impl<K, V> WriteGuard<'_, K, V> {
+    read_ops!();
+
+    // Relaxed on `len`: the counter publishes nothing (see `ShardedMap::len`);
+    // its updates are ordered among themselves by the shard lock.
+    fn count(&self, d: i64) {
+        self.len.fetch_add(d, Ordering::Relaxed);
+    }
+
+    /// The value of the entry whose key has `hash` and satisfies `eq`, for
+    /// replacing in place (the key set does not change).
+    pub fn get_mut(&mut self, hash: u64, mut eq: impl FnMut(&K) -> bool) -> Option<&mut V> {
+        self.shard_mut()
+            .table
+            .find_mut(spread(hash), |e| e.hash == hash && eq(&e.key))
+            .map(|e| &mut e.value)
+    }
+
+    /// The entry whose key has `hash` and satisfies `eq`, to read, replace
+    /// the value of, or remove.
+    pub fn entry(
+        &mut self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+    ) -> Option<Occupied<'_, K, V>> {
+        let len = self.len;
+        let e = self
+            .shard_mut()
+            .table
+            .find_entry(spread(hash), |e| e.hash == hash && eq(&e.key))
+            .ok()?;
+        Some(Occupied { e, len })
+    }
+
+    /// Insert `key` → `value`, which the caller has established is absent
+    /// (a lookup under this same guard found no equal key). Inserting a key
+    /// that is present makes two entries for it.
+    pub fn insert_new(&mut self, hash: u64, key: K, value: V) {
+        self.shard_mut()
+            .table
+            .insert_unique(spread(hash), Entry { hash, key, value }, |e| spread(e.hash));
+        self.count(1);
+    }
+
+    /// Insert or replace: if a key satisfying `eq` is present, its value is
+    /// replaced and `Some((key, old_value))` hands back the `key` passed in and
+    /// the displaced value (the stored key is kept, as Python's `dict` does);
+    /// else the pair is inserted and `None` returned.
+    pub fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        eq: impl FnMut(&K) -> bool,
+    ) -> Option<(K, V)> {
+        match self.get_mut(hash, eq) {
+            Some(v) => Some((key, std::mem::replace(v, value))),
+            None => {
+                self.insert_new(hash, key, value);
+                None
+            }
+        }
+    }
+
+    /// Remove the entry whose key has `hash` and satisfies `eq`.
+    pub fn remove(&mut self, hash: u64, mut eq: impl FnMut(&K) -> bool) -> Option<(K, V)> {
+        let entry = self
+            .shard_mut()
+            .table
+            .find_entry(spread(hash), |e| e.hash == hash && eq(&e.key))
+            .ok()?;
+        let (e, _) = entry.remove();
+        self.count(-1);
+        Some((e.key, e.value))
+    }
+
+    /// Remove every entry of this shard and hand them back.
+    pub fn drain(&mut self) -> Vec<(K, V)> {
+        let out: Vec<(K, V)> = self
+            .shard_mut()
+            .table
+            .drain()
+            .map(|e| (e.key, e.value))
+            .collect();
+        self.count(-(out.len() as i64));
+        // Give the memory of a cleared table back (a `clear()`ed dict shrinks too).
+        self.shard_mut().table.shrink_to_fit(|e| spread(e.hash));
+        out
+    }
+}
+
+/// One entry of a write-locked shard (see [`WriteGuard::entry`]).
+pub struct Occupied<'g, K, V> {
+    e: hashbrown::hash_table::OccupiedEntry<'g, Entry<K, V>>,
+    len: &'g AtomicI64,
+}
+
+impl<K, V> Occupied<'_, K, V> {
+    /// The stored key.
+    pub fn key(&self) -> &K {
+        &self.e.get().key
+    }
+
+    /// The value.
+    pub fn value(&self) -> &V {
+        &self.e.get().value
+    }
+
+    /// The value, to replace in place.
+    pub fn value_mut(&mut self) -> &mut V {
+        &mut self.e.get_mut().value
+    }
+
+    /// Remove the entry, handing back its key and value.
+    pub fn remove(self) -> (K, V) {
+        let (e, _) = self.e.remove();
+        // Relaxed: as in `WriteGuard::count`.
+        self.len.fetch_add(-1, Ordering::Relaxed);
+        (e.key, e.value)
+    }
+}

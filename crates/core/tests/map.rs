@@ -1,0 +1,247 @@
+//! `ShardedMap`: behaviour against a model, and stress tests named after the
+//! races they provoke. Keys are `u64`s hashed by a caller-chosen function, so
+//! collisions (equal hashes, different keys) can be forced.
+
+#![cfg(not(loom))]
+
+use crossinterp_core::map::ShardedMap;
+use std::collections::HashMap;
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+/// A hash with many collisions: only the low 4 bits of the key count.
+fn colliding(k: u64) -> u64 {
+    k & 0xF
+}
+
+fn put(m: &ShardedMap<u64, u64>, h: fn(u64) -> u64, k: u64, v: u64) -> Option<u64> {
+    m.write(h(k))
+        .insert(h(k), k, v, |x| *x == k)
+        .map(|(_, old)| old)
+}
+
+fn get(m: &ShardedMap<u64, u64>, h: fn(u64) -> u64, k: u64) -> Option<u64> {
+    m.read(h(k)).find(h(k), |x| *x == k).map(|(_, v)| *v)
+}
+
+fn del(m: &ShardedMap<u64, u64>, h: fn(u64) -> u64, k: u64) -> Option<u64> {
+    m.write(h(k)).remove(h(k), |x| *x == k).map(|(_, v)| v)
+}
+
+fn ident(k: u64) -> u64 {
+    k
+}
+
+#[test]
+fn matches_a_hashmap_model() {
+    for h in [ident as fn(u64) -> u64, colliding] {
+        let m = ShardedMap::with_shards(8);
+        let mut model = HashMap::new();
+        let mut x: u64 = 12345;
+        for _ in 0..20_000 {
+            // xorshift
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = x % 300;
+            match x % 3 {
+                0 => assert_eq!(put(&m, h, k, x), model.insert(k, x)),
+                1 => assert_eq!(del(&m, h, k), model.remove(&k)),
+                _ => assert_eq!(get(&m, h, k), model.get(&k).copied()),
+            }
+            assert_eq!(m.len(), model.len());
+        }
+        let mut all: Vec<_> = m.drain();
+        all.sort();
+        let mut want: Vec<_> = model.into_iter().collect();
+        want.sort();
+        assert_eq!(all, want);
+        assert!(m.is_empty());
+    }
+}
+
+#[test]
+fn shard_count_is_a_power_of_two_and_keys_spread() {
+    assert_eq!(ShardedMap::<u8, u8>::with_shards(0).shard_count(), 1);
+    assert_eq!(ShardedMap::<u8, u8>::with_shards(48).shard_count(), 64);
+    let m = ShardedMap::<u64, ()>::new();
+    // Python's hash(i) == i: consecutive small ints must not share a shard.
+    let used: std::collections::HashSet<_> = (0..256u64).map(|i| m.shard_of(i)).collect();
+    assert!(used.len() > 48, "only {} shards used", used.len());
+}
+
+#[test]
+fn candidates_lists_exactly_the_equal_hash_keys() {
+    let m = ShardedMap::with_shards(4);
+    for k in 0..64u64 {
+        put(&m, colliding, k, k);
+    }
+    let g = m.read(colliding(3));
+    let mut c: Vec<u64> = g.candidates(3).map(|(k, _)| *k).collect();
+    c.sort();
+    assert_eq!(c, (0..4).map(|i| 3 + 16 * i).collect::<Vec<_>>());
+}
+
+#[test]
+fn insert_keeps_the_stored_key_and_hands_back_the_new_one() {
+    let m: ShardedMap<(u64, &str), u32> = ShardedMap::new();
+    assert!(m
+        .write(1)
+        .insert(1, (1, "first"), 10, |k| k.0 == 1)
+        .is_none());
+    let (given, old) = m
+        .write(1)
+        .insert(1, (1, "second"), 20, |k| k.0 == 1)
+        .unwrap();
+    assert_eq!((given, old), ((1, "second"), 10));
+    let g = m.read(1);
+    assert_eq!(g.find(1, |k| k.0 == 1), Some((&(1, "first"), &20)));
+}
+
+#[test]
+fn try_locks_fail_while_a_writer_holds_the_shard() {
+    let m: ShardedMap<u64, u64> = ShardedMap::with_shards(1);
+    let w = m.write(0);
+    assert!(m.try_read(5).is_none() && m.try_write(5).is_none());
+    drop(w);
+    let r = m.read(0);
+    assert!(m.try_read(5).is_some() && m.try_write(5).is_none());
+    drop(r);
+}
+
+const THREADS: u64 = 4;
+
+/// Many threads insert disjoint keys into ONE shard (forcing its table to grow
+/// again and again) while readers look up keys inserted before: no reader ever
+/// misses a key that was present before it started, and nothing is lost.
+#[test]
+fn insert_while_resizing() {
+    let m = Arc::new(ShardedMap::<u64, u64>::with_shards(1));
+    for k in 0..100 {
+        put(&m, ident, k, k);
+    }
+    let go = Arc::new(Barrier::new(THREADS as usize * 2));
+    let mut ts = vec![];
+    for t in 0..THREADS {
+        let (m1, go1) = (m.clone(), go.clone());
+        ts.push(thread::spawn(move || {
+            let (m, go) = (m1, go1);
+            go.wait();
+            for i in 0..20_000 {
+                let k = 1000 + t * 1_000_000 + i;
+                assert_eq!(put(&m, ident, k, k), None);
+            }
+        }));
+        let (m2, go2) = (m.clone(), go.clone());
+        ts.push(thread::spawn(move || {
+            let (m, go) = (m2, go2);
+            go.wait();
+            for i in 0..40_000 {
+                let k = i % 100;
+                assert_eq!(get(&m, ident, k), Some(k));
+            }
+        }));
+    }
+    for t in ts {
+        t.join().unwrap();
+    }
+    assert_eq!(m.len(), 100 + THREADS as usize * 20_000);
+}
+
+/// Threads insert and remove colliding keys while others iterate every shard:
+/// iteration never sees a torn entry (value == key * 7 always).
+#[test]
+fn remove_while_iterating() {
+    let m = Arc::new(ShardedMap::<u64, u64>::with_shards(4));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = vec![];
+    for t in 0..2u64 {
+        let m = m.clone();
+        writers.push(thread::spawn(move || {
+            for i in 0..30_000u64 {
+                let k = (i * 2 + t) % 500;
+                if i % 2 == 0 {
+                    put(&m, colliding, k, k * 7);
+                } else {
+                    del(&m, colliding, k);
+                }
+            }
+        }));
+    }
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (m, stop) = (m.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut seen = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for s in 0..m.shard_count() {
+                        for (k, v) in m.read_shard(s).iter() {
+                            assert_eq!(*v, k * 7);
+                            seen += 1;
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    let n: usize = (0..m.shard_count()).map(|s| m.read_shard(s).len()).sum();
+    assert_eq!(n, m.len());
+}
+
+/// Read-modify-write under the write lock from several threads on a few hot
+/// keys: no lost update (what `AtomicDict.update` relies on).
+#[test]
+fn increment_same_keys_concurrently() {
+    let m = Arc::new(ShardedMap::<u64, u64>::new());
+    let ts: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let m = m.clone();
+            thread::spawn(move || {
+                for i in 0..50_000u64 {
+                    let k = i % 8;
+                    let mut g = m.write(k);
+                    match g.get_mut(k, |x| *x == k) {
+                        Some(v) => *v += 1,
+                        None => g.insert_new(k, k, 1),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in ts {
+        t.join().unwrap();
+    }
+    let total: u64 = (0..8).map(|k| get(&m, ident, k).unwrap()).sum();
+    assert_eq!(total, THREADS * 50_000);
+    assert_eq!(m.len(), 8);
+}
+
+/// Concurrent inserts of the SAME key: exactly one creates the entry, every
+/// other replaces; the count stays 1.
+#[test]
+fn insert_same_key_race() {
+    for _ in 0..50 {
+        let m = Arc::new(ShardedMap::<u64, u64>::new());
+        let go = Arc::new(Barrier::new(THREADS as usize));
+        let ts: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (m, go) = (m.clone(), go.clone());
+                thread::spawn(move || {
+                    go.wait();
+                    put(&m, ident, 42, t).is_none()
+                })
+            })
+            .collect();
+        let created = ts.into_iter().map(|t| t.join().unwrap());
+        assert_eq!(created.filter(|c| *c).count(), 1);
+        assert_eq!(m.len(), 1);
+    }
+}
