@@ -50,7 +50,8 @@ test-python: provision
 	done
 
 # Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
-# then the atomics benchmark with its third-party peers on BENCH_ATOMICS_VERSIONS.
+# then the atomics benchmarks (AtomicInt/AtomicRef, AtomicDict) with their
+# third-party peers on BENCH_ATOMICS_VERSIONS.
 bench: provision
 	@set -e; for v in $(BENCH_VERSIONS); do \
 		for b in bench_interpreters bench_queues bench_proxy; do \
@@ -58,7 +59,9 @@ bench: provision
 		done; \
 	done; \
 	for v in $(BENCH_ATOMICS_VERSIONS); do \
-		PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/bench_atomics.py $(BENCH_ARGS); echo; \
+		for b in bench_atomics bench_atomic_dict; do \
+			PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
+		done; \
 	done
 
 # Sanitizers on the stable toolchain through RUSTC_BOOTSTRAP=1 (-Zsanitizer is
