@@ -2,8 +2,8 @@
 //! (PyO3 proper refuses subinterpreters). Thin by design: the engine lives in
 //! `crossinterp-core`; this crate maps interpreters onto it.
 
-pub mod atomic_ref;
 pub mod atomic_dict;
+pub mod atomic_ref;
 pub mod atomics;
 pub mod borrowed;
 pub mod buffer;
