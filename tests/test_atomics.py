@@ -166,3 +166,11 @@ def test_bool_across_interpreters(interp):
     interp.prepare_main(f=f)
     interp.exec("f.set(True)")
     assert f.get() is True
+
+
+def test_atomic_flag_is_atomic_bool():
+    from crossinterp import AtomicBool, AtomicFlag
+
+    assert AtomicFlag is AtomicBool
+    f = AtomicFlag(False)
+    assert f.compare_and_set(False, True) and f.get() is True

@@ -26,6 +26,9 @@ from ._native import (
     SharedObjectProxy,
 )
 
+AtomicFlag = AtomicBool
+"""Alias of :class:`AtomicBool` (the name cereggii and ft_utils users know)."""
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "UNBOUND_REMOVE",
     "AtomicBool",
     "AtomicDict",
+    "AtomicFlag",
     "AtomicInt",
     "AtomicRef",
     "Channel",
