@@ -20,32 +20,11 @@ use crossinterp_core::{
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Run `f` under loom with at most `preemptions` preemptions (`None`: no bound,
-/// exhaustive) unless `LOOM_MAX_PREEMPTIONS` says otherwise, and report how many
-/// executions it explored and how long it took.
-fn model<F>(name: &str, preemptions: Option<usize>, f: F)
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let start = Instant::now();
-    let mut builder = loom::model::Builder::new();
-    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-        builder.preemption_bound = preemptions;
-    }
-    let before = RUNS.load(std::sync::atomic::Ordering::SeqCst);
-    builder.check(move || {
-        RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        f()
-    });
-    let runs = RUNS.load(std::sync::atomic::Ordering::SeqCst) - before;
-    eprintln!(
-        "loom model {name}: {runs} interleavings in {:.2?}",
-        start.elapsed()
-    );
-}
+#[path = "support/loom_model.rs"]
+mod loom_model;
+use loom_model::model;
 
 /// Pretend the current (modelled) thread is attached to `owner`.
 fn attach(owner: OwnerId) -> Attached<'static> {

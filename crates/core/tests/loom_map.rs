@@ -16,31 +16,10 @@
 use crossinterp_core::map::ShardedMap;
 use loom::sync::Arc;
 use loom::thread;
-use std::time::Instant;
 
-/// Run `f` under loom with at most `preemptions` preemptions unless
-/// `LOOM_MAX_PREEMPTIONS` says otherwise, and report the executions explored.
-fn model<F>(name: &str, preemptions: Option<usize>, f: F)
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let start = Instant::now();
-    let mut builder = loom::model::Builder::new();
-    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-        builder.preemption_bound = preemptions;
-    }
-    let before = RUNS.load(std::sync::atomic::Ordering::SeqCst);
-    builder.check(move || {
-        RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        f()
-    });
-    let runs = RUNS.load(std::sync::atomic::Ordering::SeqCst) - before;
-    eprintln!(
-        "loom model {name}: {runs} interleavings in {:.2?}",
-        start.elapsed()
-    );
-}
+#[path = "support/loom_model.rs"]
+mod loom_model;
+use loom_model::model;
 
 type Map = ShardedMap<u64, u64>;
 

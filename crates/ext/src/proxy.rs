@@ -979,74 +979,61 @@ fn int_op(
     Ok(v)
 }
 
-unsafe extern "C" fn proxy_hash(slf: *mut sys::PyObject) -> sys::Py_hash_t {
-    let r = std::panic::catch_unwind(|| {
-        // SAFETY: live proxy; the closure runs attached to the owner.
-        let t = unsafe { target(slf) };
-        int_op(t, &[], &|o, _| unsafe { sys::PyObject_Hash(o) as i64 })
-    });
-    match r {
-        Ok(Ok(-1)) => -2,
-        Ok(Ok(v)) => v as sys::Py_hash_t,
+/// Run an int-returning slot body: its value, or -1 with an exception set
+/// (a panic becomes `SystemError`).
+fn int_slot(what: &str, f: impl FnOnce() -> PyResult<i64>) -> i64 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
         Ok(Err(PyErrSet)) => -1,
         Err(_) => {
-            ffi::raise(ffi::Exc::SystemError, "panic in SharedObjectProxy.__hash__");
+            ffi::raise(
+                ffi::Exc::SystemError,
+                &format!("panic in SharedObjectProxy.{what}"),
+            );
             -1
         }
     }
+}
+
+unsafe extern "C" fn proxy_hash(slf: *mut sys::PyObject) -> sys::Py_hash_t {
+    int_slot("__hash__", || {
+        // SAFETY: live proxy; the closure runs attached to the owner.
+        let t = unsafe { target(slf) };
+        // -1 is the error value: a real hash of -1 is reported as -2 (as CPython does).
+        int_op(t, &[], &|o, _| unsafe { sys::PyObject_Hash(o) as i64 }).map(|v| {
+            if v == -1 {
+                -2
+            } else {
+                v
+            }
+        })
+    }) as sys::Py_hash_t
 }
 
 unsafe extern "C" fn proxy_len(slf: *mut sys::PyObject) -> sys::Py_ssize_t {
-    let r = std::panic::catch_unwind(|| {
+    int_slot("__len__", || {
         // SAFETY: live proxy; the closure runs attached to the owner.
         let t = unsafe { target(slf) };
         int_op(t, &[], &|o, _| unsafe { sys::PyObject_Size(o) as i64 })
-    });
-    match r {
-        Ok(Ok(v)) => v as sys::Py_ssize_t,
-        Ok(Err(PyErrSet)) => -1,
-        Err(_) => {
-            ffi::raise(ffi::Exc::SystemError, "panic in SharedObjectProxy.__len__");
-            -1
-        }
-    }
+    }) as sys::Py_ssize_t
 }
 
 unsafe extern "C" fn proxy_bool(slf: *mut sys::PyObject) -> c_int {
-    let r = std::panic::catch_unwind(|| {
+    int_slot("__bool__", || {
         // SAFETY: live proxy; the closure runs attached to the owner.
         let t = unsafe { target(slf) };
         int_op(t, &[], &|o, _| unsafe { sys::PyObject_IsTrue(o) as i64 })
-    });
-    match r {
-        Ok(Ok(v)) => v as c_int,
-        Ok(Err(PyErrSet)) => -1,
-        Err(_) => {
-            ffi::raise(ffi::Exc::SystemError, "panic in SharedObjectProxy.__bool__");
-            -1
-        }
-    }
+    }) as c_int
 }
 
 unsafe extern "C" fn proxy_contains(slf: *mut sys::PyObject, item: *mut sys::PyObject) -> c_int {
-    let r = std::panic::catch_unwind(|| {
+    int_slot("__contains__", || {
         // SAFETY: live proxy and item; the closure runs attached to the owner.
         let t = unsafe { target(slf) };
         int_op(t, &[item], &|o, a| unsafe {
             sys::PySequence_Contains(o, a[0]) as i64
         })
-    });
-    match r {
-        Ok(Ok(v)) => v as c_int,
-        Ok(Err(PyErrSet)) => -1,
-        Err(_) => {
-            ffi::raise(
-                ffi::Exc::SystemError,
-                "panic in SharedObjectProxy.__contains__",
-            );
-            -1
-        }
-    }
+    }) as c_int
 }
 
 unsafe extern "C" fn proxy_getitem(
