@@ -1037,21 +1037,16 @@ unsafe extern "C" fn dict_new(
     kwargs: *mut sys::PyObject,
 ) -> *mut sys::PyObject {
     ffi::trampoline(|| {
-        let mut initial: *mut sys::PyObject = null_mut();
-        let kwlist: [*const std::ffi::c_char; 2] = [cstr!("initial").as_ptr(), std::ptr::null()];
-        // SAFETY: attached; "|O" fills a borrowed object pointer.
-        if unsafe {
-            sys::PyArg_ParseTupleAndKeywords(
+        // SAFETY: attached; CPython's tp_new arguments.
+        let initial = unsafe {
+            crate::common::optional_object_arg(
                 args,
                 kwargs,
-                cstr!("|O:AtomicDict").as_ptr(),
-                kwlist.as_ptr() as _,
-                &mut initial as *mut *mut sys::PyObject,
-            )
-        } == 0
-        {
-            return Err(PyErrSet);
+                cstr!("initial"),
+                cstr!("|O:AtomicDict"),
+            )?
         }
+        .unwrap_or(null_mut());
         let state = DictState {
             map: ShardedMap::new(),
         };
@@ -1225,18 +1220,7 @@ unsafe extern "C" fn dict_repr(obj: *mut sys::PyObject) -> *mut sys::PyObject {
     })
 }
 
-macro_rules! m {
-    ($name:literal, $f:ident, $doc:literal) => {
-        sys::PyMethodDef {
-            ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer {
-                PyCFunctionFast: $f,
-            },
-            ml_flags: sys::METH_FASTCALL,
-            ml_doc: cstr!($doc).as_ptr(),
-        }
-    };
-}
+use crate::method_def as m;
 
 macro_rules! kw {
     ($name:literal, $f:ident, $doc:literal) => {

@@ -343,22 +343,16 @@ unsafe extern "C" fn ref_new(
     kwargs: *mut sys::PyObject,
 ) -> *mut sys::PyObject {
     ffi::trampoline(|| {
-        // SAFETY: None is immortal.
-        let mut initial: *mut sys::PyObject = unsafe { sys::Py_None() };
-        let kwlist: [*const std::ffi::c_char; 2] = [cstr!("initial").as_ptr(), std::ptr::null()];
-        // SAFETY: attached; "|O" fills a borrowed object pointer.
-        if unsafe {
-            sys::PyArg_ParseTupleAndKeywords(
+        // SAFETY: attached; CPython's tp_new arguments; None is immortal.
+        let initial = unsafe {
+            crate::common::optional_object_arg(
                 args,
                 kwargs,
-                cstr!("|O:AtomicRef").as_ptr(),
-                kwlist.as_ptr() as _,
-                &mut initial as *mut *mut sys::PyObject,
-            )
-        } == 0
-        {
-            return Err(PyErrSet);
-        }
+                cstr!("initial"),
+                cstr!("|O:AtomicRef"),
+            )?
+            .unwrap_or(sys::Py_None())
+        };
         // The cell starts with None (immortal: nothing to release if the
         // allocation fails), then takes `initial` like a `set`.
         // SAFETY: `cls` is AtomicRef (not subclassable), a GC type whose
@@ -453,18 +447,7 @@ unsafe extern "C" fn ref_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
     })
 }
 
-macro_rules! m {
-    ($name:literal, $f:ident, $doc:literal) => {
-        sys::PyMethodDef {
-            ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer {
-                PyCFunctionFast: $f,
-            },
-            ml_flags: sys::METH_FASTCALL,
-            ml_doc: cstr!($doc).as_ptr(),
-        }
-    };
-}
+use crate::method_def as m;
 
 static mut REF_METHODS: [sys::PyMethodDef; 6] = [
     sys::PyMethodDef {

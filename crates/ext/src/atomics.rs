@@ -193,21 +193,11 @@ unsafe extern "C" fn int_new(
     kwargs: *mut sys::PyObject,
 ) -> *mut sys::PyObject {
     ffi::trampoline(|| {
-        let mut value: *mut sys::PyObject = null_mut();
-        let kwlist: [*const std::ffi::c_char; 2] = [cstr!("value").as_ptr(), std::ptr::null()];
-        // SAFETY: attached; "|O" fills a borrowed object pointer.
-        if unsafe {
-            sys::PyArg_ParseTupleAndKeywords(
-                args,
-                kwargs,
-                cstr!("|O:AtomicInt").as_ptr(),
-                kwlist.as_ptr() as _,
-                &mut value as *mut *mut sys::PyObject,
-            )
-        } == 0
-        {
-            return Err(PyErrSet);
+        // SAFETY: attached; CPython's tp_new arguments.
+        let value = unsafe {
+            crate::common::optional_object_arg(args, kwargs, cstr!("value"), cstr!("|O:AtomicInt"))?
         }
+        .unwrap_or(null_mut());
         let v = if value.is_null() {
             0
         } else {
@@ -345,18 +335,7 @@ unsafe extern "C" fn bool_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
     })
 }
 
-macro_rules! m {
-    ($name:literal, $f:ident, $doc:literal) => {
-        sys::PyMethodDef {
-            ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer {
-                PyCFunctionFast: $f,
-            },
-            ml_flags: sys::METH_FASTCALL,
-            ml_doc: cstr!($doc).as_ptr(),
-        }
-    };
-}
+use crate::method_def as m;
 
 /// A METH_NOARGS method (see `noargs_fn!`).
 macro_rules! m0 {

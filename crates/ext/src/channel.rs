@@ -261,18 +261,7 @@ unsafe extern "C" fn tp_richcompare(
     })
 }
 
-macro_rules! method {
-    ($name:literal, $f:ident, $doc:literal) => {
-        sys::PyMethodDef {
-            ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer {
-                PyCFunctionFast: $f,
-            },
-            ml_flags: sys::METH_FASTCALL,
-            ml_doc: cstr!($doc).as_ptr(),
-        }
-    };
-}
+use crate::method_def as method;
 
 static mut METHODS: [sys::PyMethodDef; 4] = [
     method!(

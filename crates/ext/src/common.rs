@@ -45,6 +45,26 @@ macro_rules! noargs_fn {
     };
 }
 
+/// A `PyMethodDef` for a `METH_FASTCALL` function made by [`method_fn!`]:
+/// `method_def!("name", f, "doc")`, or with explicit flags
+/// `method_def!("name", f, flags, "doc")` (e.g. `METH_FASTCALL | METH_CLASS`).
+#[macro_export]
+macro_rules! method_def {
+    ($name:literal, $f:ident, $doc:literal) => {
+        $crate::method_def!($name, $f, $crate::ffi::sys::METH_FASTCALL, $doc)
+    };
+    ($name:literal, $f:ident, $flags:expr, $doc:literal) => {
+        $crate::ffi::sys::PyMethodDef {
+            ml_name: $crate::cstr!($name).as_ptr(),
+            ml_meth: $crate::ffi::sys::PyMethodDefPointer {
+                PyCFunctionFast: $f,
+            },
+            ml_flags: $flags,
+            ml_doc: $crate::cstr!($doc).as_ptr(),
+        }
+    };
+}
+
 /// `TypeError` unless exactly `n` arguments were given. Inlined (the check is
 /// on every method call's hot path); the error is built out of line.
 #[inline]
@@ -226,6 +246,37 @@ pub unsafe fn bind<const N: usize>(
         }
     }
     Ok(out)
+}
+
+/// The one optional argument of a `tp_new` taking `(kw=<default>)`, e.g.
+/// `AtomicInt(value=0)`: `None` when absent. `format` is `"|O:TypeName"`.
+///
+/// # Safety
+/// Attached; `args` is a live tuple and `kwargs` NULL or a live dict, as
+/// CPython passes them to `tp_new`.
+pub unsafe fn optional_object_arg(
+    args: *mut sys::PyObject,
+    kwargs: *mut sys::PyObject,
+    kw: &std::ffi::CStr,
+    format: &std::ffi::CStr,
+) -> PyResult<Option<*mut sys::PyObject>> {
+    let mut obj: *mut sys::PyObject = std::ptr::null_mut();
+    let kwlist: [*const std::ffi::c_char; 2] = [kw.as_ptr(), std::ptr::null()];
+    // SAFETY: forwarded; "|O" fills a borrowed object pointer; `kwlist` is
+    // NULL-terminated.
+    let ok = unsafe {
+        sys::PyArg_ParseTupleAndKeywords(
+            args,
+            kwargs,
+            format.as_ptr(),
+            kwlist.as_ptr() as _,
+            &mut obj as *mut *mut sys::PyObject,
+        )
+    };
+    if ok == 0 {
+        return Err(PyErrSet);
+    }
+    Ok((!obj.is_null()).then_some(obj))
 }
 
 /// A timeout argument: absent or `None` → no timeout; else a non-negative

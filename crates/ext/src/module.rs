@@ -503,18 +503,7 @@ entry!(py_view => view);
 entry!(py_has_pep788 => has_pep788);
 entry!(py_push_pending => push_pending);
 
-macro_rules! method {
-    ($name:literal, $f:ident, $doc:literal) => {
-        sys::PyMethodDef {
-            ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer {
-                PyCFunctionFast: $f,
-            },
-            ml_flags: sys::METH_FASTCALL,
-            ml_doc: cstr!($doc).as_ptr(),
-        }
-    };
-}
+use crate::method_def as method;
 
 static mut METHODS: [sys::PyMethodDef; 20] = [
     method!("share", py_share, "share(obj) -> obj | SharedObjectProxy\n\nobj itself when it crosses natively, else a proxy of it."),

@@ -1134,18 +1134,7 @@ crate::method_fn!(py_proxy_enter => proxy_enter);
 crate::method_fn!(py_proxy_exit => proxy_exit);
 crate::method_fn!(py_proxy_reduce => proxy_reduce);
 
-macro_rules! m {
-    ($name:literal, $f:ident, $doc:literal) => {
-        sys::PyMethodDef {
-            ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer {
-                PyCFunctionFast: $f,
-            },
-            ml_flags: sys::METH_FASTCALL,
-            ml_doc: cstr!($doc).as_ptr(),
-        }
-    };
-}
+use crate::method_def as m;
 
 static mut PROXY_METHODS: [sys::PyMethodDef; 5] = [
     m!(

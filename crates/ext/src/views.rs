@@ -25,7 +25,7 @@ use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::owners::{self, InterpRecord};
 use crossinterp_core::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crossinterp_core::{Guard, OwnerState};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void};
 use std::ptr::null_mut;
 use std::thread::ThreadId;
@@ -185,19 +185,13 @@ impl GuardState {
     }
 }
 
-static OPEN: Mutex<Option<HashMap<u64, Arc<GuardState>>>> = Mutex::new(None);
+/// Every open guard of a Python guard object, by number.
+static OPEN: Mutex<BTreeMap<u64, Arc<GuardState>>> = Mutex::new(BTreeMap::new());
 static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 
-trait OpenMap {
-    fn remove(&mut self, no: &u64);
-}
-
-impl OpenMap for Option<HashMap<u64, Arc<GuardState>>> {
-    fn remove(&mut self, no: &u64) {
-        if let Some(m) = self {
-            m.remove(no);
-        }
-    }
+/// The open guards that satisfy `keep` (a snapshot, taken under the lock).
+fn open_guards(keep: impl Fn(&GuardState) -> bool) -> Vec<Arc<GuardState>> {
+    lock(&OPEN).values().filter(|g| keep(g)).cloned().collect()
 }
 
 /// Take a guard on `rec` for a Python `InterpreterGuard`.
@@ -245,24 +239,14 @@ fn open_guard(rec: &Arc<InterpRecord>) -> PyResult<Arc<GuardState>> {
             _native: native,
         })),
     });
-    lock(&OPEN)
-        .get_or_insert_with(HashMap::new)
-        .insert(st.no, st.clone());
+    lock(&OPEN).insert(st.no, st.clone());
     Ok(st)
 }
 
 /// Close the guards that interpreter `iid`'s own objects hold on itself (its
 /// exit is starting: nothing could close them while it waits), with a warning.
 pub fn close_self_guards(iid: i64) {
-    let mine: Vec<Arc<GuardState>> = lock(&OPEN)
-        .as_ref()
-        .map(|m| {
-            m.values()
-                .filter(|g| g.holder == iid && g.rec.iid == iid)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let mine = open_guards(|g| g.holder == iid && g.rec.iid == iid);
     let n = mine.iter().filter(|g| g.close()).count();
     if n > 0 {
         eprintln!(
@@ -275,11 +259,7 @@ pub fn close_self_guards(iid: i64) {
 /// The process is exiting: close every guard Python guard objects hold (they
 /// must not hold the exit; their objects are about to go).
 pub fn close_all_at_exit() {
-    let all: Vec<Arc<GuardState>> = lock(&OPEN)
-        .as_ref()
-        .map(|m| m.values().cloned().collect())
-        .unwrap_or_default();
-    for g in all {
+    for g in open_guards(|_| true) {
         g.close();
     }
 }
@@ -308,12 +288,10 @@ pub fn wait_for_native_guards(rec: &InterpRecord, warn_after: std::time::Duratio
     });
     let Some(f) = *f else { return };
     let ours = || -> isize {
-        lock(&OPEN).as_ref().map_or(0, |m| {
-            m.values()
-                .filter(|g| g.rec.iid == rec.iid)
-                .filter(|g| lock(&g.held).as_ref().is_some_and(|h| h._native.is_some()))
-                .count() as isize
+        open_guards(|g| {
+            g.rec.iid == rec.iid && lock(&g.held).as_ref().is_some_and(|h| h._native.is_some())
         })
+        .len() as isize
     };
     let start = std::time::Instant::now();
     let mut next_report = warn_after;
@@ -343,11 +321,10 @@ pub fn wait_for_native_guards(rec: &InterpRecord, warn_after: std::time::Duratio
 /// itself forever; guards `iid`'s own objects hold are closed by its exit).
 pub fn held_by_this_thread(iid: i64) -> bool {
     let me = std::thread::current().id();
-    lock(&OPEN).as_ref().is_some_and(|m| {
-        m.values().any(|g| {
-            g.rec.iid == iid && g.holder != iid && g.thread == me && lock(&g.held).is_some()
-        })
+    !open_guards(|g| {
+        g.rec.iid == iid && g.holder != iid && g.thread == me && lock(&g.held).is_some()
     })
+    .is_empty()
 }
 
 // ------------------------------------------------------------------ Python types
@@ -559,18 +536,7 @@ crate::method_fn!(py_guard_is_open => guard_is_open);
 crate::method_fn!(py_guard_view => guard_view);
 crate::method_fn!(py_no_pickle => no_pickle);
 
-macro_rules! m {
-    ($name:literal, $f:ident, $flags:expr, $doc:literal) => {
-        sys::PyMethodDef {
-            ml_name: cstr!($name).as_ptr(),
-            ml_meth: sys::PyMethodDefPointer {
-                PyCFunctionFast: $f,
-            },
-            ml_flags: $flags,
-            ml_doc: cstr!($doc).as_ptr(),
-        }
-    };
-}
+use crate::method_def as m;
 
 static mut VIEW_METHODS: [sys::PyMethodDef; 6] = [
     m!("current", py_view_current, sys::METH_FASTCALL | sys::METH_CLASS, "current() -> InterpreterView\n\nA view of the interpreter the calling thread runs in."),
