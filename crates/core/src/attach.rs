@@ -5,7 +5,7 @@
 //! that to run a release inline when the last handle drops in its own owner,
 //! and pending calls receive an `&Attached` as proof that they run in their owner.
 
-use crate::registry::OwnerId;
+use crate::id::OwnerId;
 use crate::sync::thread_local;
 use std::cell::Cell;
 use std::marker::PhantomData;

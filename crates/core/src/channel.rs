@@ -69,8 +69,9 @@
 //! are threads, few, and each re-checks its own ticket.
 
 pub use crate::error::{CloseError, RecvError, SendError};
-use crate::queue::{next_id, Blocker, Next};
+use crate::id::next_id;
 use crate::sync::{lock, wait_timeout, Arc, Condvar, Mutex, MutexGuard};
+use crate::wait::{Blocker, Next};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;

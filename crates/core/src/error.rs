@@ -1,7 +1,7 @@
 //! Typed errors of the engine. Errors that refuse a payload hand it back, so a
 //! caller never loses what it tried to give away (crossbeam-channel's style).
 
-use crate::registry::OwnerId;
+use crate::id::OwnerId;
 use std::fmt;
 
 /// Why a [`Guard`](crate::Guard) could not be taken.

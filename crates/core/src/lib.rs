@@ -32,6 +32,7 @@ pub mod buffer;
 pub mod channel;
 mod error;
 mod handle;
+mod id;
 pub mod map;
 mod pending;
 pub mod queue;
@@ -39,6 +40,7 @@ mod registry;
 pub mod shared;
 pub mod smr;
 pub mod sync;
+mod wait;
 
 pub use attach::{current_owner, Attached};
 pub use channel::Channel;
@@ -46,10 +48,10 @@ pub use error::{
     CloseError, GetError, GuardError, HandleError, PushError, PutError, RecvError, SendError,
 };
 pub use handle::{Handle, Release};
+pub use id::OwnerId;
 pub use pending::PendingCall;
 pub use queue::{Queue, INTERRUPT_CHECK_INTERVAL};
 pub use registry::{
-    FinalizeOptions, FinalizeReport, Guard, Owner, OwnerId, OwnerState, Registry, SlowFinalize,
-    View,
+    FinalizeOptions, FinalizeReport, Guard, Owner, OwnerState, Registry, SlowFinalize, View,
 };
 pub use shared::SharedRefs;

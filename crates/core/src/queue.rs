@@ -5,35 +5,28 @@
 //!
 //! One mutex guards the items, the `closed` flag and the wait accounting of both
 //! sides; `not_empty` wakes getters, `not_full` wakes putters (bounded queues
-//! only). Blocking calls are driven by a `Blocker`, which decides, each time
-//! the call finds it cannot proceed, whether its deadline passed, whether the
-//! interrupt hook is due, or how long to wait.
+//! only). Blocking calls follow the wait protocol of `crate::wait`: a
+//! `Blocker` decides, each time the call finds it cannot proceed, whether its
+//! deadline passed, whether the interrupt hook is due, or how long to wait.
 //!
 //! No lost wake-up (`put_get_wakeup`, `bounded_put_waits_for_get` models in
-//! `tests/loom_queue.rs`):
-//! - a blocked getter registers itself as asleep (`Sleepers::sleep`) in the
-//!   critical section that found the queue empty, and `Condvar::wait` releases
-//!   the lock atomically: a put either ran before that check (the getter sees
-//!   the item) or runs after and sees the sleeper;
-//! - a put that sees an asleep getter moves one to "woken" and calls
-//!   `notify_one` once it has unlocked. Further puts before that getter runs
-//!   find no *asleep* getter and issue no redundant futex wake;
-//! - every wait is followed, under the lock, by `Sleepers::awake`, which
-//!   consumes a "woken" token if one is outstanding, else un-registers. So the
-//!   counts stay exact whether a thread woke by notification, timeout or
-//!   spuriously (whoever wakes first re-checks the queue, which is all a token
-//!   promises);
-//! - getters and putters are symmetric (a get wakes one asleep putter); `close`,
-//!   `drain` and `remove_where` wake every sleeper of the side they unblock.
+//! `tests/loom_queue.rs`): each side (getters, putters) has its own `Sleepers`,
+//! kept under the queue's lock as `wait` describes. A blocked getter registers
+//! as asleep in the critical section that found the queue empty, so a put
+//! either ran before that check (the getter sees the item) or runs after and
+//! sees the sleeper; a put that sees an asleep getter wakes one (`notify_one`
+//! once it has unlocked), and further puts before that getter runs issue no
+//! redundant futex wake. Getters and putters are symmetric (a get wakes one
+//! asleep putter); `close`, `drain` and `remove_where` wake every sleeper of
+//! the side they unblock.
 //!
 //! Spin, then park: a call that would sleep first releases the lock and backs
-//! off for a few microseconds (spinning, then yielding, crossbeam's schedule),
-//! watching a lock-free hint of the queue's length and `closed` flag, then
-//! re-takes the lock and re-checks; only then does it register and sleep. When
-//! streaming through a full or empty queue, the other side usually makes
-//! progress within that window, which saves a futex sleep and wake-up per item.
-//! The hint is advisory (written under the lock, read without it): the decision
-//! to sleep is always made under the lock, as above.
+//! off (`wait::spin_until`) watching a lock-free hint of the queue's length and
+//! `closed` flag, then re-takes the lock and re-checks; only then does it
+//! register and sleep. When streaming through a full or empty queue, the other
+//! side usually makes progress within that window, which saves a futex sleep
+//! and wake-up per item. The hint is advisory (written under the lock, read
+//! without it): the decision to sleep is always made under the lock.
 //!
 //! A woken getter always takes an item if there is one before it looks at its
 //! deadline or hook, so a notification is never spent without effect while an
@@ -58,178 +51,16 @@
 //! crossbeam-channel.
 
 pub use crate::error::{GetError, PutError};
+use crate::id::next_id;
 use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
+use crate::wait::{self, Blocker, Next, Sleepers};
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::{Duration, Instant};
-
-/// How often a blocked call runs its interrupt hook: after each
-/// `INTERRUPT_CHECK_INTERVAL` spent blocked (never before the call first blocks).
-///
-/// Under loom it is zero: the hook then runs before every wait, so the models
-/// explore the window in which the hook runs with the lock released.
-#[cfg(not(loom))]
-pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
-/// See the non-loom definition.
-#[cfg(loom)]
-pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::ZERO;
-
-/// Backoff steps a blocking call takes (no lock held) before it sleeps: 6 of
-/// busy spinning (1, 2, …, 32 `spin_loop`s), then yields, as crossbeam does.
-/// Under loom: one step (one hint load), so the models cover the unlocked
-/// window without exploring a spin loop.
-#[cfg(not(loom))]
-const SPIN_STEPS: u32 = 10;
-#[cfg(loom)]
-const SPIN_STEPS: u32 = 1;
-
-/// One backoff step.
-fn backoff(step: u32) {
-    if step < 6 {
-        for _ in 0..1u32 << step {
-            std::hint::spin_loop();
-        }
-    } else {
-        #[cfg(not(loom))]
-        std::thread::yield_now();
-    }
-}
+use std::time::Instant;
 
 /// Bit 63 of [`Shared::hint`]: the queue is closed.
 const CLOSED_HINT: u64 = 1 << 63;
-
-/// A process-unique id for a queue or a channel (one id space for both). Ids
-/// start at 1 and are never reused.
-pub(crate) fn next_id() -> u64 {
-    use crate::sync::statics::{AtomicU64, Ordering};
-    // A std atomic even under loom: see `sync::statics`. Relaxed: uniqueness
-    // needs only the atomicity of the add.
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// What a blocked call should do next.
-pub(crate) enum Next {
-    /// The deadline has passed.
-    Expired,
-    /// Run the interrupt hook (with the lock released), then re-check.
-    Hook,
-    /// Wait on the condition variable for at most this long, then re-check.
-    Wait(Duration),
-}
-
-/// The deadline and interrupt hook of one blocking call, and when the hook is
-/// next due. Used by the thread making the call, under the call's lock (except
-/// [`Blocker::run_hook`], which the caller runs unlocked).
-pub(crate) struct Blocker<'a> {
-    deadline: Option<Instant>,
-    hook: &'a mut dyn FnMut() -> bool,
-    /// Set the first time the call would block: a call that never blocks never
-    /// reads the clock.
-    next_hook: Option<Instant>,
-    /// The hook ran since the last wait: wait at least once before the next run.
-    hook_ran: bool,
-}
-
-impl<'a> Blocker<'a> {
-    pub(crate) fn new(deadline: Option<Instant>, hook: &'a mut dyn FnMut() -> bool) -> Self {
-        Blocker {
-            deadline,
-            hook,
-            next_hook: None,
-            hook_ran: false,
-        }
-    }
-
-    /// Decide the next step of a call that cannot proceed right now.
-    pub(crate) fn next(&mut self) -> Next {
-        let now = Instant::now();
-        if self.deadline.is_some_and(|d| now >= d) {
-            return Next::Expired;
-        }
-        let next_hook = *self.next_hook.get_or_insert(now + INTERRUPT_CHECK_INTERVAL);
-        if now >= next_hook && !self.hook_ran {
-            return Next::Hook;
-        }
-        // Wait until the hook is due; if it just ran and is due again already
-        // (a zero interval, or a slow hook), one full interval.
-        let mut until = if next_hook > now {
-            next_hook
-        } else {
-            now + INTERRUPT_CHECK_INTERVAL
-        };
-        if let Some(d) = self.deadline {
-            until = until.min(d);
-        }
-        Next::Wait(until - now)
-    }
-
-    /// Run the hook; `true` means "stop". Call with no lock held.
-    pub(crate) fn run_hook(&mut self) -> bool {
-        let stop = (self.hook)();
-        self.next_hook = Some(Instant::now() + INTERRUPT_CHECK_INTERVAL);
-        self.hook_ran = true;
-        stop
-    }
-
-    /// Record that the call waited once.
-    pub(crate) fn waited(&mut self) {
-        self.hook_ran = false;
-    }
-}
-
-/// Wait accounting of one side (getters or putters) of a queue. Only touched
-/// under the queue's lock.
-///
-/// `asleep + woken` is the number of threads between [`Sleepers::sleep`] and
-/// [`Sleepers::awake`]; `woken` of them have a notification on its way.
-#[derive(Default)]
-pub(crate) struct Sleepers {
-    asleep: usize,
-    woken: usize,
-}
-
-impl Sleepers {
-    /// The calling thread is about to wait.
-    pub(crate) fn sleep(&mut self) {
-        self.asleep += 1;
-    }
-
-    /// The calling thread's wait returned, for whatever reason.
-    pub(crate) fn awake(&mut self) {
-        if self.woken > 0 {
-            self.woken -= 1;
-        } else {
-            debug_assert!(self.asleep > 0, "awake without sleep");
-            self.asleep -= 1;
-        }
-    }
-
-    /// Claim one sleeper that no notification is on its way to; `true` means
-    /// "call `notify_one` (after unlocking)".
-    pub(crate) fn wake_one(&mut self) -> bool {
-        if self.asleep > 0 {
-            self.asleep -= 1;
-            self.woken += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Claim every sleeper; `true` means "call `notify_all` (after unlocking)".
-    pub(crate) fn wake_all(&mut self) -> bool {
-        let any = self.asleep > 0;
-        self.woken += self.asleep;
-        self.asleep = 0;
-        any
-    }
-
-    /// Threads blocked (asleep or woken and not yet running).
-    pub(crate) fn blocked(&self) -> usize {
-        self.asleep + self.woken
-    }
-}
 
 struct State<T> {
     items: VecDeque<T>,
@@ -271,13 +102,8 @@ impl<T> Shared<T> {
     /// wake-up per item when the other side is about to make progress (the
     /// common case when streaming through a full or empty queue).
     fn spin_until(&self, ready: impl Fn(u64) -> bool) {
-        for step in 0..SPIN_STEPS {
-            // Relaxed: see `publish`.
-            if ready(self.hint.load(Ordering::Relaxed)) {
-                return;
-            }
-            backoff(step);
-        }
+        // Relaxed: see `publish`.
+        wait::spin_until(|| ready(self.hint.load(Ordering::Relaxed)));
     }
 
     /// Whether a hint says a put may proceed (room, or closed: it will fail).

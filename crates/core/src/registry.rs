@@ -20,6 +20,7 @@
 
 use crate::attach::Attached;
 use crate::error::{GuardError, PushError};
+use crate::id::OwnerId;
 use crate::pending::{run_calls, PendingCall, PendingQueue};
 use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, Ordering};
 use std::collections::BTreeMap;
@@ -29,23 +30,6 @@ use std::time::{Duration, Instant};
 const FINALIZING: u64 = 1 << 63;
 const FINALIZED: u64 = 1 << 62;
 const COUNT_MASK: u64 = FINALIZED - 1;
-
-/// The id of an owner: unique for the life of the process, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OwnerId(u64);
-
-impl OwnerId {
-    /// The raw id (ids start at 1).
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for OwnerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
 
 /// The phase of an owner's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,7 +459,7 @@ impl Owner {
         // Release: whoever sees FINALIZED sees the drained queue and all the
         // finalization's effects.
         cell.word.fetch_or(FINALIZED, Ordering::Release);
-        lock(&self.registry.owners).remove(&cell.id.0);
+        lock(&self.registry.owners).remove(&cell.id.get());
         if let Some(p) = first_panic {
             std::panic::resume_unwind(p);
         }
@@ -554,7 +538,7 @@ impl Registry {
     /// Register a new owner in the Running state. `tag` is opaque to the engine.
     pub fn register(&self, tag: u64) -> Owner {
         // Relaxed: uniqueness needs only the atomicity of the add.
-        let id = OwnerId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = OwnerId::new(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let view = View {
             cell: Arc::new(OwnerCell {
                 id,
@@ -566,7 +550,7 @@ impl Registry {
                 signal: self.inner.signal.clone(),
             }),
         };
-        lock(&self.inner.owners).insert(id.0, view.clone());
+        lock(&self.inner.owners).insert(id.get(), view.clone());
         Owner {
             view,
             registry: self.inner.clone(),
@@ -576,7 +560,7 @@ impl Registry {
 
     /// The view of a registered (not yet Finalized) owner.
     pub fn get(&self, id: OwnerId) -> Option<View> {
-        lock(&self.inner.owners).get(&id.0).cloned()
+        lock(&self.inner.owners).get(&id.get()).cloned()
     }
 
     /// The first registered owner with this tag.
@@ -610,7 +594,7 @@ impl Registry {
         drop(g);
         let owners = lock(&self.inner.owners);
         ids.iter()
-            .filter_map(|id| owners.get(&id.0).cloned())
+            .filter_map(|id| owners.get(&id.get()).cloned())
             .collect()
     }
 

@@ -1,0 +1,221 @@
+//! The waiting machinery of the engine's blocking calls: deadlines and the
+//! interrupt hook ([`Blocker`], used by [`Queue`](crate::Queue) and
+//! [`Channel`](crate::Channel)), exact wait accounting for one condition
+//! variable ([`Sleepers`]) and the bounded spin before a sleep
+//! ([`spin_until`]) (both used by `Queue`).
+//!
+//! # Protocol
+//!
+//! A blocking call holds its structure's mutex while it checks whether it can
+//! proceed. Each time it finds it cannot, it asks its [`Blocker`] what to do
+//! next ([`Blocker::next`]):
+//! - [`Next::Expired`]: the deadline passed; the call gives up (having found,
+//!   under the lock, that it could not proceed);
+//! - [`Next::Hook`]: the interrupt hook is due; the call releases the lock,
+//!   runs it ([`Blocker::run_hook`]; `true` ends the call), re-takes the lock
+//!   and re-checks;
+//! - [`Next::Wait`]: wait on the condition variable for at most that long
+//!   (until the hook is due or the deadline, whichever comes first), then call
+//!   [`Blocker::waited`] and re-check.
+//!
+//! The hook runs every [`INTERRUPT_CHECK_INTERVAL`] spent blocked, never before
+//! the call first blocks, and at least one wait separates two runs. A call that
+//! never blocks never reads the clock.
+//!
+//! No lost wake-up, with a [`Sleepers`] per condition variable (all of it
+//! touched only under the lock):
+//! - a waiter registers itself as asleep ([`Sleepers::sleep`]) in the critical
+//!   section that found it cannot proceed, and `Condvar::wait` releases the
+//!   lock atomically: a change that would let it proceed either ran before that
+//!   check (the waiter sees it) or runs after and sees the sleeper;
+//! - a change that sees an asleep waiter moves one to "woken"
+//!   ([`Sleepers::wake_one`]) and calls `notify_one` once it has unlocked.
+//!   Further changes before that waiter runs find no *asleep* waiter and issue
+//!   no redundant futex wake ([`Sleepers::wake_all`]: every sleeper, then
+//!   `notify_all`);
+//! - every wait is followed, under the lock, by [`Sleepers::awake`], which
+//!   consumes a "woken" token if one is outstanding, else un-registers. So the
+//!   counts stay exact whether a thread woke by notification, timeout or
+//!   spuriously (whoever wakes first re-checks, which is all a token promises).
+//!
+//! Spin, then park: a call that would sleep may first release the lock and
+//! back off for a few microseconds ([`spin_until`]: spinning, then yielding,
+//! crossbeam's schedule) while a lock-free hint says it cannot proceed, then
+//! re-take the lock and re-check; only then does it register and sleep. The
+//! hint is the caller's and is advisory: the decision to sleep is always made
+//! under the lock, as above.
+//!
+//! The loom models of these rules are those of the structures that use them
+//! (`tests/loom_queue.rs`).
+
+use std::time::{Duration, Instant};
+
+/// How often a blocked call runs its interrupt hook: after each
+/// `INTERRUPT_CHECK_INTERVAL` spent blocked (never before the call first blocks).
+///
+/// Under loom it is zero: the hook then runs before every wait, so the models
+/// explore the window in which the hook runs with the lock released.
+#[cfg(not(loom))]
+pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// See the non-loom definition.
+#[cfg(loom)]
+pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::ZERO;
+
+/// Backoff steps a blocking call takes (no lock held) before it sleeps: 6 of
+/// busy spinning (1, 2, …, 32 `spin_loop`s), then yields, as crossbeam does.
+/// Under loom: one step (one hint load), so the models cover the unlocked
+/// window without exploring a spin loop.
+#[cfg(not(loom))]
+const SPIN_STEPS: u32 = 10;
+#[cfg(loom)]
+const SPIN_STEPS: u32 = 1;
+
+/// One backoff step.
+fn backoff(step: u32) {
+    if step < 6 {
+        for _ in 0..1u32 << step {
+            std::hint::spin_loop();
+        }
+    } else {
+        #[cfg(not(loom))]
+        std::thread::yield_now();
+    }
+}
+
+/// Before sleeping: spin, then yield, for a short bounded while until `ready`
+/// returns `true` (or the steps run out). Called with no lock held; the caller
+/// then re-takes the lock and re-checks. `ready` reads the caller's lock-free
+/// hint (and justifies that load's ordering). Saves a futex sleep and wake-up
+/// per item when the other side is about to make progress.
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) {
+    for step in 0..SPIN_STEPS {
+        if ready() {
+            return;
+        }
+        backoff(step);
+    }
+}
+
+/// What a blocked call should do next.
+pub(crate) enum Next {
+    /// The deadline has passed.
+    Expired,
+    /// Run the interrupt hook (with the lock released), then re-check.
+    Hook,
+    /// Wait on the condition variable for at most this long, then re-check.
+    Wait(Duration),
+}
+
+/// The deadline and interrupt hook of one blocking call, and when the hook is
+/// next due. Used by the thread making the call, under the call's lock (except
+/// [`Blocker::run_hook`], which the caller runs unlocked).
+pub(crate) struct Blocker<'a> {
+    deadline: Option<Instant>,
+    hook: &'a mut dyn FnMut() -> bool,
+    /// Set the first time the call would block: a call that never blocks never
+    /// reads the clock.
+    next_hook: Option<Instant>,
+    /// The hook ran since the last wait: wait at least once before the next run.
+    hook_ran: bool,
+}
+
+impl<'a> Blocker<'a> {
+    pub(crate) fn new(deadline: Option<Instant>, hook: &'a mut dyn FnMut() -> bool) -> Self {
+        Blocker {
+            deadline,
+            hook,
+            next_hook: None,
+            hook_ran: false,
+        }
+    }
+
+    /// Decide the next step of a call that cannot proceed right now.
+    pub(crate) fn next(&mut self) -> Next {
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Next::Expired;
+        }
+        let next_hook = *self.next_hook.get_or_insert(now + INTERRUPT_CHECK_INTERVAL);
+        if now >= next_hook && !self.hook_ran {
+            return Next::Hook;
+        }
+        // Wait until the hook is due; if it just ran and is due again already
+        // (a zero interval, or a slow hook), one full interval.
+        let mut until = if next_hook > now {
+            next_hook
+        } else {
+            now + INTERRUPT_CHECK_INTERVAL
+        };
+        if let Some(d) = self.deadline {
+            until = until.min(d);
+        }
+        Next::Wait(until - now)
+    }
+
+    /// Run the hook; `true` means "stop". Call with no lock held.
+    pub(crate) fn run_hook(&mut self) -> bool {
+        let stop = (self.hook)();
+        self.next_hook = Some(Instant::now() + INTERRUPT_CHECK_INTERVAL);
+        self.hook_ran = true;
+        stop
+    }
+
+    /// Record that the call waited once.
+    pub(crate) fn waited(&mut self) {
+        self.hook_ran = false;
+    }
+}
+
+/// Wait accounting of the waiters on one condition variable (e.g. one side,
+/// getters or putters, of a queue). Only touched under the lock that goes with
+/// that condition variable.
+///
+/// `asleep + woken` is the number of threads between [`Sleepers::sleep`] and
+/// [`Sleepers::awake`]; `woken` of them have a notification on its way.
+#[derive(Default)]
+pub(crate) struct Sleepers {
+    asleep: usize,
+    woken: usize,
+}
+
+impl Sleepers {
+    /// The calling thread is about to wait.
+    pub(crate) fn sleep(&mut self) {
+        self.asleep += 1;
+    }
+
+    /// The calling thread's wait returned, for whatever reason.
+    pub(crate) fn awake(&mut self) {
+        if self.woken > 0 {
+            self.woken -= 1;
+        } else {
+            debug_assert!(self.asleep > 0, "awake without sleep");
+            self.asleep -= 1;
+        }
+    }
+
+    /// Claim one sleeper that no notification is on its way to; `true` means
+    /// "call `notify_one` (after unlocking)".
+    pub(crate) fn wake_one(&mut self) -> bool {
+        if self.asleep > 0 {
+            self.asleep -= 1;
+            self.woken += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Claim every sleeper; `true` means "call `notify_all` (after unlocking)".
+    pub(crate) fn wake_all(&mut self) -> bool {
+        let any = self.asleep > 0;
+        self.woken += self.asleep;
+        self.asleep = 0;
+        any
+    }
+
+    /// Threads blocked (asleep or woken and not yet running).
+    pub(crate) fn blocked(&self) -> usize {
+        self.asleep + self.woken
+    }
+}
