@@ -1,22 +1,22 @@
 //! The crossinterp CPython extension, `crossinterp._native`, on raw pyo3-ffi
 //! (PyO3 proper refuses subinterpreters). Thin by design: the engine lives in
-//! `crossinterp-core`; this crate maps interpreters onto it.
+//! `crossinterp-core`; this crate maps interpreters onto it, in layers that
+//! import only downward (see docs/development.md):
+//!
+//! - [`ffi`]: the safe layer over pyo3-ffi, with the typed class layer;
+//! - [`runtime`]: per-interpreter state and its type table, owners, pending
+//!   calls, the one error mapping, exit;
+//! - [`xi`]: cross-interpreter values (types register their conversions);
+//! - [`types`]: one file or folder per Python type;
+//! - [`api`]: the module-level functions;
+//! - `module`: the module definition (lists, nothing else).
 
-pub mod atomic_dict;
-pub mod atomic_ref;
-pub mod atomics;
-pub mod borrowed;
-pub mod buffer;
-pub mod channel;
-pub mod common;
-pub mod errors;
+pub mod api;
 pub mod ffi;
-pub mod interpreters;
-pub mod module;
-pub mod owners;
-pub mod proxy;
-pub mod queue;
-pub mod views;
+pub mod legacy;
+mod module;
+pub mod runtime;
+pub mod types;
 pub mod xi;
 
 pub use module::PyInit__native;

@@ -82,6 +82,11 @@ pub enum Exc {
     SystemError,
     MemoryError,
     RecursionError,
+    RuntimeError,
+    OverflowError,
+    KeyError,
+    BufferError,
+    TimeoutError,
 }
 
 impl Exc {
@@ -94,6 +99,11 @@ impl Exc {
                 Exc::SystemError => sys::PyExc_SystemError,
                 Exc::MemoryError => sys::PyExc_MemoryError,
                 Exc::RecursionError => sys::PyExc_RecursionError,
+                Exc::RuntimeError => sys::PyExc_RuntimeError,
+                Exc::OverflowError => sys::PyExc_OverflowError,
+                Exc::KeyError => sys::PyExc_KeyError,
+                Exc::BufferError => sys::PyExc_BufferError,
+                Exc::TimeoutError => sys::PyExc_TimeoutError,
             }
         }
     }
@@ -104,12 +114,11 @@ pub fn raise(exc: Exc, msg: &str) -> PyErrSet {
     raise_type(exc.type_object(), msg)
 }
 
-/// Set `exc_type(msg)` as the current exception, for a class we hold.
-pub fn raise_class(exc_type: &Owned, msg: &str) -> PyErrSet {
-    raise_type(exc_type.as_ptr(), msg)
-}
-
-fn raise_type(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
+/// Set `exc_type(msg)` as the current exception.
+///
+/// `exc_type` must be a live exception class of the attached interpreter
+/// (the runtime's error boundary passes the classes its type table holds).
+pub fn raise_type(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     // SAFETY: `exc_type` is a live exception type (a CPython static, or a
     // class a caller holds through `Owned`); `c` is NUL-terminated.
@@ -184,6 +193,18 @@ fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
 pub fn none() -> *mut sys::PyObject {
     // SAFETY: Py_None is immortal; Py_NewRef on it is always valid when attached.
     unsafe { sys::Py_NewRef(sys::Py_None()) }
+}
+
+/// `True`, as a new reference.
+pub fn bool_true() -> *mut sys::PyObject {
+    // SAFETY: Py_True is immortal; attached.
+    unsafe { sys::Py_NewRef(sys::Py_True()) }
+}
+
+/// `False`, as a new reference.
+pub fn bool_false() -> *mut sys::PyObject {
+    // SAFETY: Py_False is immortal; attached.
+    unsafe { sys::Py_NewRef(sys::Py_False()) }
 }
 
 /// A new `str` from Rust text.

@@ -3,17 +3,24 @@
 //!
 //! Copied natively: `None`, `bool`, `int` (any size), `float`, `str`, `bytes`,
 //! and tuples of these (exact types only: subclasses carry behaviour, so they
-//! are pickled). Everything else is pickled (protocol 5) by
+//! are pickled). Shared: whatever a type registered a [`Converter`] for (as
+//! CPython's `_PyXIData_RegisterClass`): the type's own value crosses as a
+//! [`Shared`] and becomes that type's object in the receiver; this layer
+//! names no type. Everything else is pickled (protocol 5) by
 //! `crossinterp._xi.dumps`, unless the caller asks for strict sharing, in which
 //! case `NotShareableError` is raised.
 
 use crate::cstr;
-use crate::errors;
+use crate::ffi::class::ClassDef;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::queue::{self, SharedQueue};
-use crossinterp_core::buffer::SharedMem;
+use crate::runtime::state::Import;
+use crate::runtime::{self, Error, OwnerRecord};
 use crossinterp_core::sync::Arc;
 use std::ffi::c_char;
+use std::sync::OnceLock;
+
+static DUMPS: Import = Import::new(cstr!("crossinterp._xi"), cstr!("dumps"));
+static LOADS: Import = Import::new(cstr!("crossinterp._xi"), cstr!("loads"));
 
 /// `bytes` this large are not copied at the sender: they are pinned there
 /// (immutable, kept alive by a cross-owner handle) and copied once by the
@@ -44,23 +51,80 @@ pub enum Value {
         data: Vec<u8>,
         main_file: Option<String>,
     },
-    /// A cross-interpreter queue (shared, not copied).
-    Queue(Arc<SharedQueue>),
-    /// Owner-free shared memory (zero-copy).
-    Buffer(Arc<SharedMem>),
-    /// A rendezvous channel (shared, not copied).
-    Channel(Arc<crate::channel::SharedChannel>),
-    /// A memoryview's memory, pinned in its owner (zero-copy, read-only).
-    Borrowed(crate::borrowed::Borrowed),
-    /// A large `bytes`, pinned in its owner and copied once, by the receiver.
-    PinnedBytes(crate::borrowed::Borrowed),
-    /// A shared atomic integer.
-    AtomicInt(crossinterp_core::atomic::AtomicInt),
-    /// A shared atomic boolean.
-    AtomicBool(crossinterp_core::atomic::AtomicFlag),
-    /// An object of its owner interpreter, shared by reference: the object
-    /// itself in the owner, a `SharedObjectProxy` elsewhere.
-    Proxy(Arc<crate::proxy::ProxyTarget>),
+    /// A value a type shares (see [`Converter`]): a queue, a buffer, a proxy...
+    Shared(Arc<dyn Shared>),
+}
+
+/// A value of a native type in transit: owned by no interpreter, dropped
+/// anywhere (what must be released in an owner is routed there by the
+/// value's own handle).
+pub trait Shared: Send + Sync + std::fmt::Debug + 'static {
+    /// Its object in the attached interpreter.
+    fn to_python(&self) -> PyResult<Owned>;
+    /// For a type that needs its own value back (downcast).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Which objects a [`Converter`] takes.
+pub enum Match {
+    /// Instances of one of our classes (or of subclasses).
+    Class(&'static ClassDef),
+    /// Instances of a builtin type (or of subclasses), e.g. `memoryview`.
+    Builtin(fn() -> *mut sys::PyTypeObject),
+    /// TEMPORARY, for types not yet on `ffi::class`: instances of the
+    /// module's type with this attribute name.
+    Named(&'static std::ffi::CStr),
+}
+
+/// How one type's objects cross (registered once per process, at the first
+/// module exec).
+pub struct Converter {
+    pub matches: Match,
+    /// The value of a matching object; `Ok(None)`: not natively shareable
+    /// after all (it is then pickled).
+    ///
+    /// # Safety
+    /// Called attached, with a live matching object.
+    pub to_value: Option<unsafe fn(*mut sys::PyObject) -> PyResult<Option<Value>>>,
+    /// Matching objects are never shared: `to_value` raises
+    /// `NotShareableError` with this message (and `is_shareable` says no).
+    pub refuse: Option<&'static str>,
+}
+
+static CONVERTERS: OnceLock<&'static [&'static Converter]> = OnceLock::new();
+
+/// Register the process's converters (the module's exec slot; every
+/// module passes the same list, the first one wins).
+pub fn register(list: &'static [&'static Converter]) {
+    let _ = CONVERTERS.set(list);
+}
+
+fn converters() -> &'static [&'static Converter] {
+    CONVERTERS.get().copied().unwrap_or(&[])
+}
+
+/// The converter of `obj`, if any.
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter, whose record is `rec`.
+unsafe fn converter_of(rec: &OwnerRecord, obj: *mut sys::PyObject) -> Option<&'static Converter> {
+    // SAFETY: forwarded; every type has valid flags.
+    let heap = unsafe { (*sys::Py_TYPE(obj)).tp_flags } & sys::Py_TPFLAGS_HEAPTYPE != 0;
+    converters().iter().copied().find(|c| match &c.matches {
+        // A static type cannot subclass one of our heap types.
+        // SAFETY: forwarded; the table's types are this interpreter's.
+        Match::Class(def) => heap && unsafe { rec.types.is_def(def, obj) },
+        // SAFETY: forwarded; builtin types are immortal statics.
+        Match::Builtin(tp) => unsafe { sys::PyObject_TypeCheck(obj, tp()) != 0 },
+        // SAFETY: forwarded.
+        Match::Named(name) => {
+            heap && unsafe { crate::legacy::is_ours(obj, name) }.unwrap_or_else(|_| {
+                // SAFETY: attached; a failed lookup is "not ours".
+                unsafe { sys::PyErr_Clear() };
+                false
+            })
+        }
+    })
 }
 
 /// Whether `obj` crosses natively (without pickling).
@@ -82,15 +146,16 @@ pub unsafe fn to_value(obj: *mut sys::PyObject, strict: bool) -> PyResult<Value>
         return Ok(v);
     }
     // SAFETY: forwarded contract.
-    if unsafe { crate::atomic_ref::is_atomic_ref(obj)? } {
-        return Err(errors::not_shareable(crate::atomic_ref::NOT_SHAREABLE));
+    if let Some(msg) = unsafe { refusal(obj)? } {
+        return Err(Error::NotShareable(msg.to_owned()).into());
     }
     if strict {
         // SAFETY: `obj` is live.
         let tname = unsafe { type_name(obj) };
-        return Err(errors::not_shareable(&format!(
+        return Err(Error::NotShareable(format!(
             "{tname} object is not shareable between interpreters (strict=True: no pickle fallback)"
-        )));
+        ))
+        .into());
     }
     // SAFETY: `obj` is live.
     unsafe { pickled(obj) }
@@ -190,54 +255,8 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
             ))?;
             return Ok(Some(Value::StrRaw(bytes_of(b.as_ptr()).to_vec())));
         }
-        if let Some(t) = crate::proxy::proxy_target(obj) {
-            return Ok(Some(Value::Proxy(t.clone())));
-        }
-        if let Some(v) = crate::proxy::method_value(obj)? {
-            return Ok(Some(v));
-        }
-        if sys::PyBytes_CheckExact(obj) != 0 {
-            if sys::PyBytes_Size(obj) as usize >= PIN_BYTES_FROM {
-                return Ok(Some(Value::PinnedBytes(crate::borrowed::pin(obj)?)));
-            }
+        if sys::PyBytes_CheckExact(obj) != 0 && (sys::PyBytes_Size(obj) as usize) < PIN_BYTES_FROM {
             return Ok(Some(Value::Bytes(bytes_of(obj).to_vec())));
-        }
-        if let Some(q) = queue::as_queue(obj)? {
-            return Ok(Some(Value::Queue(q)));
-        }
-        if let Some(m) = crate::buffer::as_buffer(obj)? {
-            return Ok(Some(Value::Buffer(m)));
-        }
-        if let Some(c) = crate::channel::as_channel(obj)? {
-            return Ok(Some(Value::Channel(c)));
-        }
-        if let Some(a) = crate::atomics::as_int(obj)? {
-            return Ok(Some(Value::AtomicInt(a)));
-        }
-        if let Some(a) = crate::atomics::as_flag(obj)? {
-            return Ok(Some(Value::AtomicBool(a)));
-        }
-        if sys::PyMemoryView_Check(obj) != 0 {
-            // A view of a whole SharedBuffer crosses as that buffer (owner-free,
-            // writable as it is); any other view is lent by its owner.
-            let base = Owned::from_new(sys::PyObject_GetAttrString(obj, cstr!("obj").as_ptr()))?;
-            if let Some(m) = crate::buffer::as_buffer(base.as_ptr())? {
-                let mut view: sys::Py_buffer = std::mem::zeroed();
-                if sys::PyObject_GetBuffer(obj, &mut view, sys::PyBUF_SIMPLE) == 0 {
-                    let whole = std::ptr::eq(view.buf as *const u8, m.as_ptr())
-                        && view.len as usize == m.len();
-                    sys::PyBuffer_Release(&mut view);
-                    if whole {
-                        return Ok(Some(Value::Buffer(m)));
-                    }
-                } else {
-                    sys::PyErr_Clear(); // not contiguous: `pin` reports it
-                }
-            }
-            return Ok(Some(Value::Borrowed(crate::borrowed::pin(obj)?)));
-        }
-        if let Some(b) = crate::borrowed::as_borrowed(obj)? {
-            return Ok(Some(Value::Borrowed(b)));
         }
         if sys::PyTuple_CheckExact(obj) != 0 && depth < MAX_DEPTH {
             let n = sys::PyTuple_Size(obj);
@@ -250,13 +269,29 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
             }
             return Ok(Some(Value::Tuple(items)));
         }
-        Ok(None)
+        let rec = runtime::current()?;
+        match converter_of(&rec, obj) {
+            Some(Converter {
+                to_value: Some(f), ..
+            }) => f(obj),
+            _ => Ok(None),
+        }
     }
+}
+
+/// The refusal message of `obj`'s type, if its type never crosses.
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter.
+unsafe fn refusal(obj: *mut sys::PyObject) -> PyResult<Option<&'static str>> {
+    let rec = runtime::current()?;
+    // SAFETY: forwarded.
+    Ok(unsafe { converter_of(&rec, obj) }.and_then(|c| c.refuse))
 }
 
 /// # Safety
 /// `obj` is a live `bytes` object; the slice must not outlive it.
-unsafe fn bytes_of<'a>(obj: *mut sys::PyObject) -> &'a [u8] {
+pub unsafe fn bytes_of<'a>(obj: *mut sys::PyObject) -> &'a [u8] {
     // SAFETY: forwarded contract; `bytes` are immutable.
     unsafe {
         let p = sys::PyBytes_AsString(obj);
@@ -266,15 +301,18 @@ unsafe fn bytes_of<'a>(obj: *mut sys::PyObject) -> &'a [u8] {
 }
 
 unsafe fn pickled(obj: *mut sys::PyObject) -> PyResult<Value> {
-    let dumps = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("dumps"))?;
+    let rec = runtime::current()?;
+    // SAFETY: attached; the table holds the function.
+    let dumps = unsafe { Owned::from_borrowed(rec.types.import(&DUMPS)?) };
     let res = match ffi::call(&dumps, &[obj]) {
         Ok(r) => r,
         Err(PyErrSet) => {
             // SAFETY: `obj` is live.
             let tname = unsafe { type_name(obj) };
-            return Err(errors::not_shareable_from_current(&format!(
+            return Err(Error::NotShareableFromCurrent(format!(
                 "{tname} object is not shareable between interpreters and cannot be pickled"
-            )));
+            ))
+            .into());
         }
     };
     // `dumps` returns (bytes, main_file | None).
@@ -341,16 +379,10 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
                 }
                 Ok(t)
             }
-            Value::Queue(q) => queue::to_python(q),
-            Value::Buffer(m) => crate::buffer::to_python(m),
-            Value::Channel(c) => crate::channel::to_python(c),
-            Value::Borrowed(b) => crate::borrowed::to_python(b),
-            Value::PinnedBytes(b) => crate::borrowed::bytes_to_python(b),
-            Value::AtomicInt(a) => crate::atomics::int_to_python(a),
-            Value::AtomicBool(a) => crate::atomics::flag_to_python(a),
-            Value::Proxy(t) => crate::proxy::to_python(t),
+            Value::Shared(v) => v.to_python(),
             Value::Pickled { data, main_file } => {
-                let loads = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("loads"))?;
+                let rec = runtime::current()?;
+                let loads = Owned::from_borrowed(rec.types.import(&LOADS)?);
                 let b = Owned::from_new(sys::PyBytes_FromStringAndSize(
                     data.as_ptr() as *const c_char,
                     data.len() as sys::Py_ssize_t,

@@ -1,68 +1,52 @@
-//! Argument helpers shared by the native types' methods.
+//! Argument parsing for the generated shims' bodies: positional arity,
+//! keyword binding, timeouts and truth values, and the detach-while-blocking
+//! helper the blocking calls use.
 
-use crate::ffi::{self, sys, Exc, PyErrSet, PyResult};
+use super::{raise, sys, Exc, PyErrSet, PyResult};
 use std::time::{Duration, Instant};
 
-/// The positional arguments of a METH_FASTCALL method.
+/// The positional arguments of a METH_FASTCALL method (borrowed, alive for
+/// the call).
 pub type Args<'a> = &'a [*mut sys::PyObject];
 
-/// Define `unsafe extern "C" fn $name(slf, args, nargs)` for METH_FASTCALL,
-/// catching panics, delegating to `$body(slf, args)`.
-#[macro_export]
-macro_rules! method_fn {
-    ($name:ident => $body:path) => {
-        unsafe extern "C" fn $name(
-            slf: *mut $crate::ffi::sys::PyObject,
-            args: *mut *mut $crate::ffi::sys::PyObject,
-            nargs: $crate::ffi::sys::Py_ssize_t,
-        ) -> *mut $crate::ffi::sys::PyObject {
-            $crate::ffi::trampoline(|| {
-                let args: $crate::common::Args = if nargs <= 0 {
-                    &[]
-                } else {
-                    // SAFETY: CPython passes `nargs` valid borrowed pointers.
-                    unsafe { std::slice::from_raw_parts(args, nargs as usize) }
-                };
-                $body(slf, args)
-            })
-        }
-    };
+/// The arguments of a `METH_FASTCALL | METH_KEYWORDS` method: positionals
+/// followed by keyword values, with the tuple of keyword names.
+#[derive(Clone, Copy)]
+pub struct KwArgs<'a> {
+    args: *const *mut sys::PyObject,
+    nargs: sys::Py_ssize_t,
+    kwnames: *mut sys::PyObject,
+    _call: std::marker::PhantomData<&'a ()>,
 }
 
-/// Define `unsafe extern "C" fn $name(slf, _)` for METH_NOARGS (CPython
-/// checks the argument count; its call path is a little shorter than
-/// METH_FASTCALL's, which matters for one-instruction methods such as
-/// `AtomicInt.inc`), catching panics, delegating to `$body(slf)`.
-#[macro_export]
-macro_rules! noargs_fn {
-    ($name:ident => $body:path) => {
-        unsafe extern "C" fn $name(
-            slf: *mut $crate::ffi::sys::PyObject,
-            _unused: *mut $crate::ffi::sys::PyObject,
-        ) -> *mut $crate::ffi::sys::PyObject {
-            $crate::ffi::trampoline(|| $body(slf))
+impl KwArgs<'_> {
+    /// # Safety
+    /// Exactly what CPython passed to a `METH_FASTCALL | METH_KEYWORDS`
+    /// function, alive for the call.
+    pub unsafe fn new(
+        args: *const *mut sys::PyObject,
+        nargs: sys::Py_ssize_t,
+        kwnames: *mut sys::PyObject,
+    ) -> Self {
+        KwArgs {
+            args,
+            nargs,
+            kwnames,
+            _call: std::marker::PhantomData,
         }
-    };
-}
+    }
 
-/// A `PyMethodDef` for a `METH_FASTCALL` function made by [`method_fn!`]:
-/// `method_def!("name", f, "doc")`, or with explicit flags
-/// `method_def!("name", f, flags, "doc")` (e.g. `METH_FASTCALL | METH_CLASS`).
-#[macro_export]
-macro_rules! method_def {
-    ($name:literal, $f:ident, $doc:literal) => {
-        $crate::method_def!($name, $f, $crate::ffi::sys::METH_FASTCALL, $doc)
-    };
-    ($name:literal, $f:ident, $flags:expr, $doc:literal) => {
-        $crate::ffi::sys::PyMethodDef {
-            ml_name: $crate::cstr!($name).as_ptr(),
-            ml_meth: $crate::ffi::sys::PyMethodDefPointer {
-                PyCFunctionFast: $f,
-            },
-            ml_flags: $flags,
-            ml_doc: $crate::cstr!($doc).as_ptr(),
-        }
-    };
+    /// Bind to `names` (see [`bind`]): the first `npos` may come by
+    /// position, all by keyword; missing ones are `None`.
+    pub fn bind<const N: usize>(
+        self,
+        fname: &str,
+        names: [&std::ffi::CStr; N],
+        npos: usize,
+    ) -> PyResult<[Option<*mut sys::PyObject>; N]> {
+        // SAFETY: the constructor's contract.
+        unsafe { bind(fname, self.args, self.nargs, self.kwnames, names, npos) }
+    }
 }
 
 /// `TypeError` unless exactly `n` arguments were given. Inlined (the check is
@@ -78,7 +62,7 @@ pub fn arity(name: &str, args: Args, n: usize) -> PyResult<()> {
 #[cold]
 #[inline(never)]
 fn arity_error(name: &str, given: usize, n: usize) -> PyErrSet {
-    ffi::raise(
+    raise(
         Exc::TypeError,
         &format!("{name}() takes exactly {n} argument(s) ({given} given)"),
     )
@@ -97,7 +81,7 @@ pub fn arg_timeout(args: Args, i: usize) -> PyResult<Option<Duration>> {
             return Err(PyErrSet);
         }
         if v.is_nan() || v < 0.0 {
-            return Err(ffi::raise(
+            return Err(raise(
                 Exc::ValueError,
                 "timeout must be a non-negative number or None",
             ));
@@ -151,41 +135,6 @@ pub fn arg_bool(args: Args, i: usize) -> PyResult<bool> {
     }
 }
 
-/// Create a heap type from `spec_name`/`basicsize`/`flags`/`slots` bound to
-/// `module` (so `PyType_GetModuleByDef` finds it) and add it as `attr`.
-///
-/// # Safety
-/// Attached; `module` is our live module object; `slots` is a valid,
-/// zero-terminated slot table whose functions match `basicsize`'s layout.
-pub unsafe fn add_heap_type(
-    module: *mut sys::PyObject,
-    spec_name: &std::ffi::CStr,
-    attr: &std::ffi::CStr,
-    basicsize: usize,
-    flags: std::ffi::c_ulong,
-    slots: &mut [sys::PyType_Slot],
-) -> PyResult<()> {
-    let mut spec = sys::PyType_Spec {
-        name: spec_name.as_ptr(),
-        basicsize: basicsize as std::ffi::c_int,
-        itemsize: 0,
-        flags: flags as _,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: forwarded contract; CPython copies what it keeps of `spec`.
-    unsafe {
-        let tp = crate::ffi::Owned::from_new(sys::PyType_FromModuleAndSpec(
-            module,
-            &mut spec,
-            std::ptr::null_mut(),
-        ))?;
-        if sys::PyModule_AddObjectRef(module, attr.as_ptr(), tp.as_ptr()) < 0 {
-            return Err(PyErrSet);
-        }
-    }
-    Ok(())
-}
-
 /// Bind `METH_FASTCALL | METH_KEYWORDS` arguments to `names`: the first
 /// `npos` may come by position, all by keyword. Missing ones are `None`.
 /// `TypeError` for too many positionals, unknown or repeated keywords.
@@ -206,7 +155,7 @@ pub unsafe fn bind<const N: usize>(
     // SAFETY: forwarded contract.
     let nargs = unsafe { sys::PyVectorcall_NARGS(nargs as usize) } as usize;
     if nargs > npos {
-        return Err(ffi::raise(
+        return Err(raise(
             Exc::TypeError,
             &format!("{fname}() takes at most {npos} positional argument(s) ({nargs} given)"),
         ));
@@ -227,14 +176,14 @@ pub unsafe fn bind<const N: usize>(
                 .iter()
                 .position(|n| sys::PyUnicode_CompareWithASCIIString(key, n.as_ptr()) == 0)
             else {
-                let k = crate::ffi::str_utf8(key).unwrap_or("?");
-                return Err(ffi::raise(
+                let k = super::str_utf8(key).unwrap_or("?");
+                return Err(raise(
                     Exc::TypeError,
                     &format!("{fname}() got an unexpected keyword argument '{k}'"),
                 ));
             };
             if out[i].is_some() {
-                return Err(ffi::raise(
+                return Err(raise(
                     Exc::TypeError,
                     &format!(
                         "{fname}() got multiple values for argument '{}'",
@@ -287,7 +236,7 @@ pub fn timeout_of(obj: Option<*mut sys::PyObject>) -> PyResult<Option<Duration>>
     // SAFETY: attached; `obj` is a live argument bound by `bind`.
     unsafe {
         if sys::PyBool_Check(obj) != 0 {
-            return Err(ffi::raise(
+            return Err(raise(
                 Exc::TypeError,
                 "timeout must be a number or None, not bool",
             ));
@@ -301,64 +250,5 @@ pub fn bool_of(obj: Option<*mut sys::PyObject>, default: bool) -> PyResult<bool>
     match obj {
         None => Ok(default),
         Some(o) => arg_bool(&[o], 0),
-    }
-}
-
-/// The object layout of every native type of this crate: the Python object
-/// header, then one Rust value, written by [`alloc_native`] before the object
-/// is visible and dropped by [`dealloc_native`].
-///
-/// Ownership: the value belongs to the Python object (of one interpreter);
-/// it is dropped on whichever thread deallocates the object, so `T` holds
-/// only plain Rust data (shared state behind `Arc`s, locks, atomics).
-#[repr(C)]
-pub struct Native<T> {
-    ob_base: sys::PyObject,
-    value: T,
-}
-
-/// Allocate an instance of `cls` holding `value`.
-///
-/// # Safety
-/// Attached; `cls` is a live type whose instances have `Native<T>`'s layout
-/// (a type made with `size_of::<Native<T>>()`, or a Python subclass of one
-/// that adds no storage before it) and whose `tp_dealloc` is
-/// `dealloc_native::<T>` (or calls it).
-pub unsafe fn alloc_native<T>(
-    cls: *mut sys::PyTypeObject,
-    value: T,
-) -> PyResult<crate::ffi::Owned> {
-    // SAFETY: forwarded; GenericAlloc zero-fills, and writing the value over
-    // the zeroed field before the object escapes is its initialization.
-    unsafe {
-        let obj = crate::ffi::Owned::from_new(sys::PyType_GenericAlloc(cls, 0))?;
-        std::ptr::write(&mut (*(obj.as_ptr() as *mut Native<T>)).value, value);
-        Ok(obj)
-    }
-}
-
-/// The value of a native object.
-///
-/// # Safety
-/// `obj` is a live object made by `alloc_native::<T>`, outliving the borrow.
-pub unsafe fn native_ref<'a, T>(obj: *mut sys::PyObject) -> &'a T {
-    // SAFETY: forwarded; the value was initialized at allocation.
-    unsafe { &(*(obj as *mut Native<T>)).value }
-}
-
-/// `tp_dealloc` of a native type: drop the value, free the object, release
-/// the reference every instance of a heap type holds to its type.
-///
-/// # Safety
-/// Called by CPython, once, for a dead object made by `alloc_native::<T>`.
-pub unsafe extern "C" fn dealloc_native<T>(obj: *mut sys::PyObject) {
-    // SAFETY: forwarded contract; the type outlives this call (we hold its
-    // reference until the last line).
-    unsafe {
-        let tp = sys::Py_TYPE(obj);
-        std::ptr::drop_in_place(&mut (*(obj as *mut Native<T>)).value);
-        let free: sys::freefunc = std::mem::transmute(sys::PyType_GetSlot(tp, sys::Py_tp_free));
-        free(obj as *mut std::ffi::c_void);
-        sys::Py_DecRef(tp as *mut sys::PyObject);
     }
 }

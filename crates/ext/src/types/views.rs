@@ -18,135 +18,19 @@
 //! code keeps our owner alive as well. The 3.15 functions are found at run time
 //! (`dlsym`), so one code path serves every version.
 
-use crate::common::{alloc_native, dealloc_native, native_ref, Args, Native};
 use crate::cstr;
-use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::owners::{self, InterpRecord};
+use crate::legacy::{alloc_native, dealloc_native, native_ref, Args, Native};
+use crate::runtime::owners::Event;
+use crate::runtime::owners::{self, OwnerRecord};
+use crate::runtime::pep788::{self, NativeGuard};
+use crate::runtime::Error;
 use crossinterp_core::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crossinterp_core::{Guard, OwnerState};
 use std::collections::BTreeMap;
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 use std::ptr::null_mut;
 use std::thread::ThreadId;
-
-// ------------------------------------------------------------------ PEP 788 (3.15)
-
-extern "C" {
-    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-}
-
-/// `RTLD_DEFAULT` on Linux/glibc: search the global symbol scope (the
-/// interpreter's own exported C API).
-const RTLD_DEFAULT: *mut c_void = null_mut();
-
-struct Pep788 {
-    view_from_current: unsafe extern "C" fn() -> *mut c_void,
-    view_close: unsafe extern "C" fn(*mut c_void),
-    guard_from_view: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
-    guard_close: unsafe extern "C" fn(*mut c_void),
-}
-
-fn pep788() -> Option<&'static Pep788> {
-    static API: std::sync::OnceLock<Option<Pep788>> = std::sync::OnceLock::new();
-    API.get_or_init(|| {
-        // SAFETY: dlsym with NUL-terminated names; each symbol, when present,
-        // has the PEP 788 signature declared by CPython 3.15's pystate.h.
-        unsafe {
-            let f = |n: &std::ffi::CStr| dlsym(RTLD_DEFAULT, n.as_ptr());
-            let (a, b, c, d) = (
-                f(cstr!("PyInterpreterView_FromCurrent")),
-                f(cstr!("PyInterpreterView_Close")),
-                f(cstr!("PyInterpreterGuard_FromView")),
-                f(cstr!("PyInterpreterGuard_Close")),
-            );
-            if a.is_null() || b.is_null() || c.is_null() || d.is_null() {
-                return None;
-            }
-            Some(Pep788 {
-                view_from_current: std::mem::transmute::<
-                    *mut c_void,
-                    unsafe extern "C" fn() -> *mut c_void,
-                >(a),
-                view_close: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(
-                    b,
-                ),
-                guard_from_view: std::mem::transmute::<
-                    *mut c_void,
-                    unsafe extern "C" fn(*mut c_void) -> *mut c_void,
-                >(c),
-                guard_close: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(
-                    d,
-                ),
-            })
-        }
-    })
-    .as_ref()
-}
-
-/// Whether this Python has PEP 788 guards (3.15+).
-pub fn has_pep788() -> bool {
-    pep788().is_some()
-}
-
-/// A PEP 788 view of the attached interpreter, or 0 (before 3.15, or on
-/// failure). Called when the interpreter is registered.
-pub fn pep788_view_of_current() -> usize {
-    let Some(api) = pep788() else { return 0 };
-    // SAFETY: called attached (registration runs in the interpreter).
-    unsafe {
-        let v = (api.view_from_current)();
-        if v.is_null() {
-            sys::PyErr_Clear();
-        }
-        v as usize
-    }
-}
-
-/// Close a view made by [`pep788_view_of_current`] (0: nothing).
-pub fn close_pep788_view(v: usize) {
-    if v == 0 {
-        return;
-    }
-    if let Some(api) = pep788() {
-        // SAFETY: `v` came from PyInterpreterView_FromCurrent and is closed
-        // once (the record's drop); closing a view needs no thread state.
-        unsafe { (api.view_close)(v as *mut c_void) };
-    }
-}
-
-/// A real PEP 788 guard, closed on drop.
-struct NativeGuard(usize);
-
-impl NativeGuard {
-    /// Some(guard), or None when the interpreter refuses guards (finalizing);
-    /// Ok(None) too when this Python has no PEP 788.
-    fn acquire(rec: &InterpRecord) -> Result<Option<NativeGuard>, ()> {
-        let Some(api) = pep788() else { return Ok(None) };
-        let view = rec.pep788_view.load(Ordering::Acquire);
-        if view == 0 {
-            return Ok(None);
-        }
-        // SAFETY: `view` is the record's live PEP 788 view; taking a guard
-        // from a view needs no particular thread state.
-        let g = unsafe { (api.guard_from_view)(view as *mut c_void) };
-        if g.is_null() {
-            // SAFETY: attached (entry point); a refusal may set an exception.
-            unsafe { sys::PyErr_Clear() };
-            return Err(());
-        }
-        Ok(Some(NativeGuard(g as usize)))
-    }
-}
-
-impl Drop for NativeGuard {
-    fn drop(&mut self) {
-        if let Some(api) = pep788() {
-            // SAFETY: a guard from PyInterpreterGuard_FromView, closed once.
-            unsafe { (api.guard_close)(self.0 as *mut c_void) };
-        }
-    }
-}
 
 // ------------------------------------------------------------------ guards
 
@@ -162,7 +46,7 @@ struct Held {
 /// another while open. Touched from any thread; `held` is behind a lock.
 struct GuardState {
     no: u64,
-    rec: Arc<InterpRecord>,
+    rec: Arc<OwnerRecord>,
     /// The interpreter whose object holds the guard.
     holder: i64,
     /// The thread that took it.
@@ -195,29 +79,20 @@ fn open_guards(keep: impl Fn(&GuardState) -> bool) -> Vec<Arc<GuardState>> {
 }
 
 /// Take a guard on `rec` for a Python `InterpreterGuard`.
-fn open_guard(rec: &Arc<InterpRecord>) -> PyResult<Arc<GuardState>> {
-    let refused = |rec: &InterpRecord| {
+fn open_guard(rec: &Arc<OwnerRecord>) -> PyResult<Arc<GuardState>> {
+    let refused = |rec: &OwnerRecord| {
         if rec.view.state() == OwnerState::Finalized {
-            errors::raise_by_name(
-                cstr!("InterpreterGoneError"),
-                &format!("interpreter {} is gone", rec.iid),
-            )
+            Error::gone(&format!("interpreter {} is gone", rec.iid))
         } else {
-            errors::raise_by_name(
-                cstr!("InterpreterFinalizingError"),
-                &format!(
-                    "interpreter {} is finalizing: no new guard can be taken",
-                    rec.iid
-                ),
-            )
+            Error::Finalizing(rec.iid).raise()
         }
     };
     let guard = match rec.view.guard() {
         Ok(g) => g,
         Err(crossinterp_core::GuardError::Finalizing(_)) => return Err(refused(rec)),
-        Err(e) => return Err(errors::from_guard(e, rec.iid)),
+        Err(e) => return Err(Error::guard(e, rec.iid).into()),
     };
-    let native = match NativeGuard::acquire(rec) {
+    let native = match NativeGuard::acquire(rec.pep788_view.load(Ordering::Acquire)) {
         Ok(n) => n,
         Err(()) => {
             drop(guard);
@@ -271,16 +146,16 @@ pub fn close_all_at_exit() {
 /// here is what lets a `PyInterpreterGuard` held by C code keep our owner
 /// alive too. Uses `_PyInterpreterState_GuardCountdown` (exported by 3.15);
 /// without it, returns at once.
-pub fn wait_for_native_guards(rec: &InterpRecord, warn_after: std::time::Duration) {
+pub fn wait_for_native_guards(rec: &OwnerRecord, warn_after: std::time::Duration) {
     type Countdown = unsafe extern "C" fn(*mut sys::PyInterpreterState) -> sys::Py_ssize_t;
     static COUNTDOWN: std::sync::OnceLock<Option<Countdown>> = std::sync::OnceLock::new();
     let f = COUNTDOWN.get_or_init(|| {
-        pep788()?;
+        pep788::api()?;
         // SAFETY: dlsym with a NUL-terminated name; 3.15 exports this
         // function with this signature (pycore_pystate.h).
         unsafe {
-            let p = dlsym(
-                RTLD_DEFAULT,
+            let p = pep788::dlsym(
+                pep788::RTLD_DEFAULT,
                 cstr!("_PyInterpreterState_GuardCountdown").as_ptr(),
             );
             (!p.is_null()).then(|| std::mem::transmute::<*mut c_void, Countdown>(p))
@@ -332,7 +207,7 @@ pub fn held_by_this_thread(iid: i64) -> bool {
 /// The value of an `InterpreterView`: the record (memory only: a view never
 /// keeps the interpreter alive). Immutable; any thread.
 pub struct ViewObj {
-    rec: Arc<InterpRecord>,
+    rec: Arc<OwnerRecord>,
 }
 
 /// The value of an `InterpreterGuard`. Any thread may close it.
@@ -347,7 +222,7 @@ impl Drop for GuardObj {
 }
 
 /// A new `InterpreterView` of `rec` in the attached interpreter.
-pub fn view_object(rec: Arc<InterpRecord>) -> PyResult<Owned> {
+pub fn view_object(rec: Arc<OwnerRecord>) -> PyResult<Owned> {
     let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("InterpreterView"))?;
     // SAFETY: this interpreter's InterpreterView type (layout Native<ViewObj>).
     unsafe { alloc_native(tp.as_ptr() as *mut sys::PyTypeObject, ViewObj { rec }) }
@@ -355,18 +230,18 @@ pub fn view_object(rec: Arc<InterpRecord>) -> PyResult<Owned> {
 
 /// `view(id)`: the view of live owner `id`.
 pub fn view_of(iid: i64) -> PyResult<Owned> {
-    let rec = owners::get(iid).ok_or_else(|| errors::not_found(iid))?;
+    let rec = owners::get(iid).ok_or_else(|| PyErrSet::from(Error::NotFound(iid)))?;
     view_object(rec)
 }
 
 fn view_current(_cls: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::common::arity("current", args, 0)?;
+    crate::legacy::arity("current", args, 0)?;
     let (_, iid) = ffi::interp::current();
     view_of(iid).map(Owned::into_ptr)
 }
 
 fn view_guard(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::common::arity("guard", args, 0)?;
+    crate::legacy::arity("guard", args, 0)?;
     // SAFETY: `slf` is a live InterpreterView.
     let rec = unsafe { native_ref::<ViewObj>(slf) }.rec.clone();
     let st = open_guard(&rec)?;
@@ -377,7 +252,7 @@ fn view_guard(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObjec
 }
 
 fn view_is_alive(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::common::arity("is_alive", args, 0)?;
+    crate::legacy::arity("is_alive", args, 0)?;
     // SAFETY: `slf` is a live InterpreterView.
     let rec = &unsafe { native_ref::<ViewObj>(slf) }.rec;
     let alive = rec.view.state() == OwnerState::Running;
@@ -393,7 +268,7 @@ fn view_is_alive(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyOb
 }
 
 fn view_state(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::common::arity("state", args, 0)?;
+    crate::legacy::arity("state", args, 0)?;
     // SAFETY: `slf` is a live InterpreterView.
     let rec = &unsafe { native_ref::<ViewObj>(slf) }.rec;
     let s = match rec.view.state() {
@@ -459,18 +334,18 @@ unsafe extern "C" fn view_richcompare(
 }
 
 fn guard_close(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::common::arity("close", args, 0)?;
+    crate::legacy::arity("close", args, 0)?;
     // SAFETY: `slf` is a live InterpreterGuard.
     unsafe { native_ref::<GuardObj>(slf) }.st.close();
     Ok(ffi::none())
 }
 
 fn guard_enter(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::common::arity("__enter__", args, 0)?;
+    crate::legacy::arity("__enter__", args, 0)?;
     // SAFETY: `slf` is a live InterpreterGuard.
     let st = &unsafe { native_ref::<GuardObj>(slf) }.st;
     if lock(&st.held).is_none() {
-        return Err(errors::interpreter_error("the guard is closed"));
+        return Err(Error::interpreter("the guard is closed"));
     }
     // SAFETY: attached; `slf` is live.
     Ok(unsafe { Owned::from_borrowed(slf) }.into_ptr())
@@ -484,7 +359,7 @@ fn guard_exit(slf: *mut sys::PyObject, _args: Args) -> PyResult<*mut sys::PyObje
 }
 
 fn guard_is_open(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::common::arity("is_open", args, 0)?;
+    crate::legacy::arity("is_open", args, 0)?;
     // SAFETY: `slf` is a live InterpreterGuard.
     let open = lock(&unsafe { native_ref::<GuardObj>(slf) }.st.held).is_some();
     // SAFETY: attached.
@@ -499,7 +374,7 @@ fn guard_is_open(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyOb
 }
 
 fn guard_view(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::common::arity("view", args, 0)?;
+    crate::legacy::arity("view", args, 0)?;
     // SAFETY: `slf` is a live InterpreterGuard.
     let rec = unsafe { native_ref::<GuardObj>(slf) }.st.rec.clone();
     view_object(rec).map(Owned::into_ptr)
@@ -519,7 +394,7 @@ unsafe extern "C" fn guard_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
 }
 
 fn no_pickle(_slf: *mut sys::PyObject, _args: Args) -> PyResult<*mut sys::PyObject> {
-    Err(errors::not_shareable(
+    Err(Error::not_shareable(
         "interpreter guards cannot be pickled or passed to another interpreter; \
          pass the InterpreterView (or the interpreter id) and take a guard there",
     ))
@@ -651,7 +526,7 @@ pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
         | sys::Py_TPFLAGS_DISALLOW_INSTANTIATION;
     // SAFETY: the caller's contract; the slots match the layouts.
     unsafe {
-        crate::common::add_heap_type(
+        crate::legacy::add_heap_type(
             module,
             cstr!("crossinterp.InterpreterView"),
             cstr!("InterpreterView"),
@@ -659,7 +534,7 @@ pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
             flags,
             &mut vslots,
         )?;
-        crate::common::add_heap_type(
+        crate::legacy::add_heap_type(
             module,
             cstr!("crossinterp.InterpreterGuard"),
             cstr!("InterpreterGuard"),
@@ -672,8 +547,28 @@ pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
 
 /// Raised by `destroy` when this thread holds a guard on `iid`.
 pub fn refuse_self_wait(iid: i64) -> PyErrSet {
-    errors::interpreter_error(&format!(
+    Error::interpreter(&format!(
         "cannot close interpreter {iid}: this thread holds an open guard on it \
          (close the guard first; closing would wait for it forever)"
     ))
 }
+
+/// The guards' part in owners' lives.
+fn on_event(event: &Event<'_>) {
+    match event {
+        // Guards on this interpreter held by its own guard objects can never
+        // be closed while it waits (its code no longer runs): close them now.
+        Event::Begin(rec) => close_self_guards(rec.iid),
+        Event::Wait(rec, warn_after) => wait_for_native_guards(rec, *warn_after),
+        // Guards held by Python guard objects must not hold the process exit.
+        Event::ProcessExit => close_all_at_exit(),
+        _ => {}
+    }
+}
+
+/// `InterpreterView` and `InterpreterGuard` (a guard never crosses).
+pub const ENTRY: super::Entry = super::Entry {
+    hook: Some(on_event),
+    legacy_add: Some(add_types),
+    ..super::Entry::EMPTY
+};

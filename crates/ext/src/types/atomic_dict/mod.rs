@@ -43,9 +43,9 @@
 //!    `__eq__`/`__add__` it triggers) raises `RuntimeError` instead of
 //!    livelocking the compare-and-set loop.
 
-use crate::common::{alloc_native, arity, bind, dealloc_native, native_ref, Args, Native};
 use crate::cstr;
 use crate::ffi::{self, interp::detached, sys, Exc, Owned, PyErrSet, PyResult};
+use crate::legacy::{alloc_native, arity, bind, dealloc_native, native_ref, Args, Native};
 use crate::method_fn;
 use crossinterp_core::map::{ReadGuard, ShardedMap, WriteGuard};
 use std::cell::{Cell, RefCell};
@@ -180,9 +180,8 @@ impl Drop for Busy {
 /// `RuntimeError` if this thread is inside an `update`/`reduce*` of `slf`.
 fn not_busy(slf: *mut sys::PyObject) -> PyResult<()> {
     if BUSY_N.with(|n| n.get()) != 0 && BUSY.with(|b| b.borrow().contains(&(slf as usize))) {
-        // SAFETY: immutable static.
-        return Err(ffi::raise_class(
-            &unsafe { Owned::from_borrowed(sys::PyExc_RuntimeError) },
+        return Err(ffi::raise(
+            ffi::Exc::RuntimeError,
             "AtomicDict mutated from inside its own update()/reduce() (its callback, or code \
              the callback triggered); return the new value from the callback instead",
         ));
@@ -1039,7 +1038,7 @@ unsafe extern "C" fn dict_new(
     ffi::trampoline(|| {
         // SAFETY: attached; CPython's tp_new arguments.
         let initial = unsafe {
-            crate::common::optional_object_arg(
+            crate::legacy::optional_object_arg(
                 args,
                 kwargs,
                 cstr!("initial"),
@@ -1065,7 +1064,7 @@ unsafe extern "C" fn dict_new(
                     Owned::from_borrowed(initial)
                 }
             };
-            let d = crate::atomic_dict::state(obj.as_ptr());
+            let d = self::state(obj.as_ptr());
             for_pairs(items.as_ptr(), |k, v| store(d, &mut Key::new(k)?, v))?;
         }
         Ok(obj.into_ptr())
@@ -1281,7 +1280,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     let flags = sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_IMMUTABLETYPE | sys::Py_TPFLAGS_HAVE_GC;
     // SAFETY: the caller's contract; the slots match `Native<DictState>`.
     unsafe {
-        crate::common::add_heap_type(
+        crate::legacy::add_heap_type(
             module,
             cstr!("crossinterp.AtomicDict"),
             cstr!("AtomicDict"),
@@ -1291,3 +1290,9 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         )
     }
 }
+
+/// `AtomicDict` (no crossing: it is not shareable between interpreters).
+pub const ENTRY: super::Entry = super::Entry {
+    legacy_add: Some(add_type),
+    ..super::Entry::EMPTY
+};

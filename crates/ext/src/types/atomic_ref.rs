@@ -27,10 +27,10 @@
 //! Cross-interpreter: refused ([`NOT_SHAREABLE`]). Cycles through an
 //! `AtomicRef` are collected (it is a GC type: `tp_traverse`/`tp_clear`).
 
-use crate::common::{arity, Args, Native};
 use crate::cstr;
-use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
+use crate::legacy::{arity, Args, Native};
+use crate::runtime::Error;
 use crate::{method_fn, noargs_fn};
 use crossinterp_core::sync::{AtomicPtr, Ordering};
 use std::ffi::{c_int, c_void};
@@ -267,7 +267,7 @@ mod protocol {
 fn this<'a>(slf: *mut sys::PyObject) -> &'a RefSlot {
     // SAFETY: CPython calls a type's methods with an instance of the type as
     // `slf`, initialised at creation and alive for the call.
-    unsafe { crate::common::native_ref::<RefSlot>(slf) }
+    unsafe { crate::legacy::native_ref::<RefSlot>(slf) }
 }
 
 /// Release a reference handed back by the protocol (may run `__del__`).
@@ -328,7 +328,7 @@ fn r_cas(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
 }
 
 fn r_reduce(_slf: *mut sys::PyObject, _args: Args) -> PyResult<*mut sys::PyObject> {
-    Err(errors::not_shareable(NOT_SHAREABLE))
+    Err(Error::not_shareable(NOT_SHAREABLE))
 }
 
 noargs_fn!(py_r_get => r_get);
@@ -345,7 +345,7 @@ unsafe extern "C" fn ref_new(
     ffi::trampoline(|| {
         // SAFETY: attached; CPython's tp_new arguments; None is immortal.
         let initial = unsafe {
-            crate::common::optional_object_arg(
+            crate::legacy::optional_object_arg(
                 args,
                 kwargs,
                 cstr!("initial"),
@@ -359,7 +359,7 @@ unsafe extern "C" fn ref_new(
         // dealloc is `ref_dealloc`; the zero-filled cell (NULL pointer) seen by
         // a traverse before the value is written is skipped.
         let obj = unsafe {
-            crate::common::alloc_native(cls, protocol::new(sys::Py_NewRef(sys::Py_None())))?
+            crate::legacy::alloc_native(cls, protocol::new(sys::Py_NewRef(sys::Py_None())))?
         };
         // SAFETY: attached; `initial` is a live argument (or None); we give
         // the cell a new reference and release the None it hands back.
@@ -424,7 +424,7 @@ unsafe extern "C" fn ref_dealloc(slf: *mut sys::PyObject) {
     unsafe {
         sys::PyObject_GC_UnTrack(slf as *mut c_void);
         let _ = std::panic::catch_unwind(|| clear_cell(slf));
-        crate::common::dealloc_native::<RefSlot>(slf);
+        crate::legacy::dealloc_native::<RefSlot>(slf);
     }
 }
 
@@ -483,7 +483,7 @@ static mut REF_METHODS: [sys::PyMethodDef; 6] = [
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn is_atomic_ref(obj: *mut sys::PyObject) -> PyResult<bool> {
     // SAFETY: forwarded.
-    unsafe { crate::module::is_ours(obj, cstr!("AtomicRef")) }
+    unsafe { crate::legacy::is_ours(obj, cstr!("AtomicRef")) }
 }
 
 /// Create this module's `AtomicRef` heap type.
@@ -507,7 +507,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     let flags = sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_IMMUTABLETYPE | sys::Py_TPFLAGS_HAVE_GC;
     // SAFETY: the caller's contract; the slots match `Native<RefSlot>`.
     unsafe {
-        crate::common::add_heap_type(
+        crate::legacy::add_heap_type(
             module,
             cstr!("crossinterp.AtomicRef"),
             cstr!("AtomicRef"),
@@ -517,3 +517,16 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         )
     }
 }
+
+static REF_XI: crate::xi::Converter = crate::xi::Converter {
+    matches: crate::xi::Match::Named(cstr!("AtomicRef")),
+    to_value: None,
+    refuse: Some(NOT_SHAREABLE),
+};
+
+/// `AtomicRef`: refused at every crossing.
+pub const ENTRY: super::Entry = super::Entry {
+    converters: &[&REF_XI],
+    legacy_add: Some(add_type),
+    ..super::Entry::EMPTY
+};

@@ -3,21 +3,39 @@
 //! engine controls every attach and detach.
 
 use crate::cstr;
-use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::owners::{self, InterpRecord, CREATING};
+use crate::runtime::owners::{self, Event, OwnerRecord, StartError, Whence, CREATING};
+use crate::runtime::Error;
+use crate::types::Entry;
 use crate::xi::{self, Value};
-use crossinterp_core::sync::Arc;
 use std::ffi::{c_char, CString};
 
 /// Information about an exception raised in another interpreter, as a tuple
 /// of str `(type_name, type_qualname, type_module, msg, formatted, errdisplay)`.
 pub type ExcInfo = Value;
 
-/// The record of `iid`, or `InterpreterNotFoundError`.
-pub fn record(iid: i64) -> PyResult<Arc<InterpRecord>> {
-    owners::get(iid).ok_or_else(|| errors::not_found(iid))
+pub use owners::record;
+
+/// The interpreters API's part in owners' lives: at process exit, close the
+/// idle interpreters we created that are still open (a clean exit with live
+/// interpreters).
+fn on_event(event: &Event<'_>) {
+    if let Event::ProcessExit = event {
+        for rec in owners::all() {
+            if rec.whence == Whence::Crossinterp && !rec.is_running() && destroy(rec.iid).is_err() {
+                // SAFETY: attached (the main interpreter's exit); report and
+                // go on with the others.
+                unsafe { sys::PyErr_WriteUnraisable(std::ptr::null_mut()) };
+            }
+        }
+    }
 }
+
+/// The module's entry for the interpreters API (a hook, no class).
+pub const ENTRY: Entry = Entry {
+    hook: Some(on_event),
+    ..Entry::EMPTY
+};
 
 /// Capture the exception set in the attached interpreter as an [`ExcInfo`].
 fn capture_excinfo() -> ExcInfo {
@@ -56,18 +74,18 @@ fn fallback_excinfo(name: &str, msg: &str) -> ExcInfo {
 
 /// Keep an interpreter "running" for the duration of a call, so that it
 /// cannot be closed meanwhile.
-struct Running<'a>(&'a InterpRecord);
+struct Running<'a>(&'a OwnerRecord);
 
 impl<'a> Running<'a> {
-    fn start(rec: &'a InterpRecord) -> PyResult<Self> {
+    fn start(rec: &'a OwnerRecord) -> PyResult<Self> {
         let (_, cur) = ffi::interp::current();
         if cur == rec.iid {
-            return Err(errors::interpreter_error("interpreter already running"));
+            return Err(Error::interpreter("interpreter already running"));
         }
         match rec.try_start() {
             Ok(()) => Ok(Running(rec)),
-            Err("closing") => Err(errors::not_found(rec.iid)),
-            Err(_) => Err(errors::interpreter_error("interpreter already running")),
+            Err(StartError::Closing) => Err(Error::NotFound(rec.iid).into()),
+            Err(_) => Err(Error::interpreter("interpreter already running")),
         }
     }
 }
@@ -299,7 +317,7 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
                 .to_string_lossy()
                 .into_owned()
         };
-        return Err(errors::interpreter_error(&format!(
+        return Err(Error::interpreter(&format!(
             "interpreter creation failed: {msg}"
         )));
     }
@@ -333,7 +351,7 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
         // finds this registration).
         let (_rec, is_new) = owners::register_current();
         if is_new {
-            crate::module::arrange_exit_hooks()?;
+            crate::runtime::exit::arrange_exit_hooks()?;
         }
         Ok(())
     };
@@ -364,7 +382,7 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
                 },
                 _ => String::new(),
             };
-            Err(errors::interpreter_error(&format!(
+            Err(Error::interpreter(&format!(
                 "could not set up the new interpreter: {detail}"
             )))
         }
@@ -376,25 +394,23 @@ pub fn destroy(iid: i64) -> PyResult<()> {
     let rec = record(iid)?;
     let (_, cur) = ffi::interp::current();
     if cur == iid {
-        return Err(errors::interpreter_error(
-            "cannot close the current interpreter",
-        ));
+        return Err(Error::interpreter("cannot close the current interpreter"));
     }
-    if crate::views::held_by_this_thread(iid) {
-        return Err(crate::views::refuse_self_wait(iid));
+    if crate::types::views::held_by_this_thread(iid) {
+        return Err(crate::types::views::refuse_self_wait(iid));
     }
     if rec.whence != owners::Whence::Crossinterp {
-        return Err(errors::interpreter_error(&format!(
+        return Err(Error::interpreter(&format!(
             "interpreter {iid} was not created by crossinterp; close it where it was created"
         )));
     }
     if !rec.try_close() {
         if rec.is_running() {
-            return Err(errors::interpreter_error(
+            return Err(Error::interpreter(
                 "interpreter is running; cannot close it",
             ));
         }
-        return Err(errors::not_found(iid));
+        return Err(Error::NotFound(iid).into());
     }
     // SAFETY: `rec` is a live owner we created and marked closing, so nobody
     // else destroys it; while not Finalized its interpreter is alive. We

@@ -17,11 +17,11 @@
 //! - Arriving back in its own interpreter, it is a plain `memoryview` of the
 //!   original exporter.
 
-use crate::common::{alloc_native, dealloc_native, native_ref, Native};
 use crate::cstr;
-use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::owners;
+use crate::legacy::{alloc_native, dealloc_native, native_ref, Native};
+use crate::runtime::owners;
+use crate::runtime::Error;
 use crossinterp_core::sync::{lock, Arc, Mutex, Ordering};
 use crossinterp_core::{Attached, Guard, Handle, Release};
 use std::ffi::{c_int, c_void};
@@ -72,7 +72,7 @@ impl std::fmt::Debug for Borrowed {
 /// `obj` is a live memoryview of the attached interpreter.
 pub unsafe fn pin(obj: *mut sys::PyObject) -> PyResult<Borrowed> {
     let (_, iid) = ffi::interp::current();
-    let rec = owners::get(iid).ok_or_else(|| errors::not_found(iid))?;
+    let rec = owners::get(iid).ok_or_else(|| PyErrSet::from(Error::NotFound(iid)))?;
     // SAFETY: attached; `view` is filled by GetBuffer (contiguous bytes).
     let view = unsafe {
         let mut view: sys::Py_buffer = std::mem::zeroed();
@@ -96,17 +96,14 @@ struct State {
     exports: usize,
     guard: Option<Guard>,
     /// The owner's record while `guard` pins it (its `pins` counts us).
-    pinned: Option<Arc<owners::InterpRecord>>,
+    pinned: Option<Arc<owners::OwnerRecord>>,
 }
 
 fn gone(b: &Borrowed) -> PyErrSet {
-    errors::raise_by_name(
-        cstr!("InterpreterGoneError"),
-        &format!(
-            "the interpreter that owns this memory (owner {}) is finalizing or gone",
-            b.handle.owner().id()
-        ),
-    )
+    Error::gone(&format!(
+        "the interpreter that owns this memory (owner {}) is finalizing or gone",
+        b.handle.owner().id()
+    ))
 }
 
 /// The object for `b` in the attached interpreter: a `memoryview` of the
@@ -166,7 +163,7 @@ pub fn bytes_to_python(b: &Borrowed) -> PyResult<Owned> {
 pub unsafe fn as_borrowed(obj: *mut sys::PyObject) -> PyResult<Option<Borrowed>> {
     // SAFETY: attached; `obj` is live and, when ours, a BorrowedBuffer.
     unsafe {
-        if !crate::module::is_ours(obj, cstr!("BorrowedBuffer"))? {
+        if !crate::legacy::is_ours(obj, cstr!("BorrowedBuffer"))? {
             return Ok(None);
         }
         match &lock(native_ref::<Mutex<State>>(obj)).borrowed {
@@ -273,9 +270,8 @@ unsafe extern "C" fn release(
         // SAFETY: `slf` is a BorrowedBuffer.
         let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
         if st.exports > 0 {
-            // SAFETY: immutable static.
-            return Err(ffi::raise_class(
-                &unsafe { Owned::from_borrowed(sys::PyExc_BufferError) },
+            return Err(ffi::raise(
+                ffi::Exc::BufferError,
                 "cannot release a BorrowedBuffer while a memoryview of it is alive",
             ));
         }
@@ -366,7 +362,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     // SAFETY: the caller's contract (attached, our module); the slots match
     // the layout.
     unsafe {
-        crate::common::add_heap_type(
+        crate::legacy::add_heap_type(
             module,
             cstr!("crossinterp.BorrowedBuffer"),
             cstr!("BorrowedBuffer"),
@@ -378,3 +374,109 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         )
     }
 }
+
+/// A memoryview's memory in transit (zero-copy, read-only), or a large
+/// `bytes` pinned in its owner (copied once, by the receiver).
+#[derive(Debug)]
+enum BorrowedValue {
+    View(Borrowed),
+    Bytes(Borrowed),
+}
+
+impl crate::xi::Shared for BorrowedValue {
+    fn to_python(&self) -> PyResult<Owned> {
+        match self {
+            BorrowedValue::View(b) => to_python(b),
+            BorrowedValue::Bytes(b) => bytes_to_python(b),
+        }
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn shared(v: BorrowedValue) -> crate::xi::Value {
+    crate::xi::Value::Shared(Arc::new(v))
+}
+
+/// # Safety
+/// `obj` is a live `BorrowedBuffer` of the attached interpreter.
+unsafe fn borrowed_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::Value>> {
+    // SAFETY: forwarded.
+    Ok(unsafe { as_borrowed(obj)? }.map(|b| shared(BorrowedValue::View(b))))
+}
+
+/// A memoryview: a view of a whole `SharedBuffer` crosses as that buffer
+/// (owner-free, writable as it is); any other view is lent by its owner.
+///
+/// # Safety
+/// `obj` is a live memoryview of the attached interpreter.
+unsafe fn memoryview_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::Value>> {
+    // SAFETY: forwarded; `view` is filled by GetBuffer before use.
+    unsafe {
+        let base = Owned::from_new(sys::PyObject_GetAttrString(obj, cstr!("obj").as_ptr()))?;
+        if let Some(m) = super::buffer::as_buffer(base.as_ptr())? {
+            let mut view: sys::Py_buffer = std::mem::zeroed();
+            if sys::PyObject_GetBuffer(obj, &mut view, sys::PyBUF_SIMPLE) == 0 {
+                let whole =
+                    std::ptr::eq(view.buf as *const u8, m.as_ptr()) && view.len as usize == m.len();
+                sys::PyBuffer_Release(&mut view);
+                if whole {
+                    return Ok(Some(crate::xi::Value::Shared(Arc::new(
+                        super::buffer::BufferValue(m),
+                    ))));
+                }
+            } else {
+                sys::PyErr_Clear(); // not contiguous: `pin` reports it
+            }
+        }
+        Ok(Some(shared(BorrowedValue::View(pin(obj)?))))
+    }
+}
+
+/// A large `bytes` (smaller ones are copied by `xi` itself).
+///
+/// # Safety
+/// `obj` is a live `bytes` of the attached interpreter.
+unsafe fn bytes_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::Value>> {
+    // SAFETY: forwarded.
+    unsafe {
+        if sys::PyBytes_CheckExact(obj) == 0 {
+            return Ok(None); // a subclass: pickled
+        }
+        Ok(Some(shared(BorrowedValue::Bytes(pin(obj)?))))
+    }
+}
+
+fn memoryview_type() -> *mut sys::PyTypeObject {
+    std::ptr::addr_of_mut!(sys::PyMemoryView_Type)
+}
+
+fn bytes_type() -> *mut sys::PyTypeObject {
+    std::ptr::addr_of_mut!(sys::PyBytes_Type)
+}
+
+static BORROWED_XI: crate::xi::Converter = crate::xi::Converter {
+    matches: crate::xi::Match::Named(cstr!("BorrowedBuffer")),
+    to_value: Some(borrowed_value),
+    refuse: None,
+};
+
+static MEMORYVIEW_XI: crate::xi::Converter = crate::xi::Converter {
+    matches: crate::xi::Match::Builtin(memoryview_type),
+    to_value: Some(memoryview_value),
+    refuse: None,
+};
+
+static BYTES_XI: crate::xi::Converter = crate::xi::Converter {
+    matches: crate::xi::Match::Builtin(bytes_type),
+    to_value: Some(bytes_value),
+    refuse: None,
+};
+
+/// `BorrowedBuffer`, and the lending of memoryviews and large `bytes`.
+pub const ENTRY: super::Entry = super::Entry {
+    converters: &[&BORROWED_XI, &MEMORYVIEW_XI, &BYTES_XI],
+    legacy_add: Some(add_type),
+    ..super::Entry::EMPTY
+};

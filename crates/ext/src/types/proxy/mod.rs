@@ -24,17 +24,17 @@
 //! `InterpreterGoneError`.
 //!
 //! Every reference a handle holds is recorded in its owner's record
-//! (`InterpRecord::shared`); whoever removes the entry releases it, so the
+//! (`OwnerRecord::shared`); whoever removes the entry releases it, so the
 //! reference is dropped exactly once whichever of "last handle dropped" and
 //! "owner finalized" comes first.
 
-use crate::common::{alloc_native, native_ref};
 use crate::cstr;
-use crate::errors;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::owners::{self, InterpRecord};
+use crate::legacy::{alloc_native, native_ref};
+use crate::runtime::owners::{self, OwnerRecord};
+use crate::runtime::Error;
 use crate::xi::{self, Value};
-use crossinterp_core::sync::{lock, Arc, Mutex, Ordering};
+use crossinterp_core::sync::{lock, Arc, Mutex};
 use crossinterp_core::{Attached, Handle, Release};
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
@@ -43,7 +43,7 @@ use std::ptr::null_mut;
 /// One strong reference to an object of interpreter `rec`, released there.
 pub struct ObjRef {
     key: u64,
-    rec: Arc<InterpRecord>,
+    rec: Arc<OwnerRecord>,
 }
 
 impl Release for ObjRef {
@@ -68,7 +68,7 @@ impl Release for ObjRef {
 pub struct ProxyTarget {
     handle: Handle<ObjRef>,
     /// The owner's record (its interpreter pointer is used under a guard).
-    rec: Arc<InterpRecord>,
+    rec: Arc<OwnerRecord>,
     /// The key of the reference in the owner's `shared` table.
     key: u64,
     /// The object. Dereferenced only attached to the owner while it is not
@@ -114,13 +114,10 @@ impl ProxyTarget {
     }
 
     fn gone(&self) -> PyErrSet {
-        errors::raise_by_name(
-            cstr!("InterpreterGoneError"),
-            &format!(
-                "the interpreter that owns this shared object (interpreter {}) is finalizing or gone",
-                self.rec.iid
-            ),
-        )
+        Error::gone(&format!(
+            "the interpreter that owns this shared object (interpreter {}) is finalizing or gone",
+            self.rec.iid
+        ))
     }
 }
 
@@ -146,24 +143,9 @@ pub struct MethodObj {
     name: Box<str>,
 }
 
-std::thread_local! {
-    /// The record of the interpreter this thread last converted values in
-    /// (ids are never reused, so a hit is exact).
-    static LAST_RECORD: std::cell::RefCell<Option<Arc<InterpRecord>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// The record of the attached interpreter (`InterpreterNotFoundError` if it
-/// is not an owner).
-fn current_record() -> PyResult<Arc<InterpRecord>> {
-    let (_, iid) = ffi::interp::current();
-    let hit = LAST_RECORD.with(|c| c.borrow().as_ref().filter(|r| r.iid == iid).cloned());
-    if let Some(r) = hit {
-        return Ok(r);
-    }
-    let rec = owners::get(iid).ok_or_else(|| errors::not_found(iid))?;
-    LAST_RECORD.with(|c| *c.borrow_mut() = Some(rec.clone()));
-    Ok(rec)
+/// The record of the attached interpreter.
+fn current_record() -> PyResult<Arc<OwnerRecord>> {
+    crate::runtime::current()
 }
 
 /// Share `obj`, an object of the attached interpreter: one new strong
@@ -174,13 +156,10 @@ fn current_record() -> PyResult<Arc<InterpRecord>> {
 pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget>> {
     let rec = current_record()?;
     if rec.view.state() == crossinterp_core::OwnerState::Finalized {
-        return Err(errors::raise_by_name(
-            cstr!("InterpreterGoneError"),
-            &format!(
-                "interpreter {} has finalized: it cannot share objects",
-                rec.iid
-            ),
-        ));
+        return Err(Error::gone(&format!(
+            "interpreter {} has finalized: it cannot share objects",
+            rec.iid
+        )));
     }
     // SAFETY: attached; `obj` is live. The reference is recorded before the
     // handle exists, so either its release or the finalization sweep finds it.
@@ -209,7 +188,7 @@ pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget
 
 /// Release, in the finalizing owner `rec`, every reference proxies elsewhere
 /// still hold (they are dead from now on: the owner is Finalized).
-pub fn release_all(rec: &InterpRecord) {
+pub fn release_all(rec: &OwnerRecord) {
     for obj in rec.shared.take_all() {
         // SAFETY: called attached to the owner at its finalization; each
         // entry was one strong reference, removed here so nobody else
@@ -287,7 +266,7 @@ pub unsafe fn share_value(obj: *mut sys::PyObject) -> PyResult<Value> {
         if let Some(v) = xi::native_value(obj)? {
             return Ok(v);
         }
-        Ok(Value::Proxy(share_current(obj)?))
+        Ok(Value::Shared(Arc::new(ProxyValue(share_current(obj)?))))
     }
 }
 
@@ -306,7 +285,7 @@ unsafe fn copy_or_share(obj: *mut sys::PyObject) -> PyResult<Value> {
             Ok(v) => Ok(v),
             Err(PyErrSet) => {
                 sys::PyErr_Clear();
-                Ok(Value::Proxy(share_current(obj)?))
+                Ok(Value::Shared(Arc::new(ProxyValue(share_current(obj)?))))
             }
         }
     }
@@ -333,14 +312,8 @@ pub fn to_python(t: &Arc<ProxyTarget>) -> PyResult<Owned> {
 }
 
 /// This interpreter's proxy type `which` (0: object, 1: method).
-fn proxy_type(rec: &InterpRecord, which: usize, name: &std::ffi::CStr) -> PyResult<Owned> {
-    // Acquire: pairs with the Release store in the module's exec slot.
-    let tp = rec.proxy_types[which].load(Ordering::Acquire);
-    if tp != 0 {
-        // SAFETY: the module state holds a strong reference to the type
-        // until the module is freed (which clears this slot first).
-        return Ok(unsafe { Owned::from_borrowed(tp as *mut sys::PyObject) });
-    }
+fn proxy_type(rec: &OwnerRecord, which: usize, name: &std::ffi::CStr) -> PyResult<Owned> {
+    let _ = (rec, which);
     ffi::import_attr(cstr!("crossinterp._native"), name)
 }
 
@@ -1100,7 +1073,7 @@ unsafe extern "C" fn proxy_richcompare(
 fn call_method_fast(
     slf: *mut sys::PyObject,
     name: &str,
-    args: crate::common::Args,
+    args: crate::legacy::Args,
 ) -> PyResult<*mut sys::PyObject> {
     // SAFETY: `slf` is a live proxy (methods of its type); in the closure we
     // are attached to the owner with live objects.
@@ -1112,19 +1085,19 @@ fn call_method_fast(
     }
 }
 
-fn proxy_enter(slf: *mut sys::PyObject, args: crate::common::Args) -> PyResult<*mut sys::PyObject> {
+fn proxy_enter(slf: *mut sys::PyObject, args: crate::legacy::Args) -> PyResult<*mut sys::PyObject> {
     call_method_fast(slf, "__enter__", args)
 }
 
-fn proxy_exit(slf: *mut sys::PyObject, args: crate::common::Args) -> PyResult<*mut sys::PyObject> {
+fn proxy_exit(slf: *mut sys::PyObject, args: crate::legacy::Args) -> PyResult<*mut sys::PyObject> {
     call_method_fast(slf, "__exit__", args)
 }
 
 fn proxy_reduce(
     _slf: *mut sys::PyObject,
-    _args: crate::common::Args,
+    _args: crate::legacy::Args,
 ) -> PyResult<*mut sys::PyObject> {
-    Err(errors::not_shareable(
+    Err(Error::not_shareable(
         "a shared object proxy cannot be pickled: pass it to another interpreter by itself \
          (or inside a tuple), where it arrives as a proxy of the same object",
     ))
@@ -1190,7 +1163,7 @@ unsafe fn dealloc_attached<T>(
     // the owner, the proof lives only for this deallocation.
     unsafe {
         let _attached = (cur == owner).then(|| Attached::enter(view_id));
-        crate::common::dealloc_native::<T>(obj);
+        crate::legacy::dealloc_native::<T>(obj);
     }
 }
 
@@ -1344,21 +1317,70 @@ pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
         | sys::Py_TPFLAGS_DISALLOW_INSTANTIATION;
     // SAFETY: the caller's contract; the slots match the layouts.
     unsafe {
-        crate::common::add_heap_type(
+        crate::legacy::add_heap_type(
             module,
             cstr!("crossinterp.SharedObjectProxy"),
             cstr!("SharedObjectProxy"),
-            std::mem::size_of::<crate::common::Native<ProxyObj>>(),
+            std::mem::size_of::<crate::legacy::Native<ProxyObj>>(),
             flags,
             &mut slots,
         )?;
-        crate::common::add_heap_type(
+        crate::legacy::add_heap_type(
             module,
             cstr!("crossinterp.SharedMethodProxy"),
             cstr!("SharedMethodProxy"),
-            std::mem::size_of::<crate::common::Native<MethodObj>>(),
+            std::mem::size_of::<crate::legacy::Native<MethodObj>>(),
             flags,
             &mut mslots,
         )
     }
 }
+
+/// A shared object in transit: the object itself in its owner, a proxy
+/// elsewhere.
+#[derive(Debug)]
+pub struct ProxyValue(pub Arc<ProxyTarget>);
+
+impl crate::xi::Shared for ProxyValue {
+    fn to_python(&self) -> PyResult<Owned> {
+        to_python(&self.0)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// # Safety
+/// `obj` is a live `SharedObjectProxy` of the attached interpreter.
+unsafe fn proxy_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+    // SAFETY: forwarded.
+    Ok(unsafe { proxy_target(obj) }.map(|t| Value::Shared(Arc::new(ProxyValue(t.clone())))))
+}
+
+static PROXY_XI: crate::xi::Converter = crate::xi::Converter {
+    matches: crate::xi::Match::Named(cstr!("SharedObjectProxy")),
+    to_value: Some(proxy_value),
+    refuse: None,
+};
+
+static METHOD_XI: crate::xi::Converter = crate::xi::Converter {
+    matches: crate::xi::Match::Named(cstr!("SharedMethodProxy")),
+    to_value: Some(method_value),
+    refuse: None,
+};
+
+/// The proxies' part in owners' lives: a finalizing owner releases every
+/// reference proxies elsewhere still hold (they are dead from then on).
+fn on_event(event: &crate::runtime::owners::Event<'_>) {
+    if let crate::runtime::owners::Event::Release(rec) = event {
+        release_all(rec);
+    }
+}
+
+/// `SharedObjectProxy` and `SharedMethodProxy`.
+pub const ENTRY: super::Entry = super::Entry {
+    hook: Some(on_event),
+    converters: &[&PROXY_XI, &METHOD_XI],
+    legacy_add: Some(add_types),
+    ..super::Entry::EMPTY
+};

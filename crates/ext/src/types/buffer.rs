@@ -8,9 +8,9 @@
 //! object, so `release()` refuses while one of *its* exports is alive, as a
 //! `bytearray` refuses to resize.
 
-use crate::common::{alloc_native, dealloc_native, native_ref, Native};
 use crate::cstr;
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
+use crate::legacy::{alloc_native, dealloc_native, native_ref, Native};
 use crossinterp_core::buffer::SharedMem;
 use crossinterp_core::sync::{lock, Arc, Mutex};
 use std::ffi::{c_char, c_int, c_void};
@@ -52,7 +52,7 @@ fn buffer_type() -> PyResult<Owned> {
 pub unsafe fn as_buffer(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedMem>>> {
     // SAFETY: attached; `obj` is live and, when ours, a SharedBuffer.
     unsafe {
-        if !crate::module::is_ours(obj, cstr!("SharedBuffer"))? {
+        if !crate::legacy::is_ours(obj, cstr!("SharedBuffer"))? {
             return Ok(None);
         }
         match &lock(native_ref::<Mutex<State>>(obj)).mem {
@@ -70,27 +70,15 @@ pub fn to_python(mem: &Arc<SharedMem>) -> PyResult<Owned> {
 }
 
 fn released() -> PyErrSet {
-    // SAFETY: immutable static.
-    ffi::raise_class(
-        &unsafe { Owned::from_borrowed(sys::PyExc_ValueError) },
-        "operation on a released SharedBuffer",
-    )
+    ffi::raise(ffi::Exc::ValueError, "operation on a released SharedBuffer")
 }
 
 fn buffer_error(msg: &str) -> PyErrSet {
-    // SAFETY: immutable static.
-    ffi::raise_class(
-        &unsafe { Owned::from_borrowed(sys::PyExc_BufferError) },
-        msg,
-    )
+    ffi::raise(ffi::Exc::BufferError, msg)
 }
 
 fn alloc_error(e: crossinterp_core::buffer::AllocError) -> PyErrSet {
-    // SAFETY: immutable static.
-    ffi::raise_class(
-        &unsafe { Owned::from_borrowed(sys::PyExc_MemoryError) },
-        &e.to_string(),
-    )
+    ffi::raise(ffi::Exc::MemoryError, &e.to_string())
 }
 
 unsafe extern "C" fn tp_new(
@@ -387,7 +375,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
     // SAFETY: the caller's contract (attached, our module); the slots match
     // the layout.
     unsafe {
-        crate::common::add_heap_type(
+        crate::legacy::add_heap_type(
             module,
             cstr!("crossinterp.SharedBuffer"),
             cstr!("SharedBuffer"),
@@ -397,3 +385,36 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
         )
     }
 }
+
+/// A `SharedBuffer` in transit.
+#[derive(Debug)]
+pub struct BufferValue(pub Arc<SharedMem>);
+
+impl crate::xi::Shared for BufferValue {
+    fn to_python(&self) -> PyResult<Owned> {
+        to_python(&self.0)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// # Safety
+/// `obj` is a live `SharedBuffer` of the attached interpreter.
+unsafe fn buffer_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::Value>> {
+    // SAFETY: forwarded.
+    Ok(unsafe { as_buffer(obj)? }.map(|m| crate::xi::Value::Shared(Arc::new(BufferValue(m)))))
+}
+
+static BUFFER_XI: crate::xi::Converter = crate::xi::Converter {
+    matches: crate::xi::Match::Named(cstr!("SharedBuffer")),
+    to_value: Some(buffer_value),
+    refuse: None,
+};
+
+/// `SharedBuffer`: owner-free memory, shared zero-copy.
+pub const ENTRY: super::Entry = super::Entry {
+    converters: &[&BUFFER_XI],
+    legacy_add: Some(add_type),
+    ..super::Entry::EMPTY
+};

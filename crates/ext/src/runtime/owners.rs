@@ -1,20 +1,29 @@
 //! Interpreters as owners: the extension's map from CPython interpreter ids to
-//! the engine's owners, registration on import, finalization at the
-//! interpreter's exit, pending-call draining and the reaper thread.
+//! the engine's owners ([`OwnerRecord`], one per interpreter that imported
+//! the extension), registration on import, finalization at the interpreter's
+//! exit (with the hooks the types register: nothing here calls up into a
+//! type), pending-call draining and the reaper thread.
 //!
-//! Ownership of the records: `INTERPS` holds one `Arc<InterpRecord>` per live
-//! owner; each module object of that interpreter holds one more (its state).
+//! Ownership of the records: `INTERPS` holds one `Arc<OwnerRecord>` per live
+//! owner; each module object of that interpreter holds one more (its state),
+//! and threads cache one for the interpreter they last entered.
 //! A record's raw interpreter pointer is dereferenced only while holding a
 //! guard on the record's owner, from the interpreter's own threads, or by
 //! `destroy()` on an interpreter it created and marked closing (so nobody else
 //! ends it); it never dangles: the owner finalizes before its interpreter is
 //! freed.
 
-use crate::ffi::{self, sys, PyResult};
-use crossinterp_core::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use super::errors::Error;
+use super::pep788;
+use super::state::TypeTable;
+use crate::ffi::{self, sys, PyErrSet, PyResult};
+use crossinterp_core::sync::{
+    lock, Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering,
+};
 use crossinterp_core::GuardError;
 use crossinterp_core::{Attached, FinalizeOptions, Owner, Registry, SlowFinalize, View};
 use std::collections::BTreeMap;
+use std::ptr::null_mut;
 use std::time::Duration;
 
 /// How an interpreter came to be (the `whence` of PEP 734's `Interpreter`).
@@ -49,7 +58,7 @@ struct RunState {
 /// Ownership: shared (`Arc`) by `INTERPS` and the interpreter's module
 /// objects; readable from any thread. `interp` may only be dereferenced under
 /// a guard of `view` (or on a thread attached to that interpreter).
-pub struct InterpRecord {
+pub struct OwnerRecord {
     pub iid: i64,
     interp: usize,
     pub view: View,
@@ -67,14 +76,30 @@ pub struct InterpRecord {
     /// handle key: whoever removes an entry releases that reference (the
     /// handle's last drop, or this interpreter's finalization for the rest).
     pub shared: crossinterp_core::SharedRefs<usize>,
-    /// This interpreter's `SharedObjectProxy` and `SharedMethodProxy` types
-    /// (borrowed; the module state holds them), 0 when not (or no longer) set.
-    pub proxy_types: [AtomicUsize; 2],
     /// On 3.15: a PEP 788 `PyInterpreterView*` of this interpreter (0 if none).
     pub pep788_view: AtomicUsize,
+    /// This interpreter's native types and the Python-side objects they use.
+    pub types: TypeTable,
+    /// The module that filled `types` (a strong reference, so the module and
+    /// its types cannot be collected while the owner runs; released by the
+    /// owner's finalization, after which the interpreter's teardown collects
+    /// them). NULL before the first exec slot and after finalization.
+    module: AtomicPtr<sys::PyObject>,
+    /// The same module, as an identity only (never dereferenced): the one
+    /// whose GC slots report and release `types`.
+    types_owner: AtomicPtr<sys::PyObject>,
 }
 
-impl InterpRecord {
+/// Why an interpreter cannot run code for us now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartError {
+    /// It is being closed.
+    Closing,
+    /// It already runs code for us.
+    Running,
+}
+
+impl OwnerRecord {
     /// The interpreter pointer.
     ///
     /// # Safety
@@ -86,13 +111,13 @@ impl InterpRecord {
 
     /// Mark the interpreter as running code for us; false if it already is or
     /// is being closed.
-    pub fn try_start(&self) -> Result<(), &'static str> {
+    pub fn try_start(&self) -> Result<(), StartError> {
         let mut r = lock(&self.run);
         if r.closing {
-            return Err("closing");
+            return Err(StartError::Closing);
         }
         if r.running {
-            return Err("running");
+            return Err(StartError::Running);
         }
         r.running = true;
         Ok(())
@@ -119,9 +144,76 @@ impl InterpRecord {
     pub fn cancel_close(&self) {
         lock(&self.run).closing = false;
     }
+
+    /// The module that made this interpreter's types (borrowed; NULL after
+    /// the owner's finalization).
+    pub fn types_module(&self) -> *mut sys::PyObject {
+        // Relaxed: written and read attached to this interpreter.
+        self.module.load(Ordering::Relaxed)
+    }
+
+    /// Whether `module` is the module that owns this record's type table.
+    pub fn owns_types(&self, module: *mut sys::PyObject) -> bool {
+        // Relaxed: written and read attached to this interpreter.
+        self.types_owner.load(Ordering::Relaxed) == module
+    }
+
+    /// Make `module` the owner of the type table, if none is (the first
+    /// module this interpreter executes). True if it now is.
+    ///
+    /// # Safety
+    /// Attached to this record's interpreter; `module` is our live module.
+    pub unsafe fn adopt_module(&self, module: *mut sys::PyObject) -> bool {
+        // Relaxed: only this interpreter's exec slot and finalization
+        // (attached) touch it.
+        if !self.types_owner.load(Ordering::Relaxed).is_null() {
+            return false;
+        }
+        // SAFETY: attached; a new strong reference, released at finalization.
+        unsafe { sys::Py_IncRef(module) };
+        self.module.store(module, Ordering::Relaxed);
+        self.types_owner.store(module, Ordering::Relaxed);
+        true
+    }
 }
 
-static INTERPS: Mutex<BTreeMap<i64, Arc<InterpRecord>>> = Mutex::new(BTreeMap::new());
+/// One step of an owner's life that types take part in.
+pub enum Event<'a> {
+    /// The owner refuses new guards now (attached to it).
+    Begin(&'a OwnerRecord),
+    /// Before waiting for open guards, detached (not at process exit).
+    Wait(&'a OwnerRecord, Duration),
+    /// Pending calls drained, still attached: release what the owner lends.
+    Release(&'a OwnerRecord),
+    /// The owner is finalized; its interpreter (`iid`) runs no more of our code.
+    Gone(i64),
+    /// The main interpreter's exit, before any owner finalizes (attached to
+    /// the main interpreter).
+    ProcessExit,
+}
+
+/// A type's part in owners' lives (registered once, at module exec).
+pub type Hook = fn(&Event<'_>);
+
+static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+
+/// Register `hook` (idempotent); hooks run in registration order.
+pub fn register_hook(hook: Hook) {
+    let mut hooks = lock(&HOOKS);
+    if !hooks.iter().any(|h| *h as usize == hook as usize) {
+        hooks.push(hook);
+    }
+}
+
+/// Run every hook for `event`.
+pub fn notify(event: Event<'_>) {
+    let hooks: Vec<Hook> = lock(&HOOKS).clone();
+    for h in hooks {
+        h(&event);
+    }
+}
+
+static INTERPS: Mutex<BTreeMap<i64, Arc<OwnerRecord>>> = Mutex::new(BTreeMap::new());
 
 /// Set by the main interpreter's exit before it closes the interpreters that
 /// are still open: from then on, a finalization does not wait for guards that
@@ -137,18 +229,18 @@ std::thread_local! {
 }
 
 /// The record of interpreter `iid`, if it is a live owner.
-pub fn get(iid: i64) -> Option<Arc<InterpRecord>> {
+pub fn get(iid: i64) -> Option<Arc<OwnerRecord>> {
     lock(&INTERPS).get(&iid).cloned()
 }
 
 /// Every live record, by id.
-pub fn all() -> Vec<Arc<InterpRecord>> {
+pub fn all() -> Vec<Arc<OwnerRecord>> {
     lock(&INTERPS).values().cloned().collect()
 }
 
 /// Register the current interpreter (idempotent). Returns the record and
 /// whether it is new (then the caller arranges its finalization).
-pub fn register_current() -> (Arc<InterpRecord>, bool) {
+pub fn register_current() -> (Arc<OwnerRecord>, bool) {
     let (interp, iid) = ffi::interp::current();
     let mut map = lock(&INTERPS);
     if let Some(r) = map.get(&iid) {
@@ -164,7 +256,7 @@ pub fn register_current() -> (Arc<InterpRecord>, bool) {
         Whence::Unknown
     };
     let owner = Registry::global().register(iid as u64);
-    let rec = Arc::new(InterpRecord {
+    let rec = Arc::new(OwnerRecord {
         iid,
         interp: interp as usize,
         view: owner.view().clone(),
@@ -174,8 +266,10 @@ pub fn register_current() -> (Arc<InterpRecord>, bool) {
         pins: AtomicU64::new(0),
         py_guards: AtomicU64::new(0),
         shared: crossinterp_core::SharedRefs::new(),
-        proxy_types: [AtomicUsize::new(0), AtomicUsize::new(0)],
-        pep788_view: AtomicUsize::new(crate::views::pep788_view_of_current()),
+        pep788_view: AtomicUsize::new(pep788::view_of_current()),
+        types: TypeTable::default(),
+        module: AtomicPtr::new(null_mut()),
+        types_owner: AtomicPtr::new(null_mut()),
     });
     map.insert(iid, rec.clone());
     drop(map);
@@ -217,12 +311,10 @@ pub fn finalize_current() {
         exiting && open <= rec.pins.load(Ordering::Acquire) + rec.py_guards.load(Ordering::Acquire)
     };
     owner.begin_finalize();
-    // Guards on this interpreter held by its own guard objects can never be
-    // closed while it waits (its code no longer runs): close them now.
-    crate::views::close_self_guards(iid);
+    notify(Event::Begin(&rec));
     ffi::interp::detached(|| {
         if !exiting {
-            crate::views::wait_for_native_guards(&rec, warn_after);
+            notify(Event::Wait(&rec, warn_after));
         }
         owner.wait_for_guards_until(
             &mut FinalizeOptions {
@@ -251,12 +343,18 @@ pub fn finalize_current() {
         },
         &mut only_pins_left,
     );
-    // Objects still referenced by proxies elsewhere are released here, in
-    // their owner, before it goes (those proxies are dead from now on).
-    crate::proxy::release_all(&rec);
+    // What the owner still lends (objects referenced by proxies elsewhere)
+    // is released here, in the owner, before it goes.
+    notify(Event::Release(&rec));
     drop(attached);
-    // Items this interpreter put in queues follow their unbound policy.
-    crate::queue::interpreter_gone(iid);
+    notify(Event::Gone(iid));
+    // The module (and its types) may be collected by the teardown now.
+    // Relaxed: attached to this interpreter, the only writer.
+    let module = rec.module.swap(null_mut(), Ordering::Relaxed);
+    if !module.is_null() {
+        // SAFETY: attached; the reference `adopt_module` took.
+        unsafe { sys::Py_DecRef(module) };
+    }
     // Finalized: no guard, so no new cached thread state, and none attached.
     // SAFETY: attached to `iid` (its exit), every guard was waited for.
     unsafe { ffi::interp::delete_cached_for(iid) };
@@ -265,7 +363,7 @@ pub fn finalize_current() {
 
 /// Run the current interpreter's pending calls, if any (entry points call
 /// this; it is one relaxed load when there is nothing to do).
-pub fn drain_current(rec: &InterpRecord) {
+pub fn drain_current(rec: &OwnerRecord) {
     if rec.view.has_pending() {
         // SAFETY: entry points run attached to `rec`'s interpreter.
         let attached = unsafe { Attached::enter(rec.view.id()) };
@@ -275,16 +373,16 @@ pub fn drain_current(rec: &InterpRecord) {
 
 /// Run `f` attached to interpreter `rec`, under a guard of its owner, after
 /// draining its pending calls.
-pub fn run_in_owner<R>(rec: &InterpRecord, f: impl FnOnce() -> R) -> PyResult<R> {
+pub fn run_in_owner<R>(rec: &OwnerRecord, f: impl FnOnce() -> R) -> PyResult<R> {
     match try_run_in_owner(rec, f) {
         Ok(r) => r,
-        Err(e) => Err(crate::errors::from_guard(e, rec.iid)),
+        Err(e) => Err(Error::guard(e, rec.iid).into()),
     }
 }
 
 /// [`run_in_owner`], handing back a refused guard instead of raising.
 pub fn try_run_in_owner<R>(
-    rec: &InterpRecord,
+    rec: &OwnerRecord,
     f: impl FnOnce() -> R,
 ) -> Result<PyResult<R>, GuardError> {
     let guard = rec.view.guard()?;
@@ -344,8 +442,59 @@ pub fn live_owners() -> usize {
     Registry::global().live_count()
 }
 
-impl Drop for InterpRecord {
+impl Drop for OwnerRecord {
     fn drop(&mut self) {
-        crate::views::close_pep788_view(self.pep788_view.load(Ordering::Acquire));
+        pep788::close_view(self.pep788_view.load(Ordering::Acquire));
     }
+}
+
+std::thread_local! {
+    /// The record of the interpreter this thread last asked for (ids are
+    /// never reused, so a hit is exact).
+    static LAST: std::cell::RefCell<Option<Arc<OwnerRecord>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The record of the attached interpreter (`InterpreterNotFoundError` if it
+/// is not an owner: it never imported the extension, or it finalized).
+pub fn current() -> PyResult<Arc<OwnerRecord>> {
+    let (_, iid) = ffi::interp::current();
+    let hit = LAST.with(|c| {
+        c.try_borrow()
+            .ok()
+            .and_then(|c| c.as_ref().filter(|r| r.iid == iid).cloned())
+    });
+    if let Some(r) = hit {
+        return Ok(r);
+    }
+    let Some(rec) = get(iid) else {
+        return Err(not_an_owner(iid));
+    };
+    LAST.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            *c = Some(rec.clone());
+        }
+    });
+    Ok(rec)
+}
+
+/// `InterpreterNotFoundError` raised without a record's type table (there is
+/// none for this interpreter).
+#[cold]
+fn not_an_owner(iid: i64) -> PyErrSet {
+    match ffi::import_attr(
+        crate::cstr!("crossinterp._errors"),
+        crate::cstr!("InterpreterNotFoundError"),
+    ) {
+        Ok(cls) => ffi::raise_type(
+            cls.as_ptr(),
+            &format!("interpreter {iid} not found (it was closed, or never imported crossinterp)"),
+        ),
+        Err(e) => e,
+    }
+}
+
+/// The record of live owner `iid`, or `InterpreterNotFoundError`.
+pub fn record(iid: i64) -> PyResult<Arc<OwnerRecord>> {
+    get(iid).ok_or_else(|| Error::NotFound(iid).into())
 }

@@ -1,0 +1,273 @@
+//! The module-level functions of `crossinterp._native` (the interpreters
+//! API and sharing helpers). Each body gets the module object; the module's
+//! prologue has drained the interpreter's pending calls.
+
+use super::interpreters::{self, CallSpec, Code};
+use crate::cstr;
+use crate::ffi::args::{arity, Args};
+use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
+use crate::runtime::owners;
+use crate::xi::{self, Value};
+use crossinterp_core::sync::Ordering;
+use std::ptr::null_mut;
+
+pub fn arg_i64(obj: *mut sys::PyObject, what: &str) -> PyResult<i64> {
+    // SAFETY: attached; `obj` is a live borrowed argument.
+    unsafe {
+        if sys::PyLong_Check(obj) == 0 {
+            return Err(ffi::raise(
+                ffi::Exc::TypeError,
+                &format!("{what} must be an int, not {}", xi::type_name(obj)),
+            ));
+        }
+        let v = sys::PyLong_AsLongLong(obj);
+        if v == -1 && !sys::PyErr_Occurred().is_null() {
+            return Err(PyErrSet);
+        }
+        Ok(v)
+    }
+}
+
+pub fn arg_f64(obj: *mut sys::PyObject, what: &str) -> PyResult<f64> {
+    // SAFETY: attached; live argument.
+    unsafe {
+        let v = sys::PyFloat_AsDouble(obj);
+        if v == -1.0 && !sys::PyErr_Occurred().is_null() {
+            sys::PyErr_Clear();
+            return Err(ffi::raise(
+                ffi::Exc::TypeError,
+                &format!("{what} must be a number, not {}", xi::type_name(obj)),
+            ));
+        }
+        Ok(v)
+    }
+}
+
+fn id_whence(iid: i64, whence: &str) -> PyResult<*mut sys::PyObject> {
+    let id = ffi::new_int(iid)?;
+    let w = ffi::new_str(whence)?;
+    // SAFETY: attached; PyTuple_Pack takes borrowed references.
+    unsafe { Ok(sys::PyTuple_Pack(2, id.as_ptr(), w.as_ptr())) }
+}
+
+fn excinfo_or_none(info: Option<Value>) -> PyResult<*mut sys::PyObject> {
+    match info {
+        None => Ok(ffi::none()),
+        Some(v) => Ok(xi::from_value(&v)?.into_ptr()),
+    }
+}
+
+pub fn create(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    let path = ffi::import_attr(cstr!("sys"), cstr!("path"))?;
+    let mut entries = Vec::new();
+    // SAFETY: attached; `sys.path` is a live list (items checked).
+    unsafe {
+        let n = sys::PyList_Size(path.as_ptr());
+        for i in 0..n.max(0) {
+            let item = sys::PyList_GetItem(path.as_ptr(), i);
+            if sys::PyUnicode_Check(item) != 0 {
+                entries.push(ffi::str_utf8(item)?.to_owned());
+            }
+        }
+    }
+    Ok(ffi::new_int(interpreters::create(&entries)?)?.into_ptr())
+}
+
+pub fn destroy(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("destroy", args, 1)?;
+    interpreters::destroy(arg_i64(args[0], "id")?)?;
+    Ok(ffi::none())
+}
+
+pub fn list_all(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    // SAFETY: attached.
+    let list = unsafe { Owned::from_new(sys::PyList_New(0))? };
+    for rec in owners::all() {
+        let item = id_whence(rec.iid, rec.whence.as_str())?;
+        // SAFETY: attached; `item` is a new reference (NULL checked).
+        unsafe {
+            let item = Owned::from_new(item)?;
+            if sys::PyList_Append(list.as_ptr(), item.as_ptr()) < 0 {
+                return Err(PyErrSet);
+            }
+        }
+    }
+    Ok(list.into_ptr())
+}
+
+pub fn get_current(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    match owners::get(ffi::interp::current().1) {
+        Some(rec) => id_whence(rec.iid, rec.whence.as_str()),
+        None => id_whence(ffi::interp::current().1, "unknown"),
+    }
+}
+
+pub fn get_main(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    // SAFETY: the main interpreter outlives every caller.
+    let iid = unsafe { sys::PyInterpreterState_GetID(sys::PyInterpreterState_Main()) };
+    id_whence(iid, "runtime init")
+}
+
+pub fn whence(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("whence", args, 1)?;
+    let rec = interpreters::record(arg_i64(args[0], "id")?)?;
+    Ok(ffi::new_str(rec.whence.as_str())?.into_ptr())
+}
+
+pub fn is_running(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("is_running", args, 1)?;
+    let iid = arg_i64(args[0], "id")?;
+    let rec = interpreters::record(iid)?;
+    let running = rec.is_running() || ffi::interp::current().1 == iid;
+    // SAFETY: attached.
+    Ok(unsafe { sys::PyBool_FromLong(running as _) })
+}
+
+pub fn exec(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("exec", args, 2)?;
+    let iid = arg_i64(args[0], "id")?;
+    // SAFETY: live argument of the attached interpreter.
+    let code: Code = unsafe { interpreters::prepare_code(args[1])? };
+    let info = interpreters::exec(iid, &code)?;
+    excinfo_or_none(info)
+}
+
+/// `(name, value)` pairs of a dict with str keys, as neutral values.
+fn dict_items(d: *mut sys::PyObject, strict: bool) -> PyResult<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    // SAFETY: attached; `d` is a live dict (checked); PyDict_Next borrows.
+    unsafe {
+        if sys::PyDict_Check(d) == 0 {
+            return Err(ffi::raise(ffi::Exc::TypeError, "expected a dict"));
+        }
+        let mut pos: sys::Py_ssize_t = 0;
+        let mut k = null_mut();
+        let mut v = null_mut();
+        while sys::PyDict_Next(d, &mut pos, &mut k, &mut v) != 0 {
+            if sys::PyUnicode_Check(k) == 0 {
+                return Err(ffi::raise(ffi::Exc::TypeError, "names must be str"));
+            }
+            // Keep both alive while converting (conversion can run Python code).
+            let (k, v) = (Owned::from_borrowed(k), Owned::from_borrowed(v));
+            out.push((
+                ffi::str_utf8(k.as_ptr())?.to_owned(),
+                xi::to_value(v.as_ptr(), strict)?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+pub fn set_main_attrs(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("set_main_attrs", args, 2)?;
+    let iid = arg_i64(args[0], "id")?;
+    let items = dict_items(args[1], false)?;
+    excinfo_or_none(interpreters::set_main_attrs(iid, &items)?)
+}
+
+pub fn call(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("call", args, 4)?;
+    let iid = arg_i64(args[0], "id")?;
+    // SAFETY: attached; live arguments; types checked before use.
+    let spec = unsafe {
+        if sys::PyCallable_Check(args[1]) == 0 {
+            return Err(ffi::raise(
+                ffi::Exc::TypeError,
+                &format!("{} object is not callable", xi::type_name(args[1])),
+            ));
+        }
+        if sys::PyTuple_Check(args[2]) == 0 {
+            return Err(ffi::raise(ffi::Exc::TypeError, "args must be a tuple"));
+        }
+        CallSpec {
+            callable: xi::to_value(args[1], false)?,
+            args: xi::tuple_items(args[2], false)?,
+            kwargs: if args[3] == sys::Py_None() {
+                Vec::new()
+            } else {
+                dict_items(args[3], false)?
+            },
+        }
+    };
+    let (res, info) = match interpreters::call(iid, &spec)? {
+        Ok(v) => (xi::from_value(&v)?, ffi::none()),
+        Err(info) => {
+            // SAFETY: None is immortal.
+            (
+                unsafe { Owned::from_borrowed(sys::Py_None()) },
+                xi::from_value(&info)?.into_ptr(),
+            )
+        }
+    };
+    // SAFETY: attached; `info` is a new reference we hand to the tuple.
+    unsafe {
+        let info = Owned::from_new(info)?;
+        Ok(sys::PyTuple_Pack(2, res.as_ptr(), info.as_ptr()))
+    }
+}
+
+pub fn is_shareable(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("is_shareable", args, 1)?;
+    // SAFETY: attached; live argument.
+    let yes = unsafe { xi::is_shareable(args[0])? };
+    // SAFETY: attached.
+    Ok(unsafe { sys::PyBool_FromLong(yes as _) })
+}
+
+pub fn live_owners(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    Ok(ffi::new_int(owners::live_owners() as i64)?.into_ptr())
+}
+
+pub fn set_finalize_warn_after(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("set_finalize_warn_after", args, 1)?;
+    let s = arg_f64(args[0], "seconds")?;
+    if !(s > 0.0 && s.is_finite()) {
+        return Err(ffi::raise(
+            ffi::Exc::ValueError,
+            "seconds must be a positive finite number",
+        ));
+    }
+    let old = owners::WARN_AFTER_MS.swap(((s * 1000.0) as u64).max(1), Ordering::Relaxed);
+    // SAFETY: attached.
+    Ok(unsafe { sys::PyFloat_FromDouble(old as f64 / 1000.0) })
+}
+
+pub fn share(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("share", args, 1)?;
+    // SAFETY: live argument of the attached interpreter.
+    unsafe { crate::types::proxy::share(args[0]) }.map(Owned::into_ptr)
+}
+
+pub fn proxy_info(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("proxy_info", args, 1)?;
+    // SAFETY: live argument of the attached interpreter.
+    match unsafe { crate::types::proxy::info(args[0]) } {
+        None => Ok(ffi::none()),
+        Some((iid, alive)) => {
+            let i = ffi::new_int(iid)?;
+            // SAFETY: attached; fresh/borrowed objects.
+            unsafe {
+                let b = if alive {
+                    sys::Py_True()
+                } else {
+                    sys::Py_False()
+                };
+                Owned::from_new(sys::PyTuple_Pack(2, i.as_ptr(), b)).map(Owned::into_ptr)
+            }
+        }
+    }
+}
+
+pub fn view(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("view", args, 1)?;
+    crate::types::views::view_of(arg_i64(args[0], "id")?).map(Owned::into_ptr)
+}
+
+pub fn has_pep788(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    let b = crate::runtime::pep788::has_pep788();
+    // SAFETY: attached.
+    Ok(
+        unsafe { Owned::from_borrowed(if b { sys::Py_True() } else { sys::Py_False() }) }
+            .into_ptr(),
+    )
+}

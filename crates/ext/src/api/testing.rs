@@ -1,0 +1,52 @@
+//! Test hooks of `crossinterp._native` (`_testing_*`): not API.
+
+use super::functions::{arg_f64, arg_i64};
+use crate::cstr;
+use crate::ffi::args::{arity, Args};
+use crate::ffi::{self, sys, PyResult};
+use crate::runtime::{owners, Error};
+use std::ptr::null_mut;
+
+pub fn hold_guard(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("_testing_hold_guard", args, 2)?;
+    let rec = owners::record(arg_i64(args[0], "id")?)?;
+    let secs = arg_f64(args[1], "seconds")?;
+    let guard = rec.view.guard().map_err(|e| Error::guard(e, rec.iid))?;
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
+        drop(guard);
+    });
+    Ok(ffi::none())
+}
+
+pub fn push_pending(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("_testing_push_pending", args, 2)?;
+    let rec = owners::record(arg_i64(args[0], "id")?)?;
+    // SAFETY: live argument.
+    let src = unsafe { ffi::str_utf8(args[1])? };
+    let src = std::ffi::CString::new(src)
+        // SAFETY: immutable static.
+        .map_err(|_| ffi::raise(ffi::Exc::ValueError, "null byte in code"))?;
+    let call = Box::new(move |_a: &crossinterp_core::Attached<'_>| {
+        // SAFETY: pending calls run attached to their owner (the `Attached` proof).
+        unsafe {
+            let m = sys::PyImport_AddModuleRef(cstr!("__main__").as_ptr());
+            if m.is_null() {
+                sys::PyErr_WriteUnraisable(null_mut());
+                return;
+            }
+            let d = sys::PyModule_GetDict(m);
+            let r = sys::PyRun_StringFlags(src.as_ptr(), sys::Py_file_input, d, d, null_mut());
+            if r.is_null() {
+                sys::PyErr_WriteUnraisable(null_mut());
+            } else {
+                sys::Py_DecRef(r);
+            }
+            sys::Py_DecRef(m);
+        }
+    });
+    if rec.view.push_pending(call).is_err() {
+        return Err(Error::NotFound(rec.iid).into());
+    }
+    Ok(ffi::none())
+}

@@ -1,0 +1,82 @@
+//! Finalizing each owner at its interpreter's exit.
+//!
+//! A Python-level atexit callback runs early in the exit (after non-daemon
+//! threads are joined, before modules are torn down); `PyUnstable_AtExit` is
+//! the fallback if atexit callbacks were cleared (it runs at the end of the
+//! interpreter's teardown, still attached). In the main interpreter the exit
+//! first tells the types (`Event::ProcessExit`: guards held by Python guard
+//! objects are closed, idle interpreters we created are closed), then
+//! finalizes its own owner.
+
+use super::owners::{self, Event};
+use crate::cstr;
+use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
+use crossinterp_core::sync::Ordering;
+use std::ffi::{c_int, c_void};
+use std::ptr::null_mut;
+
+fn finalize_at_exit() {
+    let (_, cur) = ffi::interp::current();
+    // SAFETY: the main interpreter outlives every caller.
+    let main_id = unsafe { sys::PyInterpreterState_GetID(sys::PyInterpreterState_Main()) };
+    if cur == main_id {
+        // Relaxed: read back by this same thread's finalizations below.
+        owners::PROCESS_EXITING.store(true, Ordering::Relaxed);
+        owners::notify(Event::ProcessExit);
+    }
+    owners::finalize_current();
+}
+
+unsafe extern "C" fn at_exit_fallback(_data: *mut c_void) {
+    // A panic must not unwind into CPython.
+    let _ = std::panic::catch_unwind(finalize_at_exit);
+}
+
+extern "C" {
+    // Declared in CPython 3.13+'s cpython/pylifecycle.h; pyo3-ffi skips it.
+    fn PyUnstable_AtExit(
+        interp: *mut sys::PyInterpreterState,
+        func: unsafe extern "C" fn(*mut c_void),
+        data: *mut c_void,
+    ) -> c_int;
+}
+
+fn exit_hook(_module: *mut sys::PyObject) -> PyResult<()> {
+    finalize_at_exit();
+    Ok(())
+}
+
+static EXIT_HOOK_DEF: ffi::class::Table<sys::PyMethodDef> = ffi::class::Table(&[
+    crate::native_method!(
+        noargs,
+        module: ffi::class::no_prologue,
+        "_crossinterp_finalize_owner",
+        "",
+        exit_hook,
+        "Finalize this interpreter's crossinterp owner (atexit hook)."
+    ),
+    sys::PyMethodDef::zeroed(),
+]);
+
+/// Arrange the current interpreter's owner to be finalized at its exit (see
+/// the module docs). Needs no module object, so `create()` can register a new
+/// interpreter without importing the package.
+pub fn arrange_exit_hooks() -> PyResult<()> {
+    let register = ffi::import_attr(cstr!("atexit"), cstr!("register"))?;
+    // SAFETY: attached; the definition is a static that outlives every
+    // interpreter; no `self`, no module.
+    let hook = unsafe {
+        Owned::from_new(sys::PyCFunction_NewEx(
+            EXIT_HOOK_DEF.as_mut_ptr(),
+            null_mut(),
+            null_mut(),
+        ))?
+    };
+    ffi::call(&register, &[hook.as_ptr()])?;
+    // SAFETY: attached to the current interpreter, which we pass.
+    if unsafe { PyUnstable_AtExit(sys::PyInterpreterState_Get(), at_exit_fallback, null_mut()) } < 0
+    {
+        return Err(PyErrSet);
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! The runtime: what the extension keeps per interpreter and per process.
+//!
+//! - [`owners`]: each interpreter that imported the extension is an owner
+//!   ([`owners::OwnerRecord`]); registration, finalization (with the hooks
+//!   types register), pending calls and the reaper;
+//! - [`state`]: the per-interpreter type table;
+//! - [`errors`]: the one mapping from failures to crossinterp's exceptions;
+//! - [`exit`]: finalizing owners at their interpreter's exit;
+//! - [`lifecycle`]: the module object's exec / traverse / clear / free;
+//! - [`pep788`]: CPython 3.15's interpreter views and guards.
+//!
+//! Imports only `ffi` and the engine.
+
+pub mod errors;
+pub mod exit;
+pub mod lifecycle;
+pub mod owners;
+pub mod pep788;
+pub mod state;
+
+pub use errors::Error;
+pub use owners::{current, OwnerRecord};

@@ -1,0 +1,417 @@
+//! `Queue`: PEP 734's cross-interpreter queue, over the engine's
+//! `crossinterp_core::queue::Queue`.
+//!
+//! The queue itself is owner-free Rust memory ([`SharedQueue`], in an `Arc`):
+//! every interpreter that holds it has its own Python object (an instance of
+//! that interpreter's `crossinterp.queues.Queue`, a subclass of the heap type
+//! `_native.QueueBase` made per module) pointing at the same `SharedQueue`.
+//! Items are interpreter-neutral [`Value`]s, each bound to the interpreter that
+//! put it: when that interpreter is finalized its items follow their unbound
+//! policy (`UNBOUND`, `UNBOUND_ERROR`, `UNBOUND_REMOVE`), as in CPython's
+//! `_interpqueues`.
+//!
+//! Blocking `put`/`get` detach from the interpreter (the GIL is released) and
+//! sleep until the event itself wakes them; every ~50 ms they re-attach briefly
+//! to check for signals (KeyboardInterrupt), which is not polling for data.
+
+use super::ids::{self, HasId, IdTable};
+use super::Entry;
+use crate::cstr;
+use crate::ffi::args::{arity, blocking, bool_of, deadline, timeout_of, Args, KwArgs};
+use crate::ffi::class::{NativeClass, This};
+use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
+use crate::runtime::owners::Event;
+use crate::runtime::state::Import;
+use crate::runtime::{self, Error};
+use crate::xi::{self, Converter, Match, Shared, Value};
+use crossinterp_core::sync::Arc;
+use crossinterp_core::{GetError, PutError, Queue};
+use std::ffi::c_int;
+use std::time::Duration;
+
+static QUEUE_CLASS: Import = Import::new(cstr!("crossinterp.queues"), cstr!("Queue"));
+static UNBOUND: Import = Import::new(cstr!("crossinterp.queues"), cstr!("UNBOUND"));
+
+/// What happens to an item whose interpreter was destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unbound {
+    /// `get` returns the `UNBOUND` sentinel in its place.
+    Unbound = 1,
+    /// `get` raises `ItemInterpreterDestroyed`.
+    Error = 2,
+    /// The item is removed from the queue.
+    Remove = 3,
+}
+
+impl Unbound {
+    fn from_int(v: i64) -> Option<Unbound> {
+        match v {
+            1 => Some(Unbound::Unbound),
+            2 => Some(Unbound::Error),
+            3 => Some(Unbound::Remove),
+            _ => None,
+        }
+    }
+}
+
+/// One queued item. Plain data: may be dropped anywhere.
+pub struct Item {
+    value: Value,
+    /// The interpreter that put it (CPython's id).
+    origin: i64,
+    unbound: Unbound,
+    /// Set when `origin` was finalized.
+    gone: bool,
+}
+
+/// A queue shared by every interpreter that holds it.
+///
+/// Ownership: owned by no interpreter; kept alive by an `Arc` held by each
+/// Python `Queue` object (in any interpreter) and by values in transit. May be
+/// used and dropped from any thread.
+pub struct SharedQueue {
+    q: Queue<Item>,
+    default_unbound: Unbound,
+}
+
+impl std::fmt::Debug for SharedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedQueue({})", self.q.id())
+    }
+}
+
+impl PartialEq for SharedQueue {
+    fn eq(&self, other: &Self) -> bool {
+        self.q.id() == other.q.id()
+    }
+}
+
+impl HasId for SharedQueue {
+    fn id(&self) -> u64 {
+        self.q.id()
+    }
+}
+
+/// Every live queue, by id (weak): for `Queue` lookup by id and for applying
+/// unbound policies when an interpreter is finalized.
+static LIVE: IdTable<SharedQueue> = IdTable::new();
+
+/// The queues' part in owners' lives: when interpreter `iid` is finalized,
+/// each of its items follows its unbound policy.
+fn on_event(event: &Event<'_>) {
+    let Event::Gone(iid) = *event else { return };
+    for s in LIVE.all() {
+        let removed =
+            s.q.remove_where(|it| it.origin == iid && it.unbound == Unbound::Remove);
+        drop(removed);
+        s.q.for_each_mut(|it| {
+            if it.origin == iid {
+                it.gone = true;
+            }
+        });
+    }
+}
+
+/// The value of a `QueueBase` object (any interpreter), and of a queue in
+/// transit: the shared queue.
+#[derive(Debug)]
+pub struct QueueBase(Arc<SharedQueue>);
+
+type Q<'a> = This<'a, QueueBase>;
+
+impl Shared for QueueBase {
+    /// A `crossinterp.queues.Queue` of the attached interpreter.
+    fn to_python(&self) -> PyResult<Owned> {
+        runtime::current()?
+            .types
+            .new_subclass_instance(&QUEUE_CLASS, QueueBase(self.0.clone()))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The policy code of an `unbounditems` argument: absent/None → the queue's
+/// default; else one of the `crossinterp.queues` policy objects.
+fn unbound_of(obj: Option<*mut sys::PyObject>, default: Unbound) -> PyResult<Unbound> {
+    let Some(obj) = obj else { return Ok(default) };
+    // SAFETY: attached; `obj` is a live bound argument.
+    unsafe {
+        if obj == sys::Py_None() {
+            return Ok(default);
+        }
+        let code = sys::PyObject_GetAttrString(obj, cstr!("_code").as_ptr());
+        let v = if code.is_null() {
+            sys::PyErr_Clear();
+            None
+        } else {
+            let code = Owned::from_new(code)?;
+            let v = sys::PyLong_AsLongLong(code.as_ptr());
+            if v == -1 && !sys::PyErr_Occurred().is_null() {
+                sys::PyErr_Clear();
+            }
+            Unbound::from_int(v)
+        };
+        v.ok_or_else(|| {
+            ffi::raise(
+                Exc::TypeError,
+                &format!(
+                    "unbounditems must be UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE, not {}",
+                    xi::type_name(obj)
+                ),
+            )
+        })
+    }
+}
+
+fn do_put(
+    this: Q,
+    obj: *mut sys::PyObject,
+    block: bool,
+    timeout: Option<Duration>,
+    unbound: Option<*mut sys::PyObject>,
+    strict: bool,
+) -> PyResult<()> {
+    let shared = &this.0;
+    let unbound = unbound_of(unbound, shared.default_unbound)?;
+    // SAFETY: live argument of the attached interpreter.
+    let value = unsafe { xi::to_value(obj, strict)? };
+    let item = Item {
+        value,
+        origin: ffi::interp::current().1,
+        unbound,
+        gone: false,
+    };
+    let r = match deadline(block, timeout) {
+        None => shared.q.try_put(item),
+        Some(dl) => blocking(|intr| shared.q.put(item, dl, intr)),
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(PutError::Full(_)) => Err(Error::QueueFull.into()),
+        Err(PutError::Closed(_)) => Err(Error::QueueClosed.into()),
+        Err(PutError::Interrupted(_)) => Err(PyErrSet),
+    }
+}
+
+fn do_get(this: Q, block: bool, timeout: Option<Duration>) -> PyResult<Owned> {
+    let shared = &this.0;
+    let dl = deadline(block, timeout);
+    loop {
+        let r = match dl {
+            None => shared.q.try_get(),
+            Some(dl) => blocking(|intr| shared.q.get(dl, intr)),
+        };
+        let item = match r {
+            Ok(item) => item,
+            Err(GetError::Empty) => return Err(Error::QueueEmpty.into()),
+            Err(GetError::Closed) => return Err(Error::QueueClosed.into()),
+            Err(GetError::Interrupted) => return Err(PyErrSet),
+        };
+        if item.gone {
+            match item.unbound {
+                Unbound::Unbound => {
+                    let u = runtime::current()?.types.import(&UNBOUND)?;
+                    // SAFETY: attached; the table holds `u`.
+                    return Ok(unsafe { Owned::from_borrowed(u) });
+                }
+                Unbound::Error => return Err(Error::ItemInterpreterDestroyed(item.origin).into()),
+                Unbound::Remove => continue,
+            }
+        }
+        return xi::from_value(&item.value);
+    }
+}
+
+fn required(name: &str, v: Option<*mut sys::PyObject>) -> PyResult<*mut sys::PyObject> {
+    v.ok_or_else(|| {
+        ffi::raise(
+            Exc::TypeError,
+            &format!("{name} missing required argument 'obj'"),
+        )
+    })
+}
+
+impl QueueBase {
+    /// `put(obj, block=True, timeout=None, *, unbounditems=None, strict=False)`
+    fn put(this: Q, args: KwArgs) -> PyResult<()> {
+        let [obj, block, timeout, unbound, strict] = args.bind(
+            "put",
+            [
+                cstr!("obj"),
+                cstr!("block"),
+                cstr!("timeout"),
+                cstr!("unbounditems"),
+                cstr!("strict"),
+            ],
+            3,
+        )?;
+        do_put(
+            this,
+            required("put()", obj)?,
+            bool_of(block, true)?,
+            timeout_of(timeout)?,
+            unbound,
+            bool_of(strict, false)?,
+        )
+    }
+
+    /// `put_nowait(obj, *, unbounditems=None, strict=False)`
+    fn put_nowait(this: Q, args: KwArgs) -> PyResult<()> {
+        let [obj, unbound, strict] = args.bind(
+            "put_nowait",
+            [cstr!("obj"), cstr!("unbounditems"), cstr!("strict")],
+            1,
+        )?;
+        do_put(
+            this,
+            required("put_nowait()", obj)?,
+            false,
+            None,
+            unbound,
+            bool_of(strict, false)?,
+        )
+    }
+
+    /// `get(block=True, timeout=None)`
+    fn get(this: Q, args: KwArgs) -> PyResult<Owned> {
+        let [block, timeout] = args.bind("get", [cstr!("block"), cstr!("timeout")], 2)?;
+        do_get(this, bool_of(block, true)?, timeout_of(timeout)?)
+    }
+
+    fn get_nowait(this: Q, args: Args) -> PyResult<Owned> {
+        arity("get_nowait", args, 0)?;
+        do_get(this, false, None)
+    }
+
+    fn qsize(this: Q, args: Args) -> PyResult<usize> {
+        arity("qsize", args, 0)?;
+        Ok(this.0.q.len())
+    }
+
+    fn empty(this: Q, args: Args) -> PyResult<bool> {
+        arity("empty", args, 0)?;
+        Ok(this.0.q.is_empty())
+    }
+
+    fn full(this: Q, args: Args) -> PyResult<bool> {
+        arity("full", args, 0)?;
+        Ok(this.0.q.is_full())
+    }
+
+    fn id(this: Q) -> PyResult<u64> {
+        Ok(this.0.q.id())
+    }
+
+    fn maxsize(this: Q) -> PyResult<usize> {
+        Ok(this.0.q.maxsize())
+    }
+
+    fn unbound_default(this: Q) -> PyResult<i64> {
+        Ok(this.0.default_unbound as i64)
+    }
+
+    /// `QueueBase.__new__(cls, maxsize, unbound)`; with `maxsize` < 0, looks
+    /// up the live queue whose id is `unbound` instead (used by unpickling).
+    fn new(
+        _cls: *mut sys::PyTypeObject,
+        args: *mut sys::PyObject,
+        kwargs: *mut sys::PyObject,
+    ) -> PyResult<QueueBase> {
+        // SAFETY: attached; `args` is a tuple, `kwargs` NULL or a dict.
+        unsafe {
+            if !kwargs.is_null() && sys::PyDict_Size(kwargs) != 0 {
+                return Err(ffi::raise(
+                    Exc::TypeError,
+                    "QueueBase() takes no keyword arguments",
+                ));
+            }
+            if sys::PyTuple_Size(args) != 2 {
+                return Err(ffi::raise(Exc::TypeError, "QueueBase() takes 2 arguments"));
+            }
+            let a = sys::PyLong_AsLongLong(sys::PyTuple_GetItem(args, 0));
+            if a == -1 && !sys::PyErr_Occurred().is_null() {
+                return Err(PyErrSet);
+            }
+            let b = sys::PyLong_AsLongLong(sys::PyTuple_GetItem(args, 1));
+            if b == -1 && !sys::PyErr_Occurred().is_null() {
+                return Err(PyErrSet);
+            }
+            let shared = if a < 0 {
+                LIVE.get(b as u64).ok_or(Error::QueueNotFound(b as u64))?
+            } else {
+                let unbound = Unbound::from_int(b)
+                    .ok_or_else(|| ffi::raise(Exc::ValueError, "bad unbounditems"))?;
+                LIVE.insert(SharedQueue {
+                    q: Queue::new(a as usize),
+                    default_unbound: unbound,
+                })
+            };
+            Ok(QueueBase(shared))
+        }
+    }
+
+    fn hash(this: Q) -> PyResult<sys::Py_hash_t> {
+        Ok(ids::hash(this.0.q.id()))
+    }
+
+    fn richcompare(this: Q, other: *mut sys::PyObject, op: c_int) -> PyResult<*mut sys::PyObject> {
+        let rec = runtime::current()?;
+        // SAFETY: attached; `other` is a live argument.
+        let other = unsafe { rec.types.downcast::<QueueBase>(other) };
+        Ok(ids::compare(this.0.q.id(), other.map(|o| o.0.q.id()), op))
+    }
+}
+
+crate::native_class! {
+    QueueBase {
+        name: "crossinterp._native.QueueBase",
+        attr: "QueueBase",
+        doc: "QueueBase(maxsize, unbound)\n--\n\nThe native base of crossinterp.queues.Queue.",
+        flags: sys::Py_TPFLAGS_BASETYPE,
+        methods: [
+            (kw, "put", ", obj, block=True, timeout=None, *, unbounditems=None, strict=False", QueueBase::put,
+                "Add obj; if full, wait (block) up to timeout seconds for room, else raise QueueFull. strict=True: NotShareableError instead of pickling."),
+            (kw, "put_nowait", ", obj, *, unbounditems=None, strict=False", QueueBase::put_nowait, "put(obj, block=False)."),
+            (kw, "get", ", block=True, timeout=None", QueueBase::get,
+                "Remove and return the next item; if empty, wait (block) up to timeout seconds, else raise QueueEmpty."),
+            (fast, "get_nowait", "", QueueBase::get_nowait, "get(block=False)."),
+            (fast, "qsize", "", QueueBase::qsize, "qsize() -> int: the number of items now."),
+            (fast, "empty", "", QueueBase::empty, "empty() -> bool"),
+            (fast, "full", "", QueueBase::full, "full() -> bool"),
+        ],
+        getset: [
+            ("id", QueueBase::id, "The queue's id, unique in the process."),
+            ("maxsize", QueueBase::maxsize, "The capacity (0: unbounded)."),
+            ("_unbound_default", QueueBase::unbound_default, "The default unbound policy (1, 2 or 3)."),
+        ],
+        slots: [
+            (new, QueueBase::new),
+            (hash, QueueBase::hash),
+            (richcompare, QueueBase::richcompare),
+        ],
+    }
+}
+
+/// # Safety
+/// `obj` is a live `QueueBase` of the attached interpreter.
+unsafe fn queue_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+    // SAFETY: the converter's contract.
+    let this = unsafe { Q::from_ptr(obj) };
+    Ok(Some(Value::Shared(Arc::new(QueueBase(this.0.clone())))))
+}
+
+static QUEUE_XI: Converter = Converter {
+    matches: Match::Class(QueueBase::DEF),
+    to_value: Some(queue_value),
+    refuse: None,
+};
+
+/// `QueueBase`: shared by reference; items follow their unbound policy when
+/// the interpreter that put them is finalized.
+pub const ENTRY: Entry = Entry {
+    classes: &[QueueBase::DEF],
+    hook: Some(on_event),
+    converters: &[&QUEUE_XI],
+    legacy_add: None,
+};
