@@ -4,44 +4,13 @@
 
 use super::interpreters::{self, CallSpec, Code};
 use crate::cstr;
+pub use crate::ffi::args::{arg_f64, arg_i64};
 use crate::ffi::args::{arity, Args};
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime::owners;
 use crate::xi::{self, Value};
 use crossinterp_core::sync::Ordering;
 use std::ptr::null_mut;
-
-pub fn arg_i64(obj: *mut sys::PyObject, what: &str) -> PyResult<i64> {
-    // SAFETY: attached; `obj` is a live borrowed argument.
-    unsafe {
-        if sys::PyLong_Check(obj) == 0 {
-            return Err(ffi::raise(
-                ffi::Exc::TypeError,
-                &format!("{what} must be an int, not {}", xi::type_name(obj)),
-            ));
-        }
-        let v = sys::PyLong_AsLongLong(obj);
-        if v == -1 && !sys::PyErr_Occurred().is_null() {
-            return Err(PyErrSet);
-        }
-        Ok(v)
-    }
-}
-
-pub fn arg_f64(obj: *mut sys::PyObject, what: &str) -> PyResult<f64> {
-    // SAFETY: attached; live argument.
-    unsafe {
-        let v = sys::PyFloat_AsDouble(obj);
-        if v == -1.0 && !sys::PyErr_Occurred().is_null() {
-            sys::PyErr_Clear();
-            return Err(ffi::raise(
-                ffi::Exc::TypeError,
-                &format!("{what} must be a number, not {}", xi::type_name(obj)),
-            ));
-        }
-        Ok(v)
-    }
-}
 
 fn id_whence(iid: i64, whence: &str) -> PyResult<*mut sys::PyObject> {
     let id = ffi::new_int(iid)?;

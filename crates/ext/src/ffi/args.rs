@@ -252,3 +252,41 @@ pub fn bool_of(obj: Option<*mut sys::PyObject>, default: bool) -> PyResult<bool>
         Some(o) => arg_bool(&[o], 0),
     }
 }
+
+/// An `int` argument as i64 (`TypeError` for other types). `obj` is a live
+/// argument of the current call (like every pointer in [`Args`]).
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn arg_i64(obj: *mut sys::PyObject, what: &str) -> PyResult<i64> {
+    // SAFETY: attached; `obj` is a live borrowed argument.
+    unsafe {
+        if sys::PyLong_Check(obj) == 0 {
+            return Err(raise(
+                Exc::TypeError,
+                &format!("{what} must be an int, not {}", super::type_name(obj)),
+            ));
+        }
+        let v = sys::PyLong_AsLongLong(obj);
+        if v == -1 && !sys::PyErr_Occurred().is_null() {
+            return Err(PyErrSet);
+        }
+        Ok(v)
+    }
+}
+
+/// A real-number argument as f64 (`TypeError` for other types); `obj` as
+/// for [`arg_i64`].
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn arg_f64(obj: *mut sys::PyObject, what: &str) -> PyResult<f64> {
+    // SAFETY: attached; live argument.
+    unsafe {
+        let v = sys::PyFloat_AsDouble(obj);
+        if v == -1.0 && !sys::PyErr_Occurred().is_null() {
+            sys::PyErr_Clear();
+            return Err(raise(
+                Exc::TypeError,
+                &format!("{what} must be a number, not {}", super::type_name(obj)),
+            ));
+        }
+        Ok(v)
+    }
+}

@@ -111,14 +111,16 @@ impl Exc {
 
 /// Set `exc(msg)` as the current exception.
 pub fn raise(exc: Exc, msg: &str) -> PyErrSet {
-    raise_type(exc.type_object(), msg)
+    // SAFETY: a builtin exception type (immortal static).
+    unsafe { raise_type(exc.type_object(), msg) }
 }
 
 /// Set `exc_type(msg)` as the current exception.
 ///
-/// `exc_type` must be a live exception class of the attached interpreter
-/// (the runtime's error boundary passes the classes its type table holds).
-pub fn raise_type(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
+/// # Safety
+/// `exc_type` is a live exception class of the attached interpreter (the
+/// runtime's error boundary passes the classes its type table holds).
+pub unsafe fn raise_type(exc_type: *mut sys::PyObject, msg: &str) -> PyErrSet {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     // SAFETY: `exc_type` is a live exception type (a CPython static, or a
     // class a caller holds through `Owned`); `c` is NUL-terminated.
@@ -267,5 +269,19 @@ pub fn call(callable: &Owned, args: &[*mut sys::PyObject]) -> PyResult<Owned> {
             tuple.as_ptr(),
             std::ptr::null_mut(),
         ))
+    }
+}
+
+/// The name of `obj`'s type.
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter.
+pub unsafe fn type_name(obj: *mut sys::PyObject) -> String {
+    // SAFETY: every object has a type with a NUL-terminated `tp_name`.
+    unsafe {
+        let t = sys::Py_TYPE(obj);
+        std::ffi::CStr::from_ptr((*t).tp_name)
+            .to_string_lossy()
+            .into_owned()
     }
 }

@@ -87,18 +87,18 @@ pub enum Error {
 
 impl Error {
     /// `InterpreterError(msg)`, raised.
-    pub fn interpreter(msg: impl Into<String>) -> PyErrSet {
-        Error::Interpreter(msg.into()).raise()
+    pub fn interpreter(msg: &str) -> PyErrSet {
+        Error::Interpreter(msg.to_owned()).raise()
     }
 
     /// `NotShareableError(msg)`, raised.
-    pub fn not_shareable(msg: impl Into<String>) -> PyErrSet {
-        Error::NotShareable(msg.into()).raise()
+    pub fn not_shareable(msg: &str) -> PyErrSet {
+        Error::NotShareable(msg.to_owned()).raise()
     }
 
     /// `InterpreterGoneError(msg)`, raised.
-    pub fn gone(msg: impl Into<String>) -> PyErrSet {
-        Error::Gone(msg.into()).raise()
+    pub fn gone(msg: &str) -> PyErrSet {
+        Error::Gone(msg.to_owned()).raise()
     }
 
     /// A refused guard on interpreter `iid`.
@@ -178,9 +178,10 @@ impl Error {
                 })
             }
         };
-        match class {
-            Ok(cls) => {
-                ffi::raise_type(cls, &self.message());
+        if let Ok(cls) = class {
+            {
+                // SAFETY: `cls` is a live exception class of this interpreter.
+                unsafe { ffi::raise_type(cls, &self.message()) };
                 if keep_cause && !cause.is_null() {
                     // SAFETY: attached; an exception is set (just raised); the
                     // cause reference is stolen by PyException_SetCause.
@@ -192,9 +193,8 @@ impl Error {
                     return PyErrSet;
                 }
             }
-            // The lookup's own error stays set.
-            Err(PyErrSet) => {}
         }
+        // (On a failed lookup, the lookup's own error stays set.)
         if !cause.is_null() {
             // SAFETY: we own `cause`.
             unsafe { sys::Py_DecRef(cause) };

@@ -60,6 +60,8 @@ pub unsafe fn exec(module: *mut sys::PyObject) -> PyResult<Arc<OwnerRecord>> {
 }
 
 /// Before every module function: run the interpreter's pending calls.
+/// `module` is the module object CPython passes to its functions.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn enter(module: *mut sys::PyObject) {
     // SAFETY: module functions get our module object.
     if let Some(rec) = unsafe { module_record(module) } {

@@ -486,10 +486,15 @@ fn not_an_owner(iid: i64) -> PyErrSet {
         crate::cstr!("crossinterp._errors"),
         crate::cstr!("InterpreterNotFoundError"),
     ) {
-        Ok(cls) => ffi::raise_type(
-            cls.as_ptr(),
-            &format!("interpreter {iid} not found (it was closed, or never imported crossinterp)"),
-        ),
+        // SAFETY: `cls` is a live class of the attached interpreter.
+        Ok(cls) => unsafe {
+            ffi::raise_type(
+                cls.as_ptr(),
+                &format!(
+                    "interpreter {iid} not found (it was closed, or never imported crossinterp)"
+                ),
+            )
+        },
         Err(e) => e,
     }
 }

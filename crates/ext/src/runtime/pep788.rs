@@ -102,6 +102,7 @@ impl NativeGuard {
     /// A guard from `view` (an owner record's PEP 788 view, 0: none): Ok(None)
     /// when this Python has no PEP 788 or there is no view, Err when the
     /// interpreter refuses guards (finalizing).
+    #[allow(clippy::result_unit_err)]
     pub fn acquire(view: usize) -> Result<Option<NativeGuard>, ()> {
         let Some(api) = api() else { return Ok(None) };
         if view == 0 {

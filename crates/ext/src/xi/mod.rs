@@ -76,6 +76,10 @@ pub enum Match {
     Named(&'static std::ffi::CStr),
 }
 
+/// A converter's function: the value of a matching object, `Ok(None)` if
+/// it is not natively shareable after all.
+pub type ToValue = unsafe fn(*mut sys::PyObject) -> PyResult<Option<Value>>;
+
 /// How one type's objects cross (registered once per process, at the first
 /// module exec).
 pub struct Converter {
@@ -85,7 +89,7 @@ pub struct Converter {
     ///
     /// # Safety
     /// Called attached, with a live matching object.
-    pub to_value: Option<unsafe fn(*mut sys::PyObject) -> PyResult<Option<Value>>>,
+    pub to_value: Option<ToValue>,
     /// Matching objects are never shared: `to_value` raises
     /// `NotShareableError` with this message (and `is_shareable` says no).
     pub refuse: Option<&'static str>,
@@ -179,17 +183,7 @@ pub unsafe fn tuple_items(tuple: *mut sys::PyObject, strict: bool) -> PyResult<V
     }
 }
 
-/// # Safety
-/// `obj` is a live object of the attached interpreter.
-pub unsafe fn type_name(obj: *mut sys::PyObject) -> String {
-    // SAFETY: every object has a type with a NUL-terminated `tp_name`.
-    unsafe {
-        let t = sys::Py_TYPE(obj);
-        std::ffi::CStr::from_ptr((*t).tp_name)
-            .to_string_lossy()
-            .into_owned()
-    }
-}
+pub use crate::ffi::type_name;
 
 /// `obj` as a [`Value`] if it crosses natively (without pickling).
 ///
