@@ -512,6 +512,9 @@ pub mod shim {
 /// - methods: `noargs` `fn(This<T>) -> PyResult<R>`; `fast`
 ///   `fn(This<T>, Args) -> PyResult<R>`; `kw` `fn(This<T>, KwArgs) -> PyResult<R>`;
 ///   `class` `fn(*mut PyTypeObject, Args) -> PyResult<R>`;
+///   `class_varkw` (`METH_VARARGS | METH_KEYWORDS | METH_CLASS`, for
+///   `PyArg_ParseTupleAndKeywords`) `fn(*mut PyTypeObject, args: *mut PyObject,
+///   kwargs: *mut PyObject /*NULL*/) -> PyResult<R>`;
 /// - getters: `fn(This<T>) -> PyResult<R>`;
 /// - slots: see `native_slot!`.
 ///
@@ -732,6 +735,22 @@ macro_rules! native_method {
                             cls as *mut $crate::ffi::sys::PyTypeObject,
                             unsafe { $crate::ffi::class::shim::args(args, nargs) },
                         )
+                    })
+                }
+                shim
+            })
+    };
+    (class_varkw, $T:ty, $name:literal, $sig:literal, $body:path, $doc:literal) => {
+        $crate::native_method!(@def $name, "($type", $sig, $doc,
+            $crate::ffi::sys::METH_VARARGS | $crate::ffi::sys::METH_KEYWORDS | $crate::ffi::sys::METH_CLASS,
+            PyCFunctionWithKeywords: {
+                unsafe extern "C" fn shim(
+                    cls: *mut $crate::ffi::sys::PyObject,
+                    args: *mut $crate::ffi::sys::PyObject,
+                    kwargs: *mut $crate::ffi::sys::PyObject,
+                ) -> *mut $crate::ffi::sys::PyObject {
+                    $crate::ffi::class::shim::obj(|| {
+                        $body(cls as *mut $crate::ffi::sys::PyTypeObject, args, kwargs)
                     })
                 }
                 shim

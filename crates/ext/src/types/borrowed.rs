@@ -17,11 +17,13 @@
 //! - Arriving back in its own interpreter, it is a plain `memoryview` of the
 //!   original exporter.
 
+use super::buffer::{self, BufferValue};
+use super::Entry;
 use crate::cstr;
-use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::legacy::{alloc_native, dealloc_native, native_ref, Native};
-use crate::runtime::owners;
-use crate::runtime::Error;
+use crate::ffi::class::{NativeClass, This};
+use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
+use crate::runtime::{self, owners, Error};
+use crate::xi::{Converter, Match, Shared, Value};
 use crossinterp_core::sync::{lock, Arc, Mutex, Ordering};
 use crossinterp_core::{Attached, Guard, Handle, Release};
 use std::ffi::{c_int, c_void};
@@ -88,10 +90,8 @@ pub unsafe fn pin(obj: *mut sys::PyObject) -> PyResult<Borrowed> {
     Ok(Borrowed { handle, ptr, len })
 }
 
-/// The value of a `BorrowedBuffer` object (`Native<Mutex<State>>`), owned by that
-/// object in its interpreter; behind a lock because free-threaded builds may
-/// export and release it from several threads at once.
-struct State {
+/// The mutable part of a `BorrowedBuffer` object.
+struct LoanState {
     borrowed: Option<Borrowed>,
     exports: usize,
     guard: Option<Guard>,
@@ -99,8 +99,15 @@ struct State {
     pinned: Option<Arc<owners::OwnerRecord>>,
 }
 
+/// The value of a `BorrowedBuffer` object, owned by that object in its
+/// interpreter; behind a lock because free-threaded builds may export and
+/// release it from several threads at once.
+pub struct BorrowedBuffer(Mutex<LoanState>);
+
+type BB<'a> = This<'a, BorrowedBuffer>;
+
 fn gone(b: &Borrowed) -> PyErrSet {
-    Error::gone(&format!(
+    Error::gone(format!(
         "the interpreter that owns this memory (owner {}) is finalizing or gone",
         b.handle.owner().id()
     ))
@@ -117,16 +124,14 @@ pub fn to_python(b: &Borrowed) -> PyResult<Owned> {
         // SAFETY: attached; `obj` is the exporter, kept alive by the view.
         return unsafe { Owned::from_new(sys::PyMemoryView_FromObject(pinned.view.obj)) };
     }
-    let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("BorrowedBuffer"))?;
-    let state = Mutex::new(State {
-        borrowed: Some(b.clone()),
-        exports: 0,
-        guard: None,
-        pinned: None,
-    });
-    // SAFETY: attached; this interpreter's BorrowedBuffer type, whose layout
-    // and dealloc are `Native<Mutex<State>>`'s.
-    unsafe { alloc_native(tp.as_ptr() as *mut sys::PyTypeObject, state) }
+    runtime::current()?
+        .types
+        .new_instance(BorrowedBuffer(Mutex::new(LoanState {
+            borrowed: Some(b.clone()),
+            exports: 0,
+            guard: None,
+            pinned: None,
+        })))
 }
 
 /// A `bytes` of the attached interpreter equal to the pinned `bytes` `b`: in
@@ -156,91 +161,19 @@ pub fn bytes_to_python(b: &Borrowed) -> PyResult<Owned> {
     r
 }
 
-/// The pinned buffer of `obj` if it is a `BorrowedBuffer` of this interpreter.
-///
-/// # Safety
-/// `obj` is a live object of the attached interpreter.
-pub unsafe fn as_borrowed(obj: *mut sys::PyObject) -> PyResult<Option<Borrowed>> {
-    // SAFETY: attached; `obj` is live and, when ours, a BorrowedBuffer.
-    unsafe {
-        if !crate::legacy::is_ours(obj, cstr!("BorrowedBuffer"))? {
-            return Ok(None);
-        }
-        match &lock(native_ref::<Mutex<State>>(obj)).borrowed {
-            Some(b) => Ok(Some(b.clone())),
-            None => Err(ffi::raise(
-                ffi::Exc::ValueError,
-                "operation on a released BorrowedBuffer",
-            )),
-        }
+fn released() -> PyErrSet {
+    ffi::raise(Exc::ValueError, "operation on a released BorrowedBuffer")
+}
+
+/// The pinned buffer of a `BorrowedBuffer` (`ValueError` if released).
+fn borrowed_of(this: BB) -> PyResult<Borrowed> {
+    match &lock(&this.0).borrowed {
+        Some(b) => Ok(b.clone()),
+        None => Err(released()),
     }
 }
 
-unsafe extern "C" fn getbuffer(
-    slf: *mut sys::PyObject,
-    view: *mut sys::Py_buffer,
-    flags: c_int,
-) -> c_int {
-    ffi::trampoline_int(|| {
-        // SAFETY: `slf` is a BorrowedBuffer; `view` is CPython's to fill.
-        unsafe {
-            let mut st = lock(native_ref::<Mutex<State>>(slf));
-            let Some(b) = st.borrowed.clone() else {
-                (*view).obj = null_mut();
-                return Err(ffi::raise(
-                    ffi::Exc::ValueError,
-                    "operation on a released BorrowedBuffer",
-                ));
-            };
-            if st.exports == 0 {
-                match b.handle.owner().guard() {
-                    Ok(g) => {
-                        st.guard = Some(g);
-                        if let Some(r) = owners::get(b.handle.owner().tag() as i64) {
-                            // Release: the finalizer's Acquire load sees the pin
-                            // with the guard it accounts for.
-                            r.pins.fetch_add(1, Ordering::Release);
-                            st.pinned = Some(r);
-                        }
-                    }
-                    Err(_) => {
-                        (*view).obj = null_mut();
-                        return Err(gone(&b));
-                    }
-                }
-            }
-            // Read-only: the owner's object may be immutable (bytes).
-            if sys::PyBuffer_FillInfo(
-                view,
-                slf,
-                b.ptr as *mut c_void,
-                b.len as sys::Py_ssize_t,
-                1,
-                flags,
-            ) < 0
-            {
-                if st.exports == 0 {
-                    st.guard = None;
-                }
-                return Err(PyErrSet);
-            }
-            st.exports += 1;
-            Ok(())
-        }
-    })
-}
-
-unsafe extern "C" fn releasebuffer(slf: *mut sys::PyObject, _view: *mut sys::Py_buffer) {
-    // SAFETY: `slf` is a BorrowedBuffer with this export open.
-    let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
-    st.exports = st.exports.saturating_sub(1);
-    if st.exports == 0 {
-        // The last export is gone: stop pinning the owner.
-        unpin(&mut st);
-    }
-}
-
-fn unpin(st: &mut State) {
+fn unpin(st: &mut LoanState) {
     if let Some(r) = st.pinned.take() {
         // Release: pairs with the finalizer's Acquire load of the counter.
         r.pins.fetch_sub(1, Ordering::Release);
@@ -248,130 +181,117 @@ fn unpin(st: &mut State) {
     st.guard = None;
 }
 
-unsafe extern "C" fn sq_length(slf: *mut sys::PyObject) -> sys::Py_ssize_t {
-    // SAFETY: `slf` is a BorrowedBuffer.
-    match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).borrowed {
-        Some(b) => b.len as sys::Py_ssize_t,
-        None => {
-            ffi::raise(
-                ffi::Exc::ValueError,
-                "operation on a released BorrowedBuffer",
-            );
-            -1
+impl BorrowedBuffer {
+    fn getbuffer(this: BB, view: *mut sys::Py_buffer, flags: c_int) -> PyResult<()> {
+        let mut st = lock(&this.0);
+        let Some(b) = st.borrowed.clone() else {
+            // SAFETY: `view` is CPython's to fill; on failure its `obj` must
+            // be NULL.
+            unsafe { (*view).obj = null_mut() };
+            return Err(released());
+        };
+        if st.exports == 0 {
+            match b.handle.owner().guard() {
+                Ok(g) => {
+                    st.guard = Some(g);
+                    if let Some(r) = owners::get(b.handle.owner().tag() as i64) {
+                        // Release: the finalizer's Acquire load sees the pin
+                        // with the guard it accounts for.
+                        r.pins.fetch_add(1, Ordering::Release);
+                        st.pinned = Some(r);
+                    }
+                }
+                Err(_) => {
+                    // SAFETY: as above.
+                    unsafe { (*view).obj = null_mut() };
+                    return Err(gone(&b));
+                }
+            }
+        }
+        // Read-only: the owner's object may be immutable (bytes).
+        // SAFETY: attached; `view` is CPython's to fill; the memory stays
+        // valid while an export holds the guard on its owner (taken above).
+        if unsafe {
+            sys::PyBuffer_FillInfo(
+                view,
+                this.as_ptr(),
+                b.ptr as *mut c_void,
+                b.len as sys::Py_ssize_t,
+                1,
+                flags,
+            )
+        } < 0
+        {
+            if st.exports == 0 {
+                st.guard = None;
+            }
+            return Err(PyErrSet);
+        }
+        st.exports += 1;
+        Ok(())
+    }
+
+    fn releasebuffer(this: BB, _view: *mut sys::Py_buffer) {
+        let mut st = lock(&this.0);
+        st.exports = st.exports.saturating_sub(1);
+        if st.exports == 0 {
+            // The last export is gone: stop pinning the owner.
+            unpin(&mut st);
         }
     }
-}
 
-unsafe extern "C" fn release(
-    slf: *mut sys::PyObject,
-    _unused: *mut sys::PyObject,
-) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a BorrowedBuffer.
-        let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
+    fn len(this: BB) -> PyResult<usize> {
+        borrowed_of(this).map(|b| b.len)
+    }
+
+    fn release(this: BB) -> PyResult<()> {
+        let mut st = lock(&this.0);
         if st.exports > 0 {
             return Err(ffi::raise(
-                ffi::Exc::BufferError,
+                Exc::BufferError,
                 "cannot release a BorrowedBuffer while a memoryview of it is alive",
             ));
         }
         let b = st.borrowed.take();
         drop(st);
         drop(b); // the last handle routes PyBuffer_Release to the owner
-        Ok(ffi::none())
-    })
+        Ok(())
+    }
+
+    fn owner(this: BB) -> PyResult<i64> {
+        match &lock(&this.0).borrowed {
+            Some(b) => Ok(b.handle.owner().tag() as i64),
+            None => Err(released()),
+        }
+    }
+
+    fn alive(this: BB) -> PyResult<bool> {
+        Ok(lock(&this.0)
+            .borrowed
+            .as_ref()
+            .is_some_and(|b| b.handle.owner().is_running()))
+    }
 }
 
-unsafe extern "C" fn get_owner(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a BorrowedBuffer.
-        let iid = match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).borrowed {
-            Some(b) => b.handle.owner().tag() as i64,
-            None => {
-                return Err(ffi::raise(
-                    ffi::Exc::ValueError,
-                    "operation on a released BorrowedBuffer",
-                ))
-            }
-        };
-        Ok(ffi::new_int(iid)?.into_ptr())
-    })
-}
-
-unsafe extern "C" fn get_alive(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
-    // SAFETY: `slf` is a BorrowedBuffer; attached.
-    let alive = lock(unsafe { native_ref::<Mutex<State>>(slf) })
-        .borrowed
-        .as_ref()
-        .is_some_and(|b| b.handle.owner().is_running());
-    // SAFETY: attached.
-    unsafe { sys::PyBool_FromLong(alive as _) }
-}
-
-static mut METHODS: [sys::PyMethodDef; 2] = [
-    sys::PyMethodDef {
-        ml_name: cstr!("release").as_ptr(),
-        ml_meth: sys::PyMethodDefPointer { PyCFunction: release },
-        ml_flags: sys::METH_NOARGS,
-        ml_doc: cstr!("release() -> None\n\nUnpin the owner's memory now (BufferError while a memoryview of it is alive).").as_ptr(),
-    },
-    sys::PyMethodDef::zeroed(),
-];
-
-static mut GETSET: [sys::PyGetSetDef; 3] = [
-    sys::PyGetSetDef {
-        name: cstr!("owner").as_ptr(),
-        get: Some(get_owner),
-        set: None,
-        doc: cstr!("The id of the interpreter that owns the memory.").as_ptr(),
-        closure: null_mut(),
-    },
-    sys::PyGetSetDef {
-        name: cstr!("alive").as_ptr(),
-        get: Some(get_alive),
-        set: None,
-        doc: cstr!("Whether the owner still runs (memoryviews can be made).").as_ptr(),
-        closure: null_mut(),
-    },
-    sys::PyGetSetDef {
-        name: std::ptr::null(),
-        get: None,
-        set: None,
-        doc: std::ptr::null(),
-        closure: null_mut(),
-    },
-];
-
-/// Create this module's `BorrowedBuffer` heap type and add it to `module`.
-/// # Safety
-/// Attached; `module` is our live module object (its exec slot).
-pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
-    let mut slots = [
-        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: dealloc_native::<Mutex<State>> as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_bf_getbuffer, pfunc: getbuffer as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_bf_releasebuffer, pfunc: releasebuffer as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_sq_length, pfunc: sq_length as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_methods, pfunc: std::ptr::addr_of_mut!(METHODS) as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_getset, pfunc: std::ptr::addr_of_mut!(GETSET) as *mut c_void },
-        sys::PyType_Slot {
-            slot: sys::Py_tp_doc,
-            pfunc: cstr!("A read-only, zero-copy view of memory owned by another interpreter (a memoryview that crossed). While a memoryview of it is alive the owner cannot finish closing; after the owner is gone, making one raises InterpreterGoneError.").as_ptr() as *mut c_void,
-        },
-        sys::PyType_Slot { slot: 0, pfunc: null_mut() },
-    ];
-    // SAFETY: the caller's contract (attached, our module); the slots match
-    // the layout.
-    unsafe {
-        crate::legacy::add_heap_type(
-            module,
-            cstr!("crossinterp.BorrowedBuffer"),
-            cstr!("BorrowedBuffer"),
-            std::mem::size_of::<Native<Mutex<State>>>(),
-            sys::Py_TPFLAGS_DEFAULT
-                | sys::Py_TPFLAGS_IMMUTABLETYPE
-                | sys::Py_TPFLAGS_DISALLOW_INSTANTIATION,
-            &mut slots,
-        )
+crate::native_class! {
+    BorrowedBuffer {
+        name: "crossinterp.BorrowedBuffer",
+        attr: "BorrowedBuffer",
+        doc: "A read-only, zero-copy view of memory owned by another interpreter (a memoryview that crossed). While a memoryview of it is alive the owner cannot finish closing; after the owner is gone, making one raises InterpreterGoneError.",
+        flags: sys::Py_TPFLAGS_DISALLOW_INSTANTIATION,
+        methods: [
+            (noargs, "release", "", BorrowedBuffer::release,
+                "release() -> None\n\nUnpin the owner's memory now (BufferError while a memoryview of it is alive)."),
+        ],
+        getset: [
+            ("owner", BorrowedBuffer::owner, "The id of the interpreter that owns the memory."),
+            ("alive", BorrowedBuffer::alive, "Whether the owner still runs (memoryviews can be made)."),
+        ],
+        slots: [
+            (getbuffer, BorrowedBuffer::getbuffer),
+            (releasebuffer, BorrowedBuffer::releasebuffer),
+            (sq_len, BorrowedBuffer::len),
+        ],
     }
 }
 
@@ -383,7 +303,7 @@ enum BorrowedValue {
     Bytes(Borrowed),
 }
 
-impl crate::xi::Shared for BorrowedValue {
+impl Shared for BorrowedValue {
     fn to_python(&self) -> PyResult<Owned> {
         match self {
             BorrowedValue::View(b) => to_python(b),
@@ -395,15 +315,16 @@ impl crate::xi::Shared for BorrowedValue {
     }
 }
 
-fn shared(v: BorrowedValue) -> crate::xi::Value {
-    crate::xi::Value::Shared(Arc::new(v))
+fn shared(v: BorrowedValue) -> Value {
+    Value::Shared(Arc::new(v))
 }
 
 /// # Safety
 /// `obj` is a live `BorrowedBuffer` of the attached interpreter.
-unsafe fn borrowed_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::Value>> {
-    // SAFETY: forwarded.
-    Ok(unsafe { as_borrowed(obj)? }.map(|b| shared(BorrowedValue::View(b))))
+unsafe fn borrowed_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+    // SAFETY: the converter's contract.
+    let this = unsafe { BB::from_ptr(obj) };
+    Ok(Some(shared(BorrowedValue::View(borrowed_of(this)?))))
 }
 
 /// A memoryview: a view of a whole `SharedBuffer` crosses as that buffer
@@ -411,20 +332,18 @@ unsafe fn borrowed_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::
 ///
 /// # Safety
 /// `obj` is a live memoryview of the attached interpreter.
-unsafe fn memoryview_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::Value>> {
+unsafe fn memoryview_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
     // SAFETY: forwarded; `view` is filled by GetBuffer before use.
     unsafe {
         let base = Owned::from_new(sys::PyObject_GetAttrString(obj, cstr!("obj").as_ptr()))?;
-        if let Some(m) = super::buffer::as_buffer(base.as_ptr())? {
+        if let Some(m) = buffer::as_buffer(base.as_ptr())? {
             let mut view: sys::Py_buffer = std::mem::zeroed();
             if sys::PyObject_GetBuffer(obj, &mut view, sys::PyBUF_SIMPLE) == 0 {
                 let whole =
                     std::ptr::eq(view.buf as *const u8, m.as_ptr()) && view.len as usize == m.len();
                 sys::PyBuffer_Release(&mut view);
                 if whole {
-                    return Ok(Some(crate::xi::Value::Shared(Arc::new(
-                        super::buffer::BufferValue(m),
-                    ))));
+                    return Ok(Some(Value::Shared(Arc::new(BufferValue(m)))));
                 }
             } else {
                 sys::PyErr_Clear(); // not contiguous: `pin` reports it
@@ -438,7 +357,7 @@ unsafe fn memoryview_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi
 ///
 /// # Safety
 /// `obj` is a live `bytes` of the attached interpreter.
-unsafe fn bytes_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::Value>> {
+unsafe fn bytes_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
     // SAFETY: forwarded.
     unsafe {
         if sys::PyBytes_CheckExact(obj) == 0 {
@@ -456,27 +375,28 @@ fn bytes_type() -> *mut sys::PyTypeObject {
     std::ptr::addr_of_mut!(sys::PyBytes_Type)
 }
 
-static BORROWED_XI: crate::xi::Converter = crate::xi::Converter {
-    matches: crate::xi::Match::Named(cstr!("BorrowedBuffer")),
+static BORROWED_XI: Converter = Converter {
+    matches: Match::Class(BorrowedBuffer::DEF),
     to_value: Some(borrowed_value),
     refuse: None,
 };
 
-static MEMORYVIEW_XI: crate::xi::Converter = crate::xi::Converter {
-    matches: crate::xi::Match::Builtin(memoryview_type),
+static MEMORYVIEW_XI: Converter = Converter {
+    matches: Match::Builtin(memoryview_type),
     to_value: Some(memoryview_value),
     refuse: None,
 };
 
-static BYTES_XI: crate::xi::Converter = crate::xi::Converter {
-    matches: crate::xi::Match::Builtin(bytes_type),
+static BYTES_XI: Converter = Converter {
+    matches: Match::Builtin(bytes_type),
     to_value: Some(bytes_value),
     refuse: None,
 };
 
 /// `BorrowedBuffer`, and the lending of memoryviews and large `bytes`.
-pub const ENTRY: super::Entry = super::Entry {
+pub const ENTRY: Entry = Entry {
+    classes: &[BorrowedBuffer::DEF],
+    hook: None,
     converters: &[&BORROWED_XI, &MEMORYVIEW_XI, &BYTES_XI],
-    legacy_add: Some(add_type),
-    ..super::Entry::EMPTY
+    legacy_add: None,
 };

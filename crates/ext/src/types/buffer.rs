@@ -8,40 +8,40 @@
 //! object, so `release()` refuses while one of *its* exports is alive, as a
 //! `bytearray` refuses to resize.
 
+use super::Entry;
 use crate::cstr;
+use crate::ffi::class::{self, NativeClass, This};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
-use crate::legacy::{alloc_native, dealloc_native, native_ref, Native};
+use crate::runtime;
+use crate::xi::{Converter, Match, Shared, Value};
 use crossinterp_core::buffer::SharedMem;
 use crossinterp_core::sync::{lock, Arc, Mutex};
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr::null_mut;
 
-/// The value of a `SharedBuffer` object (`Native<Mutex<State>>`), owned by that
-/// object in its interpreter; behind a lock because free-threaded builds may
-/// export and release it from several threads at once.
-struct State {
+/// The mutable part of a `SharedBuffer` object.
+struct BufferState {
     /// `None` once released.
     mem: Option<Arc<SharedMem>>,
     /// Live exports (memoryviews) of this object.
     exports: usize,
 }
 
-/// A new `SharedBuffer` object of `cls` over `mem`, with no export.
-///
-/// # Safety
-/// Attached; `cls` is a SharedBuffer type (layout and dealloc of
-/// `Native<Mutex<State>>`).
-unsafe fn alloc_with(cls: *mut sys::PyTypeObject, mem: Arc<SharedMem>) -> PyResult<Owned> {
-    let state = Mutex::new(State {
-        mem: Some(mem),
-        exports: 0,
-    });
-    // SAFETY: forwarded contract.
-    unsafe { alloc_native(cls, state) }
-}
+/// The value of a `SharedBuffer` object, owned by that object in its
+/// interpreter; behind a lock because free-threaded builds may export and
+/// release it from several threads at once.
+pub struct SharedBuffer(Mutex<BufferState>);
 
-fn buffer_type() -> PyResult<Owned> {
-    ffi::import_attr(cstr!("crossinterp._native"), cstr!("SharedBuffer"))
+type B<'a> = This<'a, SharedBuffer>;
+
+impl SharedBuffer {
+    /// The value over `mem`, with no export.
+    fn over(mem: Arc<SharedMem>) -> SharedBuffer {
+        SharedBuffer(Mutex::new(BufferState {
+            mem: Some(mem),
+            exports: 0,
+        }))
+    }
 }
 
 /// The shared memory of `obj` if it is a (live) `SharedBuffer` of this
@@ -50,43 +50,53 @@ fn buffer_type() -> PyResult<Owned> {
 /// # Safety
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn as_buffer(obj: *mut sys::PyObject) -> PyResult<Option<Arc<SharedMem>>> {
-    // SAFETY: attached; `obj` is live and, when ours, a SharedBuffer.
-    unsafe {
-        if !crate::legacy::is_ours(obj, cstr!("SharedBuffer"))? {
-            return Ok(None);
-        }
-        match &lock(native_ref::<Mutex<State>>(obj)).mem {
-            Some(m) => Ok(Some(m.clone())),
-            None => Err(released()),
-        }
+    let Ok(rec) = runtime::current() else {
+        // Not an owner: nothing here is ours.
+        // SAFETY: attached; drop the lookup's error.
+        unsafe { sys::PyErr_Clear() };
+        return Ok(None);
+    };
+    // SAFETY: forwarded; `obj` outlives this call.
+    let Some(this) = (unsafe { rec.types.downcast::<SharedBuffer>(obj) }) else {
+        return Ok(None);
+    };
+    mem_of(this).map(Some)
+}
+
+/// The memory of a `SharedBuffer` (`ValueError` if released).
+fn mem_of(this: B) -> PyResult<Arc<SharedMem>> {
+    match &lock(&this.get().0).mem {
+        Some(m) => Ok(m.clone()),
+        None => Err(released()),
     }
 }
 
 /// A `SharedBuffer` of the attached interpreter over `mem`.
 pub fn to_python(mem: &Arc<SharedMem>) -> PyResult<Owned> {
-    let tp = buffer_type()?;
-    // SAFETY: `tp` is this interpreter's SharedBuffer type.
-    unsafe { alloc_with(tp.as_ptr() as *mut sys::PyTypeObject, mem.clone()) }
+    runtime::current()?
+        .types
+        .new_instance(SharedBuffer::over(mem.clone()))
 }
 
 fn released() -> PyErrSet {
-    ffi::raise(ffi::Exc::ValueError, "operation on a released SharedBuffer")
+    ffi::raise(Exc::ValueError, "operation on a released SharedBuffer")
 }
 
 fn buffer_error(msg: &str) -> PyErrSet {
-    ffi::raise(ffi::Exc::BufferError, msg)
+    ffi::raise(Exc::BufferError, msg)
 }
 
 fn alloc_error(e: crossinterp_core::buffer::AllocError) -> PyErrSet {
-    ffi::raise(ffi::Exc::MemoryError, &e.to_string())
+    ffi::raise(Exc::MemoryError, &e.to_string())
 }
 
-unsafe extern "C" fn tp_new(
-    cls: *mut sys::PyTypeObject,
-    args: *mut sys::PyObject,
-    kwargs: *mut sys::PyObject,
-) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
+impl SharedBuffer {
+    /// `SharedBuffer(nbytes, *, readonly=False)`.
+    fn new(
+        _cls: *mut sys::PyTypeObject,
+        args: *mut sys::PyObject,
+        kwargs: *mut sys::PyObject,
+    ) -> PyResult<SharedBuffer> {
         // SAFETY: attached; `args` is a tuple, `kwargs` NULL or a dict.
         unsafe {
             let first = if sys::PyTuple_Size(args) > 0 {
@@ -132,26 +142,15 @@ unsafe extern "C" fn tp_new(
             ));
         }
         let mem = SharedMem::zeroed(nbytes as usize, readonly != 0).map_err(alloc_error)?;
-        // SAFETY: `cls` is SharedBuffer (final type).
-        Ok(unsafe {
-            alloc_native(
-                cls,
-                Mutex::new(State {
-                    mem: Some(mem),
-                    exports: 0,
-                }),
-            )?
-        }
-        .into_ptr())
-    })
-}
+        Ok(SharedBuffer::over(mem))
+    }
 
-unsafe extern "C" fn copy_of(
-    cls: *mut sys::PyObject,
-    args: *mut sys::PyObject,
-    kwargs: *mut sys::PyObject,
-) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
+    /// `SharedBuffer.copy_of(obj, *, readonly=False)` (a class method).
+    fn copy_of(
+        cls: *mut sys::PyTypeObject,
+        args: *mut sys::PyObject,
+        kwargs: *mut sys::PyObject,
+    ) -> PyResult<Owned> {
         let mut src: *mut sys::PyObject = null_mut();
         let mut readonly: c_int = 0;
         let kwlist: [*const c_char; 3] = [
@@ -159,7 +158,7 @@ unsafe extern "C" fn copy_of(
             cstr!("readonly").as_ptr(),
             std::ptr::null(),
         ];
-        // SAFETY: as in tp_new; "O" → borrowed object pointer.
+        // SAFETY: as in `new`; "O" → borrowed object pointer.
         let ok = unsafe {
             sys::PyArg_ParseTupleAndKeywords(
                 args,
@@ -175,7 +174,7 @@ unsafe extern "C" fn copy_of(
         }
         // SAFETY: attached; a zeroed Py_buffer is filled by GetBuffer, and
         // released below on every path once filled.
-        unsafe {
+        let mem = unsafe {
             let mut view: sys::Py_buffer = std::mem::zeroed();
             if sys::PyObject_GetBuffer(src, &mut view, sys::PyBUF_SIMPLE) < 0 {
                 return Err(PyErrSet);
@@ -183,19 +182,15 @@ unsafe extern "C" fn copy_of(
             let bytes = std::slice::from_raw_parts(view.buf as *const u8, view.len as usize);
             let mem = SharedMem::copy_of(bytes, readonly != 0);
             sys::PyBuffer_Release(&mut view);
-            let mem = mem.map_err(alloc_error)?;
-            Ok(alloc_with(cls as *mut sys::PyTypeObject, mem)?.into_ptr())
-        }
-    })
-}
+            mem.map_err(alloc_error)?
+        };
+        // SAFETY: attached; `cls` is the class the method was looked up on:
+        // SharedBuffer (a final type, so never a subclass).
+        unsafe { class::alloc(cls, SharedBuffer::over(mem)) }
+    }
 
-unsafe extern "C" fn release(
-    slf: *mut sys::PyObject,
-    _unused: *mut sys::PyObject,
-) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a SharedBuffer.
-        let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
+    fn release(this: B) -> PyResult<()> {
+        let mut st = lock(&this.0);
         if st.exports > 0 {
             return Err(buffer_error(&format!(
                 "cannot release a SharedBuffer while {} memoryview(s) of it are alive",
@@ -205,184 +200,102 @@ unsafe extern "C" fn release(
         let mem = st.mem.take();
         drop(st);
         drop(mem);
-        Ok(ffi::none())
-    })
-}
+        Ok(())
+    }
 
-unsafe extern "C" fn getbuffer(
-    slf: *mut sys::PyObject,
-    view: *mut sys::Py_buffer,
-    flags: c_int,
-) -> c_int {
-    ffi::trampoline_int(|| {
-        // SAFETY: `slf` is a SharedBuffer; `view` is CPython's to fill.
-        unsafe {
-            let mut st = lock(native_ref::<Mutex<State>>(slf));
-            let Some(mem) = st.mem.clone() else {
-                (*view).obj = null_mut();
-                return Err(buffer_error("SharedBuffer was released"));
-            };
-            // FillInfo checks PyBUF_WRITABLE against `readonly`, takes a
-            // reference to `slf` in view.obj (so the object, and its Arc,
-            // outlive the view).
-            if sys::PyBuffer_FillInfo(
+    fn getbuffer(this: B, view: *mut sys::Py_buffer, flags: c_int) -> PyResult<()> {
+        let mut st = lock(&this.0);
+        let Some(mem) = st.mem.clone() else {
+            // SAFETY: `view` is CPython's to fill; on failure its `obj` must
+            // be NULL.
+            unsafe { (*view).obj = null_mut() };
+            return Err(buffer_error("SharedBuffer was released"));
+        };
+        // FillInfo checks PyBUF_WRITABLE against `readonly`, takes a
+        // reference to the object in view.obj (so the object, and its Arc,
+        // outlive the view).
+        // SAFETY: attached; `view` is CPython's to fill; the memory stays
+        // valid while the object (referenced by the view) holds its Arc.
+        if unsafe {
+            sys::PyBuffer_FillInfo(
                 view,
-                slf,
+                this.as_ptr(),
                 mem.as_ptr() as *mut c_void,
                 mem.len() as sys::Py_ssize_t,
                 mem.readonly() as c_int,
                 flags,
-            ) < 0
-            {
-                return Err(PyErrSet);
-            }
-            st.exports += 1;
-            Ok(())
+            )
+        } < 0
+        {
+            return Err(PyErrSet);
         }
-    })
-}
+        st.exports += 1;
+        Ok(())
+    }
 
-unsafe extern "C" fn releasebuffer(slf: *mut sys::PyObject, _view: *mut sys::Py_buffer) {
-    // SAFETY: `slf` is a SharedBuffer with at least this export open.
-    let mut st = lock(unsafe { native_ref::<Mutex<State>>(slf) });
-    st.exports = st.exports.saturating_sub(1);
-}
+    fn releasebuffer(this: B, _view: *mut sys::Py_buffer) {
+        let mut st = lock(&this.0);
+        st.exports = st.exports.saturating_sub(1);
+    }
 
-unsafe extern "C" fn sq_length(slf: *mut sys::PyObject) -> sys::Py_ssize_t {
-    // SAFETY: `slf` is a SharedBuffer.
-    match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).mem {
-        Some(m) => m.len() as sys::Py_ssize_t,
-        None => {
-            released();
-            -1
+    fn len(this: B) -> PyResult<usize> {
+        match &lock(&this.0).mem {
+            Some(m) => Ok(m.len()),
+            None => Err(released()),
         }
     }
-}
 
-unsafe extern "C" fn get_nbytes(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a SharedBuffer.
-        let n = match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).mem {
-            Some(m) => m.len(),
-            None => return Err(released()),
-        };
-        Ok(ffi::new_int(n as i64)?.into_ptr())
-    })
-}
+    fn nbytes(this: B) -> PyResult<usize> {
+        Self::len(this)
+    }
 
-unsafe extern "C" fn get_readonly(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a SharedBuffer.
-        let ro = match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).mem {
-            Some(m) => m.readonly(),
-            None => return Err(released()),
-        };
-        // SAFETY: attached.
-        Ok(unsafe { sys::PyBool_FromLong(ro as _) })
-    })
-}
+    fn readonly(this: B) -> PyResult<bool> {
+        match &lock(&this.0).mem {
+            Some(m) => Ok(m.readonly()),
+            None => Err(released()),
+        }
+    }
 
-unsafe extern "C" fn get_released(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
-    // SAFETY: `slf` is a SharedBuffer; attached.
-    let r = lock(unsafe { native_ref::<Mutex<State>>(slf) })
-        .mem
-        .is_none();
-    // SAFETY: attached.
-    unsafe { sys::PyBool_FromLong(r as _) }
-}
+    fn released(this: B) -> PyResult<bool> {
+        Ok(lock(&this.0).mem.is_none())
+    }
 
-unsafe extern "C" fn tp_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a SharedBuffer.
-        let s = match &lock(unsafe { native_ref::<Mutex<State>>(slf) }).mem {
+    fn repr(this: B) -> PyResult<String> {
+        Ok(match &lock(&this.0).mem {
             Some(m) => format!(
                 "<SharedBuffer nbytes={} readonly={}>",
                 m.len(),
                 if m.readonly() { "True" } else { "False" }
             ),
             None => "<SharedBuffer released>".to_owned(),
-        };
-        Ok(ffi::new_str(&s)?.into_ptr())
-    })
+        })
+    }
 }
 
-static mut METHODS: [sys::PyMethodDef; 3] = [
-    sys::PyMethodDef {
-        ml_name: cstr!("copy_of").as_ptr(),
-        ml_meth: sys::PyMethodDefPointer { PyCFunctionWithKeywords: copy_of },
-        ml_flags: sys::METH_VARARGS | sys::METH_KEYWORDS | sys::METH_CLASS,
-        ml_doc: cstr!("copy_of(obj, *, readonly=False) -> SharedBuffer\n\nA new SharedBuffer holding a copy of a contiguous buffer (bytes, bytearray, memoryview, array...).").as_ptr(),
-    },
-    sys::PyMethodDef {
-        ml_name: cstr!("release").as_ptr(),
-        ml_meth: sys::PyMethodDefPointer { PyCFunction: release },
-        ml_flags: sys::METH_NOARGS,
-        ml_doc: cstr!("release() -> None\n\nDrop this object's reference to the memory now (BufferError while a memoryview of it is alive).").as_ptr(),
-    },
-    sys::PyMethodDef::zeroed(),
-];
-
-static mut GETSET: [sys::PyGetSetDef; 4] = [
-    sys::PyGetSetDef {
-        name: cstr!("nbytes").as_ptr(),
-        get: Some(get_nbytes),
-        set: None,
-        doc: cstr!("Size in bytes.").as_ptr(),
-        closure: null_mut(),
-    },
-    sys::PyGetSetDef {
-        name: cstr!("readonly").as_ptr(),
-        get: Some(get_readonly),
-        set: None,
-        doc: cstr!("Whether memoryviews of it are read-only.").as_ptr(),
-        closure: null_mut(),
-    },
-    sys::PyGetSetDef {
-        name: cstr!("released").as_ptr(),
-        get: Some(get_released),
-        set: None,
-        doc: cstr!("Whether release() was called.").as_ptr(),
-        closure: null_mut(),
-    },
-    sys::PyGetSetDef {
-        name: std::ptr::null(),
-        get: None,
-        set: None,
-        doc: std::ptr::null(),
-        closure: null_mut(),
-    },
-];
-
-/// Create this module's `SharedBuffer` heap type and add it to `module`.
-/// # Safety
-/// Attached; `module` is our live module object (its exec slot).
-pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
-    let mut slots = [
-        sys::PyType_Slot { slot: sys::Py_tp_new, pfunc: tp_new as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: dealloc_native::<Mutex<State>> as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_repr, pfunc: tp_repr as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_bf_getbuffer, pfunc: getbuffer as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_bf_releasebuffer, pfunc: releasebuffer as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_sq_length, pfunc: sq_length as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_methods, pfunc: std::ptr::addr_of_mut!(METHODS) as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_getset, pfunc: std::ptr::addr_of_mut!(GETSET) as *mut c_void },
-        sys::PyType_Slot {
-            slot: sys::Py_tp_doc,
-            pfunc: cstr!("SharedBuffer(nbytes, *, readonly=False)\n--\n\nZero-filled, 64-byte aligned memory owned by no interpreter: pass it to other interpreters and every one sees the same bytes (zero-copy, through memoryview). Freed when the last reference in any interpreter goes.").as_ptr() as *mut c_void,
-        },
-        sys::PyType_Slot { slot: 0, pfunc: null_mut() },
-    ];
-    // SAFETY: the caller's contract (attached, our module); the slots match
-    // the layout.
-    unsafe {
-        crate::legacy::add_heap_type(
-            module,
-            cstr!("crossinterp.SharedBuffer"),
-            cstr!("SharedBuffer"),
-            std::mem::size_of::<Native<Mutex<State>>>(),
-            sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_IMMUTABLETYPE,
-            &mut slots,
-        )
+crate::native_class! {
+    SharedBuffer {
+        name: "crossinterp.SharedBuffer",
+        attr: "SharedBuffer",
+        doc: "SharedBuffer(nbytes, *, readonly=False)\n--\n\nZero-filled, 64-byte aligned memory owned by no interpreter: pass it to other interpreters and every one sees the same bytes (zero-copy, through memoryview). Freed when the last reference in any interpreter goes.",
+        flags: 0,
+        methods: [
+            (class_varkw, "copy_of", ", obj, *, readonly=False", SharedBuffer::copy_of,
+                "copy_of(obj, *, readonly=False) -> SharedBuffer\n\nA new SharedBuffer holding a copy of a contiguous buffer (bytes, bytearray, memoryview, array...)."),
+            (noargs, "release", "", SharedBuffer::release,
+                "release() -> None\n\nDrop this object's reference to the memory now (BufferError while a memoryview of it is alive)."),
+        ],
+        getset: [
+            ("nbytes", SharedBuffer::nbytes, "Size in bytes."),
+            ("readonly", SharedBuffer::readonly, "Whether memoryviews of it are read-only."),
+            ("released", SharedBuffer::released, "Whether release() was called."),
+        ],
+        slots: [
+            (new, SharedBuffer::new),
+            (repr, SharedBuffer::repr),
+            (getbuffer, SharedBuffer::getbuffer),
+            (releasebuffer, SharedBuffer::releasebuffer),
+            (sq_len, SharedBuffer::len),
+        ],
     }
 }
 
@@ -390,7 +303,7 @@ pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
 #[derive(Debug)]
 pub struct BufferValue(pub Arc<SharedMem>);
 
-impl crate::xi::Shared for BufferValue {
+impl Shared for BufferValue {
     fn to_python(&self) -> PyResult<Owned> {
         to_python(&self.0)
     }
@@ -401,20 +314,22 @@ impl crate::xi::Shared for BufferValue {
 
 /// # Safety
 /// `obj` is a live `SharedBuffer` of the attached interpreter.
-unsafe fn buffer_value(obj: *mut sys::PyObject) -> PyResult<Option<crate::xi::Value>> {
-    // SAFETY: forwarded.
-    Ok(unsafe { as_buffer(obj)? }.map(|m| crate::xi::Value::Shared(Arc::new(BufferValue(m)))))
+unsafe fn buffer_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+    // SAFETY: the converter's contract.
+    let this = unsafe { B::from_ptr(obj) };
+    Ok(Some(Value::Shared(Arc::new(BufferValue(mem_of(this)?)))))
 }
 
-static BUFFER_XI: crate::xi::Converter = crate::xi::Converter {
-    matches: crate::xi::Match::Named(cstr!("SharedBuffer")),
+static BUFFER_XI: Converter = Converter {
+    matches: Match::Class(SharedBuffer::DEF),
     to_value: Some(buffer_value),
     refuse: None,
 };
 
 /// `SharedBuffer`: owner-free memory, shared zero-copy.
-pub const ENTRY: super::Entry = super::Entry {
+pub const ENTRY: Entry = Entry {
+    classes: &[SharedBuffer::DEF],
+    hook: None,
     converters: &[&BUFFER_XI],
-    legacy_add: Some(add_type),
-    ..super::Entry::EMPTY
+    legacy_add: None,
 };

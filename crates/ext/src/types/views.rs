@@ -18,18 +18,19 @@
 //! code keeps our owner alive as well. The 3.15 functions are found at run time
 //! (`dlsym`), so one code path serves every version.
 
+use super::Entry;
 use crate::cstr;
+use crate::ffi::args::{arity, Args};
+use crate::ffi::class::{NativeClass, This};
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::legacy::{alloc_native, dealloc_native, native_ref, Args, Native};
 use crate::runtime::owners::Event;
 use crate::runtime::owners::{self, OwnerRecord};
 use crate::runtime::pep788::{self, NativeGuard};
-use crate::runtime::Error;
+use crate::runtime::{self, Error};
 use crossinterp_core::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crossinterp_core::{Guard, OwnerState};
 use std::collections::BTreeMap;
-use std::ffi::c_void;
-use std::ptr::null_mut;
+use std::ffi::{c_int, c_void};
 use std::thread::ThreadId;
 
 // ------------------------------------------------------------------ guards
@@ -82,7 +83,7 @@ fn open_guards(keep: impl Fn(&GuardState) -> bool) -> Vec<Arc<GuardState>> {
 fn open_guard(rec: &Arc<OwnerRecord>) -> PyResult<Arc<GuardState>> {
     let refused = |rec: &OwnerRecord| {
         if rec.view.state() == OwnerState::Finalized {
-            Error::gone(&format!("interpreter {} is gone", rec.iid))
+            Error::gone(format!("interpreter {} is gone", rec.iid))
         } else {
             Error::Finalizing(rec.iid).raise()
         }
@@ -206,26 +207,29 @@ pub fn held_by_this_thread(iid: i64) -> bool {
 
 /// The value of an `InterpreterView`: the record (memory only: a view never
 /// keeps the interpreter alive). Immutable; any thread.
-pub struct ViewObj {
+pub struct InterpreterView {
     rec: Arc<OwnerRecord>,
 }
 
 /// The value of an `InterpreterGuard`. Any thread may close it.
-pub struct GuardObj {
+pub struct InterpreterGuard {
     st: Arc<GuardState>,
 }
 
-impl Drop for GuardObj {
+impl Drop for InterpreterGuard {
     fn drop(&mut self) {
         self.st.close();
     }
 }
 
+type V<'a> = This<'a, InterpreterView>;
+type G<'a> = This<'a, InterpreterGuard>;
+
 /// A new `InterpreterView` of `rec` in the attached interpreter.
 pub fn view_object(rec: Arc<OwnerRecord>) -> PyResult<Owned> {
-    let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("InterpreterView"))?;
-    // SAFETY: this interpreter's InterpreterView type (layout Native<ViewObj>).
-    unsafe { alloc_native(tp.as_ptr() as *mut sys::PyTypeObject, ViewObj { rec }) }
+    runtime::current()?
+        .types
+        .new_instance(InterpreterView { rec })
 }
 
 /// `view(id)`: the view of live owner `id`.
@@ -234,320 +238,177 @@ pub fn view_of(iid: i64) -> PyResult<Owned> {
     view_object(rec)
 }
 
-fn view_current(_cls: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::legacy::arity("current", args, 0)?;
-    let (_, iid) = ffi::interp::current();
-    view_of(iid).map(Owned::into_ptr)
+fn no_pickle() -> PyErrSet {
+    Error::not_shareable(
+        "interpreter guards cannot be pickled or passed to another interpreter; \
+         pass the InterpreterView (or the interpreter id) and take a guard there",
+    )
 }
 
-fn view_guard(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::legacy::arity("guard", args, 0)?;
-    // SAFETY: `slf` is a live InterpreterView.
-    let rec = unsafe { native_ref::<ViewObj>(slf) }.rec.clone();
-    let st = open_guard(&rec)?;
-    let tp = ffi::import_attr(cstr!("crossinterp._native"), cstr!("InterpreterGuard"))?;
-    // SAFETY: this interpreter's InterpreterGuard type (layout Native<GuardObj>).
-    unsafe { alloc_native(tp.as_ptr() as *mut sys::PyTypeObject, GuardObj { st }) }
-        .map(Owned::into_ptr)
-}
+impl InterpreterView {
+    fn current(_cls: *mut sys::PyTypeObject, args: Args) -> PyResult<Owned> {
+        arity("current", args, 0)?;
+        let (_, iid) = ffi::interp::current();
+        view_of(iid)
+    }
 
-fn view_is_alive(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::legacy::arity("is_alive", args, 0)?;
-    // SAFETY: `slf` is a live InterpreterView.
-    let rec = &unsafe { native_ref::<ViewObj>(slf) }.rec;
-    let alive = rec.view.state() == OwnerState::Running;
-    // SAFETY: attached.
-    Ok(unsafe {
-        Owned::from_borrowed(if alive {
-            sys::Py_True()
-        } else {
-            sys::Py_False()
+    fn guard(this: V, args: Args) -> PyResult<Owned> {
+        arity("guard", args, 0)?;
+        let st = open_guard(&this.rec)?;
+        runtime::current()?
+            .types
+            .new_instance(InterpreterGuard { st })
+    }
+
+    fn is_alive(this: V, args: Args) -> PyResult<bool> {
+        arity("is_alive", args, 0)?;
+        Ok(this.rec.view.state() == OwnerState::Running)
+    }
+
+    fn state(this: V, args: Args) -> PyResult<&'static str> {
+        arity("state", args, 0)?;
+        Ok(match this.rec.view.state() {
+            OwnerState::Running => "running",
+            OwnerState::Finalizing => "finalizing",
+            OwnerState::Finalized => "finalized",
         })
     }
-    .into_ptr())
-}
 
-fn view_state(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::legacy::arity("state", args, 0)?;
-    // SAFETY: `slf` is a live InterpreterView.
-    let rec = &unsafe { native_ref::<ViewObj>(slf) }.rec;
-    let s = match rec.view.state() {
-        OwnerState::Running => "running",
-        OwnerState::Finalizing => "finalizing",
-        OwnerState::Finalized => "finalized",
-    };
-    ffi::new_str(s).map(Owned::into_ptr)
-}
+    fn reduce(_this: V, _args: Args) -> PyResult<()> {
+        Err(no_pickle())
+    }
 
-unsafe extern "C" fn view_get_id(slf: *mut sys::PyObject, _c: *mut c_void) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a live InterpreterView.
-        let rec = &unsafe { native_ref::<ViewObj>(slf) }.rec;
-        ffi::new_int(rec.iid).map(Owned::into_ptr)
-    })
-}
+    fn id(this: V) -> PyResult<i64> {
+        Ok(this.rec.iid)
+    }
 
-unsafe extern "C" fn view_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a live InterpreterView.
-        let rec = &unsafe { native_ref::<ViewObj>(slf) }.rec;
-        let state = match rec.view.state() {
+    fn repr(this: V) -> PyResult<String> {
+        let state = match this.rec.view.state() {
             OwnerState::Running => "alive",
             OwnerState::Finalizing => "finalizing",
             OwnerState::Finalized => "gone",
         };
-        ffi::new_str(&format!("InterpreterView(id={}, {state})", rec.iid)).map(Owned::into_ptr)
-    })
-}
-
-unsafe extern "C" fn view_hash(slf: *mut sys::PyObject) -> sys::Py_hash_t {
-    // SAFETY: `slf` is a live InterpreterView.
-    let iid = unsafe { native_ref::<ViewObj>(slf) }.rec.iid;
-    if iid == -1 {
-        -2
-    } else {
-        iid as sys::Py_hash_t
+        Ok(format!("InterpreterView(id={}, {state})", this.rec.iid))
     }
-}
 
-unsafe extern "C" fn view_richcompare(
-    a: *mut sys::PyObject,
-    b: *mut sys::PyObject,
-    op: std::ffi::c_int,
-) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `a` is a live InterpreterView; `b` is checked before use.
+    /// The id (the shim maps -1 to -2).
+    fn hash(this: V) -> PyResult<sys::Py_hash_t> {
+        Ok(this.rec.iid as sys::Py_hash_t)
+    }
+
+    fn richcompare(this: V, other: *mut sys::PyObject, op: c_int) -> PyResult<Owned> {
+        // SAFETY: attached; `other` is a live argument, and an instance of
+        // this very type (checked first) when read as one.
         unsafe {
-            let same_type = sys::Py_TYPE(a) == sys::Py_TYPE(b);
+            let same_type = sys::Py_TYPE(this.as_ptr()) == sys::Py_TYPE(other);
             if !same_type || (op != sys::Py_EQ && op != sys::Py_NE) {
-                return Ok(Owned::from_borrowed(sys::Py_NotImplemented()).into_ptr());
+                return Ok(Owned::from_borrowed(sys::Py_NotImplemented()));
             }
-            let eq = native_ref::<ViewObj>(a).rec.iid == native_ref::<ViewObj>(b).rec.iid;
+            let eq = this.rec.iid == V::from_ptr(other).rec.iid;
             let r = if (op == sys::Py_EQ) == eq {
                 sys::Py_True()
             } else {
                 sys::Py_False()
             };
-            Ok(Owned::from_borrowed(r).into_ptr())
+            Ok(Owned::from_borrowed(r))
         }
-    })
-}
-
-fn guard_close(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::legacy::arity("close", args, 0)?;
-    // SAFETY: `slf` is a live InterpreterGuard.
-    unsafe { native_ref::<GuardObj>(slf) }.st.close();
-    Ok(ffi::none())
-}
-
-fn guard_enter(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::legacy::arity("__enter__", args, 0)?;
-    // SAFETY: `slf` is a live InterpreterGuard.
-    let st = &unsafe { native_ref::<GuardObj>(slf) }.st;
-    if lock(&st.held).is_none() {
-        return Err(Error::interpreter("the guard is closed"));
     }
-    // SAFETY: attached; `slf` is live.
-    Ok(unsafe { Owned::from_borrowed(slf) }.into_ptr())
 }
 
-fn guard_exit(slf: *mut sys::PyObject, _args: Args) -> PyResult<*mut sys::PyObject> {
-    // SAFETY: `slf` is a live InterpreterGuard.
-    unsafe { native_ref::<GuardObj>(slf) }.st.close();
-    // SAFETY: attached.
-    Ok(unsafe { Owned::from_borrowed(sys::Py_False()) }.into_ptr())
-}
-
-fn guard_is_open(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::legacy::arity("is_open", args, 0)?;
-    // SAFETY: `slf` is a live InterpreterGuard.
-    let open = lock(&unsafe { native_ref::<GuardObj>(slf) }.st.held).is_some();
-    // SAFETY: attached.
-    Ok(unsafe {
-        Owned::from_borrowed(if open {
-            sys::Py_True()
-        } else {
-            sys::Py_False()
-        })
+impl InterpreterGuard {
+    fn close(this: G, args: Args) -> PyResult<()> {
+        arity("close", args, 0)?;
+        this.st.close();
+        Ok(())
     }
-    .into_ptr())
-}
 
-fn guard_view(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    crate::legacy::arity("view", args, 0)?;
-    // SAFETY: `slf` is a live InterpreterGuard.
-    let rec = unsafe { native_ref::<GuardObj>(slf) }.st.rec.clone();
-    view_object(rec).map(Owned::into_ptr)
-}
+    fn enter(this: G, args: Args) -> PyResult<Owned> {
+        arity("__enter__", args, 0)?;
+        if lock(&this.st.held).is_none() {
+            return Err(Error::interpreter("the guard is closed"));
+        }
+        Ok(this.to_owned())
+    }
 
-unsafe extern "C" fn guard_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: `slf` is a live InterpreterGuard.
-        let st = &unsafe { native_ref::<GuardObj>(slf) }.st;
-        let open = if lock(&st.held).is_some() {
+    fn exit(this: G, _args: Args) -> PyResult<bool> {
+        this.st.close();
+        Ok(false)
+    }
+
+    fn is_open(this: G, args: Args) -> PyResult<bool> {
+        arity("is_open", args, 0)?;
+        Ok(lock(&this.st.held).is_some())
+    }
+
+    fn view(this: G, args: Args) -> PyResult<Owned> {
+        arity("view", args, 0)?;
+        view_object(this.st.rec.clone())
+    }
+
+    fn reduce(_this: G, _args: Args) -> PyResult<()> {
+        Err(no_pickle())
+    }
+
+    fn repr(this: G) -> PyResult<String> {
+        let open = if lock(&this.st.held).is_some() {
             "open"
         } else {
             "closed"
         };
-        ffi::new_str(&format!("InterpreterGuard(id={}, {open})", st.rec.iid)).map(Owned::into_ptr)
-    })
-}
-
-fn no_pickle(_slf: *mut sys::PyObject, _args: Args) -> PyResult<*mut sys::PyObject> {
-    Err(Error::not_shareable(
-        "interpreter guards cannot be pickled or passed to another interpreter; \
-         pass the InterpreterView (or the interpreter id) and take a guard there",
-    ))
-}
-
-crate::method_fn!(py_view_current => view_current);
-crate::method_fn!(py_view_guard => view_guard);
-crate::method_fn!(py_view_is_alive => view_is_alive);
-crate::method_fn!(py_view_state => view_state);
-crate::method_fn!(py_guard_close => guard_close);
-crate::method_fn!(py_guard_enter => guard_enter);
-crate::method_fn!(py_guard_exit => guard_exit);
-crate::method_fn!(py_guard_is_open => guard_is_open);
-crate::method_fn!(py_guard_view => guard_view);
-crate::method_fn!(py_no_pickle => no_pickle);
-
-use crate::method_def as m;
-
-static mut VIEW_METHODS: [sys::PyMethodDef; 6] = [
-    m!("current", py_view_current, sys::METH_FASTCALL | sys::METH_CLASS, "current() -> InterpreterView\n\nA view of the interpreter the calling thread runs in."),
-    m!("guard", py_view_guard, sys::METH_FASTCALL, "guard() -> InterpreterGuard\n\nHold off the interpreter's finalization until the guard is closed.\nRaises InterpreterFinalizingError if it is finalizing, InterpreterGoneError if it is gone."),
-    m!("is_alive", py_view_is_alive, sys::METH_FASTCALL, "is_alive() -> bool\n\nWhether the interpreter is running (not finalizing or gone)."),
-    m!("state", py_view_state, sys::METH_FASTCALL, "state() -> str\n\n'running', 'finalizing' or 'finalized'."),
-    m!("__reduce__", py_no_pickle, sys::METH_FASTCALL, "Views cross as interpreter ids: not picklable."),
-    sys::PyMethodDef::zeroed(),
-];
-
-static mut GUARD_METHODS: [sys::PyMethodDef; 8] = [
-    m!(
-        "close",
-        py_guard_close,
-        sys::METH_FASTCALL,
-        "close() -> None\n\nRelease the guard (idempotent)."
-    ),
-    m!(
-        "is_open",
-        py_guard_is_open,
-        sys::METH_FASTCALL,
-        "is_open() -> bool"
-    ),
-    m!(
-        "view",
-        py_guard_view,
-        sys::METH_FASTCALL,
-        "view() -> InterpreterView"
-    ),
-    m!(
-        "__enter__",
-        py_guard_enter,
-        sys::METH_FASTCALL,
-        "Return the guard (InterpreterError if closed)."
-    ),
-    m!(
-        "__exit__",
-        py_guard_exit,
-        sys::METH_FASTCALL,
-        "Close the guard."
-    ),
-    m!(
-        "__reduce__",
-        py_no_pickle,
-        sys::METH_FASTCALL,
-        "Guards are not picklable."
-    ),
-    m!(
-        "__reduce_ex__",
-        py_no_pickle,
-        sys::METH_FASTCALL,
-        "Guards are not picklable."
-    ),
-    sys::PyMethodDef::zeroed(),
-];
-
-static mut VIEW_GETSET: [sys::PyGetSetDef; 2] = [
-    sys::PyGetSetDef {
-        name: cstr!("id").as_ptr(),
-        get: Some(view_get_id),
-        set: None,
-        doc: cstr!("The interpreter's id.").as_ptr(),
-        closure: null_mut(),
-    },
-    sys::PyGetSetDef {
-        name: std::ptr::null(),
-        get: None,
-        set: None,
-        doc: std::ptr::null(),
-        closure: null_mut(),
-    },
-];
-
-/// Create this module's `InterpreterView` and `InterpreterGuard` types.
-///
-/// # Safety
-/// Attached; `module` is our live module object (its exec slot).
-pub unsafe fn add_types(module: *mut sys::PyObject) -> PyResult<()> {
-    macro_rules! slot {
-        ($s:expr, $f:expr) => {
-            sys::PyType_Slot {
-                slot: $s,
-                pfunc: $f as *mut c_void,
-            }
-        };
+        Ok(format!("InterpreterGuard(id={}, {open})", this.st.rec.iid))
     }
-    let mut vslots = [
-        slot!(sys::Py_tp_dealloc, dealloc_native::<ViewObj>),
-        slot!(sys::Py_tp_repr, view_repr),
-        slot!(sys::Py_tp_hash, view_hash),
-        slot!(sys::Py_tp_richcompare, view_richcompare),
-        slot!(sys::Py_tp_methods, std::ptr::addr_of_mut!(VIEW_METHODS)),
-        slot!(sys::Py_tp_getset, std::ptr::addr_of_mut!(VIEW_GETSET)),
-        slot!(
-            sys::Py_tp_doc,
-            cstr!("A weak reference to an interpreter (PEP 788): it never keeps the interpreter alive. Get one with Interpreter.view() or InterpreterView.current().").as_ptr()
-        ),
-        sys::PyType_Slot { slot: 0, pfunc: null_mut() },
-    ];
-    let mut gslots = [
-        slot!(sys::Py_tp_dealloc, dealloc_native::<GuardObj>),
-        slot!(sys::Py_tp_repr, guard_repr),
-        slot!(sys::Py_tp_methods, std::ptr::addr_of_mut!(GUARD_METHODS)),
-        slot!(
-            sys::Py_tp_doc,
-            cstr!("An open guard on an interpreter: its finalization waits until the guard is closed (close(), the end of a with block, or deallocation). On 3.15 it also holds a PEP 788 PyInterpreterGuard.").as_ptr()
-        ),
-        sys::PyType_Slot { slot: 0, pfunc: null_mut() },
-    ];
-    let flags = sys::Py_TPFLAGS_DEFAULT
-        | sys::Py_TPFLAGS_IMMUTABLETYPE
-        | sys::Py_TPFLAGS_DISALLOW_INSTANTIATION;
-    // SAFETY: the caller's contract; the slots match the layouts.
-    unsafe {
-        crate::legacy::add_heap_type(
-            module,
-            cstr!("crossinterp.InterpreterView"),
-            cstr!("InterpreterView"),
-            std::mem::size_of::<Native<ViewObj>>(),
-            flags,
-            &mut vslots,
-        )?;
-        crate::legacy::add_heap_type(
-            module,
-            cstr!("crossinterp.InterpreterGuard"),
-            cstr!("InterpreterGuard"),
-            std::mem::size_of::<Native<GuardObj>>(),
-            flags,
-            &mut gslots,
-        )
+}
+
+crate::native_class! {
+    InterpreterView {
+        name: "crossinterp.InterpreterView",
+        attr: "InterpreterView",
+        doc: "A weak reference to an interpreter (PEP 788): it never keeps the interpreter alive. Get one with Interpreter.view() or InterpreterView.current().",
+        flags: sys::Py_TPFLAGS_DISALLOW_INSTANTIATION,
+        methods: [
+            (class, "current", "", InterpreterView::current,
+                "current() -> InterpreterView\n\nA view of the interpreter the calling thread runs in."),
+            (fast, "guard", "", InterpreterView::guard,
+                "guard() -> InterpreterGuard\n\nHold off the interpreter's finalization until the guard is closed.\nRaises InterpreterFinalizingError if it is finalizing, InterpreterGoneError if it is gone."),
+            (fast, "is_alive", "", InterpreterView::is_alive,
+                "is_alive() -> bool\n\nWhether the interpreter is running (not finalizing or gone)."),
+            (fast, "state", "", InterpreterView::state,
+                "state() -> str\n\n'running', 'finalizing' or 'finalized'."),
+            (fast, "__reduce__", "", InterpreterView::reduce,
+                "Views cross as interpreter ids: not picklable."),
+        ],
+        getset: [("id", InterpreterView::id, "The interpreter's id.")],
+        slots: [
+            (repr, InterpreterView::repr),
+            (hash, InterpreterView::hash),
+            (richcompare, InterpreterView::richcompare),
+        ],
+    }
+}
+
+crate::native_class! {
+    InterpreterGuard {
+        name: "crossinterp.InterpreterGuard",
+        attr: "InterpreterGuard",
+        doc: "An open guard on an interpreter: its finalization waits until the guard is closed (close(), the end of a with block, or deallocation). On 3.15 it also holds a PEP 788 PyInterpreterGuard.",
+        flags: sys::Py_TPFLAGS_DISALLOW_INSTANTIATION,
+        methods: [
+            (fast, "close", "", InterpreterGuard::close, "close() -> None\n\nRelease the guard (idempotent)."),
+            (fast, "is_open", "", InterpreterGuard::is_open, "is_open() -> bool"),
+            (fast, "view", "", InterpreterGuard::view, "view() -> InterpreterView"),
+            (fast, "__enter__", "", InterpreterGuard::enter, "Return the guard (InterpreterError if closed)."),
+            (fast, "__exit__", ", *exc_info", InterpreterGuard::exit, "Close the guard."),
+            (fast, "__reduce__", "", InterpreterGuard::reduce, "Guards are not picklable."),
+            (fast, "__reduce_ex__", ", protocol, /", InterpreterGuard::reduce, "Guards are not picklable."),
+        ],
+        getset: [],
+        slots: [(repr, InterpreterGuard::repr)],
     }
 }
 
 /// Raised by `destroy` when this thread holds a guard on `iid`.
 pub fn refuse_self_wait(iid: i64) -> PyErrSet {
-    Error::interpreter(&format!(
+    Error::interpreter(format!(
         "cannot close interpreter {iid}: this thread holds an open guard on it \
          (close the guard first; closing would wait for it forever)"
     ))
@@ -567,8 +428,9 @@ fn on_event(event: &Event<'_>) {
 }
 
 /// `InterpreterView` and `InterpreterGuard` (a guard never crosses).
-pub const ENTRY: super::Entry = super::Entry {
+pub const ENTRY: Entry = Entry {
+    classes: &[InterpreterView::DEF, InterpreterGuard::DEF],
     hook: Some(on_event),
-    legacy_add: Some(add_types),
-    ..super::Entry::EMPTY
+    converters: &[],
+    legacy_add: None,
 };
