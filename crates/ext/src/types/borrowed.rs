@@ -107,7 +107,7 @@ pub struct BorrowedBuffer(Mutex<LoanState>);
 type BB<'a> = This<'a, BorrowedBuffer>;
 
 fn gone(b: &Borrowed) -> PyErrSet {
-    Error::gone(format!(
+    Error::gone(&format!(
         "the interpreter that owns this memory (owner {}) is finalizing or gone",
         b.handle.owner().id()
     ))

@@ -83,7 +83,7 @@ fn open_guards(keep: impl Fn(&GuardState) -> bool) -> Vec<Arc<GuardState>> {
 fn open_guard(rec: &Arc<OwnerRecord>) -> PyResult<Arc<GuardState>> {
     let refused = |rec: &OwnerRecord| {
         if rec.view.state() == OwnerState::Finalized {
-            Error::gone(format!("interpreter {} is gone", rec.iid))
+            Error::gone(&format!("interpreter {} is gone", rec.iid))
         } else {
             Error::Finalizing(rec.iid).raise()
         }
@@ -408,7 +408,7 @@ crate::native_class! {
 
 /// Raised by `destroy` when this thread holds a guard on `iid`.
 pub fn refuse_self_wait(iid: i64) -> PyErrSet {
-    Error::interpreter(format!(
+    Error::interpreter(&format!(
         "cannot close interpreter {iid}: this thread holds an open guard on it \
          (close the guard first; closing would wait for it forever)"
     ))
