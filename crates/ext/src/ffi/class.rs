@@ -299,7 +299,7 @@ pub unsafe extern "C" fn dealloc<T: NativeClass>(obj: *mut sys::PyObject) {
     // reference until the last line).
     unsafe {
         let tp = sys::Py_TYPE(obj);
-        if (*tp).tp_flags & sys::Py_TPFLAGS_HAVE_GC != 0 {
+        if sys::PyType_GetFlags(tp) & sys::Py_TPFLAGS_HAVE_GC != 0 {
             sys::PyObject_GC_UnTrack(obj as *mut c_void);
         }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
