@@ -27,14 +27,15 @@
 //! Cross-interpreter: refused ([`NOT_SHAREABLE`]). Cycles through an
 //! `AtomicRef` are collected (it is a GC type: `tp_traverse`/`tp_clear`).
 
+use super::Entry;
 use crate::cstr;
+use crate::ffi::args::{arity, optional_object_arg, Args};
+use crate::ffi::class::{NativeClass, This};
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::legacy::{arity, Args, Native};
 use crate::runtime::Error;
-use crate::{method_fn, noargs_fn};
+use crate::xi::{Converter, Match};
 use crossinterp_core::sync::{AtomicPtr, Ordering};
 use std::ffi::{c_int, c_void};
-use std::ptr::null_mut;
 
 /// Why an `AtomicRef` cannot cross to another interpreter.
 pub const NOT_SHAREABLE: &str = "AtomicRef cannot be passed to another interpreter: it holds a \
@@ -48,8 +49,9 @@ crossinterp.share(ref): a proxy whose operations run in this interpreter.";
 /// Ownership: belongs to one Python object of one interpreter and holds one
 /// strong reference, owned by that interpreter, to the object it points to.
 /// Touched only by threads attached to that interpreter (the type is refused
-/// by the cross-interpreter layer); released by the object's `tp_dealloc`
-/// (`clear`) on the thread that deallocates it, attached.
+/// by the cross-interpreter layer); its reference is released by `tp_clear`
+/// or by its `Drop` (run by the object's `tp_dealloc`, on the thread that
+/// deallocates it, attached).
 pub struct RefSlot {
     /// Never NULL once initialised (zero-filled only between allocation and
     /// the write of the slot, before the object is visible). Owns one strong
@@ -264,11 +266,18 @@ mod protocol {
     }
 }
 
-fn this<'a>(slf: *mut sys::PyObject) -> &'a RefSlot {
-    // SAFETY: CPython calls a type's methods with an instance of the type as
-    // `slf`, initialised at creation and alive for the call.
-    unsafe { crate::legacy::native_ref::<RefSlot>(slf) }
+impl Drop for RefSlot {
+    /// Release the cell's value (the object is being deallocated: attached,
+    /// no reader left).
+    fn drop(&mut self) {
+        // SAFETY: dropped by the generated `tp_dealloc` (or by the `tp_new`
+        // shim if the allocation failed), attached to the cell's interpreter.
+        unsafe { clear_cell(self) };
+    }
 }
+
+/// `self` of the methods and slots.
+type R<'a> = This<'a, RefSlot>;
 
 /// Release a reference handed back by the protocol (may run `__del__`).
 ///
@@ -288,93 +297,13 @@ unsafe fn owned_arg(obj: *mut sys::PyObject) -> *mut sys::PyObject {
     unsafe { sys::Py_NewRef(obj) }
 }
 
-fn r_get(slf: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
-    // SAFETY: attached; `slf` is an initialised AtomicRef.
-    Ok(unsafe { protocol::load(this(slf)) })
-}
-
-fn r_set(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("set", args, 1)?;
-    // SAFETY: attached; `args[0]` is a live argument; we give the cell a new
-    // reference and release the old one it hands back.
-    unsafe { release(protocol::swap(this(slf), owned_arg(args[0]))) };
-    Ok(ffi::none())
-}
-
-fn r_get_and_set(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("get_and_set", args, 1)?;
-    // SAFETY: as in `r_set`; the old reference becomes the result.
-    Ok(unsafe { protocol::swap(this(slf), owned_arg(args[0])) })
-}
-
-fn r_cas(slf: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
-    arity("compare_and_set", args, 2)?;
-    // SAFETY: attached; live arguments (`expected` is only compared by
-    // address); whichever reference comes back is ours to release.
-    let won = unsafe {
-        match protocol::compare_and_swap(this(slf), args[0], owned_arg(args[1])) {
-            Ok(old) => {
-                release(old);
-                true
-            }
-            Err(new) => {
-                release(new);
-                false
-            }
-        }
-    };
-    // SAFETY: attached.
-    Ok(unsafe { sys::PyBool_FromLong(won as _) })
-}
-
-fn r_reduce(_slf: *mut sys::PyObject, _args: Args) -> PyResult<*mut sys::PyObject> {
-    Err(Error::not_shareable(NOT_SHAREABLE))
-}
-
-noargs_fn!(py_r_get => r_get);
-method_fn!(py_r_set => r_set);
-method_fn!(py_r_get_and_set => r_get_and_set);
-method_fn!(py_r_cas => r_cas);
-method_fn!(py_r_reduce => r_reduce);
-
-unsafe extern "C" fn ref_new(
-    cls: *mut sys::PyTypeObject,
-    args: *mut sys::PyObject,
-    kwargs: *mut sys::PyObject,
-) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
-        // SAFETY: attached; CPython's tp_new arguments; None is immortal.
-        let initial = unsafe {
-            crate::legacy::optional_object_arg(
-                args,
-                kwargs,
-                cstr!("initial"),
-                cstr!("|O:AtomicRef"),
-            )?
-            .unwrap_or(sys::Py_None())
-        };
-        // The cell starts with None (immortal: nothing to release if the
-        // allocation fails), then takes `initial` like a `set`.
-        // SAFETY: `cls` is AtomicRef (not subclassable), a GC type whose
-        // dealloc is `ref_dealloc`; the zero-filled cell (NULL pointer) seen by
-        // a traverse before the value is written is skipped.
-        let obj = unsafe {
-            crate::legacy::alloc_native(cls, protocol::new(sys::Py_NewRef(sys::Py_None())))?
-        };
-        // SAFETY: attached; `initial` is a live argument (or None); we give
-        // the cell a new reference and release the None it hands back.
-        unsafe { release(protocol::swap(this(obj.as_ptr()), owned_arg(initial))) };
-        Ok(obj.into_ptr())
-    })
-}
-
-/// Release the cell's value, leaving `None` (tp_clear and dealloc).
+/// Release the cell's value, leaving `None` (tp_clear and drop).
 ///
 /// # Safety
-/// Attached; `slf` is an AtomicRef.
-unsafe fn clear_cell(slf: *mut sys::PyObject) {
-    let cell = this(slf);
-    // NULL only if allocation failed before initialisation.
+/// Attached to the cell's interpreter.
+unsafe fn clear_cell(cell: &RefSlot) {
+    // Acquire: pairs with the publication of the value we may release. NULL
+    // only if the cell was never initialised.
     if !cell.ptr.load(Ordering::Acquire).is_null() {
         // SAFETY: attached; None is immortal, the new reference goes to the
         // cell, and the old value it hands back is ours to release.
@@ -382,151 +311,143 @@ unsafe fn clear_cell(slf: *mut sys::PyObject) {
     }
 }
 
-unsafe extern "C" fn ref_traverse(
-    slf: *mut sys::PyObject,
-    visit: sys::visitproc,
-    arg: *mut c_void,
-) -> c_int {
-    // SAFETY: called by the GC with a live AtomicRef (GIL held, or the world
-    // stopped on free-threaded builds); the pointer loaded is the cell's
-    // value, alive while the cell holds it.
-    unsafe {
-        let tp = sys::Py_TYPE(slf) as *mut sys::PyObject;
-        let r = visit(tp, arg);
-        if r != 0 {
-            return r;
-        }
-        let p = this(slf).ptr.load(Ordering::Acquire);
-        if p.is_null() {
-            0
-        } else {
-            visit(p, arg)
-        }
+impl RefSlot {
+    fn get(this: R) -> PyResult<*mut sys::PyObject> {
+        // SAFETY: attached; the cell is initialised.
+        Ok(unsafe { protocol::load(this.get()) })
     }
-}
 
-unsafe extern "C" fn ref_clear(slf: *mut sys::PyObject) -> c_int {
-    ffi::trampoline_int(|| {
-        // SAFETY: called by the GC with a live AtomicRef, attached.
-        unsafe { clear_cell(slf) };
+    fn set(this: R, args: Args) -> PyResult<()> {
+        arity("set", args, 1)?;
+        // SAFETY: attached; `args[0]` is a live argument; we give the cell a
+        // new reference and release the old one it hands back.
+        unsafe { release(protocol::swap(this.get(), owned_arg(args[0]))) };
         Ok(())
-    })
-}
-
-/// `tp_dealloc`: untrack, release the value, then the common native dealloc
-/// (drop the cell, free the object, release the type).
-///
-/// # Safety
-/// Called by CPython, once, for a dead AtomicRef.
-unsafe extern "C" fn ref_dealloc(slf: *mut sys::PyObject) {
-    // SAFETY: forwarded contract; attached (deallocation runs attached). A
-    // panic must not unwind into CPython (the value would then leak).
-    unsafe {
-        sys::PyObject_GC_UnTrack(slf as *mut c_void);
-        let _ = std::panic::catch_unwind(|| clear_cell(slf));
-        crate::legacy::dealloc_native::<RefSlot>(slf);
     }
-}
 
-unsafe extern "C" fn ref_repr(slf: *mut sys::PyObject) -> *mut sys::PyObject {
-    ffi::trampoline(|| {
+    fn get_and_set(this: R, args: Args) -> PyResult<*mut sys::PyObject> {
+        arity("get_and_set", args, 1)?;
+        // SAFETY: as in `set`; the old reference becomes the result.
+        Ok(unsafe { protocol::swap(this.get(), owned_arg(args[0])) })
+    }
+
+    fn compare_and_set(this: R, args: Args) -> PyResult<bool> {
+        arity("compare_and_set", args, 2)?;
+        // SAFETY: attached; live arguments (`expected` is only compared by
+        // address); whichever reference comes back is ours to release.
+        let won = unsafe {
+            match protocol::compare_and_swap(this.get(), args[0], owned_arg(args[1])) {
+                Ok(old) => {
+                    release(old);
+                    true
+                }
+                Err(new) => {
+                    release(new);
+                    false
+                }
+            }
+        };
+        Ok(won)
+    }
+
+    fn reduce(_this: R, _args: Args) -> PyResult<()> {
+        Err(Error::not_shareable(NOT_SHAREABLE))
+    }
+
+    fn new(
+        _cls: *mut sys::PyTypeObject,
+        args: *mut sys::PyObject,
+        kwargs: *mut sys::PyObject,
+    ) -> PyResult<RefSlot> {
+        // SAFETY: attached; CPython's tp_new arguments; None is immortal.
+        let initial = unsafe {
+            optional_object_arg(args, kwargs, cstr!("initial"), cstr!("|O:AtomicRef"))?
+                .unwrap_or(sys::Py_None())
+        };
+        // SAFETY: attached; `initial` is a live argument (or None); the new
+        // reference goes to the cell (released by its `Drop` if the
+        // allocation fails). The zero-filled cell (NULL pointer) a traverse
+        // could see before the shim writes it is skipped.
+        Ok(unsafe { protocol::new(owned_arg(initial)) })
+    }
+
+    fn traverse(this: R, visit: sys::visitproc, arg: *mut c_void) -> c_int {
+        // SAFETY: called by the GC with a live AtomicRef (GIL held, or the
+        // world stopped on free-threaded builds); the pointer loaded is the
+        // cell's value, alive while the cell holds it.
+        unsafe {
+            let tp = sys::Py_TYPE(this.as_ptr()) as *mut sys::PyObject;
+            let r = visit(tp, arg);
+            if r != 0 {
+                return r;
+            }
+            // Acquire: as in `clear_cell`.
+            let p = this.ptr.load(Ordering::Acquire);
+            if p.is_null() {
+                0
+            } else {
+                visit(p, arg)
+            }
+        }
+    }
+
+    fn clear(this: R) {
+        // SAFETY: called by the GC with a live AtomicRef, attached.
+        unsafe { clear_cell(this.get()) };
+    }
+
+    fn repr(this: R) -> PyResult<Owned> {
+        let slf = this.as_ptr();
         // SAFETY: attached; `slf` is an AtomicRef; Py_ReprEnter guards a cell
         // that (indirectly) holds itself.
         unsafe {
             match sys::Py_ReprEnter(slf) {
                 0 => {}
-                r if r > 0 => return Ok(ffi::new_str("AtomicRef(...)")?.into_ptr()),
+                r if r > 0 => return ffi::new_str("AtomicRef(...)"),
                 _ => return Err(PyErrSet),
             }
-            let v = Owned::from_new(protocol::load(this(slf)))?;
-            let r = Owned::from_new(sys::PyObject_Repr(v.as_ptr()));
+            let v = Owned::from_new(protocol::load(this.get()));
+            let r = v.and_then(|v| Owned::from_new(sys::PyObject_Repr(v.as_ptr())));
             sys::Py_ReprLeave(slf);
             let r = r?;
-            Ok(ffi::new_str(&format!("AtomicRef({})", ffi::str_utf8(r.as_ptr())?))?.into_ptr())
+            ffi::new_str(&format!("AtomicRef({})", ffi::str_utf8(r.as_ptr())?))
         }
-    })
-}
-
-use crate::method_def as m;
-
-static mut REF_METHODS: [sys::PyMethodDef; 6] = [
-    sys::PyMethodDef {
-        ml_name: cstr!("get").as_ptr(),
-        ml_meth: sys::PyMethodDefPointer {
-            PyCFunction: py_r_get,
-        },
-        ml_flags: sys::METH_NOARGS,
-        ml_doc: cstr!("get() -> object: the current value").as_ptr(),
-    },
-    m!("set", py_r_set, "set(value) -> None"),
-    m!(
-        "get_and_set",
-        py_r_get_and_set,
-        "get_and_set(value) -> object: store, return the old value"
-    ),
-    m!(
-        "compare_and_set",
-        py_r_cas,
-        "compare_and_set(expected, new) -> bool: store new if the value is expected (identity)"
-    ),
-    m!(
-        "__reduce__",
-        py_r_reduce,
-        "AtomicRef cannot be pickled or passed to another interpreter (NotShareableError)"
-    ),
-    sys::PyMethodDef::zeroed(),
-];
-
-/// Whether `obj` is an `AtomicRef` of this interpreter.
-///
-/// # Safety
-/// `obj` is a live object of the attached interpreter.
-pub unsafe fn is_atomic_ref(obj: *mut sys::PyObject) -> PyResult<bool> {
-    // SAFETY: forwarded.
-    unsafe { crate::legacy::is_ours(obj, cstr!("AtomicRef")) }
-}
-
-/// Create this module's `AtomicRef` heap type.
-///
-/// # Safety
-/// Attached; `module` is our live module object (its exec slot).
-pub unsafe fn add_type(module: *mut sys::PyObject) -> PyResult<()> {
-    let mut slots = [
-        sys::PyType_Slot { slot: sys::Py_tp_new, pfunc: ref_new as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_dealloc, pfunc: ref_dealloc as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_traverse, pfunc: ref_traverse as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_clear, pfunc: ref_clear as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_repr, pfunc: ref_repr as *mut c_void },
-        sys::PyType_Slot { slot: sys::Py_tp_methods, pfunc: std::ptr::addr_of_mut!(REF_METHODS) as *mut c_void },
-        sys::PyType_Slot {
-            slot: sys::Py_tp_doc,
-            pfunc: cstr!("AtomicRef(initial=None)\n--\n\nA reference to an object that threads of this interpreter read and replace atomically (compare_and_set compares by identity). Safe on free-threaded builds: get() never returns an object being released. Cannot be passed to another interpreter (NotShareableError).").as_ptr() as *mut c_void,
-        },
-        sys::PyType_Slot { slot: 0, pfunc: null_mut() },
-    ];
-    let flags = sys::Py_TPFLAGS_DEFAULT | sys::Py_TPFLAGS_IMMUTABLETYPE | sys::Py_TPFLAGS_HAVE_GC;
-    // SAFETY: the caller's contract; the slots match `Native<RefSlot>`.
-    unsafe {
-        crate::legacy::add_heap_type(
-            module,
-            cstr!("crossinterp.AtomicRef"),
-            cstr!("AtomicRef"),
-            std::mem::size_of::<Native<RefSlot>>(),
-            flags,
-            &mut slots,
-        )
     }
 }
 
-static REF_XI: crate::xi::Converter = crate::xi::Converter {
-    matches: crate::xi::Match::Named(cstr!("AtomicRef")),
+crate::native_class! {
+    RefSlot {
+        name: "crossinterp.AtomicRef",
+        attr: "AtomicRef",
+        doc: "AtomicRef(initial=None)\n--\n\nA reference to an object that threads of this interpreter read and replace atomically (compare_and_set compares by identity). Safe on free-threaded builds: get() never returns an object being released. Cannot be passed to another interpreter (NotShareableError).",
+        flags: sys::Py_TPFLAGS_HAVE_GC,
+        methods: [
+            (noargs, "get", "", RefSlot::get, "get() -> object: the current value"),
+            (fast, "set", ", value, /", RefSlot::set, "set(value) -> None"),
+            (fast, "get_and_set", ", value, /", RefSlot::get_and_set, "get_and_set(value) -> object: store, return the old value"),
+            (fast, "compare_and_set", ", expected, new, /", RefSlot::compare_and_set, "compare_and_set(expected, new) -> bool: store new if the value is expected (identity)"),
+            (fast, "__reduce__", "", RefSlot::reduce, "AtomicRef cannot be pickled or passed to another interpreter (NotShareableError)"),
+        ],
+        getset: [],
+        slots: [
+            (new, RefSlot::new),
+            (traverse, RefSlot::traverse),
+            (clear, RefSlot::clear),
+            (repr, RefSlot::repr),
+        ],
+    }
+}
+
+static REF_XI: Converter = Converter {
+    matches: Match::Class(RefSlot::DEF),
     to_value: None,
     refuse: Some(NOT_SHAREABLE),
 };
 
 /// `AtomicRef`: refused at every crossing.
-pub const ENTRY: super::Entry = super::Entry {
+pub const ENTRY: Entry = Entry {
+    classes: &[RefSlot::DEF],
+    hook: None,
     converters: &[&REF_XI],
-    legacy_add: Some(add_type),
-    ..super::Entry::EMPTY
+    legacy_add: None,
 };
