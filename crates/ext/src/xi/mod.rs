@@ -108,8 +108,9 @@ fn converters() -> &'static [&'static Converter] {
 /// # Safety
 /// `obj` is a live object of the attached interpreter, whose record is `rec`.
 unsafe fn converter_of(rec: &OwnerRecord, obj: *mut sys::PyObject) -> Option<&'static Converter> {
-    // SAFETY: forwarded; every type has valid flags.
-    let heap = unsafe { (*sys::Py_TYPE(obj)).tp_flags } & sys::Py_TPFLAGS_HEAPTYPE != 0;
+    // SAFETY: forwarded; every type has valid flags (read through the API:
+    // the field is atomic on free-threaded builds).
+    let heap = unsafe { sys::PyType_GetFlags(sys::Py_TYPE(obj)) } & sys::Py_TPFLAGS_HEAPTYPE != 0;
     converters().iter().copied().find(|c| match &c.matches {
         // A static type cannot subclass one of our heap types.
         // SAFETY: forwarded; the table's types are this interpreter's.
