@@ -794,6 +794,7 @@ macro_rules! native_method {
 /// | `releasebuffer` | `fn(This, *mut Py_buffer)` (must not fail) |
 /// | `traverse` | `fn(This, visitproc, *mut c_void) -> c_int` (no Python calls) |
 /// | `clear` | `fn(This)` |
+/// | `dealloc` | `fn(This) -> G`: runs first; its guard `G` is held while the default `tp_dealloc` drops the value and frees the object, then dropped (replaces the default deallocator) |
 #[macro_export]
 macro_rules! native_slot {
     ($T:ty, new, $body:path) => {
@@ -1003,6 +1004,26 @@ macro_rules! native_slot {
                     $body(unsafe { $crate::ffi::class::This::<$T>::from_ptr(slf) });
                     Ok(())
                 })
+            }
+            shim
+        })
+    };
+    ($T:ty, dealloc, $body:path) => {
+        // Listed after the default `Py_tp_dealloc` slot, so it replaces it
+        // (CPython applies a spec's slots in order).
+        $crate::native_slot!(@slot Py_tp_dealloc, {
+            unsafe extern "C" fn shim(slf: *mut $crate::ffi::sys::PyObject) {
+                // A panic must not unwind into CPython: a panicking body
+                // leaves no guard, and the object is still deallocated.
+                let guard = ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: tp_dealloc is called once with a dead instance
+                    // of the type, whose value is live until the default
+                    // deallocator below drops it.
+                    $body(unsafe { $crate::ffi::class::This::<$T>::from_ptr(slf) })
+                }));
+                // SAFETY: CPython's one call for a dead instance of `$T`.
+                unsafe { $crate::ffi::class::dealloc::<$T>(slf) };
+                let _ = ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(move || drop(guard)));
             }
             shim
         })
