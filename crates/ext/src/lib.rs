@@ -13,7 +13,6 @@
 
 pub mod api;
 pub mod ffi;
-pub mod legacy;
 mod module;
 pub mod runtime;
 pub mod types;

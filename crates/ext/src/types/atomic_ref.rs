@@ -449,5 +449,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[RefSlot::DEF],
     hook: None,
     converters: &[&REF_XI],
-    legacy_add: None,
 };

@@ -381,5 +381,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[PyAtomicInt::DEF, PyAtomicBool::DEF],
     hook: None,
     converters: &[&INT_XI, &BOOL_XI],
-    legacy_add: None,
 };

@@ -398,5 +398,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[BorrowedBuffer::DEF],
     hook: None,
     converters: &[&BORROWED_XI, &MEMORYVIEW_XI, &BYTES_XI],
-    legacy_add: None,
 };

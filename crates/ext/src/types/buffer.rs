@@ -331,5 +331,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[SharedBuffer::DEF],
     hook: None,
     converters: &[&BUFFER_XI],
-    legacy_add: None,
 };

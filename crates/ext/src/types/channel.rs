@@ -244,5 +244,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[ChannelBase::DEF],
     hook: None,
     converters: &[&CHANNEL_XI],
-    legacy_add: None,
 };

@@ -30,8 +30,6 @@ pub struct Entry {
     pub hook: Option<Hook>,
     /// How its objects cross between interpreters.
     pub converters: &'static [&'static Converter],
-    /// TEMPORARY, for types not yet on `ffi::class`: add the type(s) by hand.
-    pub legacy_add: Option<unsafe fn(*mut sys::PyObject) -> PyResult<()>>,
 }
 
 impl Entry {
@@ -40,7 +38,6 @@ impl Entry {
         classes: &[],
         hook: None,
         converters: &[],
-        legacy_add: None,
     };
 }
 
@@ -62,10 +59,6 @@ pub unsafe fn setup(
         for def in e.classes {
             // SAFETY: the caller's contract.
             unsafe { rec.types.add_class(module, def)? };
-        }
-        if let Some(add) = e.legacy_add {
-            // SAFETY: the caller's contract.
-            unsafe { add(module)? };
         }
     }
     static ALL: std::sync::OnceLock<&'static [&'static Converter]> = std::sync::OnceLock::new();

@@ -413,5 +413,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[QueueBase::DEF],
     hook: Some(on_event),
     converters: &[&QUEUE_XI],
-    legacy_add: None,
 };

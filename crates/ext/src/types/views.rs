@@ -432,5 +432,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[InterpreterView::DEF, InterpreterGuard::DEF],
     hook: Some(on_event),
     converters: &[],
-    legacy_add: None,
 };

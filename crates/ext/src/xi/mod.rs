@@ -71,9 +71,6 @@ pub enum Match {
     Class(&'static ClassDef),
     /// Instances of a builtin type (or of subclasses), e.g. `memoryview`.
     Builtin(fn() -> *mut sys::PyTypeObject),
-    /// TEMPORARY, for types not yet on `ffi::class`: instances of the
-    /// module's type with this attribute name.
-    Named(&'static std::ffi::CStr),
 }
 
 /// A converter's function: the value of a matching object, `Ok(None)` if
@@ -121,14 +118,6 @@ unsafe fn converter_of(rec: &OwnerRecord, obj: *mut sys::PyObject) -> Option<&'s
         Match::Class(def) => heap && unsafe { rec.types.is_def(def, obj) },
         // SAFETY: forwarded; builtin types are immortal statics.
         Match::Builtin(tp) => unsafe { sys::PyObject_TypeCheck(obj, tp()) != 0 },
-        // SAFETY: forwarded.
-        Match::Named(name) => {
-            heap && unsafe { crate::legacy::is_ours(obj, name) }.unwrap_or_else(|_| {
-                // SAFETY: attached; a failed lookup is "not ours".
-                unsafe { sys::PyErr_Clear() };
-                false
-            })
-        }
     })
 }
 

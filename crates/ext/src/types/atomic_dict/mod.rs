@@ -133,7 +133,7 @@ crate::native_class! {
         flags: sys::Py_TPFLAGS_HAVE_GC,
         methods: [
             (fast, "get", ", key, default=None, /", mapping::m_get, "The value for key, else default."),
-            (fast, "pop", ", key, default=<missing>, /", mapping::m_pop, "Remove key and return its value; default (or KeyError) if absent."),
+            (fast, "pop", ", key, /, *default", mapping::m_pop, "Remove key and return its value; default (or KeyError) if absent."),
             (fast, "setdefault", ", key, default=None, /", mapping::m_setdefault, "The value for key; if absent, insert default (atomically) and return it."),
             (kw, "update", ", key, fn, default=None", update::m_update, "Atomically replace the value for key by fn(current) (fn(default) if absent) in a compare-and-set loop; fn may run more than once. Returns the value stored."),
             (kw, "compare_and_set", ", key, expected, new", update::m_cas, "If key's value is expected (identity; or equality when both are plain builtin values), store new. Returns whether it did."),
@@ -169,5 +169,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[<DictState as crate::ffi::class::NativeClass>::DEF],
     hook: None,
     converters: &[],
-    legacy_add: None,
 };

@@ -272,5 +272,4 @@ pub const ENTRY: Entry = Entry {
     classes: &[SharedObjectProxy::DEF, SharedMethodProxy::DEF],
     hook: Some(on_event),
     converters: &[&PROXY_XI, &METHOD_XI],
-    legacy_add: None,
 };

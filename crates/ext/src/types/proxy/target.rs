@@ -84,7 +84,7 @@ impl ProxyTarget {
     }
 
     pub(super) fn gone(&self) -> PyErrSet {
-        Error::gone(format!(
+        Error::gone(&format!(
             "the interpreter that owns this shared object (interpreter {}) is finalizing or gone",
             self.rec.iid
         ))
@@ -99,7 +99,7 @@ impl ProxyTarget {
 pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget>> {
     let rec = runtime::current()?;
     if rec.view.state() == crossinterp_core::OwnerState::Finalized {
-        return Err(Error::gone(format!(
+        return Err(Error::gone(&format!(
             "interpreter {} has finalized: it cannot share objects",
             rec.iid
         )));
