@@ -5,7 +5,7 @@
 use crate::cstr;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime::owners::{self, Event, OwnerRecord, StartError, Whence, CREATING};
-use crate::runtime::Error;
+use crate::runtime::{pending, Error};
 use crate::types::Entry;
 use crate::xi::{self, Value};
 use std::ffi::{c_char, CString};
@@ -209,7 +209,7 @@ fn run_code(code: &Code) -> Result<(), ExcInfo> {
 pub fn exec(iid: i64, code: &Code) -> PyResult<Option<ExcInfo>> {
     let rec = record(iid)?;
     let _running = Running::start(&rec)?;
-    let r = owners::run_in_owner(&rec, || run_code(code))?;
+    let r = pending::run_in_owner(&rec, || run_code(code))?;
     Ok(r.err())
 }
 
@@ -217,7 +217,7 @@ pub fn exec(iid: i64, code: &Code) -> PyResult<Option<ExcInfo>> {
 pub fn set_main_attrs(iid: i64, items: &[(String, Value)]) -> PyResult<Option<ExcInfo>> {
     let rec = record(iid)?;
     let _running = Running::start(&rec)?;
-    let r = owners::run_in_owner(&rec, || {
+    let r = pending::run_in_owner(&rec, || {
         let set = || -> PyResult<()> {
             let d = main_dict()?;
             for (k, v) in items {
@@ -248,7 +248,7 @@ pub struct CallSpec {
 pub fn call(iid: i64, spec: &CallSpec) -> PyResult<Result<Value, ExcInfo>> {
     let rec = record(iid)?;
     let _running = Running::start(&rec)?;
-    owners::run_in_owner(&rec, || {
+    pending::run_in_owner(&rec, || {
         let run = || -> PyResult<Value> {
             let f = xi::from_value(&spec.callable)?;
             // SAFETY: attached; tuple/dict built from fresh objects.

@@ -8,6 +8,7 @@
 //! `pyo3-ffi` and the engine's `sync` facade.
 
 pub mod args;
+pub mod capi;
 pub mod class;
 pub mod interp;
 pub mod module;

@@ -10,9 +10,8 @@
 
 use super::owners::{self, Event};
 use crate::cstr;
-use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
+use crate::ffi::{self, sys, Owned, PyResult};
 use crossinterp_core::sync::Ordering;
-use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
 
 fn finalize_at_exit() {
@@ -25,20 +24,6 @@ fn finalize_at_exit() {
         owners::notify(Event::ProcessExit);
     }
     owners::finalize_current();
-}
-
-unsafe extern "C" fn at_exit_fallback(_data: *mut c_void) {
-    // A panic must not unwind into CPython.
-    let _ = std::panic::catch_unwind(finalize_at_exit);
-}
-
-extern "C" {
-    // Declared in CPython 3.13+'s cpython/pylifecycle.h; pyo3-ffi skips it.
-    fn PyUnstable_AtExit(
-        interp: *mut sys::PyInterpreterState,
-        func: unsafe extern "C" fn(*mut c_void),
-        data: *mut c_void,
-    ) -> c_int;
 }
 
 fn exit_hook(_module: *mut sys::PyObject) -> PyResult<()> {
@@ -73,10 +58,6 @@ pub fn arrange_exit_hooks() -> PyResult<()> {
         ))?
     };
     ffi::call(&register, &[hook.as_ptr()])?;
-    // SAFETY: attached to the current interpreter, which we pass.
-    if unsafe { PyUnstable_AtExit(sys::PyInterpreterState_Get(), at_exit_fallback, null_mut()) } < 0
-    {
-        return Err(PyErrSet);
-    }
-    Ok(())
+    // SAFETY: attached to the current interpreter, the one it is for.
+    unsafe { ffi::capi::at_exit(finalize_at_exit) }
 }

@@ -65,7 +65,7 @@ pub unsafe fn exec(module: *mut sys::PyObject) -> PyResult<Arc<OwnerRecord>> {
 pub fn enter(module: *mut sys::PyObject) {
     // SAFETY: module functions get our module object.
     if let Some(rec) = unsafe { module_record(module) } {
-        owners::drain_current(rec);
+        super::pending::drain_current(rec);
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`owners`]: each interpreter that imported the extension is an owner
 //!   ([`owners::OwnerRecord`]); registration, finalization (with the hooks
-//!   types register), pending calls and the reaper;
+//!   types register);
+//! - [`pending`]: pending calls, run attached to their owner, and the reaper;
 //! - [`state`]: the per-interpreter type table;
 //! - [`errors`]: the one mapping from failures to crossinterp's exceptions;
 //! - [`exit`]: finalizing owners at their interpreter's exit;
@@ -15,6 +16,7 @@ pub mod errors;
 pub mod exit;
 pub mod lifecycle;
 pub mod owners;
+pub mod pending;
 pub mod pep788;
 pub mod state;
 

@@ -20,7 +20,6 @@ use crate::ffi::{self, sys, PyErrSet, PyResult};
 use crossinterp_core::sync::{
     lock, Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering,
 };
-use crossinterp_core::GuardError;
 use crossinterp_core::{Attached, FinalizeOptions, Owner, Registry, SlowFinalize, View};
 use std::collections::BTreeMap;
 use std::ptr::null_mut;
@@ -274,7 +273,7 @@ pub fn register_current() -> (Arc<OwnerRecord>, bool) {
     map.insert(iid, rec.clone());
     drop(map);
     ffi::interp::set_guard_fn(|iid| get(iid).and_then(|r| r.view.guard().ok()));
-    start_reaper();
+    super::pending::start_reaper();
     (rec, true)
 }
 
@@ -359,82 +358,6 @@ pub fn finalize_current() {
     // SAFETY: attached to `iid` (its exit), every guard was waited for.
     unsafe { ffi::interp::delete_cached_for(iid) };
     lock(&INTERPS).remove(&iid);
-}
-
-/// Run the current interpreter's pending calls, if any (entry points call
-/// this; it is one relaxed load when there is nothing to do).
-pub fn drain_current(rec: &OwnerRecord) {
-    if rec.view.has_pending() {
-        // SAFETY: entry points run attached to `rec`'s interpreter.
-        let attached = unsafe { Attached::enter(rec.view.id()) };
-        rec.view.drain_pending(&attached);
-    }
-}
-
-/// Run `f` attached to interpreter `rec`, under a guard of its owner, after
-/// draining its pending calls.
-pub fn run_in_owner<R>(rec: &OwnerRecord, f: impl FnOnce() -> R) -> PyResult<R> {
-    match try_run_in_owner(rec, f) {
-        Ok(r) => r,
-        Err(e) => Err(Error::guard(e, rec.iid).into()),
-    }
-}
-
-/// [`run_in_owner`], handing back a refused guard instead of raising.
-pub fn try_run_in_owner<R>(
-    rec: &OwnerRecord,
-    f: impl FnOnce() -> R,
-) -> Result<PyResult<R>, GuardError> {
-    let guard = rec.view.guard()?;
-    // SAFETY: the guard keeps the owner (so its interpreter) alive until the
-    // end of this function.
-    let r = unsafe {
-        ffi::interp::run_in(rec.interp_ptr(), || {
-            // SAFETY: `run_in` attached us to the owner's interpreter.
-            let attached = Attached::enter(rec.view.id());
-            rec.view.drain_pending(&attached);
-            let r = f();
-            drop(attached);
-            r
-        })
-    };
-    drop(guard);
-    Ok(r)
-}
-
-/// Grace period before the reaper drains an owner: an owner that is busy will
-/// usually drain its calls itself at its next entry point.
-const REAPER_GRACE: Duration = Duration::from_millis(2);
-
-fn start_reaper() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let r = std::thread::Builder::new()
-            .name("crossinterp-reaper".into())
-            .spawn(reaper_loop);
-        if let Err(e) = r {
-            eprintln!("crossinterp: could not start the reaper thread: {e}");
-        }
-    });
-}
-
-fn reaper_loop() {
-    loop {
-        let views = Registry::global().wait_pending(Duration::from_millis(500));
-        for v in views {
-            std::thread::sleep(REAPER_GRACE);
-            if !v.has_pending() {
-                continue;
-            }
-            let Some(rec) = get(v.tag() as i64) else {
-                continue;
-            };
-            // A refused guard means the owner is finalizing: it drains itself.
-            let _ = std::panic::catch_unwind(|| {
-                let _ = run_in_owner(&rec, || ());
-            });
-        }
-    }
 }
 
 /// The number of live owners (registered and not yet finalized).

@@ -9,16 +9,9 @@
 
 use crate::cstr;
 use crate::ffi::sys;
-use std::ffi::{c_char, c_void};
-use std::ptr::null_mut;
+use std::ffi::c_void;
 
-extern "C" {
-    pub fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-}
-
-/// `RTLD_DEFAULT` on Linux/glibc: search the global symbol scope (the
-/// interpreter's own exported C API).
-pub const RTLD_DEFAULT: *mut c_void = null_mut();
+pub use crate::ffi::capi::{dlsym, RTLD_DEFAULT};
 
 pub struct Pep788 {
     view_from_current: unsafe extern "C" fn() -> *mut c_void,

@@ -73,11 +73,7 @@ mod protocol {
     use crossinterp_core::sync::Ordering;
 
     #[cfg(all(Py_GIL_DISABLED, Py_3_14))]
-    extern "C" {
-        // CPython 3.14+, cpython/object.h (pyo3-ffi 0.28 does not declare them).
-        fn PyUnstable_TryIncRef(op: *mut sys::PyObject) -> std::ffi::c_int;
-        fn PyUnstable_EnableTryIncRef(op: *mut sys::PyObject);
-    }
+    use crate::ffi::capi::{PyUnstable_EnableTryIncRef, PyUnstable_TryIncRef};
 
     /// `Py_INCREF` of free-threaded 3.13, inlined (pyo3-ffi calls the
     /// exported `_Py_IncRef`; the call was ~1 ns of a ~27 ns `get`). PEP 703's

@@ -6,7 +6,7 @@ use super::target::{copy_or_share, share_value, ProxyTarget};
 use crate::cstr;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime;
-use crate::runtime::owners;
+use crate::runtime::pending;
 use crate::xi::{self, Value};
 use crossinterp_core::Attached;
 use std::cell::Cell;
@@ -93,7 +93,7 @@ fn owner_op_inner(
             }
         })
         .collect::<PyResult<Vec<Value>>>()?;
-    let outcome = owners::try_run_in_owner(&t.rec, || {
+    let outcome = pending::try_run_in_owner(&t.rec, || {
         let mut run = || -> PyResult<Option<Value>> {
             let obj = t.local_obj()?;
             let objs = vals

@@ -13,11 +13,7 @@ use crossinterp_core::sync::Arc;
 
 type M<'a> = This<'a, SharedMethodProxy>;
 
-extern "C" {
-    // Not declared by pyo3-ffi 0.28; both are public, stable C API.
-    static mut PyMethod_Type: sys::PyTypeObject;
-    fn PyMethod_Self(m: *mut sys::PyObject) -> *mut sys::PyObject;
-}
+use crate::ffi::capi::{PyMethod_Self, PyMethod_Type};
 
 /// Whether `res` (just got as `obj.<name>`) is a method bound to `obj` whose
 /// lookup cannot resolve differently later: the type and its whole MRO are
