@@ -2,7 +2,8 @@
 #
 #   make demo   sequential vs threads vs interpreters on a CPU-bound job
 #   make test   every test: Rust engine (unit, stress, loom) + pytest on all four Pythons
-#   make bench  side-by-side benchmarks against the stdlib peers
+#   make bench  side-by-side benchmarks against the stdlib peers, and the
+#               crossing costs (bench_crossing; A/B of two revisions: scripts/bench_ab)
 #   make lint   rustfmt, clippy -D warnings, ruff, stub check
 #   make sanitize  the engine's unit + stress tests under AddressSanitizer, and
 #               the smr tests under ThreadSanitizer (RUSTC_BOOTSTRAP=1, see below;
@@ -54,7 +55,7 @@ test-python: provision
 # third-party peers on BENCH_ATOMICS_VERSIONS.
 bench: provision
 	@set -e; for v in $(BENCH_VERSIONS); do \
-		for b in bench_interpreters bench_queues bench_proxy; do \
+		for b in bench_interpreters bench_queues bench_proxy bench_crossing; do \
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
 	done; \
