@@ -12,6 +12,7 @@ use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::runtime;
 use crate::xi::{Converter, Match, Shared, Value};
 use crossinterp_core::atomic::{AtomicFlag, AtomicInt};
+use crossinterp_core::sync::Arc;
 use std::ffi::c_int;
 
 /// The value of an `AtomicInt` object: the shared word. Owned by the object
@@ -320,7 +321,7 @@ crate::native_class! {
 struct SharedInt(AtomicInt);
 
 impl Shared for SharedInt {
-    fn to_python(&self) -> PyResult<Owned> {
+    fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         runtime::current()?
             .types
             .new_instance(PyAtomicInt(self.0.clone()))
@@ -334,7 +335,7 @@ impl Shared for SharedInt {
 struct SharedBool(AtomicFlag);
 
 impl Shared for SharedBool {
-    fn to_python(&self) -> PyResult<Owned> {
+    fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         runtime::current()?
             .types
             .new_instance(PyAtomicBool(self.0.clone()))
@@ -346,22 +347,24 @@ impl Shared for SharedBool {
 
 /// # Safety
 /// `obj` is a live `AtomicInt` of the attached interpreter.
-unsafe fn int_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn int_value(
+    _rec: &crate::runtime::OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
     // SAFETY: the converter's contract.
     let this = unsafe { I::from_ptr(obj) };
-    Ok(Some(Value::Shared(crossinterp_core::sync::Arc::new(
-        SharedInt(this.0.clone()),
-    ))))
+    Ok(Some(Value::Shared(Arc::new(SharedInt(this.0.clone())))))
 }
 
 /// # Safety
 /// `obj` is a live `AtomicBool` of the attached interpreter.
-unsafe fn bool_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn bool_value(
+    _rec: &crate::runtime::OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
     // SAFETY: the converter's contract.
     let this = unsafe { B::from_ptr(obj) };
-    Ok(Some(Value::Shared(crossinterp_core::sync::Arc::new(
-        SharedBool(this.0.clone()),
-    ))))
+    Ok(Some(Value::Shared(Arc::new(SharedBool(this.0.clone())))))
 }
 
 static INT_XI: Converter = Converter {

@@ -17,7 +17,7 @@
 //! - Arriving back in its own interpreter, it is a plain `memoryview` of the
 //!   original exporter.
 
-use super::buffer::{self, BufferValue};
+use super::buffer;
 use super::Entry;
 use crate::cstr;
 use crate::ffi::class::{NativeClass, This};
@@ -304,8 +304,8 @@ enum BorrowedValue {
 }
 
 impl Shared for BorrowedValue {
-    fn to_python(&self) -> PyResult<Owned> {
-        match self {
+    fn to_python(self: Arc<Self>) -> PyResult<Owned> {
+        match &*self {
             BorrowedValue::View(b) => to_python(b),
             BorrowedValue::Bytes(b) => bytes_to_python(b),
         }
@@ -321,7 +321,10 @@ fn shared(v: BorrowedValue) -> Value {
 
 /// # Safety
 /// `obj` is a live `BorrowedBuffer` of the attached interpreter.
-unsafe fn borrowed_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn borrowed_value(
+    _rec: &crate::runtime::OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
     // SAFETY: the converter's contract.
     let this = unsafe { BB::from_ptr(obj) };
     Ok(Some(shared(BorrowedValue::View(borrowed_of(this)?))))
@@ -332,7 +335,10 @@ unsafe fn borrowed_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
 ///
 /// # Safety
 /// `obj` is a live memoryview of the attached interpreter.
-unsafe fn memoryview_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn memoryview_value(
+    _rec: &crate::runtime::OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
     // SAFETY: forwarded; `view` is filled by GetBuffer before use.
     unsafe {
         let base = Owned::from_new(sys::PyObject_GetAttrString(obj, cstr!("obj").as_ptr()))?;
@@ -343,7 +349,7 @@ unsafe fn memoryview_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
                     std::ptr::eq(view.buf as *const u8, m.as_ptr()) && view.len as usize == m.len();
                 sys::PyBuffer_Release(&mut view);
                 if whole {
-                    return Ok(Some(Value::Shared(Arc::new(BufferValue(m)))));
+                    return Ok(Some(Value::Shared(m)));
                 }
             } else {
                 sys::PyErr_Clear(); // not contiguous: `pin` reports it
@@ -357,7 +363,10 @@ unsafe fn memoryview_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
 ///
 /// # Safety
 /// `obj` is a live `bytes` of the attached interpreter.
-unsafe fn bytes_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn bytes_value(
+    _rec: &crate::runtime::OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
     // SAFETY: forwarded.
     unsafe {
         if sys::PyBytes_CheckExact(obj) == 0 {

@@ -299,13 +299,10 @@ crate::native_class! {
     }
 }
 
-/// A `SharedBuffer` in transit.
-#[derive(Debug)]
-pub struct BufferValue(pub Arc<SharedMem>);
-
-impl Shared for BufferValue {
-    fn to_python(&self) -> PyResult<Owned> {
-        to_python(&self.0)
+/// A `SharedBuffer` in transit: the owner-free memory itself.
+impl Shared for SharedMem {
+    fn to_python(self: Arc<Self>) -> PyResult<Owned> {
+        to_python(&self)
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -314,10 +311,14 @@ impl Shared for BufferValue {
 
 /// # Safety
 /// `obj` is a live `SharedBuffer` of the attached interpreter.
-unsafe fn buffer_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn buffer_value(
+    _rec: &crate::runtime::OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
     // SAFETY: the converter's contract.
     let this = unsafe { B::from_ptr(obj) };
-    Ok(Some(Value::Shared(Arc::new(BufferValue(mem_of(this)?)))))
+    let mem: Arc<SharedMem> = mem_of(this)?;
+    Ok(Some(Value::Shared(mem)))
 }
 
 static BUFFER_XI: Converter = Converter {

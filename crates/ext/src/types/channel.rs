@@ -10,7 +10,7 @@ use crate::ffi::args::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
 use crate::ffi::class::{NativeClass, This};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::runtime::state::Import;
-use crate::runtime::{self, Error};
+use crate::runtime::{self, Error, OwnerRecord};
 use crate::xi::{self, Converter, Match, Shared, Value};
 use crossinterp_core::sync::Arc;
 use crossinterp_core::{Channel, CloseError, RecvError, SendError};
@@ -48,12 +48,12 @@ pub struct ChannelBase(Arc<SharedChannel>);
 
 type C<'a> = This<'a, ChannelBase>;
 
-impl Shared for ChannelBase {
+impl Shared for SharedChannel {
     /// A `crossinterp.channels.Channel` of the attached interpreter.
-    fn to_python(&self) -> PyResult<Owned> {
+    fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         runtime::current()?
             .types
-            .new_subclass_instance(&CHANNEL_CLASS, ChannelBase(self.0.clone()))
+            .new_subclass_instance(&CHANNEL_CLASS, ChannelBase(self))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -227,10 +227,10 @@ crate::native_class! {
 
 /// # Safety
 /// `obj` is a live `ChannelBase` of the attached interpreter.
-unsafe fn channel_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn channel_value(_rec: &OwnerRecord, obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
     // SAFETY: the converter's contract.
     let this = unsafe { C::from_ptr(obj) };
-    Ok(Some(Value::Shared(Arc::new(ChannelBase(this.0.clone())))))
+    Ok(Some(Value::Shared(this.0.clone())))
 }
 
 static CHANNEL_XI: Converter = Converter {

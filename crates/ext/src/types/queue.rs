@@ -22,7 +22,7 @@ use crate::ffi::class::{NativeClass, This};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::runtime::owners::Event;
 use crate::runtime::state::Import;
-use crate::runtime::{self, Error};
+use crate::runtime::{self, Error, OwnerRecord};
 use crate::xi::{self, Converter, Match, Shared, Value};
 use crossinterp_core::sync::Arc;
 use crossinterp_core::{GetError, PutError, Queue};
@@ -119,12 +119,12 @@ pub struct QueueBase(Arc<SharedQueue>);
 
 type Q<'a> = This<'a, QueueBase>;
 
-impl Shared for QueueBase {
+impl Shared for SharedQueue {
     /// A `crossinterp.queues.Queue` of the attached interpreter.
-    fn to_python(&self) -> PyResult<Owned> {
+    fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         runtime::current()?
             .types
-            .new_subclass_instance(&QUEUE_CLASS, QueueBase(self.0.clone()))
+            .new_subclass_instance(&QUEUE_CLASS, QueueBase(self))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -395,10 +395,10 @@ crate::native_class! {
 
 /// # Safety
 /// `obj` is a live `QueueBase` of the attached interpreter.
-unsafe fn queue_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn queue_value(_rec: &OwnerRecord, obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
     // SAFETY: the converter's contract.
     let this = unsafe { Q::from_ptr(obj) };
-    Ok(Some(Value::Shared(Arc::new(QueueBase(this.0.clone())))))
+    Ok(Some(Value::Shared(this.0.clone())))
 }
 
 static QUEUE_XI: Converter = Converter {

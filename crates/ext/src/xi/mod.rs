@@ -59,8 +59,10 @@ pub enum Value {
 /// anywhere (what must be released in an owner is routed there by the
 /// value's own handle).
 pub trait Shared: Send + Sync + std::fmt::Debug + 'static {
-    /// Its object in the attached interpreter.
-    fn to_python(&self) -> PyResult<Owned>;
+    /// Its object in the attached interpreter (given a reference of the
+    /// value's own `Arc`, so a type whose value is already an `Arc` crosses
+    /// with no allocation).
+    fn to_python(self: Arc<Self>) -> PyResult<Owned>;
     /// For a type that needs its own value back (downcast).
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -75,7 +77,8 @@ pub enum Match {
 
 /// A converter's function: the value of a matching object, `Ok(None)` if
 /// it is not natively shareable after all.
-pub type ToValue = unsafe fn(*mut sys::PyObject) -> PyResult<Option<Value>>;
+/// It gets the attached interpreter's record, whose type table matched it.
+pub type ToValue = unsafe fn(&OwnerRecord, *mut sys::PyObject) -> PyResult<Option<Value>>;
 
 /// How one type's objects cross (registered once per process, at the first
 /// module exec).
@@ -257,7 +260,7 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
         match converter_of(&rec, obj) {
             Some(Converter {
                 to_value: Some(f), ..
-            }) => f(obj),
+            }) => f(&rec, obj),
             _ => Ok(None),
         }
     }
@@ -363,7 +366,7 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
                 }
                 Ok(t)
             }
-            Value::Shared(v) => v.to_python(),
+            Value::Shared(v) => Arc::clone(v).to_python(),
             Value::Pickled { data, main_file } => {
                 let rec = runtime::current()?;
                 let loads = Owned::from_borrowed(rec.types.import(&LOADS)?);

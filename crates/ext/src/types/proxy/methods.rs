@@ -80,11 +80,12 @@ pub(super) unsafe fn method_of<'a>(obj: *mut sys::PyObject) -> Option<&'a Shared
 ///
 /// # Safety
 /// `obj` is a live `SharedMethodProxy` of the attached interpreter.
-pub(super) unsafe fn method_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
-    // SAFETY: forwarded.
-    let Some(m) = (unsafe { method_of(obj) }) else {
-        return Ok(None);
-    };
+pub(super) unsafe fn method_value(
+    _rec: &crate::runtime::OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
+    // SAFETY: the converter's contract (`obj` is a SharedMethodProxy).
+    let m = unsafe { M::from_ptr(obj) }.get();
     let name = ffi::new_str(&m.name)?;
     let bound = owner_op(&m.target, &[name.as_ptr()], &mut |o, a| {
         // SAFETY: attached to the owner; live objects.

@@ -225,12 +225,9 @@ pub unsafe fn info(obj: *mut sys::PyObject) -> Option<(i64, bool)> {
 
 /// A shared object in transit: the object itself in its owner, a proxy
 /// elsewhere.
-#[derive(Debug)]
-pub struct ProxyValue(pub Arc<ProxyTarget>);
-
-impl xi::Shared for ProxyValue {
-    fn to_python(&self) -> PyResult<Owned> {
-        to_python(&self.0)
+impl xi::Shared for ProxyTarget {
+    fn to_python(self: Arc<Self>) -> PyResult<Owned> {
+        to_python(&self)
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -239,12 +236,14 @@ impl xi::Shared for ProxyValue {
 
 /// # Safety
 /// `obj` is a live `SharedObjectProxy` of the attached interpreter.
-unsafe fn proxy_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+unsafe fn proxy_value(
+    _rec: &crate::runtime::OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
     // SAFETY: the converter's contract.
     let this = unsafe { This::<SharedObjectProxy>::from_ptr(obj) };
-    Ok(Some(Value::Shared(Arc::new(ProxyValue(
-        this.get().target.clone(),
-    )))))
+    let target: Arc<ProxyTarget> = this.get().target.clone();
+    Ok(Some(Value::Shared(target)))
 }
 
 static PROXY_XI: Converter = Converter {

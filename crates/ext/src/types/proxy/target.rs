@@ -2,7 +2,7 @@
 //! owner), [`ProxyTarget`] (the state every proxy of it shares), sharing an
 //! object of the attached interpreter and the owner's finalization sweep.
 
-use super::{ProxyValue, SharedObjectProxy};
+use super::SharedObjectProxy;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime::owners::OwnerRecord;
 use crate::runtime::{self, Error};
@@ -151,7 +151,7 @@ pub unsafe fn share_value(obj: *mut sys::PyObject) -> PyResult<Value> {
         if let Some(v) = xi::native_value(obj)? {
             return Ok(v);
         }
-        Ok(Value::Shared(Arc::new(ProxyValue(share_current(obj)?))))
+        Ok(Value::Shared(share_current(obj)?))
     }
 }
 
@@ -170,7 +170,7 @@ pub(super) unsafe fn copy_or_share(obj: *mut sys::PyObject) -> PyResult<Value> {
             Ok(v) => Ok(v),
             Err(PyErrSet) => {
                 sys::PyErr_Clear();
-                Ok(Value::Shared(Arc::new(ProxyValue(share_current(obj)?))))
+                Ok(Value::Shared(share_current(obj)?))
             }
         }
     }
