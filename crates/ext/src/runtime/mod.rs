@@ -21,4 +21,20 @@ pub mod pep788;
 pub mod state;
 
 pub use errors::Error;
-pub use owners::{current, OwnerRecord};
+pub use owners::{current, with_current, OwnerRecord};
+
+use crate::ffi::class::NativeClass;
+use crate::ffi::{Owned, PyResult};
+
+/// A new instance of the attached interpreter's `T` holding `value`.
+#[inline]
+pub fn new_instance<T: NativeClass>(value: T) -> PyResult<Owned> {
+    with_current(|rec| rec.types.new_instance(value))?
+}
+
+/// A new instance of the attached interpreter's Python class `cls`, a
+/// subclass of `T` (see `TypeTable::new_subclass_instance`).
+#[inline]
+pub fn new_subclass_instance<T: NativeClass>(cls: &state::Import, value: T) -> PyResult<Owned> {
+    with_current(|rec| rec.types.new_subclass_instance(cls, value))?
+}

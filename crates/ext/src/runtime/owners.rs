@@ -401,6 +401,26 @@ pub fn current() -> PyResult<Arc<OwnerRecord>> {
     Ok(rec)
 }
 
+/// Run `f` with the record of the attached interpreter, borrowed from this
+/// thread's cache when it holds that record (no reference count touched: the
+/// hot paths of the data layer use this), else as [`current`] finds it.
+pub fn with_current<R>(f: impl FnOnce(&OwnerRecord) -> R) -> PyResult<R> {
+    let (_, iid) = ffi::interp::current();
+    let mut f = Some(f);
+    let hit = LAST.with(|c| {
+        // A nested call (inside `f`) may borrow again; only a replacement
+        // needs the cell exclusively, and `current` then skips caching.
+        let c = c.try_borrow().ok()?;
+        let r = c.as_ref().filter(|r| r.iid == iid)?;
+        f.take().map(|f| f(r))
+    });
+    if let Some(v) = hit {
+        return Ok(v);
+    }
+    let rec = current()?;
+    Ok((f.take().expect("f not yet called"))(&rec))
+}
+
 /// `InterpreterNotFoundError` raised without a record's type table (there is
 /// none for this interpreter).
 #[cold]

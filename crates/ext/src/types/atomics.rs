@@ -322,9 +322,7 @@ struct SharedInt(AtomicInt);
 
 impl Shared for SharedInt {
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
-        runtime::current()?
-            .types
-            .new_instance(PyAtomicInt(self.0.clone()))
+        runtime::new_instance(PyAtomicInt(self.0.clone()))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -336,9 +334,7 @@ struct SharedBool(AtomicFlag);
 
 impl Shared for SharedBool {
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
-        runtime::current()?
-            .types
-            .new_instance(PyAtomicBool(self.0.clone()))
+        runtime::new_instance(PyAtomicBool(self.0.clone()))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

@@ -124,14 +124,12 @@ pub fn to_python(b: &Borrowed) -> PyResult<Owned> {
         // SAFETY: attached; `obj` is the exporter, kept alive by the view.
         return unsafe { Owned::from_new(sys::PyMemoryView_FromObject(pinned.view.obj)) };
     }
-    runtime::current()?
-        .types
-        .new_instance(BorrowedBuffer(Mutex::new(LoanState {
-            borrowed: Some(b.clone()),
-            exports: 0,
-            guard: None,
-            pinned: None,
-        })))
+    runtime::new_instance(BorrowedBuffer(Mutex::new(LoanState {
+        borrowed: Some(b.clone()),
+        exports: 0,
+        guard: None,
+        pinned: None,
+    })))
 }
 
 /// A `bytes` of the attached interpreter equal to the pinned `bytes` `b`: in

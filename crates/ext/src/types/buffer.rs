@@ -73,9 +73,7 @@ fn mem_of(this: B) -> PyResult<Arc<SharedMem>> {
 
 /// A `SharedBuffer` of the attached interpreter over `mem`.
 pub fn to_python(mem: &Arc<SharedMem>) -> PyResult<Owned> {
-    runtime::current()?
-        .types
-        .new_instance(SharedBuffer::over(mem.clone()))
+    runtime::new_instance(SharedBuffer::over(mem.clone()))
 }
 
 fn released() -> PyErrSet {

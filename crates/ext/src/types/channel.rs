@@ -51,9 +51,7 @@ type C<'a> = This<'a, ChannelBase>;
 impl Shared for SharedChannel {
     /// A `crossinterp.channels.Channel` of the attached interpreter.
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
-        runtime::current()?
-            .types
-            .new_subclass_instance(&CHANNEL_CLASS, ChannelBase(self))
+        runtime::new_subclass_instance(&CHANNEL_CLASS, ChannelBase(self))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

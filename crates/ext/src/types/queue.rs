@@ -122,9 +122,7 @@ type Q<'a> = This<'a, QueueBase>;
 impl Shared for SharedQueue {
     /// A `crossinterp.queues.Queue` of the attached interpreter.
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
-        runtime::current()?
-            .types
-            .new_subclass_instance(&QUEUE_CLASS, QueueBase(self))
+        runtime::new_subclass_instance(&QUEUE_CLASS, QueueBase(self))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

@@ -227,9 +227,7 @@ type G<'a> = This<'a, InterpreterGuard>;
 
 /// A new `InterpreterView` of `rec` in the attached interpreter.
 pub fn view_object(rec: Arc<OwnerRecord>) -> PyResult<Owned> {
-    runtime::current()?
-        .types
-        .new_instance(InterpreterView { rec })
+    runtime::new_instance(InterpreterView { rec })
 }
 
 /// `view(id)`: the view of live owner `id`.
@@ -255,9 +253,7 @@ impl InterpreterView {
     fn guard(this: V, args: Args) -> PyResult<Owned> {
         arity("guard", args, 0)?;
         let st = open_guard(&this.rec)?;
-        runtime::current()?
-            .types
-            .new_instance(InterpreterGuard { st })
+        runtime::new_instance(InterpreterGuard { st })
     }
 
     fn is_alive(this: V, args: Args) -> PyResult<bool> {

@@ -256,13 +256,12 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
             }
             return Ok(Some(Value::Tuple(items)));
         }
-        let rec = runtime::current()?;
-        match converter_of(&rec, obj) {
+        runtime::owners::with_current(|rec| match converter_of(rec, obj) {
             Some(Converter {
                 to_value: Some(f), ..
-            }) => f(&rec, obj),
+            }) => f(rec, obj),
             _ => Ok(None),
-        }
+        })?
     }
 }
 

@@ -53,7 +53,7 @@ pub(super) unsafe fn stable_method(obj: *mut sys::PyObject, res: *mut sys::PyObj
 
 /// A method proxy `t.name` in the attached interpreter.
 pub(super) fn method_proxy(t: &Arc<ProxyTarget>, name: &str) -> PyResult<Owned> {
-    runtime::current()?.types.new_instance(SharedMethodProxy {
+    runtime::new_instance(SharedMethodProxy {
         target: t.clone(),
         name: name.into(),
     })

@@ -202,9 +202,7 @@ pub unsafe fn share(obj: *mut sys::PyObject) -> PyResult<Owned> {
             return Ok(Owned::from_borrowed(obj));
         }
         let target = share_current(obj)?;
-        runtime::current()?
-            .types
-            .new_instance(SharedObjectProxy { target })
+        runtime::new_instance(SharedObjectProxy { target })
     }
 }
 

@@ -185,9 +185,7 @@ pub fn to_python(t: &Arc<ProxyTarget>) -> PyResult<Owned> {
         // SAFETY: attached to the owner; `obj` is live (our handle holds it).
         return Ok(unsafe { Owned::from_borrowed(obj) });
     }
-    runtime::current()?
-        .types
-        .new_instance(SharedObjectProxy { target: t.clone() })
+    runtime::new_instance(SharedObjectProxy { target: t.clone() })
 }
 
 /// The target of `obj` if it is a `SharedObjectProxy` of the attached
