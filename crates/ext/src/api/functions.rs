@@ -22,7 +22,7 @@ fn id_whence(iid: i64, whence: &str) -> PyResult<*mut sys::PyObject> {
 fn excinfo_or_none(info: Option<Value>) -> PyResult<*mut sys::PyObject> {
     match info {
         None => Ok(ffi::none()),
-        Some(v) => Ok(xi::from_value(&v)?.into_ptr()),
+        Some(v) => Ok(xi::into_python(v)?.into_ptr()),
     }
 }
 
@@ -159,12 +159,12 @@ pub fn call(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> 
         }
     };
     let (res, info) = match interpreters::call(iid, &spec)? {
-        Ok(v) => (xi::from_value(&v)?, ffi::none()),
+        Ok(v) => (xi::into_python(v)?, ffi::none()),
         Err(info) => {
             // SAFETY: None is immortal.
             (
                 unsafe { Owned::from_borrowed(sys::Py_None()) },
-                xi::from_value(&info)?.into_ptr(),
+                xi::into_python(info)?.into_ptr(),
             )
         }
     };

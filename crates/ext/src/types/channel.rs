@@ -107,7 +107,7 @@ impl ChannelBase {
         };
         match r {
             Ok(v) => {
-                let obj = xi::from_value(&v)?;
+                let obj = xi::into_python(v)?;
                 // SAFETY: attached; live objects; True is immortal.
                 Ok(unsafe { sys::PyTuple_Pack(2, sys::Py_True(), obj.as_ptr()) })
             }

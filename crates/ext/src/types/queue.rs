@@ -217,7 +217,7 @@ fn do_get(this: Q, block: bool, timeout: Option<Duration>) -> PyResult<Owned> {
                 Unbound::Remove => continue,
             }
         }
-        return xi::from_value(&item.value);
+        return xi::into_python(item.value);
     }
 }
 

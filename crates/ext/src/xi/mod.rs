@@ -331,6 +331,15 @@ unsafe fn pickled(obj: *mut sys::PyObject) -> PyResult<Value> {
     }
 }
 
+/// Build a new object in the attached interpreter from `v`, consuming it (a
+/// shared value hands its own reference over: no count is touched).
+pub fn into_python(v: Value) -> PyResult<Owned> {
+    match v {
+        Value::Shared(s) => s.to_python(),
+        v => from_value(&v),
+    }
+}
+
 /// Build a new object in the attached interpreter from `v`.
 pub fn from_value(v: &Value) -> PyResult<Owned> {
     // SAFETY (whole body): attached; every constructor receives valid data.

@@ -118,7 +118,7 @@ fn owner_op_inner(
         Ok(r) => r?,
     };
     match outcome {
-        Outcome::Done(v) => xi::from_value(&v).map(Some),
+        Outcome::Done(v) => xi::into_python(v).map(Some),
         Outcome::Exhausted => Ok(None),
         Outcome::Raised(info) => Err(reraise(t.rec.iid, &info)),
     }
