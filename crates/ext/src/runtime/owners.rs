@@ -371,22 +371,29 @@ impl Drop for OwnerRecord {
     }
 }
 
+/// How many interpreters' records a thread keeps at hand: a thread that
+/// calls between a few interpreters (main -> worker -> main) finds each in
+/// its cache instead of the global map.
+const CACHED_RECORDS: usize = 8;
+
 std::thread_local! {
-    /// The record of the interpreter this thread last asked for (ids are
-    /// never reused, so a hit is exact).
-    static LAST: std::cell::RefCell<Option<Arc<OwnerRecord>>> =
-        const { std::cell::RefCell::new(None) };
+    /// The records of the interpreters this thread asked for, most recent
+    /// first (ids are never reused, so a hit is exact; a finalized owner's
+    /// record is only memory, dropped when it falls out).
+    static LAST: std::cell::RefCell<Vec<Arc<OwnerRecord>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The cached record of `iid` in `cache`, if any.
+fn cached(cache: &[Arc<OwnerRecord>], iid: i64) -> Option<&Arc<OwnerRecord>> {
+    cache.iter().find(|r| r.iid == iid)
 }
 
 /// The record of the attached interpreter (`InterpreterNotFoundError` if it
 /// is not an owner: it never imported the extension, or it finalized).
 pub fn current() -> PyResult<Arc<OwnerRecord>> {
     let (_, iid) = ffi::interp::current();
-    let hit = LAST.with(|c| {
-        c.try_borrow()
-            .ok()
-            .and_then(|c| c.as_ref().filter(|r| r.iid == iid).cloned())
-    });
+    let hit = LAST.with(|c| c.try_borrow().ok().and_then(|c| cached(&c, iid).cloned()));
     if let Some(r) = hit {
         return Ok(r);
     }
@@ -394,8 +401,10 @@ pub fn current() -> PyResult<Arc<OwnerRecord>> {
         return Err(not_an_owner(iid));
     };
     LAST.with(|c| {
+        // Busy (a caller up the stack borrows it): just don't cache.
         if let Ok(mut c) = c.try_borrow_mut() {
-            *c = Some(rec.clone());
+            c.insert(0, rec.clone());
+            c.truncate(CACHED_RECORDS);
         }
     });
     Ok(rec)
@@ -411,7 +420,7 @@ pub fn with_current<R>(f: impl FnOnce(&OwnerRecord) -> R) -> PyResult<R> {
         // A nested call (inside `f`) may borrow again; only a replacement
         // needs the cell exclusively, and `current` then skips caching.
         let c = c.try_borrow().ok()?;
-        let r = c.as_ref().filter(|r| r.iid == iid)?;
+        let r = cached(&c, iid)?;
         f.take().map(|f| f(r))
     });
     if let Some(v) = hit {
