@@ -230,16 +230,25 @@ fn storm(slots: usize, readers: usize, writers: usize, writes: usize, use_cas: b
         let done = Arc::new(AtomicBool::new(false));
         let barrier = Arc::new(Barrier::new(readers + writers));
         let reads = Arc::new(AtomicUsize::new(0));
+        // Readers that have read once: writers wait for all of them, so the
+        // reads overlap the writes even when the scheduler (2 cores, more
+        // threads) would otherwise run every writer to completion first.
+        let started = Arc::new(AtomicUsize::new(0));
         let rs: Vec<_> = (0..readers)
             .map(|_| {
-                let (cell, done, barrier, reads) =
-                    (cell.clone(), done.clone(), barrier.clone(), reads.clone());
+                let (cell, done, barrier, reads, started) = (
+                    cell.clone(),
+                    done.clone(),
+                    barrier.clone(),
+                    reads.clone(),
+                    started.clone(),
+                );
                 thread::spawn(move || {
                     barrier.wait();
                     let mut last = 0;
                     let mut n = 0;
                     let mut stall = 0;
-                    while !done.load(Relaxed) {
+                    while n == 0 || !done.load(Relaxed) {
                         let p = cell.get(&mut stall);
                         let v = value_of(p);
                         if writers == 1 {
@@ -250,6 +259,9 @@ fn storm(slots: usize, readers: usize, writers: usize, writes: usize, use_cas: b
                         // SAFETY: ours.
                         unsafe { decref(p, &cell.counts) };
                         n += 1;
+                        if n == 1 {
+                            started.fetch_add(1, Relaxed);
+                        }
                     }
                     reads.fetch_add(n, Relaxed);
                 })
@@ -257,9 +269,12 @@ fn storm(slots: usize, readers: usize, writers: usize, writes: usize, use_cas: b
             .collect();
         let ws: Vec<_> = (0..writers)
             .map(|w| {
-                let (cell, barrier) = (cell.clone(), barrier.clone());
+                let (cell, barrier, started) = (cell.clone(), barrier.clone(), started.clone());
                 thread::spawn(move || {
                     barrier.wait();
+                    while started.load(Relaxed) < readers {
+                        thread::yield_now();
+                    }
                     for i in 1..=writes {
                         let n = new_node(i * writers + w, &cell.counts);
                         if use_cas && i % 2 == 0 {
