@@ -73,12 +73,12 @@ fn owner_op_inner(
     by_value: bool,
     op: &mut Op<'_>,
 ) -> PyResult<Option<Owned>> {
-    let here = runtime::current()?;
+    let (here_iid, here_owner) = runtime::with_current(|r| (r.iid, r.view.id()))?;
     // While in our own interpreter, handles of our own objects dropped by this
     // operation release inline.
     // SAFETY: attached to `here` for the whole call (run_in restores it).
-    let _attached = unsafe { Attached::enter(here.view.id()) };
-    if here.iid == t.rec.iid {
+    let _attached = unsafe { Attached::enter(here_owner) };
+    if here_iid == t.rec.iid {
         let obj = t.local_obj()?;
         return op(obj, args);
     }
