@@ -5,6 +5,7 @@
 use crate::cstr;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime::owners::{self, Event, OwnerRecord, StartError, Whence, CREATING};
+use crate::runtime::state::Import;
 use crate::runtime::{pending, Error};
 use crate::types::Entry;
 use crate::xi::{self, Value};
@@ -37,22 +38,14 @@ pub const ENTRY: Entry = Entry {
     ..Entry::EMPTY
 };
 
+static EXCINFO: Import = Import::new(cstr!("crossinterp._xi"), cstr!("excinfo"));
+
 /// Capture the exception set in the attached interpreter as an [`ExcInfo`].
 fn capture_excinfo() -> ExcInfo {
-    // SAFETY: attached; an exception is set (callers checked), and we take it.
-    let exc = unsafe { Owned::from_new(sys::PyErr_GetRaisedException()) };
-    let Ok(exc) = exc else {
-        return fallback_excinfo("SystemError", "error indicator was empty");
-    };
-    let r = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("excinfo"))
-        .and_then(|f| ffi::call(&f, &[exc.as_ptr()]))
-        // SAFETY: `o` is live.
-        .and_then(|o| unsafe { xi::to_value(o.as_ptr(), true) });
-    match r {
+    match xi::describe_exception(&EXCINFO) {
         Ok(v) => v,
-        Err(PyErrSet) => {
-            // SAFETY: attached; clear the helper's failure.
-            unsafe { sys::PyErr_Clear() };
+        Err(None) => fallback_excinfo("SystemError", "error indicator was empty"),
+        Err(Some(exc)) => {
             // SAFETY: `exc` is live.
             let name = unsafe { xi::type_name(exc.as_ptr()) };
             fallback_excinfo(&name, "(the exception could not be described)")

@@ -10,7 +10,7 @@ use crate::ffi::args::{arg_bool, arity, optional_object_arg, Args};
 use crate::ffi::class::{NativeClass, This};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::runtime;
-use crate::xi::{Converter, Match, Shared, Value};
+use crate::xi::{Converter, Crosses, Shared};
 use crossinterp_core::atomic::{AtomicFlag, AtomicInt};
 use crossinterp_core::sync::Arc;
 use std::ffi::c_int;
@@ -324,9 +324,6 @@ impl Shared for SharedInt {
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         runtime::new_instance(PyAtomicInt(self.0.clone()))
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 #[derive(Debug)]
@@ -336,44 +333,22 @@ impl Shared for SharedBool {
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         runtime::new_instance(PyAtomicBool(self.0.clone()))
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+}
+
+impl Crosses for PyAtomicInt {
+    fn crossing(this: I) -> PyResult<Arc<dyn Shared>> {
+        Ok(Arc::new(SharedInt(this.0.clone())))
     }
 }
 
-/// # Safety
-/// `obj` is a live `AtomicInt` of the attached interpreter.
-unsafe fn int_value(
-    _rec: &crate::runtime::OwnerRecord,
-    obj: *mut sys::PyObject,
-) -> PyResult<Option<Value>> {
-    // SAFETY: the converter's contract.
-    let this = unsafe { I::from_ptr(obj) };
-    Ok(Some(Value::Shared(Arc::new(SharedInt(this.0.clone())))))
+impl Crosses for PyAtomicBool {
+    fn crossing(this: B) -> PyResult<Arc<dyn Shared>> {
+        Ok(Arc::new(SharedBool(this.0.clone())))
+    }
 }
 
-/// # Safety
-/// `obj` is a live `AtomicBool` of the attached interpreter.
-unsafe fn bool_value(
-    _rec: &crate::runtime::OwnerRecord,
-    obj: *mut sys::PyObject,
-) -> PyResult<Option<Value>> {
-    // SAFETY: the converter's contract.
-    let this = unsafe { B::from_ptr(obj) };
-    Ok(Some(Value::Shared(Arc::new(SharedBool(this.0.clone())))))
-}
-
-static INT_XI: Converter = Converter {
-    matches: Match::Class(PyAtomicInt::DEF),
-    to_value: Some(int_value),
-    refuse: None,
-};
-
-static BOOL_XI: Converter = Converter {
-    matches: Match::Class(PyAtomicBool::DEF),
-    to_value: Some(bool_value),
-    refuse: None,
-};
+static INT_XI: Converter = Converter::class::<PyAtomicInt>();
+static BOOL_XI: Converter = Converter::class::<PyAtomicBool>();
 
 /// `AtomicInt` and `AtomicBool`: shared by reference (the same word).
 pub const ENTRY: Entry = Entry {

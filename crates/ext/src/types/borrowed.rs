@@ -308,24 +308,16 @@ impl Shared for BorrowedValue {
             BorrowedValue::Bytes(b) => bytes_to_python(b),
         }
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 fn shared(v: BorrowedValue) -> Value {
     Value::Shared(Arc::new(v))
 }
 
-/// # Safety
-/// `obj` is a live `BorrowedBuffer` of the attached interpreter.
-unsafe fn borrowed_value(
-    _rec: &crate::runtime::OwnerRecord,
-    obj: *mut sys::PyObject,
-) -> PyResult<Option<Value>> {
-    // SAFETY: the converter's contract.
-    let this = unsafe { BB::from_ptr(obj) };
-    Ok(Some(shared(BorrowedValue::View(borrowed_of(this)?))))
+impl crate::xi::Crosses for BorrowedBuffer {
+    fn crossing(this: BB) -> PyResult<Arc<dyn Shared>> {
+        Ok(Arc::new(BorrowedValue::View(borrowed_of(this)?)))
+    }
 }
 
 /// A memoryview: a view of a whole `SharedBuffer` crosses as that buffer
@@ -382,11 +374,7 @@ fn bytes_type() -> *mut sys::PyTypeObject {
     std::ptr::addr_of_mut!(sys::PyBytes_Type)
 }
 
-static BORROWED_XI: Converter = Converter {
-    matches: Match::Class(BorrowedBuffer::DEF),
-    to_value: Some(borrowed_value),
-    refuse: None,
-};
+static BORROWED_XI: Converter = Converter::class::<BorrowedBuffer>();
 
 static MEMORYVIEW_XI: Converter = Converter {
     matches: Match::Builtin(memoryview_type),

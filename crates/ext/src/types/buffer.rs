@@ -13,7 +13,7 @@ use crate::cstr;
 use crate::ffi::class::{self, NativeClass, This};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::runtime;
-use crate::xi::{Converter, Match, Shared, Value};
+use crate::xi::{Converter, Crosses, Shared};
 use crossinterp_core::buffer::SharedMem;
 use crossinterp_core::sync::{lock, Arc, Mutex};
 use std::ffi::{c_char, c_int, c_void};
@@ -302,28 +302,15 @@ impl Shared for SharedMem {
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         to_python(&self)
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+}
+
+impl Crosses for SharedBuffer {
+    fn crossing(this: B) -> PyResult<Arc<dyn Shared>> {
+        Ok(mem_of(this)?)
     }
 }
 
-/// # Safety
-/// `obj` is a live `SharedBuffer` of the attached interpreter.
-unsafe fn buffer_value(
-    _rec: &crate::runtime::OwnerRecord,
-    obj: *mut sys::PyObject,
-) -> PyResult<Option<Value>> {
-    // SAFETY: the converter's contract.
-    let this = unsafe { B::from_ptr(obj) };
-    let mem: Arc<SharedMem> = mem_of(this)?;
-    Ok(Some(Value::Shared(mem)))
-}
-
-static BUFFER_XI: Converter = Converter {
-    matches: Match::Class(SharedBuffer::DEF),
-    to_value: Some(buffer_value),
-    refuse: None,
-};
+static BUFFER_XI: Converter = Converter::class::<SharedBuffer>();
 
 /// `SharedBuffer`: owner-free memory, shared zero-copy.
 pub const ENTRY: Entry = Entry {

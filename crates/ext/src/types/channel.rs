@@ -10,8 +10,8 @@ use crate::ffi::args::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
 use crate::ffi::class::{NativeClass, This};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::runtime::state::Import;
-use crate::runtime::{self, Error, OwnerRecord};
-use crate::xi::{self, Converter, Match, Shared, Value};
+use crate::runtime::{self, Error};
+use crate::xi::{self, Converter, Crosses, Shared, Value};
 use crossinterp_core::sync::Arc;
 use crossinterp_core::{Channel, CloseError, RecvError, SendError};
 use std::ffi::c_int;
@@ -52,9 +52,6 @@ impl Shared for SharedChannel {
     /// A `crossinterp.channels.Channel` of the attached interpreter.
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         runtime::new_subclass_instance(&CHANNEL_CLASS, ChannelBase(self))
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 
@@ -223,19 +220,13 @@ crate::native_class! {
     }
 }
 
-/// # Safety
-/// `obj` is a live `ChannelBase` of the attached interpreter.
-unsafe fn channel_value(_rec: &OwnerRecord, obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
-    // SAFETY: the converter's contract.
-    let this = unsafe { C::from_ptr(obj) };
-    Ok(Some(Value::Shared(this.0.clone())))
+impl Crosses for ChannelBase {
+    fn crossing(this: C) -> PyResult<Arc<dyn Shared>> {
+        Ok(this.0.clone())
+    }
 }
 
-static CHANNEL_XI: Converter = Converter {
-    matches: Match::Class(ChannelBase::DEF),
-    to_value: Some(channel_value),
-    refuse: None,
-};
+static CHANNEL_XI: Converter = Converter::class::<ChannelBase>();
 
 /// `ChannelBase`: shared by reference.
 pub const ENTRY: Entry = Entry {

@@ -17,6 +17,10 @@ pub mod atomics;
 pub mod borrowed;
 pub mod buffer;
 pub mod channel;
+/// The worked example of docs/development.md (type-checked, not registered).
+#[cfg(test)]
+#[allow(dead_code)]
+mod example_counter;
 pub mod ids;
 pub mod proxy;
 pub mod queue;

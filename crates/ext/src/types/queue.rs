@@ -22,8 +22,8 @@ use crate::ffi::class::{NativeClass, This};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::runtime::owners::Event;
 use crate::runtime::state::Import;
-use crate::runtime::{self, Error, OwnerRecord};
-use crate::xi::{self, Converter, Match, Shared, Value};
+use crate::runtime::{self, Error};
+use crate::xi::{self, Converter, Crosses, Shared, Value};
 use crossinterp_core::sync::Arc;
 use crossinterp_core::{GetError, PutError, Queue};
 use std::ffi::c_int;
@@ -123,9 +123,6 @@ impl Shared for SharedQueue {
     /// A `crossinterp.queues.Queue` of the attached interpreter.
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         runtime::new_subclass_instance(&QUEUE_CLASS, QueueBase(self))
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 
@@ -391,19 +388,13 @@ crate::native_class! {
     }
 }
 
-/// # Safety
-/// `obj` is a live `QueueBase` of the attached interpreter.
-unsafe fn queue_value(_rec: &OwnerRecord, obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
-    // SAFETY: the converter's contract.
-    let this = unsafe { Q::from_ptr(obj) };
-    Ok(Some(Value::Shared(this.0.clone())))
+impl Crosses for QueueBase {
+    fn crossing(this: Q) -> PyResult<Arc<dyn Shared>> {
+        Ok(this.0.clone())
+    }
 }
 
-static QUEUE_XI: Converter = Converter {
-    matches: Match::Class(QueueBase::DEF),
-    to_value: Some(queue_value),
-    refuse: None,
-};
+static QUEUE_XI: Converter = Converter::class::<QueueBase>();
 
 /// `QueueBase`: shared by reference; items follow their unbound policy when
 /// the interpreter that put them is finalized.

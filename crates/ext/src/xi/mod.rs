@@ -11,7 +11,7 @@
 //! case `NotShareableError` is raised.
 
 use crate::cstr;
-use crate::ffi::class::ClassDef;
+use crate::ffi::class::{ClassDef, NativeClass, This};
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime::state::Import;
 use crate::runtime::{self, Error, OwnerRecord};
@@ -21,6 +21,27 @@ use std::sync::OnceLock;
 
 static DUMPS: Import = Import::new(cstr!("crossinterp._xi"), cstr!("dumps"));
 static LOADS: Import = Import::new(cstr!("crossinterp._xi"), cstr!("loads"));
+
+/// The exception set in the attached interpreter, taken and described by
+/// `helper` (a function of `crossinterp._xi` taking the exception), as a
+/// value; `Err(exc)` hands the exception back (cleared) when the helper
+/// fails or its result does not cross.
+pub fn describe_exception(helper: &Import) -> Result<Value, Option<Owned>> {
+    // SAFETY: attached; an exception is set (callers checked), and we take it.
+    let exc = unsafe { Owned::from_new(sys::PyErr_GetRaisedException()) }.map_err(|_| None)?;
+    let r = runtime::with_current(|rec| rec.types.import(helper))
+        .and_then(|f| f)
+        // SAFETY: attached; the type table holds the function.
+        .map(|f| unsafe { Owned::from_borrowed(f) })
+        .and_then(|f| ffi::call(&f, &[exc.as_ptr()]))
+        // SAFETY: `o` is live.
+        .and_then(|o| unsafe { to_value(o.as_ptr(), true) });
+    r.map_err(|PyErrSet| {
+        // SAFETY: attached; drop the helper's failure.
+        unsafe { sys::PyErr_Clear() };
+        Some(exc)
+    })
+}
 
 /// `bytes` this large are not copied at the sender: they are pinned there
 /// (immutable, kept alive by a cross-owner handle) and copied once by the
@@ -63,8 +84,37 @@ pub trait Shared: Send + Sync + std::fmt::Debug + 'static {
     /// value's own `Arc`, so a type whose value is already an `Arc` crosses
     /// with no allocation).
     fn to_python(self: Arc<Self>) -> PyResult<Owned>;
-    /// For a type that needs its own value back (downcast).
-    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A native class whose objects cross as a [`Shared`] value (the common
+/// case; [`Converter::class`] makes its converter).
+pub trait Crosses: NativeClass {
+    /// The value `this` crosses as.
+    fn crossing(this: This<'_, Self>) -> PyResult<Arc<dyn Shared>>;
+}
+
+/// The converter function of a [`Crosses`] class.
+///
+/// # Safety
+/// As [`ToValue`]: `obj` is a live instance of `T`'s type.
+unsafe fn crossing_of<T: Crosses>(
+    _rec: &OwnerRecord,
+    obj: *mut sys::PyObject,
+) -> PyResult<Option<Value>> {
+    // SAFETY: the converter's contract (the type table matched `T`).
+    let this = unsafe { This::<T>::from_ptr(obj) };
+    Ok(Some(Value::Shared(T::crossing(this)?)))
+}
+
+impl Converter {
+    /// The converter of a [`Crosses`] class.
+    pub const fn class<T: Crosses>() -> Converter {
+        Converter {
+            matches: Match::Class(T::DEF),
+            to_value: Some(crossing_of::<T>),
+            refuse: None,
+        }
+    }
 }
 
 /// Which objects a [`Converter`] takes.

@@ -7,6 +7,7 @@ use crate::cstr;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime;
 use crate::runtime::pending;
+use crate::runtime::state::Import;
 use crate::xi::{self, Value};
 use crossinterp_core::Attached;
 use std::cell::Cell;
@@ -127,29 +128,18 @@ fn owner_op_inner(
 /// Take the exception set in the owner as a neutral value:
 /// `(builtin type name | None, args | None, excinfo tuple | None)`.
 fn capture_exception() -> Value {
-    // SAFETY: attached; an exception is set (callers checked), and we take it.
-    let exc = unsafe { Owned::from_new(sys::PyErr_GetRaisedException()) };
-    let Ok(exc) = exc else {
-        return Value::None;
-    };
-    let r = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("proxy_exc"))
-        .and_then(|f| ffi::call(&f, &[exc.as_ptr()]))
-        // SAFETY: `o` is live.
-        .and_then(|o| unsafe { xi::to_value(o.as_ptr(), true) });
-    match r {
-        Ok(v) => v,
-        Err(PyErrSet) => {
-            // SAFETY: attached; drop the helper's failure.
-            unsafe { sys::PyErr_Clear() };
-            Value::None
-        }
-    }
+    xi::describe_exception(&PROXY_EXC).unwrap_or(Value::None)
 }
+
+static PROXY_EXC: Import = Import::new(cstr!("crossinterp._xi"), cstr!("proxy_exc"));
+static PROXY_RAISE: Import = Import::new(cstr!("crossinterp._xi"), cstr!("proxy_raise"));
 
 /// Raise, in the caller, the exception described by `info` (from the owner).
 pub(super) fn reraise(owner: i64, info: &Value) -> PyErrSet {
     let r = (|| -> PyResult<()> {
-        let f = ffi::import_attr(cstr!("crossinterp._xi"), cstr!("proxy_raise"))?;
+        let f = runtime::with_current(|rec| rec.types.import(&PROXY_RAISE))??;
+        // SAFETY: attached; the type table holds the function.
+        let f = unsafe { Owned::from_borrowed(f) };
         let iid = ffi::new_int(owner)?;
         let info = xi::from_value(info)?;
         ffi::call(&f, &[iid.as_ptr(), info.as_ptr()])?;

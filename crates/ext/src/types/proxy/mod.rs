@@ -50,7 +50,7 @@ use crate::ffi::class::{NativeClass, This};
 use crate::ffi::{sys, Owned, PyErrSet, PyResult};
 use crate::runtime::owners::Event;
 use crate::runtime::{self, Error};
-use crate::xi::{self, Converter, Match, Value};
+use crate::xi::{self, Converter, Match};
 use crossinterp_core::sync::Arc;
 use crossinterp_core::Attached;
 
@@ -227,28 +227,15 @@ impl xi::Shared for ProxyTarget {
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
         to_python(&self)
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+}
+
+impl xi::Crosses for SharedObjectProxy {
+    fn crossing(this: This<'_, Self>) -> PyResult<Arc<dyn xi::Shared>> {
+        Ok(this.get().target.clone())
     }
 }
 
-/// # Safety
-/// `obj` is a live `SharedObjectProxy` of the attached interpreter.
-unsafe fn proxy_value(
-    _rec: &crate::runtime::OwnerRecord,
-    obj: *mut sys::PyObject,
-) -> PyResult<Option<Value>> {
-    // SAFETY: the converter's contract.
-    let this = unsafe { This::<SharedObjectProxy>::from_ptr(obj) };
-    let target: Arc<ProxyTarget> = this.get().target.clone();
-    Ok(Some(Value::Shared(target)))
-}
-
-static PROXY_XI: Converter = Converter {
-    matches: Match::Class(SharedObjectProxy::DEF),
-    to_value: Some(proxy_value),
-    refuse: None,
-};
+static PROXY_XI: Converter = Converter::class::<SharedObjectProxy>();
 
 static METHOD_XI: Converter = Converter {
     matches: Match::Class(SharedMethodProxy::DEF),
