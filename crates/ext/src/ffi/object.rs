@@ -285,3 +285,25 @@ pub unsafe fn type_name(obj: *mut sys::PyObject) -> String {
             .into_owned()
     }
 }
+
+/// Call `f(item)` for each item of `iterable` (borrowed for the call).
+pub fn for_each(
+    iterable: &Owned,
+    mut f: impl FnMut(*mut sys::PyObject) -> PyResult<()>,
+) -> PyResult<()> {
+    // SAFETY: attached; `iterable` is live; each item is owned while used.
+    unsafe {
+        let it = Owned::from_new(sys::PyObject_GetIter(iterable.as_ptr()))?;
+        loop {
+            let item = sys::PyIter_Next(it.as_ptr());
+            if item.is_null() {
+                if !sys::PyErr_Occurred().is_null() {
+                    return Err(PyErrSet);
+                }
+                return Ok(());
+            }
+            let item = Owned::from_new(item)?;
+            f(item.as_ptr())?;
+        }
+    }
+}

@@ -142,22 +142,15 @@ pub(super) fn for_pairs(
     iterable: *mut sys::PyObject,
     mut f: impl FnMut(*mut sys::PyObject, *mut sys::PyObject) -> PyResult<()>,
 ) -> PyResult<()> {
-    // SAFETY: attached; all objects live; items checked before use.
-    unsafe {
-        let it = Owned::from_new(sys::PyObject_GetIter(iterable))?;
-        loop {
-            let item = sys::PyIter_Next(it.as_ptr());
-            if item.is_null() {
-                if !sys::PyErr_Occurred().is_null() {
-                    return Err(PyErrSet);
-                }
-                return Ok(());
-            }
-            let item = Owned::from_new(item)?;
-            let t = if sys::PyTuple_CheckExact(item.as_ptr()) != 0 {
-                item
+    // SAFETY: attached; `iterable` is a live borrowed argument.
+    let iterable = unsafe { Owned::from_borrowed(iterable) };
+    ffi::for_each(&iterable, |item| {
+        // SAFETY: attached; `item` is live for the call; checked before use.
+        unsafe {
+            let t = if sys::PyTuple_CheckExact(item) != 0 {
+                Owned::from_borrowed(item)
             } else {
-                Owned::from_new(sys::PySequence_Tuple(item.as_ptr())).map_err(|_| {
+                Owned::from_new(sys::PySequence_Tuple(item)).map_err(|_| {
                     sys::PyErr_Clear();
                     ffi::raise(Exc::TypeError, "expected an iterable of (key, value) pairs")
                 })?
@@ -171,9 +164,9 @@ pub(super) fn for_pairs(
             f(
                 sys::PyTuple_GET_ITEM(t.as_ptr(), 0),
                 sys::PyTuple_GET_ITEM(t.as_ptr(), 1),
-            )?;
+            )
         }
-    }
+    })
 }
 
 /// `reduce(iterable, fn)`: aggregate locally with `fn(old, new)`, then merge
@@ -392,21 +385,9 @@ pub(super) fn m_reduce_sum(this: D, args: Args) -> PyResult<*mut sys::PyObject> 
 pub(super) fn m_reduce_count(this: D, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("reduce_count", args, 1)?;
     sum_into(this, |add| {
-        // SAFETY: attached; all objects live.
-        unsafe {
-            let it = Owned::from_new(sys::PyObject_GetIter(args[0]))?;
-            loop {
-                let item = sys::PyIter_Next(it.as_ptr());
-                if item.is_null() {
-                    if !sys::PyErr_Occurred().is_null() {
-                        return Err(PyErrSet);
-                    }
-                    return Ok(());
-                }
-                let item = Owned::from_new(item)?;
-                add(item.as_ptr(), Addend::One)?;
-            }
-        }
+        // SAFETY: attached; `args[0]` is a live borrowed argument.
+        let iterable = unsafe { Owned::from_borrowed(args[0]) };
+        ffi::for_each(&iterable, |item| add(item, Addend::One))
     })?;
     Ok(ffi::none())
 }
