@@ -87,7 +87,7 @@ def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue:
 
     if unbounditems is None:
         unbounditems = queues.UNBOUND
-    return queues.Queue(maxsize, unbounditems=unbounditems)
+    return queues.create(maxsize, unbounditems=unbounditems)
 
 
 def list_all() -> list[Interpreter]:
