@@ -138,7 +138,8 @@ def test_exec_failure_has_remote_traceback(interp):
     info = ei.value.excinfo
     assert info.type.__name__ == "KeyError"
     assert info.msg == "'missing'"
-    assert "Traceback" in info.formatted and "in f" in info.formatted
+    assert "Traceback" in info.errdisplay and "in f" in info.errdisplay
+    assert info.formatted == "KeyError: 'missing'"
     assert "KeyError: 'missing'" in str(ei.value)
     # The interpreter is usable afterwards.
     interp.exec("x = 1")

@@ -247,7 +247,7 @@ def test_exceptions_keep_builtin_types_else_execution_failed(interp):
             r.custom()
         except ExecutionFailed as e:
             assert e.excinfo.type.__name__ == 'CustomError'
-            assert 'custom failure' in e.excinfo.formatted
+            assert 'custom failure' in e.excinfo.formatted and 'Traceback' in e.excinfo.errdisplay
         else:
             raise AssertionError('no ExecutionFailed')
         try:

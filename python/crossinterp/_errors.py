@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import queue as _queue
+import sys
 from types import SimpleNamespace
 
 __all__ = [
@@ -27,87 +28,128 @@ __all__ = [
 ]
 
 
-class InterpreterError(Exception):
-    """An operation on an interpreter failed (e.g. closing a running one, or
-    closing the current one)."""
+def _stdlib() -> tuple[object, object] | None:
+    """``concurrent.interpreters`` and its ``_queues`` on 3.14+ (None before,
+    or where the build lacks them)."""
+    if sys.version_info < (3, 14):
+        return None
+    try:
+        import concurrent.interpreters as std
+        from concurrent.interpreters import _queues as stdq
+    except ImportError:
+        return None
+    return std, stdq
 
 
-class InterpreterNotFoundError(InterpreterError):
-    """The interpreter does not exist (any more): it was closed, or it never
-    imported crossinterp."""
+_STD = _stdlib()
+
+if _STD is not None:
+    # 3.14+: the stdlib's own classes, so that ``except
+    # concurrent.interpreters.X`` catches what crossinterp raises and ``except
+    # crossinterp.interpreters.X`` catches what CPython's modules raise.
+    _std, _stdq = _STD
+    InterpreterError = _std.InterpreterError  # type: ignore[attr-defined,misc]
+    InterpreterNotFoundError = _std.InterpreterNotFoundError  # type: ignore[attr-defined,misc]
+    NotShareableError = _std.NotShareableError  # type: ignore[attr-defined,misc]
+    ExecutionFailed = _std.ExecutionFailed  # type: ignore[attr-defined,misc]
+    QueueError = _stdq.QueueError  # type: ignore[attr-defined,misc]
+    QueueNotFoundError = _stdq.QueueNotFoundError  # type: ignore[attr-defined,misc]
+    QueueEmpty = _stdq.QueueEmpty  # type: ignore[attr-defined,misc]
+    QueueFull = _stdq.QueueFull  # type: ignore[attr-defined,misc]
+    _ItemDestroyedBase: type[Exception] = _stdq.ItemInterpreterDestroyed  # type: ignore[attr-defined]
+else:
+    # 3.13: crossinterp's own, with the stdlib's (3.14) bases and behaviour.
+
+    class InterpreterError(Exception):  # type: ignore[no-redef]
+        """An operation on an interpreter failed (e.g. closing a running one,
+        or closing the current one)."""
+
+    class InterpreterNotFoundError(InterpreterError):  # type: ignore[no-redef]
+        """The interpreter does not exist (any more)."""
+
+    class NotShareableError(TypeError):  # type: ignore[no-redef]
+        """An object cannot cross to another interpreter: it is not natively
+        shareable and either cannot be pickled or strict sharing was
+        requested."""
+
+    class ExecutionFailed(InterpreterError):  # type: ignore[no-redef]
+        """An exception was raised, and not caught, in another interpreter.
+
+        ``excinfo`` (an :class:`ExceptionInfo`) describes it: type, message,
+        the one-line summary (``formatted``) and the traceback formatted in
+        that interpreter (``errdisplay``).
+        """
+
+        excinfo: ExceptionInfo
+
+        def __init__(self, excinfo: ExceptionInfo) -> None:
+            msg = excinfo.formatted
+            if not msg:
+                if excinfo.type and excinfo.msg:
+                    msg = f"{excinfo.type.__name__}: {excinfo.msg}"
+                else:
+                    msg = excinfo.type.__name__ or excinfo.msg
+            super().__init__(msg)
+            self.excinfo = excinfo
+
+        def __str__(self) -> str:
+            try:
+                tb = self.excinfo.errdisplay
+            except Exception:  # noqa: BLE001 - a bad excinfo still gets a str
+                return super().__str__()
+            return f"{super().__str__()}\n\nUncaught in the interpreter:\n\n{tb}"
+
+    class QueueError(RuntimeError):  # type: ignore[no-redef]
+        """An operation on a cross-interpreter queue failed."""
+
+    class QueueNotFoundError(QueueError):  # type: ignore[no-redef]
+        """No live queue has that id."""
+
+    class QueueEmpty(QueueError, _queue.Empty):  # type: ignore[no-redef]
+        """``get`` found the queue empty (non-blocking, or the timeout
+        passed)."""
+
+    class QueueFull(QueueError, _queue.Full):  # type: ignore[no-redef]
+        """``put`` found the queue full (non-blocking, or the timeout
+        passed)."""
+
+    _ItemDestroyedBase = QueueError
 
 
-class InterpreterGoneError(InterpreterError):
+class InterpreterGoneError(InterpreterError):  # type: ignore[misc,valid-type]
     """The interpreter that owns what is being used (memory lent by a
     memoryview, later a proxied object) is finalizing or gone."""
 
 
-class InterpreterFinalizingError(InterpreterError):
+class InterpreterFinalizingError(InterpreterError):  # type: ignore[misc,valid-type]
     """The interpreter has begun finalizing: no new work can enter it."""
 
 
-class NotShareableError(ValueError):
-    """An object cannot cross to another interpreter: it is not natively
-    shareable and either cannot be pickled or strict sharing was requested."""
-
-
 class ExceptionInfo(SimpleNamespace):
-    """A snapshot of an exception raised in another interpreter.
+    """A snapshot of an exception raised in another interpreter, as the
+    stdlib's ``excinfo``.
 
     Attributes: ``type`` (with ``__name__``, ``__qualname__``, ``__module__``),
-    ``msg`` (``str(exc)``), ``formatted`` (the full formatted traceback) and
-    ``errdisplay`` (the last line of it).
+    ``msg`` (``str(exc)``), ``formatted`` (the one-line summary,
+    ``"Type: msg"``) and ``errdisplay`` (the full traceback formatted in that
+    interpreter). ``str()`` and ``repr()`` are the stdlib's (a
+    ``namespace(...)``).
     """
 
     @classmethod
     def from_tuple(cls, info: tuple[str, str, str, str, str, str]) -> ExceptionInfo:
-        name, qualname, module, msg, formatted, errdisplay = info
+        # The native tuple is (name, qualname, module, msg, traceback,
+        # summary): see crossinterp._xi.excinfo.
+        name, qualname, module, msg, traceback, summary = info
         t = SimpleNamespace(__name__=name, __qualname__=qualname, __module__=module)
-        return cls(type=t, msg=msg, formatted=formatted, errdisplay=errdisplay)
+        return cls(type=t, msg=msg, formatted=summary, errdisplay=traceback.rstrip())
 
-    def __str__(self) -> str:
-        return f"{self.type.__name__}: {self.msg}" if self.msg else self.type.__name__
-
-
-class ExecutionFailed(InterpreterError):
-    """An exception was raised, and not caught, in another interpreter.
-
-    ``excinfo`` (an :class:`ExceptionInfo`) describes it: type name, message
-    and the traceback formatted in that interpreter.
-    """
-
-    excinfo: ExceptionInfo
-
-    def __init__(self, excinfo: ExceptionInfo | tuple) -> None:
-        if isinstance(excinfo, tuple):
-            excinfo = ExceptionInfo.from_tuple(excinfo)
-        super().__init__(str(excinfo))
-        self.excinfo = excinfo
-
-    def __str__(self) -> str:
-        return (
-            f"{self.excinfo}\n\nUncaught in the interpreter:\n\n"
-            f"{self.excinfo.formatted.rstrip()}"
-        )
+    def __repr__(self) -> str:
+        items = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"namespace({items})"
 
 
-class QueueError(RuntimeError):
-    """An operation on a cross-interpreter queue failed."""
-
-
-class QueueNotFoundError(QueueError):
-    """No live queue has that id."""
-
-
-class QueueEmpty(QueueError, _queue.Empty):
-    """``get`` found the queue empty (non-blocking, or the timeout passed)."""
-
-
-class QueueFull(QueueError, _queue.Full):
-    """``put`` found the queue full (non-blocking, or the timeout passed)."""
-
-
-class ItemInterpreterDestroyed(QueueError):
+class ItemInterpreterDestroyed(_ItemDestroyedBase):  # type: ignore[misc,valid-type]
     """The interpreter that put this item was destroyed, and the item's
     policy is ``UNBOUND_ERROR``."""
 

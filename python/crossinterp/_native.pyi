@@ -6,7 +6,7 @@ Interpreter ids are CPython's. Excinfo tuples are
 """
 
 from collections.abc import Buffer, Callable, Iterable, Iterator, Mapping
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn, Self, overload
 
 type ExcInfoTuple = tuple[str, str, str, str, str, str]
 
@@ -74,13 +74,19 @@ def _testing_push_pending(id: int, source: str, /) -> None:
 class QueueBase:
     """The native base of ``crossinterp.queues.Queue`` (see there for the API)."""
 
+    @overload
+    def __new__(cls, id: int, /) -> Self: ...
+    @overload
     def __new__(cls, maxsize: int, unbound: int, /) -> Self: ...
+    @classmethod
+    def _live(cls) -> list[Self]:
+        """Every live queue, oldest first."""
     @property
     def id(self) -> int:
         """The queue's id, unique in the process."""
     @property
     def maxsize(self) -> int:
-        """The capacity (0: unbounded)."""
+        """The capacity (0 or negative: unbounded)."""
     @property
     def _unbound_default(self) -> int:
         """The default unbound policy (1 UNBOUND, 2 UNBOUND_ERROR, 3 UNBOUND_REMOVE)."""

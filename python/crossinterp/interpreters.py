@@ -87,7 +87,7 @@ def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue:
 
     if unbounditems is None:
         unbounditems = queues.UNBOUND
-    return queues.Queue(maxsize, unbounditems=unbounditems)
+    return queues.create(maxsize, unbounditems=unbounditems)
 
 
 def list_all() -> list[Interpreter]:
@@ -196,10 +196,13 @@ class Interpreter:
         """Bind the given names in the interpreter's ``__main__`` module.
 
         Values cross by copy for the natively shareable types, by pickle
-        otherwise (:class:`NotShareableError` if they cannot).
+        otherwise (:class:`NotShareableError` if they cannot). Nothing to
+        bind (no names at all) is a ``ValueError``, as in the stdlib.
         """
         items = dict(ns) if ns is not None else {}
         items.update(kwargs)
+        if not items:
+            raise ValueError("prepare_main() needs at least one name to bind")
         excinfo = _native.set_main_attrs(self._id, items)
         if excinfo is not None:
             raise ExecutionFailed(ExceptionInfo.from_tuple(excinfo))

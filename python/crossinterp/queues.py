@@ -22,6 +22,8 @@ negative timeouts raise ``ValueError``.
 
 from __future__ import annotations
 
+import weakref
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from typing import Self
@@ -46,10 +48,18 @@ __all__ = [
     "QueueFull",
     "QueueNotFoundError",
     "create",
+    "list_all",
 ]
 
 #: The largest ``maxsize`` accepted (items are counted in a machine word).
 MAXSIZE_LIMIT = 2**48
+#: The largest queue id (ids are signed 64-bit, as in the stdlib).
+_ID_LIMIT = 2**63 - 1
+
+#: This interpreter's one ``Queue`` object per live queue id (as the stdlib
+#: has): ``Queue(q.id) is q``, and a queue that crosses back is the same object.
+_known: weakref.WeakValueDictionary[int, Queue] = weakref.WeakValueDictionary()
+_NEW = object()  # "argument not given"
 
 
 class _UnboundPolicy:
@@ -83,26 +93,51 @@ def _policy_code(unbounditems: object) -> int:
 class Queue(_native.QueueBase):
     """A multi-producer, multi-consumer FIFO queue shared between interpreters.
 
-    ``Queue(maxsize=0, *, unbounditems=UNBOUND)`` makes a new queue
-    (``maxsize`` 0: unbounded). Any thread of any interpreter may use it.
+    ``Queue(id)`` is the queue with that id (``QueueNotFoundError`` if there is
+    no live one), as in the stdlib: the same object each time in one
+    interpreter. Make a new queue with :func:`create` (or, as before,
+    ``Queue()`` / ``Queue(maxsize=..., unbounditems=...)`` with keywords only).
+    Any thread of any interpreter may use it.
     """
 
-    __slots__ = ()
+    __slots__ = ("__weakref__",)
 
-    def __new__(cls, maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Self:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize must be an int, got {type(maxsize).__name__}")
-        if maxsize < 0:
-            raise ValueError(f"maxsize must be >= 0 (0: unbounded), got {maxsize}")
-        if maxsize > MAXSIZE_LIMIT:
-            raise OverflowError(f"maxsize must be <= {MAXSIZE_LIMIT}, got {maxsize}")
-        return super().__new__(cls, maxsize, _policy_code(unbounditems))
+    def __new__(
+        cls,
+        id: object = _NEW,
+        /,
+        *,
+        maxsize: object = _NEW,
+        unbounditems: object = _NEW,
+    ) -> Self:
+        if id is _NEW:
+            return _create(
+                cls,
+                0 if maxsize is _NEW else maxsize,
+                UNBOUND if unbounditems is _NEW else unbounditems,
+            )
+        if maxsize is not _NEW or unbounditems is not _NEW:
+            raise TypeError(
+                "Queue(id) attaches to an existing queue; make a new one with "
+                "create(maxsize, unbounditems=...)"
+            )
+        if not isinstance(id, int):
+            raise TypeError(f"id must be an int, got {id!r}")
+        qid = int(id)
+        if qid < 0:
+            raise ValueError(f"queue id must be a non-negative int, got {qid}")
+        if qid > _ID_LIMIT:
+            raise OverflowError(f"max queue id is {_ID_LIMIT}, got {qid}")
+        q = _known.get(qid)
+        if q is None:
+            q = _known.setdefault(qid, super().__new__(cls, qid))
+        return q  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id}, maxsize={self.maxsize})"
 
     def __reduce__(self) -> tuple[object, tuple[int]]:
-        return (_from_id, (self.id,))
+        return (type(self), (self.id,))
 
     @property
     def unbounditems(self) -> object:
@@ -115,10 +150,38 @@ class Queue(_native.QueueBase):
     # base's (no Python frame on the hot path): see _native.pyi.
 
 
+def _create(cls: type[Queue], maxsize: object, unbounditems: object) -> Queue:
+    try:
+        size = maxsize.__index__()  # type: ignore[attr-defined]
+    except AttributeError:
+        raise TypeError(
+            f"maxsize must be an int, got {type(maxsize).__name__}"
+        ) from None
+    if size > MAXSIZE_LIMIT:
+        raise OverflowError(f"maxsize must be <= {MAXSIZE_LIMIT}, got {size}")
+    if size < -_ID_LIMIT:
+        raise OverflowError(f"maxsize must be >= {-_ID_LIMIT}, got {size}")
+    code = _policy_code(unbounditems)
+    q = _native.QueueBase.__new__(cls, size, code)
+    return _known.setdefault(q.id, q)
+
+
+def _intern(q: Queue) -> Queue:
+    """This interpreter's one object for ``q``'s queue (the native side calls
+    this for each queue that arrives here)."""
+    return _known.setdefault(q.id, q)
+
+
 def _from_id(qid: int) -> Queue:
-    return Queue.__base__.__new__(Queue, -1, qid)
+    """``Queue(qid)`` (what pickles made before 0.x named)."""
+    return Queue(qid)
 
 
 def create(maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Queue:
-    """Make a new queue (``maxsize`` 0: unbounded)."""
-    return Queue(maxsize, unbounditems=unbounditems)
+    """Make a new queue (``maxsize`` 0 or negative: unbounded)."""
+    return _create(Queue, maxsize, unbounditems)
+
+
+def list_all() -> list[Queue]:
+    """Every live queue (held by some interpreter), oldest first."""
+    return Queue._live()

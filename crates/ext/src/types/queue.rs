@@ -31,6 +31,8 @@ use std::time::Duration;
 
 static QUEUE_CLASS: Import = Import::new(cstr!("crossinterp.queues"), cstr!("Queue"));
 static UNBOUND: Import = Import::new(cstr!("crossinterp.queues"), cstr!("UNBOUND"));
+/// `_intern(q)`: this interpreter's one `Queue` object for `q.id`.
+static INTERN: Import = Import::new(cstr!("crossinterp.queues"), cstr!("_intern"));
 
 /// What happens to an item whose interpreter was destroyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,9 @@ pub struct Item {
 /// used and dropped from any thread.
 pub struct SharedQueue {
     q: Queue<Item>,
+    /// The `maxsize` it was made with, as reported (negative: unbounded, as
+    /// 0 is; the engine queue holds 0 then).
+    maxsize: i64,
     default_unbound: Unbound,
 }
 
@@ -120,9 +125,13 @@ pub struct QueueBase(Arc<SharedQueue>);
 type Q<'a> = This<'a, QueueBase>;
 
 impl Shared for SharedQueue {
-    /// A `crossinterp.queues.Queue` of the attached interpreter.
+    /// The attached interpreter's `crossinterp.queues.Queue` object for
+    /// this queue: the one it already has, else a new one.
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
-        runtime::new_subclass_instance(&QUEUE_CLASS, QueueBase(self))
+        let obj = runtime::new_subclass_instance(&QUEUE_CLASS, QueueBase(self))?;
+        let intern = runtime::current()?.types.import(&INTERN)?;
+        // SAFETY: attached; `intern` is held by the type table, `obj` is ours.
+        unsafe { Owned::from_new(sys::PyObject_CallOneArg(intern, obj.as_ptr())) }
     }
 }
 
@@ -298,16 +307,17 @@ impl QueueBase {
         Ok(this.0.q.id())
     }
 
-    fn maxsize(this: Q) -> PyResult<usize> {
-        Ok(this.0.q.maxsize())
+    fn maxsize(this: Q) -> PyResult<i64> {
+        Ok(this.0.maxsize)
     }
 
     fn unbound_default(this: Q) -> PyResult<i64> {
         Ok(this.0.default_unbound as i64)
     }
 
-    /// `QueueBase.__new__(cls, maxsize, unbound)`; with `maxsize` < 0, looks
-    /// up the live queue whose id is `unbound` instead (used by unpickling).
+    /// `QueueBase.__new__(cls, maxsize, unbound)` makes a new queue
+    /// (`maxsize` <= 0: unbounded); `QueueBase.__new__(cls, id)` is a new
+    /// object for the live queue `id` (`QueueNotFoundError` if none).
     fn new(
         _cls: *mut sys::PyTypeObject,
         args: *mut sys::PyObject,
@@ -321,29 +331,57 @@ impl QueueBase {
                     "QueueBase() takes no keyword arguments",
                 ));
             }
-            if sys::PyTuple_Size(args) != 2 {
-                return Err(ffi::raise(Exc::TypeError, "QueueBase() takes 2 arguments"));
+            let n = sys::PyTuple_Size(args);
+            if n != 1 && n != 2 {
+                return Err(ffi::raise(
+                    Exc::TypeError,
+                    "QueueBase() takes 1 (id) or 2 (maxsize, unbound) arguments",
+                ));
             }
             let a = sys::PyLong_AsLongLong(sys::PyTuple_GetItem(args, 0));
             if a == -1 && !sys::PyErr_Occurred().is_null() {
                 return Err(PyErrSet);
             }
+            if n == 1 {
+                if a < 0 {
+                    return Err(ffi::raise(
+                        Exc::ValueError,
+                        &format!("queue id must be a non-negative int, got {a}"),
+                    ));
+                }
+                let shared = LIVE.get(a as u64).ok_or(Error::QueueNotFound(a as u64))?;
+                return Ok(QueueBase(shared));
+            }
             let b = sys::PyLong_AsLongLong(sys::PyTuple_GetItem(args, 1));
             if b == -1 && !sys::PyErr_Occurred().is_null() {
                 return Err(PyErrSet);
             }
-            let shared = if a < 0 {
-                LIVE.get(b as u64).ok_or(Error::QueueNotFound(b as u64))?
-            } else {
-                let unbound = Unbound::from_int(b)
-                    .ok_or_else(|| ffi::raise(Exc::ValueError, "bad unbounditems"))?;
-                LIVE.insert(SharedQueue {
-                    q: Queue::new(a as usize),
-                    default_unbound: unbound,
-                })
-            };
-            Ok(QueueBase(shared))
+            let unbound = Unbound::from_int(b)
+                .ok_or_else(|| ffi::raise(Exc::ValueError, "bad unbounditems"))?;
+            let cap = usize::try_from(a.max(0))
+                .map_err(|_| ffi::raise(Exc::OverflowError, "maxsize too large"))?;
+            Ok(QueueBase(LIVE.insert(SharedQueue {
+                q: Queue::new(cap),
+                maxsize: a,
+                default_unbound: unbound,
+            })))
         }
+    }
+
+    /// `QueueBase._live()`: every live queue, oldest first, as this
+    /// interpreter's `Queue` objects.
+    fn live(_cls: *mut sys::PyTypeObject, args: Args) -> PyResult<Owned> {
+        arity("_live", args, 0)?;
+        // SAFETY: attached.
+        let list = unsafe { Owned::from_new(sys::PyList_New(0))? };
+        for s in LIVE.all() {
+            let q = s.to_python()?;
+            // SAFETY: attached; `list` is a live list, `q` a live object.
+            if unsafe { sys::PyList_Append(list.as_ptr(), q.as_ptr()) } < 0 {
+                return Err(PyErrSet);
+            }
+        }
+        Ok(list)
     }
 
     fn hash(this: Q) -> PyResult<sys::Py_hash_t> {
@@ -362,7 +400,7 @@ crate::native_class! {
     QueueBase {
         name: "crossinterp._native.QueueBase",
         attr: "QueueBase",
-        doc: "QueueBase(maxsize, unbound)\n--\n\nThe native base of crossinterp.queues.Queue.",
+        doc: "The native base of crossinterp.queues.Queue: QueueBase(maxsize, unbound) makes a queue, QueueBase(id) attaches to the live queue id.",
         flags: sys::Py_TPFLAGS_BASETYPE,
         methods: [
             (kw, "put", ", obj, block=True, timeout=None, *, unbounditems=None, strict=False", QueueBase::put,
@@ -374,10 +412,11 @@ crate::native_class! {
             (fast, "qsize", "", QueueBase::qsize, "qsize() -> int: the number of items now."),
             (fast, "empty", "", QueueBase::empty, "empty() -> bool"),
             (fast, "full", "", QueueBase::full, "full() -> bool"),
+            (class, "_live", "", QueueBase::live, "_live() -> list: every live queue, oldest first."),
         ],
         getset: [
             ("id", QueueBase::id, "The queue's id, unique in the process."),
-            ("maxsize", QueueBase::maxsize, "The capacity (0: unbounded)."),
+            ("maxsize", QueueBase::maxsize, "The capacity (0 or negative: unbounded)."),
             ("_unbound_default", QueueBase::unbound_default, "The default unbound policy (1, 2 or 3)."),
         ],
         slots: [
