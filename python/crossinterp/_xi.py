@@ -300,7 +300,7 @@ def call_in_main(f: object, args: tuple, kwargs: dict | None) -> object:
     call = functools.partial(f, *args, **(kwargs or {}))  # type: ignore[arg-type]
     code = _trampoline().replace(co_consts=(call,))
     ns = sys.modules["__main__"].__dict__
-    return eval(code, ns, ns)  # noqa: S307 - runs only `call()`
+    return eval(code, ns, ns)  # runs only `call()`
 
 
 # --- the sender's main script in a receiver --------------------------------
