@@ -52,16 +52,24 @@ _MODULE_PREFIX = "module:"
 def dumps(obj: object) -> tuple[bytes, str | None]:
     """``(pickle, main)``: ``main`` says where the receiver finds the sender's
     ``__main__`` (a file path, ``"module:NAME"``, or None)."""
-    buf = io.BytesIO()
-    p = XIPickler(buf)
+    # Plain pickle first (XIPickler's hook costs a Python call per object);
+    # XIPickler when that fails, or when the pickle names the sender's main
+    # while its functions cannot be found by reference (no guard, -c, REPL).
     try:
-        p.dump(obj)
-    except Exception as e:
-        culprit = p.diagnose()
-        if culprit is not None:
-            raise pickle.PicklingError(culprit) from e
-        raise
-    data = buf.getvalue()
+        data = pickle.dumps(obj, protocol=5)
+    except Exception:  # noqa: BLE001 - any failure: retry with the by-value rules
+        data = None
+    if data is None or (b"__main__" in data and not _main_is_guarded()):
+        buf = io.BytesIO()
+        p = XIPickler(buf)
+        try:
+            p.dump(obj)
+        except Exception as e:
+            culprit = p.diagnose()
+            if culprit is not None:
+                raise pickle.PicklingError(culprit) from e
+            raise
+        data = buf.getvalue()
     return data, (_main_ref() if b"__main__" in data else None)
 
 
