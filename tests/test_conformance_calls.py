@@ -176,6 +176,25 @@ def test_closures_and_globals_cross_by_value(interp):
     assert interp.call(lambda: [f(2) for f in adders()]) == [102]
 
 
+def test_recursive_nested_function_and_shared_globals(interp):
+    def outer():
+        def fact(n):
+            return 1 if n <= 1 else n * fact(n - 1)
+
+        return fact
+
+    assert interp.call(outer(), 6) == 720
+    # Closure cells cross by value: the target changes its own copy.
+    counter = {"n": 0}
+
+    def bump():
+        counter["n"] += 1
+        return counter["n"]
+
+    assert interp.call(lambda: (bump(), bump())) == (1, 2)
+    assert counter == {"n": 0}  # a copy was changed, not ours
+
+
 def test_stateless_function_gets_the_targets_main(interp):
     interp.exec("marker = 'target main'")
     assert interp.call(lambda: eval("marker")) == "target main"
