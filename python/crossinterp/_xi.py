@@ -1,31 +1,76 @@
 """Python-side helpers of the cross-interpreter data layer (called by the
 native module; not public API).
 
-Pickles carry the sender's ``__main__`` file name so that a function or class
-defined in the sender's main script can be found by the receiver: there the
-script is loaded once as the module ``__mp_main__`` (its
-``if __name__ == "__main__":`` block does not run), as multiprocessing's spawn
-method does.
+Objects that do not cross natively are pickled by :class:`XIPickler`, which
+adds two rules to pickle's:
+
+- **Functions by value.** A function that the receiver cannot find by
+  reference (a lambda, a nested function or closure, a function whose module
+  cannot be imported there, a function of a main script without an
+  ``if __name__ == "__main__":`` guard, of ``-c`` or of the REPL) crosses as
+  its code object (marshalled: same Python, same process), its defaults, its
+  closure cells and the globals it names (its code's ``co_names`` found in its
+  module's globals; builtins are not sent), each of these by the same rules. A
+  global, cell or default that cannot cross fails with a message naming it.
+  The receiver rebuilds the function: with its own ``__main__`` as globals
+  when the function names no global (as ``concurrent.interpreters`` does for
+  "stateless" functions), else with a fresh globals dict (one per sending
+  module and crossing) holding the names it sent.
+  Module-level functions of importable modules (and of a guarded main
+  script) cross by reference, as pickle does.
+- **Modules by name**: a module crosses as its name (imported in the receiver).
+
+Functions and classes defined in the sender's guarded main script cross by
+reference: the pickle carries the sender's main (its file, or the module name
+it was run as with ``python -m``), and the receiver loads that script once as
+a module named ``<fake __main__>`` (its ``if __name__ == "__main__":`` block
+does not run), as ``concurrent.interpreters`` does; a main run with ``-m``
+is imported by its module name instead, as multiprocessing's spawn does.
+
+:func:`dumps` / :func:`loads` are the whole API (a future
+``InterpreterPoolExecutor`` pickles its tasks through them).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import io
+import marshal
+import os
 import pickle
 import sys
 import traceback
 import types
 
-_MAIN_ALIAS = "__mp_main__"
+# The name the sender's main script runs under in a receiver (the stdlib's).
+_MAIN_ALIAS = "<fake __main__>"
+# `main` references to a main module run with `-m` carry this prefix.
+_MODULE_PREFIX = "module:"
 
 
 def dumps(obj: object) -> tuple[bytes, str | None]:
-    data = pickle.dumps(obj, protocol=5)
-    main_file = None
-    if b"__main__" in data:
-        main = sys.modules.get("__main__")
-        main_file = getattr(main, "__file__", None)
-    return data, main_file
+    """``(pickle, main)``: ``main`` says where the receiver finds the sender's
+    ``__main__`` (a file path, ``"module:NAME"``, or None)."""
+    # Plain pickle first (XIPickler's hook costs a Python call per object);
+    # XIPickler when that fails, or when the pickle names the sender's main
+    # while its functions cannot be found by reference (no guard, -c, REPL).
+    try:
+        data = pickle.dumps(obj, protocol=5)
+    except Exception:  # noqa: BLE001 - any failure: retry with the by-value rules
+        data = None
+    if data is None or (b"__main__" in data and not _main_is_guarded()):
+        buf = io.BytesIO()
+        p = XIPickler(buf)
+        try:
+            p.dump(obj)
+        except Exception as e:
+            culprit = p.diagnose()
+            if culprit is not None:
+                raise pickle.PicklingError(culprit) from e
+            raise
+        data = buf.getvalue()
+    return data, (_main_ref() if b"__main__" in data else None)
 
 
 def loads(data: bytes, main_file: str | None) -> object:
@@ -37,27 +82,266 @@ def loads(data: bytes, main_file: str | None) -> object:
     return _MainUnpickler(io.BytesIO(data), main_file).load()
 
 
-def _load_main(path: str) -> types.ModuleType:
-    mod = sys.modules.get(_MAIN_ALIAS)
-    if mod is not None and getattr(mod, "__file__", None) == path:
+def _main_ref() -> str | None:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None)
+    if name and name != "__main__":
+        return _MODULE_PREFIX + name
+    return getattr(main, "__file__", None)
+
+
+# --- functions by value ---------------------------------------------------
+
+
+class XIPickler(pickle.Pickler):
+    """pickle, protocol 5, with functions by value where they cannot go by
+    reference and modules by name (see the module's docstring)."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=5)
+        # id(sender globals) -> the receiver's globals for them (one per crossing)
+        self._globals: dict[int, _Globals] = {}
+        # (function, what, value) of each part sent, for `diagnose`
+        self._parts: list[tuple[types.FunctionType, str, object]] = []
+
+    def reducer_override(self, obj: object) -> object:
+        t = type(obj)
+        if t is types.FunctionType:
+            if _by_reference(obj):  # type: ignore[arg-type]
+                return NotImplemented
+            return self._reduce_function(obj)  # type: ignore[arg-type]
+        if t is types.ModuleType and obj is not sys.modules.get("__main__"):
+            return (_import_module, (obj.__name__,))  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def _reduce_function(self, f: types.FunctionType) -> tuple:
+        code = f.__code__
+        names = _global_names(code, f.__globals__)
+        if names:
+            g = self._globals.get(id(f.__globals__))
+            if g is None:
+                g = self._globals[id(f.__globals__)] = _Globals(f.__globals__)
+        else:
+            g = None  # the receiver's __main__, as the stdlib's stateless functions
+        glob = {n: f.__globals__[n] for n in names}
+        cells = tuple(_cell_value(c) for c in f.__closure__ or ())
+        for n, v in glob.items():
+            self._parts.append((f, f"its global {n!r}", v))
+        for n, v in zip(code.co_freevars, cells):
+            self._parts.append((f, f"its free variable {n!r}", v))
+        if f.__defaults__:
+            self._parts.append((f, "its defaults", f.__defaults__))
+        if f.__kwdefaults__:
+            self._parts.append((f, "its keyword defaults", f.__kwdefaults__))
+        state = (f.__defaults__, f.__kwdefaults__, cells, glob, f.__dict__ or None)
+        args = (marshal.dumps(code), g, f.__name__, f.__qualname__, f.__module__)
+        return (_make_function, args, state, None, None, _set_function_state)
+
+    def diagnose(self) -> str | None:
+        """After a failed dump: which part of a function sent by value does
+        not cross (the first found), as a message; None if none of them."""
+        for f, what, v in self._parts:
+            try:
+                XIPickler(io.BytesIO()).dump(v)
+            except Exception as e:  # noqa: BLE001 - any failure is the culprit
+                return (
+                    f"function {f.__qualname__!r} crosses by value, but {what} "
+                    f"({type(v).__name__} object) cannot cross: {e}"
+                )
+        return None
+
+
+class _Globals:
+    """Stands, in a pickle, for the receiver's new globals dict of a module."""
+
+    def __init__(self, g: dict) -> None:
+        self.name = g.get("__name__")
+
+    def __reduce__(self) -> tuple:
+        return (_new_globals, (self.name,))
+
+
+def _cell_value(c: types.CellType) -> object:
+    try:
+        return c.cell_contents
+    except ValueError:  # an empty cell (a variable not yet bound)
+        return _EMPTY_CELL
+
+
+class _EmptyCell:
+    def __reduce__(self) -> str:
+        return "_EMPTY_CELL"
+
+
+_EMPTY_CELL = _EmptyCell()
+
+
+def _global_names(code: types.CodeType, g: dict) -> list[str]:
+    """The names `code` (and the code nested in it) uses that are in `g`."""
+    out: list[str] = []
+    seen: set[str] = set()
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        for n in co.co_names:
+            if n not in seen and n != "__builtins__" and n in g:
+                seen.add(n)
+                out.append(n)
+        stack.extend(c for c in co.co_consts if type(c) is types.CodeType)
+    return out
+
+
+def _by_reference(f: types.FunctionType) -> bool:
+    """Whether pickle's by-name reference to `f` finds it in a receiver."""
+    qualname = f.__qualname__
+    modname = f.__module__
+    if "<" in qualname or not isinstance(modname, str):  # <lambda>, <locals>
+        return False
+    if modname == "__main__":
+        # Defined by the main script itself (not added at run time by exec)?
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        return f.__code__.co_filename == main_file and _main_is_guarded()
+    mod = sys.modules.get(modname)
+    if mod is None or (modname != _MAIN_ALIAS and getattr(mod, "__spec__", None) is None):
+        return False  # not an importable module
+    obj: object = mod
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj is f
+
+
+_guard_cache: dict[str, tuple[float, bool]] = {}
+
+
+def _main_is_guarded() -> bool:
+    """Whether the main script has a file and an ``if __name__ ==
+    "__main__":`` block at its top level (so loading it elsewhere is safe)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str):
+        return False  # -c, the REPL, an embedding
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        return False
+    hit = _guard_cache.get(path)
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        guarded = False
+    else:
+        guarded = any(isinstance(node, ast.If) and _is_main_test(node.test) for node in tree.body)
+    _guard_cache[path] = (mtime, guarded)
+    return guarded
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = (test.left, test.comparators[0])
+    return any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides) and any(
+        isinstance(s, ast.Constant) and s.value == "__main__" for s in sides
+    )
+
+
+def _import_module(name: str) -> types.ModuleType:
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def _new_globals(name: str | None) -> dict:
+    import builtins
+
+    return {"__name__": name, "__builtins__": builtins}
+
+
+def _make_function(
+    code: bytes, globals_: dict | None, name: str, qualname: str, module: str | None
+) -> types.FunctionType:
+    co = marshal.loads(code)
+    if globals_ is None:
+        main = sys.modules["__main__"]
+        globals_ = main.__dict__
+    closure = tuple(types.CellType() for _ in co.co_freevars) or None
+    f = types.FunctionType(co, globals_, name, None, closure)
+    f.__qualname__ = qualname
+    f.__module__ = module
+    return f
+
+
+def _set_function_state(f: types.FunctionType, state: tuple) -> None:
+    defaults, kwdefaults, cells, glob, fdict = state
+    f.__defaults__ = defaults
+    f.__kwdefaults__ = kwdefaults
+    for cell, v in zip(f.__closure__ or (), cells):
+        if v is not _EMPTY_CELL:
+            cell.cell_contents = v
+    for n, v in glob.items():
+        f.__globals__.setdefault(n, v)
+    if fdict:
+        f.__dict__.update(fdict)
+
+
+# --- builtins that need a frame ------------------------------------------
+
+
+@functools.cache
+def _trampoline() -> types.CodeType:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "'str' object is not callable"
+        return compile('"__crossinterp_call__"()', "<crossinterp call>", "eval")
+
+
+def call_in_main(f: object, args: tuple, kwargs: dict | None) -> object:
+    """``f(*args, **kwargs)`` from a frame whose globals and locals are this
+    interpreter's ``__main__`` (so ``eval``, ``exec``, ``dir``, ``globals``,
+    ``locals`` and ``vars`` called without a namespace see ``__main__``, as
+    they do in ``concurrent.interpreters``). The frame's only constant is the
+    call (a ``functools.partial``, which adds no frame of its own)."""
+    call = functools.partial(f, *args, **(kwargs or {}))  # type: ignore[arg-type]
+    code = _trampoline().replace(co_consts=(call,))
+    ns = sys.modules["__main__"].__dict__
+    return eval(code, ns, ns)  # runs only `call()`
+
+
+# --- the sender's main script in a receiver --------------------------------
+
+_main_copies: dict[str, types.ModuleType] = {}
+
+
+def _load_main(ref: str) -> types.ModuleType:
+    if ref.startswith(_MODULE_PREFIX):
+        return _import_module(ref[len(_MODULE_PREFIX) :])
+    mod = _main_copies.get(ref)
+    if mod is not None:
         return mod
     mod = types.ModuleType(_MAIN_ALIAS)
-    mod.__file__ = path
-    with open(path, "rb") as f:
-        code = compile(f.read(), path, "exec")
+    mod.__file__ = ref
+    with open(ref, "rb") as f:
+        code = compile(f.read(), ref, "exec")
+    # In sys.modules so that its objects can be pickled (by reference) again.
     sys.modules[_MAIN_ALIAS] = mod
     try:
-        exec(code, mod.__dict__)  # noqa: S102 - the sender's own main script, as spawn does
+        exec(code, mod.__dict__)  # noqa: S102 - the sender's own main script, as the stdlib does
     except BaseException:
         del sys.modules[_MAIN_ALIAS]
         raise
+    _main_copies[ref] = mod
     return mod
 
 
 class _MainUnpickler(pickle.Unpickler):
     """Resolves ``__main__`` to the sender's main script (loaded here as
-    ``__mp_main__``) and ``__mp_main__`` (an object made from such a copy) back
-    to this interpreter's own ``__main__``."""
+    ``<fake __main__>``, or imported by name for ``-m``) and ``<fake __main__>``
+    (an object made from such a copy) back to this interpreter's own
+    ``__main__``."""
 
     def __init__(self, file: io.BytesIO, main_file: str | None) -> None:
         super().__init__(file)

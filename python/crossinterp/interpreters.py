@@ -15,8 +15,10 @@ Differences from the stdlib, all additive:
 Arguments and results of :meth:`Interpreter.call` and values given to
 :meth:`Interpreter.prepare_main` cross by copy for ``None``, ``bool``, ``int``,
 ``float``, ``str``, ``bytes`` and tuples of these, and by pickle otherwise.
-Functions and classes defined in the caller's main script are found in the
-target by loading that script there as ``__mp_main__``.
+Functions and classes defined in the caller's guarded main script are found
+in the target by loading that script there as ``<fake __main__>``; functions
+that cannot be found by reference (lambdas, closures, functions of an
+unguarded script or of ``-c``) cross by value (see ``crossinterp._xi``).
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 //! API and sharing helpers). Each body gets the module object; the module's
 //! prologue has drained the interpreter's pending calls.
 
-use super::interpreters::{self, CallSpec, Code};
+use super::interpreters::{self, CallError, CallSpec, Code};
 use crate::cstr;
 pub use crate::ffi::args::{arg_f64, arg_i64};
 use crate::ffi::args::{arity, Args};
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
-use crate::runtime::owners;
+use crate::runtime::{owners, Error};
 use crate::xi::{self, Value};
 use crossinterp_core::sync::Ordering;
 use std::ptr::null_mut;
@@ -17,6 +17,17 @@ fn id_whence(iid: i64, whence: &str) -> PyResult<*mut sys::PyObject> {
     let w = ffi::new_str(whence)?;
     // SAFETY: attached; PyTuple_Pack takes borrowed references.
     unsafe { Ok(sys::PyTuple_Pack(2, id.as_ptr(), w.as_ptr())) }
+}
+
+/// The `errdisplay` item of an excinfo tuple (its last formatted line).
+fn errdisplay(info: &Value) -> String {
+    match info {
+        Value::Tuple(items) => match items.get(5) {
+            Some(Value::Str(s)) => s.clone(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    }
 }
 
 fn excinfo_or_none(info: Option<Value>) -> PyResult<*mut sys::PyObject> {
@@ -159,8 +170,21 @@ pub fn call(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> 
         }
     };
     let (res, info) = match interpreters::call(iid, &spec)? {
-        Ok(v) => (xi::into_python(v)?, ffi::none()),
-        Err(info) => {
+        Ok(v) => match xi::into_python(v) {
+            Ok(o) => (o, ffi::none()),
+            Err(PyErrSet) => {
+                let why = xi::current_exc_message();
+                return Err(Error::NotShareableFromCurrent(format!(
+                    "the result of the call could not be rebuilt here: {why}"
+                ))
+                .into());
+            }
+        },
+        Err(CallError::NotShareable(info, what)) => {
+            let why = errdisplay(&info);
+            return Err(Error::NotShareable(format!("{what} {iid}: {why}")).into());
+        }
+        Err(CallError::Raised(info)) => {
             // SAFETY: None is immortal.
             (
                 unsafe { Owned::from_borrowed(sys::Py_None()) },

@@ -161,6 +161,22 @@ pub unsafe fn prepare_code(code: *mut sys::PyObject) -> PyResult<Code> {
                 ),
             ));
         };
+        // A code object with free variables needs closure cells, which
+        // `PyEval_EvalCode` cannot supply (it would crash): refuse it.
+        let free = Owned::from_new(sys::PyObject_GetAttrString(
+            co.as_ptr(),
+            cstr!("co_freevars").as_ptr(),
+        ))?;
+        let nfree = sys::PyObject_Length(free.as_ptr());
+        if nfree < 0 {
+            return Err(PyErrSet);
+        }
+        if nfree > 0 {
+            return Err(ffi::raise(
+                ffi::Exc::ValueError,
+                "code objects with free variables (closures) cannot be run in another interpreter",
+            ));
+        }
         let b = Owned::from_new(sys::PyMarshal_WriteObjectToString(co.as_ptr(), 4))?;
         let n = sys::PyBytes_Size(b.as_ptr());
         let p = sys::PyBytes_AsString(b.as_ptr());
@@ -237,12 +253,54 @@ pub struct CallSpec {
     pub kwargs: Vec<(String, Value)>,
 }
 
-/// `call(id, callable, args, kwargs)`: `Ok(result)` or `Err(excinfo)`.
-pub fn call(iid: i64, spec: &CallSpec) -> PyResult<Result<Value, ExcInfo>> {
+/// Why a call failed in the target.
+pub enum CallError {
+    /// The callable raised (`ExecutionFailed` in the caller).
+    Raised(ExcInfo),
+    /// The callable or an argument could not be rebuilt in the target, or the
+    /// result could not leave it (`NotShareableError` in the caller, as in
+    /// `concurrent.interpreters`); `.1` says which.
+    NotShareable(ExcInfo, &'static str),
+}
+
+static CALL_IN_MAIN: Import = Import::new(cstr!("crossinterp._xi"), cstr!("call_in_main"));
+
+/// `f(*args, **kwargs)` in the attached interpreter. A callable with no
+/// frame of its own (a builtin such as `eval`, `exec` or `dir`, a type, a
+/// partial) is called from a frame running in `__main__`, so that what it
+/// reads from its caller's frame is `__main__`'s namespace.
+///
+/// # Safety
+/// Attached; `f` and `args` (a tuple) are live, `kwargs` is a live dict or NULL.
+unsafe fn call_object(
+    f: *mut sys::PyObject,
+    args: *mut sys::PyObject,
+    kwargs: *mut sys::PyObject,
+) -> PyResult<Owned> {
+    // SAFETY (whole body): forwarded contract.
+    unsafe {
+        if sys::PyFunction_Check(f) != 0 {
+            return Owned::from_new(sys::PyObject_Call(f, args, kwargs));
+        }
+        let rec = crate::runtime::current()?;
+        let helper = Owned::from_borrowed(rec.types.import(&CALL_IN_MAIN)?);
+        let kw = if kwargs.is_null() {
+            sys::Py_None()
+        } else {
+            kwargs
+        };
+        ffi::call(&helper, &[f, args, kw])
+    }
+}
+
+/// `call(id, callable, args, kwargs)`: `Ok(result)` or why it failed.
+pub fn call(iid: i64, spec: &CallSpec) -> PyResult<Result<Value, CallError>> {
     let rec = record(iid)?;
     let _running = Running::start(&rec)?;
     pending::run_in_owner(&rec, || {
-        let run = || -> PyResult<Value> {
+        let not_shareable = |what| CallError::NotShareable(capture_excinfo(), what);
+        // The callable and its arguments, rebuilt here.
+        let inputs = || -> PyResult<(Owned, Owned, Option<Owned>)> {
             let f = xi::from_value(&spec.callable)?;
             // SAFETY: attached; tuple/dict built from fresh objects.
             unsafe {
@@ -264,15 +322,24 @@ pub fn call(iid: i64, spec: &CallSpec) -> PyResult<Result<Value, ExcInfo>> {
                     }
                     Some(d)
                 };
-                let res = Owned::from_new(sys::PyObject_Call(
-                    f.as_ptr(),
-                    args.as_ptr(),
-                    kwargs.as_ref().map_or(std::ptr::null_mut(), |d| d.as_ptr()),
-                ))?;
-                xi::to_value(res.as_ptr(), false)
+                Ok((f, args, kwargs))
             }
         };
-        run().map_err(|PyErrSet| capture_excinfo())
+        let (f, args, kwargs) = inputs().map_err(|PyErrSet| {
+            not_shareable("the callable or its arguments could not be rebuilt in the interpreter")
+        })?;
+        // SAFETY: attached; live objects.
+        let res = unsafe {
+            call_object(
+                f.as_ptr(),
+                args.as_ptr(),
+                kwargs.as_ref().map_or(std::ptr::null_mut(), |d| d.as_ptr()),
+            )
+        }
+        .map_err(|PyErrSet| CallError::Raised(capture_excinfo()))?;
+        // SAFETY: `res` is live.
+        unsafe { xi::to_value(res.as_ptr(), false) }
+            .map_err(|PyErrSet| not_shareable("the result could not leave the interpreter"))
     })
 }
 

@@ -345,8 +345,9 @@ unsafe fn pickled(obj: *mut sys::PyObject) -> PyResult<Value> {
         Err(PyErrSet) => {
             // SAFETY: `obj` is live.
             let tname = unsafe { type_name(obj) };
+            let why = current_exc_message();
             return Err(Error::NotShareableFromCurrent(format!(
-                "{tname} object is not shareable between interpreters and cannot be pickled"
+                "{tname} object is not shareable between interpreters and cannot be pickled: {why}"
             ))
             .into());
         }
@@ -378,6 +379,31 @@ unsafe fn pickled(obj: *mut sys::PyObject) -> PyResult<Value> {
             data: bytes_of(data).to_vec(),
             main_file,
         })
+    }
+}
+
+/// `str()` of the exception set in the attached interpreter, which stays set
+/// (a placeholder if it cannot be described).
+pub fn current_exc_message() -> String {
+    // SAFETY: attached; the exception is taken, described and put back.
+    unsafe {
+        let exc = sys::PyErr_GetRaisedException();
+        if exc.is_null() {
+            return String::new();
+        }
+        let s = sys::PyObject_Str(exc);
+        let msg = if s.is_null() {
+            sys::PyErr_Clear();
+            String::from("(the error could not be described)")
+        } else {
+            let s = Owned::from_new(s).ok();
+            let m = s.as_ref().and_then(|s| ffi::str_utf8(s.as_ptr()).ok());
+            let m = m.map(str::to_owned);
+            sys::PyErr_Clear();
+            m.unwrap_or_default()
+        };
+        sys::PyErr_SetRaisedException(exc);
+        msg
     }
 }
 
