@@ -2,15 +2,16 @@
 (PEP 734, as of Python 3.14), on every supported Python (3.13, 3.13t, 3.14, 3.15).
 
 Implemented on the C API by ``crossinterp._native`` (not by wrapping
-``_interpreters``), so it behaves the same on 3.13 and later.
+``_interpreters``), so it behaves the same on 3.13 and later; CPython's
+``_interpreters`` is used only to list, inspect and close interpreters made
+elsewhere.
 
 Differences from the stdlib, all additive:
 
 - ``whence`` is ``"crossinterp"`` for interpreters made by :func:`create`;
 - a new interpreter starts with a copy of the creator's ``sys.path``;
-- :func:`list_all` lists the interpreters registered with crossinterp: those
-  made by :func:`create`, and any other that imported crossinterp;
-- interpreters still open at exit are closed cleanly by the main interpreter.
+- interpreters :func:`create` made that are still open at exit are closed
+  cleanly by the main interpreter (without the stdlib's warning).
 
 Arguments and results of :meth:`Interpreter.call` and values given to
 :meth:`Interpreter.prepare_main` cross by copy for ``None``, ``bool``, ``int``,
