@@ -2,12 +2,12 @@
 2.11): interpreters made elsewhere, the last ``Interpreter`` object closing
 one made by ``create()``, and exit with interpreters still open."""
 
+import _interpreters
 import gc
 import sys
 import threading
 import time
 
-import _interpreters
 import pytest
 from conftest import run_script
 

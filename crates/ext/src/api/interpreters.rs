@@ -440,7 +440,9 @@ pub fn destroy(iid: i64) -> PyResult<()> {
     if unsafe { running_main::is(rec.interp_ptr()) } {
         // Running code for someone else (`_interpreters.exec`, say).
         rec.cancel_close();
-        return Err(Error::interpreter("interpreter is running; cannot close it"));
+        return Err(Error::interpreter(
+            "interpreter is running; cannot close it",
+        ));
     }
     // SAFETY: `rec` is a live owner we created and marked closing, so nobody
     // else destroys it; while not Finalized its interpreter is alive. We
