@@ -105,13 +105,16 @@ def test_interpreters_made_by_cpython_register_on_import_and_finalize_on_close()
     ids = {i.id for i in interpreters.list_all()}
     for it in subs:
         assert it.id in ids
-        assert interpreters.Interpreter(it.id).whence == "unknown"
-        # We may run code in them, but not close what we did not create.
+        # CPython's own record of how it was made, as the stdlib reports it.
+        assert interpreters.Interpreter(it.id).whence == "_interpreters module"
         assert interpreters.Interpreter(it.id).call(pow, 3, 2) == 9
-        with pytest.raises(interpreters.InterpreterError, match="not created by crossinterp"):
+    for i, it in enumerate(subs):
+        # Half closed by us (as the stdlib's close() would), half by CPython;
+        # either way our atexit hook finalizes the owner.
+        if i % 2:
             interpreters.Interpreter(it.id).close()
-    for it in subs:
-        it.close()  # CPython closes them; our atexit hook finalizes the owner
+        else:
+            it.close()
     assert crossinterp.live_owners() == start
     for it in subs:  # our cached Interpreter objects notice
         with pytest.raises(interpreters.InterpreterNotFoundError):

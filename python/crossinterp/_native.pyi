@@ -17,6 +17,13 @@ def destroy(id: int, /) -> None:
     """Close an interpreter made by ``create()``. Raises InterpreterError if it
     is running, current or not ours; InterpreterNotFoundError if gone."""
 
+def incref(id: int, /) -> None:
+    """An ``Interpreter`` object now owns a reference to interpreter ``id``."""
+
+def decref(id: int, /) -> bool:
+    """Drop such a reference; the last one closes an idle interpreter made by
+    ``create()`` (True if it did). Raises like ``destroy()`` when it refuses."""
+
 def list_all() -> list[tuple[int, str]]:
     """``(id, whence)`` of every live owner interpreter."""
 

@@ -2,15 +2,16 @@
 (PEP 734, as of Python 3.14), on every supported Python (3.13, 3.13t, 3.14, 3.15).
 
 Implemented on the C API by ``crossinterp._native`` (not by wrapping
-``_interpreters``), so it behaves the same on 3.13 and later.
+``_interpreters``), so it behaves the same on 3.13 and later; CPython's
+``_interpreters`` is used only to list, inspect and close interpreters made
+elsewhere.
 
 Differences from the stdlib, all additive:
 
 - ``whence`` is ``"crossinterp"`` for interpreters made by :func:`create`;
 - a new interpreter starts with a copy of the creator's ``sys.path``;
-- :func:`list_all` lists the interpreters registered with crossinterp: those
-  made by :func:`create`, and any other that imported crossinterp;
-- interpreters still open at exit are closed cleanly by the main interpreter.
+- interpreters :func:`create` made that are still open at exit are closed
+  cleanly by the main interpreter (without the stdlib's warning).
 
 Arguments and results of :meth:`Interpreter.call` and values given to
 :meth:`Interpreter.prepare_main` cross by copy for ``None``, ``bool``, ``int``,
@@ -24,6 +25,7 @@ unguarded script or of ``-c``) cross by value (see ``crossinterp._xi``).
 from __future__ import annotations
 
 import threading
+import weakref
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
@@ -64,8 +66,46 @@ __all__ = [
 
 WHENCE_CROSSINTERP = "crossinterp"
 
-_cache: dict[int, Interpreter] = {}
+# One live object per id (PEP 734's identity), without keeping it alive:
+# the last object of an interpreter made by create() closes it.
+_cache: weakref.WeakValueDictionary[int, Interpreter] = weakref.WeakValueDictionary()
 _cache_lock = threading.Lock()
+
+try:  # CPython's own registry of interpreters (3.13+), for the ones not ours
+    import _interpreters as _stdlib
+except ImportError:  # pragma: no cover - every supported build has it
+    _stdlib = None
+
+_WHENCE_STDLIB = "_interpreters module"
+if _stdlib is not None:
+    _WHENCE_NAMES = {
+        _stdlib.WHENCE_UNKNOWN: "unknown",
+        _stdlib.WHENCE_RUNTIME: "runtime init",
+        _stdlib.WHENCE_LEGACY_CAPI: "legacy C-API",
+        _stdlib.WHENCE_CAPI: "C-API",
+        _stdlib.WHENCE_XI: "cross-interpreter C-API",
+        _stdlib.WHENCE_STDLIB: _WHENCE_STDLIB,
+    }
+
+
+def _not_found(iid: int) -> InterpreterNotFoundError:
+    return InterpreterNotFoundError(f"interpreter {iid} not found (it was closed)")
+
+
+def _whence_of(iid: int) -> str:
+    """``"crossinterp"`` for ours, else what CPython records."""
+    try:
+        w = _native.whence(iid)
+    except InterpreterNotFoundError:
+        if _stdlib is None:
+            raise
+        w = None
+    if w == WHENCE_CROSSINTERP or _stdlib is None:
+        return w
+    try:
+        return _WHENCE_NAMES.get(_stdlib.whence(iid), "unknown")
+    except _stdlib.InterpreterNotFoundError:
+        raise _not_found(iid) from None
 
 
 def create() -> Interpreter:
@@ -93,8 +133,21 @@ def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue:
 
 
 def list_all() -> list[Interpreter]:
-    """All live interpreters that imported crossinterp (the main one included)."""
-    return [Interpreter(iid, _whence=w) for iid, w in _native.list_all()]
+    """All live interpreters of the process (the main one included): on
+    3.13+ every interpreter CPython knows, however it was made; without the
+    stdlib's ``_interpreters``, those registered with crossinterp."""
+    ours = dict(_native.list_all())
+    if _stdlib is None:
+        ids = list(ours)
+    else:
+        ids = [iid for iid, _w in _stdlib.list_all(require_ready=True)]
+    interps = []
+    for iid in ids:
+        try:
+            interps.append(Interpreter(iid, _whence=ours.get(iid)))
+        except InterpreterNotFoundError:
+            pass  # closed after it was listed
+    return interps
 
 
 def get_current() -> Interpreter:
@@ -124,6 +177,7 @@ class Interpreter:
 
     _id: int
     _whence: str
+    _ownsref: object  # the module whose decref() owns our reference, or None
 
     # Not `-> Self`: the instance cached for `id` is returned whatever `cls` is.
     def __new__(cls, id: int, /, _whence: str | None = None) -> Interpreter:  # noqa: PYI034
@@ -135,19 +189,43 @@ class Interpreter:
             self = _cache.get(id)
             if self is not None:
                 if _whence is None:
-                    try:
-                        _native.whence(id)  # still alive? (it may have been closed elsewhere)
-                    except InterpreterNotFoundError:
-                        del _cache[id]
-                        raise
+                    _whence_of(id)  # still alive? (it may have been closed elsewhere)
                 return self
-            if _whence is None:
-                _whence = _native.whence(id)
+            if _whence is None or (_whence != WHENCE_CROSSINTERP and _stdlib is not None):
+                _whence = _whence_of(id)
             self = super().__new__(cls)
             self._id = id
             self._whence = _whence
+            self._ownsref = None
+            # As in the stdlib, each object of an interpreter made by a
+            # create() owns a reference to it: the last one closes it.
+            if _whence == WHENCE_CROSSINTERP:
+                _native.incref(id)
+                self._ownsref = _native
+            elif _whence == _WHENCE_STDLIB:
+                try:
+                    _stdlib.incref(id)
+                except _stdlib.InterpreterNotFoundError:
+                    raise _not_found(id) from None
+                self._ownsref = _stdlib
             _cache[id] = self
             return self
+
+    def __del__(self) -> None:
+        self._decref()
+
+    # Globals may be gone when this runs at exit: everything it needs is bound.
+    def _decref(self, *, _errors: tuple[type[BaseException], ...] = (Exception,)) -> None:
+        owner = getattr(self, "_ownsref", None)
+        if owner is None:
+            return
+        self._ownsref = None
+        try:
+            # The last reference closes an idle interpreter made by create();
+            # one that is running, current, guarded or gone is left alone.
+            owner.decref(self._id)
+        except _errors:
+            pass
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._id})"
@@ -166,7 +244,8 @@ class Interpreter:
     @property
     def whence(self) -> str:
         """How the interpreter was created: ``"runtime init"`` (main),
-        ``"crossinterp"`` (:func:`create`) or ``"unknown"``."""
+        ``"crossinterp"`` (:func:`create`), or as CPython records it
+        (``"_interpreters module"``, ``"C-API"``, ...)."""
         return self._whence
 
     def view(self) -> InterpreterView:
@@ -176,8 +255,20 @@ class Interpreter:
         return _native.view(self._id)
 
     def is_running(self) -> bool:
-        """Whether the interpreter is running code (``exec``/``call``) now."""
-        return _native.is_running(self._id)
+        """Whether the interpreter is running code (``exec``/``call``, ours or
+        the stdlib's) now."""
+        try:
+            ours = _native.is_running(self._id)
+        except InterpreterNotFoundError:
+            if _stdlib is None:
+                raise
+            ours = False
+        if ours or _stdlib is None:
+            return ours
+        try:
+            return _stdlib.is_running(self._id)
+        except _stdlib.InterpreterNotFoundError:
+            raise _not_found(self._id) from None
 
     def close(self) -> None:
         """Finalize and destroy the interpreter.
@@ -186,13 +277,24 @@ class Interpreter:
         ``set_finalize_warn_after`` seconds), runs its pending calls, releases
         the objects it shared (their proxies elsewhere are dead from then on),
         then ends it. Raises :class:`InterpreterError` if it is running (or is
-        the current interpreter, or was not created by crossinterp, or this
-        thread holds a guard on it), and
-        :class:`InterpreterNotFoundError` if it is already closed.
+        the current interpreter, or was created neither by crossinterp nor by
+        the stdlib's ``interpreters`` module, or this thread holds a guard on
+        it), and :class:`InterpreterNotFoundError` if it is already closed.
         """
-        _native.destroy(self._id)
+        if self._whence == WHENCE_CROSSINTERP or _stdlib is None:
+            _native.destroy(self._id)
+        else:
+            # Made elsewhere: CPython's rules (it closes only its own).
+            try:
+                _stdlib.destroy(self._id, restrict=True)
+            except _stdlib.InterpreterNotFoundError:
+                raise _not_found(self._id) from None
+            except _stdlib.InterpreterError as e:
+                raise InterpreterError(str(e)) from None
         with _cache_lock:
-            _cache.pop(self._id, None)
+            if _cache.get(self._id) is self:
+                del _cache[self._id]
+        self._ownsref = None
 
     def prepare_main(self, ns: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
         """Bind the given names in the interpreter's ``__main__`` module.

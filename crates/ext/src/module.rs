@@ -49,6 +49,8 @@ crate::native_module! {
         (noargs, "has_pep788", "", f::has_pep788, "has_pep788() -> bool: whether guards are backed by PEP 788 PyInterpreterGuard"),
         (noargs, "create", "", f::create, "create() -> int\n\nCreate an interpreter with its own GIL."),
         (fast, "destroy", ", id, /", f::destroy, "destroy(id) -> None\n\nClose an interpreter created by create()."),
+        (fast, "incref", ", id, /", f::incref, "incref(id) -> None\n\nAn Interpreter object now owns a reference to interpreter id."),
+        (fast, "decref", ", id, /", f::decref, "decref(id) -> bool\n\nDrop such a reference; the last one closes an idle interpreter made by create() (True if it did)."),
         (noargs, "list_all", "", f::list_all, "list_all() -> list[tuple[int, str]]"),
         (noargs, "get_current", "", f::get_current, "get_current() -> tuple[int, str]"),
         (noargs, "get_main", "", f::get_main, "get_main() -> tuple[int, str]"),

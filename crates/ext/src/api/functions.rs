@@ -59,6 +59,19 @@ pub fn destroy(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObjec
     Ok(ffi::none())
 }
 
+pub fn incref(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("incref", args, 1)?;
+    interpreters::incref(arg_i64(args[0], "id")?)?;
+    Ok(ffi::none())
+}
+
+pub fn decref(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("decref", args, 1)?;
+    let closed = interpreters::decref(arg_i64(args[0], "id")?)?;
+    // SAFETY: attached.
+    Ok(unsafe { sys::PyBool_FromLong(closed as _) })
+}
+
 pub fn list_all(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
     // SAFETY: attached.
     let list = unsafe { Owned::from_new(sys::PyList_New(0))? };

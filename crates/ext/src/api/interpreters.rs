@@ -3,12 +3,14 @@
 //! engine controls every attach and detach.
 
 use crate::cstr;
+use crate::ffi::capi::running_main;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime::owners::{self, Event, OwnerRecord, StartError, Whence, CREATING};
 use crate::runtime::state::Import;
 use crate::runtime::{pending, Error};
 use crate::types::Entry;
 use crate::xi::{self, Value};
+use crossinterp_core::sync::Ordering;
 use std::ffi::{c_char, CString};
 
 /// Information about an exception raised in another interpreter, as a tuple
@@ -86,6 +88,30 @@ impl<'a> Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.stop();
+    }
+}
+
+/// Marks the attached interpreter as running its `__main__` (CPython's own
+/// mark, read by `_interpreters.is_running()` and `_interpreters.destroy()`)
+/// while a crossinterp `exec`/`call`/`prepare_main` runs there; unmarked on
+/// drop (even on a panic), on the same thread state.
+struct MainMark(bool);
+
+impl MainMark {
+    fn set() -> Self {
+        // SAFETY: attached to the target (inside `run_in_owner`); a `true`
+        // is undone by `drop` on this thread state.
+        MainMark(unsafe { running_main::set() })
+    }
+}
+
+impl Drop for MainMark {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: attached with the thread state `set` marked (the run
+            // restores it before returning).
+            unsafe { running_main::unset() };
+        }
     }
 }
 
@@ -218,7 +244,10 @@ fn run_code(code: &Code) -> Result<(), ExcInfo> {
 pub fn exec(iid: i64, code: &Code) -> PyResult<Option<ExcInfo>> {
     let rec = record(iid)?;
     let _running = Running::start(&rec)?;
-    let r = pending::run_in_owner(&rec, || run_code(code))?;
+    let r = pending::run_in_owner(&rec, || {
+        let _main = MainMark::set();
+        run_code(code)
+    })?;
     Ok(r.err())
 }
 
@@ -227,6 +256,7 @@ pub fn set_main_attrs(iid: i64, items: &[(String, Value)]) -> PyResult<Option<Ex
     let rec = record(iid)?;
     let _running = Running::start(&rec)?;
     let r = pending::run_in_owner(&rec, || {
+        let _main = MainMark::set();
         let set = || -> PyResult<()> {
             let d = main_dict()?;
             for (k, v) in items {
@@ -298,6 +328,7 @@ pub fn call(iid: i64, spec: &CallSpec) -> PyResult<Result<Value, CallError>> {
     let rec = record(iid)?;
     let _running = Running::start(&rec)?;
     pending::run_in_owner(&rec, || {
+        let _main = MainMark::set();
         let not_shareable = |what| CallError::NotShareable(capture_excinfo(), what);
         // The callable and its arguments, rebuilt here.
         let inputs = || -> PyResult<(Owned, Owned, Option<Owned>)> {
@@ -472,6 +503,14 @@ pub fn destroy(iid: i64) -> PyResult<()> {
         }
         return Err(Error::NotFound(iid).into());
     }
+    // SAFETY: we created it and marked it closing: nobody else ends it.
+    if unsafe { running_main::is(rec.interp_ptr()) } {
+        // Running code for someone else (`_interpreters.exec`, say).
+        rec.cancel_close();
+        return Err(Error::interpreter(
+            "interpreter is running; cannot close it",
+        ));
+    }
     // SAFETY: `rec` is a live owner we created and marked closing, so nobody
     // else destroys it; while not Finalized its interpreter is alive. We
     // detach from our interpreter, attach a fresh thread state of the target
@@ -493,4 +532,26 @@ pub fn destroy(iid: i64) -> PyResult<()> {
         sys::PyEval_RestoreThread(save);
     }
     Ok(())
+}
+
+/// A Python `Interpreter` object now owns a reference to `iid`.
+pub fn incref(iid: i64) -> PyResult<()> {
+    // AcqRel: the count decides who closes the interpreter.
+    record(iid)?.refs.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
+
+/// A Python `Interpreter` object that owned a reference to `iid` went. The
+/// last one closes an interpreter made by `create()` (as the stdlib does),
+/// unless it is running (it then lives until `close()` or exit); true if
+/// this call closed it.
+pub fn decref(iid: i64) -> PyResult<bool> {
+    let rec = record(iid)?;
+    // AcqRel: pairs with `incref`.
+    let last = rec.refs.fetch_sub(1, Ordering::AcqRel) == 1;
+    if !last || rec.whence != Whence::Crossinterp || rec.is_running() {
+        return Ok(false);
+    }
+    drop(rec);
+    destroy(iid).map(|()| true)
 }

@@ -53,3 +53,90 @@ pub unsafe fn at_exit(f: fn()) -> super::PyResult<()> {
     }
     Ok(())
 }
+
+/// CPython's "this interpreter is running its `__main__`" mark (the
+/// interpreter's `threads.main`), which `_interpreters.is_running()`,
+/// `_interpreters.destroy()` and `concurrent.interpreters` read. There is no
+/// public API for it: these are CPython internals (`pycore_pystate.h`:
+/// `_PyInterpreterState_SetRunningMain`, `_PyInterpreterState_SetNotRunningMain`,
+/// `_PyInterpreterState_IsRunningMain`), exported by 3.13–3.15 and looked up
+/// at run time, so that a build without them only loses the mark.
+pub mod running_main {
+    use super::{dlsym, sys, RTLD_DEFAULT};
+    use std::ffi::{c_int, c_void};
+
+    struct Api {
+        set: unsafe extern "C" fn(*mut sys::PyInterpreterState) -> c_int,
+        unset: unsafe extern "C" fn(*mut sys::PyInterpreterState),
+        is: unsafe extern "C" fn(*mut sys::PyInterpreterState) -> c_int,
+    }
+
+    fn api() -> Option<&'static Api> {
+        static API: std::sync::OnceLock<Option<Api>> = std::sync::OnceLock::new();
+        API.get_or_init(|| {
+            // SAFETY: dlsym with NUL-terminated names; each symbol, when
+            // present, has the signature of CPython's pycore_pystate.h.
+            unsafe {
+                let f = |n: &std::ffi::CStr| dlsym(RTLD_DEFAULT, n.as_ptr());
+                let (a, b, c) = (
+                    f(crate::cstr!("_PyInterpreterState_SetRunningMain")),
+                    f(crate::cstr!("_PyInterpreterState_SetNotRunningMain")),
+                    f(crate::cstr!("_PyInterpreterState_IsRunningMain")),
+                );
+                if a.is_null() || b.is_null() || c.is_null() {
+                    return None;
+                }
+                type Set = unsafe extern "C" fn(*mut sys::PyInterpreterState) -> c_int;
+                type Unset = unsafe extern "C" fn(*mut sys::PyInterpreterState);
+                Some(Api {
+                    set: std::mem::transmute::<*mut c_void, Set>(a),
+                    unset: std::mem::transmute::<*mut c_void, Unset>(b),
+                    is: std::mem::transmute::<*mut c_void, Set>(c),
+                })
+            }
+        })
+        .as_ref()
+    }
+
+    /// Mark the attached interpreter as running its main in this thread
+    /// state; false (no exception set) if it already runs it elsewhere or the
+    /// internal is missing.
+    ///
+    /// # Safety
+    /// Attached; pair a `true` with [`unset`] on the same thread state.
+    pub unsafe fn set() -> bool {
+        let Some(api) = api() else { return false };
+        // SAFETY: attached (caller's contract).
+        unsafe {
+            let interp = sys::PyInterpreterState_Get();
+            if (api.is)(interp) != 0 {
+                return false;
+            }
+            if (api.set)(interp) < 0 {
+                sys::PyErr_Clear();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Undo a successful [`set`].
+    ///
+    /// # Safety
+    /// Attached with the thread state that [`set`] marked.
+    pub unsafe fn unset() {
+        if let Some(api) = api() {
+            // SAFETY: attached with the marked thread state (caller's contract).
+            unsafe { (api.unset)(sys::PyInterpreterState_Get()) };
+        }
+    }
+
+    /// Whether `interp` runs its main now (false without the internal).
+    ///
+    /// # Safety
+    /// `interp` is alive for the duration of the call.
+    pub unsafe fn is(interp: *mut sys::PyInterpreterState) -> bool {
+        // SAFETY: `interp` is alive (caller's contract); a plain read.
+        api().is_some_and(|api| unsafe { (api.is)(interp) } != 0)
+    }
+}

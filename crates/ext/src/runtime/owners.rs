@@ -18,7 +18,7 @@ use super::pep788;
 use super::state::TypeTable;
 use crate::ffi::{self, sys, PyErrSet, PyResult};
 use crossinterp_core::sync::{
-    lock, Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering,
+    lock, Arc, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering,
 };
 use crossinterp_core::{Attached, FinalizeOptions, Owner, Registry, SlowFinalize, View};
 use std::collections::BTreeMap;
@@ -75,6 +75,10 @@ pub struct OwnerRecord {
     /// handle key: whoever removes an entry releases that reference (the
     /// handle's last drop, or this interpreter's finalization for the rest).
     pub shared: crossinterp_core::SharedRefs<usize>,
+    /// Python `Interpreter` objects (of any interpreter) that own a reference
+    /// to this interpreter: one made by `create()` is closed when the last
+    /// goes (`api::interpreters::decref`).
+    pub refs: AtomicI64,
     /// On 3.15: a PEP 788 `PyInterpreterView*` of this interpreter (0 if none).
     pub pep788_view: AtomicUsize,
     /// This interpreter's native types and the Python-side objects they use.
@@ -264,6 +268,7 @@ pub fn register_current() -> (Arc<OwnerRecord>, bool) {
         run: Mutex::new(RunState::default()),
         pins: AtomicU64::new(0),
         py_guards: AtomicU64::new(0),
+        refs: AtomicI64::new(0),
         shared: crossinterp_core::SharedRefs::new(),
         pep788_view: AtomicUsize::new(pep788::view_of_current()),
         types: TypeTable::default(),
