@@ -145,13 +145,10 @@ def _register_fork_hook() -> None:
     import os
 
     if hasattr(os, "register_at_fork"):
-        try:
-            import _interpreters
+        import _interpreters
 
-            if _interpreters.get_current()[0] != 0:
-                return  # only the main interpreter can fork
-        except Exception:  # noqa: BLE001
-            pass
+        if _interpreters.get_current()[0] != 0:
+            return  # only the main interpreter can fork
         os.register_at_fork(before=_warn_on_fork)
 
 

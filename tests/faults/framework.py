@@ -57,6 +57,7 @@ def run_case(case: Case) -> Result:
     try:
         p = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(case.src)],
+            check=False,
             capture_output=True,
             text=True,
             timeout=case.timeout,

@@ -126,7 +126,10 @@ fn park_forever(ts: *mut sys::PyThreadState, inside: Option<i64>) -> ! {
     // interpreter outlives this (its finalization waits until we are counted).
     let own = unsafe { id_of(sys::PyThreadState_GetInterpreter(ts)) };
     let mut iids: Vec<i64> = CACHE
-        .try_with(|c| c.try_borrow().map(|c| c.suspended.iter().map(|s| s.0).collect()))
+        .try_with(|c| {
+            c.try_borrow()
+                .map(|c| c.suspended.iter().map(|s| s.0).collect())
+        })
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
