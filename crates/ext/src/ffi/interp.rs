@@ -96,13 +96,15 @@ pub fn parked_in(iid: i64) -> u64 {
 }
 
 /// Re-attach `ts` (a detached thread state of this thread), unless the exit
-/// gate is closed: then park this thread for good (see above). `inside`:
-/// interpreters this thread is inside besides `ts`'s and the suspended chain.
+/// gate is closed: then park this thread for good (see above). `own`: the
+/// id of `ts`'s interpreter (read while attached: at exit CPython may already
+/// have freed a detached state); `inside`: another interpreter this thread is
+/// inside besides `own` and the suspended chain.
 ///
 /// # Safety
 /// As for `PyEval_RestoreThread(ts)`: `ts` is this thread's, detached, and
 /// no thread state is attached on this thread.
-pub unsafe fn attach(ts: *mut sys::PyThreadState, inside: Option<i64>) {
+pub unsafe fn attach(ts: *mut sys::PyThreadState, own: i64, inside: Option<i64>) {
     if CLOSER.with(|c| c.get()) {
         // SAFETY: forwarded.
         unsafe { sys::PyEval_RestoreThread(ts) };
@@ -112,7 +114,7 @@ pub unsafe fn attach(ts: *mut sys::PyThreadState, inside: Option<i64>) {
     // counted (and waits), or we see it closed.
     if GATE.fetch_add(1, Ordering::AcqRel) & GATE_CLOSED != 0 {
         GATE.fetch_sub(1, Ordering::AcqRel);
-        park_forever(ts, inside);
+        park_forever(own, inside);
     }
     // SAFETY: forwarded; the runtime is not finalizing yet (the gate is open
     // and cannot close before we are done).
@@ -121,10 +123,7 @@ pub unsafe fn attach(ts: *mut sys::PyThreadState, inside: Option<i64>) {
 }
 
 #[cold]
-fn park_forever(ts: *mut sys::PyThreadState, inside: Option<i64>) -> ! {
-    // SAFETY: reading the interpreter of our own (detached) thread state; the
-    // interpreter outlives this (its finalization waits until we are counted).
-    let own = unsafe { id_of(sys::PyThreadState_GetInterpreter(ts)) };
+fn park_forever(own: i64, inside: Option<i64>) -> ! {
     let mut iids: Vec<i64> = CACHE
         .try_with(|c| {
             c.try_borrow()
@@ -321,18 +320,19 @@ pub unsafe fn run_in<R>(
         // SAFETY: immutable static; we are still attached to `save`.
         return Err(raise(Exc::MemoryError, "cannot create a thread state"));
     }
+    let save_iid = if save.is_null() {
+        0
+    } else {
+        id_of(save_interp)
+    };
     if !save.is_null() {
         // SAFETY: `save` is this thread's attached state.
         unsafe { sys::PyEval_SaveThread() };
-        CACHE.with(|c| {
-            c.borrow_mut()
-                .suspended
-                .push((id_of(save_interp), save as usize))
-        });
+        CACHE.with(|c| c.borrow_mut().suspended.push((save_iid, save as usize)));
     }
     // SAFETY: `ts` is a detached thread state of `interp` used only by this
     // thread; nothing is attached on this thread now.
-    unsafe { attach(ts, None) };
+    unsafe { attach(ts, target, None) };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     // SAFETY: `ts` is attached and ours.
     unsafe {
@@ -350,7 +350,7 @@ pub unsafe fn run_in<R>(
     if !save.is_null() {
         CACHE.with(|c| c.borrow_mut().suspended.pop());
         // SAFETY: `save` was detached above and belongs to this thread.
-        unsafe { attach(save, Some(target)) };
+        unsafe { attach(save, save_iid, Some(target)) };
     }
     match r {
         Ok(v) => Ok(v),
@@ -401,11 +401,12 @@ pub fn detached<R>(f: impl FnOnce() -> R) -> R {
     if save.is_null() {
         return f();
     }
+    let (_, iid) = current();
     // SAFETY: `save` is this thread's attached state.
     let ts = unsafe { sys::PyEval_SaveThread() };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     // SAFETY: re-attach what we detached.
-    unsafe { attach(ts, None) };
+    unsafe { attach(ts, iid, None) };
     match r {
         Ok(v) => v,
         Err(p) => std::panic::resume_unwind(p),
