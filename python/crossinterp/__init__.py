@@ -115,3 +115,42 @@ def __getattr__(name: str) -> object:
     if name == "Channel":
         return importlib.import_module(".channels", __name__).Channel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _warn_on_fork() -> None:
+    # CPython's own after-fork code tears down the child's copies of every
+    # subinterpreter without a thread state and crashes the child (3.13:
+    # "Fatal Python error: PyThreadState_Get"; 3.14+: a segfault; CPython
+    # gh-139759), whoever created them. Nothing we run in the child can come
+    # before it, so we can only warn in the parent.
+    try:
+        import _interpreters
+
+        n = len(_interpreters.list_all()) - 1
+    except Exception:  # noqa: BLE001 - a warning must never break fork()
+        return
+    if n > 0:
+        import warnings
+
+        warnings.warn(
+            f"os.fork() while {n} subinterpreter(s) are alive: CPython's after-fork "
+            "code crashes the child (CPython gh-139759); close them before forking, "
+            "or use the 'spawn' or 'forkserver' start method",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+def _register_fork_hook() -> None:
+    import os
+
+    if hasattr(os, "register_at_fork"):
+        import _interpreters
+
+        if _interpreters.get_current()[0] != 0:
+            return  # only the main interpreter can fork
+        os.register_at_fork(before=_warn_on_fork)
+
+
+_register_fork_hook()
+

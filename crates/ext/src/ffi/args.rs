@@ -94,21 +94,26 @@ pub fn arg_timeout(args: Args, i: usize) -> PyResult<Option<Duration>> {
 
 /// Run `f` detached from the interpreter; `f` gets an "interrupted" hook that
 /// briefly re-attaches to run signal handlers (true: an exception is set).
+/// Every re-attach goes through the exit gate ([`super::interp::attach`]): a
+/// thread blocked here when the process exits parks for good instead of
+/// being ended by CPython inside our frames.
 pub fn blocking<R>(f: impl FnOnce(&mut dyn FnMut() -> bool) -> R) -> R {
+    let (_, iid) = super::interp::current();
     // SAFETY: entry points run attached; detaching returns our thread state.
     let ts = unsafe { sys::PyEval_SaveThread() };
     let mut interrupted = || {
         // SAFETY: re-attach our own thread state, check, detach again.
         unsafe {
-            sys::PyEval_RestoreThread(ts);
+            super::interp::attach(ts, iid, None);
             let r = sys::PyErr_CheckSignals() < 0;
             sys::PyEval_SaveThread();
             r
         }
     };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut interrupted)));
-    // SAFETY: re-attach what we detached.
-    unsafe { sys::PyEval_RestoreThread(ts) };
+    // SAFETY: re-attach what we detached (through the exit gate: at process
+    // exit this thread parks instead, see `interp::attach`).
+    unsafe { super::interp::attach(ts, iid, None) };
     match r {
         Ok(v) => v,
         Err(p) => std::panic::resume_unwind(p),

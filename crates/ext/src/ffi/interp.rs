@@ -33,8 +33,119 @@
 use super::sys;
 use super::{raise, Exc, PyErrSet, PyResult};
 use crossinterp_core::sync::{lock, Arc, Mutex};
-use std::cell::RefCell;
+use crossinterp_core::sync::{AtomicUsize, Ordering};
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+
+// ## The exit gate
+//
+// Every re-attach of a thread state that this extension does on a thread
+// other than the exiting one goes through [`attach`]. At process exit, before
+// CPython marks the runtime as finalizing, the exiting thread closes the gate
+// ([`close_gate`]): from then on, a thread that would re-attach parks for
+// good instead, detached and holding no Python state (the process ends under
+// it). This matters because CPython ends a thread that re-attaches during
+// finalization: 3.13 with `pthread_exit`, a forced unwind that would cross
+// our `extern "C"` and `catch_unwind` frames (the process aborts: "FATAL:
+// exception not rethrown"); 3.14+ parks it inside `take_gil`. The gate closes
+// while no thread is between its check and the end of its re-attach (a count
+// the closer waits for, detached), so no re-attach of ours can start once
+// CPython may kill it.
+
+/// Threads between the gate check and the end of their re-attach, plus
+/// [`GATE_CLOSED`] once closed.
+static GATE: AtomicUsize = AtomicUsize::new(0);
+const GATE_CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// Threads parked at the closed gate, by interpreter they were inside (each
+/// interpreter of the thread's chain): their guards will never be dropped,
+/// and they never touch those interpreters again.
+static PARKED: Mutex<BTreeMap<i64, u64>> = Mutex::new(BTreeMap::new());
+
+std::thread_local! {
+    /// Set on the thread that closed the gate (it goes on with the exit).
+    static CLOSER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Close the exit gate (see above); idempotent. Called attached, at the main
+/// interpreter's exit, before any owner finalizes; waits detached for
+/// re-attaches under way to finish.
+pub fn close_gate() {
+    CLOSER.with(|c| c.set(true));
+    // AcqRel: pairs with the readers' AcqRel increments/decrements.
+    if GATE.fetch_or(GATE_CLOSED, Ordering::AcqRel) & GATE_CLOSED != 0 {
+        return;
+    }
+    detached(|| {
+        // Acquire: see the readers' decrements.
+        while GATE.load(Ordering::Acquire) & !GATE_CLOSED != 0 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    });
+}
+
+/// Whether the exit gate is closed.
+pub fn gate_closed() -> bool {
+    // Acquire: pairs with `close_gate`.
+    GATE.load(Ordering::Acquire) & GATE_CLOSED != 0
+}
+
+/// The number of threads parked at the closed gate while inside `iid`.
+pub fn parked_in(iid: i64) -> u64 {
+    lock(&PARKED).get(&iid).copied().unwrap_or(0)
+}
+
+/// Re-attach `ts` (a detached thread state of this thread), unless the exit
+/// gate is closed: then park this thread for good (see above). `own`: the
+/// id of `ts`'s interpreter (read while attached: at exit CPython may already
+/// have freed a detached state); `inside`: another interpreter this thread is
+/// inside besides `own` and the suspended chain.
+///
+/// # Safety
+/// As for `PyEval_RestoreThread(ts)`: `ts` is this thread's, detached, and
+/// no thread state is attached on this thread.
+pub unsafe fn attach(ts: *mut sys::PyThreadState, own: i64, inside: Option<i64>) {
+    if CLOSER.with(|c| c.get()) {
+        // SAFETY: forwarded.
+        unsafe { sys::PyEval_RestoreThread(ts) };
+        return;
+    }
+    // AcqRel: pairs with `close_gate`'s `fetch_or`: either it sees us
+    // counted (and waits), or we see it closed.
+    if GATE.fetch_add(1, Ordering::AcqRel) & GATE_CLOSED != 0 {
+        GATE.fetch_sub(1, Ordering::AcqRel);
+        park_forever(own, inside);
+    }
+    // SAFETY: forwarded; the runtime is not finalizing yet (the gate is open
+    // and cannot close before we are done).
+    unsafe { sys::PyEval_RestoreThread(ts) };
+    GATE.fetch_sub(1, Ordering::AcqRel);
+}
+
+#[cold]
+fn park_forever(own: i64, inside: Option<i64>) -> ! {
+    let mut iids: Vec<i64> = CACHE
+        .try_with(|c| {
+            c.try_borrow()
+                .map(|c| c.suspended.iter().map(|s| s.0).collect())
+        })
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    iids.push(own);
+    iids.extend(inside);
+    iids.sort_unstable();
+    iids.dedup();
+    {
+        let mut map = lock(&PARKED);
+        for i in iids {
+            *map.entry(i).or_default() += 1;
+        }
+    }
+    loop {
+        std::thread::park();
+    }
+}
 
 /// One cached thread state. `ts` is 0 once deleted.
 struct CachedTs {
@@ -64,6 +175,11 @@ struct ThreadCache {
 
 impl Drop for ThreadCache {
     fn drop(&mut self) {
+        if gate_closed() {
+            // The process is exiting: attaching now could end this thread
+            // inside CPython (see the exit gate); the process frees them.
+            return;
+        }
         let guard_for = *lock(&GUARD_FOR);
         for (iid, entry) in self.cached.drain(..) {
             let mut ts = lock(&entry.ts);
@@ -116,11 +232,31 @@ fn forget_entry(iid: i64, entry: &Arc<CachedTs>) {
 /// and no new one can be created (the owner refuses guards).
 pub unsafe fn delete_cached_for(iid: i64) -> usize {
     let entries = lock(&BY_INTERP).remove(&iid).unwrap_or_default();
+    // The interpreter's thread states now, without ours. At process exit
+    // CPython may already have deleted a cached state of a thread parked at
+    // the exit gate (3.13's and 3.14's teardown of remaining
+    // subinterpreters deletes the leftover head state): only states still in
+    // the interpreter's list are ours to delete.
+    // SAFETY: attached to `iid` (contract): its list is stable while we hold
+    // its thread state (no other thread of it runs our code: all guards are
+    // gone; a parked thread never attaches).
+    let live: Vec<usize> = unsafe {
+        let me = sys::PyThreadState_Get();
+        let mut v = Vec::new();
+        let mut t = sys::PyInterpreterState_ThreadHead(sys::PyThreadState_GetInterpreter(me));
+        while !t.is_null() {
+            if t != me {
+                v.push(t as usize);
+            }
+            t = sys::PyThreadState_Next(t);
+        }
+        v
+    };
     let mut n = 0;
     for e in entries {
         let mut ts = lock(&e.ts);
         let p = std::mem::replace(&mut *ts, 0) as *mut sys::PyThreadState;
-        if !p.is_null() {
+        if !p.is_null() && live.contains(&(p as usize)) {
             // SAFETY: per the contract, `p` is a detached thread state of the
             // interpreter we are attached to; clearing a non-current state of
             // the current interpreter and deleting it is what CPython itself
@@ -184,17 +320,19 @@ pub unsafe fn run_in<R>(
         // SAFETY: immutable static; we are still attached to `save`.
         return Err(raise(Exc::MemoryError, "cannot create a thread state"));
     }
+    let save_iid = if save.is_null() {
+        0
+    } else {
+        id_of(save_interp)
+    };
     if !save.is_null() {
         // SAFETY: `save` is this thread's attached state.
         unsafe { sys::PyEval_SaveThread() };
-        CACHE.with(|c| {
-            c.borrow_mut()
-                .suspended
-                .push((id_of(save_interp), save as usize))
-        });
+        CACHE.with(|c| c.borrow_mut().suspended.push((save_iid, save as usize)));
     }
-    // SAFETY: `ts` is a detached thread state of `interp` used only by this thread.
-    unsafe { sys::PyEval_RestoreThread(ts) };
+    // SAFETY: `ts` is a detached thread state of `interp` used only by this
+    // thread; nothing is attached on this thread now.
+    unsafe { attach(ts, target, None) };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     // SAFETY: `ts` is attached and ours.
     unsafe {
@@ -212,7 +350,7 @@ pub unsafe fn run_in<R>(
     if !save.is_null() {
         CACHE.with(|c| c.borrow_mut().suspended.pop());
         // SAFETY: `save` was detached above and belongs to this thread.
-        unsafe { sys::PyEval_RestoreThread(save) };
+        unsafe { attach(save, save_iid, Some(target)) };
     }
     match r {
         Ok(v) => Ok(v),
@@ -263,11 +401,12 @@ pub fn detached<R>(f: impl FnOnce() -> R) -> R {
     if save.is_null() {
         return f();
     }
+    let (_, iid) = current();
     // SAFETY: `save` is this thread's attached state.
     let ts = unsafe { sys::PyEval_SaveThread() };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     // SAFETY: re-attach what we detached.
-    unsafe { sys::PyEval_RestoreThread(ts) };
+    unsafe { attach(ts, iid, None) };
     match r {
         Ok(v) => v,
         Err(p) => std::panic::resume_unwind(p),

@@ -6,7 +6,10 @@
 //! interpreter's teardown, still attached). In the main interpreter the exit
 //! first tells the types (`Event::ProcessExit`: guards held by Python guard
 //! objects are closed, idle interpreters we created are closed), then
-//! finalizes its own owner.
+//! finalizes its own owner. Before that it closes the exit gate
+//! (`ffi::interp::close_gate`): threads blocked in our calls park for good
+//! instead of re-attaching, and owners' finalizations do not wait for guards
+//! that parked threads hold.
 
 use super::owners::{self, Event};
 use crate::cstr;
@@ -21,6 +24,9 @@ fn finalize_at_exit() {
     if cur == main_id {
         // Relaxed: read back by this same thread's finalizations below.
         owners::PROCESS_EXITING.store(true, Ordering::Relaxed);
+        // From here on, other threads that would re-attach through our code
+        // park instead (CPython would end them inside our frames).
+        ffi::interp::close_gate();
         owners::notify(Event::ProcessExit);
     }
     owners::finalize_current();

@@ -311,8 +311,14 @@ pub fn finalize_current() {
     // interpreters whose finalization reads it (same thread, program order).
     let exiting = PROCESS_EXITING.load(Ordering::Relaxed);
     // Acquire: pairs with the Release of the pin counters in `borrowed`.
+    // Threads parked at the exit gate inside this interpreter hold guards
+    // they never drop, and never touch the interpreter again: not waited for.
     let mut only_pins_left = |open: u64| {
-        exiting && open <= rec.pins.load(Ordering::Acquire) + rec.py_guards.load(Ordering::Acquire)
+        exiting
+            && open
+                <= rec.pins.load(Ordering::Acquire)
+                    + rec.py_guards.load(Ordering::Acquire)
+                    + ffi::interp::parked_in(rec.iid)
     };
     owner.begin_finalize();
     notify(Event::Begin(&rec));

@@ -60,15 +60,21 @@ pub fn try_run_in_owner<R>(
 const REAPER_GRACE: Duration = Duration::from_millis(2);
 
 pub(super) fn start_reaper() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let r = std::thread::Builder::new()
-            .name("crossinterp-reaper".into())
-            .spawn(reaper_loop);
-        if let Err(e) = r {
-            eprintln!("crossinterp: could not start the reaper thread: {e}");
-        }
-    });
+    // The process that started it (0: none): a child of `os.fork()` has no
+    // reaper thread (fork copies only the forking thread), so it starts its own.
+    static STARTED_IN: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+    let mut started = STARTED_IN.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if *started == pid {
+        return;
+    }
+    *started = pid;
+    let r = std::thread::Builder::new()
+        .name("crossinterp-reaper".into())
+        .spawn(reaper_loop);
+    if let Err(e) = r {
+        eprintln!("crossinterp: could not start the reaper thread: {e}");
+    }
 }
 
 fn reaper_loop() {
