@@ -186,7 +186,7 @@ def main() -> int:
     ap.add_argument("--report-only", action="store_true", help="never fail (exit 0)")
     a = ap.parse_args()
 
-    python = "%d.%d" % sys.version_info[:2]
+    python = "{}.{}".format(*sys.version_info[:2])
     suite = a.suite or ("3.14" if python == "3.13" else python)
     has_stdlib = sys.version_info >= (3, 14)
     gate = has_stdlib and not a.report_only and suite == python
@@ -218,7 +218,7 @@ def main() -> int:
 
     ours = results["crossinterp"]
     base = results.get("stdlib")
-    ok = lambda r, t: r.get(t, ("missing", ""))[0] == "pass"  # noqa: E731
+    ok = lambda r, t: r.get(t, ("missing", ""))[0] == "pass"
     if base is not None:
         relevant = [t for t in all_ids if ok(base, t)]
     else:
@@ -240,7 +240,7 @@ def main() -> int:
                 problems.append(f"stale expected failure (passes on crossinterp now): {t}")
 
     # ---- report
-    counts = lambda r: {s: sum(1 for t in all_ids if r.get(t, ("missing",))[0] == s)  # noqa: E731
+    counts = lambda r: {s: sum(1 for t in all_ids if r.get(t, ("missing",))[0] == s)
                         for s in ("pass", "fail", "error", "skip", "hang", "crash", "xfail", "xpass")}
     print(f"\n== conformance: CPython {suite}'s {PACKAGE} on Python {python} "
           f"({a.isolation} isolation, {time.monotonic() - t0:.0f}s)")

@@ -14,6 +14,7 @@ import json
 import sys
 import time
 import unittest
+from typing import ClassVar
 
 
 def _ids(suite):
@@ -29,7 +30,7 @@ def _list(out, modules):
     for mod in modules:
         try:
             suite = loader.loadTestsFromName(mod)
-        except Exception as e:  # an import error of the file: report, go on
+        except Exception as e:  # noqa: BLE001 -- an import error of the file: report, go on
             out.write(json.dumps({"module": mod, "error": f"{type(e).__name__}: {e}"}) + "\n")
             continue
         for tid, kind in _ids(suite):
@@ -38,7 +39,7 @@ def _list(out, modules):
 
 
 class _Result(unittest.TestResult):
-    RANK = {"pass": 0, "skip": 1, "xfail": 1, "xpass": 2, "fail": 3, "error": 4}
+    RANK: ClassVar[dict[str, int]] = {"pass": 0, "skip": 1, "xfail": 1, "xpass": 2, "fail": 3, "error": 4}
 
     def __init__(self, out, timeout):
         super().__init__()

@@ -62,23 +62,26 @@ class _Same:
         module.__spec__ = self._spec
 
 
+_ROUTES = {
+    "concurrent.interpreters": "crossinterp.interpreters",
+    "concurrent.interpreters._queues": "crossinterp.queues",
+    # `from concurrent.interpreters import _queues` asks for the submodule
+    # by the module's own __name__
+    "crossinterp.interpreters._queues": "crossinterp.queues",
+}
+_STDLIB = ("concurrent.interpreters._crossinterp", "crossinterp.interpreters._crossinterp")
+
+
 class _Finder:
-    ROUTES = {
-        "concurrent.interpreters": "crossinterp.interpreters",
-        "concurrent.interpreters._queues": "crossinterp.queues",
-        # `from concurrent.interpreters import _queues` asks for the submodule
-        # by the module's own __name__
-        "crossinterp.interpreters._queues": "crossinterp.queues",
-    }
-    STDLIB = ("concurrent.interpreters._crossinterp", "crossinterp.interpreters._crossinterp")
+    """The meta path finder of the routed names."""
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
-        if name in cls.ROUTES:
+        if name in _ROUTES:
             return importlib.machinery.ModuleSpec(
-                name, _RouteLoader(cls.ROUTES[name]), is_package=True
+                name, _RouteLoader(_ROUTES[name]), is_package=True
             )
-        if name in cls.STDLIB:
+        if name in _STDLIB:
             import concurrent
 
             std = [os.path.join(os.path.dirname(concurrent.__file__), "interpreters")]
