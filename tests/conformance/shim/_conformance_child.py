@@ -7,9 +7,13 @@ Writes one JSON object per line to OUT. In ``run`` mode a per-test watchdog
 (faulthandler.dump_traceback_later(exit=True)) dumps every thread's traceback
 to stderr and ends the process when one test runs longer than TIMEOUT seconds;
 the runner reports that test as hung with the dump.
+
+This module is the child's ``__main__``: crossinterp may re-run it in a
+subinterpreter (as ``__mp_main__``) to unpickle a function of ``__main__``, so
+its top level imports only modules every interpreter can load (faulthandler,
+a single-phase-init module, is imported where it is used).
 """
 
-import faulthandler
 import json
 import sys
 import time
@@ -45,12 +49,19 @@ class _Result(unittest.TestResult):
         super().__init__()
         self.out, self.timeout = out, timeout
         self.cur = None
+        import faulthandler
+
+        self.fh = faulthandler
 
     def _emit(self, **rec):
         self.out.write(json.dumps(rec) + "\n")
         self.out.flush()
 
     def _note(self, test, status, detail=""):
+        if getattr(test, "test_case", None) is not None:  # a subTest's outcome
+            if status == "skip":
+                return
+            test = test.test_case
         if self.cur is None or self.cur["id"] != test.id():
             # a class/module fixture (setUpClass, tearDownModule, ...)
             self._emit(id=test.id(), status=status, detail=detail, fixture=True)
@@ -64,10 +75,10 @@ class _Result(unittest.TestResult):
         super().startTest(test)
         self.cur = {"id": test.id(), "status": "pass", "detail": "", "t0": time.monotonic()}
         self._emit(event="start", id=test.id())
-        faulthandler.dump_traceback_later(self.timeout, exit=True, file=sys.stderr)
+        self.fh.dump_traceback_later(self.timeout, exit=True, file=sys.stderr)
 
     def stopTest(self, test):
-        faulthandler.cancel_dump_traceback_later()
+        self.fh.cancel_dump_traceback_later()
         super().stopTest(test)
         cur, self.cur = self.cur, None
         if cur is None:
