@@ -2,6 +2,9 @@
 #
 #   make demo   sequential vs threads vs interpreters on a CPU-bound job
 #   make test   every test: Rust engine (unit, stress, loom) + pytest on all four Pythons
+#   make test-conformance  CPython's own test.test_interpreters against crossinterp
+#               on 3.14 and 3.15 (tests/conformance/README.md); fails below 97%
+#               of the tests passing on the stdlib
 #   make bench  side-by-side benchmarks against the stdlib peers, and the
 #               crossing costs (bench_crossing; A/B of two revisions: scripts/bench_ab)
 #   make lint   rustfmt, clippy -D warnings, ruff, stub check
@@ -20,10 +23,12 @@ BENCH_VERSIONS ?= 3.13 3.14 3.15
 # and is about threads running in parallel: free-threaded builds only.
 BENCH_ATOMICS_VERSIONS ?= 3.13t
 PYTEST_ARGS ?=
+CONFORMANCE_VERSIONS ?= 3.14 3.15
+CONFORMANCE_ARGS ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
-.PHONY: all demo test test-rust test-loom test-python bench lint provision tools clean sanitize
+.PHONY: all demo test test-rust test-loom test-python test-conformance bench lint provision tools clean sanitize
 
 all: test
 
@@ -49,6 +54,15 @@ test-python: provision
 		echo "== pytest on Python $$v"; \
 		scripts/py $$v -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); \
 	done
+
+# CPython's test.test_interpreters, baseline (stdlib) and crossinterp, per
+# version; every version runs, the target fails if any version's gate fails.
+test-conformance:
+	@scripts/provision $(CONFORMANCE_VERSIONS)
+	@rc=0; for v in $(CONFORMANCE_VERSIONS); do \
+		echo "== conformance on Python $$v"; \
+		scripts/py $$v tests/conformance/run.py $(CONFORMANCE_ARGS) || rc=1; \
+	done; exit $$rc
 
 # Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
 # then the atomics benchmarks (AtomicInt/AtomicRef, AtomicDict) with their

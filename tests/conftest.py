@@ -32,3 +32,7 @@ def run_script(src: str, timeout: float = 60) -> subprocess.CompletedProcess:
         timeout=timeout,
         env=env,
     )
+
+# tests/conformance is a standalone runner of CPython's own test suite (make
+# test-conformance), not pytest tests.
+collect_ignore = ["conformance"]
