@@ -13,7 +13,8 @@ to crossinterp; every test in its own child process (``--isolation test``,
 the default) with a per-test watchdog. Not a pytest file: ``pytest tests``
 does not collect this directory (tests/conftest.py).
 
-The gate (3.14+) fails when: crossinterp passes fewer than 97% of the tests
+The gate (3.14+) fails when: crossinterp passes (or, for a "superset" entry of
+expected_failures.toml, deviates from on purpose) fewer than 97% of the tests
 that pass on the stdlib; a test passing on the stdlib fails on crossinterp and
 is not listed in expected_failures.toml; a listed test passes on crossinterp,
 no longer exists, or no longer passes on the stdlib (stale entry).
@@ -230,10 +231,18 @@ def main() -> int:
     expected, eproblems = load_expected(a.expected, python) if os.path.exists(a.expected) else ({}, [])
     problems += eproblems
     unlisted = [t for t in failing if t not in expected]
+    # The gate's figure: tests that pass, plus those that fail only because
+    # crossinterp deliberately does more than the stdlib (a "superset" entry,
+    # e.g. a closure the stdlib refuses crosses by value). "internal" entries
+    # stay failures. Both figures are printed.
+    superset = [t for t in failing if expected.get(t, {}).get("kind") == "superset"]
+    conforming = (len(passing) + len(superset)) / len(relevant) if relevant else 0.0
     if gate:
         for t, e in expected.items():
             if t not in all_ids:
-                problems.append(f"stale expected failure (no such test): {t}")
+                # A partial run (-k, --files) does not see every entry's test.
+                if not a.match and set(a.files.split(",")) == set(FILES):
+                    problems.append(f"stale expected failure (no such test): {t}")
             elif not ok(base, t):
                 problems.append(f"stale expected failure (does not pass on the stdlib): {t}")
             elif ok(ours, t):
@@ -275,9 +284,10 @@ def main() -> int:
                       f, indent=1)
 
     if gate:
-        if ratio < THRESHOLD:
-            problems.append(f"crossinterp passes {len(passing)}/{len(relevant)} = {100 * ratio:.1f}% "
-                            f"of the tests passing on the stdlib (< {100 * THRESHOLD:.0f}%)")
+        if conforming < THRESHOLD:
+            problems.append(f"crossinterp passes {len(passing)}/{len(relevant)} and deviates on purpose "
+                            f"(superset) in {len(superset)}: {100 * conforming:.1f}% of the tests "
+                            f"passing on the stdlib (< {100 * THRESHOLD:.0f}%)")
         for t in unlisted:
             problems.append(f"fails on crossinterp, passes on the stdlib, not in expected_failures.toml: {t}")
     if problems:
@@ -285,8 +295,9 @@ def main() -> int:
         for p in problems:
             print("  " + p)
     failed = gate and bool(problems)
-    print(f"\n[conformance] {python}: ours {len(passing)} / stdlib {std} "
-          f"({100 * ratio:.1f}%): {'FAIL' if failed else 'ok' if gate else 'report only'}")
+    print(f"\n[conformance] {python}: ours {len(passing)} / stdlib {std} ({100 * ratio:.1f}%); "
+          f"with the {len(superset)} deliberate supersets {100 * conforming:.1f}%: "
+          f"{'FAIL' if failed else 'ok' if gate else 'report only'}")
     return 1 if failed else 0
 
 
