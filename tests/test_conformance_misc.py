@@ -190,3 +190,54 @@ def test_queue_bad_timeouts_still_rejected(bad):
     with pytest.raises((ValueError, TypeError)):
         q.put(1, timeout=bad)
     assert q.qsize() == 0
+
+
+# --- CPython's low-level queues with crossinterp.queues -------------------
+
+
+@needs_stdlib
+def test_low_level_queue_module_with_routed_queues(tmp_path):
+    # `_interpqueues` imports `concurrent.interpreters._queues` for its
+    # exception types and its queue class: routed here, crossinterp.queues
+    # registers them (without it, `get` on an empty queue crashed CPython).
+    script = tmp_path / "lowlevel.py"
+    script.write_text(
+        textwrap.dedent("""\
+            import _interpqueues as _q
+            qid = _q.create(1, 1, -1)
+            try:
+                _q.get(qid)
+            except Exception as e:
+                empty = e
+            from concurrent.interpreters import _queues
+            assert _queues.__name__ == "crossinterp.queues", _queues
+            assert type(empty) is _queues.QueueEmpty, type(empty)
+            assert str(empty) == f"queue {qid} is empty"
+            _q.put(qid, 1, -1)
+            try:
+                _q.put(qid, 2, -1)
+            except _queues.QueueFull as e:
+                assert str(e) == f"queue {qid} is full"
+            else:
+                raise AssertionError("no QueueFull")
+            assert _q.get(qid) == (1, None)
+            # a low-level queue crossing through `_interpqueues` arrives as the
+            # registered class, holding a reference to the same queue
+            other = _q.create(0, 1, -1)
+            ref = _queues._LowLevelQueue(other)
+            _q.put(qid, ref, -1)
+            got, op = _q.get(qid)
+            assert op is None and type(got) is _queues._LowLevelQueue and got.id == other, got
+            _q.put(other, "x", -1)
+            assert _q.get(got.id) == ("x", None)
+            _q.destroy(other)
+            _q.destroy(qid)
+            try:
+                _q.get(qid)
+            except _queues.QueueNotFoundError:
+                pass
+            print("ok")
+            """)
+    )
+    r = _run_file(script, routed=True)
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
