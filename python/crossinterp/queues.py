@@ -243,7 +243,7 @@ class _LowLevelQueue:
     __slots__ = ("__weakref__", "_id")
     _id: int
 
-    def __new__(cls, id: int, /) -> _LowLevelQueue:
+    def __new__(cls, id: int, /) -> Self:
         import _interpqueues
 
         if not isinstance(id, int):
