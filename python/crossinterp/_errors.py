@@ -58,21 +58,44 @@ if _STD is not None:
     QueueFull = _stdq.QueueFull  # type: ignore[attr-defined,misc]
     _ItemDestroyedBase: type[Exception] = _stdq.ItemInterpreterDestroyed  # type: ignore[attr-defined]
 else:
-    # 3.13: crossinterp's own, with the stdlib's (3.14) bases and behaviour.
+    if sys.version_info >= (3, 14):
+        # 3.14+ where ``concurrent.interpreters`` is crossinterp itself (an
+        # import hook routes the stdlib's names here, as a drop-in): CPython's
+        # low-level classes, as the stdlib aliases them, and the stdlib's
+        # pure-Python ones defined here under the stdlib's module names (the
+        # names they are importable as then), so that tracebacks read the same.
+        import _interpqueues
+        import _interpreters
 
-    class InterpreterError(Exception):  # type: ignore[no-redef]
-        """An operation on an interpreter failed (e.g. closing a running one,
-        or closing the current one)."""
+        InterpreterError = _interpreters.InterpreterError  # type: ignore[misc]
+        InterpreterNotFoundError = _interpreters.InterpreterNotFoundError  # type: ignore[misc]
+        NotShareableError = _interpreters.NotShareableError  # type: ignore[misc]
+        QueueError = _interpqueues.QueueError  # type: ignore[misc]
+        QueueNotFoundError = _interpqueues.QueueNotFoundError  # type: ignore[misc]
+        _STD_NAMES = True
+    else:
+        # 3.13: crossinterp's own, with the stdlib's (3.14) bases and behaviour.
+        _STD_NAMES = False
 
-    class InterpreterNotFoundError(InterpreterError):  # type: ignore[no-redef]
-        """The interpreter does not exist (any more)."""
+        class InterpreterError(Exception):  # type: ignore[no-redef]
+            """An operation on an interpreter failed (e.g. closing a running
+            one, or closing the current one)."""
 
-    class NotShareableError(TypeError):  # type: ignore[no-redef]
-        """An object cannot cross to another interpreter: it is not natively
-        shareable and either cannot be pickled or strict sharing was
-        requested."""
+        class InterpreterNotFoundError(InterpreterError):  # type: ignore[no-redef]
+            """The interpreter does not exist (any more)."""
 
-    class ExecutionFailed(InterpreterError):  # type: ignore[no-redef]
+        class NotShareableError(TypeError):  # type: ignore[no-redef]
+            """An object cannot cross to another interpreter: it is not
+            natively shareable and either cannot be pickled or strict sharing
+            was requested."""
+
+        class QueueError(RuntimeError):  # type: ignore[no-redef]
+            """An operation on a cross-interpreter queue failed."""
+
+        class QueueNotFoundError(QueueError):  # type: ignore[no-redef]
+            """No live queue has that id."""
+
+    class ExecutionFailed(InterpreterError):  # type: ignore[no-redef,misc,valid-type]
         """An exception was raised, and not caught, in another interpreter.
 
         ``excinfo`` (an :class:`ExceptionInfo`) describes it: type, message,
@@ -99,19 +122,17 @@ else:
                 return super().__str__()
             return f"{super().__str__()}\n\nUncaught in the interpreter:\n\n{tb}"
 
-    class QueueError(RuntimeError):  # type: ignore[no-redef]
-        """An operation on a cross-interpreter queue failed."""
-
-    class QueueNotFoundError(QueueError):  # type: ignore[no-redef]
-        """No live queue has that id."""
-
-    class QueueEmpty(QueueError, _queue.Empty):  # type: ignore[no-redef]
+    class QueueEmpty(QueueError, _queue.Empty):  # type: ignore[no-redef,misc,valid-type]
         """``get`` found the queue empty (non-blocking, or the timeout
         passed)."""
 
-    class QueueFull(QueueError, _queue.Full):  # type: ignore[no-redef]
+    class QueueFull(QueueError, _queue.Full):  # type: ignore[no-redef,misc,valid-type]
         """``put`` found the queue full (non-blocking, or the timeout
         passed)."""
+
+    if _STD_NAMES:
+        ExecutionFailed.__module__ = "concurrent.interpreters"
+        QueueEmpty.__module__ = QueueFull.__module__ = "concurrent.interpreters._queues"
 
     _ItemDestroyedBase = QueueError
 
@@ -152,6 +173,10 @@ class ExceptionInfo(SimpleNamespace):
 class ItemInterpreterDestroyed(_ItemDestroyedBase):  # type: ignore[misc,valid-type]
     """The interpreter that put this item was destroyed, and the item's
     policy is ``UNBOUND_ERROR``."""
+
+
+if _STD is None and _STD_NAMES:
+    ItemInterpreterDestroyed.__module__ = "concurrent.interpreters._queues"
 
 
 class ChannelError(RuntimeError):

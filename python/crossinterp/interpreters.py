@@ -318,9 +318,11 @@ class Interpreter:
         An uncaught exception raises :class:`ExecutionFailed` here, with the
         remote traceback in ``excinfo``.
         """
-        excinfo = _native.exec(self._id, code)
-        if excinfo is not None:
-            raise ExecutionFailed(ExceptionInfo.from_tuple(excinfo))
+        info = _native.exec(self._id, code)
+        if info is not None:
+            # this line as the stdlib's, which tracebacks show
+            excinfo = ExceptionInfo.from_tuple(info)
+            raise ExecutionFailed(excinfo)
 
     def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``callable(*args, **kwargs)`` in the interpreter, in this thread,

@@ -22,13 +22,14 @@ negative timeouts raise ``ValueError``.
 
 from __future__ import annotations
 
+import time
 import weakref
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from typing import Self
 
-from . import _native
+from . import _errors, _native
 from ._errors import (
     ItemInterpreterDestroyed,
     QueueEmpty,
@@ -144,10 +145,46 @@ class Queue(_native.QueueBase):
         """The default policy for items whose interpreter is destroyed."""
         return _POLICIES[self._unbound_default]
 
-    # put(obj, block=True, timeout=None, *, unbounditems=None, strict=False),
-    # put_nowait(obj, *, unbounditems=None, strict=False), get(block=True,
-    # timeout=None), get_nowait(), qsize(), empty() and full() are the native
-    # base's (no Python frame on the hot path): see _native.pyi.
+    def put(
+        self,
+        obj: object,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        unbounditems: object | None = None,
+        strict: bool = False,
+    ) -> None:
+        """Add ``obj``; if the queue is full, wait (``block``) up to
+        ``timeout`` seconds for room, else raise :class:`QueueFull`.
+        ``strict=True``: :class:`NotShareableError` instead of pickling."""
+        if timeout is not None and block:
+            timeout = _remaining(timeout)
+        super().put(obj, block, timeout, unbounditems=unbounditems, strict=strict)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        """Remove and return the next item (``UNBOUND`` for an item whose
+        interpreter was destroyed, under that policy); if the queue is empty,
+        wait (``block``) up to ``timeout`` seconds, else raise
+        :class:`QueueEmpty`."""
+        if timeout is not None and block:
+            timeout = _remaining(timeout)
+        return super().get(block, timeout)
+
+    # put_nowait(obj, *, unbounditems=None, strict=False), get_nowait(),
+    # qsize(), empty() and full() are the native base's (no Python frame on
+    # the hot path): see _native.pyi.
+
+
+def _remaining(timeout: object) -> object:
+    """The time left of a ``timeout`` whose deadline is taken on
+    ``time.monotonic`` (as the stdlib's, never the wall clock); the native
+    wait is then woken by the event itself or that deadline. Anything but a
+    non-negative int or float goes down unchanged (the native side rejects
+    it with the right error)."""
+    if type(timeout) in (int, float) and timeout >= 0:  # type: ignore[operator]
+        end = time.monotonic() + timeout  # type: ignore[operator]
+        return max(0.0, end - time.monotonic())
+    return timeout
 
 
 def _create(cls: type[Queue], maxsize: object, unbounditems: object) -> Queue:
@@ -185,3 +222,75 @@ def create(maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Queue:
 def list_all() -> list[Queue]:
     """Every live queue (held by some interpreter), oldest first."""
     return Queue._live()
+
+
+# --- CPython's low-level queues (3.14+, where this module is the stdlib's) --
+#
+# CPython's `_interpqueues` imports `concurrent.interpreters._queues` to learn
+# its exception types (`QueueEmpty`, `QueueFull`) and the class that stands for
+# one of its queues crossing between interpreters; the stdlib's module
+# registers them at import. Where `concurrent.interpreters` is routed to
+# crossinterp that import lands here, so register ours the same way (else its
+# `get` on an empty queue has no type to raise). Where the stdlib's module is
+# the real one it has registered its own already.
+
+
+class _LowLevelQueue:
+    """A reference to one of CPython's ``_interpqueues`` queues (its id space,
+    not crossinterp's): what such a queue is in the receiver when it crosses
+    through ``_interpqueues``. It holds a reference to the queue while alive."""
+
+    __slots__ = ("__weakref__", "_id")
+    _id: int
+
+    def __new__(cls, id: int, /) -> Self:
+        import _interpqueues
+
+        if not isinstance(id, int):
+            raise TypeError(f"id must be an int, got {id!r}")
+        self = _low_level_known.get(int(id))
+        if self is None:
+            self = super().__new__(cls)
+            self._id = int(id)
+            _interpqueues.bind(self._id)
+            _low_level_known[self._id] = self
+        return self
+
+    def __del__(self) -> None:
+        import _interpqueues
+
+        try:
+            _interpqueues.release(self._id)
+        except (_interpqueues.QueueError, AttributeError):
+            pass  # destroyed already, or never bound (failed __new__)
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._id})"
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return (type(self), (self._id,))
+
+
+_low_level_known: weakref.WeakValueDictionary[int, _LowLevelQueue] = weakref.WeakValueDictionary()
+
+
+def _register_low_level() -> None:
+    import sys
+
+    if sys.version_info < (3, 14) or _errors._STD is not None:
+        return
+    try:
+        import _interpqueues
+    except ImportError:
+        return
+    _interpqueues._register_heap_types(_LowLevelQueue, QueueEmpty, QueueFull)
+
+
+_register_low_level()

@@ -219,13 +219,16 @@ fn run_code(code: &Code) -> Result<(), ExcInfo> {
         // SAFETY: attached; `d` is a live dict; the code/source are valid.
         unsafe {
             let res = match code {
-                Code::Source(src) => sys::PyRun_StringFlags(
-                    src.as_ptr(),
-                    sys::Py_file_input,
-                    d,
-                    d,
-                    std::ptr::null_mut(),
-                ),
+                // Compiled under the stdlib's file name for scripts, so that
+                // tracebacks read as `concurrent.interpreters`' do.
+                Code::Source(src) => {
+                    let co = Owned::from_new(sys::Py_CompileString(
+                        src.as_ptr(),
+                        cstr!("<script>").as_ptr(),
+                        sys::Py_file_input,
+                    ))?;
+                    sys::PyEval_EvalCode(co.as_ptr(), d, d)
+                }
                 Code::Marshalled(b) => {
                     let co = Owned::from_new(sys::PyMarshal_ReadObjectFromString(
                         b.as_ptr() as *const c_char,
