@@ -162,9 +162,26 @@ def get_main() -> Interpreter:
     return Interpreter(iid, _whence=whence)
 
 
+try:  # CPython's own low-level module (3.13+): its cross-interpreter registry
+    import _interpreters as _cpython
+except ImportError:  # pragma: no cover - every supported build has it
+    _cpython = None
+
+
+def _cpython_only(obj: object) -> bool:
+    """Whether CPython's own cross-interpreter registry shares ``obj`` and
+    crossinterp does not natively: objects of CPython's modules such as the
+    ends of ``_interpchannels`` channels and the stdlib's queues."""
+    if _cpython is None or _native.is_shareable(obj):
+        return False
+    return bool(_cpython.is_shareable(obj))
+
+
 def is_shareable(obj: object) -> bool:
-    """Whether ``obj`` crosses interpreters natively, without pickling."""
-    return _native.is_shareable(obj)
+    """Whether ``obj`` crosses interpreters natively, without pickling:
+    crossinterp's own values, or an object CPython's own registry shares
+    (``prepare_main`` hands those over with CPython's machinery)."""
+    return _native.is_shareable(obj) or _cpython_only(obj)
 
 
 class Interpreter:
@@ -307,6 +324,16 @@ class Interpreter:
         items.update(kwargs)
         if not items:
             raise ValueError("prepare_main() needs at least one name to bind")
+        # Objects only CPython's own registry shares (a channel end of
+        # _interpchannels, a stdlib queue) cross with CPython's machinery, as
+        # in the stdlib; everything else crossinterp's way.
+        theirs = {k: v for k, v in items.items() if _cpython_only(v)}
+        if theirs:
+            assert _cpython is not None
+            _cpython.set___main___attrs(self._id, theirs, restrict=False)
+            items = {k: v for k, v in items.items() if k not in theirs}
+            if not items:
+                return
         excinfo = _native.set_main_attrs(self._id, items)
         if excinfo is not None:
             raise ExecutionFailed(ExceptionInfo.from_tuple(excinfo))
