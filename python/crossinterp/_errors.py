@@ -43,6 +43,25 @@ def _stdlib() -> tuple[object, object] | None:
 
 _STD = _stdlib()
 
+
+def _lowlevel() -> object | None:
+    """CPython's ``_interpreters`` on 3.14+, whose exception classes
+    ``concurrent.interpreters`` re-exports (None before, or without it). Used
+    when ``concurrent.interpreters`` itself cannot give its classes (it is
+    routed to crossinterp, as a drop-in installs it): the classes must still
+    be CPython's, so that ``except crossinterp.interpreters.InterpreterError``
+    catches what ``_interpreters`` raises (a failed ``_interpreters.create()``)."""
+    if sys.version_info < (3, 14):
+        return None
+    try:
+        import _interpreters
+    except ImportError:
+        return None
+    return _interpreters
+
+
+_LOW = None if _STD is not None else _lowlevel()
+
 if _STD is not None:
     # 3.14+: the stdlib's own classes, so that ``except
     # concurrent.interpreters.X`` catches what crossinterp raises and ``except
@@ -57,20 +76,29 @@ if _STD is not None:
     QueueEmpty = _stdq.QueueEmpty  # type: ignore[attr-defined,misc]
     QueueFull = _stdq.QueueFull  # type: ignore[attr-defined,misc]
     _ItemDestroyedBase: type[Exception] = _stdq.ItemInterpreterDestroyed  # type: ignore[attr-defined]
-else:
-    # 3.13: crossinterp's own, with the stdlib's (3.14) bases and behaviour.
+elif _LOW is not None:
+    # 3.14+ with ``concurrent.interpreters`` routed to crossinterp: CPython's
+    # low-level classes (the same objects the stdlib's module re-exports).
+    InterpreterError = _LOW.InterpreterError  # type: ignore[attr-defined,misc]
+    InterpreterNotFoundError = _LOW.InterpreterNotFoundError  # type: ignore[attr-defined,misc]
+    NotShareableError = _LOW.NotShareableError  # type: ignore[attr-defined,misc]
 
-    class InterpreterError(Exception):  # type: ignore[no-redef]
-        """An operation on an interpreter failed (e.g. closing a running one,
-        or closing the current one)."""
+if _STD is None:
+    # 3.13 (and the rest on a routed 3.14+): crossinterp's own, with the
+    # stdlib's (3.14) bases and behaviour.
 
-    class InterpreterNotFoundError(InterpreterError):  # type: ignore[no-redef]
-        """The interpreter does not exist (any more)."""
+    if _LOW is None:
+        class InterpreterError(Exception):  # type: ignore[no-redef]
+            """An operation on an interpreter failed (e.g. closing a running one,
+            or closing the current one)."""
 
-    class NotShareableError(TypeError):  # type: ignore[no-redef]
-        """An object cannot cross to another interpreter: it is not natively
-        shareable and either cannot be pickled or strict sharing was
-        requested."""
+        class InterpreterNotFoundError(InterpreterError):  # type: ignore[no-redef]
+            """The interpreter does not exist (any more)."""
+
+        class NotShareableError(TypeError):  # type: ignore[no-redef]
+            """An object cannot cross to another interpreter: it is not natively
+            shareable and either cannot be pickled or strict sharing was
+            requested."""
 
     class ExecutionFailed(InterpreterError):  # type: ignore[no-redef]
         """An exception was raised, and not caught, in another interpreter.
