@@ -112,6 +112,16 @@ def _whence_of(iid: int) -> str:
         raise _not_found(iid) from None
 
 
+def _native_running(iid: int) -> bool:
+    """Whether crossinterp runs a call in ``iid`` now (not counting the
+    calling thread's own interpreter, which runs code but maybe not its
+    ``__main__``)."""
+    try:
+        return _native.is_running(iid) and iid != _native.get_current()[0]
+    except InterpreterNotFoundError:
+        return False
+
+
 # Interpreters whose __main__ crossinterp runs code in (exec, call,
 # prepare_main): the stdlib's rule (only the ones its module made), plus the
 # main interpreter.
@@ -290,16 +300,17 @@ class Interpreter:
         return _native.view(self._id)
 
     def is_running(self) -> bool:
-        """Whether the interpreter is running code (``exec``/``call``, ours or
-        the stdlib's) now."""
-        try:
-            ours = _native.is_running(self._id)
-        except InterpreterNotFoundError:
-            if _stdlib is None:
-                raise
-            ours = False
-        if ours or _stdlib is None:
-            return ours
+        """Whether the interpreter is running its ``__main__`` now (an
+        ``exec``/``call``/``prepare_main``, ours or the stdlib's; the main
+        interpreter's main thread), as ``concurrent.interpreters`` says: code
+        run in an interpreter without marking it (``PyRun_SimpleString`` in
+        a C-API interpreter, say) is not."""
+        if _stdlib is None:
+            return _native.is_running(self._id)
+        # crossinterp marks the interpreter as running its __main__ (CPython's
+        # own mark) for the duration of each of its calls.
+        if _native_running(self._id):
+            return True
         try:
             return _stdlib.is_running(self._id)
         except _stdlib.InterpreterNotFoundError:
