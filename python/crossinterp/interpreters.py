@@ -1,10 +1,10 @@
 """Subinterpreters with their own GIL: a drop-in for ``concurrent.interpreters``
 (PEP 734, as of Python 3.14), on every supported Python (3.13, 3.13t, 3.14, 3.15).
 
-Implemented on the C API by ``crossinterp._native`` (not by wrapping
-``_interpreters``), so it behaves the same on 3.13 and later; CPython's
-``_interpreters`` is used only to list, inspect and close interpreters made
-elsewhere.
+Implemented on the C API by ``crossinterp._native``, so it behaves the same
+on 3.13 and later; interpreters are created by CPython's ``_interpreters``
+(so CPython records them as its module's, and ``_interpreters`` accepts them),
+then run in and closed by crossinterp.
 
 Differences from the stdlib, all additive:
 
