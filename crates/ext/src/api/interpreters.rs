@@ -465,7 +465,8 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
             // SAFETY: attached; an exception is set (the creation's), taken
             // here and put back before returning.
             let exc = unsafe { sys::PyErr_GetRaisedException() };
-            let matches = match ffi::import_attr(cstr!("_interpreters"), cstr!("InterpreterError")) {
+            let matches = match ffi::import_attr(cstr!("_interpreters"), cstr!("InterpreterError"))
+            {
                 // SAFETY: attached; live objects.
                 Ok(c) => (unsafe { sys::PyErr_GivenExceptionMatches(exc, c.as_ptr()) }) != 0,
                 Err(PyErrSet) => {
