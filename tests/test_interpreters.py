@@ -21,7 +21,7 @@ from crossinterp.interpreters import (
 def test_create_exec_call_close():
     it = interpreters.create()
     assert isinstance(it, Interpreter)
-    assert it.whence == "crossinterp"
+    assert it.whence == "_interpreters module"
     assert it in interpreters.list_all()
     it.prepare_main(n=10)
     it.exec("total = sum(i * i for i in range(n))")
@@ -51,7 +51,7 @@ def test_get_current_inside(interp):
         "cur = I.get_current(); main = I.get_main()\n"
         "ok = (cur.whence, main.whence, cur.id != main.id)"
     )
-    assert interp.call(helpers.main_eval, "ok") == ("crossinterp", "runtime init", True)
+    assert interp.call(helpers.main_eval, "ok") == ("_interpreters module", "runtime init", True)
 
 
 def test_own_gil_and_isolated_modules(interp):

@@ -43,6 +43,8 @@ def _stdlib() -> tuple[object, object] | None:
 
 _STD = _stdlib()
 
+
+
 if _STD is not None:
     # 3.14+: the stdlib's own classes, so that ``except
     # concurrent.interpreters.X`` catches what crossinterp raises and ``except

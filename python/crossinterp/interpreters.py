@@ -1,14 +1,13 @@
 """Subinterpreters with their own GIL: a drop-in for ``concurrent.interpreters``
 (PEP 734, as of Python 3.14), on every supported Python (3.13, 3.13t, 3.14, 3.15).
 
-Implemented on the C API by ``crossinterp._native`` (not by wrapping
-``_interpreters``), so it behaves the same on 3.13 and later; CPython's
-``_interpreters`` is used only to list, inspect and close interpreters made
-elsewhere.
+Implemented on the C API by ``crossinterp._native``, so it behaves the same
+on 3.13 and later; interpreters are created by CPython's ``_interpreters``
+(so CPython records them as its module's, and ``_interpreters`` accepts them),
+then run in and closed by crossinterp.
 
 Differences from the stdlib, all additive:
 
-- ``whence`` is ``"crossinterp"`` for interpreters made by :func:`create`;
 - a new interpreter starts with a copy of the creator's ``sys.path``;
 - interpreters :func:`create` made that are still open at exit are closed
   cleanly by the main interpreter (without the stdlib's warning).
@@ -92,26 +91,47 @@ def _not_found(iid: int) -> InterpreterNotFoundError:
     return InterpreterNotFoundError(f"interpreter {iid} not found (it was closed)")
 
 
-def _whence_of(iid: int) -> str:
-    """``"crossinterp"`` for ours, else what CPython records."""
+def _is_ours(iid: int) -> bool:
+    """Whether :func:`create` made interpreter ``iid`` (it is then closed by
+    crossinterp, and its ``Interpreter`` objects count references natively)."""
     try:
-        w = _native.whence(iid)
+        return _native.whence(iid) == WHENCE_CROSSINTERP
     except InterpreterNotFoundError:
-        if _stdlib is None:
-            raise
-        w = None
-    if w == WHENCE_CROSSINTERP or _stdlib is None:
-        return w
+        return False
+
+
+def _whence_of(iid: int) -> str:
+    """What CPython records (``"_interpreters module"`` for the interpreters
+    :func:`create` makes: CPython's ``_interpreters`` creates them);
+    ``"crossinterp"`` for ours only without ``_interpreters``."""
+    if _stdlib is None:
+        return _native.whence(iid)
     try:
         return _WHENCE_NAMES.get(_stdlib.whence(iid), "unknown")
     except _stdlib.InterpreterNotFoundError:
         raise _not_found(iid) from None
 
 
+def _native_running(iid: int) -> bool:
+    """Whether crossinterp runs a call in ``iid`` now (not counting the
+    calling thread's own interpreter, which runs code but maybe not its
+    ``__main__``)."""
+    try:
+        return _native.is_running(iid) and iid != _native.get_current()[0]
+    except InterpreterNotFoundError:
+        return False
+
+
+# Interpreters whose __main__ crossinterp runs code in (exec, call,
+# prepare_main): the stdlib's rule (only the ones its module made), plus the
+# main interpreter.
+_RUNNABLE = (_WHENCE_STDLIB, WHENCE_CROSSINTERP, "runtime init")
+
+
 def create() -> Interpreter:
     """Create a new interpreter with its own GIL and return it."""
     iid = _native.create()
-    return Interpreter(iid, _whence=WHENCE_CROSSINTERP)
+    return Interpreter(iid, _ownsref=True)
 
 
 def __getattr__(name: str) -> object:
@@ -136,15 +156,14 @@ def list_all() -> list[Interpreter]:
     """All live interpreters of the process (the main one included): on
     3.13+ every interpreter CPython knows, however it was made; without the
     stdlib's ``_interpreters``, those registered with crossinterp."""
-    ours = dict(_native.list_all())
     if _stdlib is None:
-        ids = list(ours)
+        listed = list(_native.list_all())
     else:
-        ids = [iid for iid, _w in _stdlib.list_all(require_ready=True)]
+        listed = list(_stdlib.list_all(require_ready=True))
     interps = []
-    for iid in ids:
+    for iid, whence in listed:
         try:
-            interps.append(Interpreter(iid, _whence=ours.get(iid)))
+            interps.append(Interpreter(iid, _whence=whence))
         except InterpreterNotFoundError:
             pass  # closed after it was listed
     return interps
@@ -152,7 +171,10 @@ def list_all() -> list[Interpreter]:
 
 def get_current() -> Interpreter:
     """The interpreter the calling thread is running in."""
-    iid, whence = _native.get_current()
+    if _stdlib is not None:
+        iid, whence = _stdlib.get_current()
+    else:
+        iid, whence = _native.get_current()
     return Interpreter(iid, _whence=whence)
 
 
@@ -195,31 +217,49 @@ class Interpreter:
     _id: int
     _whence: str
     _ownsref: object  # the module whose decref() owns our reference, or None
+    _ours: bool  # made by create()
 
-    # Not `-> Self`: the instance cached for `id` is returned whatever `cls` is.
-    def __new__(cls, id: int, /, _whence: str | None = None) -> Interpreter:  # noqa: PYI034
+    # The stdlib's signature: ``_whence`` is CPython's whence (an int of
+    # ``_interpreters.WHENCE_*``, or its name), ``_ownsref`` whether this
+    # object owns a reference to the interpreter (default: if a create()
+    # made it). Not `-> Self`: the instance cached for `id` is returned
+    # whatever `cls` is.
+    def __new__(  # noqa: PYI034
+        cls, id: int, /, _whence: int | str | None = None, _ownsref: bool | None = None
+    ) -> Interpreter:
         if not isinstance(id, int) or isinstance(id, bool):
             raise TypeError(f"id must be an int, got {id!r}")
         if id < 0:
             raise ValueError(f"id must be a non-negative int, got {id!r}")
+        if isinstance(_whence, int) and not isinstance(_whence, bool) and _stdlib is not None:
+            try:
+                _whence = _WHENCE_NAMES[_whence]
+            except KeyError:
+                raise ValueError(f"unknown whence {_whence!r}") from None
+        if _whence is not None and not isinstance(_whence, str):
+            raise TypeError(f"_whence must be an int or a str, got {_whence!r}")
         with _cache_lock:
             self = _cache.get(id)
             if self is not None:
-                if _whence is None:
+                if _whence is None and _ownsref is None:
                     _whence_of(id)  # still alive? (it may have been closed elsewhere)
                 return self
-            if _whence is None or (_whence != WHENCE_CROSSINTERP and _stdlib is not None):
-                _whence = _whence_of(id)
+            ours = _is_ours(id)
+            if _whence is None:
+                _whence = _WHENCE_STDLIB if _ownsref and _stdlib is not None else _whence_of(id)
+            if _ownsref is None:
+                _ownsref = ours or _whence == _WHENCE_STDLIB
             self = super().__new__(cls)
             self._id = id
             self._whence = _whence
+            self._ours = ours
             self._ownsref = None
             # As in the stdlib, each object of an interpreter made by a
             # create() owns a reference to it: the last one closes it.
-            if _whence == WHENCE_CROSSINTERP:
+            if _ownsref and ours:
                 _native.incref(id)
                 self._ownsref = _native
-            elif _whence == _WHENCE_STDLIB:
+            elif _ownsref and _stdlib is not None:
                 try:
                     _stdlib.incref(id)
                 except _stdlib.InterpreterNotFoundError:
@@ -227,6 +267,11 @@ class Interpreter:
                 self._ownsref = _stdlib
             _cache[id] = self
             return self
+
+    def _check_runnable(self, what: str) -> None:
+        """The stdlib's refusal for interpreters neither module made."""
+        if not self._ours and self._whence not in _RUNNABLE:
+            raise InterpreterError(f"cannot {what} unrecognized interpreter {self._id}")
 
     def __del__(self) -> None:
         self._decref()
@@ -260,9 +305,9 @@ class Interpreter:
 
     @property
     def whence(self) -> str:
-        """How the interpreter was created: ``"runtime init"`` (main),
-        ``"crossinterp"`` (:func:`create`), or as CPython records it
-        (``"_interpreters module"``, ``"C-API"``, ...)."""
+        """How the interpreter was created, as CPython records it:
+        ``"runtime init"`` (main), ``"_interpreters module"`` (:func:`create`,
+        which creates through CPython's ``_interpreters``), ``"C-API"``, ..."""
         return self._whence
 
     def view(self) -> InterpreterView:
@@ -272,16 +317,17 @@ class Interpreter:
         return _native.view(self._id)
 
     def is_running(self) -> bool:
-        """Whether the interpreter is running code (``exec``/``call``, ours or
-        the stdlib's) now."""
-        try:
-            ours = _native.is_running(self._id)
-        except InterpreterNotFoundError:
-            if _stdlib is None:
-                raise
-            ours = False
-        if ours or _stdlib is None:
-            return ours
+        """Whether the interpreter is running its ``__main__`` now (an
+        ``exec``/``call``/``prepare_main``, ours or the stdlib's; the main
+        interpreter's main thread), as ``concurrent.interpreters`` says: code
+        run in an interpreter without marking it (``PyRun_SimpleString`` in
+        a C-API interpreter, say) is not."""
+        if _stdlib is None:
+            return _native.is_running(self._id)
+        # crossinterp marks the interpreter as running its __main__ (CPython's
+        # own mark) for the duration of each of its calls.
+        if _native_running(self._id):
+            return True
         try:
             return _stdlib.is_running(self._id)
         except _stdlib.InterpreterNotFoundError:
@@ -298,7 +344,7 @@ class Interpreter:
         the stdlib's ``interpreters`` module, or this thread holds a guard on
         it), and :class:`InterpreterNotFoundError` if it is already closed.
         """
-        if self._whence == WHENCE_CROSSINTERP or _stdlib is None:
+        if self._ours or _stdlib is None:
             _native.destroy(self._id)
         else:
             # Made elsewhere: CPython's rules (it closes only its own).
@@ -320,6 +366,7 @@ class Interpreter:
         otherwise (:class:`NotShareableError` if they cannot). Nothing to
         bind (no names at all) is a ``ValueError``, as in the stdlib.
         """
+        self._check_runnable("update __main__ for")
         items = dict(ns) if ns is not None else {}
         items.update(kwargs)
         if not items:
@@ -345,6 +392,7 @@ class Interpreter:
         An uncaught exception raises :class:`ExecutionFailed` here, with the
         remote traceback in ``excinfo``.
         """
+        self._check_runnable("exec in")
         info = _native.exec(self._id, code)
         if info is not None:
             # this line as the stdlib's, which tracebacks show
@@ -358,6 +406,7 @@ class Interpreter:
         The callable, the arguments and the result cross interpreters by copy
         or pickle; an uncaught exception raises :class:`ExecutionFailed`.
         """
+        self._check_runnable("call in")
         res, excinfo = _native.call(self._id, callable, args, kwargs or None)
         if excinfo is not None:
             raise ExecutionFailed(ExceptionInfo.from_tuple(excinfo))

@@ -377,9 +377,173 @@ pub fn call(iid: i64, spec: &CallSpec) -> PyResult<Result<Value, CallError>> {
     })
 }
 
-/// Create an interpreter with its own GIL, copy the caller's `sys.path` into
-/// it and register it as an owner (without importing the package there).
+/// In the attached (new) interpreter: copy the creator's `sys.path` and
+/// register it as an owner (no package import: that costs milliseconds;
+/// importing crossinterp there later finds this registration). `CREATING`
+/// is set by the caller, so the record's whence is ours.
+fn setup_current(sys_path: &[String]) -> PyResult<()> {
+    let sys_mod_path = ffi::import_attr(cstr!("sys"), cstr!("path"))?;
+    // SAFETY: attached; `sys.path` is a list.
+    unsafe {
+        if sys::PyList_SetSlice(
+            sys_mod_path.as_ptr(),
+            0,
+            sys::PY_SSIZE_T_MAX,
+            std::ptr::null_mut(),
+        ) < 0
+        {
+            return Err(PyErrSet);
+        }
+        for p in sys_path {
+            let s = ffi::new_str(p)?;
+            if sys::PyList_Append(sys_mod_path.as_ptr(), s.as_ptr()) < 0 {
+                return Err(PyErrSet);
+            }
+        }
+    }
+    let (_rec, is_new) = owners::register_current();
+    if is_new {
+        crate::runtime::exit::arrange_exit_hooks()?;
+    }
+    Ok(())
+}
+
+/// The one-line display of an [`ExcInfo`] (its `errdisplay`).
+fn excinfo_line(info: &ExcInfo) -> String {
+    match info {
+        Value::Tuple(items) => match items.get(5) {
+            Some(Value::Str(s)) => s.clone(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
+/// `_interpreters.destroy(iid)`, keeping the exception set by the caller (if
+/// any) and dropping the destroy's own.
+fn destroy_stdlib(iid: i64) {
+    // SAFETY: attached; the set exception (or NULL) is put back below.
+    let saved = unsafe { sys::PyErr_GetRaisedException() };
+    let r = ffi::import_attr(cstr!("_interpreters"), cstr!("destroy")).and_then(|f| {
+        let id = ffi::new_int(iid)?;
+        ffi::call(&f, &[id.as_ptr()])
+    });
+    if r.is_err() {
+        // SAFETY: attached; the destroy's error is not the caller's.
+        unsafe { sys::PyErr_Clear() };
+    }
+    // SAFETY: attached; `saved` is ours (stolen back), or NULL.
+    unsafe { sys::PyErr_SetRaisedException(saved) };
+}
+
+/// Create an interpreter with its own GIL (CPython's `_interpreters.create`
+/// with the `'isolated'` config where the build lets us attach to it by id,
+/// so that CPython records it as its own: `whence` is `"_interpreters
+/// module"` and `_interpreters` works on it), copy the caller's `sys.path`
+/// into it and register it as an owner (without importing the package
+/// there).
 pub fn create(sys_path: &[String]) -> PyResult<i64> {
+    if !ffi::capi::lookup::available() {
+        return create_own(sys_path);
+    }
+    let f = match ffi::import_attr(cstr!("_interpreters"), cstr!("create")) {
+        Ok(f) => f,
+        Err(PyErrSet) => {
+            // SAFETY: attached; no `_interpreters`: create on the C API.
+            unsafe { sys::PyErr_Clear() };
+            return create_own(sys_path);
+        }
+    };
+    let cfg = ffi::new_str("isolated")?;
+    // An import of crossinterp during the creation (a `sitecustomize`, on
+    // this thread) registers the interpreter as ours too.
+    CREATING.with(|c| c.set(true));
+    let r = ffi::call(&f, &[cfg.as_ptr()]);
+    CREATING.with(|c| c.set(false));
+    let id = match r {
+        Ok(id) => id,
+        Err(PyErrSet) => {
+            // Only CPython's "creation failed" becomes ours (a MemoryError,
+            // say, stays what it is).
+            // SAFETY: attached; an exception is set (the creation's), taken
+            // here and put back before returning.
+            let exc = unsafe { sys::PyErr_GetRaisedException() };
+            let matches = match ffi::import_attr(cstr!("_interpreters"), cstr!("InterpreterError"))
+            {
+                // SAFETY: attached; live objects.
+                Ok(c) => (unsafe { sys::PyErr_GivenExceptionMatches(exc, c.as_ptr()) }) != 0,
+                Err(PyErrSet) => {
+                    // SAFETY: attached; the lookup's error is not the one to report.
+                    unsafe { sys::PyErr_Clear() };
+                    false
+                }
+            };
+            // SAFETY: attached; `exc` is ours (stolen back).
+            unsafe { sys::PyErr_SetRaisedException(exc) };
+            if !matches {
+                return Err(PyErrSet);
+            }
+            let info = capture_excinfo();
+            return Err(Error::interpreter(&format!(
+                "interpreter creation failed: {}",
+                excinfo_line(&info)
+            )));
+        }
+    };
+    // SAFETY: attached; `id` is the int `_interpreters.create` returned.
+    let iid = unsafe { sys::PyLong_AsLongLong(id.as_ptr()) };
+    // SAFETY: attached; plain error check.
+    if iid == -1 && unsafe { !sys::PyErr_Occurred().is_null() } {
+        return Err(PyErrSet);
+    }
+    // SAFETY: attached; CPython's lookup under its list lock. The pointer
+    // stays valid while the interpreter lives: it was made on this thread a
+    // moment ago, and only a `_interpreters.destroy()` of an id read from a
+    // listing by another thread in this window could end it first.
+    let interp = unsafe { ffi::capi::lookup::by_id(iid) };
+    if interp.is_null() {
+        return Err(PyErrSet);
+    }
+    // SAFETY: the caller is attached (entry point): detach it, attach a
+    // fresh thread state of the new interpreter on this thread.
+    let (save, ts) = unsafe {
+        let save = sys::PyEval_SaveThread();
+        let ts = sys::PyThreadState_New(interp);
+        if ts.is_null() {
+            sys::PyEval_RestoreThread(save);
+            destroy_stdlib(iid);
+            return Err(ffi::raise(
+                ffi::Exc::MemoryError,
+                "cannot create a thread state",
+            ));
+        }
+        sys::PyEval_RestoreThread(ts);
+        (save, ts)
+    };
+    CREATING.with(|c| c.set(true));
+    let r = setup_current(sys_path);
+    CREATING.with(|c| c.set(false));
+    let failed = r.err().map(|PyErrSet| capture_excinfo());
+    // SAFETY: `ts` is attached and ours, with no frame: delete it, then
+    // re-attach the caller's.
+    unsafe {
+        sys::PyThreadState_Clear(ts);
+        sys::PyThreadState_DeleteCurrent();
+        sys::PyEval_RestoreThread(save);
+    }
+    if let Some(info) = failed {
+        destroy_stdlib(iid);
+        return Err(Error::interpreter(&format!(
+            "could not set up the new interpreter: {}",
+            excinfo_line(&info)
+        )));
+    }
+    Ok(iid)
+}
+
+/// [`create`] on the C API (`Py_NewInterpreterFromConfig`), for builds
+/// without `_interpreters` or its lookup.
+fn create_own(sys_path: &[String]) -> PyResult<i64> {
     let cfg = sys::PyInterpreterConfig {
         use_main_obmalloc: 0,
         allow_fork: 0,
@@ -420,36 +584,7 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
 
     // Now attached to the new interpreter.
     CREATING.with(|c| c.set(true));
-    let setup = || -> PyResult<()> {
-        let sys_mod_path = ffi::import_attr(cstr!("sys"), cstr!("path"))?;
-        // SAFETY: attached; `sys.path` is a list.
-        unsafe {
-            if sys::PyList_SetSlice(
-                sys_mod_path.as_ptr(),
-                0,
-                sys::PY_SSIZE_T_MAX,
-                std::ptr::null_mut(),
-            ) < 0
-            {
-                return Err(PyErrSet);
-            }
-            for p in sys_path {
-                let s = ffi::new_str(p)?;
-                if sys::PyList_Append(sys_mod_path.as_ptr(), s.as_ptr()) < 0 {
-                    return Err(PyErrSet);
-                }
-            }
-        }
-        // Register the new interpreter as an owner right away (no package
-        // import: that costs milliseconds; importing crossinterp there later
-        // finds this registration).
-        let (_rec, is_new) = owners::register_current();
-        if is_new {
-            crate::runtime::exit::arrange_exit_hooks()?;
-        }
-        Ok(())
-    };
-    let r = setup();
+    let r = setup_current(sys_path);
     CREATING.with(|c| c.set(false));
     match r {
         Ok(()) => {
@@ -469,15 +604,9 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
                 sys::Py_EndInterpreter(ts);
                 sys::PyEval_RestoreThread(save);
             }
-            let detail = match &info {
-                Value::Tuple(items) => match items.get(5) {
-                    Some(Value::Str(s)) => s.clone(),
-                    _ => String::new(),
-                },
-                _ => String::new(),
-            };
             Err(Error::interpreter(&format!(
-                "could not set up the new interpreter: {detail}"
+                "could not set up the new interpreter: {}",
+                excinfo_line(&info)
             )))
         }
     }

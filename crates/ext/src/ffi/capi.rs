@@ -140,3 +140,53 @@ pub mod running_main {
         api().is_some_and(|api| unsafe { (api.is)(interp) } != 0)
     }
 }
+
+/// CPython's interpreter lookup by id (`_PyInterpreterState_LookUpID`,
+/// `pycore_interp.h`: it holds the runtime's interpreter list lock while
+/// searching), exported by 3.13–3.15 and looked up at run time: `None` when
+/// the build lacks it.
+pub mod lookup {
+    use super::{dlsym, sys, RTLD_DEFAULT};
+    use std::ffi::c_void;
+
+    type LookUp = unsafe extern "C" fn(i64) -> *mut sys::PyInterpreterState;
+
+    fn api() -> Option<LookUp> {
+        static API: std::sync::OnceLock<Option<LookUp>> = std::sync::OnceLock::new();
+        *API.get_or_init(|| {
+            // SAFETY: dlsym with a NUL-terminated name; the symbol, when
+            // present, has the signature of CPython's pycore_interp.h.
+            unsafe {
+                let p = dlsym(
+                    RTLD_DEFAULT,
+                    crate::cstr!("_PyInterpreterState_LookUpID").as_ptr(),
+                );
+                (!p.is_null()).then(|| std::mem::transmute::<*mut c_void, LookUp>(p))
+            }
+        })
+    }
+
+    /// Whether the lookup is available.
+    pub fn available() -> bool {
+        api().is_some()
+    }
+
+    /// The interpreter with id `iid` (NULL with an exception set if there is
+    /// none, or without the internal).
+    ///
+    /// # Safety
+    /// Attached. The pointer is valid only while that interpreter lives.
+    pub unsafe fn by_id(iid: i64) -> *mut sys::PyInterpreterState {
+        match api() {
+            // SAFETY: attached (caller's contract); CPython's lookup.
+            Some(f) => unsafe { f(iid) },
+            None => {
+                crate::ffi::raise(
+                    crate::ffi::Exc::RuntimeError,
+                    "cannot look interpreters up by id on this build",
+                );
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
