@@ -2,6 +2,7 @@
 #
 #   make demo   sequential vs threads vs interpreters on a CPU-bound job
 #   make test   every test: Rust engine (unit, stress, loom) + pytest on all four Pythons
+#               + the conformance run (3.14, 3.15 gated; 3.13 report only)
 #   make test-conformance  CPython's own test.test_interpreters against crossinterp
 #               on 3.14 and 3.15 (tests/conformance/README.md); fails below 97%
 #               of the tests passing on the stdlib
@@ -23,7 +24,7 @@ BENCH_VERSIONS ?= 3.13 3.14 3.15
 # and is about threads running in parallel: free-threaded builds only.
 BENCH_ATOMICS_VERSIONS ?= 3.13t
 PYTEST_ARGS ?=
-CONFORMANCE_VERSIONS ?= 3.14 3.15
+CONFORMANCE_VERSIONS ?= 3.14 3.15 3.13
 CONFORMANCE_ARGS ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
@@ -38,7 +39,7 @@ provision:
 demo:
 	@set -e; for v in $(DEMO_VERSIONS); do scripts/py $$v examples/demo.py; echo; done
 
-test: test-rust test-loom test-python
+test: test-rust test-loom test-python test-conformance
 
 test-rust:
 	cargo test -p crossinterp-core
