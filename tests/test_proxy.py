@@ -2,6 +2,7 @@
 results cross natively or as proxies, release runs in the owner, owner death."""
 
 import gc
+import operator
 import threading
 import time
 
@@ -359,6 +360,111 @@ def test_owner_death_makes_proxies_dead_and_releases_in_owner():
             op(p)
     del p  # dropping a dead proxy is harmless
     gc.collect()
+
+
+def _dead_proxies():
+    """Proxies of a list, an iterator, an int and a context manager, a
+    method proxy made before the close, and the closed owner's id."""
+    it = interpreters.create()
+    q = Queue()
+    it.prepare_main(q=q)
+    it.exec(
+        """if True:
+        import contextlib
+        from crossinterp import share
+        items = [1, 2, 3]
+        q.put(share(items))
+        q.put(share(iter([1, 2])))
+        q.put(share(contextlib.nullcontext()))
+        """
+    )
+    lst = q.get(timeout=5)
+    iterator = q.get(timeout=5)
+    cm = q.get(timeout=5)
+    # Warm the stable-method cache while the owner is alive.
+    lst.append(4)
+    assert lst.index(4) == 3
+    method = lst.append
+    assert isinstance(method, crossinterp._native.SharedMethodProxy)
+    it.close()
+    return lst, iterator, cm, method, it.id
+
+
+def test_dead_proxy_cached_method_read_raises():
+    lst, _, _, method, iid = _dead_proxies()
+    # `append` and `index` are in the stable-method cache: reading them
+    # makes no trip to the owner, and must still raise.
+    for name in ("append", "index", "pop"):
+        with pytest.raises(interpreters.InterpreterGoneError, match=f"interpreter {iid}"):
+            getattr(lst, name)
+    # A method proxy made while the owner lived is dead too.
+    assert crossinterp._native.proxy_info(method) == (iid, False)
+    for op in (
+        lambda: method(5),
+        lambda: repr(method),
+        lambda: method.__name__,
+        lambda: Queue().put(method),
+    ):
+        with pytest.raises(interpreters.InterpreterGoneError):
+            op()
+
+
+def test_every_operation_on_a_dead_proxy_raises_gone():
+    lst, iterator, cm, _, _ = _dead_proxies()
+
+    def inplace_add(p):
+        p += [1]
+
+    def with_block(p):
+        with p:
+            pass
+
+    for p, op in (
+        (lst, lambda p: str(p)),
+        (lst, lambda p: p < [1]),
+        (lst, lambda p: p != [1]),
+        (lst, lambda p: delattr(p, "x")),
+        (lst, lambda p: p.__class__),
+        (lst, lambda p: p.__len__),
+        (lst, lambda p: p.__setitem__),
+        (lst, lambda p: p.__getitem__(0)),
+        (lst, lambda p: p.__contains__(1)),
+        (lst, lambda p: p.__iter__()),
+        (lst, lambda p: p.__enter__()),
+        (lst, lambda p: p.__exit__(None, None, None)),
+        (lst, lambda p: p.__eq__(1)),
+        (lst, lambda p: p.__hash__()),
+        (lst, lambda p: p.__repr__()),
+        (lst, lambda p: p.__bool__()),
+        (lst, lambda p: p.__add__([1])),
+        (lst, lambda p: operator.setitem(p, 0, 1)),
+        (lst, lambda p: operator.delitem(p, 0)),
+        (lst, lambda p: p * 2),
+        (lst, lambda p: 2 * p),
+        (lst, lambda p: [1] + p),
+        (lst, lambda p: -p),
+        (lst, lambda p: abs(p)),
+        (lst, lambda p: ~p),
+        (lst, lambda p: int(p)),
+        (lst, lambda p: float(p)),
+        (lst, lambda p: operator.index(p)),
+        (lst, lambda p: p @ p),
+        (lst, lambda p: divmod(p, 2)),
+        (lst, lambda p: p**2),
+        (lst, inplace_add),
+        (lst, lambda p: list(p)),
+        (iterator, lambda p: next(p)),
+        (cm, with_block),
+    ):
+        with pytest.raises(interpreters.InterpreterGoneError):
+            op(p)
+    # A dead proxy may still be sent: it arrives as a dead proxy.
+    q = Queue()
+    q.put(lst)
+    moved = q.get(timeout=5)
+    assert crossinterp._native.proxy_info(moved) == (crossinterp.proxy_owner(lst), False)
+    with pytest.raises(interpreters.InterpreterGoneError):
+        moved.append
 
 
 def test_reentrant_chain_between_two_interpreters(interp):

@@ -51,8 +51,13 @@ pub(super) unsafe fn stable_method(obj: *mut sys::PyObject, res: *mut sys::PyObj
     }
 }
 
-/// A method proxy `t.name` in the attached interpreter.
+/// A method proxy `t.name` in the attached interpreter. The stable-method
+/// cache calls this without entering the owner, so a dead target (its owner
+/// finalizing or gone) is refused here, as every other operation refuses it.
 pub(super) fn method_proxy(t: &Arc<ProxyTarget>, name: &str) -> PyResult<Owned> {
+    if t.handle.is_dead() || !t.rec.view.is_running() {
+        return Err(t.gone());
+    }
     runtime::new_instance(SharedMethodProxy {
         target: t.clone(),
         name: name.into(),
