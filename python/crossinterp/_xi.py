@@ -33,14 +33,12 @@ is imported by its module name instead, as multiprocessing's spawn does.
 
 from __future__ import annotations
 
-import ast
 import functools
 import io
 import marshal
 import os
 import pickle
 import sys
-import traceback
 import types
 
 # The name the sender's main script runs under in a receiver (the stdlib's).
@@ -228,6 +226,8 @@ def _main_is_guarded() -> bool:
     hit = _guard_cache.get(path)
     if hit is not None and hit[0] == mtime:
         return hit[1]
+    import ast  # here, not at module level: every interpreter imports this module
+
     try:
         with open(path, "rb") as f:
             tree = ast.parse(f.read(), path)
@@ -240,6 +240,8 @@ def _main_is_guarded() -> bool:
 
 
 def _is_main_test(test: ast.expr) -> bool:
+    import ast
+
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
         return False
     sides = (test.left, test.comparators[0])
@@ -367,6 +369,8 @@ def excinfo(exc: BaseException) -> tuple[str, str, str, str, str, str]:
     except Exception:  # noqa: BLE001 - any __str__ may fail; describe the exception anyway
         msg = "<exception str() failed>"
     try:
+        import traceback  # here: most interpreters never format an exception
+
         formatted = "".join(traceback.format_exception(exc))
         errdisplay = "".join(traceback.format_exception_only(exc)).rstrip()
     except Exception:  # noqa: BLE001 - same: a broken exception still gets a summary
