@@ -464,7 +464,7 @@ def test_every_operation_on_a_dead_proxy_raises_gone():
     moved = q.get(timeout=5)
     assert crossinterp._native.proxy_info(moved) == (crossinterp.proxy_owner(lst), False)
     with pytest.raises(interpreters.InterpreterGoneError):
-        moved.append
+        _ = moved.append
 
 
 def test_reentrant_chain_between_two_interpreters(interp):

@@ -40,6 +40,10 @@ import os
 import pickle
 import sys
 import types
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ast
 
 # The name the sender's main script runs under in a receiver (the stdlib's).
 _MAIN_ALIAS = "<fake __main__>"
