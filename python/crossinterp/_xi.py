@@ -40,8 +40,9 @@ import os
 import pickle
 import sys
 import types
-from typing import TYPE_CHECKING
-
+# Not `typing.TYPE_CHECKING`: every interpreter imports this module, and
+# importing typing there costs memory (issue 11.6).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ast
 
