@@ -40,6 +40,7 @@ import os
 import pickle
 import sys
 import types
+
 # Not `typing.TYPE_CHECKING`: every interpreter imports this module, and
 # importing typing there costs memory (issue 11.6).
 TYPE_CHECKING = False
