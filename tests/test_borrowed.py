@@ -98,6 +98,21 @@ def test_non_contiguous_memoryview_is_refused(interp):
         interp.call(helpers.view_info, mv)
 
 
+def test_failed_write_through_a_temporary_view_keeps_its_error(interp):
+    q = interpreters.create_queue()
+    interp.prepare_main(q=q)
+    q.put(memoryview(bytearray(b"abc")))
+    interp.exec(
+        "b = q.get(timeout=5)\n"
+        "try:\n"
+        "    memoryview(b)[0] = 1\n"
+        "except BaseException as e:\n"
+        "    q.put(type(e).__name__)\n"
+        "del b"
+    )
+    assert q.get(timeout=5) == "TypeError"
+
+
 def test_borrowed_buffer_cannot_be_instantiated():
     with pytest.raises(TypeError):
         _native.BorrowedBuffer()

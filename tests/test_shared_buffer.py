@@ -40,6 +40,17 @@ def test_readonly():
     mv.release()
 
 
+def test_failed_write_through_a_temporary_memoryview_keeps_its_error():
+    # The temporary memoryview is released while the TypeError is pending;
+    # the release must neither report it as its own failure nor lose it.
+    buf = SharedBuffer(8, readonly=True)
+    with pytest.raises(TypeError, match="read-only"):
+        memoryview(buf)[0] = 1
+    with pytest.raises(ValueError, match="invalid literal"), memoryview(buf):
+        int("x")
+    assert memoryview(buf).tobytes() == bytes(8)
+
+
 def test_copy_of():
     src = array.array("i", range(10))
     buf = SharedBuffer.copy_of(src)

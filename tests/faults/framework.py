@@ -7,7 +7,12 @@ with a timeout, judged
   "FATAL:" / a Rust panic on stderr;
 - HANG: still running at the timeout (killed);
 - LOST: it ran to the end but did not print ``expect`` (an item, update or
-  result missing).
+  result missing);
+- WRONG: it printed a line starting with ``WRONG`` (a wrong result, or an
+  exception of another type than the documented one).
+
+A case found failing and not fixed yet carries ``known`` (an issue number
+and a word): it still counts as a failure, the table only marks it.
 
 Every case runs on the build pytest runs on; ``make test`` runs all four.
 """
@@ -35,6 +40,8 @@ class Case:
     stderr_has: str | None = None
     # Skip unless this predicate on sys.version_info/free-threading holds.
     only_if: object = None
+    # A failure found and not fixed yet ("issue 11: ..."): still fails.
+    known: str | None = None
 
 
 @dataclass
@@ -72,6 +79,9 @@ def run_case(case: Case) -> Result:
         return Result(case, "CRASH", took, f"rc={p.returncode} {err[-400:]}")
     if p.returncode != 0:
         return Result(case, "CRASH", took, f"rc={p.returncode} {err[-400:]}")
+    wrong = [ln for ln in out.splitlines() if ln.startswith("WRONG")]
+    if wrong:
+        return Result(case, "WRONG", took, f"{wrong[0][:300]} stderr={err[-200:]!r}")
     if case.expect not in out.splitlines():
         return Result(case, "LOST", took, f"stdout={out[-200:]!r} stderr={err[-200:]!r}")
     if case.stderr_has is not None and case.stderr_has not in err:
@@ -92,13 +102,60 @@ def table(results: list[Result]) -> str:
         v += "t"
     lines = [f"fault suite on {v}: {len(results)} case(s)", f"{'case':<{w}}  verdict  seconds"]
     for r in results:
-        lines.append(f"{r.case.name:<{w}}  {r.verdict:<7}  {r.seconds:7.2f}")
+        known = f"  (known: {r.case.known})" if r.case.known and r.verdict != "OK" else ""
+        lines.append(f"{r.case.name:<{w}}  {r.verdict:<7}  {r.seconds:7.2f}{known}")
         if r.detail and r.verdict != "OK":
             lines.append("    " + r.detail.replace("\n", "\n    "))
-    counts = {k: sum(r.verdict == k for r in results) for k in ("OK", "CRASH", "HANG", "LOST")}
+    counts = {k: sum(r.verdict == k for r in results) for k in ("OK", "CRASH", "HANG", "LOST", "WRONG")}
     lines.append("  ".join(f"{k}={n}" for k, n in counts.items()))
     return "\n".join(lines)
 
 
 def bad(results: list[Result]) -> list[Result]:
     return [r for r in results if r.verdict != "OK"]
+
+
+PRELUDE = """\
+import sys, threading, time, pickle
+import crossinterp
+from crossinterp import interpreters, queues, channels, share
+from crossinterp import (SharedBuffer, AtomicInt, AtomicBool, AtomicRef, AtomicDict,
+    InterpreterError, InterpreterNotFoundError, InterpreterGoneError,
+    InterpreterFinalizingError, ExecutionFailed, NotShareableError)
+"""
+
+
+def raises(name: str, setup: str, stmt: str, exc: str, timeout: float = 20.0, **kw: object) -> Case:
+    """A case that runs ``setup``, then ``stmt``, which must raise ``exc``
+    (an expression naming an exception class, or a tuple of them)."""
+    body = textwrap.indent(textwrap.dedent(stmt).strip("\n"), "    ")
+    src = (
+        PRELUDE
+        + textwrap.dedent(setup)
+        + f"""
+try:
+{body}
+except BaseException as e:
+    if isinstance(e, ({exc})):
+        print("OK")
+    else:
+        print("WRONG", type(e).__name__, repr(str(e))[:200])
+else:
+    print("WRONG no exception (expected {exc})")
+"""
+    )
+    return Case(name, src, timeout=timeout, **kw)  # type: ignore[arg-type]
+
+
+def returns(name: str, setup: str, expr: str, expected: str, timeout: float = 20.0, **kw: object) -> Case:
+    """A case that runs ``setup``, then checks ``expr == expected``."""
+    src = (
+        PRELUDE
+        + textwrap.dedent(setup)
+        + f"""
+_got = {expr}
+_want = {expected}
+print("OK" if _got == _want else "WRONG got %r want %r" % (_got, _want))
+"""
+    )
+    return Case(name, src, timeout=timeout, **kw)  # type: ignore[arg-type]

@@ -961,18 +961,27 @@ macro_rules! native_slot {
                 slf: *mut $crate::ffi::sys::PyObject,
                 view: *mut $crate::ffi::sys::Py_buffer,
             ) {
+                // CPython may release a buffer while an exception is pending
+                // (a temporary memoryview dropped by a failed
+                // `memoryview(b)[0] = 1`): set it aside, so that it is
+                // neither taken for this slot's failure nor lost.
+                // SAFETY: attached (CPython calls this slot attached).
+                let pending = unsafe { $crate::ffi::sys::PyErr_GetRaisedException() };
                 $crate::ffi::class::shim::int(|| {
                     // SAFETY: slots are called with an instance of the type.
                     $body(unsafe { $crate::ffi::class::This::<$T>::from_ptr(slf) }, view);
                     Ok(())
                 });
                 // A panic (the only possible failure) was turned into a
-                // SystemError; this slot cannot report it: make it unraisable.
+                // SystemError; this slot cannot report it: make it unraisable,
+                // then restore the pending exception (stolen back; null is
+                // fine).
                 // SAFETY: attached (CPython calls this slot attached).
                 unsafe {
                     if !$crate::ffi::sys::PyErr_Occurred().is_null() {
                         $crate::ffi::sys::PyErr_WriteUnraisable(slf);
                     }
+                    $crate::ffi::sys::PyErr_SetRaisedException(pending);
                 }
             }
             shim

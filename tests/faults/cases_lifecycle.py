@@ -1,0 +1,136 @@
+"""Closed and dead interpreters, closed channels, owner death during every
+kind of operation, and concurrent close (issue 11)."""
+
+from __future__ import annotations
+
+from .framework import Case, raises, returns
+
+IT = "it = interpreters.create()\n"
+CLOSED = "it = interpreters.create(); it.close()\n"
+# `p`: a proxy of a list owned by `it`; `q`: a queue both see.
+PROXY = """
+q = interpreters.create_queue()
+it = interpreters.create(); it.prepare_main(q=q)
+it.exec("from crossinterp import share\\nl = [1]\\nq.put(share(l))")
+p = q.get(timeout=5)
+"""
+LENT = """
+q = interpreters.create_queue()
+it = interpreters.create(); it.prepare_main(q=q)
+it.exec("data = bytearray(b'hello')\\nq.put(memoryview(data))")
+b = q.get(timeout=5)
+"""
+CH = "ch = channels.create()\n"
+
+TABLE: list[tuple[str, str, str, str]] = [
+    ("closed/exec", CLOSED, "it.exec('pass')", "InterpreterNotFoundError"),
+    ("closed/call", CLOSED, "it.call(len, ())", "InterpreterNotFoundError"),
+    ("closed/prepare_main", CLOSED, "it.prepare_main(x=1)", "InterpreterNotFoundError"),
+    ("closed/is_running", CLOSED, "it.is_running()", "InterpreterNotFoundError"),
+    ("closed/close_again", CLOSED, "it.close()", "InterpreterNotFoundError"),
+    ("closed/view", CLOSED, "it.view()", "InterpreterNotFoundError"),
+    ("closed/Interpreter_by_id", CLOSED, "interpreters.Interpreter(it.id)", "InterpreterNotFoundError"),
+    ("closed/call_in_thread", CLOSED + "seen = []\nthreading.excepthook = lambda a: seen.append(a.exc_type)\n",
+     "it.call_in_thread(len, ()).join()\nraise seen[0]", "InterpreterNotFoundError"),
+    ("closed/close_while_running",
+     IT + "q = interpreters.create_queue(); it.prepare_main(q=q)\n"
+     "t = threading.Thread(target=it.exec, args=('q.get()',)); t.start(); time.sleep(0.3)\n",
+     "try:\n    it.close()\nfinally:\n    q.put(1); t.join()", "InterpreterError"),
+    ("closed/close_holding_guard", IT + "g = it.view().guard()\n", "it.close()", "InterpreterError"),
+    ("closed/guard_after_close", IT + "v = it.view(); it.close()\n", "v.guard()", "InterpreterGoneError"),
+    # owner death
+    ("owner_death/proxy_call", PROXY + "m = p.append; it.close()\n", "m(2)", "InterpreterGoneError"),
+    ("owner_death/proxy_len", PROXY + "it.close()\n", "len(p)", "InterpreterGoneError"),
+    ("owner_death/proxy_getitem", PROXY + "it.close()\n", "p[0]", "InterpreterGoneError"),
+    ("owner_death/proxy_setattr", PROXY + "it.close()\n", "p.x = 1", "InterpreterGoneError"),
+    ("owner_death/proxy_iter", PROXY + "it.close()\n", "iter(p)", "InterpreterGoneError"),
+    ("owner_death/lent_memoryview", LENT + "it.close()\n", "memoryview(b)", "InterpreterGoneError"),
+    ("owner_death/lent_release_then_use", LENT + "it.close(); b.release()\n", "len(b)", "ValueError"),
+    ("owner_death/guard_on_closed_view", IT + "v = it.view(); it.close()\n", "with v.guard(): pass", "InterpreterGoneError"),
+    ("owner_death/queue_item_unbound_error",
+     "q = interpreters.create_queue(unbounditems=queues.UNBOUND_ERROR)\n" + IT
+     + "it.prepare_main(q=q); it.exec('q.put([1, 2])'); it.close()\n",
+     "q.get(timeout=5)", "queues.ItemInterpreterDestroyed"),
+    ("owner_death/big_bytes_pinned_sender_gone",
+     "q = interpreters.create_queue(unbounditems=queues.UNBOUND_ERROR)\n" + IT
+     + "it.prepare_main(q=q); it.exec('q.put(bytes(1 << 20))'); it.close()\n",
+     "q.get(timeout=5)", "(queues.ItemInterpreterDestroyed, InterpreterGoneError)"),
+    # closed channels
+    ("channel_closed/send", CH + "ch.close()\n", "ch.send_nowait(1)", "channels.ChannelClosedError"),
+    ("channel_closed/recv", CH + "ch.close()\n", "ch.recv_nowait(None)", "channels.ChannelClosedError"),
+    ("channel_closed/send_end_recv", CH + "ch.close(send=True)\n", "ch.recv(timeout=1)", "channels.ChannelClosedError"),
+    ("channel_closed/close_twice", CH + "ch.close()\n", "ch.close()", "channels.ChannelClosedError"),
+    ("channel_closed/close_with_pending",
+     CH + "t = threading.Thread(target=lambda: ch.send(1)); t.start()\nwhile ch.pending == 0: time.sleep(0.01)\n",
+     "try:\n    ch.close()\nfinally:\n    ch.recv(); t.join()", "channels.ChannelNotEmptyError"),
+    ("channel_closed/force_close_pending_sender",
+     CH + "err = []\ndef s():\n    try: ch.send(1)\n    except BaseException as e: err.append(e)\n"
+     "t = threading.Thread(target=s); t.start()\nwhile ch.pending == 0: time.sleep(0.01)\n"
+     "ch.close(force=True); t.join(5)\n",
+     "raise err[0]", "channels.ChannelClosedError"),
+    ("channel_closed/recv_blocked_then_closed",
+     CH + "threading.Timer(0.2, lambda: ch.close()).start()\n", "ch.recv(timeout=5)", "channels.ChannelClosedError"),
+]
+
+CASES: list[Case] = [raises(n, s, st, e) for n, s, st, e in TABLE]
+CASES += [
+    # The issue's problem 4: reading a method of a dead proxy must raise.
+    raises("owner_death/proxy_attribute_read", PROXY + "it.close()\n", "p.append", "InterpreterGoneError"),
+    returns("owner_death/lent_alive_false", LENT + "it.close()\n", "b.alive", "False"),
+    returns("owner_death/view_state", IT + "v = it.view(); it.close()\n", "(v.is_alive(), v.state())", "(False, 'finalized')"),
+    returns(
+        "owner_death/queue_item_unbound_remove",
+        "q = interpreters.create_queue(unbounditems=queues.UNBOUND_REMOVE)\n" + IT
+        + "it.prepare_main(q=q); it.exec('q.put([1])'); q.put(2); it.close()\n",
+        "(q.qsize(), q.get_nowait())",
+        "(1, 2)",
+    ),
+    returns(
+        "owner_death/queue_item_unbound",
+        "q = interpreters.create_queue()\n" + IT + "it.prepare_main(q=q); it.exec('q.put([1])'); it.close()\n",
+        "q.get(timeout=5)",
+        "queues.UNBOUND",
+    ),
+    # Concurrent close: two threads close one interpreter; exactly one wins.
+    returns(
+        "concurrent/close_twice_from_threads",
+        IT + "res = []\nbar = threading.Barrier(4)\n"
+        "def c():\n    bar.wait()\n    try:\n        it.close(); res.append('ok')\n"
+        "    except InterpreterNotFoundError:\n        res.append('nf')\n"
+        "ts = [threading.Thread(target=c) for _ in range(4)]\n[t.start() for t in ts]; [t.join() for t in ts]\n",
+        "sorted(res)",
+        "['nf', 'nf', 'nf', 'ok']",
+    ),
+    # Close the owner while another thread hammers its proxy: the hammering
+    # ends with InterpreterGoneError, nothing else.
+    returns(
+        "concurrent/close_during_proxy_calls",
+        PROXY + "errs = []\n"
+        "def h():\n    try:\n        while True: p.append(1); len(p)\n"
+        "    except BaseException as e:\n        errs.append(type(e).__name__)\n"
+        "t = threading.Thread(target=h); t.start(); time.sleep(0.2); it.close(); t.join(10)\n",
+        "errs",
+        "['InterpreterGoneError']",
+    ),
+    # Close a channel while threads are blocked in send and recv.
+    returns(
+        "concurrent/channel_close_with_blocked_recv_threads",
+        CH + "errs = []\n"
+        "def r():\n    try: ch.recv()\n    except BaseException as e: errs.append(type(e).__name__)\n"
+        "ts = [threading.Thread(target=r) for _ in range(3)]\n[t.start() for t in ts]; time.sleep(0.2)\n"
+        "ch.close(); [t.join(5) for t in ts]\n",
+        "errs",
+        "['ChannelClosedError'] * 3",
+    ),
+    # Many producers and consumers across interpreters: nothing lost or doubled.
+    returns(
+        "concurrent/queue_count_across_interpreters",
+        "q = interpreters.create_queue(8); out = interpreters.create_queue()\n"
+        "its = [interpreters.create() for _ in range(2)]\n"
+        "for i, it in enumerate(its):\n    it.prepare_main(q=q, base=i * 500)\n"
+        "ts = [threading.Thread(target=it.exec, args=('for i in range(500): q.put(base + i)',)) for it in its]\n"
+        "[t.start() for t in ts]\ngot = [q.get(timeout=10) for _ in range(1000)]\n[t.join() for t in ts]\n",
+        "sorted(got)",
+        "list(range(1000))",
+    ),
+]
