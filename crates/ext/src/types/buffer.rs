@@ -34,6 +34,39 @@ pub struct SharedBuffer(Mutex<BufferState>);
 
 type B<'a> = This<'a, SharedBuffer>;
 
+/// Parse `(first, *, readonly=False)` as `format` says (its first unit fills
+/// `out`, then `|$p`): the `readonly` flag.
+///
+/// # Safety
+/// Attached; `args`/`kwargs` as CPython passes them; `format`'s first unit
+/// writes exactly a `T` (e.g. "n" for `Py_ssize_t`, "O" for an object pointer).
+unsafe fn parse_with_readonly<T>(
+    args: *mut sys::PyObject,
+    kwargs: *mut sys::PyObject,
+    first: &std::ffi::CStr,
+    format: &std::ffi::CStr,
+    out: &mut T,
+) -> PyResult<bool> {
+    let mut readonly: c_int = 0;
+    let kwlist: [*const c_char; 3] = [first.as_ptr(), cstr!("readonly").as_ptr(), std::ptr::null()];
+    // SAFETY: the caller's contract; "p" fills an int; `kwlist` is
+    // NULL-terminated.
+    let ok = unsafe {
+        sys::PyArg_ParseTupleAndKeywords(
+            args,
+            kwargs,
+            format.as_ptr(),
+            kwlist.as_ptr() as _,
+            out as *mut T,
+            &mut readonly as *mut c_int,
+        )
+    };
+    if ok == 0 {
+        return Err(PyErrSet);
+    }
+    Ok(readonly != 0)
+}
+
 impl SharedBuffer {
     /// The value over `mem`, with no export.
     fn over(mem: Arc<SharedMem>) -> SharedBuffer {
@@ -112,34 +145,23 @@ impl SharedBuffer {
             }
         }
         let mut nbytes: sys::Py_ssize_t = 0;
-        let mut readonly: c_int = 0;
-        let kwlist: [*const c_char; 3] = [
-            cstr!("nbytes").as_ptr(),
-            cstr!("readonly").as_ptr(),
-            std::ptr::null(),
-        ];
-        // SAFETY: attached; the format matches the out-pointers ("n" →
-        // Py_ssize_t, "p" → int); `kwlist` is NULL-terminated.
-        let ok = unsafe {
-            sys::PyArg_ParseTupleAndKeywords(
+        // SAFETY: attached; CPython's arguments; "n" fills a Py_ssize_t.
+        let readonly = unsafe {
+            parse_with_readonly(
                 args,
                 kwargs,
-                cstr!("n|$p:SharedBuffer").as_ptr(),
-                kwlist.as_ptr() as _,
-                &mut nbytes as *mut sys::Py_ssize_t,
-                &mut readonly as *mut c_int,
-            )
+                cstr!("nbytes"),
+                cstr!("n|$p:SharedBuffer"),
+                &mut nbytes,
+            )?
         };
-        if ok == 0 {
-            return Err(PyErrSet);
-        }
         if nbytes < 0 {
             return Err(ffi::raise(
                 Exc::ValueError,
                 &format!("nbytes must be >= 0, got {nbytes}"),
             ));
         }
-        let mem = SharedMem::zeroed(nbytes as usize, readonly != 0).map_err(alloc_error)?;
+        let mem = SharedMem::zeroed(nbytes as usize, readonly).map_err(alloc_error)?;
         Ok(SharedBuffer::over(mem))
     }
 
@@ -150,26 +172,10 @@ impl SharedBuffer {
         kwargs: *mut sys::PyObject,
     ) -> PyResult<Owned> {
         let mut src: *mut sys::PyObject = null_mut();
-        let mut readonly: c_int = 0;
-        let kwlist: [*const c_char; 3] = [
-            cstr!("obj").as_ptr(),
-            cstr!("readonly").as_ptr(),
-            std::ptr::null(),
-        ];
-        // SAFETY: as in `new`; "O" → borrowed object pointer.
-        let ok = unsafe {
-            sys::PyArg_ParseTupleAndKeywords(
-                args,
-                kwargs,
-                cstr!("O|$p:copy_of").as_ptr(),
-                kwlist.as_ptr() as _,
-                &mut src as *mut *mut sys::PyObject,
-                &mut readonly as *mut c_int,
-            )
+        // SAFETY: attached; CPython's arguments; "O" fills a borrowed object.
+        let readonly = unsafe {
+            parse_with_readonly(args, kwargs, cstr!("obj"), cstr!("O|$p:copy_of"), &mut src)?
         };
-        if ok == 0 {
-            return Err(PyErrSet);
-        }
         // SAFETY: attached; a zeroed Py_buffer is filled by GetBuffer, and
         // released below on every path once filled.
         let mem = unsafe {
@@ -178,7 +184,7 @@ impl SharedBuffer {
                 return Err(PyErrSet);
             }
             let bytes = std::slice::from_raw_parts(view.buf as *const u8, view.len as usize);
-            let mem = SharedMem::copy_of(bytes, readonly != 0);
+            let mem = SharedMem::copy_of(bytes, readonly);
             sys::PyBuffer_Release(&mut view);
             mem.map_err(alloc_error)?
         };
