@@ -22,7 +22,7 @@ negative timeouts raise ``ValueError``.
 
 from __future__ import annotations
 
-import time
+import time  # noqa: F401  (the native put/get read `queues.time.monotonic` for timeouts)
 import weakref
 
 TYPE_CHECKING = False
@@ -145,46 +145,9 @@ class Queue(_native.QueueBase):
         """The default policy for items whose interpreter is destroyed."""
         return _POLICIES[self._unbound_default]
 
-    def put(
-        self,
-        obj: object,
-        block: bool = True,
-        timeout: float | None = None,
-        *,
-        unbounditems: object | None = None,
-        strict: bool = False,
-    ) -> None:
-        """Add ``obj``; if the queue is full, wait (``block``) up to
-        ``timeout`` seconds for room, else raise :class:`QueueFull`.
-        ``strict=True``: :class:`NotShareableError` instead of pickling."""
-        if timeout is not None and block:
-            timeout = _remaining(timeout)
-        super().put(obj, block, timeout, unbounditems=unbounditems, strict=strict)
-
-    def get(self, block: bool = True, timeout: float | None = None) -> object:
-        """Remove and return the next item (``UNBOUND`` for an item whose
-        interpreter was destroyed, under that policy); if the queue is empty,
-        wait (``block``) up to ``timeout`` seconds, else raise
-        :class:`QueueEmpty`."""
-        if timeout is not None and block:
-            timeout = _remaining(timeout)
-        return super().get(block, timeout)
-
-    # put_nowait(obj, *, unbounditems=None, strict=False), get_nowait(),
-    # qsize(), empty() and full() are the native base's (no Python frame on
-    # the hot path): see _native.pyi.
-
-
-def _remaining(timeout: object) -> object:
-    """The time left of a ``timeout`` whose deadline is taken on
-    ``time.monotonic`` (as the stdlib's, never the wall clock); the native
-    wait is then woken by the event itself or that deadline. Anything but a
-    non-negative int or float goes down unchanged (the native side rejects
-    it with the right error)."""
-    if type(timeout) in (int, float) and timeout >= 0:  # type: ignore[operator]
-        end = time.monotonic() + timeout  # type: ignore[operator]
-        return max(0.0, end - time.monotonic())
-    return timeout
+    # put(), get(), put_nowait(), get_nowait(), qsize(), empty() and full()
+    # are the native base's (no Python frame on the hot path; a timeout's
+    # deadline is taken on this module's `time.monotonic`): see _native.pyi.
 
 
 def _create(cls: type[Queue], maxsize: object, unbounditems: object) -> Queue:

@@ -227,6 +227,44 @@ fn do_get(this: Q, block: bool, timeout: Option<Duration>) -> PyResult<Owned> {
     }
 }
 
+static QUEUES_MODULE: Import = Import::new(cstr!("crossinterp"), cstr!("queues"));
+
+/// A timeout's time left, its deadline taken on the module's
+/// `time.monotonic` as the stdlib's queue takes it (never the wall clock;
+/// read through `crossinterp.queues.time`, as CPython's tests patch it). Only
+/// calls with a timeout pay for it; the wait itself is the engine's, on a
+/// monotonic clock too.
+fn monotonic_timeout(timeout: Option<Duration>) -> PyResult<Option<Duration>> {
+    let Some(t) = timeout else { return Ok(None) };
+    let Ok(Ok(module)) = runtime::with_current(|rec| rec.types.import(&QUEUES_MODULE)) else {
+        // No record any more (a late atexit callback): the engine's own
+        // monotonic clock alone.
+        // SAFETY: attached; drop the lookup's error.
+        unsafe { sys::PyErr_Clear() };
+        return Ok(Some(t));
+    };
+    let clock = || -> PyResult<f64> {
+        // SAFETY: attached; `module` is held by the type table.
+        unsafe {
+            let time =
+                Owned::from_new(sys::PyObject_GetAttrString(module, cstr!("time").as_ptr()))?;
+            let now = Owned::from_new(sys::PyObject_CallMethod(
+                time.as_ptr(),
+                cstr!("monotonic").as_ptr(),
+                std::ptr::null(),
+            ))?;
+            let v = sys::PyFloat_AsDouble(now.as_ptr());
+            if v == -1.0 && !sys::PyErr_Occurred().is_null() {
+                return Err(PyErrSet);
+            }
+            Ok(v)
+        }
+    };
+    let end = clock()? + t.as_secs_f64();
+    let left = (end - clock()?).max(0.0);
+    Ok(Some(Duration::try_from_secs_f64(left).unwrap_or(t)))
+}
+
 fn required(name: &str, v: Option<*mut sys::PyObject>) -> PyResult<*mut sys::PyObject> {
     v.ok_or_else(|| {
         ffi::raise(
@@ -254,7 +292,7 @@ impl QueueBase {
             this,
             required("put()", obj)?,
             bool_of(block, true)?,
-            timeout_of(timeout)?,
+            monotonic_timeout(timeout_of(timeout)?)?,
             unbound,
             bool_of(strict, false)?,
         )
@@ -280,7 +318,11 @@ impl QueueBase {
     /// `get(block=True, timeout=None)`
     fn get(this: Q, args: KwArgs) -> PyResult<Owned> {
         let [block, timeout] = args.bind("get", [cstr!("block"), cstr!("timeout")], 2)?;
-        do_get(this, bool_of(block, true)?, timeout_of(timeout)?)
+        do_get(
+            this,
+            bool_of(block, true)?,
+            monotonic_timeout(timeout_of(timeout)?)?,
+        )
     }
 
     fn get_nowait(this: Q, args: Args) -> PyResult<Owned> {
