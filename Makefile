@@ -14,6 +14,8 @@
 #   make test-wheels  make wheels, then install each into a fresh virtual
 #               environment of its build with no Rust on PATH and run the
 #               README example there (scripts/check_wheels; part of make test)
+#   make docs   the docs site (MkDocs Material + mkdocstrings) into site/,
+#               strict: a broken link or reference fails (part of make test)
 #   make sanitize  the engine's unit + stress tests under AddressSanitizer, and
 #               the smr tests under ThreadSanitizer (RUSTC_BOOTSTRAP=1, see below;
 #               not part of `make test`)
@@ -34,7 +36,7 @@ CONFORMANCE_ARGS ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
-.PHONY: all demo test test-rust test-loom test-python test-conformance test-wheels wheels bench lint provision tools clean sanitize
+.PHONY: all demo test test-rust test-loom test-python test-conformance test-wheels wheels docs bench lint provision tools clean sanitize
 
 all: test
 
@@ -44,7 +46,7 @@ provision:
 demo:
 	@set -e; for v in $(DEMO_VERSIONS); do scripts/py $$v examples/demo.py; echo; done
 
-test: test-rust test-loom test-python test-conformance test-wheels
+test: test-rust test-loom test-python test-conformance test-wheels docs
 
 test-rust:
 	cargo test -p crossinterp-core
@@ -77,6 +79,20 @@ wheels: provision
 
 test-wheels: wheels tools
 	scripts/check_wheels $(WHEEL_VERSIONS)
+
+# The docs site, built with the provisioned 3.14 (the stubs use 3.12+
+# syntax, which griffe parses with the running Python). Pinned versions in
+# $(DOCS_TOOLS); strict mode is set in mkdocs.yml.
+DOCS_TOOLS := $(TOOLS)/docs-3.14
+DOCS_PINS := mkdocs==1.6.1 mkdocs-material==9.6.23 mkdocstrings==0.30.1 mkdocstrings-python==2.0.9 ruff==0.14.14
+docs: tools
+	@PY=$$(scripts/provision --print 3.14); \
+	test -f $(DOCS_TOOLS)/.pins && test "$$(cat $(DOCS_TOOLS)/.pins)" = "$(DOCS_PINS)" || { \
+		rm -rf $(DOCS_TOOLS); \
+		$$PY $(TOOLS)/wheels/$(PIP_WHEEL)/pip install -q --disable-pip-version-check \
+			--root-user-action=ignore --target $(DOCS_TOOLS) $(DOCS_PINS) && \
+		echo "$(DOCS_PINS)" > $(DOCS_TOOLS)/.pins; }; \
+	PYTHONPATH=$(DOCS_TOOLS) $$PY -m mkdocs build --strict --quiet && echo "docs: built site/ (strict)"
 
 # Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
 # then the atomics benchmarks (AtomicInt/AtomicRef, AtomicDict) with their
@@ -135,4 +151,4 @@ lint: tools provision
 	scripts/py 3.14 scripts/check_stubs.py
 
 clean:
-	rm -rf target build dist
+	rm -rf target build dist site
