@@ -9,6 +9,13 @@
 #   make bench  side-by-side benchmarks against the stdlib peers, and the
 #               crossing costs (bench_crossing; A/B of two revisions: scripts/bench_ab)
 #   make lint   rustfmt, clippy -D warnings, ruff, stub check
+#   make wheels the wheels users install (one per build, manylinux, stripped)
+#               and the sdist, in dist/ (scripts/wheels)
+#   make test-wheels  make wheels, then install each into a fresh virtual
+#               environment of its build with no Rust on PATH and run the
+#               README example there (scripts/check_wheels; part of make test)
+#   make docs   the docs site (MkDocs Material + mkdocstrings) into site/,
+#               strict: a broken link or reference fails (part of make test)
 #   make sanitize  the engine's unit + stress tests under AddressSanitizer, and
 #               the smr tests under ThreadSanitizer (RUSTC_BOOTSTRAP=1, see below;
 #               not part of `make test`)
@@ -29,7 +36,7 @@ CONFORMANCE_ARGS ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
-.PHONY: all demo test test-rust test-loom test-python test-conformance bench lint provision tools clean sanitize
+.PHONY: all demo test test-rust test-loom test-python test-conformance test-wheels wheels docs bench lint provision tools clean sanitize
 
 all: test
 
@@ -39,7 +46,7 @@ provision:
 demo:
 	@set -e; for v in $(DEMO_VERSIONS); do scripts/py $$v examples/demo.py; echo; done
 
-test: test-rust test-loom test-python test-conformance
+test: test-rust test-loom test-python test-conformance test-wheels docs
 
 test-rust:
 	cargo test -p crossinterp-core
@@ -64,6 +71,28 @@ test-conformance:
 		echo "== conformance on Python $$v"; \
 		scripts/py $$v tests/conformance/run.py $(CONFORMANCE_ARGS) || rc=1; \
 	done; exit $$rc
+
+# What users install: a wheel per build + the sdist, in dist/.
+WHEEL_VERSIONS ?= 3.13 3.13t 3.14 3.15
+wheels: provision
+	scripts/wheels $(WHEEL_VERSIONS)
+
+test-wheels: wheels tools
+	scripts/check_wheels $(WHEEL_VERSIONS)
+
+# The docs site, built with the provisioned 3.14 (the stubs use 3.12+
+# syntax, which griffe parses with the running Python). Pinned versions in
+# $(DOCS_TOOLS); strict mode is set in mkdocs.yml.
+DOCS_TOOLS := $(TOOLS)/docs-3.14
+DOCS_PINS := mkdocs==1.6.1 mkdocs-material==9.6.23 mkdocstrings==0.30.1 mkdocstrings-python==2.0.9 ruff==0.14.14
+docs: tools
+	@PY=$$(scripts/provision --print 3.14); \
+	test -f $(DOCS_TOOLS)/.pins && test "$$(cat $(DOCS_TOOLS)/.pins)" = "$(DOCS_PINS)" || { \
+		rm -rf $(DOCS_TOOLS); \
+		$$PY $(TOOLS)/wheels/$(PIP_WHEEL)/pip install -q --disable-pip-version-check \
+			--root-user-action=ignore --target $(DOCS_TOOLS) $(DOCS_PINS) && \
+		echo "$(DOCS_PINS)" > $(DOCS_TOOLS)/.pins; }; \
+	PYTHONPATH=$(DOCS_TOOLS) $$PY -m mkdocs build --strict --quiet && echo "docs: built site/ (strict)"
 
 # Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
 # then the atomics benchmarks (AtomicInt/AtomicRef, AtomicDict) with their
@@ -100,8 +129,13 @@ sanitize:
 		--lib --test smr_stress --target $(SANITIZE_TARGET) --target-dir target/sanitize-tsan -- smr \
 		reader writer
 
+# PIP_WHEEL: a pip recent enough for every build, run from its wheel by
+# scripts/check_wheels (3.14/3.15 as provisioned have no ensurepip).
+PIP_WHEEL := pip-25.3-py3-none-any.whl
 tools:
 	@test -x $(TOOLS)/bin/ruff || python3 -m pip install -q --target $(TOOLS) 'ruff>=0.6'
+	@test -f $(TOOLS)/wheels/$(PIP_WHEEL) || python3 -m pip download -q --no-deps \
+		--only-binary :all: 'pip==25.3' -d $(TOOLS)/wheels
 
 lint: tools provision
 	cargo fmt --all --check
@@ -117,4 +151,4 @@ lint: tools provision
 	scripts/py 3.14 scripts/check_stubs.py
 
 clean:
-	rm -rf target build
+	rm -rf target build dist site

@@ -29,7 +29,8 @@ from ._native import (
 AtomicFlag = AtomicBool
 """Alias of :class:`AtomicBool` (the name cereggii and ft_utils users know)."""
 
-__version__ = "0.1.0"
+__version__: str = _native.__version__
+"""The version (one source: the workspace version in Cargo.toml)."""
 
 __all__ = [
     "UNBOUND",

@@ -10,6 +10,9 @@ from typing import Any, NoReturn, Self, overload
 
 type ExcInfoTuple = tuple[str, str, str, str, str, str]
 
+__version__: str
+"""The package version (the workspace version in Cargo.toml)."""
+
 def create() -> int:
     """Create an interpreter with its own GIL; returns its id."""
 

@@ -28,8 +28,20 @@ unsafe fn exec(module: *mut sys::PyObject) -> PyResult<()> {
     // SAFETY: forwarded.
     unsafe {
         let rec = lifecycle::exec(module)?;
-        types::setup(module, &rec, TYPES)
+        types::setup(module, &rec, TYPES)?;
     }
+    // The package's one version: Cargo's (maturin stamps the same into the
+    // wheel's metadata; `crossinterp.__version__` reads this attribute).
+    let version = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    // SAFETY: attached, in the exec slot; both strings are NUL-terminated and
+    // static; AddStringConstant copies the value.
+    if unsafe {
+        sys::PyModule_AddStringConstant(module, c"__version__".as_ptr(), version.as_ptr().cast())
+    } < 0
+    {
+        return Err(crate::ffi::PyErrSet);
+    }
+    Ok(())
 }
 
 crate::native_module! {
