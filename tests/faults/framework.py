@@ -60,11 +60,21 @@ def _env() -> dict[str, str]:
     return env
 
 
+def case_source(case: Case) -> str:
+    """The case's script; with CROSSINTERP_SWITCH_INTERVAL set (scripts/soak),
+    it first sets that switch interval."""
+    src = textwrap.dedent(case.src)
+    switch = os.environ.get("CROSSINTERP_SWITCH_INTERVAL")
+    if switch:
+        src = f"import sys as _s; _s.setswitchinterval({float(switch)!r}); del _s\n" + src
+    return src
+
+
 def run_case(case: Case) -> Result:
     start = time.monotonic()
     try:
         p = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(case.src)],
+            [sys.executable, "-c", case_source(case)],
             check=False,
             capture_output=True,
             text=True,
