@@ -1,7 +1,8 @@
 # crossinterp — developer entry points.
 #
 #   make demo   sequential vs threads vs interpreters on a CPU-bound job
-#   make test   every test: Rust engine (unit, stress, loom) + pytest on all four Pythons
+#   make test   every test: Rust engine (unit, stress, loom) + pytest on all five Pythons
+#               (3.13, 3.13t, 3.14, 3.14d: the debug build, 3.15)
 #               + the conformance run (3.14, 3.15 gated; 3.13 report only)
 #   make test-conformance  CPython's own test.test_interpreters against crossinterp
 #               on 3.14 and 3.15 (tests/conformance/README.md); fails below 97%
@@ -16,15 +17,19 @@
 #               README example there (scripts/check_wheels; part of make test)
 #   make docs   the docs site (MkDocs Material + mkdocstrings) into site/,
 #               strict: a broken link or reference fails (part of make test)
+#   make soak   the stress tests + the fault suite over and over, shuffled, with
+#               random switch intervals / thread counts (seed printed), for
+#               SOAK_MINUTES (10) on SOAK_VERSIONS (every build); fails on any
+#               CRASH/HANG/LOST/WRONG (scripts/soak; not part of `make test`)
 #   make sanitize  the engine's unit + stress tests under AddressSanitizer, and
 #               the smr tests under ThreadSanitizer (RUSTC_BOOTSTRAP=1, see below;
 #               not part of `make test`)
 #
-# The Python builds (3.13, 3.13t, 3.14, 3.15) are provisioned on first use by
+# The Python builds (3.13, 3.13t, 3.14, 3.14d, 3.15) are provisioned on first use by
 # scripts/provision into ~/.cache/crossinterp (override: CROSSINTERP_CACHE).
 
 SHELL := /bin/bash
-VERSIONS ?= 3.13 3.13t 3.14 3.15
+VERSIONS ?= 3.13 3.13t 3.14 3.14d 3.15
 DEMO_VERSIONS ?= 3.14 3.13t
 BENCH_VERSIONS ?= 3.13 3.14 3.15
 # bench_atomics compares against cereggii and ft_utils (scripts/bench_peers),
@@ -33,10 +38,13 @@ BENCH_ATOMICS_VERSIONS ?= 3.13t
 PYTEST_ARGS ?=
 CONFORMANCE_VERSIONS ?= 3.14 3.15 3.13
 CONFORMANCE_ARGS ?=
+SOAK_MINUTES ?= 10
+SOAK_VERSIONS ?= $(VERSIONS)
+SOAK_SEED ?=
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
-.PHONY: all demo test test-rust test-loom test-python test-conformance test-wheels wheels docs bench lint provision tools clean sanitize
+.PHONY: all demo test test-rust test-loom test-python test-conformance test-wheels wheels docs bench lint provision tools clean sanitize soak
 
 all: test
 
@@ -62,6 +70,11 @@ test-python: provision
 		echo "== pytest on Python $$v"; \
 		scripts/py $$v -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); \
 	done
+
+# Not part of `make test`: a long randomized run (scripts/soak --help).
+soak:
+	@scripts/provision $(SOAK_VERSIONS)
+	scripts/soak --minutes $(SOAK_MINUTES) $(if $(SOAK_SEED),--seed $(SOAK_SEED)) $(SOAK_VERSIONS)
 
 # CPython's test.test_interpreters, baseline (stdlib) and crossinterp, per
 # version; every version runs, the target fails if any version's gate fails.

@@ -6,6 +6,30 @@ import textwrap
 import pytest
 
 LARGE = os.environ.get("CROSSINTERP_LARGE") == "1"
+# A debug (Py_DEBUG) build, e.g. 3.14d: slower, and allocates differently.
+DEBUG_BUILD = hasattr(sys, "gettotalrefcount")
+
+# Knobs the stress tests honour (scripts/soak sets them per round, with the
+# round's seed; unset: the defaults below):
+# - CROSSINTERP_SWITCH_INTERVAL: sys.setswitchinterval for the whole run
+#   (and for every fault-suite case process);
+# - CROSSINTERP_STRESS_THREADS: the interpreters / threads per stress test;
+# - CROSSINTERP_STRESS_SCALE: a factor on the stress tests' iteration counts.
+_SWITCH = os.environ.get("CROSSINTERP_SWITCH_INTERVAL")
+if _SWITCH:
+    sys.setswitchinterval(float(_SWITCH))
+
+
+def stress_threads(default: int) -> int:
+    """The interpreter/thread count of a stress test (CROSSINTERP_STRESS_THREADS)."""
+    v = os.environ.get("CROSSINTERP_STRESS_THREADS")
+    return max(1, int(v)) if v else default
+
+
+def stress_iterations(default: int) -> int:
+    """A stress test's iteration count, times CROSSINTERP_STRESS_SCALE."""
+    v = os.environ.get("CROSSINTERP_STRESS_SCALE")
+    return max(1, round(default * float(v))) if v else default
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """Stress runs named after the races they exercise. The `_small` variants run
-by default; the `_large` ones exist only with CROSSINTERP_LARGE=1."""
+by default; the `_large` ones exist only with CROSSINTERP_LARGE=1. Thread
+counts and iteration counts follow CROSSINTERP_STRESS_THREADS and
+CROSSINTERP_STRESS_SCALE (conftest.py; `make soak` varies them)."""
 
 import threading
 
 import helpers
-from conftest import LARGE
+from conftest import LARGE, stress_iterations, stress_threads
 
 from crossinterp import SharedBuffer, interpreters
 from crossinterp.channels import Channel
@@ -48,7 +50,7 @@ def _put_get_storm(n_interps, n_threads_main, n):
 
 
 def test_put_get_storm_across_interpreters_and_threads_small():
-    _put_get_storm(3, 3, 200)
+    _put_get_storm(stress_threads(3), stress_threads(3), stress_iterations(200))
 
 
 def _rendezvous_storm(n_senders, n):
@@ -76,7 +78,7 @@ def _rendezvous_storm(n_senders, n):
 
 
 def test_send_recv_rendezvous_storm_small():
-    _rendezvous_storm(3, 200)
+    _rendezvous_storm(stress_threads(3), stress_iterations(200))
 
 
 def _export_release_storm(n_interps, rounds):
@@ -103,16 +105,16 @@ def _export_release_storm(n_interps, rounds):
 
 
 def test_export_release_storm_small():
-    _export_release_storm(3, 500)
+    _export_release_storm(stress_threads(3), stress_iterations(500))
 
 
 if LARGE:
 
     def test_put_get_storm_across_interpreters_and_threads_large():
-        _put_get_storm(6, 6, 5000)
+        _put_get_storm(stress_threads(6), stress_threads(6), stress_iterations(5000))
 
     def test_send_recv_rendezvous_storm_large():
-        _rendezvous_storm(6, 3000)
+        _rendezvous_storm(stress_threads(6), stress_iterations(3000))
 
     def test_export_release_storm_large():
-        _export_release_storm(6, 20000)
+        _export_release_storm(stress_threads(6), stress_iterations(20000))

@@ -14,7 +14,8 @@ with a timeout, judged
 A case found failing and not fixed yet carries ``known`` (an issue number
 and a word): it still counts as a failure, the table only marks it.
 
-Every case runs on the build pytest runs on; ``make test`` runs all four.
+Every case runs on the build pytest runs on; ``make test`` runs all five
+(3.14d: the debug build, whose assertions catch C-API misuse).
 """
 
 from __future__ import annotations
@@ -59,11 +60,21 @@ def _env() -> dict[str, str]:
     return env
 
 
+def case_source(case: Case) -> str:
+    """The case's script; with CROSSINTERP_SWITCH_INTERVAL set (scripts/soak),
+    it first sets that switch interval."""
+    src = textwrap.dedent(case.src)
+    switch = os.environ.get("CROSSINTERP_SWITCH_INTERVAL")
+    if switch:
+        src = f"import sys as _s; _s.setswitchinterval({float(switch)!r}); del _s\n" + src
+    return src
+
+
 def run_case(case: Case) -> Result:
     start = time.monotonic()
     try:
         p = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(case.src)],
+            [sys.executable, "-c", case_source(case)],
             check=False,
             capture_output=True,
             text=True,
@@ -100,6 +111,8 @@ def table(results: list[Result]) -> str:
     v = f"{sys.version_info.major}.{sys.version_info.minor}"
     if not getattr(sys, "_is_gil_enabled", lambda: True)():
         v += "t"
+    if hasattr(sys, "gettotalrefcount"):  # a debug (Py_DEBUG) build
+        v += "d"
     lines = [f"fault suite on {v}: {len(results)} case(s)", f"{'case':<{w}}  verdict  seconds"]
     for r in results:
         known = f"  (known: {r.case.known})" if r.case.known and r.verdict != "OK" else ""

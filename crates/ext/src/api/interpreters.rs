@@ -99,18 +99,18 @@ struct MainMark(bool);
 
 impl MainMark {
     fn set() -> Self {
-        // SAFETY: attached to the target (inside `run_in_owner`); a `true`
-        // is undone by `drop` on this thread state.
-        MainMark(unsafe { running_main::set() })
+        // Attached to the target (inside `run_in_owner`); a `true` is undone
+        // by `drop` on this thread state (or released at the process exit).
+        MainMark(ffi::interp::mark_main())
     }
 }
 
 impl Drop for MainMark {
     fn drop(&mut self) {
         if self.0 {
-            // SAFETY: attached with the thread state `set` marked (the run
-            // restores it before returning).
-            unsafe { running_main::unset() };
+            // Attached with the thread state `set` marked (the run restores
+            // it before returning).
+            ffi::interp::unmark_main();
         }
     }
 }

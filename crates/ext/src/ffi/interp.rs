@@ -114,6 +114,7 @@ pub unsafe fn attach(ts: *mut sys::PyThreadState, own: i64, inside: Option<i64>)
     // counted (and waits), or we see it closed.
     if GATE.fetch_add(1, Ordering::AcqRel) & GATE_CLOSED != 0 {
         GATE.fetch_sub(1, Ordering::AcqRel);
+        release_own_marks();
         park_forever(own, inside);
     }
     // SAFETY: forwarded; the runtime is not finalizing yet (the gate is open
@@ -145,6 +146,152 @@ fn park_forever(own: i64, inside: Option<i64>) -> ! {
     loop {
         std::thread::park();
     }
+}
+
+// ## Running-main marks at the exit
+//
+// A thread inside our `exec`/`call` holds CPython's "running main" mark of
+// the target interpreter on its thread state there (`capi::running_main`).
+// If it is blocked in one of our waits when the process exits, it parks at
+// the gate with the mark still set, and CPython's teardown of the remaining
+// subinterpreters then clears a thread state that "runs main" (debug builds
+// abort: `!_PyThreadState_IsRunningMain(tstate)`) — attaching it on the
+// exiting thread, where it is bound to another thread's `PyGILState` (debug
+// builds abort on that too). So the exit opens a release window before
+// closing the gate: a thread that reaches the closed gate while the window
+// is open attaches each thread state it holds a mark on (its own: the
+// runtime is not finalizing yet, and the closer waits for it), unmarks it,
+// and deletes it (which also unbinds it from this thread's `PyGILState`;
+// the frames on it are the ones CPython's teardown would clear), then parks.
+// The closer waits, detached and bounded, for every live mark to be dropped
+// or released, then closes the window (and waits for releases under way).
+// Threads holding a mark that never come to the gate (running Python code,
+// sleeping in CPython) are left to CPython, as with the stdlib.
+
+std::thread_local! {
+    /// Thread states this thread holds a running-main mark on, innermost last.
+    static OWN_MARKS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks set and neither dropped nor released.
+static LIVE_MARKS: AtomicUsize = AtomicUsize::new(0);
+/// Releases under way, plus [`GATE_CLOSED`] once the window is closed; the
+/// window is open while [`RELEASE_OPEN`] is set and this is not closed.
+static RELEASE: AtomicUsize = AtomicUsize::new(0);
+static RELEASE_OPEN: AtomicUsize = AtomicUsize::new(0);
+/// How long the exit waits for marked threads to come to the gate: blocked
+/// waits re-attach every `INTERRUPT_CHECK_INTERVAL` (50 ms).
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Set CPython's running-main mark of the attached interpreter on this
+/// thread state (see `capi::running_main::set`); remembered for the exit.
+pub fn mark_main() -> bool {
+    // SAFETY: attached (our callers run inside `run_in`); a `true` is undone
+    // by `unmark_main` on this thread state, or released at the exit.
+    if !unsafe { super::capi::running_main::set() } {
+        return false;
+    }
+    // SAFETY: attached (checked by `set` succeeding).
+    let ts = unsafe { sys::PyThreadState_Get() } as usize;
+    OWN_MARKS.with(|m| m.borrow_mut().push(ts));
+    // AcqRel: read by the closer's wait.
+    LIVE_MARKS.fetch_add(1, Ordering::AcqRel);
+    true
+}
+
+/// Undo a `true` [`mark_main`], attached with the thread state it marked.
+pub fn unmark_main() {
+    // SAFETY: attached with the marked thread state (caller's contract).
+    unsafe { super::capi::running_main::unset() };
+    // SAFETY: attached.
+    let ts = unsafe { sys::PyThreadState_Get() } as usize;
+    let _ = OWN_MARKS.try_with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(i) = m.iter().rposition(|&t| t == ts) {
+            m.remove(i);
+        }
+    });
+    LIVE_MARKS.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// At the closed gate: if the release window is open, unmark and delete
+/// every thread state this thread holds a mark on (see above). Nothing is
+/// attached on this thread (the gate's contract).
+fn release_own_marks() {
+    // Acquire: pairs with `open_release_window`.
+    if RELEASE_OPEN.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    if RELEASE.fetch_add(1, Ordering::AcqRel) & GATE_CLOSED != 0 {
+        RELEASE.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let marks = OWN_MARKS
+        .try_with(|m| std::mem::take(&mut *m.borrow_mut()))
+        .unwrap_or_default();
+    for &ts in marks.iter().rev() {
+        let p = ts as *mut sys::PyThreadState;
+        // SAFETY: `p` is this thread's detached thread state (it marked it
+        // inside a run that has not returned, and nothing is attached now);
+        // its interpreter is alive (the closer, still in its atexit hook,
+        // ends none while a release is under way) and the runtime is not
+        // finalizing yet, so attaching cannot end this thread. Attach,
+        // unmark, clear, delete (detaches); no Python code runs.
+        unsafe {
+            sys::PyEval_RestoreThread(p);
+            super::capi::running_main::unset();
+            sys::PyThreadState_Clear(p);
+            sys::PyThreadState_DeleteCurrent();
+        }
+        forget_deleted(ts);
+        LIVE_MARKS.fetch_sub(1, Ordering::AcqRel);
+    }
+    RELEASE.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// A thread state this thread deleted: drop it from the caches (the
+/// interpreter's finalization must not delete it again).
+fn forget_deleted(ts: usize) {
+    let _ = CACHE.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.cached.retain(|(_, e)| {
+                let mut g = lock(&e.ts);
+                if *g == ts {
+                    *g = 0;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    });
+}
+
+/// Open the release window (the closer, before [`close_gate`]).
+pub fn open_release_window() {
+    // Release: pairs with `release_own_marks`.
+    RELEASE_OPEN.store(1, Ordering::Release);
+}
+
+/// Wait (detached, at most [`RELEASE_WAIT`]) for the live marks to be
+/// dropped or released, then close the release window and wait for the
+/// releases under way. Called by the closer after [`close_gate`].
+pub fn close_release_window() {
+    // Acquire: see the marks' counts.
+    if LIVE_MARKS.load(Ordering::Acquire) == 0 {
+        RELEASE.fetch_or(GATE_CLOSED, Ordering::AcqRel);
+        return;
+    }
+    detached(|| {
+        let until = std::time::Instant::now() + RELEASE_WAIT;
+        while LIVE_MARKS.load(Ordering::Acquire) != 0 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        RELEASE.fetch_or(GATE_CLOSED, Ordering::AcqRel);
+        while RELEASE.load(Ordering::Acquire) & !GATE_CLOSED != 0 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    });
 }
 
 /// One cached thread state. `ts` is 0 once deleted.

@@ -26,8 +26,12 @@ fn finalize_at_exit() {
         owners::PROCESS_EXITING.store(true, Ordering::Relaxed);
         // From here on, other threads that would re-attach through our code
         // park instead (CPython would end them inside our frames).
+        ffi::interp::open_release_window();
         ffi::interp::close_gate();
         owners::notify(Event::ProcessExit);
+        // Threads blocked in our waits inside an exec/call release their
+        // running-main marks at the gate (see `ffi::interp`).
+        ffi::interp::close_release_window();
     }
     owners::finalize_current();
 }

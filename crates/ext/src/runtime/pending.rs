@@ -89,8 +89,11 @@ fn reaper_loop() {
                 continue;
             };
             // A refused guard means the owner is finalizing: it drains itself.
+            // Not `run_in_owner`: it would raise the refusal, and this thread
+            // has no thread state to raise it in (a segfault in
+            // `PyErr_GetRaisedException`, seen racing an `Interpreter.close()`).
             let _ = std::panic::catch_unwind(|| {
-                let _ = run_in_owner(&rec, || ());
+                let _ = try_run_in_owner(&rec, || ());
             });
         }
     }
