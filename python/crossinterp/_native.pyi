@@ -6,6 +6,7 @@ Interpreter ids are CPython's. Excinfo tuples are
 """
 
 from collections.abc import Buffer, Callable, Iterable, Iterator, Mapping
+from types import GenericAlias
 from typing import Any, NoReturn, Self, overload
 
 type ExcInfoTuple = tuple[str, str, str, str, str, str]
@@ -59,7 +60,7 @@ def live_owners() -> int:
 def set_finalize_warn_after(seconds: float, /) -> float:
     """Set the finalization warning interval; returns the old one."""
 
-def share(obj: object, /) -> object:
+def share[T](obj: T, /) -> T:
     """``obj`` itself if it crosses interpreters natively (proxies included),
     else a new :class:`SharedObjectProxy` of it owned by this interpreter."""
 
@@ -78,8 +79,10 @@ def _testing_hold_guard(id: int, seconds: float, /) -> None:
 def _testing_push_pending(id: int, source: str, /) -> None:
     """Testing: queue a pending call that runs ``source`` in ``id``'s ``__main__``."""
 
-class QueueBase:
+class QueueBase[T = Any]:
     """The native base of ``crossinterp.queues.Queue`` (see there for the API)."""
+
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
 
     @overload
     def __new__(cls, id: int, /) -> Self: ...
@@ -99,7 +102,7 @@ class QueueBase:
         """The default unbound policy (1 UNBOUND, 2 UNBOUND_ERROR, 3 UNBOUND_REMOVE)."""
     def put(
         self,
-        obj: object,
+        obj: T,
         block: bool = True,
         timeout: float | None = None,
         *,
@@ -113,14 +116,14 @@ class QueueBase:
         number (``ValueError`` if negative or NaN, ``TypeError`` if not a
         number or a bool)."""
     def put_nowait(
-        self, obj: object, *, unbounditems: object | None = None, strict: bool = False
+        self, obj: T, *, unbounditems: object | None = None, strict: bool = False
     ) -> None:
         """``put(obj, block=False)``."""
-    def get(self, block: bool = True, timeout: float | None = None) -> object:
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
         """Remove and return the next item (``UNBOUND`` for an item whose
         interpreter was destroyed, under that policy); if empty, wait
         (``block``) up to ``timeout`` seconds, else raise ``QueueEmpty``."""
-    def get_nowait(self) -> object:
+    def get_nowait(self) -> T:
         """``get(block=False)``."""
     def qsize(self) -> int:
         """The number of items now."""
@@ -159,8 +162,10 @@ class SharedBuffer(Buffer):
     def released(self) -> bool:
         """Whether ``release()`` was called."""
 
-class ChannelBase:
+class ChannelBase[T = Any]:
     """The native base of ``crossinterp.channels.Channel`` (see there for the API)."""
+
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
 
     def __new__(cls, id: int, /) -> Self:
         """``id`` < 0: a new channel; else the live channel with that id."""
@@ -176,10 +181,11 @@ class ChannelBase:
     @property
     def recv_closed(self) -> bool:
         """Whether the receive end is closed."""
-    def _send(self, obj: object, block: bool, timeout: float | None, strict: bool, /) -> bool:
+    def _send(self, obj: T, block: bool, timeout: float | None, strict: bool, /) -> bool:
         """Blocking: True once received; non-blocking: whether a waiting receiver took it."""
-    def _recv(self, block: bool, timeout: float | None, /) -> tuple[bool, object]:
-        """``(True, item)``, or ``(False, None)`` when non-blocking and nothing is pending."""
+    def _recv(self, block: bool, timeout: float | None, /) -> tuple[bool, T]:
+        """``(True, item)``, or ``(False, None)`` when non-blocking and nothing
+        is pending (the ``None`` is then no ``T``: check the flag)."""
     def _close(self, send: bool, recv: bool, force: bool, /) -> int:
         """Close; returns how many pending items a forced close handed back."""
 
@@ -352,7 +358,7 @@ class InterpreterGuard:
     def view(self) -> InterpreterView: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> bool: ...
-class AtomicRef:
+class AtomicRef[T = Any]:
     """A reference to an object, read and replaced atomically by any number
     of threads of one interpreter (the ``AtomicReference`` of other
     languages). ``compare_and_set`` compares by identity (``is``).
@@ -371,19 +377,23 @@ class AtomicRef:
     ``AtomicInt``). Cycles through it are collected by the GC. Hashable by
     identity."""
 
-    def __new__(cls, initial: object = None) -> Self: ...
-    def get(self) -> Any:
+    @overload
+    def __new__(cls: type[AtomicRef[None]]) -> AtomicRef[None]: ...
+    @overload
+    def __new__(cls, initial: T) -> Self: ...
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+    def get(self) -> T:
         """The current value."""
-    def set(self, value: object, /) -> None:
+    def set(self, value: T, /) -> None:
         """Store ``value``."""
-    def get_and_set(self, value: object, /) -> Any:
+    def get_and_set(self, value: T, /) -> T:
         """Store ``value``; return the old value."""
-    def compare_and_set(self, expected: object, new: object, /) -> bool:
+    def compare_and_set(self, expected: object, new: T, /) -> bool:
         """Store ``new`` if the current value *is* ``expected``; return
         whether it did."""
     def __reduce__(self) -> Any:
         """Always raises ``NotShareableError``."""
-class AtomicDict[K, V]:
+class AtomicDict[K = Any, V = Any]:
     """A concurrent dict for free-threaded Python (same API on GIL builds).
 
     64 shards, each with its own lock, so threads working on different keys
@@ -413,6 +423,7 @@ class AtomicDict[K, V]:
 
     def __new__(cls, initial: Mapping[K, V] | Iterable[tuple[K, V]] | None = None) -> Self:
         """Start with the items of a mapping or an iterable of pairs."""
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
     def __getitem__(self, key: K, /) -> V:
         """The value for ``key``; ``KeyError`` if absent."""
     def __setitem__(self, key: K, value: V, /) -> None: ...

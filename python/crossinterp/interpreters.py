@@ -31,7 +31,11 @@ if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from collections.abc import Callable
     from typing import Any
 
-    from .queues import Queue
+    from .queues import Queue as Queue
+    from .queues import QueueEmpty as QueueEmpty
+    from .queues import QueueError as QueueError
+    from .queues import QueueFull as QueueFull
+    from .queues import QueueNotFoundError as QueueNotFoundError
 
 from . import _native
 from ._errors import (
@@ -73,7 +77,7 @@ _cache_lock = threading.Lock()
 try:  # CPython's own registry of interpreters (3.13+), for the ones not ours
     import _interpreters as _stdlib
 except ImportError:  # pragma: no cover - every supported build has it
-    _stdlib = None
+    _stdlib = None  # type: ignore[assignment]
 
 _WHENCE_STDLIB = "_interpreters module"
 if _stdlib is not None:
@@ -143,7 +147,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue:
+def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue[Any]:
     """Make a new cross-interpreter queue: see :mod:`crossinterp.queues`."""
     from . import queues
 
@@ -187,7 +191,7 @@ def get_main() -> Interpreter:
 try:  # CPython's own low-level module (3.13+): its cross-interpreter registry
     import _interpreters as _cpython
 except ImportError:  # pragma: no cover - every supported build has it
-    _cpython = None
+    _cpython = None  # type: ignore[assignment]
 
 
 def _cpython_only(obj: object) -> bool:
