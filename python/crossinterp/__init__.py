@@ -111,20 +111,22 @@ def set_finalize_warn_after(seconds: float) -> float:
     return _native.set_finalize_warn_after(seconds)
 
 
-def __getattr__(name: str) -> object:
-    # `crossinterp.interpreters` is imported on first use: every interpreter
-    # that imports crossinterp (each one `create()` makes does as soon as a
-    # value is pickled to it or an error is raised there) pays only for what
-    # it uses.
-    import importlib
+if not TYPE_CHECKING:  # checkers see the names above, and reject any other
 
-    if name in ("interpreters", "queues", "channels"):
-        return importlib.import_module(f".{name}", __name__)
-    if name in ("Queue", "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"):
-        return getattr(importlib.import_module(".queues", __name__), name)
-    if name == "Channel":
-        return importlib.import_module(".channels", __name__).Channel
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        # `crossinterp.interpreters` is imported on first use: every interpreter
+        # that imports crossinterp (each one `create()` makes does as soon as a
+        # value is pickled to it or an error is raised there) pays only for what
+        # it uses.
+        import importlib
+
+        if name in ("interpreters", "queues", "channels"):
+            return importlib.import_module(f".{name}", __name__)
+        if name in ("Queue", "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"):
+            return getattr(importlib.import_module(".queues", __name__), name)
+        if name == "Channel":
+            return importlib.import_module(".channels", __name__).Channel
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _warn_on_fork() -> None:

@@ -7,7 +7,9 @@ Interpreter ids are CPython's. Excinfo tuples are
 
 from collections.abc import Buffer, Callable, Iterable, Iterator, Mapping
 from types import GenericAlias
-from typing import Any, NoReturn, Self, overload
+from typing import Any, NoReturn, Self, final, overload
+
+from typing_extensions import disjoint_base
 
 type ExcInfoTuple = tuple[str, str, str, str, str, str]
 
@@ -48,7 +50,7 @@ def call(
 ) -> tuple[Any, ExcInfoTuple | None]:
     """Call in the interpreter: ``(result, None)`` or ``(None, excinfo)``."""
 
-def set_main_attrs(id: int, items: dict[str, Any], /) -> ExcInfoTuple | None:
+def set_main_attrs(id: int, attrs: dict[str, Any], /) -> ExcInfoTuple | None:
     """Bind names in the interpreter's ``__main__``."""
 
 def is_shareable(obj: object, /) -> bool:
@@ -79,6 +81,7 @@ def _testing_hold_guard(id: int, seconds: float, /) -> None:
 def _testing_push_pending(id: int, source: str, /) -> None:
     """Testing: queue a pending call that runs ``source`` in ``id``'s ``__main__``."""
 
+@disjoint_base
 class QueueBase[T = Any]:
     """The native base of ``crossinterp.queues.Queue`` (see there for the API)."""
 
@@ -132,6 +135,7 @@ class QueueBase[T = Any]:
     def full(self) -> bool:
         """Whether the queue is full now."""
 
+@final
 class SharedBuffer(Buffer):
     """Zero-filled, 64-byte aligned memory owned by no interpreter.
 
@@ -162,12 +166,13 @@ class SharedBuffer(Buffer):
     def released(self) -> bool:
         """Whether ``release()`` was called."""
 
+@disjoint_base
 class ChannelBase[T = Any]:
     """The native base of ``crossinterp.channels.Channel`` (see there for the API)."""
 
     def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
 
-    def __new__(cls, id: int, /) -> Self:
+    def __new__(cls, id: int) -> Self:
         """``id`` < 0: a new channel; else the live channel with that id."""
     @property
     def id(self) -> int:
@@ -189,6 +194,7 @@ class ChannelBase[T = Any]:
     def _close(self, send: bool, recv: bool, force: bool, /) -> int:
         """Close; returns how many pending items a forced close handed back."""
 
+@final
 class BorrowedBuffer(Buffer):
     """A read-only, zero-copy view of memory owned by another interpreter: what
     a ``memoryview`` becomes when it crosses. While a memoryview of it is alive
@@ -210,6 +216,7 @@ class BorrowedBuffer(Buffer):
     def alive(self) -> bool:
         """Whether the owner still runs (memoryviews can be made)."""
 
+@final
 class AtomicInt:
     """A signed 64-bit integer shared by every thread and interpreter, updated
     atomically. Owned by no interpreter: pass it to others (``prepare_main``,
@@ -250,6 +257,7 @@ class AtomicInt:
     def __gt__(self, other: int | AtomicInt, /) -> bool: ...
     def __ge__(self, other: int | AtomicInt, /) -> bool: ...
 
+@final
 class AtomicBool:
     """A boolean shared by every thread and interpreter, updated atomically."""
 
@@ -265,6 +273,7 @@ class AtomicBool:
     def __bool__(self) -> bool: ...
 
 
+@final
 class SharedObjectProxy:
     """A proxy of an object owned by another interpreter (made by
     :func:`crossinterp.share`; not instantiable directly).
@@ -287,34 +296,38 @@ class SharedObjectProxy:
     (:class:`NotShareableError`); it crosses by itself or inside tuples.
     """
 
-    def __getattr__(self, name: str) -> Any: ...
-    def __setattr__(self, name: str, value: Any) -> None: ...
-    def __delattr__(self, name: str) -> None: ...
+    def __getattr__(self, name: str, /) -> Any: ...
+    def __setattr__(self, name: str, value: Any, /) -> None: ...
+    def __delattr__(self, name: str, /) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
-    def __getitem__(self, key: Any) -> Any: ...
-    def __setitem__(self, key: Any, value: Any) -> None: ...
-    def __delitem__(self, key: Any) -> None: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
+    def __setitem__(self, key: Any, value: Any, /) -> None: ...
+    def __delitem__(self, key: Any, /) -> None: ...
     def __len__(self) -> int: ...
-    def __contains__(self, item: object) -> bool: ...
+    def __contains__(self, item: object, /) -> bool: ...
     def __iter__(self) -> SharedObjectProxy: ...
     def __next__(self) -> Any: ...
     def __bool__(self) -> bool: ...
     def __hash__(self) -> int: ...
     def __enter__(self) -> Any: ...
     def __exit__(self, *exc: object) -> Any: ...
-    def __add__(self, other: Any) -> Any: ...
-    def __radd__(self, other: Any) -> Any: ...
-    def __iadd__(self, other: Any) -> Any: ...
-    def __sub__(self, other: Any) -> Any: ...
-    def __mul__(self, other: Any) -> Any: ...
+    def __add__(self, other: Any, /) -> Any: ...
+    def __radd__(self, other: Any, /) -> Any: ...
+    def __iadd__(self, other: Any, /) -> Any: ...
+    def __sub__(self, other: Any, /) -> Any: ...
+    def __rsub__(self, other: Any, /) -> Any: ...
+    def __mul__(self, other: Any, /) -> Any: ...
+    def __rmul__(self, other: Any, /) -> Any: ...
     def __neg__(self) -> Any: ...
 
+@final
 class SharedMethodProxy:
     """A method of a shared object whose lookup cannot change (immutable type,
     no instance dict): calling it is one round trip to the owner."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
+@final
 class InterpreterView:
     """A weak reference to an interpreter (PEP 788): it never keeps the
     interpreter alive. Get one with ``Interpreter.view()`` or
@@ -341,6 +354,7 @@ class InterpreterView:
     def state(self) -> str:
         """``"running"``, ``"finalizing"`` or ``"finalized"``."""
 
+@final
 class InterpreterGuard:
     """An open guard on an interpreter: ``Interpreter.close()`` and the
     interpreter's own exit wait until it is closed (``close()``, the end of a
@@ -358,6 +372,7 @@ class InterpreterGuard:
     def view(self) -> InterpreterView: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> bool: ...
+@final
 class AtomicRef[T = Any]:
     """A reference to an object, read and replaced atomically by any number
     of threads of one interpreter (the ``AtomicReference`` of other
@@ -393,6 +408,7 @@ class AtomicRef[T = Any]:
         whether it did."""
     def __reduce__(self) -> Any:
         """Always raises ``NotShareableError``."""
+@final
 class AtomicDict[K = Any, V = Any]:
     """A concurrent dict for free-threaded Python (same API on GIL builds).
 

@@ -113,8 +113,8 @@ class Channel(_native.ChannelBase[_T]):
     @overload
     def recv_nowait(self) -> _T: ...
     @overload
-    def recv_nowait[D](self, default: D) -> _T | D: ...  # noqa: E704
-    def recv_nowait(self, default: object = _NOT_SET) -> object:
+    def recv_nowait[D](self, default: D) -> _T | D: ...  # noqa: F811
+    def recv_nowait(self, default: object = _NOT_SET) -> object:  # noqa: F811
         """Receive a pending item if there is one, else return ``default``
         (or raise :class:`ChannelEmptyError` if none was given)."""
         found, obj = self._recv(False, None)

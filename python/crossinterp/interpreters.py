@@ -31,11 +31,12 @@ if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from collections.abc import Callable
     from typing import Any
 
-    from .queues import Queue as Queue
-    from .queues import QueueEmpty as QueueEmpty
-    from .queues import QueueError as QueueError
-    from .queues import QueueFull as QueueFull
-    from .queues import QueueNotFoundError as QueueNotFoundError
+    # `X as X`: re-exported (PEP 484), what __getattr__ below returns at run time
+    from .queues import Queue as Queue  # noqa: PLC0414
+    from .queues import QueueEmpty as QueueEmpty  # noqa: PLC0414
+    from .queues import QueueError as QueueError  # noqa: PLC0414
+    from .queues import QueueFull as QueueFull  # noqa: PLC0414
+    from .queues import QueueNotFoundError as QueueNotFoundError  # noqa: PLC0414
 
 from . import _native
 from ._errors import (
@@ -138,13 +139,15 @@ def create() -> Interpreter:
     return Interpreter(iid, _ownsref=True)
 
 
-def __getattr__(name: str) -> object:
-    # PEP 734's module also exports the queue type and its errors.
-    if name in ("Queue", "QueueEmpty", "QueueFull", "QueueError", "QueueNotFoundError"):
-        from . import queues
+if not TYPE_CHECKING:  # checkers see the names imported above, and reject any other
 
-        return getattr(queues, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        # PEP 734's module also exports the queue type and its errors.
+        if name in ("Queue", "QueueEmpty", "QueueFull", "QueueError", "QueueNotFoundError"):
+            from . import queues
+
+            return getattr(queues, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue[Any]:
@@ -403,7 +406,7 @@ class Interpreter:
             excinfo = ExceptionInfo.from_tuple(info)
             raise ExecutionFailed(excinfo)
 
-    def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    def call[**P, R](self, callable: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``callable(*args, **kwargs)`` in the interpreter, in this thread,
         and return its result.
 
@@ -414,10 +417,10 @@ class Interpreter:
         res, excinfo = _native.call(self._id, callable, args, kwargs or None)
         if excinfo is not None:
             raise ExecutionFailed(ExceptionInfo.from_tuple(excinfo))
-        return res
+        return res  # type: ignore[no-any-return]  # R: what `callable` returned there
 
-    def call_in_thread(
-        self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any
+    def call_in_thread[**P](
+        self, callable: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
     ) -> threading.Thread:
         """Like :meth:`call`, in a new (started) thread, which is returned.
         The result is discarded; an exception goes to ``threading.excepthook``."""
