@@ -78,7 +78,10 @@ class Channel(_native.ChannelBase[_T]):
         return super().__new__(cls, -1)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(id={self.id})"
+        # pending: the size (sends waiting); the closed ends only when closed
+        closed = ", send_closed=True" if self.send_closed else ""
+        closed += ", recv_closed=True" if self.recv_closed else ""
+        return f"{type(self).__name__}(id={self.id}, pending={self.pending}{closed})"
 
     def __reduce__(self) -> tuple[object, tuple[int]]:
         return (_from_id, (self.id,))

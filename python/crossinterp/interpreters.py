@@ -29,7 +29,7 @@ import weakref
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, Self
 
     # `X as X`: re-exported (PEP 484), what __getattr__ below returns at run time
     from .queues import Queue as Queue  # noqa: PLC0414
@@ -297,7 +297,18 @@ class Interpreter:
             pass
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._id})"
+        return f"{type(self).__name__}(id={self._id}, whence={self._whence!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """``with interpreters.create() as interp:`` closes it at the end of
+        the block (as :meth:`close`; nothing if it was closed already)."""
+        try:
+            self.close()
+        except InterpreterNotFoundError:
+            pass
 
     def __hash__(self) -> int:
         return hash(self._id)

@@ -144,7 +144,7 @@ class Queue(_native.QueueBase[_T]):
         return q  # type: ignore[return-value]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(id={self.id}, maxsize={self.maxsize})"
+        return f"{type(self).__name__}(id={self.id}, maxsize={self.maxsize}, qsize={self.qsize()})"
 
     def __reduce__(self) -> tuple[object, tuple[int]]:
         return (type(self), (self.id,))
