@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type check
     from .queues import UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE, Queue
 from ._errors import (
     ExecutionFailed,
+    FinalizationWarning,
     InterpreterError,
     InterpreterFinalizingError,
     InterpreterGoneError,
@@ -48,6 +49,7 @@ __all__ = [
     "AtomicRef",
     "Channel",
     "ExecutionFailed",
+    "FinalizationWarning",
     "InterpreterError",
     "InterpreterFinalizingError",
     "InterpreterGoneError",
@@ -103,8 +105,9 @@ def live_owners() -> int:
 
 
 def set_finalize_warn_after(seconds: float) -> float:
-    """Set how long an interpreter's exit waits on open guards before it prints
-    a warning to stderr (and again every such interval; it never stops waiting).
+    """Set how long an interpreter's exit waits on open guards before it issues
+    a :class:`FinalizationWarning` (and again every such interval; it never
+    stops waiting).
     Returns the previous value. Default: 10 seconds."""
     if isinstance(seconds, bool):
         raise TypeError("seconds must be a number, not bool")

@@ -15,6 +15,7 @@ __all__ = [
     "ChannelNotFoundError",
     "ExceptionInfo",
     "ExecutionFailed",
+    "FinalizationWarning",
     "InterpreterError",
     "InterpreterFinalizingError",
     "InterpreterGoneError",
@@ -223,3 +224,16 @@ class ChannelEmptyError(ChannelError):
 
 class ChannelNotEmptyError(ChannelError):
     """Closing would strand pending sends; pass ``force=True`` to hand them back."""
+
+
+class FinalizationWarning(RuntimeWarning):
+    """An interpreter's finalization is held up or cut short: it waits on open
+    guards (again every ``set_finalize_warn_after`` seconds), closes guards
+    left open on itself, or ends at process exit while memory it lent is in
+    use. Issued through :mod:`warnings` in the interpreter whose ``close()``
+    ends it (its filters apply: ``-W error::crossinterp.FinalizationWarning``
+    reports it as unraisable, since the close is already under way); where no
+    interpreter can take it (an interpreter ended by its own exit, by CPython,
+    or at process exit) the same text goes to stderr, prefixed
+    ``crossinterp: FinalizationWarning:``. The message names the
+    interpreter's id."""
