@@ -153,6 +153,11 @@ class SharedBuffer(Buffer):
     def release(self) -> None:
         """Drop this object's reference to the memory now; ``BufferError``
         while one of its memoryviews is alive. Later use raises ``ValueError``."""
+    def __enter__(self) -> Self:
+        """``with SharedBuffer(n) as buf:`` (``ValueError`` if released)."""
+    def __exit__(self, *exc_info: object) -> bool:
+        """``release()`` at the end of the block (``BufferError``, chained to
+        the block's exception, while a memoryview of it is alive)."""
     def __len__(self) -> int: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def __release_buffer__(self, buffer: memoryview, /) -> None: ...

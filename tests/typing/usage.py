@@ -23,6 +23,7 @@ from crossinterp import (
     AtomicRef,
     Channel,
     ExecutionFailed,
+    FinalizationWarning,
     InterpreterError,
     InterpreterFinalizingError,
     InterpreterGoneError,
@@ -84,6 +85,11 @@ def run_interpreters() -> None:
     assert interpreters.is_shareable(1)
     assert interpreters.Interpreter(interp.id) is interp
     interp.close()
+    with interpreters.create() as scoped:
+        assert_type(scoped, interpreters.Interpreter)
+        scoped.exec("pass")
+    warning: type[RuntimeWarning] = FinalizationWarning
+    assert issubclass(warning, Warning)
     errors: tuple[type[Exception], ...] = (
         InterpreterError,
         InterpreterNotFoundError,
@@ -182,6 +188,9 @@ def run_buffers() -> None:
     assert bytes(copy) == b"abc"
     assert len(buf) == 16
     buf.release()
+    with SharedBuffer(8) as scoped:
+        assert_type(scoped, SharedBuffer)
+    assert scoped.released
 
 
 def run_atomics() -> None:

@@ -272,7 +272,11 @@ impl BorrowedBuffer {
                 "<BorrowedBuffer nbytes={} owner={} {} memoryviews={}>",
                 b.len,
                 b.handle.owner().tag() as i64,
-                if b.handle.owner().is_running() { "alive" } else { "gone" },
+                if b.handle.owner().is_running() {
+                    "alive"
+                } else {
+                    "gone"
+                },
                 st.exports
             ),
             None => "<BorrowedBuffer released>".to_owned(),
