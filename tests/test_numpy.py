@@ -41,7 +41,7 @@ def run(path: pathlib.Path, lib: pathlib.Path) -> subprocess.CompletedProcess[st
 def guide_example() -> str:
     guide = (ROOT / "docs" / "guide.md").read_text()
     section = guide.split("### numpy and `SharedBuffer`", 1)[1]
-    m = re.search(r"```python\n(.*?)```", section, re.S)
+    m = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert m, "no python block in the guide's numpy section"
     return m.group(1)
 
