@@ -47,7 +47,7 @@ def run(args: list[str], cwd: pathlib.Path = ROOT, timeout: float = 600) -> subp
 def mypy(*files: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     return run(
         ["-m", "mypy", "--strict", "--no-error-summary", "--no-color-output",
-         "--cache-dir", str(CACHE / "build" / "mypy-cache"), *extra, *files]
+         "--cache-dir", str(TOOLS / ".mypy-cache"), *extra, *files]
     )
 
 
