@@ -5,8 +5,9 @@ annotations equal to the runtime (with tests/typing/stubtest_allowlist.txt).
 
 The checkers are pinned in the Makefile's `tools` target and installed into
 $CROSSINTERP_CACHE/tools/typing-3.14 (mypy is compiled per Python version, so
-they run on the 3.14 build): these tests run there and are skipped, with that
-reason, on the other builds. On 3.14 a missing install is a failure.
+they run on the 3.14 build): the checker tests run there and are skipped, with
+that reason, on the other builds (usage.py itself runs on every build). On
+3.14 a missing install is a failure.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ CACHE = pathlib.Path(os.environ.get("CROSSINTERP_CACHE") or pathlib.Path.home() 
 TOOLS = CACHE / "tools" / "typing-3.14"
 MARK = re.compile(r"#\s*expect-error\s*$")
 
-pytestmark = pytest.mark.skipif(
+needs_checkers = pytest.mark.skipif(
     sys.version_info[:2] != (3, 14),
     reason="the type checkers run on the 3.14 build only (make tools installs them for it)",
 )
@@ -72,17 +73,20 @@ def test_usage_runs() -> None:
     assert "usage: ok" in p.stdout
 
 
+@needs_checkers
 def test_mypy_strict_accepts_usage() -> None:
     p = mypy("tests/typing/usage.py")
     assert p.returncode == 0 and p.stdout.strip() == "", p.stdout + p.stderr
 
 
+@needs_checkers
 def test_pyright_strict_accepts_usage() -> None:
     p = pyright("usage.py")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "0 errors, 0 warnings" in p.stdout, p.stdout
 
 
+@needs_checkers
 def test_mypy_rejects_exactly_the_marked_misuses() -> None:
     marked = marked_lines(HERE / "misuse.py")
     assert len(marked) >= 20
@@ -91,6 +95,7 @@ def test_mypy_rejects_exactly_the_marked_misuses() -> None:
     assert reported_lines(p.stdout, "misuse.py") == marked, p.stdout
 
 
+@needs_checkers
 def test_pyright_rejects_exactly_the_marked_misuses() -> None:
     marked = marked_lines(HERE / "misuse.py")
     p = pyright("misuse.py")
@@ -98,6 +103,7 @@ def test_pyright_rejects_exactly_the_marked_misuses() -> None:
     assert reported_lines(p.stdout, "misuse.py") == marked, p.stdout
 
 
+@needs_checkers
 @pytest.mark.parametrize("version", ["3.13", "3.14", "3.15"])
 def test_package_passes_mypy_strict(version: str) -> None:
     p = mypy("python/crossinterp", extra=("--python-version", version))
@@ -108,11 +114,13 @@ def stubtest(*extra: str) -> subprocess.CompletedProcess[str]:
     return run(["-m", "mypy.stubtest", "crossinterp", "--concise", *extra])
 
 
+@needs_checkers
 def test_stubtest_passes_with_the_allowlist() -> None:
     p = stubtest("--allowlist", str(HERE / "stubtest_allowlist.txt"))
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+@needs_checkers
 def test_stubtest_allowlist_has_no_stale_entry() -> None:
     # Every entry is still needed: without the allowlist each one is reported.
     p = stubtest()
