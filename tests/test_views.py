@@ -141,7 +141,7 @@ def test_forgotten_guard_warns_and_exit_still_completes():
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "closed False"
-    assert "WARNING" in r.stderr and "open guard" in r.stderr
+    assert "FinalizationWarning: finalization of interpreter" in r.stderr and "open guard" in r.stderr
 
 
 def test_guard_on_itself_left_open_does_not_hang_its_exit():
@@ -158,7 +158,7 @@ def test_guard_on_itself_left_open_does_not_hang_its_exit():
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "closed"
-    assert "guard(s) on itself" in r.stderr
+    assert "FinalizationWarning: interpreter" in r.stderr and "guard(s) on itself" in r.stderr
 
 
 def test_process_exit_with_guards_held_by_main_objects_is_clean():

@@ -6,8 +6,15 @@ for the drop-in replacement of ``concurrent.interpreters`` (PEP 734).
 """
 
 from . import _native
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
+    from . import channels, interpreters, queues
+    from .channels import Channel
+    from .queues import UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE, Queue
 from ._errors import (
     ExecutionFailed,
+    FinalizationWarning,
     InterpreterError,
     InterpreterFinalizingError,
     InterpreterGoneError,
@@ -43,6 +50,7 @@ __all__ = [
     "AtomicRef",
     "Channel",
     "ExecutionFailed",
+    "FinalizationWarning",
     "InterpreterError",
     "InterpreterFinalizingError",
     "InterpreterGoneError",
@@ -64,7 +72,7 @@ __all__ = [
 ]
 
 
-def share(obj: object) -> object:
+def share[T](obj: T) -> T:
     """Share ``obj`` with other interpreters.
 
     Returns ``obj`` itself when it crosses natively (``None``, ``bool``,
@@ -76,6 +84,10 @@ def share(obj: object) -> object:
     interpreter attached. When the last proxy goes, ``obj`` is released here
     (its ``__del__`` runs here). If this interpreter is closed, its proxies
     elsewhere raise :class:`InterpreterGoneError`.
+
+    Typed as returning ``obj``'s own type: a proxy of a ``dict[str, int]``
+    supports the operations of one (``isinstance`` still sees a
+    :class:`SharedObjectProxy`).
     """
     return _native.share(obj)
 
@@ -94,28 +106,31 @@ def live_owners() -> int:
 
 
 def set_finalize_warn_after(seconds: float) -> float:
-    """Set how long an interpreter's exit waits on open guards before it prints
-    a warning to stderr (and again every such interval; it never stops waiting).
+    """Set how long an interpreter's exit waits on open guards before it issues
+    a :class:`FinalizationWarning` (and again every such interval; it never
+    stops waiting).
     Returns the previous value. Default: 10 seconds."""
     if isinstance(seconds, bool):
         raise TypeError("seconds must be a number, not bool")
     return _native.set_finalize_warn_after(seconds)
 
 
-def __getattr__(name: str) -> object:
-    # `crossinterp.interpreters` is imported on first use: every interpreter
-    # that imports crossinterp (each one `create()` makes does as soon as a
-    # value is pickled to it or an error is raised there) pays only for what
-    # it uses.
-    import importlib
+if not TYPE_CHECKING:  # checkers see the names above, and reject any other
 
-    if name in ("interpreters", "queues", "channels"):
-        return importlib.import_module(f".{name}", __name__)
-    if name in ("Queue", "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"):
-        return getattr(importlib.import_module(".queues", __name__), name)
-    if name == "Channel":
-        return importlib.import_module(".channels", __name__).Channel
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        # `crossinterp.interpreters` is imported on first use: every interpreter
+        # that imports crossinterp (each one `create()` makes does as soon as a
+        # value is pickled to it or an error is raised there) pays only for what
+        # it uses.
+        import importlib
+
+        if name in ("interpreters", "queues", "channels"):
+            return importlib.import_module(f".{name}", __name__)
+        if name in ("Queue", "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"):
+            return getattr(importlib.import_module(".queues", __name__), name)
+        if name == "Channel":
+            return importlib.import_module(".channels", __name__).Channel
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _warn_on_fork() -> None:

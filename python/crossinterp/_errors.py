@@ -15,6 +15,7 @@ __all__ = [
     "ChannelNotFoundError",
     "ExceptionInfo",
     "ExecutionFailed",
+    "FinalizationWarning",
     "InterpreterError",
     "InterpreterFinalizingError",
     "InterpreterGoneError",
@@ -34,8 +35,9 @@ def _stdlib() -> tuple[object, object] | None:
     if sys.version_info < (3, 14):
         return None
     try:
-        import concurrent.interpreters as std
-        from concurrent.interpreters import _queues as stdq
+        # (3.14+ only: typeshed has no 3.13 module to find)
+        import concurrent.interpreters as std  # type: ignore[import-not-found,unused-ignore]
+        from concurrent.interpreters import _queues as stdq  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
     return std, stdq
@@ -43,22 +45,45 @@ def _stdlib() -> tuple[object, object] | None:
 
 _STD = _stdlib()
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # What the run-time branches below bind, whichever one runs (the stdlib's
+    # classes on 3.14+, crossinterp's own on 3.13): the same names and bases.
+    class InterpreterError(Exception): ...
 
+    class InterpreterNotFoundError(InterpreterError): ...
 
-if _STD is not None:
+    class NotShareableError(TypeError): ...
+
+    class ExecutionFailed(InterpreterError):
+        excinfo: ExceptionInfo
+
+        def __init__(self, excinfo: ExceptionInfo) -> None: ...
+
+    class QueueError(RuntimeError): ...
+
+    class QueueNotFoundError(QueueError): ...
+
+    class QueueEmpty(QueueError, _queue.Empty): ...
+
+    class QueueFull(QueueError, _queue.Full): ...
+
+    _ItemDestroyedBase = QueueError
+    _STD_NAMES: bool
+elif _STD is not None:
     # 3.14+: the stdlib's own classes, so that ``except
     # concurrent.interpreters.X`` catches what crossinterp raises and ``except
     # crossinterp.interpreters.X`` catches what CPython's modules raise.
     _std, _stdq = _STD
-    InterpreterError = _std.InterpreterError  # type: ignore[attr-defined,misc]
-    InterpreterNotFoundError = _std.InterpreterNotFoundError  # type: ignore[attr-defined,misc]
-    NotShareableError = _std.NotShareableError  # type: ignore[attr-defined,misc]
-    ExecutionFailed = _std.ExecutionFailed  # type: ignore[attr-defined,misc]
-    QueueError = _stdq.QueueError  # type: ignore[attr-defined,misc]
-    QueueNotFoundError = _stdq.QueueNotFoundError  # type: ignore[attr-defined,misc]
-    QueueEmpty = _stdq.QueueEmpty  # type: ignore[attr-defined,misc]
-    QueueFull = _stdq.QueueFull  # type: ignore[attr-defined,misc]
-    _ItemDestroyedBase: type[Exception] = _stdq.ItemInterpreterDestroyed  # type: ignore[attr-defined]
+    InterpreterError = _std.InterpreterError
+    InterpreterNotFoundError = _std.InterpreterNotFoundError
+    NotShareableError = _std.NotShareableError
+    ExecutionFailed = _std.ExecutionFailed
+    QueueError = _stdq.QueueError
+    QueueNotFoundError = _stdq.QueueNotFoundError
+    QueueEmpty = _stdq.QueueEmpty
+    QueueFull = _stdq.QueueFull
+    _ItemDestroyedBase: type[Exception] = _stdq.ItemInterpreterDestroyed
 else:
     if sys.version_info >= (3, 14):
         # 3.14+ where ``concurrent.interpreters`` is crossinterp itself (an
@@ -69,35 +94,35 @@ else:
         import _interpqueues
         import _interpreters
 
-        InterpreterError = _interpreters.InterpreterError  # type: ignore[misc]
-        InterpreterNotFoundError = _interpreters.InterpreterNotFoundError  # type: ignore[misc]
-        NotShareableError = _interpreters.NotShareableError  # type: ignore[misc]
-        QueueError = _interpqueues.QueueError  # type: ignore[misc]
-        QueueNotFoundError = _interpqueues.QueueNotFoundError  # type: ignore[misc]
+        InterpreterError = _interpreters.InterpreterError
+        InterpreterNotFoundError = _interpreters.InterpreterNotFoundError
+        NotShareableError = _interpreters.NotShareableError
+        QueueError = _interpqueues.QueueError
+        QueueNotFoundError = _interpqueues.QueueNotFoundError
         _STD_NAMES = True
     else:
         # 3.13: crossinterp's own, with the stdlib's (3.14) bases and behaviour.
         _STD_NAMES = False
 
-        class InterpreterError(Exception):  # type: ignore[no-redef]
+        class InterpreterError(Exception):
             """An operation on an interpreter failed (e.g. closing a running
             one, or closing the current one)."""
 
-        class InterpreterNotFoundError(InterpreterError):  # type: ignore[no-redef]
+        class InterpreterNotFoundError(InterpreterError):
             """The interpreter does not exist (any more)."""
 
-        class NotShareableError(TypeError):  # type: ignore[no-redef]
+        class NotShareableError(TypeError):
             """An object cannot cross to another interpreter: it is not
             natively shareable and either cannot be pickled or strict sharing
             was requested."""
 
-        class QueueError(RuntimeError):  # type: ignore[no-redef]
+        class QueueError(RuntimeError):
             """An operation on a cross-interpreter queue failed."""
 
-        class QueueNotFoundError(QueueError):  # type: ignore[no-redef]
+        class QueueNotFoundError(QueueError):
             """No live queue has that id."""
 
-    class ExecutionFailed(InterpreterError):  # type: ignore[no-redef,misc,valid-type]
+    class ExecutionFailed(InterpreterError):
         """An exception was raised, and not caught, in another interpreter.
 
         ``excinfo`` (an :class:`ExceptionInfo`) describes it: type, message,
@@ -124,11 +149,11 @@ else:
                 return super().__str__()
             return f"{super().__str__()}\n\nUncaught in the interpreter:\n\n{tb}"
 
-    class QueueEmpty(QueueError, _queue.Empty):  # type: ignore[no-redef,misc,valid-type]
+    class QueueEmpty(QueueError, _queue.Empty):
         """``get`` found the queue empty (non-blocking, or the timeout
         passed)."""
 
-    class QueueFull(QueueError, _queue.Full):  # type: ignore[no-redef,misc,valid-type]
+    class QueueFull(QueueError, _queue.Full):
         """``put`` found the queue full (non-blocking, or the timeout
         passed)."""
 
@@ -139,12 +164,12 @@ else:
     _ItemDestroyedBase = QueueError
 
 
-class InterpreterGoneError(InterpreterError):  # type: ignore[misc,valid-type]
+class InterpreterGoneError(InterpreterError):
     """The interpreter that owns what is being used (memory lent by a
     memoryview, later a proxied object) is finalizing or gone."""
 
 
-class InterpreterFinalizingError(InterpreterError):  # type: ignore[misc,valid-type]
+class InterpreterFinalizingError(InterpreterError):
     """The interpreter has begun finalizing: no new work can enter it."""
 
 
@@ -172,7 +197,7 @@ class ExceptionInfo(SimpleNamespace):
         return f"namespace({items})"
 
 
-class ItemInterpreterDestroyed(_ItemDestroyedBase):  # type: ignore[misc,valid-type]
+class ItemInterpreterDestroyed(_ItemDestroyedBase):
     """The interpreter that put this item was destroyed, and the item's
     policy is ``UNBOUND_ERROR``."""
 
@@ -199,3 +224,16 @@ class ChannelEmptyError(ChannelError):
 
 class ChannelNotEmptyError(ChannelError):
     """Closing would strand pending sends; pass ``force=True`` to hand them back."""
+
+
+class FinalizationWarning(RuntimeWarning):
+    """An interpreter's finalization is held up or cut short: it waits on open
+    guards (again every ``set_finalize_warn_after`` seconds), closes guards
+    left open on itself, or ends at process exit while memory it lent is in
+    use. Issued through :mod:`warnings` in the interpreter whose ``close()``
+    ends it (its filters apply: ``-W error::crossinterp.FinalizationWarning``
+    reports it as unraisable, since the close is already under way); where no
+    interpreter can take it (an interpreter ended by its own exit, by CPython,
+    or at process exit) the same text goes to stderr, prefixed
+    ``crossinterp: FinalizationWarning:``. The message names the
+    interpreter's id."""

@@ -6,7 +6,10 @@ Interpreter ids are CPython's. Excinfo tuples are
 """
 
 from collections.abc import Buffer, Callable, Iterable, Iterator, Mapping
-from typing import Any, NoReturn, Self, overload
+from types import GenericAlias
+from typing import Any, NoReturn, Self, final, overload
+
+from typing_extensions import disjoint_base
 
 type ExcInfoTuple = tuple[str, str, str, str, str, str]
 
@@ -50,7 +53,7 @@ def call(
 ) -> tuple[Any, ExcInfoTuple | None]:
     """Call in the interpreter: ``(result, None)`` or ``(None, excinfo)``."""
 
-def set_main_attrs(id: int, items: dict[str, Any], /) -> ExcInfoTuple | None:
+def set_main_attrs(id: int, attrs: dict[str, Any], /) -> ExcInfoTuple | None:
     """Bind names in the interpreter's ``__main__``."""
 
 def is_shareable(obj: object, /) -> bool:
@@ -62,7 +65,7 @@ def live_owners() -> int:
 def set_finalize_warn_after(seconds: float, /) -> float:
     """Set the finalization warning interval; returns the old one."""
 
-def share(obj: object, /) -> object:
+def share[T](obj: T, /) -> T:
     """``obj`` itself if it crosses interpreters natively (proxies included),
     else a new :class:`SharedObjectProxy` of it owned by this interpreter."""
 
@@ -81,8 +84,11 @@ def _testing_hold_guard(id: int, seconds: float, /) -> None:
 def _testing_push_pending(id: int, source: str, /) -> None:
     """Testing: queue a pending call that runs ``source`` in ``id``'s ``__main__``."""
 
-class QueueBase:
+@disjoint_base
+class QueueBase[T = Any]:
     """The native base of ``crossinterp.queues.Queue`` (see there for the API)."""
+
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
 
     @overload
     def __new__(cls, id: int, /) -> Self: ...
@@ -102,7 +108,7 @@ class QueueBase:
         """The default unbound policy (1 UNBOUND, 2 UNBOUND_ERROR, 3 UNBOUND_REMOVE)."""
     def put(
         self,
-        obj: object,
+        obj: T,
         block: bool = True,
         timeout: float | None = None,
         *,
@@ -116,14 +122,14 @@ class QueueBase:
         number (``ValueError`` if negative or NaN, ``TypeError`` if not a
         number or a bool)."""
     def put_nowait(
-        self, obj: object, *, unbounditems: object | None = None, strict: bool = False
+        self, obj: T, *, unbounditems: object | None = None, strict: bool = False
     ) -> None:
         """``put(obj, block=False)``."""
-    def get(self, block: bool = True, timeout: float | None = None) -> object:
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
         """Remove and return the next item (``UNBOUND`` for an item whose
         interpreter was destroyed, under that policy); if empty, wait
         (``block``) up to ``timeout`` seconds, else raise ``QueueEmpty``."""
-    def get_nowait(self) -> object:
+    def get_nowait(self) -> T:
         """``get(block=False)``."""
     def qsize(self) -> int:
         """The number of items now."""
@@ -132,6 +138,7 @@ class QueueBase:
     def full(self) -> bool:
         """Whether the queue is full now."""
 
+@final
 class SharedBuffer(Buffer):
     """Zero-filled, 64-byte aligned memory owned by no interpreter.
 
@@ -149,6 +156,11 @@ class SharedBuffer(Buffer):
     def release(self) -> None:
         """Drop this object's reference to the memory now; ``BufferError``
         while one of its memoryviews is alive. Later use raises ``ValueError``."""
+    def __enter__(self) -> Self:
+        """``with SharedBuffer(n) as buf:`` (``ValueError`` if released)."""
+    def __exit__(self, *exc_info: object) -> bool:
+        """``release()`` at the end of the block (``BufferError``, chained to
+        the block's exception, while a memoryview of it is alive)."""
     def __len__(self) -> int: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def __release_buffer__(self, buffer: memoryview, /) -> None: ...
@@ -162,10 +174,13 @@ class SharedBuffer(Buffer):
     def released(self) -> bool:
         """Whether ``release()`` was called."""
 
-class ChannelBase:
+@disjoint_base
+class ChannelBase[T = Any]:
     """The native base of ``crossinterp.channels.Channel`` (see there for the API)."""
 
-    def __new__(cls, id: int, /) -> Self:
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+
+    def __new__(cls, id: int) -> Self:
         """``id`` < 0: a new channel; else the live channel with that id."""
     @property
     def id(self) -> int:
@@ -179,13 +194,15 @@ class ChannelBase:
     @property
     def recv_closed(self) -> bool:
         """Whether the receive end is closed."""
-    def _send(self, obj: object, block: bool, timeout: float | None, strict: bool, /) -> bool:
+    def _send(self, obj: T, block: bool, timeout: float | None, strict: bool, /) -> bool:
         """Blocking: True once received; non-blocking: whether a waiting receiver took it."""
-    def _recv(self, block: bool, timeout: float | None, /) -> tuple[bool, object]:
-        """``(True, item)``, or ``(False, None)`` when non-blocking and nothing is pending."""
+    def _recv(self, block: bool, timeout: float | None, /) -> tuple[bool, T]:
+        """``(True, item)``, or ``(False, None)`` when non-blocking and nothing
+        is pending (the ``None`` is then no ``T``: check the flag)."""
     def _close(self, send: bool, recv: bool, force: bool, /) -> int:
         """Close; returns how many pending items a forced close handed back."""
 
+@final
 class BorrowedBuffer(Buffer):
     """A read-only, zero-copy view of memory owned by another interpreter: what
     a ``memoryview`` becomes when it crosses. While a memoryview of it is alive
@@ -207,6 +224,7 @@ class BorrowedBuffer(Buffer):
     def alive(self) -> bool:
         """Whether the owner still runs (memoryviews can be made)."""
 
+@final
 class AtomicInt:
     """A signed 64-bit integer shared by every thread and interpreter, updated
     atomically. Owned by no interpreter: pass it to others (``prepare_main``,
@@ -247,6 +265,7 @@ class AtomicInt:
     def __gt__(self, other: int | AtomicInt, /) -> bool: ...
     def __ge__(self, other: int | AtomicInt, /) -> bool: ...
 
+@final
 class AtomicBool:
     """A boolean shared by every thread and interpreter, updated atomically."""
 
@@ -262,6 +281,7 @@ class AtomicBool:
     def __bool__(self) -> bool: ...
 
 
+@final
 class SharedObjectProxy:
     """A proxy of an object owned by another interpreter (made by
     :func:`crossinterp.share`; not instantiable directly).
@@ -284,34 +304,38 @@ class SharedObjectProxy:
     (:class:`NotShareableError`); it crosses by itself or inside tuples.
     """
 
-    def __getattr__(self, name: str) -> Any: ...
-    def __setattr__(self, name: str, value: Any) -> None: ...
-    def __delattr__(self, name: str) -> None: ...
+    def __getattr__(self, name: str, /) -> Any: ...
+    def __setattr__(self, name: str, value: Any, /) -> None: ...
+    def __delattr__(self, name: str, /) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
-    def __getitem__(self, key: Any) -> Any: ...
-    def __setitem__(self, key: Any, value: Any) -> None: ...
-    def __delitem__(self, key: Any) -> None: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
+    def __setitem__(self, key: Any, value: Any, /) -> None: ...
+    def __delitem__(self, key: Any, /) -> None: ...
     def __len__(self) -> int: ...
-    def __contains__(self, item: object) -> bool: ...
+    def __contains__(self, item: object, /) -> bool: ...
     def __iter__(self) -> SharedObjectProxy: ...
     def __next__(self) -> Any: ...
     def __bool__(self) -> bool: ...
     def __hash__(self) -> int: ...
     def __enter__(self) -> Any: ...
     def __exit__(self, *exc: object) -> Any: ...
-    def __add__(self, other: Any) -> Any: ...
-    def __radd__(self, other: Any) -> Any: ...
-    def __iadd__(self, other: Any) -> Any: ...
-    def __sub__(self, other: Any) -> Any: ...
-    def __mul__(self, other: Any) -> Any: ...
+    def __add__(self, other: Any, /) -> Any: ...
+    def __radd__(self, other: Any, /) -> Any: ...
+    def __iadd__(self, other: Any, /) -> Any: ...
+    def __sub__(self, other: Any, /) -> Any: ...
+    def __rsub__(self, other: Any, /) -> Any: ...
+    def __mul__(self, other: Any, /) -> Any: ...
+    def __rmul__(self, other: Any, /) -> Any: ...
     def __neg__(self) -> Any: ...
 
+@final
 class SharedMethodProxy:
     """A method of a shared object whose lookup cannot change (immutable type,
     no instance dict): calling it is one round trip to the owner."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
+@final
 class InterpreterView:
     """A weak reference to an interpreter (PEP 788): it never keeps the
     interpreter alive. Get one with ``Interpreter.view()`` or
@@ -338,6 +362,7 @@ class InterpreterView:
     def state(self) -> str:
         """``"running"``, ``"finalizing"`` or ``"finalized"``."""
 
+@final
 class InterpreterGuard:
     """An open guard on an interpreter: ``Interpreter.close()`` and the
     interpreter's own exit wait until it is closed (``close()``, the end of a
@@ -355,7 +380,8 @@ class InterpreterGuard:
     def view(self) -> InterpreterView: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> bool: ...
-class AtomicRef:
+@final
+class AtomicRef[T = Any]:
     """A reference to an object, read and replaced atomically by any number
     of threads of one interpreter (the ``AtomicReference`` of other
     languages). ``compare_and_set`` compares by identity (``is``).
@@ -374,19 +400,24 @@ class AtomicRef:
     ``AtomicInt``). Cycles through it are collected by the GC. Hashable by
     identity."""
 
-    def __new__(cls, initial: object = None) -> Self: ...
-    def get(self) -> Any:
+    @overload
+    def __new__(cls: type[AtomicRef[None]]) -> AtomicRef[None]: ...
+    @overload
+    def __new__(cls, initial: T) -> Self: ...
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+    def get(self) -> T:
         """The current value."""
-    def set(self, value: object, /) -> None:
+    def set(self, value: T, /) -> None:
         """Store ``value``."""
-    def get_and_set(self, value: object, /) -> Any:
+    def get_and_set(self, value: T, /) -> T:
         """Store ``value``; return the old value."""
-    def compare_and_set(self, expected: object, new: object, /) -> bool:
+    def compare_and_set(self, expected: object, new: T, /) -> bool:
         """Store ``new`` if the current value *is* ``expected``; return
         whether it did."""
     def __reduce__(self) -> Any:
         """Always raises ``NotShareableError``."""
-class AtomicDict[K, V]:
+@final
+class AtomicDict[K = Any, V = Any]:
     """A concurrent dict for free-threaded Python (same API on GIL builds).
 
     64 shards, each with its own lock, so threads working on different keys
@@ -416,6 +447,7 @@ class AtomicDict[K, V]:
 
     def __new__(cls, initial: Mapping[K, V] | Iterable[tuple[K, V]] | None = None) -> Self:
         """Start with the items of a mapping or an iterable of pairs."""
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
     def __getitem__(self, key: K, /) -> V:
         """The value for ``key``; ``KeyError`` if absent."""
     def __setitem__(self, key: K, value: V, /) -> None: ...

@@ -46,6 +46,8 @@ import types
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ast
+    from collections.abc import Callable
+    from typing import Any
 
 # The name the sender's main script runs under in a receiver (the stdlib's).
 _MAIN_ALIAS = "<fake __main__>"
@@ -89,10 +91,11 @@ def loads(data: bytes, main_file: str | None) -> object:
 def _main_ref() -> str | None:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    name = getattr(spec, "name", None)
+    name: str | None = getattr(spec, "name", None)
     if name and name != "__main__":
         return _MODULE_PREFIX + name
-    return getattr(main, "__file__", None)
+    file: str | None = getattr(main, "__file__", None)
+    return file
 
 
 # --- functions by value ---------------------------------------------------
@@ -109,7 +112,7 @@ class XIPickler(pickle.Pickler):
         # (function, what, value) of each part sent, for `diagnose`
         self._parts: list[tuple[types.FunctionType, str, object]] = []
 
-    def reducer_override(self, obj: object) -> object:
+    def reducer_override(self, obj: object) -> Any:
         t = type(obj)
         if t is types.FunctionType:
             if _by_reference(obj):  # type: ignore[arg-type]
@@ -119,7 +122,7 @@ class XIPickler(pickle.Pickler):
             return (_import_module, (obj.__name__,))  # type: ignore[attr-defined]
         return NotImplemented
 
-    def _reduce_function(self, f: types.FunctionType) -> tuple:
+    def _reduce_function(self, f: types.FunctionType) -> tuple[Any, ...]:
         code = f.__code__
         names = _global_names(code, f.__globals__)
         if names:
@@ -159,10 +162,10 @@ class XIPickler(pickle.Pickler):
 class _Globals:
     """Stands, in a pickle, for the receiver's new globals dict of a module."""
 
-    def __init__(self, g: dict) -> None:
+    def __init__(self, g: dict[str, Any]) -> None:
         self.name = g.get("__name__")
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_new_globals, (self.name,))
 
 
@@ -181,7 +184,7 @@ class _EmptyCell:
 _EMPTY_CELL = _EmptyCell()
 
 
-def _global_names(code: types.CodeType, g: dict) -> list[str]:
+def _global_names(code: types.CodeType, g: dict[str, Any]) -> list[str]:
     """The names `code` (and the code nested in it) uses that are in `g`."""
     out: list[str] = []
     seen: set[str] = set()
@@ -262,14 +265,14 @@ def _import_module(name: str) -> types.ModuleType:
     return importlib.import_module(name)
 
 
-def _new_globals(name: str | None) -> dict:
+def _new_globals(name: str | None) -> dict[str, Any]:
     import builtins
 
     return {"__name__": name, "__builtins__": builtins}
 
 
 def _make_function(
-    code: bytes, globals_: dict | None, name: str, qualname: str, module: str | None
+    code: bytes, globals_: dict[str, Any] | None, name: str, qualname: str, module: str | None
 ) -> types.FunctionType:
     co = marshal.loads(code)
     if globals_ is None:
@@ -278,11 +281,11 @@ def _make_function(
     closure = tuple(types.CellType() for _ in co.co_freevars) or None
     f = types.FunctionType(co, globals_, name, None, closure)
     f.__qualname__ = qualname
-    f.__module__ = module
+    f.__module__ = module  # type: ignore[assignment]  # None: no module, as pickle's
     return f
 
 
-def _set_function_state(f: types.FunctionType, state: tuple) -> None:
+def _set_function_state(f: types.FunctionType, state: tuple[Any, ...]) -> None:
     defaults, kwdefaults, cells, glob, fdict = state
     f.__defaults__ = defaults
     f.__kwdefaults__ = kwdefaults
@@ -307,13 +310,15 @@ def _trampoline() -> types.CodeType:
         return compile('"__crossinterp_call__"()', "<crossinterp call>", "eval")
 
 
-def call_in_main(f: object, args: tuple, kwargs: dict | None) -> object:
+def call_in_main(
+    f: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any] | None
+) -> object:
     """``f(*args, **kwargs)`` from a frame whose globals and locals are this
     interpreter's ``__main__`` (so ``eval``, ``exec``, ``dir``, ``globals``,
     ``locals`` and ``vars`` called without a namespace see ``__main__``, as
     they do in ``concurrent.interpreters``). The frame's only constant is the
     call (a ``functools.partial``, which adds no frame of its own)."""
-    call = functools.partial(f, *args, **(kwargs or {}))  # type: ignore[arg-type]
+    call = functools.partial(f, *args, **(kwargs or {}))
     code = _trampoline().replace(co_consts=(call,))
     ns = sys.modules["__main__"].__dict__
     return eval(code, ns, ns)  # runs only `call()`
@@ -396,7 +401,9 @@ def _is_builtin_exc(t: type) -> bool:
     return getattr(builtins, t.__name__, None) is t
 
 
-def proxy_exc(exc: BaseException) -> tuple[str | None, tuple | None, tuple | None]:
+def proxy_exc(
+    exc: BaseException,
+) -> tuple[str | None, tuple[Any, ...] | None, tuple[str, str, str, str, str, str] | None]:
     """(builtin type name | None, args if natively shareable | None,
     excinfo | None) for an exception raised in the owner."""
     from . import _native
@@ -416,7 +423,7 @@ def proxy_exc(exc: BaseException) -> tuple[str | None, tuple | None, tuple | Non
     return (name, args, info)
 
 
-def proxy_raise(owner: int, transfer: tuple | None) -> None:
+def proxy_raise(owner: int, transfer: tuple[Any, ...] | None) -> None:
     """Raise, in the caller, the exception the owner described."""
     from ._errors import ExceptionInfo, ExecutionFailed
 

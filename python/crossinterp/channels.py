@@ -20,7 +20,17 @@ import math
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
-    from typing import Self
+    from typing import Any, Self, TypeVar, overload
+
+    _T = TypeVar("_T", default=Any)
+else:
+
+    def overload(f: object) -> object:  # the last definition is the one that runs
+        return f
+
+    # `Channel[bytes]` at run time is the native base's `__class_getitem__`
+    # (a `types.GenericAlias`); this stands for the type variable there.
+    _T = "_T"
 
 from collections.abc import Iterator
 
@@ -56,8 +66,11 @@ def _check_timeout(timeout: float | None) -> float | None:
     return float(timeout)
 
 
-class Channel(_native.ChannelBase):
-    """A rendezvous channel: ``Channel()`` makes a new one."""
+class Channel(_native.ChannelBase[_T]):
+    """A rendezvous channel: ``Channel()`` makes a new one.
+
+    Generic for type checkers: ``Channel[bytes]`` (a ``types.GenericAlias``
+    at run time) types the items sent and received."""
 
     __slots__ = ()
 
@@ -65,7 +78,10 @@ class Channel(_native.ChannelBase):
         return super().__new__(cls, -1)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(id={self.id})"
+        # pending: the size (sends waiting); the closed ends only when closed
+        closed = ", send_closed=True" if self.send_closed else ""
+        closed += ", recv_closed=True" if self.recv_closed else ""
+        return f"{type(self).__name__}(id={self.id}, pending={self.pending}{closed})"
 
     def __reduce__(self) -> tuple[object, tuple[int]]:
         return (_from_id, (self.id,))
@@ -75,7 +91,7 @@ class Channel(_native.ChannelBase):
         """Whether the channel is fully closed."""
         return self.send_closed and self.recv_closed
 
-    def send(self, obj: object, timeout: float | None = None, *, strict: bool = False) -> None:
+    def send(self, obj: _T, timeout: float | None = None, *, strict: bool = False) -> None:
         """Send ``obj`` and wait until a receiver has taken it.
 
         ``TimeoutError`` if none did within ``timeout`` seconds (the item is
@@ -86,18 +102,22 @@ class Channel(_native.ChannelBase):
         """
         self._send(obj, True, _check_timeout(timeout), strict)
 
-    def send_nowait(self, obj: object, *, strict: bool = False) -> bool:
+    def send_nowait(self, obj: _T, *, strict: bool = False) -> bool:
         """Hand ``obj`` to a receiver blocked in ``recv`` right now: True if
         one took it, False (nothing sent) if none was waiting."""
         return self._send(obj, False, None, strict)
 
-    def recv(self, timeout: float | None = None) -> object:
+    def recv(self, timeout: float | None = None) -> _T:
         """Receive the next item, waiting up to ``timeout`` seconds
         (``TimeoutError``); :class:`ChannelClosedError` once closed and empty."""
         _, obj = self._recv(True, _check_timeout(timeout))
         return obj
 
-    def recv_nowait(self, default: object = _NOT_SET) -> object:
+    @overload
+    def recv_nowait(self) -> _T: ...
+    @overload
+    def recv_nowait[D](self, default: D) -> _T | D: ...  # noqa: F811
+    def recv_nowait(self, default: object = _NOT_SET) -> object:  # noqa: F811
         """Receive a pending item if there is one, else return ``default``
         (or raise :class:`ChannelEmptyError` if none was given)."""
         found, obj = self._recv(False, None)
@@ -116,7 +136,7 @@ class Channel(_native.ChannelBase):
             raise ValueError("force=True applies to closing the receive end, not send=True alone")
         return self._close(send, recv, force)
 
-    def __iter__(self) -> Iterator[object]:
+    def __iter__(self) -> Iterator[_T]:
         while True:
             try:
                 yield self.recv()
@@ -124,10 +144,10 @@ class Channel(_native.ChannelBase):
                 return
 
 
-def _from_id(cid: int) -> Channel:
+def _from_id(cid: int) -> Channel[Any]:
     return _native.ChannelBase.__new__(Channel, cid)
 
 
-def create() -> Channel:
+def create() -> Channel[Any]:
     """Make a new channel."""
     return Channel()

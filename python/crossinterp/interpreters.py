@@ -29,9 +29,14 @@ import weakref
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, Self
 
-    from .queues import Queue
+    # `X as X`: re-exported (PEP 484), what __getattr__ below returns at run time
+    from .queues import Queue as Queue  # noqa: PLC0414
+    from .queues import QueueEmpty as QueueEmpty  # noqa: PLC0414
+    from .queues import QueueError as QueueError  # noqa: PLC0414
+    from .queues import QueueFull as QueueFull  # noqa: PLC0414
+    from .queues import QueueNotFoundError as QueueNotFoundError  # noqa: PLC0414
 
 from . import _native
 from ._errors import (
@@ -73,7 +78,7 @@ _cache_lock = threading.Lock()
 try:  # CPython's own registry of interpreters (3.13+), for the ones not ours
     import _interpreters as _stdlib
 except ImportError:  # pragma: no cover - every supported build has it
-    _stdlib = None
+    _stdlib = None  # type: ignore[assignment]
 
 _WHENCE_STDLIB = "_interpreters module"
 if _stdlib is not None:
@@ -134,16 +139,18 @@ def create() -> Interpreter:
     return Interpreter(iid, _ownsref=True)
 
 
-def __getattr__(name: str) -> object:
-    # PEP 734's module also exports the queue type and its errors.
-    if name in ("Queue", "QueueEmpty", "QueueFull", "QueueError", "QueueNotFoundError"):
-        from . import queues
+if not TYPE_CHECKING:  # checkers see the names imported above, and reject any other
 
-        return getattr(queues, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        # PEP 734's module also exports the queue type and its errors.
+        if name in ("Queue", "QueueEmpty", "QueueFull", "QueueError", "QueueNotFoundError"):
+            from . import queues
+
+            return getattr(queues, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue:
+def create_queue(maxsize: int = 0, *, unbounditems: object = None) -> Queue[Any]:
     """Make a new cross-interpreter queue: see :mod:`crossinterp.queues`."""
     from . import queues
 
@@ -187,7 +194,7 @@ def get_main() -> Interpreter:
 try:  # CPython's own low-level module (3.13+): its cross-interpreter registry
     import _interpreters as _cpython
 except ImportError:  # pragma: no cover - every supported build has it
-    _cpython = None
+    _cpython = None  # type: ignore[assignment]
 
 
 def _cpython_only(obj: object) -> bool:
@@ -290,7 +297,18 @@ class Interpreter:
             pass
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._id})"
+        return f"{type(self).__name__}(id={self._id}, whence={self._whence!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """``with interpreters.create() as interp:`` closes it at the end of
+        the block (as :meth:`close`; nothing if it was closed already)."""
+        try:
+            self.close()
+        except InterpreterNotFoundError:
+            pass
 
     def __hash__(self) -> int:
         return hash(self._id)
@@ -399,7 +417,7 @@ class Interpreter:
             excinfo = ExceptionInfo.from_tuple(info)
             raise ExecutionFailed(excinfo)
 
-    def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    def call[**P, R](self, callable: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``callable(*args, **kwargs)`` in the interpreter, in this thread,
         and return its result.
 
@@ -410,10 +428,10 @@ class Interpreter:
         res, excinfo = _native.call(self._id, callable, args, kwargs or None)
         if excinfo is not None:
             raise ExecutionFailed(ExceptionInfo.from_tuple(excinfo))
-        return res
+        return res  # type: ignore[no-any-return]  # R: what `callable` returned there
 
-    def call_in_thread(
-        self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any
+    def call_in_thread[**P](
+        self, callable: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
     ) -> threading.Thread:
         """Like :meth:`call`, in a new (started) thread, which is returned.
         The result is discarded; an exception goes to ``threading.excepthook``."""

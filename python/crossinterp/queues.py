@@ -27,7 +27,13 @@ import weakref
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # without importing typing at run time (PEP 781's idiom)
-    from typing import Self
+    from typing import Any, Self, TypeVar
+
+    _T = TypeVar("_T", default=Any)
+else:
+    # `Queue[int]` at run time is the native base's `__class_getitem__`
+    # (a `types.GenericAlias`); this stands for the type variable there.
+    _T = "_T"
 
 from . import _errors, _native
 from ._errors import (
@@ -59,7 +65,7 @@ _ID_LIMIT = 2**63 - 1
 
 #: This interpreter's one ``Queue`` object per live queue id (as the stdlib
 #: has): ``Queue(q.id) is q``, and a queue that crosses back is the same object.
-_known: weakref.WeakValueDictionary[int, Queue] = weakref.WeakValueDictionary()
+_known: weakref.WeakValueDictionary[int, Queue[Any]] = weakref.WeakValueDictionary()
 _NEW = object()  # "argument not given"
 
 
@@ -91,7 +97,7 @@ def _policy_code(unbounditems: object) -> int:
     )
 
 
-class Queue(_native.QueueBase):
+class Queue(_native.QueueBase[_T]):
     """A multi-producer, multi-consumer FIFO queue shared between interpreters.
 
     ``Queue(id)`` is the queue with that id (``QueueNotFoundError`` if there is
@@ -99,6 +105,9 @@ class Queue(_native.QueueBase):
     interpreter. Make a new queue with :func:`create` (or, as before,
     ``Queue()`` / ``Queue(maxsize=..., unbounditems=...)`` with keywords only).
     Any thread of any interpreter may use it.
+
+    Generic for type checkers: ``Queue[int]`` (a ``types.GenericAlias`` at
+    run time) types ``put``'s item and ``get``'s result.
     """
 
     __slots__ = ("__weakref__",)
@@ -112,7 +121,7 @@ class Queue(_native.QueueBase):
         unbounditems: object = _NEW,
     ) -> Self:
         if id is _NEW:
-            return _create(
+            return _create(  # type: ignore[return-value]
                 cls,
                 0 if maxsize is _NEW else maxsize,
                 UNBOUND if unbounditems is _NEW else unbounditems,
@@ -135,7 +144,7 @@ class Queue(_native.QueueBase):
         return q  # type: ignore[return-value]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(id={self.id}, maxsize={self.maxsize})"
+        return f"{type(self).__name__}(id={self.id}, maxsize={self.maxsize}, qsize={self.qsize()})"
 
     def __reduce__(self) -> tuple[object, tuple[int]]:
         return (type(self), (self.id,))
@@ -150,7 +159,7 @@ class Queue(_native.QueueBase):
     # deadline is taken on this module's `time.monotonic`): see _native.pyi.
 
 
-def _create(cls: type[Queue], maxsize: object, unbounditems: object) -> Queue:
+def _create(cls: type[Queue[Any]], maxsize: object, unbounditems: object) -> Queue[Any]:
     try:
         size = maxsize.__index__()  # type: ignore[attr-defined]
     except AttributeError:
@@ -166,23 +175,23 @@ def _create(cls: type[Queue], maxsize: object, unbounditems: object) -> Queue:
     return _known.setdefault(q.id, q)
 
 
-def _intern(q: Queue) -> Queue:
+def _intern(q: Queue[Any]) -> Queue[Any]:
     """This interpreter's one object for ``q``'s queue (the native side calls
     this for each queue that arrives here)."""
     return _known.setdefault(q.id, q)
 
 
-def _from_id(qid: int) -> Queue:
+def _from_id(qid: int) -> Queue[Any]:
     """``Queue(qid)`` (what pickles made before 0.x named)."""
     return Queue(qid)
 
 
-def create(maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Queue:
+def create(maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Queue[Any]:
     """Make a new queue (``maxsize`` 0 or negative: unbounded)."""
     return _create(Queue, maxsize, unbounditems)
 
 
-def list_all() -> list[Queue]:
+def list_all() -> list[Queue[Any]]:
     """Every live queue (held by some interpreter), oldest first."""
     return Queue._live()
 
@@ -206,7 +215,7 @@ class _LowLevelQueue:
     __slots__ = ("__weakref__", "_id")
     _id: int
 
-    def __new__(cls, id: int, /) -> Self:
+    def __new__(cls, id: int, /) -> _LowLevelQueue:  # noqa: PYI034 - one object per id
         import _interpqueues
 
         if not isinstance(id, int):
@@ -253,7 +262,10 @@ def _register_low_level() -> None:
         import _interpqueues
     except ImportError:
         return
-    _interpqueues._register_heap_types(_LowLevelQueue, QueueEmpty, QueueFull)
+    # CPython-internal (not in typeshed).
+    _interpqueues._register_heap_types(  # type: ignore[attr-defined,unused-ignore]
+        _LowLevelQueue, QueueEmpty, QueueFull
+    )
 
 
 _register_low_level()

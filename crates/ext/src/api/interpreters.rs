@@ -647,6 +647,7 @@ pub fn destroy(iid: i64) -> PyResult<()> {
     // else destroys it; while not Finalized its interpreter is alive. We
     // detach from our interpreter, attach a fresh thread state of the target
     // and end it (which runs our atexit finalization there), then re-attach.
+    let (_, caller) = ffi::interp::current();
     unsafe {
         let interp = rec.interp_ptr();
         let save = sys::PyEval_SaveThread();
@@ -660,7 +661,8 @@ pub fn destroy(iid: i64) -> PyResult<()> {
             ));
         }
         sys::PyEval_RestoreThread(ts);
-        sys::Py_EndInterpreter(ts);
+        // Finalization warnings of the target go to us, the caller.
+        ffi::interp::closing(save, caller, || sys::Py_EndInterpreter(ts));
         sys::PyEval_RestoreThread(save);
     }
     Ok(())

@@ -286,6 +286,18 @@ pub unsafe fn alloc<T: NativeClass>(tp: *mut sys::PyTypeObject, value: T) -> PyR
     }
 }
 
+/// `__class_getitem__` of a generic native type (`AtomicRef[T]`,
+/// `AtomicDict[K, V]`): a `types.GenericAlias` of the class, as builtin
+/// generics return. Declare it as `(class, "__class_getitem__", ", item, /",
+/// class::class_getitem, "...")`.
+pub fn class_getitem(cls: *mut sys::PyTypeObject, args: super::args::Args) -> PyResult<Owned> {
+    super::args::arity("__class_getitem__", args, 1)?;
+    // SAFETY: attached (a method body); `cls` is the class the method was
+    // looked up on and `args[0]` a borrowed argument, both alive for the
+    // call; Py_GenericAlias takes neither reference and returns a new one.
+    unsafe { Owned::from_new(sys::Py_GenericAlias(cls as *mut sys::PyObject, args[0])) }
+}
+
 /// `tp_dealloc` of a native type: untrack from the GC if tracked, drop the
 /// value, free the object, release the reference every instance of a heap
 /// type holds to its type.

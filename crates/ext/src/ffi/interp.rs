@@ -67,6 +67,68 @@ std::thread_local! {
     static CLOSER: Cell<bool> = const { Cell::new(false) };
 }
 
+std::thread_local! {
+    /// While this thread ends another interpreter for a caller (`closing`):
+    /// the caller's detached thread state and its interpreter's id.
+    static CLOSING_FROM: Cell<Option<(usize, i64)>> = const { Cell::new(None) };
+}
+
+/// Run `f`, which ends another interpreter on this thread, on behalf of
+/// `save`: this thread's detached thread state of interpreter `iid` (the
+/// caller of `close()`). While `f` runs, [`in_closer`] can reach it.
+pub fn closing<R>(save: *mut sys::PyThreadState, iid: i64, f: impl FnOnce() -> R) -> R {
+    let prev = CLOSING_FROM.with(|c| c.replace(Some((save as usize, iid))));
+    struct Restore(Option<(usize, i64)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CLOSING_FROM.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(prev);
+    f()
+}
+
+/// Run `f` attached to the interpreter whose `close()` is ending interpreter
+/// `exiting` on this thread (see [`closing`]), then return to the thread's
+/// previous state (attached to `exiting`, or detached). `None`, and `f` not
+/// run, when this thread closes nothing for a caller or the process is
+/// exiting (the exit gate is closed).
+///
+/// # Safety
+/// Called on the thread running `exiting`'s exit; if a thread state is
+/// attached it is this thread's, of `exiting`. `f` touches only objects of
+/// the closer's interpreter and leaves no exception set.
+pub unsafe fn in_closer<R>(exiting: i64, f: impl FnOnce() -> R) -> Option<R> {
+    let (save, iid) = CLOSING_FROM.with(|c| c.get())?;
+    if gate_closed() {
+        return None;
+    }
+    // SAFETY: always callable.
+    let cur = unsafe { sys::PyThreadState_GetUnchecked() };
+    if !cur.is_null() {
+        // SAFETY: `cur` is this thread's attached state (the contract).
+        unsafe { sys::PyEval_SaveThread() };
+    }
+    // SAFETY: `save` is this thread's detached state of the closer, which
+    // is blocked in `closing` (so alive and not attached anywhere).
+    unsafe { attach(save as *mut sys::PyThreadState, iid, Some(exiting)) };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    // SAFETY: `save` is attached and ours; `cur` (if any) was detached above.
+    unsafe {
+        if !sys::PyErr_Occurred().is_null() {
+            sys::PyErr_Clear(); // contract violation by `f`: do not leak it
+        }
+        sys::PyEval_SaveThread();
+        if !cur.is_null() {
+            attach(cur, exiting, None);
+        }
+    }
+    match r {
+        Ok(v) => Some(v),
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
 /// Close the exit gate (see above); idempotent. Called attached, at the main
 /// interpreter's exit, before any owner finalizes; waits detached for
 /// re-attaches under way to finish.

@@ -8,7 +8,8 @@
 //! - [`errors`]: the one mapping from failures to crossinterp's exceptions;
 //! - [`exit`]: finalizing owners at their interpreter's exit;
 //! - [`lifecycle`]: the module object's exec / traverse / clear / free;
-//! - [`pep788`]: CPython 3.15's interpreter views and guards.
+//! - [`pep788`]: CPython 3.15's interpreter views and guards;
+//! - [`warnings`]: finalization warnings (`crossinterp.FinalizationWarning`).
 //!
 //! Imports only `ffi` and the engine.
 
@@ -19,6 +20,7 @@ pub mod owners;
 pub mod pending;
 pub mod pep788;
 pub mod state;
+pub mod warnings;
 
 pub use errors::Error;
 pub use owners::{current, with_current, OwnerRecord};

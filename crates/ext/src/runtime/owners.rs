@@ -282,13 +282,18 @@ pub fn register_current() -> (Arc<OwnerRecord>, bool) {
     (rec, true)
 }
 
-fn report_slow(s: SlowFinalize) {
-    eprintln!(
-        "crossinterp: WARNING: finalization of interpreter owner {} has waited {:.1}s for {} open guard(s); \
-         it keeps waiting (memory in use is never freed early). A guard left open blocks the interpreter's exit.",
-        s.id,
-        s.waited.as_secs_f64(),
-        s.open_guards
+/// The report of a finalization that waits on open guards: the engine's
+/// owner id is not the interpreter's, so the caller names the interpreter.
+fn report_slow(iid: i64, s: SlowFinalize) {
+    super::warnings::finalization(
+        iid,
+        &format!(
+            "finalization of interpreter {iid} has waited {:.1}s for {} open guard(s); \
+             it keeps waiting (memory in use is never freed early). A guard left open blocks \
+             the interpreter's exit.",
+            s.waited.as_secs_f64(),
+            s.open_guards
+        ),
     );
 }
 
@@ -306,7 +311,7 @@ pub fn finalize_current() {
         return;
     };
     let warn_after = Duration::from_millis(WARN_AFTER_MS.load(Ordering::Relaxed).max(1));
-    let mut report = report_slow;
+    let mut report = |s: SlowFinalize| report_slow(iid, s);
     // Relaxed: set once by the exiting main thread before it closes the
     // interpreters whose finalization reads it (same thread, program order).
     let exiting = PROCESS_EXITING.load(Ordering::Relaxed);
@@ -336,10 +341,13 @@ pub fn finalize_current() {
     });
     let pinned = rec.pins.load(Ordering::Acquire);
     if exiting && pinned > 0 {
-        eprintln!(
-            "crossinterp: WARNING: the process is exiting: interpreter {iid} ends while {pinned} \
-             memoryview(s) of memory it lent are still alive in other interpreters; \
-             that memory must not be used any more."
+        super::warnings::finalization(
+            iid,
+            &format!(
+                "the process is exiting: interpreter {iid} ends while {pinned} memoryview(s) of \
+                 memory it lent are still alive in other interpreters; that memory must not be \
+                 used any more."
+            ),
         );
     }
     // SAFETY: we run on a thread attached to this interpreter (atexit), and

@@ -423,6 +423,7 @@ crate::native_class! {
             (fast, "get_and_set", ", value, /", RefSlot::get_and_set, "get_and_set(value) -> object: store, return the old value"),
             (fast, "compare_and_set", ", expected, new, /", RefSlot::compare_and_set, "compare_and_set(expected, new) -> bool: store new if the value is expected (identity)"),
             (fast, "__reduce__", "", RefSlot::reduce, "AtomicRef cannot be pickled or passed to another interpreter (NotShareableError)"),
+            (class, "__class_getitem__", ", item, /", crate::ffi::class::class_getitem, "AtomicRef[T]: a types.GenericAlias, for annotations"),
         ],
         getset: [],
         slots: [

@@ -263,6 +263,26 @@ impl BorrowedBuffer {
         }
     }
 
+    /// Size, owner and whether it runs, and the lend state (memoryviews
+    /// alive, each one pinning the owner).
+    fn repr(this: BB) -> PyResult<String> {
+        let st = lock(&this.0);
+        Ok(match &st.borrowed {
+            Some(b) => format!(
+                "<BorrowedBuffer nbytes={} owner={} {} memoryviews={}>",
+                b.len,
+                b.handle.owner().tag() as i64,
+                if b.handle.owner().is_running() {
+                    "alive"
+                } else {
+                    "gone"
+                },
+                st.exports
+            ),
+            None => "<BorrowedBuffer released>".to_owned(),
+        })
+    }
+
     fn alive(this: BB) -> PyResult<bool> {
         Ok(lock(&this.0)
             .borrowed
@@ -289,6 +309,7 @@ crate::native_class! {
             (getbuffer, BorrowedBuffer::getbuffer),
             (releasebuffer, BorrowedBuffer::releasebuffer),
             (sq_len, BorrowedBuffer::len),
+            (repr, BorrowedBuffer::repr),
         ],
     }
 }

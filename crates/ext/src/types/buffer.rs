@@ -10,6 +10,7 @@
 
 use super::Entry;
 use crate::cstr;
+use crate::ffi::args::{arity, Args};
 use crate::ffi::class::{self, NativeClass, This};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
 use crate::runtime;
@@ -207,6 +208,23 @@ impl SharedBuffer {
         Ok(())
     }
 
+    /// `with SharedBuffer(n) as buf:` is `buf` (ValueError if released).
+    fn enter(this: B, args: Args) -> PyResult<Owned> {
+        arity("__enter__", args, 0)?;
+        if lock(&this.0).mem.is_none() {
+            return Err(released());
+        }
+        Ok(this.to_owned())
+    }
+
+    /// The end of the `with` block: `release()` (BufferError, chained to the
+    /// block's exception if any, while a memoryview of it is alive). Never
+    /// suppresses the block's exception.
+    fn exit(this: B, _args: Args) -> PyResult<bool> {
+        Self::release(this)?;
+        Ok(false)
+    }
+
     fn getbuffer(this: B, view: *mut sys::Py_buffer, flags: c_int) -> PyResult<()> {
         let mut st = lock(&this.0);
         let Some(mem) = st.mem.clone() else {
@@ -264,12 +282,16 @@ impl SharedBuffer {
         Ok(lock(&this.0).mem.is_none())
     }
 
+    /// Size, mode, and the lend state: how many memoryviews of it are alive
+    /// (each one blocks `release()`).
     fn repr(this: B) -> PyResult<String> {
-        Ok(match &lock(&this.0).mem {
+        let st = lock(&this.0);
+        Ok(match &st.mem {
             Some(m) => format!(
-                "<SharedBuffer nbytes={} readonly={}>",
+                "<SharedBuffer nbytes={} readonly={} memoryviews={}>",
                 m.len(),
-                if m.readonly() { "True" } else { "False" }
+                if m.readonly() { "True" } else { "False" },
+                st.exports
             ),
             None => "<SharedBuffer released>".to_owned(),
         })
@@ -287,6 +309,8 @@ crate::native_class! {
                 "copy_of(obj, *, readonly=False) -> SharedBuffer\n\nA new SharedBuffer holding a copy of a contiguous buffer (bytes, bytearray, memoryview, array...)."),
             (noargs, "release", "", SharedBuffer::release,
                 "release() -> None\n\nDrop this object's reference to the memory now (BufferError while a memoryview of it is alive)."),
+            (fast, "__enter__", "", SharedBuffer::enter, "Return the buffer (ValueError if released)."),
+            (fast, "__exit__", ", *exc_info", SharedBuffer::exit, "release() it (BufferError while a memoryview of it is alive)."),
         ],
         getset: [
             ("nbytes", SharedBuffer::nbytes, "Size in bytes."),

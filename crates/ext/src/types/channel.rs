@@ -205,6 +205,7 @@ crate::native_class! {
             (fast, "_send", ", obj, block, timeout, strict, /", ChannelBase::send, "_send(obj, block, timeout, strict) -> bool"),
             (fast, "_recv", ", block, timeout, /", ChannelBase::recv, "_recv(block, timeout) -> (found, obj)"),
             (fast, "_close", ", send, recv, force, /", ChannelBase::close, "_close(send, recv, force) -> int"),
+            (class, "__class_getitem__", ", item, /", crate::ffi::class::class_getitem, "Channel[T]: a types.GenericAlias, for annotations."),
         ],
         getset: [
             ("id", ChannelBase::id, "The channel's id, unique in the process."),

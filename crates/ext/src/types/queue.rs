@@ -455,6 +455,7 @@ crate::native_class! {
             (fast, "empty", "", QueueBase::empty, "empty() -> bool"),
             (fast, "full", "", QueueBase::full, "full() -> bool"),
             (class, "_live", "", QueueBase::live, "_live() -> list: every live queue, oldest first."),
+            (class, "__class_getitem__", ", item, /", crate::ffi::class::class_getitem, "Queue[T]: a types.GenericAlias, for annotations."),
         ],
         getset: [
             ("id", QueueBase::id, "The queue's id, unique in the process."),

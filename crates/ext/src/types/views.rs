@@ -125,9 +125,12 @@ pub fn close_self_guards(iid: i64) {
     let mine = open_guards(|g| g.holder == iid && g.rec.iid == iid);
     let n = mine.iter().filter(|g| g.close()).count();
     if n > 0 {
-        eprintln!(
-            "crossinterp: WARNING: interpreter {iid} is exiting with {n} guard(s) on itself still open \
-             (held by its own InterpreterGuard objects); they are closed now."
+        runtime::warnings::finalization(
+            iid,
+            &format!(
+                "interpreter {iid} is exiting with {n} guard(s) on itself still open (held by its \
+                 own InterpreterGuard objects); they are closed now."
+            ),
         );
     }
 }
@@ -179,12 +182,15 @@ pub fn wait_for_native_guards(rec: &OwnerRecord, warn_after: std::time::Duration
             return;
         }
         if start.elapsed() >= next_report {
-            eprintln!(
-                "crossinterp: WARNING: finalization of interpreter {} has waited {:.1}s for {} PEP 788 \
-                 guard(s) held by C code; it keeps waiting.",
+            runtime::warnings::finalization(
                 rec.iid,
-                start.elapsed().as_secs_f64(),
-                open - ours()
+                &format!(
+                    "finalization of interpreter {} has waited {:.1}s for {} PEP 788 guard(s) \
+                     held by C code; it keeps waiting.",
+                    rec.iid,
+                    start.elapsed().as_secs_f64(),
+                    open - ours()
+                ),
             );
             next_report += warn_after;
         }

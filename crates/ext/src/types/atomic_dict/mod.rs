@@ -147,6 +147,7 @@ crate::native_class! {
             (fast, "to_dict", "", mapping::m_to_dict, "A plain dict copy (a snapshot)."),
             (fast, "__reduce_ex__", ", protocol, /", DictState::reduce_ex, "AtomicDict cannot be pickled or shared between interpreters."),
             (fast, "__reduce__", "", DictState::reduce_ex, "AtomicDict cannot be pickled or shared between interpreters."),
+            (class, "__class_getitem__", ", item, /", crate::ffi::class::class_getitem, "AtomicDict[K, V]: a types.GenericAlias, for annotations."),
         ],
         getset: [],
         slots: [

@@ -81,9 +81,25 @@ impl SharedObjectProxy {
         unsafe { call_in_owner(&this.target, None, args, kwargs) }
     }
 
+    /// `<SharedObjectProxy of dict owned by interpreter 2: {'a': 1}>`: what
+    /// it is, of what type, whose; the object's own repr (got in the owner)
+    /// while the owner runs, `(gone)` after (no exception: debuggers call it).
     pub(super) fn repr(this: P) -> PyResult<Owned> {
+        let t = &this.target;
+        let head = format!(
+            "SharedObjectProxy of {} owned by interpreter {}",
+            t.type_name,
+            t.owner_iid()
+        );
+        if !t.alive() {
+            return ffi::new_str(&format!("<{head} (gone)>"));
+        }
         // SAFETY: in the closure: attached to the owner, live objects.
-        unsafe { some(c_op!(&this.target, [], |o, a| sys::PyObject_Repr(o))) }
+        let inner = unsafe { some(c_op!(t, [], |o, a| sys::PyObject_Repr(o)))? };
+        // SAFETY: the owner's repr crossed back as a str of ours (checked by
+        // str_utf8, which raises TypeError for anything else).
+        let inner = unsafe { ffi::str_utf8(inner.as_ptr())? };
+        ffi::new_str(&format!("<{head}: {inner}>"))
     }
 
     pub(super) fn str(this: P) -> PyResult<Owned> {

@@ -123,10 +123,17 @@ impl SharedMethodProxy {
         unsafe { call_in_owner(&this.target, Some(&this.name), args, kwargs) }
     }
 
+    /// `<SharedMethodProxy dict.get owned by interpreter 2>` (` (gone)` once
+    /// the owner is): made without entering the owner.
     pub(super) fn repr(this: M) -> PyResult<Owned> {
-        let b = Self::bound(this)?;
-        // SAFETY: attached; the bound method is a live object.
-        unsafe { Owned::from_new(sys::PyObject_Repr(b.as_ptr())) }
+        let t = &this.target;
+        ffi::new_str(&format!(
+            "<SharedMethodProxy {}.{} owned by interpreter {}{}>",
+            t.type_name,
+            this.name,
+            t.owner_iid(),
+            if t.alive() { "" } else { " (gone)" }
+        ))
     }
 
     pub(super) fn getattro(this: M, name: *mut sys::PyObject) -> PyResult<Owned> {

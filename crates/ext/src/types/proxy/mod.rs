@@ -215,10 +215,7 @@ pub unsafe fn info(obj: *mut sys::PyObject) -> Option<(i64, bool)> {
     let t = unsafe {
         target::proxy_target(obj).or_else(|| methods::method_of(obj).map(|m| &m.target))
     }?;
-    Some((
-        t.rec.iid,
-        !t.handle.is_dead() && t.rec.view.state() == crossinterp_core::OwnerState::Running,
-    ))
+    Some((t.rec.iid, t.alive()))
 }
 
 /// A shared object in transit: the object itself in its owner, a proxy

@@ -51,6 +51,9 @@ pub struct ProxyTarget {
     /// generic attribute lookup): `p.name` then makes a method proxy without
     /// entering the owner, and `p.name(...)` costs one round trip.
     pub(super) methods: Mutex<Vec<Box<str>>>,
+    /// The object's type name when it was shared (for `repr`, which must
+    /// work without entering the owner, and after the owner is gone).
+    pub(super) type_name: Box<str>,
 }
 
 impl std::fmt::Debug for ProxyTarget {
@@ -81,6 +84,12 @@ impl ProxyTarget {
             Ok(_) => Ok(self.obj as *mut sys::PyObject),
             Err(_) => Err(self.gone()),
         }
+    }
+
+    /// Whether the object can still be reached (the owner runs and our
+    /// reference was not swept).
+    pub(super) fn alive(&self) -> bool {
+        !self.handle.is_dead() && self.rec.view.state() == crossinterp_core::OwnerState::Running
     }
 
     pub(super) fn gone(&self) -> PyErrSet {
@@ -126,6 +135,8 @@ pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget
         key,
         obj: obj as usize,
         methods: Mutex::new(Vec::new()),
+        // SAFETY: attached; `obj` is live (the caller's contract).
+        type_name: unsafe { ffi::type_name(obj) }.into_boxed_str(),
     }))
 }
 
