@@ -5,7 +5,9 @@ A block runs in a fresh process (from an empty directory, so files it writes
 go nowhere) and must exit 0 within the timeout; where it says what it prints
 (a ``# 1024``-style comment showing a value on a ``print(...)`` line), the
 output is checked too. A block preceded by ``<!-- snippet: needs MODULE -->`` is skipped, with
-the reason, when MODULE does not import on this build (numpy refuses some).
+the reason, when MODULE does not import on this build; one preceded by
+``<!-- snippet: tested in tests/FILE.py -->`` is run by that test (which must
+exist and name the page) instead.
 """
 
 from __future__ import annotations
@@ -21,13 +23,22 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FILES = ["README.md", "docs/index.md", "docs/guide.md"]
-BLOCK = re.compile(r"(?:<!-- snippet: needs (?P<needs>[\w.]+) -->\n)?```python\n(?P<code>.*?)```", re.DOTALL)
+BLOCK = re.compile(
+    r"(?:<!-- snippet: (?:needs (?P<needs>[\w.]+)|tested in (?P<elsewhere>[\w./]+)) -->\n)?"
+    r"```python\n(?P<code>.*?)```",
+    re.DOTALL,
+)
 
 
 def _blocks():
     for name in FILES:
         text = (ROOT / name).read_text()
         for m in BLOCK.finditer(text):
+            if m.group("elsewhere"):
+                # Run by a test of its own (which sets up what it needs).
+                other = ROOT / m.group("elsewhere")
+                assert other.is_file() and name in other.read_text(), (name, other)
+                continue
             line = text.count("\n", 0, m.start("code")) + 1
             yield pytest.param(m.group("code"), m.group("needs"), id=f"{name}:{line}")
 
