@@ -14,8 +14,10 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CACHE = pathlib.Path(os.environ.get("CROSSINTERP_CACHE") or pathlib.Path.home() / ".cache" / "crossinterp")
-BUILD = f"{sys.version_info.major}.{sys.version_info.minor}" + (
-    "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+BUILD = (
+    f"{sys.version_info.major}.{sys.version_info.minor}"
+    + ("t" if sysconfig.get_config_var("Py_GIL_DISABLED") else "")
+    + ("d" if hasattr(sys, "gettotalrefcount") else "")
 )
 TESTLIB = CACHE / "testlib" / BUILD
 
