@@ -38,6 +38,7 @@
 #[macro_use]
 mod call;
 mod attrs;
+pub mod cycles;
 mod mapping;
 mod methods;
 mod number;
@@ -217,7 +218,7 @@ pub unsafe fn info(obj: *mut sys::PyObject) -> Option<(i64, bool)> {
     }?;
     Some((
         t.rec.iid,
-        !t.handle.is_dead() && t.rec.view.state() == crossinterp_core::OwnerState::Running,
+        !t.handle.is_dead() && !t.is_collected() && t.rec.view.state() == crossinterp_core::OwnerState::Running,
     ))
 }
 
