@@ -51,8 +51,8 @@ from ._xiload import (
     _make_function,
     _new_globals,
     _set_function_state,
-    call_in_main,
-    loads,
+    call_in_main,  # noqa: F401 - re-exported: `_xi.dumps` / `_xi.loads` are the API
+    loads,  # noqa: F401 - re-exported (see above)
 )
 
 # Not `typing.TYPE_CHECKING`: every interpreter imports this module, and

@@ -63,7 +63,10 @@ impl<T> SharedRefs<T> {
     where
         T: Clone,
     {
-        lock(&self.map).iter().map(|(k, v)| (*k, v.clone())).collect()
+        lock(&self.map)
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
     }
 
     /// Whether `key` is still recorded (a snapshot).

@@ -263,10 +263,7 @@ pub fn gc_callback(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyO
     Ok(ffi::none())
 }
 
-pub fn set_auto_collect_cycles(
-    _m: *mut sys::PyObject,
-    args: Args,
-) -> PyResult<*mut sys::PyObject> {
+pub fn set_auto_collect_cycles(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("set_auto_collect_cycles", args, 1)?;
     // SAFETY: a live argument of the attached interpreter.
     if unsafe { sys::PyBool_Check(args[0]) } == 0 {

@@ -325,7 +325,10 @@ pub enum Referents {
 /// Attached to `obj`'s interpreter, with no other thread able to mutate
 /// `obj` meanwhile (the GIL held, on a GIL build); `obj` is live.
 pub unsafe fn referents(obj: *mut sys::PyObject, out: &mut Vec<*mut sys::PyObject>) -> Referents {
-    unsafe extern "C" fn visit(o: *mut sys::PyObject, arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+    unsafe extern "C" fn visit(
+        o: *mut sys::PyObject,
+        arg: *mut std::ffi::c_void,
+    ) -> std::ffi::c_int {
         // A panic must not unwind into C: pushing can only fail by aborting
         // (out of memory), so there is nothing to catch here.
         if !o.is_null() {
@@ -345,7 +348,11 @@ pub unsafe fn referents(obj: *mut sys::PyObject, out: &mut Vec<*mut sys::PyObjec
         let Some(traverse) = (*tp).tp_traverse else {
             return Referents::Leaf;
         };
-        traverse(obj, visit, out as *mut Vec<*mut sys::PyObject> as *mut std::ffi::c_void);
+        traverse(
+            obj,
+            visit,
+            out as *mut Vec<*mut sys::PyObject> as *mut std::ffi::c_void,
+        );
     }
     Referents::Some
 }

@@ -13,8 +13,9 @@
 //! 1. Per owner `O`, attached to it with its GIL held and without running any
 //!    Python code or allocating any Python object between measuring and
 //!    deciding: `S` = everything reachable (`tp_traverse`) from `O`'s lent
-//!    objects. Each object of `S` gets `refcount - references from inside S
-//!    - lend entries naming it` (CPython's trial deletion): a positive rest
+//!    objects. Each object of `S` gets its refcount minus the references
+//!    from inside `S` and minus the lend entries naming it (CPython's trial
+//!    deletion): a positive rest
 //!    means a reference from outside `S` (a frame, a module, a C extension…),
 //!    so the object and everything it reaches is *locally live*. Types,
 //!    modules and objects beyond a size cap are not expanded and count as
@@ -135,14 +136,15 @@ unsafe fn analyse(rec: &OwnerRecord) -> Local {
         let opaque = unsafe {
             sys::PyType_Check(obj) != 0 || sys::PyModule_Check(obj) != 0 || deferred(obj)
         };
-        let leaf = if opaque || objs.len() >= MAX_OBJECTS {
-            true
-        } else {
-            buf.clear();
+        // Past the cap, objects are not expanded: a GC object among them
+        // counts as live (its references are not subtracted).
+        let capped = objs.len() >= MAX_OBJECTS;
+        buf.clear();
+        let leaf = opaque
+            || capped
             // SAFETY: as above.
-            matches!(unsafe { ffi::referents(obj, &mut buf) }, ffi::Referents::Leaf)
-        };
-        forced_live.push(opaque || (objs.len() >= MAX_OBJECTS && !leaf_kind(obj)));
+            || matches!(unsafe { ffi::referents(obj, &mut buf) }, ffi::Referents::Leaf);
+        forced_live.push(opaque || (capped && !leaf_kind(obj)));
         if !leaf {
             for &r in &buf {
                 let j = *index.entry(r as usize).or_insert_with(|| {

@@ -218,7 +218,9 @@ pub unsafe fn info(obj: *mut sys::PyObject) -> Option<(i64, bool)> {
     }?;
     Some((
         t.rec.iid,
-        !t.handle.is_dead() && !t.is_collected() && t.rec.view.state() == crossinterp_core::OwnerState::Running,
+        !t.handle.is_dead()
+            && !t.is_collected()
+            && t.rec.view.state() == crossinterp_core::OwnerState::Running,
     ))
 }
 
