@@ -3,6 +3,7 @@ when nothing outside them reaches them, and kept (working) otherwise."""
 
 import gc
 import sysconfig
+import threading
 import time
 
 import pytest
@@ -241,6 +242,56 @@ def test_automatic_pass_after_gc():
         assert wait_until(lambda: died_b.get() == it.id)
     finally:
         crossinterp.set_auto_collect_cycles(old)
+        it.close()
+
+
+@needs_gil
+def test_passes_during_proxy_traffic_release_only_garbage(no_auto):
+    # One thread keeps using a live cycle and makes garbage cycles; the main
+    # thread runs passes meanwhile. The live cycle must never be released;
+    # every garbage cycle ends up collected, finalizers in their owners.
+    main_id = interpreters.get_current().id
+    it = interpreters.create()
+    try:
+        kept_died = []
+        kept_b = AtomicInt(-1)
+        keep = Node(kept_died)
+        keep.other = sub_node_holding(it, share(keep), kept_b)
+        garbage_died = []
+        garbage_b = AtomicInt(0)
+        made = []
+        stop = threading.Event()
+        errors = []
+
+        def traffic():
+            try:
+                while not stop.is_set() and len(made) < 200:
+                    assert keep.other.where() == it.id
+                    assert keep.other.other.where() == main_id
+                    g = Node(garbage_died)
+                    g.other = sub_node_holding(it, share(g), garbage_b)
+                    made.append(1)
+                    del g
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        t = threading.Thread(target=traffic)
+        t.start()
+        released = 0
+        while t.is_alive():
+            released += crossinterp.collect_cycles()
+        t.join()
+        assert errors == []
+        for _ in range(3):
+            released += crossinterp.collect_cycles()
+            collect_everywhere(it)
+        # Each garbage cycle is two lent references; the kept one is not.
+        assert released == 2 * len(made)
+        assert kept_died == [] and kept_b.get() == -1
+        assert keep.other.other.where() == main_id
+        assert wait_until(lambda: (crossinterp.live_owners(), len(garbage_died))[1] == len(made))
+        assert set(garbage_died) == {main_id}
+    finally:
         it.close()
 
 
