@@ -101,7 +101,19 @@ def collect_cycles() -> int:
     collections (at most once a second, and only when more objects are lent
     than after the previous pass). Anything it cannot prove unreachable is
     kept. On free-threaded builds it collects nothing and returns 0 (see the
-    guide)."""
+    guide), and warns (``RuntimeWarning``)."""
+    if not _native.cycles_supported():
+        import warnings
+
+        warnings.warn(
+            "collect_cycles() collects nothing on free-threaded builds: another thread "
+            "could mutate objects while it traverses them (no public way to stop an "
+            "interpreter's threads); proxy cycles across interpreters live until one "
+            "of the interpreters closes",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return 0
     return _native.collect_cycles()
 
 
