@@ -98,8 +98,8 @@ def collect_cycles() -> int:
     releases them in their owners; each interpreter's own ``gc`` then collects
     the rest there (``__del__`` methods run in their own interpreters). Returns
     how many lent references were released. It runs by itself after garbage
-    collections (at most once a second, and only when more objects are lent
-    than after the previous pass). Anything it cannot prove unreachable is
+    collections (only when more objects are lent than after the previous pass,
+    at most once a second or once per 50 times the last pass's duration). Anything it cannot prove unreachable is
     kept. On free-threaded builds it collects nothing and returns 0 (see the
     guide), and warns (``RuntimeWarning``)."""
     if not _native.cycles_supported():

@@ -372,28 +372,35 @@ pub fn set_auto(on: bool) -> bool {
     AUTO_ON.swap(on, Ordering::Relaxed)
 }
 
-/// When the automatic pass last ran, and how many references were lent
-/// after it.
-static AUTO: Mutex<(Option<std::time::Instant>, usize)> = Mutex::new((None, 0));
+/// When the automatic pass last ran, how many references were lent after
+/// it, and how long it took.
+static AUTO: Mutex<(Option<std::time::Instant>, usize, std::time::Duration)> =
+    Mutex::new((None, 0, std::time::Duration::ZERO));
 
-/// The automatic pass (from each interpreter's gc callback): at most once per
-/// `interval`, and only when more references are lent than after the last
-/// pass.
+/// The automatic pass (from each interpreter's gc callback): only when more
+/// references are lent than after the last pass, and at most once per
+/// `interval` or per 50 times the last pass's duration, whichever is longer
+/// (so it never takes more than about 2% of the time).
 pub fn auto(interval: std::time::Duration) -> PyResult<usize> {
     // Relaxed: a setting, read once per collection.
     if !SUPPORTED || !AUTO_ON.load(Ordering::Relaxed) {
         return Ok(0);
     }
     let total = lent_total();
+    let began = std::time::Instant::now();
     {
         let mut a = lock(&AUTO);
-        let due = a.0.is_none_or(|t| t.elapsed() >= interval);
+        let wait = interval.max(a.2 * 50);
+        let due = a.0.is_none_or(|t| began.duration_since(t) >= wait);
         if !due || total <= a.1 {
             return Ok(0);
         }
-        a.0 = Some(std::time::Instant::now());
+        a.0 = Some(began);
     }
     let n = collect()?;
-    lock(&AUTO).1 = lent_total();
+    let took = began.elapsed();
+    let mut a = lock(&AUTO);
+    a.1 = lent_total();
+    a.2 = took;
     Ok(n)
 }
