@@ -69,6 +69,21 @@ def share[T](obj: T, /) -> T:
     """``obj`` itself if it crosses interpreters natively (proxies included),
     else a new :class:`SharedObjectProxy` of it owned by this interpreter."""
 
+def collect_cycles() -> int:
+    """Release the lent objects of unreachable cross-interpreter proxy cycles;
+    how many lent references were released."""
+
+def set_auto_collect_cycles(enabled: bool, /) -> bool:
+    """Turn the automatic cycle pass on or off (all interpreters); the
+    previous setting."""
+
+def cycles_supported() -> bool:
+    """Whether :func:`collect_cycles` can collect on this build (not on
+    free-threaded builds)."""
+
+def gc_callback(phase: str, info: dict[str, int], /) -> None:
+    """The ``gc.callbacks`` hook running the automatic cycle pass."""
+
 def proxy_info(obj: object, /) -> tuple[int, bool] | None:
     """``(owner interpreter id, alive)`` for a proxy, ``None`` otherwise."""
 

@@ -27,19 +27,33 @@ a module named ``<fake __main__>`` (its ``if __name__ == "__main__":`` block
 does not run), as ``concurrent.interpreters`` does; a main run with ``-m``
 is imported by its module name instead, as multiprocessing's spawn does.
 
-:func:`dumps` / :func:`loads` are the whole API (a future
+:func:`dumps` / :func:`loads` are the whole API (``loads`` and the
+receiver's helpers live in :mod:`crossinterp._xiload`) (a future
 ``InterpreterPoolExecutor`` pickles its tasks through them).
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import marshal
 import os
 import pickle
 import sys
 import types
+
+# What a receiver needs (rebuilding functions, loading, calling) lives in the
+# small `_xiload`: a receiver imports only that (issue 11.6: every module an
+# interpreter imports stays in its memory after it closes, on 3.13).
+from ._xiload import (
+    _EMPTY_CELL,
+    _MAIN_ALIAS,
+    _import_module,
+    _make_function,
+    _new_globals,
+    _set_function_state,
+    call_in_main,  # noqa: F401 - re-exported: `_xi.dumps` / `_xi.loads` are the API
+    loads,  # noqa: F401 - re-exported (see above)
+)
 
 # Not `typing.TYPE_CHECKING`: every interpreter imports this module, and
 # importing typing there costs memory (issue 11.6).
@@ -49,8 +63,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-# The name the sender's main script runs under in a receiver (the stdlib's).
-_MAIN_ALIAS = "<fake __main__>"
 # `main` references to a main module run with `-m` carry this prefix.
 _MODULE_PREFIX = "module:"
 
@@ -79,12 +91,8 @@ def dumps(obj: object) -> tuple[bytes, str | None]:
     return data, (_main_ref() if b"__main__" in data else None)
 
 
-def loads(data: bytes, main_file: str | None) -> object:
-    try:
-        return pickle.loads(data)
-    except (AttributeError, ImportError):
-        if main_file is None and _MAIN_ALIAS.encode() not in data:
-            raise
+def _load_with_main(data: bytes, main_file: str | None) -> object:
+    """``loads`` when the pickle names the sender's main script."""
     return _MainUnpickler(io.BytesIO(data), main_file).load()
 
 
@@ -176,14 +184,6 @@ def _cell_value(c: types.CellType) -> object:
         return _EMPTY_CELL
 
 
-class _EmptyCell:
-    def __reduce__(self) -> str:
-        return "_EMPTY_CELL"
-
-
-_EMPTY_CELL = _EmptyCell()
-
-
 def _global_names(code: types.CodeType, g: dict[str, Any]) -> list[str]:
     """The names `code` (and the code nested in it) uses that are in `g`."""
     out: list[str] = []
@@ -257,71 +257,6 @@ def _is_main_test(test: ast.expr) -> bool:
     return any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides) and any(
         isinstance(s, ast.Constant) and s.value == "__main__" for s in sides
     )
-
-
-def _import_module(name: str) -> types.ModuleType:
-    import importlib
-
-    return importlib.import_module(name)
-
-
-def _new_globals(name: str | None) -> dict[str, Any]:
-    import builtins
-
-    return {"__name__": name, "__builtins__": builtins}
-
-
-def _make_function(
-    code: bytes, globals_: dict[str, Any] | None, name: str, qualname: str, module: str | None
-) -> types.FunctionType:
-    co = marshal.loads(code)
-    if globals_ is None:
-        main = sys.modules["__main__"]
-        globals_ = main.__dict__
-    closure = tuple(types.CellType() for _ in co.co_freevars) or None
-    f = types.FunctionType(co, globals_, name, None, closure)
-    f.__qualname__ = qualname
-    f.__module__ = module  # type: ignore[assignment]  # None: no module, as pickle's
-    return f
-
-
-def _set_function_state(f: types.FunctionType, state: tuple[Any, ...]) -> None:
-    defaults, kwdefaults, cells, glob, fdict = state
-    f.__defaults__ = defaults
-    f.__kwdefaults__ = kwdefaults
-    for cell, v in zip(f.__closure__ or (), cells):
-        if v is not _EMPTY_CELL:
-            cell.cell_contents = v
-    for n, v in glob.items():
-        f.__globals__.setdefault(n, v)
-    if fdict:
-        f.__dict__.update(fdict)
-
-
-# --- builtins that need a frame ------------------------------------------
-
-
-@functools.cache
-def _trampoline() -> types.CodeType:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "'str' object is not callable"
-        return compile('"__crossinterp_call__"()', "<crossinterp call>", "eval")
-
-
-def call_in_main(
-    f: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any] | None
-) -> object:
-    """``f(*args, **kwargs)`` from a frame whose globals and locals are this
-    interpreter's ``__main__`` (so ``eval``, ``exec``, ``dir``, ``globals``,
-    ``locals`` and ``vars`` called without a namespace see ``__main__``, as
-    they do in ``concurrent.interpreters``). The frame's only constant is the
-    call (a ``functools.partial``, which adds no frame of its own)."""
-    call = functools.partial(f, *args, **(kwargs or {}))
-    code = _trampoline().replace(co_consts=(call,))
-    ns = sys.modules["__main__"].__dict__
-    return eval(code, ns, ns)  # runs only `call()`
 
 
 # --- the sender's main script in a receiver --------------------------------

@@ -44,6 +44,9 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("interp/set_finalize_warn_after_inf", "", "crossinterp.set_finalize_warn_after(float('inf'))", "ValueError"),
     ("interp/set_finalize_warn_after_str", "", "crossinterp.set_finalize_warn_after('1')", "TypeError"),
     ("interp/set_finalize_warn_after_bool", "", "crossinterp.set_finalize_warn_after(True)", "TypeError"),
+    ("interp/set_auto_collect_cycles_int", "", "crossinterp.set_auto_collect_cycles(1)", "TypeError"),
+    ("interp/set_auto_collect_cycles_none", "", "crossinterp.set_auto_collect_cycles(None)", "TypeError"),
+    ("interp/collect_cycles_arg", "", "crossinterp.collect_cycles(1)", "TypeError"),
     ("interp/pickle_interpreter_of_closed", IT, "d = pickle.dumps(it); it.close(); pickle.loads(d)", "InterpreterNotFoundError"),
     # queues
     ("queue/Queue_unknown_id", "", "queues.Queue(10**9)", "queues.QueueNotFoundError"),

@@ -134,3 +134,107 @@ CASES += [
         "list(range(1000))",
     ),
 ]
+
+# A blocked get/recv in one interpreter while another one dies (issue 11): the
+# queue or channel is owned by no interpreter, so it outlives its creator and
+# the wait goes on (until its timeout, or an item from anyone); items the dead
+# interpreter put follow the queue's unbounditems; nothing hangs or is lost.
+# `a`: made the queue/channel and then dies; the main interpreter waits on it.
+MADE_BY_A = """
+a = interpreters.create(); qq = interpreters.create_queue(); a.prepare_main(qq=qq)
+a.exec("from crossinterp import interpreters\\nfrom crossinterp.channels import Channel\\n"
+       "qq.put(interpreters.create_queue()); qq.put(Channel())")
+q = qq.get(timeout=5); ch = qq.get(timeout=5)
+res = []
+def waiting(f):
+    def run():
+        try: res.append(f())
+        except BaseException as e: res.append(type(e).__name__)
+    t = threading.Thread(target=run); t.start(); time.sleep(0.3)
+    return t
+"""
+# The main interpreter blocked in get() while `a` puts items it owns and dies.
+ITEMS_OF_A = """
+res = []
+def getter(n, timeout):
+    def run():
+        for _ in range(n):
+            try: res.append(q.get(timeout=timeout))
+            except BaseException as e: res.append(type(e).__name__)
+    t = threading.Thread(target=run); t.start(); time.sleep(0.3)
+    return t
+a = interpreters.create(); a.prepare_main(q=q)
+"""
+CASES += [
+    returns(
+        "owner_death/blocked_get_queue_creator_closed",
+        MADE_BY_A + "t = waiting(lambda: q.get(timeout=10)); a.close(); time.sleep(0.2)\n"
+        "q.put(42); t.join(15)\n",
+        "(res, t.is_alive())",
+        "([42], False)",
+    ),
+    returns(
+        "owner_death/blocked_get_no_timeout_only_other_holder_closed",
+        MADE_BY_A + "t = waiting(q.get); a.close(); threading.Timer(0.3, q.put, (7,)).start(); t.join(15)\n",
+        "(res, t.is_alive())",
+        "([7], False)",
+    ),
+    returns(
+        "owner_death/blocked_get_timeout_after_creator_closed",
+        MADE_BY_A + "t0 = time.monotonic(); t = waiting(lambda: q.get(timeout=1.5)); a.close(); t.join(15)\n",
+        "(res, t.is_alive(), time.monotonic() - t0 < 12)",
+        "(['QueueEmpty'], False, True)",
+    ),
+    returns(
+        "owner_death/blocked_recv_channel_creator_closed",
+        MADE_BY_A + "t = waiting(lambda: ch.recv(timeout=1.5)); a.close(); t.join(15)\n"
+        "t2 = threading.Thread(target=ch.send, args=([3],)); t2.start(); got = ch.recv(timeout=10); t2.join(10)\n",
+        "(res, t.is_alive(), got, ch.closed)",
+        "(['TimeoutError'], False, [3], False)",
+    ),
+    returns(
+        "owner_death/blocked_recv_sender_thread_in_dying_owner",
+        # `a`'s own thread is blocked in send when we close `a`: close waits for
+        # that thread, whose send our recv completes; the item is not lost.
+        "from crossinterp.channels import Channel\nch = Channel()\n"
+        "a = interpreters.create(); a.prepare_main(ch=ch)\n"
+        "a.exec('import threading\\nt = threading.Thread(target=lambda: ch.send([5]))\\nt.start()')\n"
+        "while ch.pending == 0: time.sleep(0.01)\n"
+        "closer = threading.Thread(target=a.close); closer.start(); time.sleep(0.2)\n"
+        "got = ch.recv(timeout=10); closer.join(15)\n",
+        "(got, closer.is_alive(), a.id in [i.id for i in interpreters.list_all()])",
+        "([5], False, False)",
+    ),
+]
+for _ub, _marker in (("UNBOUND", "queues.UNBOUND"), ("UNBOUND_ERROR", "'ItemInterpreterDestroyed'")):
+    CASES.append(
+        returns(
+            f"owner_death/blocked_get_items_of_dying_owner_{_ub.lower()}",
+            # Each item arrives, or (put by `a`, not taken before it died) as the
+            # queue's marker; nothing is duplicated or lost, nothing hangs.
+            f"q = interpreters.create_queue(unbounditems=queues.{_ub})\n" + ITEMS_OF_A
+            + "t = getter(3, 10)\n"
+            "a.exec('from crossinterp import share\\nl = [1]\\nq.put(share(l)); q.put([2]); q.put(3)')\n"
+            "a.close(); t.join(30)\n"
+            f"ok = len(res) == 3 and all(r == w or r is {_marker} or r == {_marker} for r, w in zip(res[1:], ([2], 3)))\n"
+            "first = res[0]\n"
+            # The proxy, if taken in time, is dead now (its owner is gone).
+            "ok = ok and (crossinterp._native.proxy_info(first) == (a.id, False)\n"
+            f"             if isinstance(first, crossinterp.SharedObjectProxy) else first == {_marker})\n",
+            "(ok, t.is_alive(), q.qsize())",
+            "(True, False, 0)",
+        )
+    )
+CASES.append(
+    returns(
+        "owner_death/blocked_get_items_of_dying_owner_unbound_remove",
+        "q = interpreters.create_queue(unbounditems=queues.UNBOUND_REMOVE)\n" + ITEMS_OF_A
+        + "t = getter(3, 1.5)\n"
+        "a.exec('q.put([2]); q.put(3)')\n"
+        "a.close(); t.join(30)\n"
+        # Taken before `a` died, else removed with it (then the get times out).
+        "ok = [r for r in res if r != 'QueueEmpty'] in ([[2], 3], [[2]], [])\n",
+        "(ok, t.is_alive(), q.qsize(), len(res))",
+        "(True, False, 0, 3)",
+    )
+)

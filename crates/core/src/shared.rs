@@ -58,6 +58,22 @@ impl<T> SharedRefs<T> {
         lock(&self.map).drain().map(|(_, v)| v).collect()
     }
 
+    /// Every entry as `(key, value)` (a snapshot; the entries stay).
+    pub fn snapshot(&self) -> Vec<(u64, T)>
+    where
+        T: Clone,
+    {
+        lock(&self.map)
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// Whether `key` is still recorded (a snapshot).
+    pub fn contains(&self, key: u64) -> bool {
+        lock(&self.map).contains_key(&key)
+    }
+
     /// Number of entries (a snapshot).
     pub fn len(&self) -> usize {
         lock(&self.map).len()

@@ -56,6 +56,10 @@ crate::native_module! {
     prologue: lifecycle::enter,
     functions: [
         (fast, "share", ", obj, /", f::share, "share(obj) -> obj | SharedObjectProxy\n\nobj itself when it crosses natively, else a proxy of it."),
+        (noargs, "collect_cycles", "", f::collect_cycles, "collect_cycles() -> int\n\nRelease the lent objects of unreachable cross-interpreter proxy cycles; how many were released."),
+        (fast, "set_auto_collect_cycles", ", enabled, /", f::set_auto_collect_cycles, "set_auto_collect_cycles(enabled) -> bool (the old setting)"),
+        (noargs, "cycles_supported", "", f::cycles_supported, "cycles_supported() -> bool: whether collect_cycles() can collect on this build"),
+        (fast, "gc_callback", ", phase, info, /", f::gc_callback, "gc_callback(phase, info): gc.callbacks hook running the automatic cycle pass"),
         (fast, "proxy_info", ", obj, /", f::proxy_info, "proxy_info(obj) -> (owner id, alive) | None"),
         (fast, "view", ", id, /", f::view, "view(id) -> InterpreterView"),
         (noargs, "has_pep788", "", f::has_pep788, "has_pep788() -> bool: whether guards are backed by PEP 788 PyInterpreterGuard"),

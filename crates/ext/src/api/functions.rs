@@ -244,6 +244,49 @@ pub fn share(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject>
     unsafe { crate::types::proxy::share(args[0]) }.map(Owned::into_ptr)
 }
 
+pub fn collect_cycles(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    let n = crate::types::proxy::cycles::collect()?;
+    ffi::new_int(n as i64).map(Owned::into_ptr)
+}
+
+/// The gc callback of every interpreter that imports crossinterp: after a
+/// collection ("stop"), the automatic cycle pass (rate-limited).
+pub fn gc_callback(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("gc_callback", args, 2)?;
+    // SAFETY: a live argument of the attached interpreter.
+    let stop = unsafe { ffi::str_utf8(args[0]) }.is_ok_and(|s| s == "stop");
+    // SAFETY: attached.
+    unsafe { sys::PyErr_Clear() };
+    if stop {
+        crate::types::proxy::cycles::auto(std::time::Duration::from_secs(1))?;
+    }
+    Ok(ffi::none())
+}
+
+pub fn set_auto_collect_cycles(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("set_auto_collect_cycles", args, 1)?;
+    // SAFETY: a live argument of the attached interpreter.
+    if unsafe { sys::PyBool_Check(args[0]) } == 0 {
+        return Err(ffi::raise(ffi::Exc::TypeError, "enabled must be a bool"));
+    }
+    // SAFETY: as above.
+    let on = unsafe { args[0] == sys::Py_True() };
+    let old = crate::types::proxy::cycles::set_auto(on);
+    Ok(if old {
+        ffi::bool_true()
+    } else {
+        ffi::bool_false()
+    })
+}
+
+pub fn cycles_supported(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    Ok(if crate::types::proxy::cycles::SUPPORTED {
+        ffi::bool_true()
+    } else {
+        ffi::bool_false()
+    })
+}
+
 pub fn proxy_info(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("proxy_info", args, 1)?;
     // SAFETY: live argument of the attached interpreter.

@@ -296,7 +296,7 @@ pub enum CallError {
     NotShareable(ExcInfo, &'static str),
 }
 
-static CALL_IN_MAIN: Import = Import::new(cstr!("crossinterp._xi"), cstr!("call_in_main"));
+static CALL_IN_MAIN: Import = Import::new(cstr!("crossinterp._xiload"), cstr!("call_in_main"));
 
 /// `f(*args, **kwargs)` in the attached interpreter. A callable with no
 /// frame of its own (a builtin such as `eval`, `exec` or `dir`, a type, a

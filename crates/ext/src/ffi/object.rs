@@ -307,3 +307,52 @@ pub fn for_each(
         }
     }
 }
+
+/// What [`referents`] found about one object.
+pub enum Referents {
+    /// Not a GC object (or one without `tp_traverse`): it is a leaf.
+    Leaf,
+    /// The objects its `tp_traverse` visited (with repeats: one per reference).
+    Some,
+}
+
+/// Append to `out` every object `obj`'s `tp_traverse` visits (one entry per
+/// reference, repeats included). Runs no Python code and allocates no Python
+/// object (`tp_traverse` only reads the object), so a caller holding the GIL
+/// sees one consistent state.
+///
+/// # Safety
+/// Attached to `obj`'s interpreter, with no other thread able to mutate
+/// `obj` meanwhile (the GIL held, on a GIL build); `obj` is live.
+pub unsafe fn referents(obj: *mut sys::PyObject, out: &mut Vec<*mut sys::PyObject>) -> Referents {
+    unsafe extern "C" fn visit(
+        o: *mut sys::PyObject,
+        arg: *mut std::ffi::c_void,
+    ) -> std::ffi::c_int {
+        // A panic must not unwind into C: pushing can only fail by aborting
+        // (out of memory), so there is nothing to catch here.
+        if !o.is_null() {
+            // SAFETY: `arg` is the `&mut Vec` passed below, alive for the
+            // traversal, used by this thread only.
+            unsafe { (*(arg as *mut Vec<*mut sys::PyObject>)).push(o) };
+        }
+        0
+    }
+    // SAFETY: the caller's contract; `tp_traverse` is called as CPython's GC
+    // calls it, with a visitor that only records.
+    unsafe {
+        if sys::PyObject_IS_GC(obj) == 0 {
+            return Referents::Leaf;
+        }
+        let tp = sys::Py_TYPE(obj);
+        let Some(traverse) = (*tp).tp_traverse else {
+            return Referents::Leaf;
+        };
+        traverse(
+            obj,
+            visit,
+            out as *mut Vec<*mut sys::PyObject> as *mut std::ffi::c_void,
+        );
+    }
+    Referents::Some
+}

@@ -20,7 +20,7 @@ use std::ffi::c_char;
 use std::sync::OnceLock;
 
 static DUMPS: Import = Import::new(cstr!("crossinterp._xi"), cstr!("dumps"));
-static LOADS: Import = Import::new(cstr!("crossinterp._xi"), cstr!("loads"));
+static LOADS: Import = Import::new(cstr!("crossinterp._xiload"), cstr!("loads"));
 
 /// The exception set in the attached interpreter, taken and described by
 /// `helper` (a function of `crossinterp._xi` taking the exception), as a

@@ -55,6 +55,7 @@ pub(super) fn owner_op_mode(
         ));
     }
     DEPTH.with(|d| d.set(depth + 1));
+    super::cycles::bump();
     let r = owner_op_inner(t, args, by_value, op);
     DEPTH.with(|d| d.set(depth));
     r

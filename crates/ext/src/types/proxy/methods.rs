@@ -58,6 +58,7 @@ pub(super) fn method_proxy(t: &Arc<ProxyTarget>, name: &str) -> PyResult<Owned> 
     if t.handle.is_dead() || !t.rec.view.is_running() {
         return Err(t.gone());
     }
+    super::cycles::bump();
     runtime::new_instance(SharedMethodProxy {
         target: t.clone(),
         name: name.into(),

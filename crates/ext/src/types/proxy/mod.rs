@@ -38,6 +38,7 @@
 #[macro_use]
 mod call;
 mod attrs;
+pub mod cycles;
 mod mapping;
 mod methods;
 mod number;

@@ -7,7 +7,7 @@ use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime::owners::OwnerRecord;
 use crate::runtime::{self, Error};
 use crate::xi::{self, Value};
-use crossinterp_core::sync::{Arc, Mutex};
+use crossinterp_core::sync::{Arc, AtomicBool, Mutex, Ordering};
 use crossinterp_core::{Attached, Handle, Release};
 
 /// One strong reference to an object of interpreter `rec`, released there.
@@ -54,6 +54,10 @@ pub struct ProxyTarget {
     /// The object's type name when it was shared (for `repr`, which must
     /// work without entering the owner, and after the owner is gone).
     pub(super) type_name: Box<str>,
+    /// Set by `collect_cycles()` before it releases the reference (the
+    /// target was part of an unreachable cross-interpreter cycle): from then
+    /// on `obj` is never dereferenced.
+    collected: AtomicBool,
 }
 
 impl std::fmt::Debug for ProxyTarget {
@@ -68,6 +72,23 @@ impl ProxyTarget {
         self.rec.iid
     }
 
+    /// The key of the reference in the owner's `shared` table.
+    pub(super) fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// `collect_cycles()` is about to release the reference.
+    pub(super) fn mark_collected(&self) {
+        // SeqCst: every operation that starts after the pass marked the
+        // target sees the mark (the pass releases only after marking all).
+        self.collected.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `collect_cycles()` released the reference.
+    pub fn is_collected(&self) -> bool {
+        self.collected.load(Ordering::SeqCst)
+    }
+
     /// The object, for a thread attached to the owner.
     pub(super) fn local_obj(&self) -> PyResult<*mut sys::PyObject> {
         let (_, cur) = ffi::interp::current();
@@ -80,6 +101,14 @@ impl ProxyTarget {
         // SAFETY: attached to the owner (checked above); the proof does not
         // outlive this function.
         let attached = unsafe { Attached::enter(self.rec.view.id()) };
+        if self.is_collected() {
+            return Err(Error::gone(&format!(
+                "this shared object (owned by interpreter {}) was released by \
+                 crossinterp.collect_cycles(): it was part of a cross-interpreter \
+                 cycle that nothing else could reach",
+                self.rec.iid
+            )));
+        }
         match self.handle.get(&attached) {
             Ok(_) => Ok(self.obj as *mut sys::PyObject),
             Err(_) => Err(self.gone()),
@@ -89,7 +118,9 @@ impl ProxyTarget {
     /// Whether the object can still be reached (the owner runs and our
     /// reference was not swept).
     pub(super) fn alive(&self) -> bool {
-        !self.handle.is_dead() && self.rec.view.state() == crossinterp_core::OwnerState::Running
+        !self.handle.is_dead()
+            && !self.is_collected()
+            && self.rec.view.state() == crossinterp_core::OwnerState::Running
     }
 
     pub(super) fn gone(&self) -> PyErrSet {
@@ -106,6 +137,7 @@ impl ProxyTarget {
 /// # Safety
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget>> {
+    super::cycles::bump();
     let rec = runtime::current()?;
     if rec.view.state() == crossinterp_core::OwnerState::Finalized {
         return Err(Error::gone(&format!(
@@ -137,6 +169,7 @@ pub unsafe fn share_current(obj: *mut sys::PyObject) -> PyResult<Arc<ProxyTarget
         methods: Mutex::new(Vec::new()),
         // SAFETY: attached; `obj` is live (the caller's contract).
         type_name: unsafe { ffi::type_name(obj) }.into_boxed_str(),
+        collected: AtomicBool::new(false),
     }))
 }
 
@@ -196,6 +229,7 @@ pub fn to_python(t: &Arc<ProxyTarget>) -> PyResult<Owned> {
         // SAFETY: attached to the owner; `obj` is live (our handle holds it).
         return Ok(unsafe { Owned::from_borrowed(obj) });
     }
+    super::cycles::bump();
     runtime::new_instance(SharedObjectProxy { target: t.clone() })
 }
 
