@@ -47,6 +47,7 @@ __all__ = [
     "InterpreterGoneError",
     "InterpreterGuard",
     "InterpreterNotFoundError",
+    "InterpreterPoolExecutor",
     "InterpreterView",
     "NotShareableError",
     "Queue",
@@ -54,6 +55,7 @@ __all__ = [
     "SharedMethodProxy",
     "SharedObjectProxy",
     "channels",
+    "futures",
     "interpreters",
     "live_owners",
     "proxy_owner",
@@ -108,10 +110,12 @@ def __getattr__(name: str) -> object:
     # it uses.
     import importlib
 
-    if name in ("interpreters", "queues", "channels"):
+    if name in ("interpreters", "queues", "channels", "futures"):
         return importlib.import_module(f".{name}", __name__)
     if name in ("Queue", "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"):
         return getattr(importlib.import_module(".queues", __name__), name)
+    if name == "InterpreterPoolExecutor":
+        return importlib.import_module(".futures", __name__).InterpreterPoolExecutor
     if name == "Channel":
         return importlib.import_module(".channels", __name__).Channel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
