@@ -26,6 +26,9 @@ BENCH_ATOMICS_VERSIONS ?= 3.13t
 PYTEST_ARGS ?=
 CONFORMANCE_VERSIONS ?= 3.14 3.15 3.13
 CONFORMANCE_ARGS ?=
+# test_concurrent_futures' interpreter-pool tests against crossinterp's
+# InterpreterPoolExecutor (~40 s per version; 3.14's file does not load on 3.13)
+EXECUTOR_CONFORMANCE_VERSIONS ?= 3.14 3.15
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
@@ -63,6 +66,10 @@ test-conformance:
 	@rc=0; for v in $(CONFORMANCE_VERSIONS); do \
 		echo "== conformance on Python $$v"; \
 		scripts/py $$v tests/conformance/run.py $(CONFORMANCE_ARGS) || rc=1; \
+	done; \
+	for v in $(EXECUTOR_CONFORMANCE_VERSIONS); do \
+		echo "== executor conformance on Python $$v"; \
+		scripts/py $$v tests/conformance/run.py --package executor $(CONFORMANCE_ARGS) || rc=1; \
 	done; exit $$rc
 
 # Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
