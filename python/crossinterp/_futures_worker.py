@@ -36,7 +36,7 @@ def run(
     chunk: bool,
 ) -> tuple:
     """Run one task here: ``(OK, result)``, or ``(RAISED, pickled exception |
-    None, formatted traceback, excinfo)`` for an exception (caught here: the
+    None, excinfo)`` for an exception (caught here: the
     caller re-raises it with the same type when it crosses).
 
     ``key`` names a function cached here; ``data``/``main`` (the caller's
@@ -65,12 +65,12 @@ def run(
         return (RAISED, *describe(e))
 
 
-def describe(e: BaseException) -> tuple[tuple[bytes, str | None] | None, str, tuple]:
+def describe(e: BaseException) -> tuple[tuple[bytes, str | None] | None, tuple]:
     """(the exception pickled by ``_xi.dumps`` or None if it does not
-    pickle, its formatted traceback, ``_xi.excinfo``)."""
+    pickle, ``_xi.excinfo``: its type, message and formatted traceback)."""
     info = _xi.excinfo(e)
     try:
         data: tuple[bytes, str | None] | None = _xi.dumps(e)
     except Exception:  # noqa: BLE001 - an exception that cannot cross is described instead
         data = None
-    return data, info[4], info
+    return data, info

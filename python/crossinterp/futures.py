@@ -32,10 +32,13 @@ How it works (see docs/guide.md, "InterpreterPoolExecutor"):
   ``_xi`` rather than ``cloudpickle``: see :data:`_BY_VALUE_CHOICE`.
 - ``chunksize`` batches items into one crossing (a tuple of argument tuples).
 - An exception raised by the task is caught in the worker, pickled back and
-  re-raised here with its own type; its ``__cause__`` is a
-  :class:`RemoteTraceback` holding the worker's formatted traceback (as
-  ``concurrent.futures.process`` does). An exception that cannot cross raises
-  :class:`crossinterp.interpreters.ExecutionFailed` describing it.
+  re-raised here with its own type; its ``__cause__`` is an
+  :class:`~crossinterp.interpreters.ExecutionFailed` whose message (and
+  ``excinfo.errdisplay``) is the worker's formatted traceback: the stdlib
+  executor's cause, which carries the remote traceback as
+  ``concurrent.futures.process``'s ``_RemoteTraceback`` does. An exception
+  whose type cannot cross (or that does not pickle) raises that
+  ``ExecutionFailed`` itself.
 - A failing initializer, or a worker interpreter closed (or gone) under the
   pool, breaks the pool: every pending future and every later ``submit``
   raise :class:`BrokenInterpreterPool`.
@@ -53,7 +56,7 @@ from concurrent.futures import _base
 from concurrent.futures import thread as _thread
 
 from . import _futures_worker, _xi
-from ._errors import ExceptionInfo, ExecutionFailed, InterpreterError
+from ._errors import ExceptionInfo, ExecutionFailed, InterpreterError, NotShareableError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,7 +67,7 @@ if TYPE_CHECKING:
 
     _T = TypeVar("_T")
 
-__all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor", "RemoteTraceback"]
+__all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor"]
 
 # Why crossinterp's own `_xi` pickler sends functions by value, not cloudpickle
 # (`scripts/py 3.14 benchmarks/bench_executor.py`, "lambda by value"): both
@@ -97,18 +100,6 @@ else:
     class BrokenInterpreterPool(_thread.BrokenThreadPool):  # type: ignore[no-redef]
         """The pool cannot run tasks any more: a worker's initializer failed,
         or a worker interpreter was closed under it."""
-
-
-class RemoteTraceback(Exception):
-    """The ``__cause__`` of an exception re-raised from a worker interpreter:
-    ``str()`` is the traceback formatted in the worker."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return "\n(traceback in the worker interpreter)\n" + self.tb.rstrip()
 
 
 _keys = itertools.count(1)
@@ -175,11 +166,19 @@ class _Worker:
             if not isinstance(e, ExecutionFailed):
                 raise _Broken(e) from e
             raise
+        except NotShareableError as e:
+            if str(e).startswith("the result"):
+                raise  # "the result could not leave the interpreter N: ..."
+            # The function or an argument did not cross: the stdlib's error.
+            why = NotShareableError(
+                f"the callable or its arguments could not be pickled here or unpickled in the worker: {e}"
+            )
+            raise NotShareableError("args not shareable") from why
         if key is not None:
             self.sent.add(key)
         if out[0] == _futures_worker.OK:
             return out[1]
-        _, pickled, tb, info = out
+        _, pickled, info = out
         exc: BaseException | None = None
         if pickled is not None:
             try:
@@ -188,10 +187,12 @@ class _Worker:
                 exc = None
             if not isinstance(exc, BaseException):
                 exc = None
+        failed = ExecutionFailed(ExceptionInfo.from_tuple(info))
         if exc is None:
-            exc = ExecutionFailed(ExceptionInfo.from_tuple(info))
-        exc.__cause__ = RemoteTraceback(tb)
-        raise exc
+            raise failed  # its type does not cross: described by the ExecutionFailed
+        # The worker's traceback: in the ExecutionFailed it is the cause of
+        # (its message and `excinfo.errdisplay`), as in the stdlib's executor.
+        raise exc from failed
 
     def close(self) -> None:
         interp, self.interp = self.interp, None
@@ -357,14 +358,14 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _base.Future[_T]:
         """Schedule ``fn(*args, **kwargs)`` on a worker interpreter; returns
         its :class:`concurrent.futures.Future`."""
+        # As the stdlib's, `fn` is not checked here: a non-callable fails in
+        # its future ("'X' object is not callable", TypeError).
         chunk = type(fn) is _Chunk
         if chunk:
             f = fn.fn  # type: ignore[attr-defined]
             args = args[0]
         else:
             f = fn
-            if not callable(fn):
-                raise TypeError(f"{type(fn).__name__!r} object is not callable")
         with self._shutdown_lock, _thread._global_shutdown_lock:
             if self._broken:
                 raise BrokenInterpreterPool(self._broken)
