@@ -23,6 +23,9 @@ BENCH_VERSIONS ?= 3.13 3.14 3.15
 # bench_atomics compares against cereggii and ft_utils (scripts/bench_peers),
 # and is about threads running in parallel: free-threaded builds only.
 BENCH_ATOMICS_VERSIONS ?= 3.13t
+# bench_executor: the stdlib executor exists on 3.14+; 3.13t for the thread comparison.
+# Its cloudpickle peer comes from scripts/bench_peers too.
+BENCH_EXECUTOR_VERSIONS ?= 3.14 3.15 3.13t
 PYTEST_ARGS ?=
 CONFORMANCE_VERSIONS ?= 3.14 3.15 3.13
 CONFORMANCE_ARGS ?=
@@ -85,6 +88,9 @@ bench: provision
 		for b in bench_atomics bench_atomic_dict; do \
 			PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
+	done; \
+	for v in $(BENCH_EXECUTOR_VERSIONS); do \
+		PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/bench_executor.py $(BENCH_ARGS); echo; \
 	done
 
 # Sanitizers on the stable toolchain through RUSTC_BOOTSTRAP=1 (-Zsanitizer is

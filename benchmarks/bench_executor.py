@@ -143,9 +143,17 @@ def commit():
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         out = subprocess.run(
-            ["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
         )
-        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "-uno"], capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "-uno"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -163,8 +171,12 @@ def warm(ex):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer items and rounds")
-    ap.add_argument("--only", nargs="*", type=int, default=[1, 2, 3, 4, 5, 6], help="case numbers to run")
-    ap.add_argument("--watchdog", type=float, default=1800, help="dump every thread and exit after this many s")
+    ap.add_argument(
+        "--only", nargs="*", type=int, default=[1, 2, 3, 4, 5, 6], help="case numbers to run"
+    )
+    ap.add_argument(
+        "--watchdog", type=float, default=1800, help="dump every thread and exit after this many s"
+    )
     a = ap.parse_args()
     import faulthandler
 
@@ -176,10 +188,14 @@ def main():
     spin_n, spin_tasks = (300_000, 8) if a.quick else (1_000_000, 8)
 
     gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
-    print(f"# bench_executor: Python {sys.version.split()[0]} ({gil} build), {os.cpu_count()} CPUs, "
-          f"{cpu_model()}, commit {commit()}, {WORKERS} workers"
-          f"{', --quick' if a.quick else ''}")
-    print("# ratio = peer time / crossinterp time (> 1: crossinterp faster); the machine may be loaded")
+    print(
+        f"# bench_executor: Python {sys.version.split()[0]} ({gil} build), {os.cpu_count()} CPUs, "
+        f"{cpu_model()}, commit {commit()}, {WORKERS} workers"
+        f"{', --quick' if a.quick else ''}"
+    )
+    print(
+        "# ratio = peer time / crossinterp time (> 1: crossinterp faster); the machine may be loaded"
+    )
 
     try:
         import cloudpickle
@@ -211,9 +227,14 @@ def main():
             def run():
                 for _ in range(n_rt):
                     ex.submit(abs, 1).result()
+
             return run
 
-        report("1. round trip submit(abs, 1).result()", rounds({k: rt(v) for k, v in pools.items()}, repeat), n_rt)
+        report(
+            "1. round trip submit(abs, 1).result()",
+            rounds({k: rt(v) for k, v in pools.items()}, repeat),
+            n_rt,
+        )
 
     if 2 in a.only:
         # 2. map
@@ -221,6 +242,7 @@ def main():
             def run():
                 for _ in ex.map(abs, range(n_map), chunksize=chunksize):
                     pass
+
             return run
 
         for cs in (1, 256):
@@ -236,6 +258,7 @@ def main():
             ("list of 10,000 ints", list(range(10_000))),
             ("dict of 10,000 str->int", {str(i): i for i in range(10_000)}),
         ):
+
             def native(v=value):
                 for _ in range(n_cont):
                     ours.submit(ident, v).result()
@@ -248,8 +271,14 @@ def main():
                 for _ in range(n_cont):
                     proc.submit(ident, v).result()
 
-            times = rounds({"crossinterp": native, "crossinterp, pickle path forced": forced,
-                            "ProcessPoolExecutor (forkserver)": process}, repeat)
+            times = rounds(
+                {
+                    "crossinterp": native,
+                    "crossinterp, pickle path forced": forced,
+                    "ProcessPoolExecutor (forkserver)": process,
+                },
+                repeat,
+            )
             report(f"3. ident({label}) round trip", times, n_cont)
 
     if 4 in a.only:
@@ -261,6 +290,7 @@ def main():
         def par(ex):
             def run():
                 list(ex.map(spin, [spin_n] * spin_tasks))
+
             return run
 
         cases = {"sequential": seq, **{k: par(v) for k, v in pools.items()}}
@@ -279,7 +309,9 @@ def main():
             try:
                 probe.result()
             except ImportError:
-                print("\n# cloudpickle does not import in the worker interpreters: its rows say n/a")
+                print(
+                    "\n# cloudpickle does not import in the worker interpreters: its rows say n/a"
+                )
                 cloudpickle = None
 
         def ours_first():
@@ -296,11 +328,21 @@ def main():
             for _ in range(n_fn):
                 ours.submit(cloud_call, cloudpickle.dumps(cached), 1).result()
 
-        times = rounds({"crossinterp": ours_first, "cloudpickle per task": cloud_each if cloudpickle else None},
-                       repeat)
+        times = rounds(
+            {
+                "crossinterp": ours_first,
+                "cloudpickle per task": cloud_each if cloudpickle else None,
+            },
+            repeat,
+        )
         report("5a. lambda by value, first call (new function each task)", times, n_fn)
-        times = rounds({"crossinterp": ours_cached, "cloudpickle per task": cloud_each if cloudpickle else None},
-                       repeat)
+        times = rounds(
+            {
+                "crossinterp": ours_cached,
+                "cloudpickle per task": cloud_each if cloudpickle else None,
+            },
+            repeat,
+        )
         report("5b. lambda by value, cached call (same function)", times, n_fn)
 
         g = 10
@@ -308,6 +350,7 @@ def main():
         def outer(k):
             def closure(x):
                 return x + k + g
+
             return closure
 
         clo = outer(3)
@@ -321,8 +364,13 @@ def main():
             for _ in range(n_pk):
                 cloudpickle.loads(cloudpickle.dumps(clo))
 
-        times = rounds({"crossinterp": xi_roundtrip, "cloudpickle": cloud_roundtrip if cloudpickle else None}, repeat)
-        report("5c. dumps + loads of a closure, in this interpreter (_xi vs cloudpickle)", times, n_pk)
+        times = rounds(
+            {"crossinterp": xi_roundtrip, "cloudpickle": cloud_roundtrip if cloudpickle else None},
+            repeat,
+        )
+        report(
+            "5c. dumps + loads of a closure, in this interpreter (_xi vs cloudpickle)", times, n_pk
+        )
 
     if 6 in a.only:
         # 6. the crossing: Interpreter.call vs a pair of queues served in the interpreter
@@ -363,9 +411,19 @@ def main():
                 ev_out.clear()
             t.join()
 
-        times = rounds({"crossinterp": by_call, "call from a worker thread": by_call_from_thread,
-                        "queue pair, loop in the interpreter": by_queues}, repeat)
-        report("6. one crossing round trip: Interpreter.call (this thread) vs alternatives", times, n_rt)
+        times = rounds(
+            {
+                "crossinterp": by_call,
+                "call from a worker thread": by_call_from_thread,
+                "queue pair, loop in the interpreter": by_queues,
+            },
+            repeat,
+        )
+        report(
+            "6. one crossing round trip: Interpreter.call (this thread) vs alternatives",
+            times,
+            n_rt,
+        )
         inq.put(None)
         server.join()
         it.close()

@@ -35,6 +35,12 @@ def cached_function_count():
     return len(_futures_worker._functions)
 
 
+def clear_worker_cache():
+    from crossinterp import _futures_worker
+
+    _futures_worker._functions.clear()
+
+
 def set_worker_state(value):
     import builtins
 
@@ -54,7 +60,8 @@ def failing_initializer():
 def raise_unknown_type():
     # A class that exists only in the worker's __main__: it cannot be found
     # in the caller, so the exception cannot be rebuilt there.
-    exec("class OnlyHere(Exception): pass\nraise OnlyHere('only in the worker')", {"__name__": "__main__"})
+    src = "class OnlyHere(Exception): pass\nraise OnlyHere('only in the worker')"
+    exec(src, {"__name__": "__main__"})  # noqa: S102 - a fixed string, the point of the test
 
 
 def raise_unpicklable():
@@ -106,16 +113,26 @@ def test_workers_closed_at_shutdown():
 def test_function_rebuilt_once_per_worker():
     with InterpreterPoolExecutor(max_workers=1) as ex:
         base = ex.submit(cached_function_count).result(WAIT)
-        f = lambda x: x + 1  # noqa: E731 - a lambda is the point
+        f = lambda x: x + 1
         assert [ex.submit(f, i).result(WAIT) for i in range(20)] == list(range(1, 21))
         # one more cached function (the lambda), not twenty
         assert ex.submit(cached_function_count).result(WAIT) == base + 1
 
 
+def test_function_sent_again_after_worker_cache_starts_over():
+    with InterpreterPoolExecutor(max_workers=1) as ex:
+        f = lambda x: x * 3
+        assert ex.submit(f, 2).result(WAIT) == 6
+        ex.submit(clear_worker_cache).result(WAIT)  # as when it reaches its bound
+        assert ex.submit(f, 3).result(WAIT) == 9  # the caller thinks it was sent: sent again
+
+
 def test_map_default_chunked_and_several_iterables():
     with InterpreterPoolExecutor(max_workers=2) as ex:
         assert list(ex.map(helpers.square, range(100))) == [x * x for x in range(100)]
-        assert list(ex.map(helpers.square, range(1000), chunksize=64)) == [x * x for x in range(1000)]
+        assert list(ex.map(helpers.square, range(1000), chunksize=64)) == [
+            x * x for x in range(1000)
+        ]
         assert list(ex.map(pow, range(10), [2] * 10, chunksize=3)) == [x**2 for x in range(10)]
         assert list(ex.map(helpers.square, [], chunksize=5)) == []
 
@@ -133,7 +150,9 @@ def test_map_exception_in_chunk():
 def test_map_buffersize():
     with InterpreterPoolExecutor(max_workers=2) as ex:
         assert list(ex.map(helpers.square, range(50), buffersize=4)) == [x * x for x in range(50)]
-        assert list(ex.map(helpers.square, range(50), chunksize=7, buffersize=2)) == [x * x for x in range(50)]
+        assert list(ex.map(helpers.square, range(50), chunksize=7, buffersize=2)) == [
+            x * x for x in range(50)
+        ]
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 14), reason="3.13's Executor.map has no buffersize")
@@ -147,7 +166,9 @@ def test_ten_thousand_tasks_nothing_lost_or_duplicated():
         futs = [ex.submit(helpers.square, i) for i in range(10_000)]
         got = [f.result(WAIT) for f in futs]
         assert got == [i * i for i in range(10_000)]
-        assert list(ex.map(helpers.echo, range(10_000), chunksize=97)) == [((i,), {}) for i in range(10_000)]
+        assert list(ex.map(helpers.echo, range(10_000), chunksize=97)) == [
+            ((i,), {}) for i in range(10_000)
+        ]
 
 
 # --- exceptions --------------------------------------------------------------
@@ -192,8 +213,9 @@ def test_unshareable_argument_and_function():
         with pytest.raises(interpreters.NotShareableError, match="args not shareable") as ei:
             ex.submit(helpers.echo, lock).result(WAIT)
         assert "lock" in str(ei.value.__cause__)
-        with pytest.raises(Exception, match="lock"):
+        with pytest.raises(interpreters.NotShareableError, match="args not shareable") as ei:
             ex.submit(lambda: lock).result(WAIT)  # a closure cell that cannot cross
+        assert "lock" in str(ei.value.__cause__)
         assert ex.submit(helpers.square, 5).result(WAIT) == 25
 
 
@@ -201,7 +223,9 @@ def test_unshareable_argument_and_function():
 
 
 def test_initializer_runs_in_each_worker():
-    with InterpreterPoolExecutor(max_workers=2, initializer=set_worker_state, initargs=("ready",)) as ex:
+    with InterpreterPoolExecutor(
+        max_workers=2, initializer=set_worker_state, initargs=("ready",)
+    ) as ex:
         assert {ex.submit(get_worker_state).result(WAIT) for _ in range(10)} == {"ready"}
     assert not hasattr(__import__("builtins"), "_executor_test_state")  # ran there, not here
 

@@ -24,6 +24,7 @@ _MAX_FUNCTIONS = 1024
 
 OK = 0
 RAISED = 1
+MISSING = 2  # the function of that key is not (or no longer) cached here: send it again
 
 
 def run(
@@ -41,14 +42,15 @@ def run(
 
     ``key`` names a function cached here; ``data``/``main`` (the caller's
     ``_xi.dumps`` of it) come with the first task of each key this worker
-    sees. Without a key, ``fn`` is the callable itself. ``chunk``: ``args`` is
+    sees (``(MISSING,)`` when a key comes without them and is not cached
+    here, e.g. after the cache started over: the caller sends it again). Without a key, ``fn`` is the callable itself. ``chunk``: ``args`` is
     a tuple of argument tuples, the result the tuple of the results."""
     try:
         if key is not None:
             f = _functions.get(key)
             if f is None:
                 if data is None:
-                    raise RuntimeError(f"crossinterp executor: function {key} was never sent here")
+                    return (MISSING,)
                 f = _xi.loads(data, main)  # type: ignore[assignment]
                 if len(_functions) >= _MAX_FUNCTIONS:
                     _functions.clear()

@@ -18,12 +18,14 @@ How it works (see docs/guide.md, "InterpreterPoolExecutor"):
   reused for every task it runs, closed when it ends.
 - A task crosses with :meth:`Interpreter.call` (crossinterp's native call,
   from the worker thread): the arguments and the result by the value rules of
-  ``call`` (native copies, else pickle). Why ``call`` and not a pair of
-  native queues with a loop in each interpreter: both cost the same two
-  thread wake-ups per task (caller -> worker, worker -> caller), and ``call``
-  needs no thread parked inside the interpreter, so a worker interpreter
-  closed under the pool is seen at once (the next ``call`` raises) instead of
-  leaving a thread blocked in it (benchmarks/bench_executor.py measures both).
+  ``call`` (native copies, else pickle). Not over a pair of native queues
+  with a loop in each interpreter: a bare queue round trip is cheaper than a
+  call handed to a thread (benchmarks/bench_executor.py, case 6), but the
+  executor's futures live here, so that design needs a third thread (one
+  collecting results to complete them) and a thread parked inside every
+  worker interpreter, where a worker interpreter closed under the pool then
+  strands a blocked thread; with ``call`` the next task sees the closed
+  interpreter at once. Trying the queue design is a follow-up (issue 12).
 - The function crosses once per worker: the executor pickles it once with
   ``crossinterp._xi.dumps`` (functions that cannot be imported go by value:
   code, defaults, closure cells, the globals they name), the worker rebuilds
@@ -69,13 +71,17 @@ if TYPE_CHECKING:
 
 __all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor"]
 
-# Why crossinterp's own `_xi` pickler sends functions by value, not cloudpickle
-# (`scripts/py 3.14 benchmarks/bench_executor.py`, "lambda by value"): both
-# are correct for lambdas, closures and main-script functions, the executor
-# pickles each function once per executor and unpickles it once per worker,
-# so the cost that matters is the first call; `_xi` is at least as fast there
-# (it is plain pickle plus a reducer for functions only) and needs no third-
-# party import in every worker interpreter. cloudpickle stays a benchmark peer.
+# Why crossinterp's own `_xi` pickler sends functions by value, not cloudpickle:
+# both are correct for lambdas, closures and main-script functions (tests:
+# tests/test_executor.py, tests/test_interpreters.py), and `_xi` is faster:
+# `PYTHONPATH=$(scripts/bench_peers 3.14) scripts/py 3.14
+# benchmarks/bench_executor.py --quick --only 5` (3.14, AMD EPYC, 2 CPUs,
+# loaded machine) gave dumps + loads of a closure 26 us (_xi) vs 59 us
+# (cloudpickle), a lambda task with a new function each time 165 vs 208 us,
+# and the same lambda again (cached: rebuilt once per worker) 70 vs 167 us.
+# `_xi` is plain pickle plus a reducer for functions only, and every worker
+# interpreter then needs no third-party import. cloudpickle stays a
+# benchmark peer.
 _BY_VALUE_CHOICE = "crossinterp._xi"
 
 
@@ -125,7 +131,12 @@ class _WorkItem:
     __slots__ = ("args", "chunk", "fn", "future", "kwargs")
 
     def __init__(
-        self, future: _base.Future, fn: Callable[..., object], args: tuple, kwargs: dict, chunk: bool
+        self,
+        future: _base.Future,
+        fn: Callable[..., object],
+        args: tuple,
+        kwargs: dict,
+        chunk: bool,
     ) -> None:
         self.future = future
         self.fn = fn
@@ -146,22 +157,29 @@ class _Worker:
 
         self.cache = pool._functions
         self.interp: Interpreter | None = interpreters.create()
-        self.sent: set[int] = set()
-        self.generation = -1
+        self.sent: set[int] = set()  # keys this worker has been sent
 
     def call(self, fn: Callable[..., object], args: tuple, kwargs: dict, chunk: bool) -> object:
         interp = self.interp
         assert interp is not None
-        key, data, main, plain = self.cache.lookup(fn)
-        if self.cache.generation != self.generation:
-            self.sent.clear()  # the cache started over: its keys are new
-            self.generation = self.cache.generation
+        try:
+            key, data, main, plain = self.cache.lookup(fn)
+        except Exception as e:
+            # The function does not pickle (a closure over a lock, say): the
+            # stdlib's error, the reason as its cause.
+            raise NotShareableError("args not shareable") from e
         if key is not None and key in self.sent:
             data = main = None
         try:
             out = interp.call(
                 _futures_worker.run, key, data, main, plain, args, kwargs or None, chunk
             )
+            if out[0] == _futures_worker.MISSING:  # the worker's cache started over
+                self.sent.discard(key)  # type: ignore[arg-type]
+                _, data, main, _ = self.cache.lookup(fn)
+                out = interp.call(
+                    _futures_worker.run, key, data, main, plain, args, kwargs or None, chunk
+                )
         except InterpreterError as e:
             if not isinstance(e, ExecutionFailed):
                 raise _Broken(e) from e
@@ -175,6 +193,8 @@ class _Worker:
             )
             raise NotShareableError("args not shareable") from why
         if key is not None:
+            if len(self.sent) >= _MAX_CACHED:
+                self.sent.clear()  # bounded: at worst a function is sent again
             self.sent.add(key)
         if out[0] == _futures_worker.OK:
             return out[1]
@@ -199,7 +219,7 @@ class _Worker:
         if interp is not None:
             try:
                 interp.close()
-            except Exception:  # noqa: BLE001 - already closed under the pool, or exiting
+            except Exception:  # noqa: BLE001, S110 - already closed under the pool, or exiting
                 pass
 
 
@@ -210,7 +230,6 @@ class _FunctionCache:
         self._lock = threading.Lock()
         # id(fn) -> (fn kept alive so that its id is not reused, key, data, main)
         self._entries: dict[int, tuple[object, int, bytes, str | None]] = {}
-        self.generation = 0
 
     def lookup(
         self, fn: Callable[..., object]
@@ -229,8 +248,7 @@ class _FunctionCache:
             if hit is not None and hit[0] is fn:
                 return hit[1], hit[2], hit[3], None
             if len(self._entries) >= _MAX_CACHED:
-                self._entries.clear()
-                self.generation += 1
+                self._entries.clear()  # keys are never reused: the workers' stale ones are harmless
             key = next(_keys)
             self._entries[id(fn)] = (fn, key, data, main)
         return key, data, main, None
@@ -345,10 +363,14 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
             raise TypeError("initializer must be a callable")
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__}")
-        if max_workers is not None and (not isinstance(max_workers, int) or isinstance(max_workers, bool)):
+        if max_workers is not None and (
+            not isinstance(max_workers, int) or isinstance(max_workers, bool)
+        ):
             raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
         if not isinstance(thread_name_prefix, str):
-            raise TypeError(f"thread_name_prefix must be a str, not {type(thread_name_prefix).__name__}")
+            raise TypeError(
+                f"thread_name_prefix must be a str, not {type(thread_name_prefix).__name__}"
+            )
         prefix = thread_name_prefix or f"InterpreterPoolExecutor-{self._counter()}"
         super().__init__(max_workers, prefix)
         self._init = initializer
@@ -401,7 +423,9 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
         extra: dict[str, Any] = {}
         if buffersize is not None:
             if sys.version_info < (3, 14):
-                raise TypeError("map() got an unexpected keyword argument 'buffersize' (Python 3.14+)")
+                raise TypeError(
+                    "map() got an unexpected keyword argument 'buffersize' (Python 3.14+)"
+                )
             extra["buffersize"] = buffersize
         if chunksize == 1:
             return super().map(fn, *iterables, timeout=timeout, **extra)
@@ -444,10 +468,9 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
                     item.future.set_exception(BrokenInterpreterPool(self._broken))
             self._work_queue.put(None)  # wake idle workers: they end at shutdown
 
-    def __exit__(self, exc_type: object, exc_val: object, exc_tb: object) -> bool:
+    def __exit__(self, exc_type: object, exc_val: object, exc_tb: object) -> None:
         # Ctrl-C (or any BaseException that is not an Exception) out of the
         # `with` block: cancel the tasks not yet started instead of running
         # them all before returning.
         interrupted = isinstance(exc_val, BaseException) and not isinstance(exc_val, Exception)
         self.shutdown(wait=True, cancel_futures=interrupted)
-        return False
