@@ -18,14 +18,16 @@ How it works (see docs/guide.md, "InterpreterPoolExecutor"):
   reused for every task it runs, closed when it ends.
 - A task crosses with :meth:`Interpreter.call` (crossinterp's native call,
   from the worker thread): the arguments and the result by the value rules of
-  ``call`` (native copies, else pickle). Not over a pair of native queues
-  with a loop in each interpreter: a bare queue round trip is cheaper than a
-  call handed to a thread (benchmarks/bench_executor.py, case 6), but the
-  executor's futures live here, so that design needs a third thread (one
-  collecting results to complete them) and a thread parked inside every
-  worker interpreter, where a worker interpreter closed under the pool then
-  strands a blocked thread; with ``call`` the next task sees the closed
-  interpreter at once. Trying the queue design is a follow-up (issue 12).
+  ``call`` (native copies, else pickle). The alternative, tasks over a
+  crossinterp queue to a loop thread parked in each worker interpreter and a
+  collector thread here completing the futures, is measured against this one
+  by benchmarks/bench_executor.py (case 7, a prototype): on 3.14 ``call`` has
+  the faster round trip (17 vs 31 us) and the queues the better throughput
+  with many tasks in flight (4.3 vs 6.0 us per task); on 3.13t the queues
+  win both (36 vs 88 us, 7.7 vs 11.5 us) (loaded 2-CPU machine, indicative).
+  ``call`` is kept for now because a worker interpreter closed under the
+  pool is seen by the next ``call`` at once, where the queue design strands
+  a thread blocked inside it; moving to queues is a follow-up (issue 12).
 - The function crosses once per worker: the executor pickles it once with
   ``crossinterp._xi.dumps`` (functions that cannot be imported go by value:
   code, defaults, closure cells, the globals they name), the worker rebuilds
