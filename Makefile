@@ -35,12 +35,18 @@ BENCH_VERSIONS ?= 3.13 3.14 3.15
 # bench_atomics compares against cereggii and ft_utils (scripts/bench_peers),
 # and is about threads running in parallel: free-threaded builds only.
 BENCH_ATOMICS_VERSIONS ?= 3.13t
+# bench_executor: the stdlib executor exists on 3.14+; 3.13t for the thread comparison.
+# Its cloudpickle peer comes from scripts/bench_peers too.
+BENCH_EXECUTOR_VERSIONS ?= 3.14 3.15 3.13t
 PYTEST_ARGS ?=
 CONFORMANCE_VERSIONS ?= 3.14 3.15 3.13
 CONFORMANCE_ARGS ?=
 SOAK_MINUTES ?= 10
 SOAK_VERSIONS ?= $(VERSIONS)
 SOAK_SEED ?=
+# test_concurrent_futures' interpreter-pool tests against crossinterp's
+# InterpreterPoolExecutor (~40 s per version; 3.14's file does not load on 3.13)
+EXECUTOR_CONFORMANCE_VERSIONS ?= 3.14 3.15
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
@@ -83,6 +89,10 @@ test-conformance:
 	@rc=0; for v in $(CONFORMANCE_VERSIONS); do \
 		echo "== conformance on Python $$v"; \
 		scripts/py $$v tests/conformance/run.py $(CONFORMANCE_ARGS) || rc=1; \
+	done; \
+	for v in $(EXECUTOR_CONFORMANCE_VERSIONS); do \
+		echo "== executor conformance on Python $$v"; \
+		scripts/py $$v tests/conformance/run.py --package executor $(CONFORMANCE_ARGS) || rc=1; \
 	done; exit $$rc
 
 # What users install: a wheel per build + the sdist, in dist/.
@@ -120,6 +130,9 @@ bench: provision
 		for b in bench_atomics bench_atomic_dict; do \
 			PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
+	done; \
+	for v in $(BENCH_EXECUTOR_VERSIONS); do \
+		PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/bench_executor.py $(BENCH_ARGS); echo; \
 	done
 
 # Sanitizers on the stable toolchain through RUSTC_BOOTSTRAP=1 (-Zsanitizer is

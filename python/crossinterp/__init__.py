@@ -9,8 +9,9 @@ from . import _native
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
-    from . import channels, interpreters, queues
+    from . import channels, futures, interpreters, queues
     from .channels import Channel
+    from .futures import BrokenInterpreterPool, InterpreterPoolExecutor
     from .queues import UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE, Queue
 from ._errors import (
     ExecutionFailed,
@@ -56,6 +57,7 @@ __all__ = [
     "InterpreterGoneError",
     "InterpreterGuard",
     "InterpreterNotFoundError",
+    "InterpreterPoolExecutor",
     "InterpreterView",
     "NotShareableError",
     "Queue",
@@ -64,6 +66,7 @@ __all__ = [
     "SharedObjectProxy",
     "channels",
     "collect_cycles",
+    "futures",
     "interpreters",
     "live_owners",
     "proxy_owner",
@@ -162,10 +165,12 @@ if not TYPE_CHECKING:  # checkers see the names above, and reject any other
         # it uses.
         import importlib
 
-        if name in ("interpreters", "queues", "channels"):
+        if name in ("interpreters", "queues", "channels", "futures"):
             return importlib.import_module(f".{name}", __name__)
         if name in ("Queue", "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"):
             return getattr(importlib.import_module(".queues", __name__), name)
+        if name in ("InterpreterPoolExecutor", "BrokenInterpreterPool"):
+            return getattr(importlib.import_module(".futures", __name__), name)
         if name == "Channel":
             return importlib.import_module(".channels", __name__).Channel
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,6 +37,14 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 SHIM = os.path.join(HERE, "shim")
 PACKAGE = "test.test_interpreters"
 FILES = ["test_api", "test_queues", "test_lifecycle", "test_stress", "test_channels"]
+# --package executor: test_concurrent_futures' interpreter-pool tests with
+# concurrent.futures.InterpreterPoolExecutor replaced by crossinterp's (the
+# shim's "executor" mode; concurrent.interpreters stays the stdlib's).
+PACKAGES = {
+    "interpreters": (PACKAGE, FILES, "1", "expected_failures.toml"),
+    "executor": ("test.test_concurrent_futures", ["test_interpreter_pool"], "executor",
+                 "expected_failures_executor.toml"),
+}
 THRESHOLD = 0.97
 KINDS = {"superset", "internal"}
 
@@ -59,7 +67,7 @@ def testsuite_dirs(suite: str, python: str) -> list[str]:
     return dirs
 
 
-def child_env(dirs: list[str], python: str, suite: str, shim: bool) -> dict[str, str]:
+def child_env(dirs: list[str], python: str, suite: str, shim: str | None) -> dict[str, str]:
     env = dict(os.environ)
     path = [SHIM]
     testpath = [dirs[-1]]
@@ -67,7 +75,7 @@ def child_env(dirs: list[str], python: str, suite: str, shim: bool) -> dict[str,
         path.append(dirs[0])
     env["PYTHONPATH"] = os.pathsep.join(path + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env["CROSSINTERP_CONFORMANCE_TESTPATH"] = os.pathsep.join(testpath)
-    env["CROSSINTERP_CONFORMANCE_SHIM"] = "1" if shim else "0"
+    env["CROSSINTERP_CONFORMANCE_SHIM"] = shim or "0"
     env.pop("PYTHONSTARTUP", None)
     env["PYTHONFAULTHANDLER"] = "1"  # a crash prints the traceback
     return env
@@ -176,22 +184,27 @@ def short(detail: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", help="which CPython's test suite (default: this Python's; 3.13: 3.14)")
-    ap.add_argument("--files", default=",".join(FILES), help="comma-separated test files of the package")
+    ap.add_argument("--package", choices=sorted(PACKAGES), default="interpreters",
+                    help="test.test_interpreters (default) or the executor's test_concurrent_futures files")
+    ap.add_argument("--files", help="comma-separated test files of the package (default: all of them)")
     ap.add_argument("-k", dest="match", help="only test ids containing this string")
     ap.add_argument("--isolation", choices=("test", "file"), default="test")
     ap.add_argument("--timeout", type=float, default=60, help="per-test watchdog, seconds")
     ap.add_argument("-j", "--jobs", type=int, default=2)
-    ap.add_argument("--expected", default=os.path.join(HERE, "expected_failures.toml"))
+    ap.add_argument("--expected", help="expected failures (default: the package's file in this directory)")
     ap.add_argument("--json", help="write every result to this file")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each failure's traceback")
     ap.add_argument("--report-only", action="store_true", help="never fail (exit 0)")
     a = ap.parse_args()
+    package, files, shim_mode, expected_file = PACKAGES[a.package]
+    a.files = a.files or ",".join(files)
+    a.expected = a.expected or os.path.join(HERE, expected_file)
 
     python = "{}.{}".format(*sys.version_info[:2])
     suite = a.suite or ("3.14" if python == "3.13" else python)
     has_stdlib = sys.version_info >= (3, 14)
     gate = has_stdlib and not a.report_only and suite == python
-    modules = [f"{PACKAGE}.{m}" for m in a.files.split(",") if m]
+    modules = [f"{package}.{m}" for m in a.files.split(",") if m]
     dirs = testsuite_dirs(suite, python)
     t0 = time.monotonic()
 
@@ -200,7 +213,7 @@ def main() -> int:
     all_ids: list[str] = []
     problems: list[str] = []
     for mode in modes:
-        env = child_env(dirs, python, suite, shim=(mode == "crossinterp"))
+        env = child_env(dirs, python, suite, shim=shim_mode if mode == "crossinterp" else None)
         ids, errors = list_tests(env, modules)
         for m, e in errors.items():
             problems.append(f"{mode}: {m} does not load: {e}")
@@ -241,7 +254,7 @@ def main() -> int:
         for t, e in expected.items():
             if t not in all_ids:
                 # A partial run (-k, --files) does not see every entry's test.
-                if not a.match and set(a.files.split(",")) == set(FILES):
+                if not a.match and set(a.files.split(",")) == set(files):
                     problems.append(f"stale expected failure (no such test): {t}")
             elif not ok(base, t):
                 problems.append(f"stale expected failure (does not pass on the stdlib): {t}")
@@ -251,7 +264,7 @@ def main() -> int:
     # ---- report
     counts = lambda r: {s: sum(1 for t in all_ids if r.get(t, ("missing",))[0] == s)
                         for s in ("pass", "fail", "error", "skip", "hang", "crash", "xfail", "xpass")}
-    print(f"\n== conformance: CPython {suite}'s {PACKAGE} on Python {python} "
+    print(f"\n== conformance: CPython {suite}'s {package} on Python {python} "
           f"({a.isolation} isolation, {time.monotonic() - t0:.0f}s)")
     print(f"{'file':<16}{'tests':>7}{'stdlib ok':>11}{'ours ok':>9}{'ratio':>8}")
     for m in modules:

@@ -8,6 +8,8 @@ from .framework import Case, raises, returns
 IT = "it = interpreters.create()\n"
 Q = "q = interpreters.create_queue()\n"
 CH = "ch = channels.create()\n"
+EX = "from crossinterp.futures import InterpreterPoolExecutor, BrokenInterpreterPool\n"
+EX1 = EX + "ex = InterpreterPoolExecutor(1)\n"
 
 # (name, setup, statement, exception)
 TABLE: list[tuple[str, str, str, str]] = [
@@ -134,6 +136,22 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("share/pickle_guard", IT + "g = it.view().guard()\n", "pickle.dumps(g)", "NotShareableError"),
     ("share/with_closed_guard", IT + "g = it.view().guard(); g.close()\n", "g.__enter__()", "InterpreterError"),
     ("share/is_shareable_strided", "", "interpreters.is_shareable(memoryview(b'abcd')[::2])", "BufferError"),
+    # crossinterp.futures
+    ("executor/max_workers_zero", EX, "InterpreterPoolExecutor(0)", "ValueError"),
+    ("executor/max_workers_str", EX, "InterpreterPoolExecutor('2')", "TypeError"),
+    ("executor/initializer_not_callable", EX, "InterpreterPoolExecutor(1, initializer=3)", "TypeError"),
+    ("executor/initargs_list", EX, "InterpreterPoolExecutor(1, initializer=print, initargs=[1])", "TypeError"),
+    ("executor/submit_after_shutdown", EX1 + "ex.shutdown()\n", "ex.submit(abs, 1)", "RuntimeError"),
+    ("executor/map_chunksize_zero", EX1, "ex.map(abs, [1], chunksize=0)", "ValueError"),
+    ("executor/submit_not_callable", EX1, "ex.submit(42).result(60)", "TypeError"),
+    ("executor/submit_lock_arg", EX1, "ex.submit(print, threading.Lock()).result(60)", "NotShareableError"),
+    ("executor/lock_result", EX1, "ex.submit(threading.Lock).result(60)", "NotShareableError"),
+    ("executor/initializer_fails", EX + "ex = InterpreterPoolExecutor(1, initializer=int, initargs=('x',))\n",
+     "ex.submit(abs, 1).result(60)", "BrokenInterpreterPool"),
+    ("executor/worker_closed_under_pool",
+     EX1 + "wid = ex.submit(eval, '__import__(\"_interpreters\").get_current()[0]').result(60)\n"
+     "interpreters.Interpreter(wid).close()\n",
+     "ex.submit(abs, 1).result(60)", "BrokenInterpreterPool"),
 ]
 
 CASES: list[Case] = [raises(n, s, st, e) for n, s, st, e in TABLE]

@@ -1,0 +1,535 @@
+"""crossinterp.futures.InterpreterPoolExecutor against the real peers, same run.
+
+Peers: the stdlib's ``concurrent.futures.InterpreterPoolExecutor`` (3.14+),
+``ProcessPoolExecutor`` (forkserver) and ``ThreadPoolExecutor``, every pool
+with 2 workers, warmed up before timing. Cases (issue 12):
+
+1. tiny task round trip ``submit(abs, 1).result()``;
+2. ``map`` over tiny items, default ``chunksize`` and ``chunksize=256``;
+3. a ``list`` / ``dict`` of 100 and of 10,000 small items as argument and
+   result: ours, ours with the pickle path forced (the value pickled by hand
+   both ways), the process pool;
+4. CPU-bound pure-Python tasks on 2 workers: speed-up over running them
+   sequentially in this thread, for each pool;
+5. a lambda by value, first call (a new function each task: pickled here,
+   rebuilt in the worker) and cached call (the same function: rebuilt once
+   per worker), against cloudpickle (the function pickled by cloudpickle for
+   every task, loaded in the worker); and one ``dumps`` + ``loads`` of a
+   closure in this interpreter, ``crossinterp._xi`` vs cloudpickle;
+6. the crossing the executor is built on: ``Interpreter.call`` vs a round
+   trip over a pair of crossinterp queues served by a loop in the interpreter;
+7. the design not taken, measured: an executor prototype over crossinterp
+   queues (a loop thread in each worker interpreter, a collector thread here
+   completing the futures), round trip and many tasks in flight.
+
+    PYTHONPATH=$(scripts/bench_peers 3.14) scripts/py 3.14 benchmarks/bench_executor.py [--quick]
+
+(``scripts/bench_peers`` installs cloudpickle; without it the cloudpickle
+rows say "not installed".) Ratio = peer time / crossinterp time (> 1:
+crossinterp is faster); for case 4, each pool's speed-up over sequential.
+Best of N rounds, peers alternated round by round. On a loaded machine the
+figures are indicative only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import multiprocessing
+import os
+import pickle
+import platform
+import subprocess
+import sys
+import threading
+import time
+
+from crossinterp import _xi
+from crossinterp import interpreters as xi_interpreters
+from crossinterp.futures import InterpreterPoolExecutor as Ours
+
+WORKERS = 2
+
+
+def ident(x):
+    return x
+
+
+def via_pickle(data):
+    """The forced pickle path: the value arrives and leaves as a pickle."""
+    return pickle.dumps(ident(pickle.loads(data)), protocol=5)
+
+
+def spin(n):
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def cloud_call(data, arg):
+    import cloudpickle
+
+    return cloudpickle.loads(data)(arg)
+
+
+def make_lambda(k):
+    return lambda x: x + k
+
+
+def queue_server(inq, outq):
+    while True:
+        x = inq.get()
+        if x is None:
+            return
+        outq.put(x)
+
+
+def task_server(inq, outq):
+    """The worker loop of the queue-based prototype (case 7)."""
+    while True:
+        item = inq.get()
+        if item is None:
+            return
+        tid, fn, args = item
+        try:
+            outq.put((tid, True, fn(*args)))
+        except BaseException as e:  # noqa: BLE001 - a prototype: the error as text
+            outq.put((tid, False, repr(e)))
+
+
+class QueuePrototype:
+    """Case 7: the executor design not taken, to measure it: tasks go over one
+    crossinterp queue to a loop thread inside each worker interpreter, results
+    come back over another, and a collector thread here completes the futures."""
+
+    def __init__(self, workers):
+        from crossinterp import queues
+
+        self.inq, self.outq = queues.create(), queues.create()
+        self.interps = [xi_interpreters.create() for _ in range(workers)]
+        self.loops = [it.call_in_thread(task_server, self.inq, self.outq) for it in self.interps]
+        self.futures = {}
+        self.ids = iter(range(1 << 62))
+        self.lock = threading.Lock()
+        self.collector = threading.Thread(target=self._collect)
+        self.collector.start()
+
+    def _collect(self):
+        while True:
+            item = self.outq.get()
+            if item is None:
+                return
+            tid, ok, value = item
+            with self.lock:
+                fut = self.futures.pop(tid)
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(RuntimeError(value))
+
+    def submit(self, fn, *args):
+        fut = cf.Future()
+        with self.lock:
+            tid = next(self.ids)
+            self.futures[tid] = fut
+        self.inq.put((tid, fn, args))
+        return fut
+
+    def shutdown(self):
+        for _ in self.loops:
+            self.inq.put(None)
+        for t in self.loops:
+            t.join()
+        self.outq.put(None)
+        self.collector.join()
+        for it in self.interps:
+            it.close()
+
+
+# --- harness -------------------------------------------------------------------
+
+
+def best(fn, repeat):
+    b = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        b = min(b, time.perf_counter() - t0)
+    return b
+
+
+def rounds(cases, repeat):
+    """{name: best seconds}: each case once per round, in turn."""
+    out = dict.fromkeys(cases, float("inf"))
+    for _ in range(repeat):
+        for name, fn in cases.items():
+            if fn is None:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            out[name] = min(out[name], time.perf_counter() - t0)
+    return {k: (v if cases[k] is not None else None) for k, v in out.items()}
+
+
+def fmt(s, per=1):
+    if s is None:
+        return "n/a"
+    s /= per
+    for unit, f in (("s", 1), ("ms", 1e3), ("us", 1e6), ("ns", 1e9)):
+        if s * f >= 1:
+            return f"{s * f:8.2f} {unit}"
+    return f"{s * 1e9:8.2f} ns"
+
+
+def report(title, times, per, ours_key="crossinterp"):
+    print(f"\n## {title}")
+    base = times[ours_key]
+    for name, t in times.items():
+        if t is None:
+            print(f"  {name:<34} {'n/a':>11}")
+            continue
+        ratio = "" if name == ours_key else f"   ratio {t / base:6.2f}x"
+        print(f"  {name:<34} {fmt(t, per)}{ratio}")
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def commit():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "-uno"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def warm(ex):
+    list(ex.map(abs, range(WORKERS * 4)))
+    for f in [ex.submit(time.sleep, 0.05) for _ in range(WORKERS)]:
+        f.result()  # every worker started
+
+
+# --- main ----------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer items and rounds")
+    ap.add_argument(
+        "--only", nargs="*", type=int, default=[1, 2, 3, 4, 5, 6], help="case numbers to run"
+    )
+    ap.add_argument(
+        "--watchdog", type=float, default=1800, help="dump every thread and exit after this many s"
+    )
+    a = ap.parse_args()
+    import faulthandler
+
+    faulthandler.dump_traceback_later(a.watchdog, exit=True)  # a hang prints where it is stuck
+    repeat = 2 if a.quick else 3
+    n_rt = 300 if a.quick else 2000
+    n_map = 10_000 if a.quick else 100_000
+    n_cont = 50 if a.quick else 300
+    spin_n, spin_tasks = (300_000, 8) if a.quick else (1_000_000, 8)
+
+    gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
+    print(
+        f"# bench_executor: Python {sys.version.split()[0]} ({gil} build), {os.cpu_count()} CPUs, "
+        f"{cpu_model()}, commit {commit()}, {WORKERS} workers"
+        f"{', --quick' if a.quick else ''}"
+    )
+    print(
+        "# ratio = peer time / crossinterp time (> 1: crossinterp faster); the machine may be loaded"
+    )
+
+    try:
+        import cloudpickle
+    except ImportError:
+        cloudpickle = None
+    std_cls = None
+    if sys.version_info >= (3, 14):
+        try:
+            from concurrent.futures.interpreter import InterpreterPoolExecutor as std_cls
+        except ImportError:
+            std_cls = None
+
+    ours = Ours(WORKERS)
+    pools = {"crossinterp": ours}
+    if std_cls is not None:
+        pools["stdlib InterpreterPoolExecutor"] = std_cls(WORKERS)
+    pools["ProcessPoolExecutor (forkserver)"] = cf.ProcessPoolExecutor(
+        WORKERS, mp_context=multiprocessing.get_context("forkserver")
+    )
+    pools["ThreadPoolExecutor"] = cf.ThreadPoolExecutor(WORKERS)
+    for ex in pools.values():
+        warm(ex)
+    if std_cls is None:
+        print("# stdlib InterpreterPoolExecutor: not in this Python (3.14+)")
+
+    if 1 in a.only:
+        # 1. round trip
+        def rt(ex):
+            def run():
+                for _ in range(n_rt):
+                    ex.submit(abs, 1).result()
+
+            return run
+
+        report(
+            "1. round trip submit(abs, 1).result()",
+            rounds({k: rt(v) for k, v in pools.items()}, repeat),
+            n_rt,
+        )
+
+    if 2 in a.only:
+        # 2. map
+        def mp(ex, chunksize):
+            def run():
+                for _ in ex.map(abs, range(n_map), chunksize=chunksize):
+                    pass
+
+            return run
+
+        for cs in (1, 256):
+            times = rounds({k: mp(v, cs) for k, v in pools.items()}, repeat)
+            report(f"2. map(abs, range({n_map:,}), chunksize={cs}) (per item)", times, n_map)
+
+    if 3 in a.only:
+        # 3. containers as argument and result
+        proc = pools["ProcessPoolExecutor (forkserver)"]
+        for label, value in (
+            ("list of 100 ints", list(range(100))),
+            ("dict of 100 str->int", {str(i): i for i in range(100)}),
+            ("list of 10,000 ints", list(range(10_000))),
+            ("dict of 10,000 str->int", {str(i): i for i in range(10_000)}),
+        ):
+
+            def native(v=value):
+                for _ in range(n_cont):
+                    ours.submit(ident, v).result()
+
+            def forced(v=value):
+                for _ in range(n_cont):
+                    pickle.loads(ours.submit(via_pickle, pickle.dumps(v, protocol=5)).result())
+
+            def process(v=value):
+                for _ in range(n_cont):
+                    proc.submit(ident, v).result()
+
+            times = rounds(
+                {
+                    "crossinterp": native,
+                    "crossinterp, pickle path forced": forced,
+                    "ProcessPoolExecutor (forkserver)": process,
+                },
+                repeat,
+            )
+            report(f"3. ident({label}) round trip", times, n_cont)
+
+    if 4 in a.only:
+        # 4. CPU-bound
+        def seq():
+            for _ in range(spin_tasks):
+                spin(spin_n)
+
+        def par(ex):
+            def run():
+                list(ex.map(spin, [spin_n] * spin_tasks))
+
+            return run
+
+        cases = {"sequential": seq, **{k: par(v) for k, v in pools.items()}}
+        times = rounds(cases, repeat)
+        print(f"\n## 4. {spin_tasks} x spin({spin_n:,}) pure Python: speed-up over sequential")
+        for name, t in times.items():
+            if name != "sequential":
+                print(f"  {name:<34} {fmt(t)}   speed-up {times['sequential'] / t:5.2f}x")
+        print(f"  {'sequential':<34} {fmt(times['sequential'])}")
+
+    if 5 in a.only:
+        # 5. lambda by value
+        n_fn = n_rt
+        if cloudpickle is not None:
+            probe = ours.submit(cloud_call, cloudpickle.dumps(make_lambda(1)), 1)
+            try:
+                probe.result()
+            except ImportError:
+                print(
+                    "\n# cloudpickle does not import in the worker interpreters: its rows say n/a"
+                )
+                cloudpickle = None
+
+        def ours_first():
+            for i in range(n_fn):
+                ours.submit(make_lambda(i), 1).result()
+
+        cached = make_lambda(5)
+
+        def ours_cached():
+            for _ in range(n_fn):
+                ours.submit(cached, 1).result()
+
+        def cloud_each():
+            for _ in range(n_fn):
+                ours.submit(cloud_call, cloudpickle.dumps(cached), 1).result()
+
+        times = rounds(
+            {
+                "crossinterp": ours_first,
+                "cloudpickle per task": cloud_each if cloudpickle else None,
+            },
+            repeat,
+        )
+        report("5a. lambda by value, first call (new function each task)", times, n_fn)
+        times = rounds(
+            {
+                "crossinterp": ours_cached,
+                "cloudpickle per task": cloud_each if cloudpickle else None,
+            },
+            repeat,
+        )
+        report("5b. lambda by value, cached call (same function)", times, n_fn)
+
+        g = 10
+
+        def outer(k):
+            def closure(x):
+                return x + k + g
+
+            return closure
+
+        clo = outer(3)
+        n_pk = 2000
+
+        def xi_roundtrip():
+            for _ in range(n_pk):
+                _xi.loads(*_xi.dumps(clo))
+
+        def cloud_roundtrip():
+            for _ in range(n_pk):
+                cloudpickle.loads(cloudpickle.dumps(clo))
+
+        times = rounds(
+            {"crossinterp": xi_roundtrip, "cloudpickle": cloud_roundtrip if cloudpickle else None},
+            repeat,
+        )
+        report(
+            "5c. dumps + loads of a closure, in this interpreter (_xi vs cloudpickle)", times, n_pk
+        )
+
+    if 6 in a.only:
+        # 6. the crossing: Interpreter.call vs a pair of queues served in the interpreter
+        from crossinterp import queues
+
+        it = xi_interpreters.create()
+        it2 = xi_interpreters.create()  # `it` is busy serving the queues
+        inq, outq = queues.create(), queues.create()
+        server = threading.Thread(target=it.call, args=(queue_server, inq, outq))
+        server.start()
+
+        def by_call():
+            for _ in range(n_rt):
+                it2.call(abs, 1)
+
+        def by_queues():
+            for _ in range(n_rt):
+                inq.put(1)
+                outq.get()
+
+        def by_call_from_thread():
+            # what the executor does: the caller hands the task to a thread that calls
+            box = []
+            ev_in, ev_out = threading.Event(), threading.Event()
+
+            def worker():
+                for _ in range(n_rt):
+                    ev_in.wait()
+                    ev_in.clear()
+                    box.append(it2.call(abs, 1))
+                    ev_out.set()
+
+            t = threading.Thread(target=worker)
+            t.start()
+            for _ in range(n_rt):
+                ev_in.set()
+                ev_out.wait()
+                ev_out.clear()
+            t.join()
+
+        times = rounds(
+            {
+                "crossinterp": by_call,
+                "call from a worker thread": by_call_from_thread,
+                "queue pair, loop in the interpreter": by_queues,
+            },
+            repeat,
+        )
+        report(
+            "6. one crossing round trip: Interpreter.call (this thread) vs alternatives",
+            times,
+            n_rt,
+        )
+        inq.put(None)
+        server.join()
+        it.close()
+        it2.close()
+
+    if 7 in a.only:
+        proto = QueuePrototype(WORKERS)
+        for f in [proto.submit(abs, 1) for _ in range(10)]:
+            f.result()
+
+        def proto_rt():
+            for _ in range(n_rt):
+                proto.submit(abs, 1).result()
+
+        def proto_map():
+            for f in [proto.submit(abs, i) for i in range(n_map // 10)]:
+                f.result()
+
+        def ours_map():
+            for f in [ours.submit(abs, i) for i in range(n_map // 10)]:
+                f.result()
+
+        def ours_rt():
+            for _ in range(n_rt):
+                ours.submit(abs, 1).result()
+
+        times = rounds({"crossinterp": ours_rt, "queue-based prototype": proto_rt}, repeat)
+        report(
+            "7a. the design not taken: round trip, executor vs queue-based prototype", times, n_rt
+        )
+        times = rounds({"crossinterp": ours_map, "queue-based prototype": proto_map}, repeat)
+        report(
+            f"7b. the design not taken: {n_map // 10:,} tasks in flight (per task)",
+            times,
+            n_map // 10,
+        )
+        proto.shutdown()
+
+    for ex in pools.values():
+        ex.shutdown(wait=True)
+
+
+if __name__ == "__main__":
+    main()

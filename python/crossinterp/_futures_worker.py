@@ -1,0 +1,78 @@
+"""The worker-interpreter side of :class:`crossinterp.futures.InterpreterPoolExecutor`
+(not public API).
+
+Every worker interpreter imports only this module (and ``_xi``), not
+``crossinterp.futures``: ``concurrent.futures`` and its threads are the
+caller's business, and every module a worker imports costs memory in each one.
+"""
+
+from __future__ import annotations
+
+from . import _xi
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# key -> the function rebuilt here from the caller's pickle (one per key, so a
+# function is rebuilt once per worker, not once per task). Keys are the
+# executor's, unique in the caller's interpreter; a worker serves one executor.
+_functions: dict[int, Callable[..., object]] = {}
+# Beyond this many cached functions the cache starts over (an executor fed an
+# endless stream of distinct lambdas must not grow without bound).
+_MAX_FUNCTIONS = 1024
+
+OK = 0
+RAISED = 1
+MISSING = 2  # the function of that key is not (or no longer) cached here: send it again
+
+
+def run(
+    key: int | None,
+    data: bytes | None,
+    main: str | None,
+    fn: Callable[..., object] | None,
+    args: tuple,
+    kwargs: dict | None,
+    chunk: bool,
+) -> tuple:
+    """Run one task here: ``(OK, result)``, or ``(RAISED, pickled exception |
+    None, excinfo)`` for an exception (caught here: the
+    caller re-raises it with the same type when it crosses).
+
+    ``key`` names a function cached here; ``data``/``main`` (the caller's
+    ``_xi.dumps`` of it) come with the first task of each key this worker
+    sees (``(MISSING,)`` when a key comes without them and is not cached
+    here, e.g. after the cache started over: the caller sends it again). Without a key, ``fn`` is the callable itself. ``chunk``: ``args`` is
+    a tuple of argument tuples, the result the tuple of the results."""
+    try:
+        if key is not None:
+            f = _functions.get(key)
+            if f is None:
+                if data is None:
+                    return (MISSING,)
+                f = _xi.loads(data, main)  # type: ignore[assignment]
+                if len(_functions) >= _MAX_FUNCTIONS:
+                    _functions.clear()
+                _functions[key] = f  # type: ignore[assignment]
+        else:
+            f = fn  # type: ignore[assignment]
+        assert f is not None
+        if chunk:
+            return (OK, tuple([f(*a) for a in args]))
+        if kwargs:
+            return (OK, f(*args, **kwargs))
+        return (OK, f(*args))
+    except BaseException as e:  # noqa: BLE001 - every exception goes back to the caller
+        return (RAISED, *describe(e))
+
+
+def describe(e: BaseException) -> tuple[tuple[bytes, str | None] | None, tuple]:
+    """(the exception pickled by ``_xi.dumps`` or None if it does not
+    pickle, ``_xi.excinfo``: its type, message and formatted traceback)."""
+    info = _xi.excinfo(e)
+    try:
+        data: tuple[bytes, str | None] | None = _xi.dumps(e)
+    except Exception:  # noqa: BLE001 - an exception that cannot cross is described instead
+        data = None
+    return data, info
