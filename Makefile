@@ -23,6 +23,9 @@ BENCH_VERSIONS ?= 3.13 3.14 3.15
 # bench_atomics compares against cereggii and ft_utils (scripts/bench_peers),
 # and is about threads running in parallel: free-threaded builds only.
 BENCH_ATOMICS_VERSIONS ?= 3.13t
+# bench_dask: Dask's schedulers and distributed against the pool (Dask and
+# distributed from scripts/test_deps; no wheels for 3.13t).
+BENCH_DASK_VERSIONS ?= 3.14
 PYTEST_ARGS ?=
 CONFORMANCE_VERSIONS ?= 3.14 3.15 3.13
 CONFORMANCE_ARGS ?=
@@ -80,6 +83,9 @@ bench: provision
 		for b in bench_interpreters bench_queues bench_proxy bench_crossing; do \
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
+	done; \
+	for v in $(BENCH_DASK_VERSIONS); do \
+		PYTHONPATH=$$(scripts/test_deps $$v) scripts/py $$v benchmarks/bench_dask.py $(BENCH_ARGS); echo; \
 	done; \
 	for v in $(BENCH_ATOMICS_VERSIONS); do \
 		for b in bench_atomics bench_atomic_dict; do \

@@ -43,3 +43,27 @@ def test_dask(case, deps, tmp_path):
     r = subprocess.run([sys.executable, "-X", "faulthandler", str(CASES / case)], cwd=tmp_path,
                        env=env, capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 0 and r.stdout.strip().endswith("OK"), f"{r.stdout}\n{r.stderr[-4000:]}"
+
+
+def _guide_blocks() -> list[str]:
+    import re
+
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    section = guide.split("## Dask: the pool as a scheduler", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_guide_dask_examples(index, deps, tmp_path):
+    """docs/guide.md's Dask blocks run (and print what they say)."""
+    import re
+
+    code = _guide_blocks()[index]
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    path = os.pathsep.join([deps, *(p for p in sys.path if p)])
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=path),
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-4000:]
+    wants = re.findall(r"print\(.*\)\s+#\s*(\S+)", code)
+    assert wants and r.stdout.split() == wants, (r.stdout, wants)
