@@ -38,6 +38,9 @@ BENCH_ATOMICS_VERSIONS ?= 3.13t
 # bench_executor: the stdlib executor exists on 3.14+; 3.13t for the thread comparison.
 # Its cloudpickle peer comes from scripts/bench_peers too.
 BENCH_EXECUTOR_VERSIONS ?= 3.14 3.15 3.13t
+# bench_dask: Dask's schedulers and distributed against the pool (Dask and
+# distributed from scripts/test_deps; no wheels for 3.13t).
+BENCH_DASK_VERSIONS ?= 3.14
 PYTEST_ARGS ?=
 CONFORMANCE_VERSIONS ?= 3.14 3.15 3.13
 CONFORMANCE_ARGS ?=
@@ -125,6 +128,9 @@ bench: provision
 		for b in bench_interpreters bench_queues bench_proxy bench_crossing; do \
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
+	done; \
+	for v in $(BENCH_DASK_VERSIONS); do \
+		PYTHONPATH=$$(scripts/test_deps $$v) scripts/py $$v benchmarks/bench_dask.py $(BENCH_ARGS); echo; \
 	done; \
 	for v in $(BENCH_ATOMICS_VERSIONS); do \
 		for b in bench_atomics bench_atomic_dict; do \

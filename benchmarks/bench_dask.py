@@ -1,0 +1,143 @@
+"""Dask on crossinterp against Dask's own schedulers, same run, as ratios.
+
+    PYTHONPATH=$(scripts/test_deps 3.14) scripts/py 3.14 benchmarks/bench_dask.py [--quick]
+
+The graph: CPU-bound pure Python (Collatz step counts over ranges), 2 x
+workers chunks deep enough that each task costs milliseconds.
+
+- Local: ``dask.compute(graph, scheduler=...)`` with the threaded scheduler
+  (the default), the processes scheduler (forkserver/spawn pool of
+  ``workers`` processes), and ``scheduler=InterpreterPoolExecutor(workers)``.
+- distributed: a ``LocalCluster`` of 1 worker process with ``workers``
+  threads, default worker against the same cluster with
+  ``InterpreterWorkerPlugin`` registered (tasks in own-GIL interpreters).
+
+Ratio = peer time / crossinterp time (> 1: crossinterp is faster). Every
+figure comes with the CPU model and the commit under test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import dask
+from dask import delayed
+
+import crossinterp
+from crossinterp.futures import InterpreterPoolExecutor
+
+
+def collatz_range(lo: int, hi: int) -> int:
+    total = 0
+    for n in range(lo, hi):
+        steps = 0
+        while n != 1:
+            n = n // 2 if n % 2 == 0 else 3 * n + 1
+            steps += 1
+        total += steps
+    return total
+
+
+def graph(chunks: int, per_chunk: int):
+    parts = [delayed(collatz_range)(1 + k * per_chunk, 1 + (k + 1) * per_chunk) for k in range(chunks)]
+    return delayed(sum)(parts)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def commit() -> str:
+    pkg = os.path.dirname(os.path.realpath(crossinterp.__file__))
+    r = subprocess.run(["git", "-C", pkg, "rev-parse", "--short", "HEAD"], capture_output=True,
+                       text=True, check=False)
+    rev = r.stdout.strip() or "unknown"
+    if subprocess.run(["git", "-C", pkg, "diff", "--quiet", "HEAD"], check=False).returncode:
+        rev += " + uncommitted changes"
+    return rev
+
+
+def best(fn, repeat: int) -> float:
+    out = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out = min(out, time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    w = args.workers
+    chunks, per = (2 * w, 6_000) if args.quick else (4 * w, 12_000)
+    repeat = 2 if args.quick else 3
+    g = graph(chunks, per)
+    want = dask.compute(g, scheduler="sync")[0]
+
+    print(f"bench_dask: Python {sys.version.split()[0]} ({'free-threaded' if not getattr(sys, '_is_gil_enabled', lambda: True)() else 'GIL'}),"
+          f" {w} workers, {chunks} tasks of {per} Collatz counts")
+    print(f"  CPU: {cpu_model()}, {os.cpu_count()} CPUs; crossinterp {crossinterp.__version__} at {commit()}")
+
+    rows = []
+    t_sync = best(lambda: dask.compute(g, scheduler="sync"), repeat)
+    t_thr = best(lambda: dask.compute(g, scheduler="threads", num_workers=w), repeat)
+    ctx = multiprocessing.get_context("forkserver")
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(w, mp_context=ctx) as pp:
+        dask.compute(g, scheduler=pp)  # warm the processes
+        t_proc = best(lambda: dask.compute(g, scheduler=pp), repeat)
+    with InterpreterPoolExecutor(w) as ex:
+        assert dask.compute(g, scheduler=ex)[0] == want  # warm the interpreters
+        t_ours = best(lambda: dask.compute(g, scheduler=ex), repeat)
+    rows.append(("local: sequential (sync)", t_sync, t_ours))
+    rows.append(("local: threaded scheduler", t_thr, t_ours))
+    rows.append(("local: processes (forkserver pool)", t_proc, t_ours))
+
+    from distributed import Client, LocalCluster
+
+    from crossinterp.dask import InterpreterWorkerPlugin
+
+    def on_cluster(plugin: bool) -> float:
+        with (
+            LocalCluster(n_workers=1, threads_per_worker=w, processes=True, dashboard_address=None) as cl,
+            Client(cl) as c,
+        ):
+            if plugin:
+                c.register_plugin(InterpreterWorkerPlugin())
+            assert c.compute(g).result() == want  # warm up
+
+            def run():
+                c.compute(graph(chunks, per + 1)).result()  # a new graph: no cached keys
+
+            return best(run, repeat)
+
+    t_dist_default = on_cluster(False)
+    t_dist_ours = on_cluster(True)
+    rows.append(("distributed: default worker (threads)", t_dist_default, t_dist_ours))
+
+    print(f"  {'peer':40} {'peer s':>8} {'ours s':>8} {'ratio':>6}")
+    for name, peer, ours in rows:
+        print(f"  {name:40} {peer:8.3f} {ours:8.3f} {peer / ours:6.2f}")
+    print(f"  speed-up over sequential: interpreters {t_sync / t_ours:.2f}x, processes {t_sync / t_proc:.2f}x,"
+          f" threads {t_sync / t_thr:.2f}x, distributed+plugin {t_sync / t_dist_ours:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
