@@ -75,6 +75,9 @@ def has_pep788() -> bool:
 def _testing_hold_guard(id: int, seconds: float, /) -> None:
     """Testing: a native thread holds a guard on ``id`` for ``seconds``."""
 
+def _testing_pickle_containers(on: bool, /) -> None:
+    """Test hook: containers and complex cross by pickle again (benchmarks)."""
+
 def _testing_push_pending(id: int, source: str, /) -> None:
     """Testing: queue a pending call that runs ``source`` in ``id``'s ``__main__``."""
 

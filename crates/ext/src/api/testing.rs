@@ -50,3 +50,11 @@ pub fn push_pending(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::Py
     }
     Ok(ffi::none())
 }
+
+/// `_testing_pickle_containers(on)`: containers (and `complex`) take the
+/// pickle path again when `on`, so a benchmark compares both in one run.
+pub fn pickle_containers(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("_testing_pickle_containers", args, 1)?;
+    crate::xi::set_pickle_containers(crate::ffi::args::arg_bool(args, 0)?);
+    Ok(ffi::none())
+}
