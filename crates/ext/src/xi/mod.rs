@@ -221,7 +221,10 @@ pub unsafe fn is_shareable(obj: *mut sys::PyObject) -> PyResult<bool> {
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn to_value(obj: *mut sys::PyObject, strict: bool) -> PyResult<Value> {
     // SAFETY: forwarded contract.
-    let mode = if PICKLE_CONTAINERS.load(Ordering::Relaxed) {
+    // strict=True takes what the stdlib shares and nothing else, so that it
+    // agrees with `is_shareable` (our copies of containers are a faster
+    // pickle, not a promise of the stdlib's).
+    let mode = if strict || PICKLE_CONTAINERS.load(Ordering::Relaxed) {
         Mode::Stdlib
     } else {
         Mode::Full
