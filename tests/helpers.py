@@ -183,3 +183,7 @@ class HashFailsAfterLoad:
 
     def __eq__(self, other):
         return self is other
+
+
+class MyList(list):
+    pass

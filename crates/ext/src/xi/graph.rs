@@ -26,7 +26,9 @@
 //!   snapshotted as strong references before any of them is looked at — a
 //!   list or dict under its critical section on free-threaded builds (the
 //!   lock its own methods take), a set through `PySequence_List` (which
-//!   takes it), a bytearray under a buffer export (which forbids resizing).
+//!   takes it), a bytearray under its critical section (free-threaded
+//!   3.13, whose bytearrays lock nothing: under a buffer export, so a
+//!   concurrent resize raises `BufferError` in the resizing thread).
 //!   A concurrent mutation lands before or after the snapshot, never in it.
 //!
 //! Any item that does not cross natively makes the whole value go the old
@@ -179,28 +181,47 @@ unsafe fn snapshot(obj: *mut sys::PyObject, kind: Kind) -> PyResult<Vec<Owned>> 
     }
 }
 
-/// A bytearray's bytes, copied under a buffer export (no resize meanwhile).
+/// A bytearray's bytes. With the GIL no other thread runs during the copy;
+/// free-threaded 3.14+ bytearrays take their critical section in every
+/// method, so the copy is made under it. Free-threaded 3.13 bytearrays take
+/// no lock at all: the copy is made under a buffer export, which makes a
+/// concurrent resize fail with `BufferError` (in the resizing thread) rather
+/// than free the bytes being read.
 ///
 /// # Safety
 /// `obj` is a live bytearray; attached.
 unsafe fn bytearray_bytes(obj: *mut sys::PyObject) -> PyResult<Vec<u8>> {
+    #[cfg(all(Py_GIL_DISABLED, not(Py_3_14)))]
     // SAFETY: the view is filled by a successful GetBuffer and released once;
     // `buf` holds `len` readable bytes until then.
     unsafe {
-        with_critical_section(obj, || {
-            let mut view = std::mem::MaybeUninit::<sys::Py_buffer>::uninit();
-            if sys::PyObject_GetBuffer(obj, view.as_mut_ptr(), sys::PyBUF_SIMPLE) < 0 {
-                return Err(PyErrSet);
-            }
-            let mut view = view.assume_init();
-            let b = if view.len > 0 {
-                std::slice::from_raw_parts(view.buf as *const u8, view.len as usize).to_vec()
-            } else {
+        let mut view = std::mem::MaybeUninit::<sys::Py_buffer>::uninit();
+        if sys::PyObject_GetBuffer(obj, view.as_mut_ptr(), sys::PyBUF_SIMPLE) < 0 {
+            return Err(PyErrSet);
+        }
+        let mut view = view.assume_init();
+        let b = if view.len > 0 {
+            std::slice::from_raw_parts(view.buf as *const u8, view.len as usize).to_vec()
+        } else {
+            Vec::new()
+        };
+        sys::PyBuffer_Release(&mut view);
+        Ok(b)
+    }
+    #[cfg(not(all(Py_GIL_DISABLED, not(Py_3_14))))]
+    // SAFETY: `obj` is a live bytearray; its size and storage are read
+    // together with no other thread able to resize it (the GIL, or its
+    // critical section), and copied before the section ends.
+    unsafe {
+        Ok(with_critical_section(obj, || {
+            let n = sys::PyByteArray_Size(obj);
+            let p = sys::PyByteArray_AsString(obj);
+            if n <= 0 || p.is_null() {
                 Vec::new()
-            };
-            sys::PyBuffer_Release(&mut view);
-            Ok(b)
-        })
+            } else {
+                std::slice::from_raw_parts(p as *const u8, n as usize).to_vec()
+            }
+        }))
     }
 }
 
