@@ -4,8 +4,12 @@
 //!
 //! A container crosses as a [`Graph`]: a flat table of nodes, one per
 //! distinct container object (a memo keyed by the object's address, the
-//! objects kept alive for the whole conversion), whose items are either a
-//! leaf [`Value`] or a reference to another node. So:
+//! objects kept alive for the whole conversion), whose items are encoded in
+//! one byte stream: a leaf inline (a tag, then its bytes), or a reference to
+//! another node. One stream, not a Rust value per item: measured, a `Value`
+//! per item (56 bytes, and a `String` per `str`) made the copy of a
+//! 10,000-item dict twice as slow as pickle (page faults of the fresh
+//! memory, allocations); the stream costs about what a pickle does. So:
 //!
 //! - **Shared substructure keeps its identity**, as with pickle: `[a, a]`
 //!   rebuilds as a list holding the same object twice, and a DAG crosses in
@@ -43,36 +47,30 @@ use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use std::collections::HashMap;
 use std::ffi::c_char;
 
-/// An item of a container: a leaf value, or another container of the graph.
-#[derive(Debug, Clone)]
-pub enum Item {
-    Ref(u32),
-    Val(Value),
-}
+// The stream's tags: each item is a tag and its payload.
+const T_NONE: u8 = 0;
+const T_FALSE: u8 = 1;
+const T_TRUE: u8 = 2;
+/// Zigzag LEB128 (a small int takes a byte or two).
+const T_INT: u8 = 3;
+/// 8 bytes (`f64` bits, little endian).
+const T_FLOAT: u8 = 4;
+/// 16 bytes: real, imaginary.
+const T_COMPLEX: u8 = 5;
+/// Length (LEB128), then UTF-8.
+const T_STR: u8 = 6;
+/// Length, then `surrogatepass` UTF-8 (a `str` with lone surrogates).
+const T_STR_RAW: u8 = 7;
+/// Length, then the bytes.
+const T_BYTES: u8 = 8;
+/// Length, then little-endian two's complement.
+const T_BIGINT: u8 = 9;
+/// A node index (LEB128).
+const T_REF: u8 = 10;
+/// An index (LEB128) into [`Graph::others`].
+const T_OTHER: u8 = 11;
 
-#[derive(Debug, Clone)]
-enum Node {
-    /// Being converted (never in a finished graph).
-    Pending,
-    List(Vec<Item>),
-    Tuple(Vec<Item>),
-    /// Pairs in the dict's order.
-    Dict(Vec<(Item, Item)>),
-    Set(Vec<Item>),
-    FrozenSet(Vec<Item>),
-    ByteArray(Vec<u8>),
-}
-
-/// Containers in transit: node 0 is the root.
-#[derive(Debug, Clone)]
-pub struct Graph {
-    nodes: Vec<Node>,
-    /// Every node, each after the nodes it holds (except the mutable ones
-    /// still being converted when it was reached: a cycle).
-    order: Vec<u32>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Kind {
     List,
     Tuple,
@@ -82,22 +80,47 @@ enum Kind {
     ByteArray,
 }
 
-/// # Safety
-/// `obj` is a live object; attached.
-unsafe fn kind_of(obj: *mut sys::PyObject) -> Option<Kind> {
-    // SAFETY: forwarded; exact type checks read the type pointer only.
+/// One container: its kind, its items' span of the stream and their count
+/// (a dict's pairs count twice: key, value, key, value... in its order; a
+/// bytearray's span is its bytes). `len == usize::MAX`: being converted.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    kind: Kind,
+    start: usize,
+    end: usize,
+    len: usize,
+}
+
+const PENDING: usize = usize::MAX;
+
+/// Containers in transit: node 0 is the root.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    /// Every node, each after the nodes it holds (except the mutable ones
+    /// still being converted when it was reached: a cycle).
+    order: Vec<u32>,
+    stream: Vec<u8>,
+    /// Leaves the stream does not hold: shared values (queues, buffers...).
+    others: Vec<Value>,
+}
+
+/// The container kind of exact type `tp` (addresses only: the builtin types
+/// are statics of the interpreter).
+fn kind_of_type(tp: *mut sys::PyTypeObject) -> Option<Kind> {
+    // SAFETY: only the statics' addresses are taken, nothing is read.
     unsafe {
-        if sys::PyList_CheckExact(obj) != 0 {
+        if tp == &raw mut sys::PyList_Type {
             Some(Kind::List)
-        } else if sys::PyTuple_CheckExact(obj) != 0 {
+        } else if tp == &raw mut sys::PyTuple_Type {
             Some(Kind::Tuple)
-        } else if sys::PyDict_CheckExact(obj) != 0 {
+        } else if tp == &raw mut sys::PyDict_Type {
             Some(Kind::Dict)
-        } else if sys::PySet_CheckExact(obj) != 0 {
+        } else if tp == &raw mut sys::PySet_Type {
             Some(Kind::Set)
-        } else if sys::PyFrozenSet_CheckExact(obj) != 0 {
+        } else if tp == &raw mut sys::PyFrozenSet_Type {
             Some(Kind::FrozenSet)
-        } else if sys::PyByteArray_CheckExact(obj) != 0 {
+        } else if tp == &raw mut sys::PyByteArray_Type {
             Some(Kind::ByteArray)
         } else {
             None
@@ -110,27 +133,47 @@ unsafe fn kind_of(obj: *mut sys::PyObject) -> Option<Kind> {
 /// # Safety
 /// `obj` is a live object; attached.
 pub unsafe fn is_container(obj: *mut sys::PyObject) -> bool {
-    // SAFETY: forwarded.
-    unsafe { kind_of(obj).is_some() }
+    // SAFETY: forwarded (the type of a live object).
+    kind_of_type(unsafe { sys::Py_TYPE(obj) }).is_some()
+}
+
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
+    out.push(tag);
+    put_len(out, b.len());
+    out.extend_from_slice(b);
 }
 
 struct Frame {
     node: u32,
-    kind: Kind,
     /// The container's items (a dict's as key, value, key, value...), held.
     items: Vec<Owned>,
     pos: usize,
-    out: Vec<Item>,
+    /// Its items, encoded (moved to the stream when it is done).
+    out: Vec<u8>,
 }
 
 struct Builder {
     nodes: Vec<Node>,
     order: Vec<u32>,
+    stream: Vec<u8>,
+    others: Vec<Value>,
     memo: HashMap<usize, u32>,
     /// The memoized containers, alive until the end: an address in `memo`
     /// stays its object's.
     keep: Vec<Owned>,
     stack: Vec<Frame>,
+    /// Finished frames' buffers, for the next frames.
+    spare: Vec<Vec<u8>>,
+    /// Where the root's reference is written (and dropped).
+    root_out: Vec<u8>,
 }
 
 /// The items of a container as strong references, taken atomically with
@@ -225,68 +268,181 @@ unsafe fn bytearray_bytes(obj: *mut sys::PyObject) -> PyResult<Vec<u8>> {
     }
 }
 
+
+/// Encode leaf `obj` (not a container) to `out`; `Ok(false)`: it does not
+/// cross natively. The common types inline, on one read of the type (the
+/// same rules as [`native`], which takes the rest, its values kept in
+/// `others`).
+///
+/// # Safety
+/// `obj` is live, of type `tp`; attached.
+unsafe fn leaf(
+    out: &mut Vec<u8>,
+    others: &mut Vec<Value>,
+    obj: *mut sys::PyObject,
+    tp: *mut sys::PyTypeObject,
+) -> PyResult<bool> {
+    {
+        // SAFETY (whole body): `obj` is live and of the compared exact type;
+        // a str's UTF-8 and a bytes' data stay valid while `obj` is held.
+        unsafe {
+            if tp == &raw mut sys::PyLong_Type {
+                let mut overflow = 0;
+                let v = sys::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+                if overflow == 0 {
+                    if v == -1 && !sys::PyErr_Occurred().is_null() {
+                        return Err(PyErrSet);
+                    }
+                    out.push(T_INT);
+                    put_len(out, ((v << 1) ^ (v >> 63)) as u64 as usize);
+                    return Ok(true);
+                }
+            } else if tp == &raw mut sys::PyUnicode_Type {
+                let mut len: sys::Py_ssize_t = 0;
+                let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
+                if !p.is_null() {
+                    put_bytes(out, T_STR, std::slice::from_raw_parts(p as *const u8, len as usize));
+                    return Ok(true);
+                }
+                sys::PyErr_Clear(); // lone surrogates: `native` encodes them
+            } else if tp == &raw mut sys::PyFloat_Type {
+                out.push(T_FLOAT);
+                out.extend_from_slice(&sys::PyFloat_AsDouble(obj).to_le_bytes());
+                return Ok(true);
+            } else if obj == sys::Py_None() {
+                out.push(T_NONE);
+                return Ok(true);
+            } else if tp == &raw mut sys::PyBool_Type {
+                out.push(if obj == sys::Py_True() { T_TRUE } else { T_FALSE });
+                return Ok(true);
+            } else if tp == &raw mut sys::PyBytes_Type
+                && (sys::PyBytes_Size(obj) as usize) < super::PIN_BYTES_FROM
+            {
+                put_bytes(out, T_BYTES, super::bytes_of(obj));
+                return Ok(true);
+            } else if tp == &raw mut sys::PyComplex_Type {
+                let c = sys::PyComplex_AsCComplex(obj);
+                out.push(T_COMPLEX);
+                out.extend_from_slice(&c.real.to_le_bytes());
+                out.extend_from_slice(&c.imag.to_le_bytes());
+                return Ok(true);
+            }
+            match native(obj, 0, Mode::Leaf)? {
+                None => Ok(false),
+                Some(Value::BigInt(b)) => {
+                    put_bytes(out, T_BIGINT, &b);
+                    Ok(true)
+                }
+                Some(Value::StrRaw(b)) => {
+                    put_bytes(out, T_STR_RAW, &b);
+                    Ok(true)
+                }
+                Some(v) => {
+                    out.push(T_OTHER);
+                    put_len(out, others.len());
+                    others.push(v);
+                    Ok(true)
+                }
+            }
+        }
+    }
+}
+
 impl Builder {
-    /// The item for `obj`; `Ok(None)`: it (or a cycle through it) does not
-    /// cross natively.
+    /// The buffer of frame `t` (`None`: the root's reference).
+    fn out(&mut self, t: Option<usize>) -> &mut Vec<u8> {
+        match t {
+            Some(t) => &mut self.stack[t].out,
+            None => &mut self.root_out,
+        }
+    }
+
+    /// Encode `obj` to `out`; `Ok(false)`: it (or a cycle through it) does
+    /// not cross natively. A new container gets a node (and a frame, above
+    /// the caller's, unless it is a bytearray).
     ///
     /// # Safety
     /// `obj` is live (held by the caller until this returns); attached.
-    unsafe fn item(&mut self, obj: *mut sys::PyObject) -> PyResult<Option<Item>> {
-        // SAFETY: forwarded.
-        let Some(kind) = (unsafe { kind_of(obj) }) else {
+    unsafe fn item(&mut self, t: Option<usize>, obj: *mut sys::PyObject) -> PyResult<bool> {
+        // SAFETY: forwarded (the type of a live object).
+        let tp = unsafe { sys::Py_TYPE(obj) };
+        let Some(kind) = kind_of_type(tp) else {
+            let out = match t {
+                Some(t) => &mut self.stack[t].out,
+                None => &mut self.root_out,
+            };
             // SAFETY: forwarded; leaves never recurse into containers.
-            return Ok(unsafe { native(obj, 0, Mode::Leaf)? }.map(Item::Val));
+            return unsafe { leaf(out, &mut self.others, obj, tp) };
         };
         if let Some(&i) = self.memo.get(&(obj as usize)) {
-            let pending = matches!(self.nodes[i as usize], Node::Pending);
+            let pending = self.nodes[i as usize].len == PENDING;
             if pending && matches!(kind, Kind::Tuple | Kind::FrozenSet) {
-                return Ok(None); // a cycle closing on an immutable container
+                return Ok(false); // a cycle closing on an immutable container
             }
-            return Ok(Some(Item::Ref(i)));
+            let out = self.out(t);
+            out.push(T_REF);
+            put_len(out, i as usize);
+            return Ok(true);
         }
         let Ok(i) = u32::try_from(self.nodes.len()) else {
-            return Ok(None); // 4 billion containers: let pickle say what it thinks
+            return Ok(false); // 4 billion containers: let pickle say what it thinks
         };
         self.memo.insert(obj as usize, i);
         // SAFETY: `obj` is live.
         self.keep.push(unsafe { Owned::from_borrowed(obj) });
-        if kind == Kind::ByteArray {
+        let out = self.out(t);
+        out.push(T_REF);
+        put_len(out, i as usize);
+        if let Kind::ByteArray = kind {
             // SAFETY: a live bytearray.
-            self.nodes
-                .push(Node::ByteArray(unsafe { bytearray_bytes(obj)? }));
+            let b = unsafe { bytearray_bytes(obj)? };
+            let start = self.stream.len();
+            self.stream.extend_from_slice(&b);
+            self.nodes.push(Node {
+                kind,
+                start,
+                end: self.stream.len(),
+                len: b.len(),
+            });
             self.order.push(i);
         } else {
-            self.nodes.push(Node::Pending);
+            self.nodes.push(Node {
+                kind,
+                start: 0,
+                end: 0,
+                len: PENDING,
+            });
             // SAFETY: `obj` is live and of kind `kind`.
             let items = unsafe { snapshot(obj, kind)? };
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.clear();
+            // About what small items take: one growth at most, usually none.
+            buf.reserve(items.len() * 4 + 16);
             self.stack.push(Frame {
                 node: i,
-                kind,
-                out: Vec::with_capacity(items.len()),
                 items,
                 pos: 0,
+                out: buf,
             });
         }
-        Ok(Some(Item::Ref(i)))
+        Ok(true)
     }
 
     fn finish(&mut self, f: Frame) {
-        let node = match f.kind {
-            Kind::List => Node::List(f.out),
-            Kind::Tuple => Node::Tuple(f.out),
-            Kind::Set => Node::Set(f.out),
-            Kind::FrozenSet => Node::FrozenSet(f.out),
-            Kind::Dict => {
-                let mut pairs = Vec::with_capacity(f.out.len() / 2);
-                let mut it = f.out.into_iter();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    pairs.push((k, v));
-                }
-                Node::Dict(pairs)
-            }
-            Kind::ByteArray => unreachable!("bytearrays have no frame"),
-        };
-        self.nodes[f.node as usize] = node;
+        let node = &mut self.nodes[f.node as usize];
+        node.start = self.stream.len();
+        if self.stream.is_empty() {
+            // The first container done (the only one of a flat value): its
+            // buffer becomes the stream, no copy.
+            let mut out = f.out;
+            std::mem::swap(&mut self.stream, &mut out);
+            self.spare.push(out);
+        } else {
+            self.stream.extend_from_slice(&f.out);
+            self.spare.push(f.out);
+        }
+        node.end = self.stream.len();
+        node.len = f.items.len();
         self.order.push(f.node);
     }
 }
@@ -300,12 +456,16 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
     let mut b = Builder {
         nodes: Vec::new(),
         order: Vec::new(),
+        stream: Vec::new(),
+        others: Vec::new(),
         memo: HashMap::new(),
         keep: Vec::new(),
         stack: Vec::new(),
+        spare: Vec::new(),
+        root_out: Vec::new(),
     };
     // SAFETY: forwarded.
-    if unsafe { b.item(root)? }.is_none() {
+    if !unsafe { b.item(None, root)? } {
         return Ok(None);
     }
     while let Some(t) = b.stack.len().checked_sub(1) {
@@ -319,32 +479,116 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
         top.pos += 1;
         // SAFETY: `child` is held by frame `t`, which stays on the stack
         // until after this returns (new frames go above it).
-        match unsafe { b.item(child)? } {
-            Some(item) => b.stack[t].out.push(item),
-            None => return Ok(None),
+        if !unsafe { b.item(Some(t), child)? } {
+            return Ok(None);
         }
     }
     Ok(Some(Graph {
         nodes: b.nodes,
         order: b.order,
+        stream: b.stream,
+        others: b.others,
     }))
 }
 
 fn broken() -> PyErrSet {
     ffi::raise(
         ffi::Exc::SystemError,
-        "crossinterp: a container's item was not rebuilt before its container",
+        "crossinterp: a container crossed in a form it cannot be rebuilt from",
     )
 }
 
-fn resolve(objs: &[Option<Owned>], item: &Item) -> PyResult<Owned> {
-    match item {
-        // SAFETY: attached (the caller's); the object is live in `objs`.
-        Item::Ref(j) => match objs.get(*j as usize) {
-            Some(Some(o)) => Ok(unsafe { Owned::from_borrowed(o.as_ptr()) }),
-            _ => Err(broken()),
-        },
-        Item::Val(v) => super::from_value(v),
+/// A reader of one node's items.
+struct Reader<'a> {
+    g: &'a Graph,
+    pos: usize,
+    end: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> PyResult<u8> {
+        if self.pos >= self.end {
+            return Err(broken());
+        }
+        self.pos += 1;
+        Ok(self.g.stream[self.pos - 1])
+    }
+
+    fn take(&mut self, n: usize) -> PyResult<&[u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.end).ok_or_else(broken)?;
+        let s = &self.g.stream[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn len(&mut self) -> PyResult<usize> {
+        // One byte: the common case (small ints, short strings, few nodes).
+        if self.pos < self.end && self.g.stream[self.pos] < 0x80 {
+            self.pos += 1;
+            return Ok(self.g.stream[self.pos - 1] as usize);
+        }
+        let mut n = 0usize;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= ((b & 0x7f) as usize) << shift;
+            if b & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(broken())
+    }
+
+    fn f64(&mut self) -> PyResult<f64> {
+        let b = self.take(8)?;
+        Ok(f64::from_le_bytes(b.try_into().map_err(|_| broken())?))
+    }
+
+    /// The next item as an object.
+    fn next(&mut self, objs: &[Option<Owned>]) -> PyResult<Owned> {
+        let tag = self.byte()?;
+        // SAFETY (whole match): attached (the caller's); a ref's object is
+        // live in `objs`; the constructors get the stream's bytes (`T_STR`
+        // ones are UTF-8: copied from CPython's own UTF-8 of a str).
+        unsafe {
+            match tag {
+                T_NONE => Ok(Owned::from_borrowed(sys::Py_None())),
+                T_FALSE => Ok(Owned::from_borrowed(sys::Py_False())),
+                T_TRUE => Ok(Owned::from_borrowed(sys::Py_True())),
+                T_INT => {
+                    let z = self.len()? as u64;
+                    ffi::new_int(((z >> 1) as i64) ^ -((z & 1) as i64))
+                }
+                T_FLOAT => Owned::from_new(sys::PyFloat_FromDouble(self.f64()?)),
+                T_COMPLEX => {
+                    let (re, im) = (self.f64()?, self.f64()?);
+                    Owned::from_new(sys::PyComplex_FromDoubles(re, im))
+                }
+                T_STR | T_STR_RAW | T_BYTES | T_BIGINT => {
+                    let n = self.len()?;
+                    let b = self.take(n)?;
+                    let (p, n) = (b.as_ptr(), b.len() as sys::Py_ssize_t);
+                    Owned::from_new(match tag {
+                        T_STR => sys::PyUnicode_FromStringAndSize(p as *const c_char, n),
+                        T_STR_RAW => sys::PyUnicode_DecodeUTF8(
+                            p as *const c_char,
+                            n,
+                            crate::cstr!("surrogatepass").as_ptr(),
+                        ),
+                        T_BYTES => sys::PyBytes_FromStringAndSize(p as *const c_char, n),
+                        _ => sys::PyLong_FromNativeBytes(p.cast(), n as usize, 1),
+                    })
+                }
+                T_REF => match objs.get(self.len()?) {
+                    Some(Some(o)) => Ok(Owned::from_borrowed(o.as_ptr())),
+                    _ => Err(broken()),
+                },
+                T_OTHER => match self.g.others.get(self.len()?) {
+                    Some(v) => super::from_value(v),
+                    None => Err(broken()),
+                },
+                _ => Err(broken()),
+            }
+        }
     }
 }
 
@@ -354,72 +598,82 @@ pub fn build(g: &Graph) -> PyResult<Owned> {
     // First every mutable container, empty (a bytearray whole), so that a
     // cycle can name them before they are filled.
     // SAFETY (both loops): attached; every constructor and setter gets objects
-    // of the type it takes, and list indices below the size given to
-    // PyList_New (whose slots start NULL and are each set once here; a list
+    // of the type it takes, and list and tuple indices below the size given
+    // at creation (whose slots start NULL and are each set once here; a list
     // dropped half-filled releases only what it holds).
     unsafe {
         for node in &g.nodes {
-            objs.push(match node {
-                Node::List(items) => Some(Owned::from_new(sys::PyList_New(
-                    items.len() as sys::Py_ssize_t,
-                ))?),
-                Node::Dict(_) => Some(Owned::from_new(sys::PyDict_New())?),
-                Node::Set(_) => Some(Owned::from_new(sys::PySet_New(std::ptr::null_mut()))?),
-                Node::ByteArray(b) => Some(Owned::from_new(sys::PyByteArray_FromStringAndSize(
-                    b.as_ptr() as *const c_char,
-                    b.len() as sys::Py_ssize_t,
-                ))?),
-                Node::Tuple(_) | Node::FrozenSet(_) | Node::Pending => None,
+            objs.push(match node.kind {
+                Kind::List => Some(Owned::from_new(sys::PyList_New(node.len as sys::Py_ssize_t))?),
+                Kind::Dict => Some(Owned::from_new(sys::PyDict_New())?),
+                Kind::Set => Some(Owned::from_new(sys::PySet_New(std::ptr::null_mut()))?),
+                Kind::ByteArray => {
+                    let b = g.stream.get(node.start..node.end).ok_or_else(broken)?;
+                    Some(Owned::from_new(sys::PyByteArray_FromStringAndSize(
+                        b.as_ptr() as *const c_char,
+                        b.len() as sys::Py_ssize_t,
+                    ))?)
+                }
+                Kind::Tuple | Kind::FrozenSet => None,
             });
         }
         for &i in &g.order {
             let i = i as usize;
-            match &g.nodes[i] {
-                Node::List(items) => {
+            let node = g.nodes[i];
+            if node.len == PENDING {
+                return Err(broken());
+            }
+            let mut r = Reader {
+                g,
+                pos: node.start,
+                end: node.end,
+            };
+            match node.kind {
+                Kind::List => {
                     let l = objs[i].as_ref().ok_or_else(broken)?.as_ptr();
-                    for (k, it) in items.iter().enumerate() {
-                        let o = resolve(&objs, it)?;
+                    for k in 0..node.len {
+                        let o = r.next(&objs)?;
                         sys::PyList_SET_ITEM(l, k as sys::Py_ssize_t, o.into_ptr());
                     }
                 }
-                Node::Dict(pairs) => {
+                Kind::Dict => {
                     let d = objs[i].as_ref().ok_or_else(broken)?.as_ptr();
-                    for (k, v) in pairs {
-                        let (k, v) = (resolve(&objs, k)?, resolve(&objs, v)?);
+                    for _ in 0..node.len / 2 {
+                        let k = r.next(&objs)?;
+                        let v = r.next(&objs)?;
                         if sys::PyDict_SetItem(d, k.as_ptr(), v.as_ptr()) < 0 {
                             return Err(PyErrSet);
                         }
                     }
                 }
-                Node::Set(items) => {
+                Kind::Set => {
                     let s = objs[i].as_ref().ok_or_else(broken)?.as_ptr();
-                    for it in items {
-                        if sys::PySet_Add(s, resolve(&objs, it)?.as_ptr()) < 0 {
+                    for _ in 0..node.len {
+                        if sys::PySet_Add(s, r.next(&objs)?.as_ptr()) < 0 {
                             return Err(PyErrSet);
                         }
                     }
                 }
-                Node::Tuple(items) => {
-                    let t = Owned::from_new(sys::PyTuple_New(items.len() as sys::Py_ssize_t))?;
-                    for (k, it) in items.iter().enumerate() {
-                        let o = resolve(&objs, it)?;
+                Kind::Tuple => {
+                    let t = Owned::from_new(sys::PyTuple_New(node.len as sys::Py_ssize_t))?;
+                    for k in 0..node.len {
+                        let o = r.next(&objs)?;
                         // A new tuple: its slots are set once, here.
                         sys::PyTuple_SET_ITEM(t.as_ptr(), k as sys::Py_ssize_t, o.into_ptr());
                     }
                     objs[i] = Some(t);
                 }
-                Node::FrozenSet(items) => {
+                Kind::FrozenSet => {
                     // PySet_Add may fill a frozenset no one else has seen yet.
                     let s = Owned::from_new(sys::PyFrozenSet_New(std::ptr::null_mut()))?;
-                    for it in items {
-                        if sys::PySet_Add(s.as_ptr(), resolve(&objs, it)?.as_ptr()) < 0 {
+                    for _ in 0..node.len {
+                        if sys::PySet_Add(s.as_ptr(), r.next(&objs)?.as_ptr()) < 0 {
                             return Err(PyErrSet);
                         }
                     }
                     objs[i] = Some(s);
                 }
-                Node::ByteArray(_) => {}
-                Node::Pending => return Err(broken()),
+                Kind::ByteArray => {}
             }
         }
     }
