@@ -153,9 +153,17 @@ fn put_bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
 
 struct Frame {
     node: u32,
+    kind: Kind,
+    /// The container (held by the builder's `keep`).
+    obj: *mut sys::PyObject,
+    /// Its items are read from it, one at a time (a tuple; a list with the
+    /// GIL), rather than from `items`.
+    direct: bool,
     /// The container's items (a dict's as key, value, key, value...), held.
     items: Vec<Owned>,
     pos: usize,
+    /// Items encoded so far.
+    count: usize,
     /// Its items, encoded (moved to the stream when it is done).
     out: Vec<u8>,
 }
@@ -327,6 +335,9 @@ unsafe fn leaf(
                 out.extend_from_slice(&c.imag.to_le_bytes());
                 return Ok(true);
             }
+            // A shared value's converter may run Python code: `obj` is held
+            // meanwhile (a list read in place no longer holds it for sure).
+            let _held = Owned::from_borrowed(obj);
             match native(obj, 0, Mode::Leaf)? {
                 None => Ok(false),
                 Some(Value::BigInt(b)) => {
@@ -412,16 +423,36 @@ impl Builder {
                 end: 0,
                 len: PENDING,
             });
-            // SAFETY: `obj` is live and of kind `kind`.
-            let items = unsafe { snapshot(obj, kind)? };
+            // A tuple's items live as long as the tuple (held). With the GIL
+            // a list is read in place too: encoding a builtin scalar runs no
+            // Python code and releases nothing, so nothing can change the
+            // list meanwhile; what may (a shared value's converter) is given
+            // a reference it holds, and the list's size and item are read
+            // again for every item. Free-threaded lists, dicts and sets are
+            // snapshotted (see `snapshot`).
+            let direct =
+                matches!(kind, Kind::Tuple) || (cfg!(not(Py_GIL_DISABLED)) && matches!(kind, Kind::List));
+            let (items, n) = if direct {
+                // SAFETY: `obj` is a live list or tuple.
+                (Vec::new(), unsafe { sys::PyObject_Length(obj) }.max(0) as usize)
+            } else {
+                // SAFETY: `obj` is live and of kind `kind`.
+                let items = unsafe { snapshot(obj, kind)? };
+                let n = items.len();
+                (items, n)
+            };
             let mut buf = self.spare.pop().unwrap_or_default();
             buf.clear();
             // About what small items take: one growth at most, usually none.
-            buf.reserve(items.len() * 4 + 16);
+            buf.reserve(n * 4 + 16);
             self.stack.push(Frame {
                 node: i,
+                kind,
+                obj,
+                direct,
                 items,
                 pos: 0,
+                count: 0,
                 out: buf,
             });
         }
@@ -442,7 +473,7 @@ impl Builder {
             self.spare.push(f.out);
         }
         node.end = self.stream.len();
-        node.len = f.items.len();
+        node.len = f.count;
         self.order.push(f.node);
     }
 }
@@ -470,18 +501,41 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
     }
     while let Some(t) = b.stack.len().checked_sub(1) {
         let top = &mut b.stack[t];
-        if top.pos == top.items.len() {
+        let child = if top.direct {
+            // SAFETY: the frame's container is live (held by `keep`) and a
+            // list or tuple as its kind says; the index is below the size
+            // read just now.
+            unsafe {
+                let n = match top.kind {
+                    Kind::List => sys::PyList_GET_SIZE(top.obj),
+                    _ => sys::PyTuple_GET_SIZE(top.obj),
+                };
+                if (top.pos as sys::Py_ssize_t) < n {
+                    Some(match top.kind {
+                        Kind::List => sys::PyList_GET_ITEM(top.obj, top.pos as sys::Py_ssize_t),
+                        _ => sys::PyTuple_GET_ITEM(top.obj, top.pos as sys::Py_ssize_t),
+                    })
+                } else {
+                    None
+                }
+            }
+        } else {
+            top.items.get(top.pos).map(|o| o.as_ptr())
+        };
+        let Some(child) = child else {
             let f = b.stack.pop().expect("a frame");
             b.finish(f);
             continue;
-        }
-        let child = top.items[top.pos].as_ptr();
+        };
         top.pos += 1;
-        // SAFETY: `child` is held by frame `t`, which stays on the stack
-        // until after this returns (new frames go above it).
+        // SAFETY: `child` is held by frame `t` (its snapshot, or its
+        // container while no Python code runs: `item` takes a reference
+        // before anything that could run some), and frame `t` stays on the
+        // stack until after this returns (new frames go above it).
         if !unsafe { b.item(Some(t), child)? } {
             return Ok(None);
         }
+        b.stack[t].count += 1;
     }
     Ok(Some(Graph {
         nodes: b.nodes,
