@@ -129,10 +129,6 @@ def bump(counter, n):
     return counter.get()
 
 
-def identity(x):
-    return x
-
-
 def shared_in_receiver(x):
     """For `[a, a, x]`: whether the receiver got one object twice, and `x`'s type."""
     return x[0] is x[1], type(x[0]).__name__

@@ -9,10 +9,18 @@ import sys
 import threading
 import time
 
+import helpers
 import pytest
 
-from crossinterp import AtomicInt, NotShareableError, SharedBuffer, _native, channels, interpreters, queues
-import helpers
+from crossinterp import (
+    AtomicInt,
+    NotShareableError,
+    SharedBuffer,
+    _native,
+    channels,
+    interpreters,
+    queues,
+)
 
 try:  # the stdlib's answer, where the stdlib has one
     import _interpreters as _stdlib_interpreters
@@ -210,7 +218,7 @@ def test_deep_nesting_crosses_from_a_thread(interp, kind):
             out["depth"] = interp.call(helpers.nesting_depth, x)
             out["queued"] = helpers.nesting_depth(_through_queue(x))
             out["back"] = helpers.nesting_depth(interp.call(helpers.identity, x))
-        except BaseException as e:  # reported below
+        except BaseException as e:  # noqa: BLE001 - reported by the assert below
             out["error"] = e
 
     t = threading.Thread(target=run)

@@ -108,23 +108,21 @@ pub struct Graph {
 /// The container kind of exact type `tp` (addresses only: the builtin types
 /// are statics of the interpreter).
 fn kind_of_type(tp: *mut sys::PyTypeObject) -> Option<Kind> {
-    // SAFETY: only the statics' addresses are taken, nothing is read.
-    unsafe {
-        if tp == &raw mut sys::PyList_Type {
-            Some(Kind::List)
-        } else if tp == &raw mut sys::PyTuple_Type {
-            Some(Kind::Tuple)
-        } else if tp == &raw mut sys::PyDict_Type {
-            Some(Kind::Dict)
-        } else if tp == &raw mut sys::PySet_Type {
-            Some(Kind::Set)
-        } else if tp == &raw mut sys::PyFrozenSet_Type {
-            Some(Kind::FrozenSet)
-        } else if tp == &raw mut sys::PyByteArray_Type {
-            Some(Kind::ByteArray)
-        } else {
-            None
-        }
+    // Only the statics' addresses are taken (safe): nothing is read.
+    if tp == &raw mut sys::PyList_Type {
+        Some(Kind::List)
+    } else if tp == &raw mut sys::PyTuple_Type {
+        Some(Kind::Tuple)
+    } else if tp == &raw mut sys::PyDict_Type {
+        Some(Kind::Dict)
+    } else if tp == &raw mut sys::PySet_Type {
+        Some(Kind::Set)
+    } else if tp == &raw mut sys::PyFrozenSet_Type {
+        Some(Kind::FrozenSet)
+    } else if tp == &raw mut sys::PyByteArray_Type {
+        Some(Kind::ByteArray)
+    } else {
+        None
     }
 }
 
@@ -276,7 +274,6 @@ unsafe fn bytearray_bytes(obj: *mut sys::PyObject) -> PyResult<Vec<u8>> {
     }
 }
 
-
 /// Encode leaf `obj` (not a container) to `out`; `Ok(false)`: it does not
 /// cross natively. The common types inline, on one read of the type (the
 /// same rules as [`native`], which takes the rest, its values kept in
@@ -309,7 +306,11 @@ unsafe fn leaf(
                 let mut len: sys::Py_ssize_t = 0;
                 let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
                 if !p.is_null() {
-                    put_bytes(out, T_STR, std::slice::from_raw_parts(p as *const u8, len as usize));
+                    put_bytes(
+                        out,
+                        T_STR,
+                        std::slice::from_raw_parts(p as *const u8, len as usize),
+                    );
                     return Ok(true);
                 }
                 sys::PyErr_Clear(); // lone surrogates: `native` encodes them
@@ -321,7 +322,11 @@ unsafe fn leaf(
                 out.push(T_NONE);
                 return Ok(true);
             } else if tp == &raw mut sys::PyBool_Type {
-                out.push(if obj == sys::Py_True() { T_TRUE } else { T_FALSE });
+                out.push(if obj == sys::Py_True() {
+                    T_TRUE
+                } else {
+                    T_FALSE
+                });
                 return Ok(true);
             } else if tp == &raw mut sys::PyBytes_Type
                 && (sys::PyBytes_Size(obj) as usize) < super::PIN_BYTES_FROM
@@ -430,11 +435,14 @@ impl Builder {
             // a reference it holds, and the list's size and item are read
             // again for every item. Free-threaded lists, dicts and sets are
             // snapshotted (see `snapshot`).
-            let direct =
-                matches!(kind, Kind::Tuple) || (cfg!(not(Py_GIL_DISABLED)) && matches!(kind, Kind::List));
+            let direct = matches!(kind, Kind::Tuple)
+                || (cfg!(not(Py_GIL_DISABLED)) && matches!(kind, Kind::List));
             let (items, n) = if direct {
                 // SAFETY: `obj` is a live list or tuple.
-                (Vec::new(), unsafe { sys::PyObject_Length(obj) }.max(0) as usize)
+                (
+                    Vec::new(),
+                    unsafe { sys::PyObject_Length(obj) }.max(0) as usize,
+                )
             } else {
                 // SAFETY: `obj` is live and of kind `kind`.
                 let items = unsafe { snapshot(obj, kind)? };
@@ -569,7 +577,11 @@ impl Reader<'_> {
     }
 
     fn take(&mut self, n: usize) -> PyResult<&[u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.end).ok_or_else(broken)?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.end)
+            .ok_or_else(broken)?;
         let s = &self.g.stream[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -658,7 +670,9 @@ pub fn build(g: &Graph) -> PyResult<Owned> {
     unsafe {
         for node in &g.nodes {
             objs.push(match node.kind {
-                Kind::List => Some(Owned::from_new(sys::PyList_New(node.len as sys::Py_ssize_t))?),
+                Kind::List => Some(Owned::from_new(sys::PyList_New(
+                    node.len as sys::Py_ssize_t,
+                ))?),
                 Kind::Dict => Some(Owned::from_new(sys::PyDict_New())?),
                 Kind::Set => Some(Owned::from_new(sys::PySet_New(std::ptr::null_mut()))?),
                 Kind::ByteArray => {

@@ -54,7 +54,9 @@ pub fn describe_exception(helper: &Import) -> Result<Value, Option<Owned>> {
 /// receiver, saving a copy and the page faults of a large temporary block.
 const PIN_BYTES_FROM: usize = 256 * 1024;
 
-/// Tuples nested deeper than this are pickled as a whole.
+/// Tuples nested deeper than this leave the recursive fast path: they are
+/// copied as a [`graph::Graph`] (on an explicit stack), or for
+/// `is_shareable` and `strict=True` not shareable.
 const MAX_DEPTH: usize = 64;
 
 /// Test hook (`_testing_pickle_containers`): containers and `complex` go
@@ -344,7 +346,11 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize, mode: Mode) -> PyResult<
         if sys::PyTuple_CheckExact(obj) != 0 && depth < MAX_DEPTH && mode != Mode::Leaf {
             let n = sys::PyTuple_Size(obj);
             let mut items = Vec::with_capacity(n as usize);
-            let inner = if mode == Mode::Stdlib { mode } else { Mode::Copy };
+            let inner = if mode == Mode::Stdlib {
+                mode
+            } else {
+                Mode::Copy
+            };
             let mut all = true;
             for i in 0..n {
                 match native(sys::PyTuple_GetItem(obj, i), depth + 1, inner)? {
