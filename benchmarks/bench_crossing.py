@@ -20,6 +20,12 @@ Each carries: a small int, a 64-byte ``SharedBuffer``, a ``Queue``, an
 ``AtomicInt`` and a proxy (``crossinterp.share(list)``, owned by the main
 interpreter: a proxy in the subinterpreter, the list itself back home).
 
+Containers (issue 12 part 3): a list of ints and a dict of short str keys to
+ints, 100 and 10,000 items, through ``put`` + ``get`` on one Queue and through
+``Interpreter.call(echo, value)``, copied natively and, in the same run, by
+the pickle path (forced with the test hook ``_testing_pickle_containers``);
+the ratio is pickle / native (above 1: native is faster).
+
 Micro-costs (ns per operation, in one interpreter; the statement is unrolled
 10 times per loop iteration, and the empty statement's cost is the first row):
 ``_native.is_shareable`` of a plain list (the "not ours" path), of a
@@ -281,6 +287,53 @@ def crossing_cases(fx: Fixture) -> dict[str, dict[str, Run]]:
     return groups
 
 
+CONTAINERS = {
+    "list of 100 ints": list(range(100)),
+    "dict of 100 str->int": {f"k{i}": i for i in range(100)},
+    "list of 10,000 ints": list(range(10_000)),
+    "dict of 10,000 str->int": {f"k{i}": i for i in range(10_000)},
+}
+CONTAINER_PATHS = ("put+get", "call echo")
+
+
+def pickled(run: Run, on: bool) -> Run:
+    """`run` with the pickle path for containers forced on or off."""
+
+    def r(n: int) -> tuple[float, int]:
+        _native._testing_pickle_containers(on)
+        try:
+            return run(n)
+        finally:
+            _native._testing_pickle_containers(False)
+
+    return r
+
+
+def container_cases(fx: Fixture) -> dict[str, Run]:
+    cases: dict[str, Run] = {}
+    for name, v in CONTAINERS.items():
+        for on in (False, True):
+            mode = "pickle" if on else "native"
+            for how in CONTAINER_PATHS:
+                if how == "put+get":
+                    run = timed("put(v); get()", put=fx.local.put, get=fx.local.get, v=v)
+                else:
+                    run = timed("call(echo, v)", call=fx.call_it.call, echo=fx.echo, v=v)
+                r = pickled(run, on)
+                r(1)  # it comes back as it went (each row measures a crossing)
+                cases[f"{how}: {name} [{mode}]"] = r
+    for on in (False, True):
+        _native._testing_pickle_containers(on)
+        try:
+            for name, v in CONTAINERS.items():
+                fx.local.put(v)
+                if fx.local.get() != v or fx.call_it.call(fx.echo, v) != v:
+                    raise SystemExit(f"{name} (pickle={on}) did not come back equal")
+        finally:
+            _native._testing_pickle_containers(False)
+    return cases
+
+
 def micro_cases(fx: Fixture) -> dict[str, Run]:
     p = fx.remote
     append = timed("p.append(0)", UNROLL, p=p)
@@ -345,7 +398,8 @@ def main() -> None:
     try:
         groups = crossing_cases(fx)
         micro = micro_cases(fx)
-        cases = {name: run for g in groups.values() for name, run in g.items()} | micro
+        containers = container_cases(fx)
+        cases = {name: run for g in groups.values() for name, run in g.items()} | containers | micro
         per_round = measure(cases, rounds, target)
     finally:
         fx.close()
@@ -358,6 +412,13 @@ def main() -> None:
             ratio = "" if name == base else f"{best[name] / best[base]:8.2f}x int"
             out(f"  {name:30s}{fmt_ns(best[name]):>10s} ns{ratio}")
         out()
+    out("containers: native copy vs the pickle path, same run (ns per operation)")
+    for how in CONTAINER_PATHS:
+        for name in CONTAINERS:
+            nat, pick = best[f"{how}: {name} [native]"], best[f"{how}: {name} [pickle]"]
+            out(f"  {how + ': ' + name:38s}{fmt_ns(nat):>11s} ns native{fmt_ns(pick):>11s} ns pickle"
+                f"{pick / nat:8.2f}x")
+    out()
     out(f"single-interpreter micro-costs (ns per operation, {UNROLL}x unrolled)")
     for name in micro:
         out(f"  {name:30s}{fmt_ns(best[name]):>10s} ns")
@@ -367,7 +428,8 @@ def main() -> None:
             json.dump(
                 {
                     "meta": meta,
-                    "groups": {t: list(g) for t, g in groups.items()} | {"micro": list(micro)},
+                    "groups": {t: list(g) for t, g in groups.items()}
+                    | {"containers": list(containers), "micro": list(micro)},
                     "rows": per_round,
                 },
                 f,

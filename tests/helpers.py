@@ -127,3 +127,59 @@ def bump(counter, n):
     for _ in range(n):
         counter.inc()
     return counter.get()
+
+
+def shared_in_receiver(x):
+    """For `[a, a, x]`: whether the receiver got one object twice, and `x`'s type."""
+    return x[0] is x[1], type(x[0]).__name__
+
+
+def self_cycle_in_receiver(x):
+    return x[-1] is x
+
+
+def nesting_depth(x):
+    """Depth of a chain of one-item containers (iteratively: no recursion)."""
+    n = 0
+    while isinstance(x, (list, tuple, dict)) and x:
+        x = x["k"] if isinstance(x, dict) else x[0]
+        n += 1
+    return n
+
+
+def deep_list(n):
+    x = []
+    for _ in range(n):
+        x = [x]
+    return x
+
+
+def recv_one(ch):
+    return ch.recv(timeout=60)
+
+
+def put_back(q_in, q_out):
+    """Get one item and put it back on another queue (a receiver re-sends it)."""
+    q_out.put(q_in.get(timeout=60))
+
+
+class HashFailsAfterLoad:
+    """Hashable in the sender; its __hash__ raises once unpickled elsewhere."""
+
+    def __init__(self, loaded=False):
+        self.loaded = loaded
+
+    def __reduce__(self):
+        return (HashFailsAfterLoad, (True,))
+
+    def __hash__(self):
+        if self.loaded:
+            raise ValueError("no hash after loading")
+        return 1
+
+    def __eq__(self, other):
+        return self is other
+
+
+class MyList(list):
+    pass

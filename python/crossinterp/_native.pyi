@@ -96,6 +96,12 @@ def has_pep788() -> bool:
 def _testing_hold_guard(id: int, seconds: float, /) -> None:
     """Testing: a native thread holds a guard on ``id`` for ``seconds``."""
 
+def _testing_pickle_containers(on: bool, /) -> None:
+    """Test hook: containers and complex cross by pickle again (benchmarks)."""
+
+def _testing_xi_cost(obj: object, n: int, /) -> tuple[float, float]:
+    """Test hook: seconds to convert ``obj`` ``n`` times, and to rebuild it ``n`` times."""
+
 def _testing_push_pending(id: int, source: str, /) -> None:
     """Testing: queue a pending call that runs ``source`` in ``id``'s ``__main__``."""
 

@@ -79,6 +79,8 @@ crate::native_module! {
         (noargs, "live_owners", "", f::live_owners, "live_owners() -> int"),
         (fast, "set_finalize_warn_after", ", seconds, /", f::set_finalize_warn_after, "set_finalize_warn_after(seconds) -> float (the old value)"),
         (fast, "_testing_hold_guard", ", id, seconds, /", testing::hold_guard, "_testing_hold_guard(id, seconds): a Rust thread holds a guard on the owner."),
+        (fast, "_testing_pickle_containers", ", on, /", testing::pickle_containers, "_testing_pickle_containers(on): containers and complex cross by pickle again (benchmarks)."),
+        (fast, "_testing_xi_cost", ", obj, n, /", testing::xi_cost, "_testing_xi_cost(obj, n) -> (seconds converting, seconds rebuilding), n times each."),
         (fast, "_testing_push_pending", ", id, source, /", testing::push_pending, "_testing_push_pending(id, source): queue a pending call running source in the owner's __main__."),
     ],
 }

@@ -50,3 +50,40 @@ pub fn push_pending(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::Py
     }
     Ok(ffi::none())
 }
+
+/// `_testing_pickle_containers(on)`: containers (and `complex`) take the
+/// pickle path again when `on`, so a benchmark compares both in one run.
+pub fn pickle_containers(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("_testing_pickle_containers", args, 1)?;
+    crate::xi::set_pickle_containers(crate::ffi::args::arg_bool(args, 0)?);
+    Ok(ffi::none())
+}
+
+/// `_testing_xi_cost(obj, n) -> (to_value seconds, rebuild seconds)`: the
+/// two halves of a crossing, `n` times each, timed in Rust (no queue).
+pub fn xi_cost(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("_testing_xi_cost", args, 2)?;
+    let n = arg_i64(args[1], "n")?.max(1);
+    let t = std::time::Instant::now();
+    let mut v = None;
+    for _ in 0..n {
+        // SAFETY: a live argument of the attached interpreter.
+        v = Some(unsafe { crate::xi::to_value(args[0], false)? });
+    }
+    let conv = t.elapsed().as_secs_f64();
+    let v = v.expect("n >= 1");
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        drop(crate::xi::from_value(&v)?);
+    }
+    let build = t.elapsed().as_secs_f64();
+    // SAFETY: attached.
+    let (a, b) = unsafe {
+        (
+            crate::ffi::Owned::from_new(sys::PyFloat_FromDouble(conv))?,
+            crate::ffi::Owned::from_new(sys::PyFloat_FromDouble(build))?,
+        )
+    };
+    // SAFETY: attached; PyTuple_Pack takes borrowed references.
+    Ok(unsafe { sys::PyTuple_Pack(2, a.as_ptr(), b.as_ptr()) })
+}

@@ -190,3 +190,37 @@ pub mod lookup {
         }
     }
 }
+
+/// Run `f` inside a critical section on `obj` (free-threaded builds: the
+/// object's own lock, the one its type's methods take, so a concurrent
+/// mutation waits; it is suspended and resumed as the GIL would be if `f`
+/// blocks). With the GIL, `f` simply runs: the caller holds the GIL and `f`
+/// must not run Python code that could release it for long.
+///
+/// # Safety
+/// Attached; `obj` is live for the whole call.
+pub unsafe fn with_critical_section<R>(obj: *mut sys::PyObject, f: impl FnOnce() -> R) -> R {
+    #[cfg(Py_GIL_DISABLED)]
+    {
+        /// Ends the section on every path out, a panic's unwinding included
+        /// (the trampoline catches it; the lock must not stay held).
+        struct End(std::mem::MaybeUninit<sys::PyCriticalSection>);
+        impl Drop for End {
+            fn drop(&mut self) {
+                // SAFETY: begun in `with_critical_section` on this thread,
+                // the innermost section (`f` ends whatever it begins).
+                unsafe { sys::PyCriticalSection_End(self.0.as_mut_ptr()) };
+            }
+        }
+        let mut cs = End(std::mem::MaybeUninit::uninit());
+        // SAFETY: attached (the caller's contract); `cs` is not moved after
+        // this (it lives on this frame until its drop ends the section).
+        unsafe { sys::PyCriticalSection_Begin(cs.0.as_mut_ptr(), obj) };
+        f()
+    }
+    #[cfg(not(Py_GIL_DISABLED))]
+    {
+        let _ = obj;
+        f()
+    }
+}

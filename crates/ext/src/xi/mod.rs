@@ -1,21 +1,27 @@
 //! Cross-interpreter data: a value leaves interpreter A as an
 //! interpreter-neutral [`Value`] and becomes a new object in B.
 //!
-//! Copied natively: `None`, `bool`, `int` (any size), `float`, `str`, `bytes`,
-//! and tuples of these (exact types only: subclasses carry behaviour, so they
-//! are pickled). Shared: whatever a type registered a [`Converter`] for (as
+//! Copied natively: `None`, `bool`, `int` (any size), `float`, `complex`,
+//! `str`, `bytes`, and the containers `tuple`, `list`, `dict`, `set`,
+//! `frozenset`, `bytearray` nested in any way, shared substructure and cycles
+//! kept (see [`graph`]) (exact types only: subclasses carry behaviour, so
+//! they are pickled). `is_shareable` keeps the stdlib's answer (only the
+//! tuples of shareable values among the containers, no `complex`): the rest
+//! is our faster copy of what the stdlib pickles. Shared: whatever a type registered a [`Converter`] for (as
 //! CPython's `_PyXIData_RegisterClass`): the type's own value crosses as a
 //! [`Shared`] and becomes that type's object in the receiver; this layer
 //! names no type. Everything else is pickled (protocol 5) by
 //! `crossinterp._xi.dumps`, unless the caller asks for strict sharing, in which
 //! case `NotShareableError` is raised.
 
+pub mod graph;
+
 use crate::cstr;
 use crate::ffi::class::{ClassDef, NativeClass, This};
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crate::runtime::state::Import;
 use crate::runtime::{self, Error, OwnerRecord};
-use crossinterp_core::sync::Arc;
+use crossinterp_core::sync::{Arc, AtomicBool, Ordering};
 use std::ffi::c_char;
 use std::sync::OnceLock;
 
@@ -48,8 +54,33 @@ pub fn describe_exception(helper: &Import) -> Result<Value, Option<Owned>> {
 /// receiver, saving a copy and the page faults of a large temporary block.
 const PIN_BYTES_FROM: usize = 256 * 1024;
 
-/// Tuples nested deeper than this are pickled as a whole.
+/// Tuples nested deeper than this leave the recursive fast path: they are
+/// copied as a [`graph::Graph`] (on an explicit stack), or for
+/// `is_shareable` and `strict=True` not shareable.
 const MAX_DEPTH: usize = 64;
+
+/// Test hook (`_testing_pickle_containers`): containers and `complex` go
+/// through pickle again, for benchmarks comparing the two paths.
+static PICKLE_CONTAINERS: AtomicBool = AtomicBool::new(false);
+
+/// Set the test hook [`PICKLE_CONTAINERS`].
+pub fn set_pickle_containers(on: bool) {
+    PICKLE_CONTAINERS.store(on, Ordering::Relaxed); // Relaxed: a lone flag
+}
+
+/// What [`native`] copies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// What the stdlib shares (`is_shareable`, the proxy's "copy or share").
+    Stdlib,
+    /// A container's item: the stdlib's values but tuples, and `complex`
+    /// (the graph walks containers itself).
+    Leaf,
+    /// A tuple's item on the fast path: `Leaf` and tuples of these.
+    Copy,
+    /// Everything: containers as a [`graph::Graph`].
+    Full,
+}
 
 /// An interpreter-neutral value. Plain Rust data: `Send`, owned by no
 /// interpreter, may be dropped anywhere.
@@ -61,11 +92,14 @@ pub enum Value {
     /// Little-endian two's complement bytes of an int beyond 64 bits.
     BigInt(Vec<u8>),
     Float(f64),
+    Complex(f64, f64),
     Str(String),
     /// A `str` with lone surrogates, as `surrogatepass` UTF-8.
     StrRaw(Vec<u8>),
     Bytes(Vec<u8>),
     Tuple(Vec<Value>),
+    /// Containers (lists, dicts, sets...; tuples holding them), flat.
+    Graph(Box<graph::Graph>),
     /// A pickle, with the sender's `__main__` file so functions and classes
     /// defined there can be found by the receiver.
     Pickled {
@@ -180,7 +214,7 @@ unsafe fn converter_of(rec: &OwnerRecord, obj: *mut sys::PyObject) -> Option<&'s
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn is_shareable(obj: *mut sys::PyObject) -> PyResult<bool> {
     // SAFETY: forwarded contract.
-    unsafe { Ok(native(obj, 0)?.is_some()) }
+    unsafe { Ok(native(obj, 0, Mode::Stdlib)?.is_some()) }
 }
 
 /// Convert `obj` (of the attached interpreter) to a [`Value`].
@@ -189,7 +223,15 @@ pub unsafe fn is_shareable(obj: *mut sys::PyObject) -> PyResult<bool> {
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn to_value(obj: *mut sys::PyObject, strict: bool) -> PyResult<Value> {
     // SAFETY: forwarded contract.
-    if let Some(v) = unsafe { native(obj, 0)? } {
+    // strict=True takes what the stdlib shares and nothing else, so that it
+    // agrees with `is_shareable` (our copies of containers are a faster
+    // pickle, not a promise of the stdlib's).
+    let mode = if strict || PICKLE_CONTAINERS.load(Ordering::Relaxed) {
+        Mode::Stdlib
+    } else {
+        Mode::Full
+    };
+    if let Some(v) = unsafe { native(obj, 0, mode)? } {
         return Ok(v);
     }
     // SAFETY: forwarded contract.
@@ -233,11 +275,11 @@ pub use crate::ffi::type_name;
 /// `obj` is a live object of the attached interpreter.
 pub unsafe fn native_value(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
     // SAFETY: forwarded contract.
-    unsafe { native(obj, 0) }
+    unsafe { native(obj, 0, Mode::Stdlib) }
 }
 
 /// `Ok(None)`: not natively shareable.
-unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value>> {
+unsafe fn native(obj: *mut sys::PyObject, depth: usize, mode: Mode) -> PyResult<Option<Value>> {
     // SAFETY (whole body): `obj` is live and we are attached; every CPython
     // call below is given objects of the checked exact type.
     unsafe {
@@ -295,16 +337,39 @@ unsafe fn native(obj: *mut sys::PyObject, depth: usize) -> PyResult<Option<Value
         if sys::PyBytes_CheckExact(obj) != 0 && (sys::PyBytes_Size(obj) as usize) < PIN_BYTES_FROM {
             return Ok(Some(Value::Bytes(bytes_of(obj).to_vec())));
         }
-        if sys::PyTuple_CheckExact(obj) != 0 && depth < MAX_DEPTH {
+        if mode != Mode::Stdlib && sys::PyComplex_CheckExact(obj) != 0 {
+            let c = sys::PyComplex_AsCComplex(obj);
+            return Ok(Some(Value::Complex(c.real, c.imag)));
+        }
+        // Tuples of leaves: the fast path (no memo), for tuples not inside
+        // another container (`Leaf`: the graph makes them nodes).
+        if sys::PyTuple_CheckExact(obj) != 0 && depth < MAX_DEPTH && mode != Mode::Leaf {
             let n = sys::PyTuple_Size(obj);
             let mut items = Vec::with_capacity(n as usize);
+            let inner = if mode == Mode::Stdlib {
+                mode
+            } else {
+                Mode::Copy
+            };
+            let mut all = true;
             for i in 0..n {
-                match native(sys::PyTuple_GetItem(obj, i), depth + 1)? {
+                match native(sys::PyTuple_GetItem(obj, i), depth + 1, inner)? {
                     Some(v) => items.push(v),
-                    None => return Ok(None),
+                    None => {
+                        all = false;
+                        break;
+                    }
                 }
             }
-            return Ok(Some(Value::Tuple(items)));
+            if all {
+                return Ok(Some(Value::Tuple(items)));
+            }
+        }
+        if mode == Mode::Full && graph::is_container(obj) {
+            return Ok(graph::convert(obj)?.map(|g| Value::Graph(Box::new(g))));
+        }
+        if mode != Mode::Full && sys::PyTuple_CheckExact(obj) != 0 {
+            return Ok(None);
         }
         runtime::owners::with_current(|rec| match converter_of(rec, obj) {
             Some(Converter {
@@ -429,6 +494,8 @@ pub fn from_value(v: &Value) -> PyResult<Owned> {
                 Owned::from_new(sys::PyLong_FromNativeBytes(b.as_ptr().cast(), b.len(), 1))
             }
             Value::Float(f) => Owned::from_new(sys::PyFloat_FromDouble(*f)),
+            Value::Complex(re, im) => Owned::from_new(sys::PyComplex_FromDoubles(*re, *im)),
+            Value::Graph(g) => graph::build(g),
             Value::Str(s) => ffi::new_str(s),
             Value::StrRaw(b) => Owned::from_new(sys::PyUnicode_DecodeUTF8(
                 b.as_ptr() as *const c_char,

@@ -1,0 +1,756 @@
+//! Native copies of containers: `list`, `tuple`, `dict`, `set`, `frozenset`
+//! and `bytearray` (exact types only), nested in any way with each other and
+//! with the values [`super::native`] copies or shares.
+//!
+//! A container crosses as a [`Graph`]: a flat table of nodes, one per
+//! distinct container object (a memo keyed by the object's address, the
+//! objects kept alive for the whole conversion), whose items are encoded in
+//! one byte stream: a leaf inline (a tag, then its bytes), or a reference to
+//! another node. One stream, not a Rust value per item: measured, a `Value`
+//! per item (56 bytes, and a `String` per `str`) made the copy of a
+//! 10,000-item dict twice as slow as pickle (page faults of the fresh
+//! memory, allocations); the stream costs about what a pickle does. So:
+//!
+//! - **Shared substructure keeps its identity**, as with pickle: `[a, a]`
+//!   rebuilds as a list holding the same object twice, and a DAG crosses in
+//!   time and size linear in its distinct containers.
+//! - **Cycles are kept**, as with pickle, when they close on a mutable
+//!   container (`l.append(l)`, `d["self"] = d`, `l = [(l,)]` entered at the
+//!   list): the receiver creates every list, dict and set empty first, then
+//!   fills them. A cycle that closes on a tuple or frozenset still being
+//!   converted (a tuple entered before the list that holds it) cannot be
+//!   rebuilt bottom-up: the whole value is then pickled instead, and pickle
+//!   keeps that cycle too. Nothing is refused for its shape.
+//! - **No recursion on the C stack**: conversion walks an explicit stack and
+//!   the rebuild goes through the node table in the order conversion
+//!   finished the nodes (children first), so 100,000 nested lists cross
+//!   like any other value, on any thread's stack. Dropping, cloning or
+//!   printing a graph is flat too.
+//! - **Mutation while converting cannot crash**: each container's items are
+//!   snapshotted as strong references before any of them is looked at — a
+//!   list or dict under its critical section on free-threaded builds (the
+//!   lock its own methods take), a set through `PySequence_List` (which
+//!   takes it), a bytearray under its critical section (free-threaded
+//!   3.13, whose bytearrays lock nothing: under a buffer export, so a
+//!   concurrent resize raises `BufferError` in the resizing thread).
+//!   A concurrent mutation lands before or after the snapshot, never in it.
+//!
+//! Any item that does not cross natively makes the whole value go the old
+//! way (pickle, or `NotShareableError` with `strict=True`): a container is
+//! never half native, half pickled, so identity across it is never split.
+//! Subclasses (an `OrderedDict`, a `defaultdict`, a `list` subclass) are not
+//! containers here and are pickled, so their type survives.
+
+use super::{native, Mode, Value};
+use crate::ffi::capi::with_critical_section;
+use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
+use std::collections::HashMap;
+use std::ffi::c_char;
+
+// The stream's tags: each item is a tag and its payload.
+const T_NONE: u8 = 0;
+const T_FALSE: u8 = 1;
+const T_TRUE: u8 = 2;
+/// Zigzag LEB128 (a small int takes a byte or two).
+const T_INT: u8 = 3;
+/// 8 bytes (`f64` bits, little endian).
+const T_FLOAT: u8 = 4;
+/// 16 bytes: real, imaginary.
+const T_COMPLEX: u8 = 5;
+/// Length (LEB128), then UTF-8.
+const T_STR: u8 = 6;
+/// Length, then `surrogatepass` UTF-8 (a `str` with lone surrogates).
+const T_STR_RAW: u8 = 7;
+/// Length, then the bytes.
+const T_BYTES: u8 = 8;
+/// Length, then little-endian two's complement.
+const T_BIGINT: u8 = 9;
+/// A node index (LEB128).
+const T_REF: u8 = 10;
+/// An index (LEB128) into [`Graph::others`].
+const T_OTHER: u8 = 11;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    List,
+    Tuple,
+    Dict,
+    Set,
+    FrozenSet,
+    ByteArray,
+}
+
+/// One container: its kind, its items' span of the stream and their count
+/// (a dict's pairs count twice: key, value, key, value... in its order; a
+/// bytearray's span is its bytes). `len == usize::MAX`: being converted.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    kind: Kind,
+    start: usize,
+    end: usize,
+    len: usize,
+}
+
+const PENDING: usize = usize::MAX;
+
+/// Containers in transit: node 0 is the root.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    /// Every node, each after the nodes it holds (except the mutable ones
+    /// still being converted when it was reached: a cycle).
+    order: Vec<u32>,
+    stream: Vec<u8>,
+    /// Leaves the stream does not hold: shared values (queues, buffers...).
+    others: Vec<Value>,
+}
+
+/// The container kind of exact type `tp` (addresses only: the builtin types
+/// are statics of the interpreter).
+fn kind_of_type(tp: *mut sys::PyTypeObject) -> Option<Kind> {
+    // Only the statics' addresses are taken (safe): nothing is read.
+    if tp == &raw mut sys::PyList_Type {
+        Some(Kind::List)
+    } else if tp == &raw mut sys::PyTuple_Type {
+        Some(Kind::Tuple)
+    } else if tp == &raw mut sys::PyDict_Type {
+        Some(Kind::Dict)
+    } else if tp == &raw mut sys::PySet_Type {
+        Some(Kind::Set)
+    } else if tp == &raw mut sys::PyFrozenSet_Type {
+        Some(Kind::FrozenSet)
+    } else if tp == &raw mut sys::PyByteArray_Type {
+        Some(Kind::ByteArray)
+    } else {
+        None
+    }
+}
+
+/// Whether `obj` is one of the containers this module copies.
+///
+/// # Safety
+/// `obj` is a live object; attached.
+pub unsafe fn is_container(obj: *mut sys::PyObject) -> bool {
+    // SAFETY: forwarded (the type of a live object).
+    kind_of_type(unsafe { sys::Py_TYPE(obj) }).is_some()
+}
+
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
+    out.push(tag);
+    put_len(out, b.len());
+    out.extend_from_slice(b);
+}
+
+struct Frame {
+    node: u32,
+    kind: Kind,
+    /// The container (held by the builder's `keep`).
+    obj: *mut sys::PyObject,
+    /// Its items are read from it, one at a time (a tuple; a list with the
+    /// GIL), rather than from `items`.
+    direct: bool,
+    /// The container's items (a dict's as key, value, key, value...), held.
+    items: Vec<Owned>,
+    pos: usize,
+    /// Items encoded so far.
+    count: usize,
+    /// Its items, encoded (moved to the stream when it is done).
+    out: Vec<u8>,
+}
+
+struct Builder {
+    nodes: Vec<Node>,
+    order: Vec<u32>,
+    stream: Vec<u8>,
+    others: Vec<Value>,
+    memo: HashMap<usize, u32>,
+    /// The memoized containers, alive until the end: an address in `memo`
+    /// stays its object's.
+    keep: Vec<Owned>,
+    stack: Vec<Frame>,
+    /// Finished frames' buffers, for the next frames.
+    spare: Vec<Vec<u8>>,
+    /// Where the root's reference is written (and dropped).
+    root_out: Vec<u8>,
+}
+
+/// The items of a container as strong references, taken atomically with
+/// respect to the container's own methods.
+///
+/// # Safety
+/// `obj` is a live object of kind `kind`; attached.
+unsafe fn snapshot(obj: *mut sys::PyObject, kind: Kind) -> PyResult<Vec<Owned>> {
+    // SAFETY (whole body): `obj` is live and of the checked exact type;
+    // indices are in range of the size read under the same section; taking
+    // a reference (an incref) runs no Python code.
+    unsafe {
+        match kind {
+            Kind::List => Ok(with_critical_section(obj, || {
+                let n = sys::PyList_GET_SIZE(obj);
+                (0..n)
+                    .map(|i| Owned::from_borrowed(sys::PyList_GET_ITEM(obj, i)))
+                    .collect()
+            })),
+            Kind::Tuple => {
+                let n = sys::PyTuple_GET_SIZE(obj);
+                Ok((0..n)
+                    .map(|i| Owned::from_borrowed(sys::PyTuple_GET_ITEM(obj, i)))
+                    .collect())
+            }
+            Kind::Dict => Ok(with_critical_section(obj, || {
+                let mut v = Vec::with_capacity(2 * sys::PyDict_Size(obj).max(0) as usize);
+                let mut pos: sys::Py_ssize_t = 0;
+                let mut k = std::ptr::null_mut();
+                let mut val = std::ptr::null_mut();
+                while sys::PyDict_Next(obj, &mut pos, &mut k, &mut val) != 0 {
+                    v.push(Owned::from_borrowed(k));
+                    v.push(Owned::from_borrowed(val));
+                }
+                v
+            })),
+            Kind::Set | Kind::FrozenSet => {
+                // A private list (its own lock taken inside on free-threaded
+                // builds), then read as one.
+                let l = Owned::from_new(sys::PySequence_List(obj))?;
+                let n = sys::PyList_GET_SIZE(l.as_ptr());
+                Ok((0..n)
+                    .map(|i| Owned::from_borrowed(sys::PyList_GET_ITEM(l.as_ptr(), i)))
+                    .collect())
+            }
+            Kind::ByteArray => unreachable!("bytearrays are copied whole"),
+        }
+    }
+}
+
+/// A bytearray's bytes. With the GIL no other thread runs during the copy;
+/// free-threaded 3.14+ bytearrays take their critical section in every
+/// method, so the copy is made under it. Free-threaded 3.13 bytearrays take
+/// no lock at all: the copy is made under a buffer export, which makes a
+/// concurrent resize fail with `BufferError` (in the resizing thread) rather
+/// than free the bytes being read.
+///
+/// # Safety
+/// `obj` is a live bytearray; attached.
+unsafe fn bytearray_bytes(obj: *mut sys::PyObject) -> PyResult<Vec<u8>> {
+    #[cfg(all(Py_GIL_DISABLED, not(Py_3_14)))]
+    // SAFETY: the view is filled by a successful GetBuffer and released once;
+    // `buf` holds `len` readable bytes until then.
+    unsafe {
+        let mut view = std::mem::MaybeUninit::<sys::Py_buffer>::uninit();
+        if sys::PyObject_GetBuffer(obj, view.as_mut_ptr(), sys::PyBUF_SIMPLE) < 0 {
+            return Err(PyErrSet);
+        }
+        let mut view = view.assume_init();
+        let b = if view.len > 0 {
+            std::slice::from_raw_parts(view.buf as *const u8, view.len as usize).to_vec()
+        } else {
+            Vec::new()
+        };
+        sys::PyBuffer_Release(&mut view);
+        Ok(b)
+    }
+    #[cfg(not(all(Py_GIL_DISABLED, not(Py_3_14))))]
+    // SAFETY: `obj` is a live bytearray; its size and storage are read
+    // together with no other thread able to resize it (the GIL, or its
+    // critical section), and copied before the section ends.
+    unsafe {
+        Ok(with_critical_section(obj, || {
+            let n = sys::PyByteArray_Size(obj);
+            let p = sys::PyByteArray_AsString(obj);
+            if n <= 0 || p.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(p as *const u8, n as usize).to_vec()
+            }
+        }))
+    }
+}
+
+/// Encode leaf `obj` (not a container) to `out`; `Ok(false)`: it does not
+/// cross natively. The common types inline, on one read of the type (the
+/// same rules as [`native`], which takes the rest, its values kept in
+/// `others`).
+///
+/// # Safety
+/// `obj` is live, of type `tp`; attached.
+unsafe fn leaf(
+    out: &mut Vec<u8>,
+    others: &mut Vec<Value>,
+    obj: *mut sys::PyObject,
+    tp: *mut sys::PyTypeObject,
+) -> PyResult<bool> {
+    {
+        // SAFETY (whole body): `obj` is live and of the compared exact type;
+        // a str's UTF-8 and a bytes' data stay valid while `obj` is held.
+        unsafe {
+            if tp == &raw mut sys::PyLong_Type {
+                let mut overflow = 0;
+                let v = sys::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+                if overflow == 0 {
+                    if v == -1 && !sys::PyErr_Occurred().is_null() {
+                        return Err(PyErrSet);
+                    }
+                    out.push(T_INT);
+                    put_len(out, ((v << 1) ^ (v >> 63)) as u64 as usize);
+                    return Ok(true);
+                }
+            } else if tp == &raw mut sys::PyUnicode_Type {
+                let mut len: sys::Py_ssize_t = 0;
+                let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
+                if !p.is_null() {
+                    put_bytes(
+                        out,
+                        T_STR,
+                        std::slice::from_raw_parts(p as *const u8, len as usize),
+                    );
+                    return Ok(true);
+                }
+                sys::PyErr_Clear(); // lone surrogates: `native` encodes them
+            } else if tp == &raw mut sys::PyFloat_Type {
+                out.push(T_FLOAT);
+                out.extend_from_slice(&sys::PyFloat_AsDouble(obj).to_le_bytes());
+                return Ok(true);
+            } else if obj == sys::Py_None() {
+                out.push(T_NONE);
+                return Ok(true);
+            } else if tp == &raw mut sys::PyBool_Type {
+                out.push(if obj == sys::Py_True() {
+                    T_TRUE
+                } else {
+                    T_FALSE
+                });
+                return Ok(true);
+            } else if tp == &raw mut sys::PyBytes_Type
+                && (sys::PyBytes_Size(obj) as usize) < super::PIN_BYTES_FROM
+            {
+                put_bytes(out, T_BYTES, super::bytes_of(obj));
+                return Ok(true);
+            } else if tp == &raw mut sys::PyComplex_Type {
+                let c = sys::PyComplex_AsCComplex(obj);
+                out.push(T_COMPLEX);
+                out.extend_from_slice(&c.real.to_le_bytes());
+                out.extend_from_slice(&c.imag.to_le_bytes());
+                return Ok(true);
+            }
+            // A shared value's converter may run Python code: `obj` is held
+            // meanwhile (a list read in place no longer holds it for sure).
+            let _held = Owned::from_borrowed(obj);
+            match native(obj, 0, Mode::Leaf)? {
+                None => Ok(false),
+                Some(Value::BigInt(b)) => {
+                    put_bytes(out, T_BIGINT, &b);
+                    Ok(true)
+                }
+                Some(Value::StrRaw(b)) => {
+                    put_bytes(out, T_STR_RAW, &b);
+                    Ok(true)
+                }
+                Some(v) => {
+                    out.push(T_OTHER);
+                    put_len(out, others.len());
+                    others.push(v);
+                    Ok(true)
+                }
+            }
+        }
+    }
+}
+
+impl Builder {
+    /// The buffer of frame `t` (`None`: the root's reference).
+    fn out(&mut self, t: Option<usize>) -> &mut Vec<u8> {
+        match t {
+            Some(t) => &mut self.stack[t].out,
+            None => &mut self.root_out,
+        }
+    }
+
+    /// Encode `obj` to `out`; `Ok(false)`: it (or a cycle through it) does
+    /// not cross natively. A new container gets a node (and a frame, above
+    /// the caller's, unless it is a bytearray).
+    ///
+    /// # Safety
+    /// `obj` is live (held by the caller until this returns); attached.
+    unsafe fn item(&mut self, t: Option<usize>, obj: *mut sys::PyObject) -> PyResult<bool> {
+        // SAFETY: forwarded (the type of a live object).
+        // (The field itself, as CPython's inline `Py_TYPE`: pyo3-ffi's is a
+        // call on 3.14, a measurable part of a small item's cost.)
+        let tp = unsafe { (*obj).ob_type };
+        // The common leaves first, before the six container checks.
+        let common = tp == &raw mut sys::PyLong_Type
+            || tp == &raw mut sys::PyUnicode_Type
+            || tp == &raw mut sys::PyFloat_Type;
+        let kind = if common { None } else { kind_of_type(tp) };
+        let Some(kind) = kind else {
+            let out = match t {
+                Some(t) => &mut self.stack[t].out,
+                None => &mut self.root_out,
+            };
+            // SAFETY: forwarded; leaves never recurse into containers.
+            return unsafe { leaf(out, &mut self.others, obj, tp) };
+        };
+        if let Some(&i) = self.memo.get(&(obj as usize)) {
+            let pending = self.nodes[i as usize].len == PENDING;
+            if pending && matches!(kind, Kind::Tuple | Kind::FrozenSet) {
+                return Ok(false); // a cycle closing on an immutable container
+            }
+            let out = self.out(t);
+            out.push(T_REF);
+            put_len(out, i as usize);
+            return Ok(true);
+        }
+        let Ok(i) = u32::try_from(self.nodes.len()) else {
+            return Ok(false); // 4 billion containers: let pickle say what it thinks
+        };
+        self.memo.insert(obj as usize, i);
+        // SAFETY: `obj` is live.
+        self.keep.push(unsafe { Owned::from_borrowed(obj) });
+        let out = self.out(t);
+        out.push(T_REF);
+        put_len(out, i as usize);
+        if let Kind::ByteArray = kind {
+            // SAFETY: a live bytearray.
+            let b = unsafe { bytearray_bytes(obj)? };
+            let start = self.stream.len();
+            self.stream.extend_from_slice(&b);
+            self.nodes.push(Node {
+                kind,
+                start,
+                end: self.stream.len(),
+                len: b.len(),
+            });
+            self.order.push(i);
+        } else {
+            self.nodes.push(Node {
+                kind,
+                start: 0,
+                end: 0,
+                len: PENDING,
+            });
+            // A tuple's items live as long as the tuple (held). With the GIL
+            // a list is read in place too: encoding a builtin scalar runs no
+            // Python code and releases nothing, so nothing can change the
+            // list meanwhile; what may (a shared value's converter) is given
+            // a reference it holds, and the list's size and item are read
+            // again for every item. Free-threaded lists, dicts and sets are
+            // snapshotted (see `snapshot`).
+            let direct = matches!(kind, Kind::Tuple)
+                || (cfg!(not(Py_GIL_DISABLED)) && matches!(kind, Kind::List));
+            let (items, n) = if direct {
+                // SAFETY: `obj` is a live list or tuple.
+                (
+                    Vec::new(),
+                    unsafe { sys::PyObject_Length(obj) }.max(0) as usize,
+                )
+            } else {
+                // SAFETY: `obj` is live and of kind `kind`.
+                let items = unsafe { snapshot(obj, kind)? };
+                let n = items.len();
+                (items, n)
+            };
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.clear();
+            // About what small items take: one growth at most, usually none.
+            buf.reserve(n * 4 + 16);
+            self.stack.push(Frame {
+                node: i,
+                kind,
+                obj,
+                direct,
+                items,
+                pos: 0,
+                count: 0,
+                out: buf,
+            });
+        }
+        Ok(true)
+    }
+
+    fn finish(&mut self, f: Frame) {
+        let node = &mut self.nodes[f.node as usize];
+        node.start = self.stream.len();
+        if self.stream.is_empty() {
+            // The first container done (the only one of a flat value): its
+            // buffer becomes the stream, no copy.
+            let mut out = f.out;
+            std::mem::swap(&mut self.stream, &mut out);
+            self.spare.push(out);
+        } else {
+            self.stream.extend_from_slice(&f.out);
+            self.spare.push(f.out);
+        }
+        node.end = self.stream.len();
+        node.len = f.count;
+        self.order.push(f.node);
+    }
+}
+
+/// `root` (a container: [`is_container`]) as a graph; `Ok(None)` if some
+/// part of it does not cross natively.
+///
+/// # Safety
+/// `root` is a live object of the attached interpreter.
+pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
+    let mut b = Builder {
+        nodes: Vec::new(),
+        order: Vec::new(),
+        stream: Vec::new(),
+        others: Vec::new(),
+        memo: HashMap::new(),
+        keep: Vec::new(),
+        stack: Vec::new(),
+        spare: Vec::new(),
+        root_out: Vec::new(),
+    };
+    // SAFETY: forwarded.
+    if !unsafe { b.item(None, root)? } {
+        return Ok(None);
+    }
+    while let Some(t) = b.stack.len().checked_sub(1) {
+        let top = &mut b.stack[t];
+        let child = if top.direct {
+            // SAFETY: the frame's container is live (held by `keep`) and a
+            // list or tuple as its kind says; the index is below the size
+            // read just now.
+            unsafe {
+                let n = match top.kind {
+                    Kind::List => sys::PyList_GET_SIZE(top.obj),
+                    _ => sys::PyTuple_GET_SIZE(top.obj),
+                };
+                if (top.pos as sys::Py_ssize_t) < n {
+                    Some(match top.kind {
+                        Kind::List => sys::PyList_GET_ITEM(top.obj, top.pos as sys::Py_ssize_t),
+                        _ => sys::PyTuple_GET_ITEM(top.obj, top.pos as sys::Py_ssize_t),
+                    })
+                } else {
+                    None
+                }
+            }
+        } else {
+            top.items.get(top.pos).map(|o| o.as_ptr())
+        };
+        let Some(child) = child else {
+            let f = b.stack.pop().expect("a frame");
+            b.finish(f);
+            continue;
+        };
+        top.pos += 1;
+        // SAFETY: `child` is held by frame `t` (its snapshot, or its
+        // container while no Python code runs: `item` takes a reference
+        // before anything that could run some), and frame `t` stays on the
+        // stack until after this returns (new frames go above it).
+        if !unsafe { b.item(Some(t), child)? } {
+            return Ok(None);
+        }
+        b.stack[t].count += 1;
+    }
+    Ok(Some(Graph {
+        nodes: b.nodes,
+        order: b.order,
+        stream: b.stream,
+        others: b.others,
+    }))
+}
+
+fn broken() -> PyErrSet {
+    ffi::raise(
+        ffi::Exc::SystemError,
+        "crossinterp: a container crossed in a form it cannot be rebuilt from",
+    )
+}
+
+/// A reader of one node's items.
+struct Reader<'a> {
+    g: &'a Graph,
+    pos: usize,
+    end: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> PyResult<u8> {
+        if self.pos >= self.end {
+            return Err(broken());
+        }
+        self.pos += 1;
+        Ok(self.g.stream[self.pos - 1])
+    }
+
+    fn take(&mut self, n: usize) -> PyResult<&[u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.end)
+            .ok_or_else(broken)?;
+        let s = &self.g.stream[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn len(&mut self) -> PyResult<usize> {
+        // One byte: the common case (small ints, short strings, few nodes).
+        if self.pos < self.end && self.g.stream[self.pos] < 0x80 {
+            self.pos += 1;
+            return Ok(self.g.stream[self.pos - 1] as usize);
+        }
+        let mut n = 0usize;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= ((b & 0x7f) as usize) << shift;
+            if b & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(broken())
+    }
+
+    fn f64(&mut self) -> PyResult<f64> {
+        let b = self.take(8)?;
+        Ok(f64::from_le_bytes(b.try_into().map_err(|_| broken())?))
+    }
+
+    /// The next item as an object.
+    fn next(&mut self, objs: &[Option<Owned>]) -> PyResult<Owned> {
+        let tag = self.byte()?;
+        // SAFETY (whole match): attached (the caller's); a ref's object is
+        // live in `objs`; the constructors get the stream's bytes (`T_STR`
+        // ones are UTF-8: copied from CPython's own UTF-8 of a str).
+        unsafe {
+            match tag {
+                T_NONE => Ok(Owned::from_borrowed(sys::Py_None())),
+                T_FALSE => Ok(Owned::from_borrowed(sys::Py_False())),
+                T_TRUE => Ok(Owned::from_borrowed(sys::Py_True())),
+                T_INT => {
+                    let z = self.len()? as u64;
+                    ffi::new_int(((z >> 1) as i64) ^ -((z & 1) as i64))
+                }
+                T_FLOAT => Owned::from_new(sys::PyFloat_FromDouble(self.f64()?)),
+                T_COMPLEX => {
+                    let (re, im) = (self.f64()?, self.f64()?);
+                    Owned::from_new(sys::PyComplex_FromDoubles(re, im))
+                }
+                T_STR | T_STR_RAW | T_BYTES | T_BIGINT => {
+                    let n = self.len()?;
+                    let b = self.take(n)?;
+                    let (p, n) = (b.as_ptr(), b.len() as sys::Py_ssize_t);
+                    Owned::from_new(match tag {
+                        T_STR => sys::PyUnicode_FromStringAndSize(p as *const c_char, n),
+                        T_STR_RAW => sys::PyUnicode_DecodeUTF8(
+                            p as *const c_char,
+                            n,
+                            crate::cstr!("surrogatepass").as_ptr(),
+                        ),
+                        T_BYTES => sys::PyBytes_FromStringAndSize(p as *const c_char, n),
+                        _ => sys::PyLong_FromNativeBytes(p.cast(), n as usize, 1),
+                    })
+                }
+                T_REF => match objs.get(self.len()?) {
+                    Some(Some(o)) => Ok(Owned::from_borrowed(o.as_ptr())),
+                    _ => Err(broken()),
+                },
+                T_OTHER => match self.g.others.get(self.len()?) {
+                    Some(v) => super::from_value(v),
+                    None => Err(broken()),
+                },
+                _ => Err(broken()),
+            }
+        }
+    }
+}
+
+/// Build the graph's objects in the attached interpreter; the root's.
+pub fn build(g: &Graph) -> PyResult<Owned> {
+    let mut objs: Vec<Option<Owned>> = Vec::with_capacity(g.nodes.len());
+    // First every mutable container, empty (a bytearray whole), so that a
+    // cycle can name them before they are filled.
+    // SAFETY (both loops): attached; every constructor and setter gets objects
+    // of the type it takes, and list and tuple indices below the size given
+    // at creation (whose slots start NULL and are each set once here; a list
+    // dropped half-filled releases only what it holds).
+    unsafe {
+        for node in &g.nodes {
+            objs.push(match node.kind {
+                Kind::List => Some(Owned::from_new(sys::PyList_New(
+                    node.len as sys::Py_ssize_t,
+                ))?),
+                Kind::Dict => Some(Owned::from_new(sys::PyDict_New())?),
+                Kind::Set => Some(Owned::from_new(sys::PySet_New(std::ptr::null_mut()))?),
+                Kind::ByteArray => {
+                    let b = g.stream.get(node.start..node.end).ok_or_else(broken)?;
+                    Some(Owned::from_new(sys::PyByteArray_FromStringAndSize(
+                        b.as_ptr() as *const c_char,
+                        b.len() as sys::Py_ssize_t,
+                    ))?)
+                }
+                Kind::Tuple | Kind::FrozenSet => None,
+            });
+        }
+        for &i in &g.order {
+            let i = i as usize;
+            let node = g.nodes[i];
+            if node.len == PENDING {
+                return Err(broken());
+            }
+            let mut r = Reader {
+                g,
+                pos: node.start,
+                end: node.end,
+            };
+            match node.kind {
+                Kind::List => {
+                    let l = objs[i].as_ref().ok_or_else(broken)?.as_ptr();
+                    for k in 0..node.len {
+                        let o = r.next(&objs)?;
+                        sys::PyList_SET_ITEM(l, k as sys::Py_ssize_t, o.into_ptr());
+                    }
+                }
+                Kind::Dict => {
+                    let d = objs[i].as_ref().ok_or_else(broken)?.as_ptr();
+                    for _ in 0..node.len / 2 {
+                        let k = r.next(&objs)?;
+                        let v = r.next(&objs)?;
+                        if sys::PyDict_SetItem(d, k.as_ptr(), v.as_ptr()) < 0 {
+                            return Err(PyErrSet);
+                        }
+                    }
+                }
+                Kind::Set => {
+                    let s = objs[i].as_ref().ok_or_else(broken)?.as_ptr();
+                    for _ in 0..node.len {
+                        if sys::PySet_Add(s, r.next(&objs)?.as_ptr()) < 0 {
+                            return Err(PyErrSet);
+                        }
+                    }
+                }
+                Kind::Tuple => {
+                    let t = Owned::from_new(sys::PyTuple_New(node.len as sys::Py_ssize_t))?;
+                    for k in 0..node.len {
+                        let o = r.next(&objs)?;
+                        // A new tuple: its slots are set once, here.
+                        sys::PyTuple_SET_ITEM(t.as_ptr(), k as sys::Py_ssize_t, o.into_ptr());
+                    }
+                    objs[i] = Some(t);
+                }
+                Kind::FrozenSet => {
+                    // PySet_Add may fill a frozenset no one else has seen yet.
+                    let s = Owned::from_new(sys::PyFrozenSet_New(std::ptr::null_mut()))?;
+                    for _ in 0..node.len {
+                        if sys::PySet_Add(s.as_ptr(), r.next(&objs)?.as_ptr()) < 0 {
+                            return Err(PyErrSet);
+                        }
+                    }
+                    objs[i] = Some(s);
+                }
+                Kind::ByteArray => {}
+            }
+        }
+    }
+    objs.into_iter().next().flatten().ok_or_else(broken)
+}

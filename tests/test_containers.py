@@ -1,0 +1,358 @@
+"""Native copies of containers (issue 12 part 3): list, dict, set, frozenset,
+bytearray, complex and any nesting of them cross without pickle, keeping
+shared substructure and cycles, at any depth, on every path (call,
+prepare_main, Queue, Channel)."""
+
+import collections
+import math
+import sys
+import threading
+import time
+
+import helpers
+import pytest
+
+from crossinterp import (
+    AtomicInt,
+    NotShareableError,
+    SharedBuffer,
+    _native,
+    channels,
+    interpreters,
+    queues,
+)
+
+try:  # the stdlib's answer, where the stdlib has one
+    import _interpreters as _stdlib_interpreters
+except ImportError:  # pragma: no cover - every supported build has it
+    _stdlib_interpreters = None
+
+FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
+
+SAMPLES = [
+    [],
+    [1, 2.5, "x", b"y", None, True, 2**100, -(2**70)],
+    {},
+    {"b": 1, "a": [1, 2], 3: {"x": None}},
+    set(),
+    {1, "two", (3, 4), frozenset({5})},
+    frozenset(),
+    frozenset({1, (2, 3), frozenset({"x"})}),
+    bytearray(),
+    bytearray(b"\x00abc\xff" * 100),
+    1 + 2j,
+    complex(-0.0, float("inf")),
+    ([1], {"k": (2, [3, {4}])}),
+    {(1, 2): [3], frozenset({4}): {5: 6}},
+    [[[[[]]]]],
+    {"nested": [{"deep": [bytearray(b"z"), 3j, frozenset({(1, (2, 3))})]}]},
+    ("x" * 1000, ["\udc80 lone surrogate", "é"]),
+]
+
+
+def _q():
+    return queues.create()
+
+
+def _through_queue(obj):
+    q = _q()
+    q.put(obj)
+    return q.get(timeout=10)
+
+
+def _ids(value):
+    return [repr(v)[:40] for v in value]
+
+
+@pytest.mark.parametrize("obj", SAMPLES, ids=_ids(SAMPLES))
+def test_round_trip_queue_same_interpreter(obj):
+    got = _through_queue(obj)
+    assert got == obj and type(got) is type(obj)
+    if isinstance(obj, (list, dict, set, bytearray)):
+        assert got is not obj  # a copy, not the object
+
+
+@pytest.mark.parametrize("obj", SAMPLES, ids=_ids(SAMPLES))
+def test_round_trip_call(interp, obj):
+    # There and back: the argument crosses in, the result crosses out.
+    got = interp.call(helpers.identity, obj)
+    assert got == obj and type(got) is type(obj)
+    assert interp.call(repr, obj) == repr(obj)
+
+
+def test_round_trip_prepare_main(interp):
+    data = {"l": [1, [2]], "d": {"k": {1, 2}}, "b": bytearray(b"ab"), "c": 3j, "f": frozenset({1})}
+    interp.prepare_main(**data)
+    for name, value in data.items():
+        assert interp.call(helpers.main_eval, name) == value
+        assert interp.call(helpers.main_eval, f"type({name}).__name__") == type(value).__name__
+
+
+def test_round_trip_queue_other_interpreter(interp):
+    q_in, q_out = _q(), _q()
+    obj = {"a": [1, {2, 3}], "b": (bytearray(b"x"), [4j])}
+    q_in.put(obj)
+    interp.call(helpers.put_back, q_in, q_out)
+    assert q_out.get(timeout=10) == obj
+
+
+def test_round_trip_channel(interp):
+    ch = channels.create()
+    obj = [{"k": [1, 2]}, {3}, frozenset({4}), bytearray(b"5"), 6j]
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("v", interp.call(helpers.recv_one, ch)))
+    t.start()
+    ch.send(obj, timeout=60)
+    t.join(60)
+    assert out["v"] == obj
+
+
+def test_dict_key_order_kept():
+    d = {k: i for i, k in enumerate(["z", "a", "m", 3, (1,), frozenset()])}
+    assert list(_through_queue(d)) == list(d)
+
+
+def test_subclasses_keep_their_type(interp):
+    for obj in [
+        helpers.MyList([1, [2]]),
+        collections.OrderedDict(b=1, a=2),
+        collections.defaultdict(list, a=[1]),
+        collections.Counter("abca"),
+        helpers.MyInt(3),
+    ]:
+        got = _through_queue(obj)
+        assert type(got) is type(obj) and got == obj
+    assert type(interp.call(helpers.identity, collections.OrderedDict(a=1))) is collections.OrderedDict
+    assert interp.call(helpers.main_eval, "1") == 1
+    assert type(interp.call(helpers.identity, [helpers.MyList()])[0]) is helpers.MyList
+
+
+def test_complex_special_values():
+    got = _through_queue([complex(float("nan"), -0.0), complex(0.0, -0.0)])
+    assert math.isnan(got[0].real) and math.copysign(1, got[0].imag) == -1
+    assert math.copysign(1, got[1].imag) == -1
+
+
+def test_native_types_inside_containers(interp):
+    q = _q()
+    counter = AtomicInt(5)
+    buf = SharedBuffer(4)
+    interp.prepare_main(stuff={"q": q, "n": [counter], "b": (buf,)})
+    interp.exec("stuff['q'].put(stuff['n'][0].add(1))\nmemoryview(stuff['b'][0])[0] = 9")
+    assert q.get(timeout=10) == 6
+    assert counter.get() == 6
+    assert memoryview(buf)[0] == 9
+
+
+def test_shared_substructure_keeps_identity(interp):
+    a = [1, 2]
+    got = _through_queue([a, a, {"x": a}])
+    assert got[0] is got[1] is got[2]["x"]
+    t = (1, [2])
+    got = _through_queue([t, t])
+    assert got[0] is got[1]
+    assert interp.call(helpers.shared_in_receiver, [a, a, None]) == (True, "list")
+    assert interp.call(helpers.shared_in_receiver, [{1}, {1}, None]) == (False, "set")  # equal is not same
+
+
+def test_dag_crosses_in_linear_time(interp):
+    for make in (lambda x: [x, x], lambda x: (x, x), lambda x: {"a": x, "b": x}):
+        x = []
+        for _ in range(30):  # 2**30 paths: duplicating would never end
+            x = make(x)
+        start = time.monotonic()
+        got = _through_queue(x)
+        back = interp.call(helpers.identity, x)
+        assert time.monotonic() - start < 30  # generous: the machine is shared
+        for r in (got, back):
+            for _ in range(30):
+                items = list(r.values()) if isinstance(r, dict) else list(r)
+                assert items[0] is items[1]
+                r = items[0]
+            assert r == []
+
+
+def test_cycles_are_kept(interp):
+    lst = [1]
+    lst.append(lst)
+    got = _through_queue(lst)
+    assert got[1] is got and got[0] == 1
+    assert interp.call(helpers.self_cycle_in_receiver, lst)
+
+    d = {"a": 1}
+    d["self"] = d
+    got = _through_queue(d)
+    assert got["self"] is got
+
+    # through a tuple, entered at the list: native
+    lst2 = []
+    lst2.append((lst2, 1))
+    got = _through_queue(lst2)
+    assert got[0][0] is got and got[0][1] == 1
+
+    # entered at the tuple: pickled as a whole, and pickle keeps it too
+    t = ([],)
+    t[0].append(t)
+    got = _through_queue(t)
+    assert type(got) is tuple and got[0][0] is got
+    back = interp.call(helpers.identity, t)
+    assert back[0][0] is back
+
+
+def _deep(kind, n):
+    x = 0
+    for _ in range(n):
+        x = {"list": lambda v: [v], "tuple": lambda v: (v,), "dict": lambda v: {"k": v}}[kind](x)
+    return x
+
+
+@pytest.mark.parametrize("kind", ["list", "tuple", "dict"])
+def test_deep_nesting_crosses_from_a_thread(interp, kind):
+    # Non-main threads have smaller stacks (3.13t especially): no recursion on
+    # the C stack in either direction.
+    x = _deep(kind, 100_000)
+    out = {}
+
+    def run():
+        try:
+            out["depth"] = interp.call(helpers.nesting_depth, x)
+            out["queued"] = helpers.nesting_depth(_through_queue(x))
+            out["back"] = helpers.nesting_depth(interp.call(helpers.identity, x))
+        except BaseException as e:  # noqa: BLE001 - reported by the assert below
+            out["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(300)
+    assert "error" not in out, out.get("error")
+    assert out == {"depth": 100_000, "queued": 100_000, "back": 100_000}
+
+
+def test_deep_nesting_with_an_unshareable_leaf_gives_a_clear_error_or_crosses():
+    # The whole value then takes the pickle path; pickle's recursion limit is
+    # a clear error (never a crash: run in its own process).
+    from conftest import run_script
+
+    r = run_script(
+        """
+        import threading
+        from crossinterp import queues, NotShareableError
+        x = threading.Lock()
+        for _ in range(100_000):
+            x = [x]
+        def run():
+            try:
+                queues.create().put(x)
+            except (RecursionError, NotShareableError) as e:
+                print("clear:", type(e).__name__, str(e)[:200])
+            else:
+                print("crossed")
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        """,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("clear: NotShareableError"), r.stdout  # a lock never pickles
+
+
+def test_unshareable_item_falls_back_to_pickle_or_refuses(interp):
+    got = _through_queue([1, helpers.MyInt(2), {"k": collections.OrderedDict(a=1)}])
+    assert type(got[1]) is helpers.MyInt and type(got[2]["k"]) is collections.OrderedDict
+    with pytest.raises(NotShareableError, match="list object is not shareable"):
+        _q().put([1, threading.Lock()])
+    with pytest.raises(NotShareableError):
+        interp.prepare_main(x={"lock": [threading.Lock()]})
+
+
+def test_strict_takes_what_is_shareable():
+    q = _q()
+    q.put((1, "a", (2,)), strict=True)
+    assert q.get() == (1, "a", (2,))
+    for obj in ([1], {"a": 1}, {1}, frozenset({1}), bytearray(b"x"), 1j, ([1],)):
+        with pytest.raises(NotShareableError, match="strict=True"):
+            q.put(obj, strict=True)
+    assert q.qsize() == 0
+
+
+def test_is_shareable_matches_the_stdlib():
+    objs = [[1], {}, {1}, frozenset(), bytearray(b"x"), 1j, (1, [2]), (1, (2, "x")), (), None]
+    mine = [interpreters.is_shareable(o) for o in objs]
+    assert mine[:6] == [False] * 6 and mine[7:] == [True] * 3
+    assert not _native.is_shareable((1, [2]))  # ours; the stdlib's may say yes (type only)
+    if _stdlib_interpreters is not None:
+        assert mine == [_stdlib_interpreters.is_shareable(o) for o in objs]
+
+
+def test_pickle_containers_hook_gives_the_same_values():
+    obj = {"a": [1, {2}], "b": (bytearray(b"x"), 3j)}
+    _native._testing_pickle_containers(True)
+    try:
+        pickled = _through_queue(obj)
+    finally:
+        _native._testing_pickle_containers(False)
+    assert pickled == obj == _through_queue(obj)
+
+
+def test_key_whose_hash_fails_in_the_receiver_is_a_clear_error():
+    # An object the receiver rebuilds by pickle whose __hash__ raises there:
+    # the dict cannot be rebuilt, and get() says why.
+    q = _q()
+    q.put({helpers.HashFailsAfterLoad(): 1})
+    with pytest.raises(Exception, match="no hash after loading"):
+        q.get(timeout=10)
+    q.put({1: [helpers.HashFailsAfterLoad()]})  # as a value: fine
+    assert q.get(timeout=10)[1][0].loaded
+
+
+def test_mutation_while_converting_does_not_crash():
+    # Another thread mutates the containers while they are converted (on
+    # free-threaded builds truly concurrently): every copy is a consistent
+    # snapshot of int items, never a crash or a freed item.
+    lst = list(range(1000))
+    d = {i: i for i in range(1000)}
+    s = set(range(1000))
+    b = bytearray(1000)
+    stop = threading.Event()
+
+    def mutate():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            lst.append(i)
+            lst.pop(0)
+            if i % 7 == 0:
+                lst[:] = list(range(i % 1000))
+            d[i] = i
+            d.pop(i - 500, None)
+            s.add(i)
+            s.discard(i - 500)
+            try:
+                b.append(i % 256)
+                if len(b) > 5000:
+                    del b[:4000]
+            except BufferError:
+                # Free-threaded 3.13 bytearrays lock nothing: they are copied
+                # under a buffer export, which refuses a concurrent resize.
+                if not (FREE_THREADED and sys.version_info < (3, 14)):
+                    raise
+
+    t = threading.Thread(target=mutate)
+    t.start()
+    q = _q()
+    try:
+        deadline = time.monotonic() + 3
+        n = 0
+        while time.monotonic() < deadline:
+            q.put([lst, d, s, b])
+            got_l, got_d, got_s, got_b = q.get(timeout=10)
+            assert all(type(x) is int for x in got_l)
+            assert all(type(k) is int and k == v for k, v in got_d.items())
+            assert all(type(x) is int for x in got_s)
+            assert type(got_b) is bytearray
+            n += 1
+    finally:
+        stop.set()
+        t.join(60)
+    assert n > 0
