@@ -77,7 +77,11 @@ def test_round_trip_call(interp, obj):
     # There and back: the argument crosses in, the result crosses out.
     got = interp.call(helpers.identity, obj)
     assert got == obj and type(got) is type(obj)
-    assert interp.call(repr, obj) == repr(obj)
+    if not isinstance(obj, (set, frozenset)):
+        # A set's iteration order (hence repr) depends on its insertion
+        # history when hashes collide: a rebuilt set may list the same
+        # members in another order.
+        assert interp.call(repr, obj) == repr(obj)
 
 
 def test_round_trip_prepare_main(interp):
