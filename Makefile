@@ -198,7 +198,7 @@ lint: tools provision
 	PYTHONPATH=$(TOOLS) $(TOOLS)/bin/ruff check python tests examples benchmarks scripts
 	# The stubs and inline annotations against the runtime (tests/typing/stubtest_allowlist.txt).
 	MYPYPATH=$(CURDIR)/python PYTHONPATH=$(TYPING_TOOLS) scripts/py 3.14 -m mypy.stubtest crossinterp \
-		--concise --allowlist tests/typing/stubtest_allowlist.txt
+		--concise --mypy-config-file pyproject.toml --allowlist tests/typing/stubtest_allowlist.txt
 
 clean:
 	rm -rf target build dist site

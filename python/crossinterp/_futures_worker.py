@@ -8,11 +8,12 @@ caller's business, and every module a worker imports costs memory in each one.
 
 from __future__ import annotations
 
-from . import _xi
+from . import _xi, _xiload
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 # key -> the function rebuilt here from the caller's pickle (one per key, so a
 # function is rebuilt once per worker, not once per task). Keys are the
@@ -32,11 +33,12 @@ def run(
     data: bytes | None,
     main: str | None,
     fn: Callable[..., object] | None,
-    args: tuple,
-    kwargs: dict | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
     chunk: bool,
-) -> tuple:
-    """Run one task here: ``(OK, result)``, or ``(RAISED, pickled exception |
+) -> tuple[Any, ...]:
+    """Run one task here (the reply's first item says which shape it has):
+    ``(OK, result)``, or ``(RAISED, pickled exception |
     None, excinfo)`` for an exception (caught here: the
     caller re-raises it with the same type when it crosses).
 
@@ -51,12 +53,15 @@ def run(
             if f is None:
                 if data is None:
                     return (MISSING,)
-                f = _xi.loads(data, main)  # type: ignore[assignment]
+                # The executor pickled a callable (`_FunctionCache.lookup`);
+                # what `loads` returns is not known statically: `Any`.
+                loaded: Any = _xiload.loads(data, main)
+                f = loaded
                 if len(_functions) >= _MAX_FUNCTIONS:
                     _functions.clear()
-                _functions[key] = f  # type: ignore[assignment]
+                _functions[key] = f
         else:
-            f = fn  # type: ignore[assignment]
+            f = fn
         assert f is not None
         if chunk:
             return (OK, tuple([f(*a) for a in args]))
@@ -67,7 +72,9 @@ def run(
         return (RAISED, *describe(e))
 
 
-def describe(e: BaseException) -> tuple[tuple[bytes, str | None] | None, tuple]:
+def describe(
+    e: BaseException,
+) -> tuple[tuple[bytes, str | None] | None, tuple[str, str, str, str, str, str]]:
     """(the exception pickled by ``_xi.dumps`` or None if it does not
     pickle, ``_xi.excinfo``: its type, message and formatted traceback)."""
     info = _xi.excinfo(e)

@@ -135,13 +135,18 @@ class DistributedExecutor(Executor):
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-try:
+if TYPE_CHECKING:
+    # Checkers see distributed's class (`Any` where distributed is not
+    # installed: pyproject.toml's mypy overrides).
     from distributed import WorkerPlugin as _WorkerPluginBase
-except ImportError:  # distributed is optional: the plugin needs it at use
-    _WorkerPluginBase = object  # type: ignore[assignment,misc]
+else:
+    try:
+        from distributed import WorkerPlugin as _WorkerPluginBase
+    except ImportError:  # distributed is optional: the plugin needs it at use
+        _WorkerPluginBase = object
 
 
-class InterpreterWorkerPlugin(_WorkerPluginBase):  # type: ignore[misc,valid-type]
+class InterpreterWorkerPlugin(_WorkerPluginBase):
     """A ``distributed.WorkerPlugin``: the worker's tasks run in crossinterp
     interpreters (one own-GIL interpreter per worker thread)::
 

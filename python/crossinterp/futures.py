@@ -59,17 +59,18 @@ import weakref
 from concurrent.futures import _base
 from concurrent.futures import thread as _thread
 
-from . import _futures_worker, _xi
+from . import _futures_worker, _xi, _xiload
 from ._errors import ExceptionInfo, ExecutionFailed, InterpreterError, NotShareableError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
-    from typing import Any, TypeVar
+    from typing import Any, ParamSpec, TypeVar
 
     from .interpreters import Interpreter
 
     _T = TypeVar("_T")
+    _P = ParamSpec("_P")
 
 __all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor"]
 
@@ -100,14 +101,27 @@ def _broken_base() -> type[Exception]:
     return _thread.BrokenThreadPool
 
 
-_BROKEN_STD = _broken_base()
-if _BROKEN_STD is not _thread.BrokenThreadPool:
-    BrokenInterpreterPool = _BROKEN_STD
-else:
+if TYPE_CHECKING:
+    # What checkers see: the class the runtime picks below (on 3.14+ the
+    # stdlib's, which every build crossinterp runs on has), a real class (a
+    # variable of type `type[Exception]` could not annotate anything).
+    if sys.version_info >= (3, 14):
+        from concurrent.futures.interpreter import BrokenInterpreterPool
+    else:
 
-    class BrokenInterpreterPool(_thread.BrokenThreadPool):  # type: ignore[no-redef]
-        """The pool cannot run tasks any more: a worker's initializer failed,
-        or a worker interpreter was closed under it."""
+        class BrokenInterpreterPool(_thread.BrokenThreadPool):
+            """The pool cannot run tasks any more: a worker's initializer failed,
+            or a worker interpreter was closed under it."""
+
+else:
+    _BROKEN_STD = _broken_base()
+    if _BROKEN_STD is not _thread.BrokenThreadPool:
+        BrokenInterpreterPool = _BROKEN_STD
+    else:
+
+        class BrokenInterpreterPool(_thread.BrokenThreadPool):
+            """The pool cannot run tasks any more: a worker's initializer failed,
+            or a worker interpreter was closed under it."""
 
 
 _keys = itertools.count(1)
@@ -125,7 +139,7 @@ class _Chunk:
 # Callables cached by identity (rebuilt once per worker): plain functions and
 # builtins, whose pickle does not change; anything else (a partial, a bound
 # method, a callable object) may change between tasks and is sent each time.
-_CACHED_TYPES = (types.FunctionType, types.BuiltinFunctionType)
+_CACHED_TYPES: tuple[type[object], ...] = (types.FunctionType, types.BuiltinFunctionType)
 _MAX_CACHED = 1024
 
 
@@ -134,10 +148,10 @@ class _WorkItem:
 
     def __init__(
         self,
-        future: _base.Future,
+        future: _base.Future[Any],
         fn: Callable[..., object],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         chunk: bool,
     ) -> None:
         self.future = future
@@ -161,7 +175,9 @@ class _Worker:
         self.interp: Interpreter | None = interpreters.create()
         self.sent: set[int] = set()  # keys this worker has been sent
 
-    def call(self, fn: Callable[..., object], args: tuple, kwargs: dict, chunk: bool) -> object:
+    def call(
+        self, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any], chunk: bool
+    ) -> object:
         interp = self.interp
         assert interp is not None
         try:
@@ -177,7 +193,7 @@ class _Worker:
                 _futures_worker.run, key, data, main, plain, args, kwargs or None, chunk
             )
             if out[0] == _futures_worker.MISSING:  # the worker's cache started over
-                self.sent.discard(key)  # type: ignore[arg-type]
+                self.sent.discard(key)
                 _, data, main, _ = self.cache.lookup(fn)
                 out = interp.call(
                     _futures_worker.run, key, data, main, plain, args, kwargs or None, chunk
@@ -203,12 +219,13 @@ class _Worker:
         _, pickled, info = out
         exc: BaseException | None = None
         if pickled is not None:
+            loaded: object
             try:
-                exc = _xi.loads(*pickled)  # type: ignore[assignment]
+                loaded = _xiload.loads(*pickled)
             except Exception:  # noqa: BLE001 - its type does not exist here: described instead
-                exc = None
-            if not isinstance(exc, BaseException):
-                exc = None
+                loaded = None
+            if isinstance(loaded, BaseException):
+                exc = loaded
         failed = ExecutionFailed(ExceptionInfo.from_tuple(info))
         if exc is None:
             raise failed  # its type does not cross: described by the ExecutionFailed
@@ -258,9 +275,9 @@ class _FunctionCache:
 
 def _worker(
     pool_ref: weakref.ref[InterpreterPoolExecutor],
-    work_queue: queue.SimpleQueue,
+    work_queue: queue.SimpleQueue[_WorkItem | None],
     initializer: Callable[..., object] | None,
-    initargs: tuple,
+    initargs: tuple[Any, ...],
 ) -> None:
     pool = pool_ref()
     if pool is None:
@@ -331,7 +348,7 @@ def _run(item: _WorkItem, worker: _Worker, pool_ref: weakref.ref[InterpreterPool
     return True
 
 
-def _flatten(batches: Iterator[tuple]) -> Iterator[object]:
+def _flatten(batches: Iterator[tuple[_T, ...]]) -> Iterator[_T]:
     for batch in batches:
         yield from batch
 
@@ -353,6 +370,18 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
 
     BROKEN = BrokenInterpreterPool
     _functions: _FunctionCache
+    # The thread pool's private state this subclass uses, as it is at run time
+    # (concurrent/futures/thread.py):
+    # its pool numbering (`itertools.count().__next__`), absent from typeshed;
+    _counter: Callable[[], int]
+    # a set (typeshed: an AbstractSet) of the worker threads;
+    _threads: set[threading.Thread]
+    # False, or the message of what broke the pool (the stdlib stores its
+    # initializer message there too: typeshed's `bool` is wrong);
+    _broken: bool | str  # type: ignore[assignment]
+    # our work items and the `None` wake-up sentinel (typeshed: the stdlib's
+    # `_WorkItem` only; its own workers get `None` too).
+    _work_queue: queue.SimpleQueue[_WorkItem | None]  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -379,17 +408,21 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
         self._initargs = initargs
         self._functions = _FunctionCache()
 
-    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _base.Future[_T]:
+    def submit(
+        self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> _base.Future[_T]:
         """Schedule ``fn(*args, **kwargs)`` on a worker interpreter; returns
         its :class:`concurrent.futures.Future`."""
         # As the stdlib's, `fn` is not checked here: a non-callable fails in
         # its future ("'X' object is not callable", TypeError).
-        chunk = type(fn) is _Chunk
-        if chunk:
-            f = fn.fn  # type: ignore[attr-defined]
-            args = args[0]
+        marker: object = fn  # `map` passes a `_Chunk` (not a callable) as `fn`
+        f: Callable[..., object]
+        call_args: tuple[Any, ...]
+        if type(marker) is _Chunk:
+            batch: Any = args[0]  # `map`'s batch: a tuple of argument tuples
+            f, call_args, chunk = marker.fn, batch, True
         else:
-            f = fn
+            f, call_args, chunk = fn, args, False
         with self._shutdown_lock, _thread._global_shutdown_lock:
             if self._broken:
                 raise BrokenInterpreterPool(self._broken)
@@ -398,13 +431,13 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
             if _thread._shutdown:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             future: _base.Future[_T] = _base.Future()
-            self._work_queue.put(_WorkItem(future, f, args, kwargs, chunk))
+            self._work_queue.put(_WorkItem(future, f, call_args, kwargs, chunk))
             self._adjust_thread_count()
             return future
 
     submit.__doc__ = _base.Executor.submit.__doc__
 
-    def map(  # type: ignore[override]
+    def map(
         self,
         fn: Callable[..., _T],
         *iterables: Iterable[Any],
@@ -432,14 +465,21 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
         if chunksize == 1:
             return super().map(fn, *iterables, timeout=timeout, **extra)
         batches = itertools.batched(zip(*iterables), chunksize)
-        results = super().map(_Chunk(fn), batches, timeout=timeout, **extra)  # type: ignore[arg-type]
-        return _flatten(results)  # type: ignore[arg-type]
+        # Each batch's results, in order: `_Chunk(fn)` is a marker that our
+        # `submit` unpacks (a private protocol of this class, not a callable).
+        results: Iterator[tuple[_T, ...]] = super().map(
+            _Chunk(fn),  # type: ignore[arg-type]
+            batches,
+            timeout=timeout,
+            **extra,
+        )
+        return _flatten(results)
 
     def _adjust_thread_count(self) -> None:
         if self._idle_semaphore.acquire(timeout=0):
             return  # an idle worker takes the task
 
-        def wake(_: object, q: queue.SimpleQueue = self._work_queue) -> None:
+        def wake(_: object, q: queue.SimpleQueue[_WorkItem | None] = self._work_queue) -> None:
             q.put(None)
 
         n = len(self._threads)
@@ -451,7 +491,8 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
             )
             t.start()
             self._threads.add(t)
-            _thread._threads_queues[t] = self._work_queue
+            # A WeakKeyDictionary at run time (typeshed: a read-only Mapping).
+            _thread._threads_queues[t] = self._work_queue  # type: ignore[index]
 
     def _initializer_failed(self) -> None:
         self._break("A worker initializer failed, the interpreter pool is not usable anymore")
