@@ -7,8 +7,12 @@ Never run.
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import crossinterp
+import crossinterp.dask
 from crossinterp import AtomicDict, AtomicInt, AtomicRef, Channel, Queue, SharedBuffer, interpreters
+from crossinterp.futures import BrokenInterpreterPool, InterpreterPoolExecutor
 
 
 def twice(x: int) -> int:
@@ -47,4 +51,17 @@ def misuse() -> None:
     crossinterp.set_finalize_warn_after("10")  # expect-error
     print(crossinterp.no_such_name)  # expect-error
     interpreters.create_queue(maxsize="big")  # expect-error
-    del s, n, r
+    ex = InterpreterPoolExecutor(max_workers=2)
+    fut: concurrent.futures.Future[str] = ex.submit(twice, 1)  # expect-error
+    ex.submit(twice, "x")  # expect-error
+    ex.submit(twice, 1, 2)  # expect-error
+    ex.map(twice, [1], chunksize="x")  # expect-error
+    doubled: list[str] = list(ex.map(twice, [1]))  # expect-error
+    ex.shutdown(wait=True, cancel="yes")  # expect-error
+    InterpreterPoolExecutor(max_workers="4")  # expect-error
+    with crossinterp.InterpreterPoolExecutor() as scoped:
+        scoped.submit(42)  # expect-error
+    crossinterp.dask.scheduler(scoped.submit)  # expect-error
+    crossinterp.dask.InterpreterWorkerPlugin(max_workers="2")  # expect-error
+    broken: BrokenInterpreterPool = RuntimeError("no")  # expect-error
+    del s, n, r, fut, doubled, broken

@@ -7,9 +7,12 @@ checkers accept also works. ``assert_type`` lines pin what the checkers infer.
 
 from __future__ import annotations
 
+import concurrent.futures
+import importlib.util
 import threading
 import types
-from typing import assert_type
+from collections.abc import Callable, Iterator
+from typing import Any, assert_type
 
 import crossinterp
 from crossinterp import (
@@ -39,6 +42,7 @@ from crossinterp import (
     interpreters,
     queues,
 )
+from crossinterp.futures import BrokenInterpreterPool, InterpreterPoolExecutor
 
 
 def square(x: int) -> int:
@@ -222,6 +226,55 @@ def run_atomics() -> None:
     assert isinstance(AtomicRef[int], types.GenericAlias)
 
 
+def run_executor() -> None:
+    with InterpreterPoolExecutor(max_workers=2, thread_name_prefix="usage") as ex:
+        assert_type(ex, InterpreterPoolExecutor)
+        fut = ex.submit(square, 6)
+        assert_type(fut, concurrent.futures.Future[int])
+        assert fut.result(timeout=120) == 36
+        assert_type(ex.submit(greet, "you", punct="?").result(timeout=120), str)
+        squares = ex.map(square, range(10), chunksize=3)
+        assert_type(squares, Iterator[int])
+        assert list(squares) == [x * x for x in range(10)]
+        pairs = ex.map(greet, ["a", "b"], timeout=120)
+        assert list(pairs) == ["hello a!", "hello b!"]
+    ex.shutdown(wait=True, cancel_futures=False)
+    assert crossinterp.InterpreterPoolExecutor is InterpreterPoolExecutor
+    executor: concurrent.futures.Executor = crossinterp.InterpreterPoolExecutor(1)
+    executor.shutdown()
+    assert issubclass(BrokenInterpreterPool, concurrent.futures.thread.BrokenThreadPool)
+    # An initializer that fails (square of a str) breaks the pool.
+    broken = InterpreterPoolExecutor(1, initializer=square, initargs=("x",))
+    try:
+        broken.submit(square, 2).result(timeout=120)
+    except BrokenInterpreterPool as e:
+        assert_type(e, BrokenInterpreterPool)
+    else:
+        raise AssertionError("the pool should be broken")
+    finally:
+        broken.shutdown(wait=True)
+
+
+def run_dask() -> None:
+    import crossinterp.dask
+
+    with InterpreterPoolExecutor(max_workers=1) as ex:
+        if importlib.util.find_spec("dask") is None:  # Dask is optional
+            try:
+                crossinterp.dask.scheduler(ex)
+            except ImportError:
+                pass
+            else:
+                raise AssertionError("scheduler() without Dask")
+        else:
+            get = crossinterp.dask.scheduler(ex)
+            assert_type(get, Callable[..., Any])
+            assert get({"x": (square, 3)}, "x") == 9
+    if importlib.util.find_spec("distributed") is not None:
+        plugin = crossinterp.dask.InterpreterWorkerPlugin(max_workers=2)
+        assert plugin.max_workers == 2
+
+
 def main() -> None:
     run_interpreters()
     run_queues()
@@ -229,6 +282,8 @@ def main() -> None:
     run_sharing()
     run_buffers()
     run_atomics()
+    run_executor()
+    run_dask()
     print("usage: ok")
 
 
