@@ -348,7 +348,7 @@ def _run(item: _WorkItem, worker: _Worker, pool_ref: weakref.ref[InterpreterPool
     return True
 
 
-def _flatten(batches: Iterator[tuple[_T, ...]]) -> Iterator[_T]:
+def _flatten[T](batches: Iterator[tuple[T, ...]]) -> Iterator[T]:
     for batch in batches:
         yield from batch
 

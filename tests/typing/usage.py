@@ -240,6 +240,7 @@ def run_executor() -> None:
         assert list(pairs) == ["hello a!", "hello b!"]
     ex.shutdown(wait=True, cancel_futures=False)
     assert crossinterp.InterpreterPoolExecutor is InterpreterPoolExecutor
+    assert crossinterp.BrokenInterpreterPool is BrokenInterpreterPool
     executor: concurrent.futures.Executor = crossinterp.InterpreterPoolExecutor(1)
     executor.shutdown()
     assert issubclass(BrokenInterpreterPool, concurrent.futures.thread.BrokenThreadPool)
