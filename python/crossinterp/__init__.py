@@ -11,8 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
     from . import channels, futures, interpreters, queues
     from .channels import Channel
-    from .futures import BrokenInterpreterPool as BrokenInterpreterPool  # re-exported (__getattr__)
-    from .futures import InterpreterPoolExecutor
+    from .futures import BrokenInterpreterPool, InterpreterPoolExecutor
     from .queues import UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE, Queue
 from ._errors import (
     ExecutionFailed,

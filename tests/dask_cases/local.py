@@ -65,7 +65,7 @@ if __name__ == "__main__":
         y = (x * 2 + 1).sum()
         try:
             y.compute(scheduler=ex)
-        except Exception as e:  # noqa: BLE001 - any type, shown: numpy's objects cannot cross
+        except Exception as e:  # NotShareableError: numpy's objects cannot cross
             assert type(e).__name__ == "NotShareableError", repr(e)
         else:
             raise AssertionError("numpy tasks crossed into a subinterpreter?")
