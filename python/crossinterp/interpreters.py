@@ -412,6 +412,25 @@ class Interpreter:
             raise ExecutionFailed(ExceptionInfo.from_tuple(excinfo))
         return res
 
+    async def call_async(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Awaitable :meth:`call`: runs in a thread of the event loop's small
+        pool (``crossinterp-call_async-*``), so the loop keeps running.
+
+        Cancelling the awaiter does not stop the call already running in the
+        interpreter: its result (or exception) is discarded.
+        """
+        self._check_runnable("call in")
+        from . import _asyncio
+
+        return await _asyncio.interp_call(self, callable, args, kwargs)
+
+    async def exec_async(self, code: str | Callable[[], object], /) -> None:
+        """Awaitable :meth:`exec`, run as :meth:`call_async` runs."""
+        self._check_runnable("exec in")
+        from . import _asyncio
+
+        await _asyncio.interp_exec(self, code)
+
     def call_in_thread(
         self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> threading.Thread:

@@ -50,7 +50,8 @@ pub use error::{
 pub use handle::{Handle, Release};
 pub use id::OwnerId;
 pub use pending::PendingCall;
-pub use queue::{Queue, INTERRUPT_CHECK_INTERVAL};
+pub use queue::{Queue, Side, INTERRUPT_CHECK_INTERVAL};
+pub use wait::Notify;
 pub use registry::{
     FinalizeOptions, FinalizeReport, Guard, Owner, OwnerState, Registry, SlowFinalize, View,
 };

@@ -1,0 +1,132 @@
+//! `LoopWaker`: the wake-up fd of one asyncio event loop, through which the
+//! engine's structures wake that loop's awaiters (see `crossinterp._asyncio`).
+//!
+//! A connected pair of non-blocking Unix sockets: the loop watches the read
+//! end (`loop.add_reader(waker.fileno(), ...)`); the engine's [`Notify`] calls
+//! (a put on a watched queue, its close, ...) write one byte to the write end,
+//! from whatever thread made the change, attached to any interpreter or none.
+//! Writes coalesce: a `pending` flag is set by the first notification and
+//! cleared by the loop's `_drain()` before it re-tries its waiters, so a burst
+//! of puts costs one syscall and one loop wake-up, and a notification that
+//! lands after the clear writes again (no wake-up lost).
+//!
+//! Why a socket pair and not `loop.call_soon_threadsafe` through a pending
+//! call: the notifier runs on the changing thread with no GIL of the loop's
+//! interpreter; a byte on an fd the loop already polls needs none, and one fd
+//! serves every awaiter of the loop (std's `UnixStream`: no dependency).
+
+use super::Entry;
+use crate::ffi::args::{arity, Args};
+use crate::ffi::class::{NativeClass, This};
+use crate::ffi::{self, sys, Exc, PyResult};
+use crossinterp_core::sync::{AtomicBool, DynArc, Ordering};
+use crossinterp_core::Notify;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+
+/// The two ends and the coalescing flag. Owned by no interpreter: kept alive
+/// by the Python `LoopWaker` object and by every structure it watches.
+pub struct Waker {
+    read: UnixStream,
+    write: UnixStream,
+    /// A byte was written since the last `_drain()`.
+    pending: AtomicBool,
+}
+
+impl Notify for Waker {
+    fn notify(&self) {
+        // AcqRel: the change being notified is published by the structure's
+        // mutex (released before this call); the flag only coalesces writes.
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            // WouldBlock: the socket buffer is full, so the loop has bytes to
+            // read already and will re-try; any other error (the loop closed
+            // its end) has nobody left to wake.
+            let _ = (&self.write).write(&[1]);
+        }
+    }
+}
+
+/// The value of a `LoopWaker` object.
+pub struct LoopWaker(pub DynArc<Waker>);
+
+impl std::fmt::Debug for LoopWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoopWaker({})", self.0.read.as_raw_fd())
+    }
+}
+
+type W<'a> = This<'a, LoopWaker>;
+
+fn os_error(e: std::io::Error) -> ffi::PyErrSet {
+    ffi::raise(Exc::OSError, &format!("LoopWaker: {e}"))
+}
+
+impl LoopWaker {
+    fn new(
+        _cls: *mut sys::PyTypeObject,
+        _args: *mut sys::PyObject,
+        _kw: *mut sys::PyObject,
+    ) -> PyResult<LoopWaker> {
+        let (read, write) = UnixStream::pair().map_err(os_error)?;
+        read.set_nonblocking(true).map_err(os_error)?;
+        write.set_nonblocking(true).map_err(os_error)?;
+        Ok(LoopWaker(DynArc::new(Waker {
+            read,
+            write,
+            pending: AtomicBool::new(false),
+        })))
+    }
+
+    fn fileno(this: W, args: Args) -> PyResult<i64> {
+        arity("fileno", args, 0)?;
+        Ok(i64::from(this.0.read.as_raw_fd()))
+    }
+
+    /// `_drain()`: clear the flag, then read every byte written; returns how
+    /// many were read.
+    fn drain(this: W, args: Args) -> PyResult<i64> {
+        arity("_drain", args, 0)?;
+        this.0.pending.store(false, Ordering::Release);
+        let mut buf = [0u8; 256];
+        let mut n = 0i64;
+        loop {
+            match (&this.0.read).read(&mut buf) {
+                Ok(0) => return Ok(n),
+                Ok(k) => n += k as i64,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(os_error(e)),
+            }
+        }
+    }
+
+    /// `_notify()`: what the engine calls, from Python (tests, re-scans).
+    fn notify(this: W, args: Args) -> PyResult<()> {
+        arity("_notify", args, 0)?;
+        this.0.notify();
+        Ok(())
+    }
+}
+
+crate::native_class! {
+    LoopWaker {
+        name: "crossinterp._native.LoopWaker",
+        attr: "LoopWaker",
+        doc: "LoopWaker()\n--\n\nThe wake-up fd of one event loop: queues and channels it watches write a byte to it when an awaiter may proceed.",
+        flags: 0,
+        methods: [
+            (fast, "fileno", "", LoopWaker::fileno, "fileno() -> int: the fd to watch for reading."),
+            (fast, "_drain", "", LoopWaker::drain, "_drain() -> int: re-arm, and read what was written."),
+            (fast, "_notify", "", LoopWaker::notify, "_notify() -> None: wake the loop, as a watched change does."),
+        ],
+        getset: [],
+        slots: [(new, LoopWaker::new)],
+    }
+}
+
+/// `LoopWaker`: local to one interpreter (it does not cross).
+pub const ENTRY: Entry = Entry {
+    classes: &[LoopWaker::DEF],
+    ..Entry::EMPTY
+};

@@ -1,0 +1,231 @@
+"""asyncio support behind ``Queue.get_async``/``put_async`` and
+``Interpreter.call_async``/``exec_async`` (see docs/guide.md, "asyncio").
+
+Queues: one :class:`_Hub` per running event loop owns a native ``LoopWaker``
+(a socket pair; the loop watches its read end with ``add_reader``). The first
+awaiter of a queue side (getters or putters) in a loop registers the waker
+with the queue (``Queue._watch``): from then on every put (for getters) or get
+(for putters) writes one coalesced byte to it, from whatever thread or
+interpreter made the change. No thread is parked per awaiter and nothing
+polls.
+
+The claim is the awaiter's: on a wake-up the hub only resolves the futures of
+as many waiting awaiters (oldest first) as there are items (or free slots);
+each resumed awaiter then takes its item itself with ``get_nowait`` (or puts
+with ``put_nowait``) in the same step, so a cancelled awaiter never took
+anything and no item is lost or delivered twice. An awaiter that was woken
+but cancelled before it ran passes its wake-up on (the hub re-scans); one that
+finds the item gone (another consumer was faster) waits again at the front.
+
+Interpreter calls run in a small thread pool per loop (an interpreter runs
+code in a thread; the loop's thread must not block).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import functools
+import os
+import weakref
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .interpreters import Interpreter
+    from .queues import Queue
+
+from . import _native
+from ._errors import QueueEmpty, QueueFull
+
+GET = 0
+PUT = 1
+
+#: Threads per event loop for ``call_async``/``exec_async``.
+CALL_WORKERS = max(2, min(8, os.cpu_count() or 2))
+
+
+class _Side:
+    """The awaiters of one side of one queue, in one loop."""
+
+    __slots__ = ("queue", "side", "token", "waiters")
+
+    def __init__(self, queue: Queue, side: int, waker: _native.LoopWaker) -> None:
+        self.queue = queue
+        self.side = side
+        self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
+        self.token = queue._watch(waker, side)
+
+
+class _Hub:
+    """One event loop's wake-up fd, the queue sides it watches, its pool."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.waker = _native.LoopWaker()
+        self.sides: dict[tuple[int, int], _Side] = {}
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.fd = self.waker.fileno()
+        loop.add_reader(self.fd, self._on_wake)
+
+    def side(self, queue: Queue, side: int) -> _Side:
+        key = (queue.id, side)
+        s = self.sides.get(key)
+        if s is None:
+            s = self.sides[key] = _Side(queue, side, self.waker)
+        return s
+
+    def _release(self, s: _Side) -> None:
+        key = (s.queue.id, s.side)
+        if not s.waiters and self.sides.get(key) is s:
+            del self.sides[key]
+            s.queue._unwatch(s.side, s.token)
+
+    def discard(self, s: _Side, fut: asyncio.Future[bool]) -> None:
+        try:
+            s.waiters.remove(fut)
+        except ValueError:
+            pass
+        self._release(s)
+
+    def kick(self) -> None:
+        """Re-scan at the next loop iteration (a woken awaiter gave up)."""
+        self.waker._notify()
+
+    def _on_wake(self) -> None:
+        self.waker._drain()
+        for s in list(self.sides.values()):
+            self._serve(s)
+
+    def _serve(self, s: _Side) -> None:
+        q = s.queue
+        if s.side == GET:
+            n = q.qsize()
+        elif q.maxsize > 0:
+            n = q.maxsize - q.qsize()
+        else:
+            n = len(s.waiters)
+        waiters = s.waiters
+        while n > 0 and waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(True)
+                n -= 1
+        self._release(s)
+
+    def call_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self.pool is None:
+            self.pool = concurrent.futures.ThreadPoolExecutor(
+                CALL_WORKERS, thread_name_prefix="crossinterp-call_async"
+            )
+        return self.pool
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
+
+
+def _shutdown(hub: _Hub) -> None:
+    if hub.pool is not None:
+        hub.pool.shutdown(wait=False)
+
+
+def _hub(loop: asyncio.AbstractEventLoop) -> _Hub:
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = _Hub(loop)
+        weakref.finalize(loop, _shutdown, hub)
+    return hub
+
+
+def _timeout_of(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    t = float(timeout)
+    if t != t:
+        raise ValueError("timeout must not be NaN")
+    if t < 0:
+        raise ValueError("timeout must be a non-negative number")
+    return t
+
+
+def _expire(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
+async def _wait(
+    queue: Queue, side: int, attempt: Callable[[], Any], full: type[Exception], timeout: float | None
+) -> Any:
+    """Run ``attempt`` (a non-blocking get or put raising ``full`` when it
+    cannot proceed) until it succeeds, awaiting the queue's wake-ups."""
+    try:
+        return attempt()
+    except full:
+        pass
+    timeout = _timeout_of(timeout)
+    loop = asyncio.get_running_loop()
+    hub = _hub(loop)
+    deadline = None if timeout is None else loop.time() + timeout
+    front = False
+    while True:
+        s = hub.side(queue, side)
+        # Registered (above), then re-try: no wake-up can be missed.
+        try:
+            result = attempt()
+        except full:
+            pass
+        else:
+            hub._release(s)
+            return result
+        fut: asyncio.Future[bool] = loop.create_future()
+        if front:
+            s.waiters.appendleft(fut)
+        else:
+            s.waiters.append(fut)
+        timer = None
+        if deadline is not None:
+            timer = loop.call_at(deadline, _expire, fut)
+        try:
+            woken = await fut
+        except BaseException:
+            # Cancelled. Woken already: hand the wake-up on, nothing was taken.
+            if fut.done() and not fut.cancelled():
+                hub.kick()
+            hub.discard(s, fut)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not woken:
+            # The deadline: a last try (an item that is there is taken
+            # before the deadline is looked at, as in the blocking calls).
+            hub.discard(s, fut)
+            return attempt()
+        front = True
+
+
+async def queue_get(queue: Queue, timeout: float | None) -> object:
+    return await _wait(queue, GET, queue.get_nowait, QueueEmpty, timeout)
+
+
+async def queue_put(
+    queue: Queue, obj: object, timeout: float | None, unbounditems: object, strict: bool
+) -> None:
+    attempt = functools.partial(queue.put_nowait, obj, unbounditems=unbounditems, strict=strict)
+    await _wait(queue, PUT, attempt, QueueFull, timeout)
+
+
+async def interp_call(
+    interp: Interpreter, callable: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    loop = asyncio.get_running_loop()
+    pool = _hub(loop).call_pool()
+    return await loop.run_in_executor(pool, functools.partial(interp.call, callable, *args, **kwargs))
+
+
+async def interp_exec(interp: Interpreter, code: object) -> None:
+    loop = asyncio.get_running_loop()
+    pool = _hub(loop).call_pool()
+    await loop.run_in_executor(pool, interp.exec, code)
