@@ -65,7 +65,8 @@ test-conformance:
 		scripts/py $$v tests/conformance/run.py $(CONFORMANCE_ARGS) || rc=1; \
 	done; exit $$rc
 
-# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
+# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs;
+# bench_asyncio with aiointerpreters from scripts/bench_peers where it installs),
 # then the atomics benchmarks (AtomicInt/AtomicRef, AtomicDict) with their
 # third-party peers on BENCH_ATOMICS_VERSIONS.
 bench: provision
@@ -73,6 +74,7 @@ bench: provision
 		for b in bench_interpreters bench_queues bench_proxy bench_crossing; do \
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
+		PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/bench_asyncio.py $(BENCH_ARGS); echo; \
 	done; \
 	for v in $(BENCH_ATOMICS_VERSIONS); do \
 		for b in bench_atomics bench_atomic_dict; do \

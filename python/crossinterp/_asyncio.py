@@ -44,6 +44,9 @@ from ._errors import QueueEmpty, QueueFull
 GET = 0
 PUT = 1
 
+#: Idle queue sides a loop keeps watching before it sweeps them.
+IDLE_SIDES = 64
+
 #: Threads per event loop for ``call_async``/``exec_async``.
 CALL_WORKERS = max(2, min(8, os.cpu_count() or 2))
 
@@ -51,13 +54,15 @@ CALL_WORKERS = max(2, min(8, os.cpu_count() or 2))
 class _Side:
     """The awaiters of one side of one queue, in one loop."""
 
-    __slots__ = ("queue", "side", "token", "waiters")
+    __slots__ = ("idle", "queue", "side", "token", "waiters")
 
     def __init__(self, queue: Queue, side: int, waker: _native.LoopWaker) -> None:
         self.queue = queue
         self.side = side
         self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
         self.token = queue._watch(waker, side)
+        #: No awaiter since the last wake-up (see _Hub._release).
+        self.idle = False
 
 
 class _Hub:
@@ -78,10 +83,31 @@ class _Hub:
         return s
 
     def _release(self, s: _Side) -> None:
+        """Stop watching a side with no awaiter left. Lazily: a side that
+        empties stays watched until the next wake-up finds it still empty (a
+        round trip then re-uses the registration instead of paying a
+        ``_watch``/``_unwatch`` pair each time; a put costs one coalesced
+        byte meanwhile)."""
+        if s.waiters:
+            return
+        if not s.idle:
+            s.idle = True
+            if len(self.sides) > IDLE_SIDES:
+                self.sweep()
+            return
+        self._unwatch(s)
+
+    def _unwatch(self, s: _Side) -> None:
         key = (s.queue.id, s.side)
-        if not s.waiters and self.sides.get(key) is s:
+        if self.sides.get(key) is s:
             del self.sides[key]
             s.queue._unwatch(s.side, s.token)
+
+    def sweep(self) -> None:
+        """Stop watching every idle side (many sides, or the loop is gone)."""
+        for s in list(self.sides.values()):
+            if s.idle and not s.waiters:
+                self._unwatch(s)
 
     def discard(self, s: _Side, fut: asyncio.Future[bool]) -> None:
         try:
@@ -101,6 +127,9 @@ class _Hub:
 
     def _serve(self, s: _Side) -> None:
         q = s.queue
+        if not s.waiters:
+            self._release(s)
+            return
         if s.side == GET:
             n = q.qsize()
         elif q.maxsize > 0:
@@ -127,6 +156,10 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.Weak
 
 
 def _shutdown(hub: _Hub) -> None:
+    for s in list(hub.sides.values()):
+        s.waiters.clear()
+        s.idle = True
+    hub.sweep()
     if hub.pool is not None:
         hub.pool.shutdown(wait=False)
 
@@ -180,6 +213,7 @@ async def _wait(
             hub._release(s)
             return result
         fut: asyncio.Future[bool] = loop.create_future()
+        s.idle = False
         if front:
             s.waiters.appendleft(fut)
         else:
