@@ -173,13 +173,16 @@ def _hub(loop: asyncio.AbstractEventLoop) -> _Hub:
 
 
 def _timeout_of(timeout: float | None) -> float | None:
+    """As the blocking calls check theirs (same exceptions, same messages)."""
     if timeout is None:
         return None
-    t = float(timeout)
-    if t != t:
-        raise ValueError("timeout must not be NaN")
-    if t < 0:
-        raise ValueError("timeout must be a non-negative number")
+    if isinstance(timeout, bool):
+        raise TypeError("timeout must be a number or None, not bool")
+    t = float(timeout) if isinstance(timeout, int) else timeout
+    if not isinstance(t, float):
+        raise TypeError(f"must be real number, not {type(timeout).__name__}")
+    if not t >= 0:
+        raise ValueError("timeout must be a non-negative number or None")
     return t
 
 
@@ -193,11 +196,11 @@ async def _wait(
 ) -> Any:
     """Run ``attempt`` (a non-blocking get or put raising ``full`` when it
     cannot proceed) until it succeeds, awaiting the queue's wake-ups."""
+    timeout = _timeout_of(timeout)
     try:
         return attempt()
     except full:
         pass
-    timeout = _timeout_of(timeout)
     loop = asyncio.get_running_loop()
     hub = _hub(loop)
     deadline = None if timeout is None else loop.time() + timeout
