@@ -35,11 +35,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .channels import Channel
     from .interpreters import Interpreter
     from .queues import Queue
 
 from . import _native
-from ._errors import QueueEmpty, QueueFull
+from ._errors import ChannelEmptyError, QueueEmpty, QueueFull
 
 GET = 0
 PUT = 1
@@ -52,13 +53,17 @@ CALL_WORKERS = max(2, min(8, os.cpu_count() or 2))
 
 
 class _Side:
-    """The awaiters of one side of one queue, in one loop."""
+    """The awaiters of one side of one queue or channel, in one loop.
+    ``ready(obj, waiting)``: how many of them a wake-up resolves."""
 
-    __slots__ = ("idle", "queue", "side", "token", "waiters")
+    __slots__ = ("idle", "queue", "ready", "side", "token", "waiters")
 
-    def __init__(self, queue: Queue, side: int, waker: _native.LoopWaker) -> None:
+    def __init__(
+        self, queue: Any, side: int, waker: _native.LoopWaker, ready: Callable[[Any, int], int]
+    ) -> None:
         self.queue = queue
         self.side = side
+        self.ready = ready
         self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
         self.token = queue._watch(waker, side)
         #: No awaiter since the last wake-up (see _Hub._release).
@@ -75,11 +80,12 @@ class _Hub:
         self.fd = self.waker.fileno()
         loop.add_reader(self.fd, self._on_wake)
 
-    def side(self, queue: Queue, side: int) -> _Side:
+    def side(self, queue: Any, side: int, ready: Callable[[Any, int], int]) -> _Side:
+        # Queue and channel ids are one id space: (id, side) names a side.
         key = (queue.id, side)
         s = self.sides.get(key)
         if s is None:
-            s = self.sides[key] = _Side(queue, side, self.waker)
+            s = self.sides[key] = _Side(queue, side, self.waker, ready)
         return s
 
     def _release(self, s: _Side) -> None:
@@ -130,12 +136,7 @@ class _Hub:
         if not s.waiters:
             self._release(s)
             return
-        if s.side == GET:
-            n = q.qsize()
-        elif q.maxsize > 0:
-            n = q.maxsize - q.qsize()
-        else:
-            n = len(s.waiters)
+        n = s.ready(q, len(s.waiters))
         waiters = s.waiters
         while n > 0 and waiters:
             fut = waiters.popleft()
@@ -191,11 +192,38 @@ def _expire(fut: asyncio.Future[bool]) -> None:
         fut.set_result(False)
 
 
+def _get_ready(q: Queue, waiting: int) -> int:
+    return q.qsize()
+
+
+def _put_ready(q: Queue, waiting: int) -> int:
+    return q.maxsize - q.qsize() if q.maxsize > 0 else waiting
+
+
+def _recv_ready(ch: Channel, waiting: int) -> int:
+    pending = ch.pending
+    if ch.recv_closed or (ch.send_closed and pending == 0):
+        return waiting  # every receive ends (ChannelClosedError)
+    return pending
+
+
+def _send_ready(ch: Channel, waiting: int) -> int:
+    return waiting  # each sender looks at its own offer
+
+
 async def _wait(
-    queue: Queue, side: int, attempt: Callable[[], Any], full: type[Exception], timeout: float | None
+    queue: Any,
+    side: int,
+    ready: Callable[[Any, int], int],
+    attempt: Callable[[], Any],
+    full: type[Exception],
+    timeout: float | None,
+    expired: Callable[[], BaseException] | None = None,
 ) -> Any:
-    """Run ``attempt`` (a non-blocking get or put raising ``full`` when it
-    cannot proceed) until it succeeds, awaiting the queue's wake-ups."""
+    """Run ``attempt`` (a non-blocking get, put or receive raising ``full``
+    when it cannot proceed) until it succeeds, awaiting the wake-ups of
+    ``queue``'s ``side``. At the deadline: ``full`` from a last attempt, or
+    ``expired()`` if given."""
     timeout = _timeout_of(timeout)
     try:
         return attempt()
@@ -206,7 +234,7 @@ async def _wait(
     deadline = None if timeout is None else loop.time() + timeout
     front = False
     while True:
-        s = hub.side(queue, side)
+        s = hub.side(queue, side, ready)
         # Registered (above), then re-try: no wake-up can be missed.
         try:
             result = attempt()
@@ -239,19 +267,83 @@ async def _wait(
             # The deadline: a last try (an item that is there is taken
             # before the deadline is looked at, as in the blocking calls).
             hub.discard(s, fut)
-            return attempt()
+            if expired is None:
+                return attempt()
+            try:
+                return attempt()
+            except full:
+                raise expired() from None
         front = True
 
 
 async def queue_get(queue: Queue, timeout: float | None) -> object:
-    return await _wait(queue, GET, queue.get_nowait, QueueEmpty, timeout)
+    return await _wait(queue, GET, _get_ready, queue.get_nowait, QueueEmpty, timeout)
 
 
 async def queue_put(
     queue: Queue, obj: object, timeout: float | None, unbounditems: object, strict: bool
 ) -> None:
     attempt = functools.partial(queue.put_nowait, obj, unbounditems=unbounditems, strict=strict)
-    await _wait(queue, PUT, attempt, QueueFull, timeout)
+    await _wait(queue, PUT, _put_ready, attempt, QueueFull, timeout)
+
+
+async def channel_recv(ch: Channel, timeout: float | None) -> object:
+    return await _wait(
+        ch,
+        GET,
+        _recv_ready,
+        ch.recv_nowait,
+        ChannelEmptyError,
+        timeout,
+        lambda: TimeoutError("recv timed out"),
+    )
+
+
+async def channel_send(ch: Channel, obj: object, timeout: float | None, strict: bool) -> None:
+    """Offer ``obj`` (no thread blocks), then await its fate. Cancelled or
+    timed out: the offer is withdrawn in one critical section, so it is
+    either received (the send completed: it returns normally even if it was
+    being cancelled at that moment) or never received (``CancelledError`` /
+    ``TimeoutError``)."""
+    timeout = _timeout_of(timeout)
+    ticket = ch._offer(obj, strict)
+    if ticket < 0:
+        return  # a blocked receive took it
+    loop = asyncio.get_running_loop()
+    hub = _hub(loop)
+    deadline = None if timeout is None else loop.time() + timeout
+    try:
+        while True:
+            s = hub.side(ch, PUT, _send_ready)
+            if ch._offer_done(ticket):
+                hub._release(s)
+                return
+            fut: asyncio.Future[bool] = loop.create_future()
+            s.idle = False
+            s.waiters.append(fut)
+            timer = None if deadline is None else loop.call_at(deadline, _expire, fut)
+            try:
+                woken = await fut
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                hub.discard(s, fut)
+            if not woken:
+                if ch._withdraw(ticket):
+                    raise TimeoutError("send timed out")
+                ch._offer_done(ticket)  # received just now, or ChannelClosedError
+                return
+            ticket_done = ch._offer_done(ticket)
+            if ticket_done:
+                return
+    except asyncio.CancelledError:
+        if ch._withdraw(ticket):
+            raise  # never received
+        ch._offer_done(ticket)  # force-closed: ChannelClosedError
+        return  # received before the cancellation could take it back
+    except BaseException:
+        ch._withdraw(ticket)
+        raise
 
 
 async def interp_call(

@@ -43,7 +43,7 @@ pub mod sync;
 mod wait;
 
 pub use attach::{current_owner, Attached};
-pub use channel::Channel;
+pub use channel::{Channel, Offered};
 pub use error::{
     CloseError, GetError, GuardError, HandleError, PushError, PutError, RecvError, SendError,
 };
