@@ -399,3 +399,114 @@ def test_cancelled_call_async_lets_the_call_finish():
         while it.is_running():
             threading.Event().wait(0.01)
         it.close()
+
+
+# ----------------------------------------------------------------- channels
+
+
+def test_channel_async_send_and_recv_with_threads_and_each_other():
+    from crossinterp import channels
+
+    ch = channels.create()
+
+    async def main():
+        got = []
+        t = threading.Thread(target=lambda: got.append(ch.recv(timeout=30)))
+        t.start()
+        await ch.send_async("to a thread")  # returns once received
+        t.join()
+        t = threading.Thread(target=ch.send, args=("from a thread",), kwargs={"timeout": 30})
+        t.start()
+        got.append(await ch.recv_async(timeout=30))
+        t.join()
+        r = asyncio.ensure_future(ch.recv_async())
+        await asyncio.sleep(0.01)
+        await ch.send_async("async to async")
+        got.append(await r)
+        s = asyncio.ensure_future(ch.send_async("offered first"))
+        await asyncio.sleep(0.01)
+        assert ch.pending == 1 and not s.done()  # no thread holds the offer
+        got.append(await ch.recv_async())
+        await s
+        return got
+
+    assert run(main()) == ["to a thread", "from a thread", "async to async", "offered first"]
+
+
+def test_channel_cancelled_or_timed_out_send_async_is_never_received():
+    from crossinterp import channels
+
+    ch = channels.create()
+
+    async def main():
+        s = asyncio.ensure_future(ch.send_async("cancelled"))
+        await asyncio.sleep(0.01)
+        s.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await s
+        with pytest.raises(TimeoutError):
+            await ch.send_async("timed out", timeout=0.05)
+        with pytest.raises(TimeoutError):
+            await ch.recv_async(timeout=0.05)
+        assert ch.pending == 0
+        assert ch.recv_nowait(None) is None
+
+    run(main())
+
+
+def test_channel_send_async_cancel_race_exactly_once():
+    from crossinterp import channels
+
+    ch = channels.create()
+    n = 400
+
+    async def main():
+        sends = [asyncio.ensure_future(ch.send_async(i)) for i in range(n)]
+        await asyncio.sleep(0)
+        got = []
+
+        def receive():  # slower than the cancellations below
+            while True:
+                try:
+                    got.append(ch.recv(timeout=1.0))
+                except TimeoutError:
+                    return
+                threading.Event().wait(0.001)
+
+        t = threading.Thread(target=receive)
+        t.start()
+        for x in sends[::2]:
+            x.cancel()
+        res = await asyncio.gather(*sends, return_exceptions=True)
+        await asyncio.to_thread(t.join)
+        return got, res
+
+    got, res = run(main())
+    completed = {i for i, r in enumerate(res) if r is None}
+    cancelled = {i for i, r in enumerate(res) if isinstance(r, asyncio.CancelledError)}
+    assert completed | cancelled == set(range(n))
+    assert sorted(got) == sorted(completed)  # every completed send received once, no cancelled one
+    assert cancelled
+
+
+def test_channel_closed_under_awaiters():
+    from crossinterp import channels
+
+    ch = channels.create()
+    ch2 = channels.create()
+
+    async def main():
+        rs = [asyncio.ensure_future(ch.recv_async()) for _ in range(3)]
+        s = asyncio.ensure_future(ch2.send_async("pending"))
+        await asyncio.sleep(0.01)
+        ch.close()
+        assert ch2.close(force=True) == 1
+        for r in rs:
+            with pytest.raises(channels.ChannelClosedError):
+                await r
+        with pytest.raises(channels.ChannelClosedError):
+            await s
+        with pytest.raises(channels.ChannelClosedError):
+            await ch.send_async(1)
+
+    run(main())

@@ -114,4 +114,36 @@ CASES: list[Case] = [
         "res",
         "['refused', 'done']",
     ),
+    # Channels: a closed channel under awaiting receives and a force-closed
+    # one under an awaiting send; a cancelled send_async is never received.
+    returns(
+        "asyncio/channel_closed_under_recv_and_send",
+        A + RUN + "ch = channels.create(); ch2 = channels.create(); res = []\n"
+        "async def main():\n"
+        "    r = asyncio.ensure_future(ch.recv_async()); s = asyncio.ensure_future(ch2.send_async(1))\n"
+        "    await asyncio.sleep(0.02); ch.close(); ch2.close(force=True)\n"
+        "    for t in (r, s):\n"
+        "        try: await t\n"
+        "        except channels.ChannelClosedError: res.append('closed')\n"
+        "run(main())\n",
+        "res",
+        "['closed', 'closed']",
+    ),
+    returns(
+        "asyncio/channel_cancelled_send_not_received",
+        A + RUN + "ch = channels.create()\n"
+        "async def main():\n"
+        "    s = asyncio.ensure_future(ch.send_async('no'))\n"
+        "    await asyncio.sleep(0.02); s.cancel()\n"
+        "    try: await s\n"
+        "    except asyncio.CancelledError: pass\n"
+        "run(main())\n",
+        "(ch.pending, ch.recv_nowait('nothing'))",
+        "(0, 'nothing')",
+    ),
+    raises("asyncio/channel_recv_async_timeout", A + "ch = channels.create()\n",
+           "asyncio.run(ch.recv_async(timeout=0.05))", "TimeoutError"),
+    raises("asyncio/channel_send_async_bad_timeout", A + "ch = channels.create()\n",
+           "asyncio.run(ch.send_async(1, timeout=-1))", "ValueError"),
+    raises("asyncio/channel_bad_ticket", "ch = channels.create()\n", "ch._withdraw(-1)", "ValueError"),
 ]
