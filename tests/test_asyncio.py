@@ -510,3 +510,32 @@ def test_channel_closed_under_awaiters():
             await ch.send_async(1)
 
     run(main())
+
+
+def test_no_wakeup_lost_over_many_rounds_of_concurrent_producers():
+    # Regression: the waker once cleared its flag before reading, so a
+    # notification landing in between had its byte eaten and left the flag
+    # set: every later put skipped its write and awaiters hung (~1 round in 20).
+    async def one_round():
+        q = create()
+        n = 400
+        tasks = [asyncio.ensure_future(q.get_async()) for _ in range(n)]
+        await asyncio.sleep(0)
+
+        def produce(lo, hi):
+            for i in range(lo, hi):
+                q.put(i)
+
+        ts = [threading.Thread(target=produce, args=(k * n // 4, (k + 1) * n // 4)) for k in range(4)]
+        for t in ts:
+            t.start()
+        got = await asyncio.wait_for(asyncio.gather(*tasks), 20)
+        for t in ts:
+            t.join()
+        assert sorted(got) == list(range(n))
+
+    async def main():
+        for _ in range(60):
+            await one_round()
+
+    run(main(), timeout=300)

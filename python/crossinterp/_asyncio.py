@@ -89,19 +89,17 @@ class _Hub:
         return s
 
     def _release(self, s: _Side) -> None:
-        """Stop watching a side with no awaiter left. Lazily: a side that
-        empties stays watched until the next wake-up finds it still empty (a
-        round trip then re-uses the registration instead of paying a
-        ``_watch``/``_unwatch`` pair each time; a put costs one coalesced
-        byte meanwhile)."""
+        """A side's awaiter left. With none left the side goes idle but stays
+        watched: the next wake-up that finds it still idle (``_serve``), a
+        sweep or the loop's end un-registers it. A round trip (await, get,
+        await again) so re-uses the registration instead of paying a
+        ``_watch``/``_unwatch`` pair each time; a put meanwhile costs one
+        coalesced byte."""
         if s.waiters:
             return
-        if not s.idle:
-            s.idle = True
-            if len(self.sides) > IDLE_SIDES:
-                self.sweep()
-            return
-        self._unwatch(s)
+        s.idle = True
+        if len(self.sides) > IDLE_SIDES:
+            self.sweep()
 
     def _unwatch(self, s: _Side) -> None:
         key = (s.queue.id, s.side)
@@ -134,7 +132,8 @@ class _Hub:
     def _serve(self, s: _Side) -> None:
         q = s.queue
         if not s.waiters:
-            self._release(s)
+            if s.idle:
+                self._unwatch(s)
             return
         n = s.ready(q, len(s.waiters))
         waiters = s.waiters
@@ -143,7 +142,6 @@ class _Hub:
             if not fut.done():
                 fut.set_result(True)
                 n -= 1
-        self._release(s)
 
     def call_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self.pool is None:

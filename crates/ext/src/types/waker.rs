@@ -6,9 +6,10 @@
 //! (a put on a watched queue, its close, ...) write one byte to the write end,
 //! from whatever thread made the change, attached to any interpreter or none.
 //! Writes coalesce: a `pending` flag is set by the first notification and
-//! cleared by the loop's `_drain()` before it re-tries its waiters, so a burst
-//! of puts costs one syscall and one loop wake-up, and a notification that
-//! lands after the clear writes again (no wake-up lost).
+//! cleared by the loop's `_drain()` after it read the bytes and before it
+//! re-tries its waiters, so a burst of puts costs one syscall and one loop
+//! wake-up, and a notification that lands after the clear writes again (no
+//! wake-up lost; `_drain` says why the order matters).
 //!
 //! Why a socket pair and not `loop.call_soon_threadsafe` through a pending
 //! call: the notifier runs on the changing thread with no GIL of the loop's
@@ -83,22 +84,32 @@ impl LoopWaker {
         Ok(i64::from(this.0.read.as_raw_fd()))
     }
 
-    /// `_drain()`: clear the flag, then read every byte written; returns how
-    /// many were read.
+    /// `_drain()`: read every byte written, then clear the flag; returns how
+    /// many bytes were read. The caller re-tries its waiters after this.
+    ///
+    /// Read first, clear after: a notifier whose swap found the flag set
+    /// swapped before the clear, so its change (published before its
+    /// notification) is seen by the re-try that follows; one whose swap comes
+    /// after the clear writes a fresh byte. Clearing first would lose
+    /// wake-ups: a notifier could set the flag after the clear and have its
+    /// byte eaten by the read, leaving the flag set with nothing to read, and
+    /// every later notification would then skip its write.
     fn drain(this: W, args: Args) -> PyResult<i64> {
         arity("_drain", args, 0)?;
-        this.0.pending.store(false, Ordering::Release);
         let mut buf = [0u8; 256];
         let mut n = 0i64;
-        loop {
+        let r = loop {
             match (&this.0.read).read(&mut buf) {
-                Ok(0) => return Ok(n),
+                Ok(0) => break Ok(n),
                 Ok(k) => n += k as i64,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(os_error(e)),
+                Err(e) => break Err(os_error(e)),
             }
-        }
+        };
+        // Release: pairs with the notifiers' AcqRel swap (see `notify`).
+        this.0.pending.store(false, Ordering::Release);
+        r
     }
 
     /// `_notify()`: what the engine calls, from Python (tests, re-scans).
