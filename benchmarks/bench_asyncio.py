@@ -35,6 +35,8 @@ import sys
 import threading
 import time
 
+from _asyncio_echo import echo  # aiointerpreters' worker function
+
 from crossinterp import interpreters as ours
 from crossinterp import queues
 
@@ -47,7 +49,6 @@ while True:
 """
 
 
-from _asyncio_echo import echo  # noqa: E402  (aiointerpreters' worker function)
 
 
 def cpu_model() -> str:
@@ -204,7 +205,7 @@ def main() -> None:
     import faulthandler
 
     # A hang is a bug: dump every thread's stack and stop.
-    faulthandler.dump_traceback_later(float(os.environ.get("BENCH_HANG_SECONDS", 300)), exit=True)
+    faulthandler.dump_traceback_later(float(os.environ.get("BENCH_HANG_SECONDS", "300")), exit=True)
     gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
     print(
         f"bench_asyncio: Python {sys.version.split()[0]} ({gil} build), "

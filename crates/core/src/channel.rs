@@ -723,10 +723,14 @@ mod tests {
         assert_eq!(s.0.load(Ordering::Relaxed), 1);
         assert!(matches!(ch.offer_outcome(t1), Some(Ok(()))));
         assert!(ch.withdraw_offer(t1).is_none()); // received: nothing to take back
-        let Ok(Offered::Pending(t2)) = ch.offer(2) else { panic!() };
+        let Ok(Offered::Pending(t2)) = ch.offer(2) else {
+            panic!()
+        };
         assert_eq!(ch.withdraw_offer(t2), Some(2));
         assert!(ch.try_recv().is_err()); // withdrawn: never received
-        let Ok(Offered::Pending(t3)) = ch.offer(3) else { panic!() };
+        let Ok(Offered::Pending(t3)) = ch.offer(3) else {
+            panic!()
+        };
         assert_eq!(ch.close(true).ok(), Some(1));
         assert!(ch.withdraw_offer(t3).is_none());
         assert!(matches!(ch.offer_outcome(t3), Some(Err(3))));

@@ -51,8 +51,8 @@ pub use handle::{Handle, Release};
 pub use id::OwnerId;
 pub use pending::PendingCall;
 pub use queue::{Queue, Side, INTERRUPT_CHECK_INTERVAL};
-pub use wait::Notify;
 pub use registry::{
     FinalizeOptions, FinalizeReport, Guard, Owner, OwnerState, Registry, SlowFinalize, View,
 };
 pub use shared::SharedRefs;
+pub use wait::Notify;

@@ -58,9 +58,9 @@
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
+use crate::sync::DynArc;
 use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
-use crate::sync::DynArc;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
 use std::collections::VecDeque;
 use std::fmt;

@@ -4,6 +4,7 @@
 //! its own `crossinterp.channels.Channel` object over the same channel.
 
 use super::ids::{self, HasId, IdTable};
+use super::waker::LoopWaker;
 use super::Entry;
 use crate::cstr;
 use crate::ffi::args::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
@@ -13,7 +14,6 @@ use crate::runtime::state::Import;
 use crate::runtime::{self, Error};
 use crate::xi::{self, Converter, Crosses, Shared, Value};
 use crossinterp_core::sync::Arc;
-use super::waker::LoopWaker;
 use crossinterp_core::{Channel, CloseError, Offered, RecvError, SendError, Side};
 use std::ffi::c_int;
 

@@ -15,6 +15,7 @@
 //! to check for signals (KeyboardInterrupt), which is not polling for data.
 
 use super::ids::{self, HasId, IdTable};
+use super::waker::LoopWaker;
 use super::Entry;
 use crate::cstr;
 use crate::ffi::args::{arity, blocking, bool_of, deadline, timeout_of, Args, KwArgs};
@@ -25,7 +26,6 @@ use crate::runtime::state::Import;
 use crate::runtime::{self, Error};
 use crate::xi::{self, Converter, Crosses, Shared, Value};
 use crossinterp_core::sync::Arc;
-use super::waker::LoopWaker;
 use crossinterp_core::{GetError, PutError, Queue, Side};
 use std::ffi::c_int;
 use std::time::Duration;
