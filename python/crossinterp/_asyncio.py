@@ -1,7 +1,8 @@
-"""asyncio support behind ``Queue.get_async``/``put_async`` and
-``Interpreter.call_async``/``exec_async`` (see docs/guide.md, "asyncio").
+"""asyncio support behind ``Queue.get_async``/``put_async``,
+``Channel.recv_async``/``send_async`` and ``Interpreter.call_async``/
+``exec_async`` (see docs/guide.md, "asyncio").
 
-Queues: one :class:`_Hub` per running event loop owns a native ``LoopWaker``
+Queues and channels: one :class:`_Hub` per running event loop owns a native ``LoopWaker``
 (a socket pair; the loop watches its read end with ``add_reader``). The first
 awaiter of a queue side (getters or putters) in a loop registers the waker
 with the queue (``Queue._watch``): from then on every put (for getters) or get
@@ -16,6 +17,9 @@ with ``put_nowait``) in the same step, so a cancelled awaiter never took
 anything and no item is lost or delivered twice. An awaiter that was woken
 but cancelled before it ran passes its wake-up on (the hub re-scans); one that
 finds the item gone (another consumer was faster) waits again at the front.
+A channel's ``send_async`` makes a pending offer in the engine (no thread
+holds it) and is woken when offers are taken; its cancellation withdraws the
+offer, which the engine decides against a receive in one critical section.
 
 Interpreter calls run in a small thread pool per loop (an interpreter runs
 code in a thread; the loop's thread must not block).
