@@ -101,7 +101,15 @@ impl LoopWaker {
         let r = loop {
             match (&this.0.read).read(&mut buf) {
                 Ok(0) => break Ok(n),
-                Ok(k) => n += k as i64,
+                Ok(k) => {
+                    n += k as i64;
+                    // A short read emptied the socket: no second syscall
+                    // just to hear WouldBlock (a byte written since is read
+                    // at the next wake-up).
+                    if k < buf.len() {
+                        break Ok(n);
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => break Err(os_error(e)),
