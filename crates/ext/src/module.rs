@@ -18,6 +18,7 @@ static TYPES: &[Entry] = &[
     types::atomics::ENTRY,
     types::atomic_ref::ENTRY,
     types::atomic_dict::ENTRY,
+    types::waker::ENTRY,
 ];
 
 /// The exec slot: the interpreter becomes an owner; its types are made.
