@@ -49,6 +49,7 @@ __all__ = [
     "AtomicFlag",
     "AtomicInt",
     "AtomicRef",
+    "BrokenInterpreterPool",
     "Channel",
     "ExecutionFailed",
     "FinalizationWarning",

@@ -60,7 +60,6 @@ from ._xiload import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ast
-    from collections.abc import Callable
     from typing import Any
 
 # `main` references to a main module run with `-m` carry this prefix.
