@@ -293,3 +293,54 @@ def test_exit_from_inside_interpreter_code_is_reported():
         assert it.call(pow, 2, 3) == 8
     finally:
         it.close()
+
+
+# Issue 11 (CPython 3.13 bug, see docs/guide.md "Known CPython bugs worked
+# around"): on 3.13 the first interpreter to import `_datetime` builds the
+# shared parts of its static types (their bases and MRO tuples) from its own
+# allocator, and the last one to release them frees them into its own: when
+# those are two different subinterpreters, the process aborts ("free():
+# invalid pointer") at that interpreter's teardown. crossinterp makes the main
+# interpreter the first importer, so no subinterpreter is either.
+def test_datetime_first_importer_closed_before_last():
+    r = run_script(
+        """
+        from crossinterp import interpreters
+        for _ in range(5):
+            a = interpreters.create(); a.exec("import _datetime")
+            b = interpreters.create(); b.exec("import _datetime, datetime; datetime.date(2026, 12, 1)")
+            a.close()
+            b.close()
+        print("OK")
+        """
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "OK", (r.returncode, r.stderr[-2000:])
+
+
+def test_datetime_imported_concurrently_by_pool_workers():
+    # The shape of the crash in issue 11: two worker threads import a module
+    # that imports `_datetime` at the same time, then their interpreters are
+    # closed from another thread and a new pool imports it again.
+    r = run_script(
+        """
+        import threading
+        from crossinterp import interpreters
+        from crossinterp.futures import InterpreterPoolExecutor
+
+        def dt():
+            import datetime
+            return datetime.date(2026, 12, 1).toordinal()
+
+        for _ in range(3):
+            with InterpreterPoolExecutor(2) as ex:
+                assert list(ex.map(lambda _: dt(), range(4))) == [dt()] * 4
+            its = [interpreters.create() for _ in range(2)]
+            ts = [threading.Thread(target=it.exec, args=("import _datetime",)) for it in its]
+            [t.start() for t in ts]; [t.join() for t in ts]
+            closer = threading.Thread(target=lambda: [it.close() for it in its])
+            closer.start(); closer.join()
+        print("OK")
+        """,
+        timeout=120,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "OK", (r.returncode, r.stderr[-2000:])
