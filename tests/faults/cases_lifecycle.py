@@ -160,4 +160,24 @@ CASES += [
         "interpreters.list_all() == [interpreters.get_main()]",
         "True",
     ),
+    # CPython 3.13's sys._current_frames() race (issue 11): the main
+    # interpreter samples every thread's frames (as distributed's profiler
+    # does) while own-GIL subinterpreters run Python code.
+    returns(
+        "current_frames/sampled_in_main_while_subinterpreters_run",
+        "stop = threading.Event()\n"
+        "def sampler():\n"
+        "    while not stop.is_set():\n"
+        "        sys._current_frames(); sys._current_exceptions(); time.sleep(0.0005)\n"
+        "s = threading.Thread(target=sampler); s.start()\n"
+        "its = [interpreters.create() for _ in range(2)]\n"
+        "src = 'def rec(n):\\n    return 0 if n == 0 else 1 + rec(n - 1)\\nfor i in range(2000): rec(40)'\n"
+        "for _ in range(3):\n"
+        "    ts = [threading.Thread(target=it.exec, args=(src,)) for it in its]\n"
+        "    [t.start() for t in ts]; [t.join() for t in ts]\n"
+        "stop.set(); s.join()\n"
+        "[it.close() for it in its]\n",
+        "sorted(sys._current_frames()) == [threading.get_ident()]",
+        "True",
+    ),
 ]
