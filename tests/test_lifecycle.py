@@ -430,3 +430,14 @@ def test_current_frames_and_exceptions_map_this_interpreters_threads():
     finally:
         release.set()
         t.join()
+
+
+def test_current_frames_replaced_exactly_on_313_gil_builds():
+    import sys
+
+    import crossinterp
+
+    expected = sys.version_info[:2] == (3, 13) and sys._is_gil_enabled()
+    assert (sys._current_frames is crossinterp._native._current_frames) == expected
+    assert (sys._current_exceptions is crossinterp._native._current_exceptions) == expected
+    assert crossinterp._native._own_threads_supported() == (sys.version_info[:2] == (3, 13))

@@ -265,9 +265,14 @@ pub mod own_threads {
     /// attached interpreter.
     ///
     /// # Safety
-    /// Attached, and [`layout_ok`] returned true on this build. The list is
-    /// walked under the interpreter's GIL (as CPython's own walk of it does
-    /// for the GIL-holding thread); `f` must not release it.
+    /// Attached, and [`layout_ok`] returned true on this build; `f` must
+    /// not release the GIL. The walk takes no `HEAD_LOCK` (internal): it
+    /// relies on what holding this interpreter's GIL guarantees on a GIL
+    /// build — a thread state of it is deleted only by a thread attached to
+    /// it (CPython's thread exit, `PyGILState_Release`, and all of
+    /// crossinterp's deletions attach first), so no node is freed under
+    /// the walk; one added concurrently (at the head, under CPython's lock)
+    /// is simply not seen.
     pub unsafe fn for_each<E>(
         mut f: impl FnMut(c_ulong, *mut sys::PyThreadState) -> Result<(), E>,
     ) -> Result<(), E> {
