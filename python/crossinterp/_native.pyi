@@ -5,6 +5,7 @@ Interpreter ids are CPython's. Excinfo tuples are
 ``(type_name, type_qualname, type_module, msg, formatted, errdisplay)``.
 """
 
+import types
 from collections.abc import Buffer, Callable, Iterable, Iterator, Mapping
 from types import GenericAlias
 from typing import Any, NoReturn, Self, final, overload
@@ -89,6 +90,17 @@ def proxy_info(obj: object, /) -> tuple[int, bool] | None:
 
 def view(id: int, /) -> InterpreterView:
     """A view of live interpreter ``id`` (InterpreterNotFoundError if none)."""
+
+def _own_threads_supported() -> bool:
+    """Whether ``_current_frames``/``_current_exceptions`` work on this build
+    (3.13 only, with the thread-state layout they read checked)."""
+
+def _current_frames() -> dict[int, types.FrameType]:
+    """``sys._current_frames()`` limited to this interpreter's threads (3.13:
+    CPython's walks every interpreter's and corrupts memory, issue 11)."""
+
+def _current_exceptions() -> dict[int, BaseException | None]:
+    """``sys._current_exceptions()`` limited to this interpreter's threads (3.13)."""
 
 def has_pep788() -> bool:
     """Whether guards are also backed by PEP 788 ``PyInterpreterGuard`` (3.15+)."""
