@@ -120,7 +120,8 @@ docs: tools
 		echo "$(DOCS_PINS)" > $(DOCS_TOOLS)/.pins; }; \
 	PYTHONPATH=$(DOCS_TOOLS) $$PY -m mkdocs build --strict --quiet && echo "docs: built site/ (strict)"
 
-# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs),
+# Every benchmark on every BENCH_VERSIONS build (BENCH_ARGS=--quick: shorter runs;
+# bench_asyncio with aiointerpreters from scripts/bench_peers where it installs),
 # then the atomics benchmarks (AtomicInt/AtomicRef, AtomicDict) with their
 # third-party peers on BENCH_ATOMICS_VERSIONS.
 bench: provision
@@ -128,6 +129,7 @@ bench: provision
 		for b in bench_interpreters bench_queues bench_proxy bench_crossing; do \
 			scripts/py $$v benchmarks/$$b.py $(BENCH_ARGS); echo; \
 		done; \
+		PYTHONPATH=$$(scripts/bench_peers $$v) scripts/py $$v benchmarks/bench_asyncio.py $(BENCH_ARGS); echo; \
 	done; \
 	for v in $(BENCH_DASK_VERSIONS); do \
 		PYTHONPATH=$$(scripts/test_deps $$v) scripts/py $$v benchmarks/bench_dask.py $(BENCH_ARGS); echo; \

@@ -366,3 +366,151 @@ def test_exit_from_inside_interpreter_code_is_reported():
         assert it.call(pow, 2, 3) == 8
     finally:
         it.close()
+
+
+# Issue 11 (CPython 3.13 bug, see docs/guide.md "Known CPython bugs worked
+# around"): on 3.13 the first interpreter to import `_datetime` builds the
+# shared parts of its static types (their bases and MRO tuples) from its own
+# allocator, and the last one to release them frees them into its own: when
+# those are two different subinterpreters, the process aborts ("free():
+# invalid pointer") at that interpreter's teardown. crossinterp makes the main
+# interpreter the first importer, so no subinterpreter is either.
+def test_datetime_first_importer_closed_before_last():
+    r = run_script(
+        """
+        from crossinterp import interpreters
+        for _ in range(5):
+            a = interpreters.create(); a.exec("import _datetime")
+            b = interpreters.create(); b.exec("import _datetime, datetime; datetime.date(2026, 12, 1)")
+            a.close()
+            b.close()
+        print("OK")
+        """
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "OK", (r.returncode, r.stderr[-2000:])
+
+
+def test_datetime_imported_concurrently_by_pool_workers():
+    # The shape of the crash in issue 11: two worker threads import a module
+    # that imports `_datetime` at the same time, then their interpreters are
+    # closed from another thread and a new pool imports it again.
+    r = run_script(
+        """
+        import threading
+        from crossinterp import interpreters
+        from crossinterp.futures import InterpreterPoolExecutor
+
+        def dt():
+            import datetime
+            return datetime.date(2026, 12, 1).toordinal()
+
+        for _ in range(3):
+            with InterpreterPoolExecutor(2) as ex:
+                assert list(ex.map(lambda _: dt(), range(4))) == [dt()] * 4
+            its = [interpreters.create() for _ in range(2)]
+            ts = [threading.Thread(target=it.exec, args=("import _datetime",)) for it in its]
+            [t.start() for t in ts]; [t.join() for t in ts]
+            closer = threading.Thread(target=lambda: [it.close() for it in its])
+            closer.start(); closer.join()
+        print("OK")
+        """,
+        timeout=120,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "OK", (r.returncode, r.stderr[-2000:])
+
+
+# Issue 11 (CPython 3.13 bug): 3.13's sys._current_frames() walks the threads
+# of every interpreter and makes frame objects for an own-GIL subinterpreter's
+# frames with the caller's allocator, without that interpreter's GIL; the
+# subinterpreter frees them into its own (the process aborts). distributed's
+# profiler samples it every 10 ms. crossinterp maps this interpreter's
+# threads only (as 3.14 does).
+SAMPLER = """
+import sys, threading, time
+from crossinterp import interpreters
+
+stop = threading.Event()
+names = set()
+def sampler():
+    while not stop.is_set():
+        for f in sys._current_frames().values():
+            while f is not None:
+                names.add(f.f_code.co_filename)
+                f = f.f_back
+        sys._current_exceptions()
+        time.sleep(0.0005)
+
+SUB = '''
+def rec(n):
+    return 0 if n == 0 else 1 + rec(n - 1)
+for i in range(2000):
+    rec(40)
+'''
+
+its = [interpreters.create() for _ in range(2)]
+for it in its:
+    it.prepare_main(src=SUB)
+s = threading.Thread(target=sampler); s.start()
+try:
+    for _ in range(4):
+        run = 'exec(compile(src, "sub-interpreter-code", "exec"))'
+        ts = [threading.Thread(target=it.exec, args=(run,)) for it in its]
+        [t.start() for t in ts]; [t.join() for t in ts]
+finally:
+    stop.set(); s.join()
+for it in its:
+    it.close()
+"""
+
+
+def test_current_frames_sampled_while_subinterpreters_run():
+    r = run_script(
+        SAMPLER
+        + """
+assert "sub-interpreter-code" not in names, names  # no other interpreter's frames
+print("OK")
+""",
+        timeout=120,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "OK", (r.returncode, r.stderr[-2000:])
+
+
+def test_current_frames_and_exceptions_map_this_interpreters_threads():
+    import sys
+    import threading
+
+    inside = threading.Event()
+    release = threading.Event()
+
+    def waiting():
+        try:
+            raise KeyError("held")
+        except KeyError:
+            inside.set()
+            release.wait(30)
+
+    t = threading.Thread(target=waiting)
+    t.start()
+    try:
+        assert inside.wait(30)
+        frames = sys._current_frames()
+        excs = sys._current_exceptions()
+        me = threading.get_ident()
+        assert frames[me].f_code is sys._getframe().f_code
+        assert frames[t.ident].f_code.co_name in ("waiting", "wait")
+        assert isinstance(excs[t.ident], KeyError) and excs[t.ident].args == ("held",)
+        assert excs.get(me) is None
+    finally:
+        release.set()
+        t.join()
+
+
+def test_current_frames_replaced_exactly_on_313_gil_builds():
+    import sys
+
+    import crossinterp
+
+    expected = sys.version_info[:2] == (3, 13) and sys._is_gil_enabled()
+    assert (sys._current_frames is crossinterp._native._current_frames) == expected
+    assert (sys._current_exceptions is crossinterp._native._current_exceptions) == expected
+    assert crossinterp._native._own_threads_supported() == (sys.version_info[:2] == (3, 13))

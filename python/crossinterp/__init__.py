@@ -5,6 +5,8 @@ CPython (PEP 703), with safe sharing between them. See ``crossinterp.interpreter
 for the drop-in replacement of ``concurrent.interpreters`` (PEP 734).
 """
 
+import sys as _sys
+
 from . import _native
 
 TYPE_CHECKING = False
@@ -33,6 +35,17 @@ from ._native import (
     SharedMethodProxy,
     SharedObjectProxy,
 )
+
+# CPython 3.13 (issue 11, docs/guide.md "CPython 3.13 bugs worked around"):
+# its sys._current_frames() and sys._current_exceptions() walk the threads of
+# every interpreter, making frame objects for (and taking references into)
+# own-GIL subinterpreters without their GIL, which corrupts their memory
+# (profilers such as distributed's call them every few milliseconds). Here
+# they map this interpreter's threads only, as on 3.14.
+if _sys.version_info[:2] == (3, 13) and _sys._is_gil_enabled() and _native._own_threads_supported():
+    _sys._current_frames = _native._current_frames
+    _sys._current_exceptions = _native._current_exceptions
+del _sys
 
 AtomicFlag = AtomicBool
 """Alias of :class:`AtomicBool` (the name cereggii and ft_utils users know)."""

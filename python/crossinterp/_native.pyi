@@ -5,6 +5,7 @@ Interpreter ids are CPython's. Excinfo tuples are
 ``(type_name, type_qualname, type_module, msg, formatted, errdisplay)``.
 """
 
+import types
 from collections.abc import Buffer, Callable, Iterable, Iterator, Mapping
 from types import GenericAlias
 from typing import Any, NoReturn, Self, final, overload
@@ -90,6 +91,17 @@ def proxy_info(obj: object, /) -> tuple[int, bool] | None:
 def view(id: int, /) -> InterpreterView:
     """A view of live interpreter ``id`` (InterpreterNotFoundError if none)."""
 
+def _own_threads_supported() -> bool:
+    """Whether ``_current_frames``/``_current_exceptions`` work on this build
+    (3.13 only, with the thread-state layout they read checked)."""
+
+def _current_frames() -> dict[int, types.FrameType]:
+    """``sys._current_frames()`` limited to this interpreter's threads (3.13:
+    CPython's walks every interpreter's and corrupts memory, issue 11)."""
+
+def _current_exceptions() -> dict[int, BaseException | None]:
+    """``sys._current_exceptions()`` limited to this interpreter's threads (3.13)."""
+
 def has_pep788() -> bool:
     """Whether guards are also backed by PEP 788 ``PyInterpreterGuard`` (3.15+)."""
 
@@ -158,6 +170,29 @@ class QueueBase[T = Any]:
         """Whether the queue is empty now."""
     def full(self) -> bool:
         """Whether the queue is full now."""
+    def _watch(self, waker: LoopWaker, side: int, /) -> int:
+        """Wake ``waker``'s loop after every change that may let a get (side
+        0: a put) or a put (side 1: a get, a removal) proceed; the token is
+        for ``_unwatch``. ``TypeError`` if not a ``LoopWaker``, ``ValueError``
+        for another side."""
+    def _unwatch(self, side: int, token: int, /) -> bool:
+        """Stop that; False if the token was not registered."""
+    def _watchers(self, side: int, /) -> int:
+        """Wakers registered on that side now."""
+
+class LoopWaker:
+    """The wake-up fd of one asyncio event loop (``crossinterp._asyncio``):
+    the queues and channels it watches write a byte to it, from any thread or
+    interpreter, when one of the loop's awaiters may proceed. Writes coalesce
+    until the next ``_drain()``."""
+
+    def __new__(cls) -> Self: ...
+    def fileno(self) -> int:
+        """The fd to watch for reading (``loop.add_reader``)."""
+    def _drain(self) -> int:
+        """Re-arm, then read what was written (returns the byte count)."""
+    def _notify(self) -> None:
+        """Wake the loop as a watched change does."""
 
 @final
 class SharedBuffer(Buffer):
@@ -222,6 +257,21 @@ class ChannelBase[T = Any]:
         is pending (the ``None`` is then no ``T``: check the flag)."""
     def _close(self, send: bool, recv: bool, force: bool, /) -> int:
         """Close; returns how many pending items a forced close handed back."""
+    def _offer(self, obj: object, strict: bool, /) -> int:
+        """An async send's offer: -1 if a blocked receive took it at once,
+        else the pending offer's ticket (``ChannelClosedError`` if closed)."""
+    def _offer_done(self, ticket: int, /) -> bool:
+        """True once received, False while pending; ``ChannelClosedError`` if
+        a forced close handed it back."""
+    def _withdraw(self, ticket: int, /) -> bool:
+        """Take back a pending offer: True if it was pending (never received)."""
+    def _watch(self, waker: LoopWaker, side: int, /) -> int:
+        """Wake ``waker``'s loop for receivers (side 0: offers, closes) or
+        async senders (side 1: offers taken, closes)."""
+    def _unwatch(self, side: int, token: int, /) -> bool:
+        """Stop that; False if the token was not registered."""
+    def _watchers(self, side: int, /) -> int:
+        """Wakers registered on that side now."""
 
 @final
 class BorrowedBuffer(Buffer):

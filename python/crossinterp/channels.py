@@ -127,6 +127,28 @@ class Channel(_native.ChannelBase[_T]):
             raise ChannelEmptyError("no item pending on the channel")
         return default
 
+    async def send_async(
+        self, obj: object, timeout: float | None = None, *, strict: bool = False
+    ) -> None:
+        """Awaitable :meth:`send`: offer ``obj`` and wait, without blocking
+        the event loop or a thread, until a receiver has taken it.
+
+        ``TimeoutError`` after ``timeout`` seconds and ``CancelledError`` on
+        cancellation both withdraw the offer: it was never received. (If a
+        receiver took it at the moment of the cancellation, the send has
+        completed and returns normally.)
+        """
+        from . import _asyncio
+
+        await _asyncio.channel_send(self, obj, timeout, strict)
+
+    async def recv_async(self, timeout: float | None = None) -> object:
+        """Awaitable :meth:`recv`: woken by the sends themselves (no polling,
+        no thread per awaiter). A cancelled ``recv_async`` received nothing."""
+        from . import _asyncio
+
+        return await _asyncio.channel_recv(self, timeout)
+
     def close(self, *, send: bool = False, recv: bool = False, force: bool = False) -> int:
         """Close an end (``send=True`` or ``recv=True``) or, with neither,
         the whole channel. Returns how many pending items ``force`` handed back.

@@ -430,6 +430,27 @@ class Interpreter:
             raise ExecutionFailed(ExceptionInfo.from_tuple(excinfo))
         return res  # type: ignore[no-any-return]  # R: what `callable` returned there
 
+    async def call_async[**P, R](
+        self, callable: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Awaitable :meth:`call`: runs in a thread of the event loop's small
+        pool (``crossinterp-call_async-*``), so the loop keeps running.
+
+        Cancelling the awaiter does not stop the call already running in the
+        interpreter: its result (or exception) is discarded.
+        """
+        self._check_runnable("call in")
+        from . import _asyncio
+
+        return await _asyncio.interp_call(self, callable, args, kwargs)
+
+    async def exec_async(self, code: str | Callable[[], object], /) -> None:
+        """Awaitable :meth:`exec`, run as :meth:`call_async` runs."""
+        self._check_runnable("exec in")
+        from . import _asyncio
+
+        await _asyncio.interp_exec(self, code)
+
     def call_in_thread[**P](
         self, callable: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
     ) -> threading.Thread:

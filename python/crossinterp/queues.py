@@ -154,6 +154,33 @@ class Queue(_native.QueueBase[_T]):
         """The default policy for items whose interpreter is destroyed."""
         return _POLICIES[self._unbound_default]
 
+    async def get_async(self, timeout: float | None = None) -> object:
+        """Awaitable :meth:`get`: the next item, waiting up to ``timeout``
+        seconds (:class:`QueueEmpty`) without blocking the event loop.
+
+        Woken by the puts themselves (no polling, no thread per awaiter).
+        Cancellation takes nothing: an awaiter that raises ``CancelledError``
+        left every item in the queue.
+        """
+        from . import _asyncio
+
+        return await _asyncio.queue_get(self, timeout)
+
+    async def put_async(
+        self,
+        obj: object,
+        timeout: float | None = None,
+        *,
+        unbounditems: object = None,
+        strict: bool = False,
+    ) -> None:
+        """Awaitable :meth:`put`: add ``obj``, waiting up to ``timeout``
+        seconds for room in a bounded queue (:class:`QueueFull`) without
+        blocking the event loop. A cancelled ``put_async`` put nothing."""
+        from . import _asyncio
+
+        await _asyncio.queue_put(self, obj, timeout, unbounditems, strict)
+
     # put(), get(), put_nowait(), get_nowait(), qsize(), empty() and full()
     # are the native base's (no Python frame on the hot path; a timeout's
     # deadline is taken on this module's `time.monotonic`): see _native.pyi.

@@ -133,6 +133,53 @@ CASES += [
         "sorted(got)",
         "list(range(1000))",
     ),
+    # CPython 3.13's static-type race (issue 11): the first subinterpreter to
+    # import `_datetime` closed before the last one (which then frees the
+    # first one's tuples into its own allocator: "free(): invalid pointer").
+    returns(
+        "static_types/datetime_first_importer_closed_first",
+        "days = []\n"
+        "for _ in range(5):\n"
+        "    a = interpreters.create(); a.exec('import _datetime')\n"
+        "    b = interpreters.create()\n"
+        "    days.append(b.call(eval, '__import__(\"datetime\").date(2026, 12, 1).toordinal()'))\n"
+        "    a.close(); b.close()\n",
+        "days",
+        "[__import__('datetime').date(2026, 12, 1).toordinal()] * 5",
+    ),
+    # The same race with the imports concurrent (two threads) and the closes
+    # done by a third thread, as in a pool whose interpreters are closed
+    # under it.
+    returns(
+        "static_types/datetime_concurrent_import_close_from_other_thread",
+        "for _ in range(5):\n"
+        "    its = [interpreters.create() for _ in range(2)]\n"
+        "    ts = [threading.Thread(target=it.exec, args=('import _datetime',)) for it in its]\n"
+        "    [t.start() for t in ts]; [t.join() for t in ts]\n"
+        "    c = threading.Thread(target=lambda: [it.close() for it in its]); c.start(); c.join()\n",
+        "interpreters.list_all() == [interpreters.get_main()]",
+        "True",
+    ),
+    # CPython 3.13's sys._current_frames() race (issue 11): the main
+    # interpreter samples every thread's frames (as distributed's profiler
+    # does) while own-GIL subinterpreters run Python code.
+    returns(
+        "current_frames/sampled_in_main_while_subinterpreters_run",
+        "stop = threading.Event()\n"
+        "def sampler():\n"
+        "    while not stop.is_set():\n"
+        "        sys._current_frames(); sys._current_exceptions(); time.sleep(0.0005)\n"
+        "s = threading.Thread(target=sampler); s.start()\n"
+        "its = [interpreters.create() for _ in range(2)]\n"
+        "src = 'def rec(n):\\n    return 0 if n == 0 else 1 + rec(n - 1)\\nfor i in range(2000): rec(40)'\n"
+        "for _ in range(3):\n"
+        "    ts = [threading.Thread(target=it.exec, args=(src,)) for it in its]\n"
+        "    [t.start() for t in ts]; [t.join() for t in ts]\n"
+        "stop.set(); s.join()\n"
+        "[it.close() for it in its]\n",
+        "sorted(sys._current_frames()) == [threading.get_ident()]",
+        "True",
+    ),
 ]
 
 # A blocked get/recv in one interpreter while another one dies (issue 11): the

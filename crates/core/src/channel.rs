@@ -64,14 +64,26 @@
 //! or handed back, exactly once (`channel_send_withdraw_vs_recv` model).
 //! Receivers take offers in ticket order (FIFO) and wake the blocked senders.
 //!
+//! Async callers (`wait::Notify`, no thread blocked): `watch(Side::Get, n)`
+//! registers a notifier for receivers, called after every new offer and every
+//! close; `watch(Side::Put, n)` one for async senders, called after every
+//! offer taken and every close. An async send is an [`Channel::offer`] (handed
+//! to a blocked receive at once, or queued with a ticket, as a blocking send's
+//! offer is), then [`Channel::offer_outcome`] on each notification; on
+//! cancellation or its deadline the caller [`Channel::withdraw_offer`]s it, and
+//! that one critical section decides, as for a blocking send: the item is
+//! received or handed back, exactly once. An async receive is a `try_recv`
+//! per notification.
+//!
 //! Blocked senders all wait on one condition variable and a taken offer wakes
 //! them all; likewise blocked receivers when an item is handed. Blocked callers
 //! are threads, few, and each re-checks its own ticket.
 
 pub use crate::error::{CloseError, RecvError, SendError};
 use crate::id::next_id;
-use crate::sync::{lock, wait_timeout, Arc, Condvar, Mutex, MutexGuard};
-use crate::wait::{Blocker, Next};
+pub use crate::queue::Side;
+use crate::sync::{lock, wait_timeout, Arc, Condvar, DynArc, Mutex, MutexGuard};
+use crate::wait::{self, Blocker, Next, Notify, Watchers};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
@@ -98,9 +110,29 @@ struct State<T> {
     senders: usize,
     send_closed: bool,
     recv_closed: bool,
+    /// Notified when a receive may proceed (an offer, a close).
+    recv_watch: Watchers,
+    /// Notified when a pending offer's fate may have changed (taken, close).
+    send_watch: Watchers,
+}
+
+/// What [`Channel::offer`] did with the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// Handed to a receive blocked right now: delivered.
+    Handed,
+    /// Queued as a pending offer with this ticket.
+    Pending(u64),
 }
 
 impl<T> State<T> {
+    fn watchers(&mut self, side: Side) -> &mut Watchers {
+        match side {
+            Side::Get => &mut self.recv_watch,
+            Side::Put => &mut self.send_watch,
+        }
+    }
+
     /// No send can succeed.
     fn send_refused(&self) -> bool {
         self.send_closed || self.recv_closed
@@ -194,10 +226,12 @@ impl<T> Shared<T> {
     fn take_offer(&self, mut g: MutexGuard<'_, State<T>>) -> Option<T> {
         let offer = g.offers.pop_front()?;
         let wake = g.senders > 0;
+        let notify = g.send_watch.snapshot();
         drop(g);
         if wake {
             self.senders_cv.notify_all();
         }
+        wait::notify_all(notify);
         Some(offer.item)
     }
 }
@@ -243,6 +277,8 @@ impl<T> Channel<T> {
                     senders: 0,
                     send_closed: false,
                     recv_closed: false,
+                    recv_watch: Watchers::default(),
+                    send_watch: Watchers::default(),
                 }),
                 receivers_cv: Condvar::new(),
                 senders_cv: Condvar::new(),
@@ -293,6 +329,12 @@ impl<T> Channel<T> {
         let ticket = g.next_ticket;
         g.next_ticket += 1;
         g.offers.push_back(Offer { ticket, item });
+        let notify = g.recv_watch.snapshot();
+        if !notify.is_empty() {
+            drop(g);
+            wait::notify_all(notify);
+            g = lock(&sh.state);
+        }
         let mut blocker = Blocker::new(deadline, interrupted);
         loop {
             match g.outcome(ticket) {
@@ -345,6 +387,63 @@ impl<T> Channel<T> {
             Some(item) => item,
             None => unreachable!("withdrawing an offer that is not pending"),
         }
+    }
+
+    /// An async send: hand `item` to a receive blocked right now
+    /// ([`Offered::Handed`]: delivered), else queue it as a pending offer
+    /// ([`Offered::Pending`]) that receives take in order, as a blocked
+    /// sender's. No thread waits: the caller learns the offer's fate from
+    /// [`Channel::offer_outcome`] when its [`Side::Put`] notifier is called, and
+    /// takes it back with [`Channel::withdraw_offer`]. [`SendError::Closed`]
+    /// when the send or receive end is closed.
+    pub fn offer(&self, item: T) -> Result<Offered, SendError<T>> {
+        let sh = &*self.shared;
+        let g = lock(&sh.state);
+        if g.send_refused() {
+            return Err(SendError::Closed(item));
+        }
+        let (mut g, item) = match sh.hand(g, item) {
+            Ok(()) => return Ok(Offered::Handed),
+            Err(back) => back,
+        };
+        let ticket = g.next_ticket;
+        g.next_ticket += 1;
+        g.offers.push_back(Offer { ticket, item });
+        let notify = g.recv_watch.snapshot();
+        drop(g);
+        wait::notify_all(notify);
+        Ok(Offered::Pending(ticket))
+    }
+
+    /// The fate of offer `ticket`: `None` while pending, `Some(Ok(()))` once
+    /// received (or for a ticket not known), `Some(Err(item))` when a forced
+    /// close handed it back (reported once).
+    pub fn offer_outcome(&self, ticket: u64) -> Option<Result<(), T>> {
+        lock(&self.shared.state).outcome(ticket)
+    }
+
+    /// Take back offer `ticket` if it is still pending (`Some`: it will never
+    /// be received); `None`: it was received, or handed back by a forced close
+    /// (see [`Channel::offer_outcome`]).
+    pub fn withdraw_offer(&self, ticket: u64) -> Option<T> {
+        lock(&self.shared.state).withdraw(ticket)
+    }
+
+    /// Register a notifier: [`Side::Get`] for receivers (new offers, closes),
+    /// [`Side::Put`] for async senders (offers taken, closes). Register, then
+    /// re-try: no change is missed.
+    pub fn watch(&self, side: Side, n: DynArc<dyn Notify>) -> u64 {
+        lock(&self.shared.state).watchers(side).add(n)
+    }
+
+    /// Un-register a notifier; `false` if the token is not registered.
+    pub fn unwatch(&self, side: Side, token: u64) -> bool {
+        lock(&self.shared.state).watchers(side).remove(token)
+    }
+
+    /// Notifiers registered on one side now (a snapshot, for tests).
+    pub fn watchers(&self, side: Side) -> usize {
+        lock(&self.shared.state).watchers(side).len()
     }
 
     /// PEP 554's `send_nowait`: hand `item` to a receive that is blocked in
@@ -465,10 +564,12 @@ impl<T> Channel<T> {
         }
         g.send_closed = true;
         let wake = !g.waiting.is_empty();
+        let notify = g.recv_watch.snapshot();
         drop(g);
         if wake {
             sh.receivers_cv.notify_all();
         }
+        wait::notify_all(notify);
         Ok(())
     }
 
@@ -510,7 +611,10 @@ impl<T> Channel<T> {
         g.recv_closed = true;
         let wake_senders = pending > 0 && g.senders > 0;
         let wake_receivers = !g.waiting.is_empty();
+        let mut notify = g.recv_watch.snapshot();
+        notify.extend(g.send_watch.snapshot());
         drop(g);
+        wait::notify_all(notify);
         if wake_senders {
             sh.senders_cv.notify_all();
         }
@@ -585,5 +689,67 @@ impl<T> fmt::Debug for Channel<T> {
             .field("send_closed", &g.send_closed)
             .field("recv_closed", &g.recv_closed)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::{AtomicUsize, Ordering};
+
+    struct Count(AtomicUsize);
+    impl Notify for Count {
+        fn notify(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count() -> DynArc<Count> {
+        DynArc::new(Count(AtomicUsize::new(0)))
+    }
+
+    #[test]
+    fn async_offer_taken_withdrawn_returned() {
+        let ch = Channel::<u32>::new();
+        let (r, s) = (count(), count());
+        ch.watch(Side::Get, r.clone());
+        let ts = ch.watch(Side::Put, s.clone());
+        let Ok(Offered::Pending(t1)) = ch.offer(1) else {
+            panic!("no receive blocked: the offer is pending")
+        };
+        assert_eq!(r.0.load(Ordering::Relaxed), 1);
+        assert!(ch.offer_outcome(t1).is_none());
+        assert_eq!(ch.try_recv().ok(), Some(1));
+        assert_eq!(s.0.load(Ordering::Relaxed), 1);
+        assert!(matches!(ch.offer_outcome(t1), Some(Ok(()))));
+        assert!(ch.withdraw_offer(t1).is_none()); // received: nothing to take back
+        let Ok(Offered::Pending(t2)) = ch.offer(2) else {
+            panic!()
+        };
+        assert_eq!(ch.withdraw_offer(t2), Some(2));
+        assert!(ch.try_recv().is_err()); // withdrawn: never received
+        let Ok(Offered::Pending(t3)) = ch.offer(3) else {
+            panic!()
+        };
+        assert_eq!(ch.close(true).ok(), Some(1));
+        assert!(ch.withdraw_offer(t3).is_none());
+        assert!(matches!(ch.offer_outcome(t3), Some(Err(3))));
+        assert!(r.0.load(Ordering::Relaxed) >= 3 && s.0.load(Ordering::Relaxed) >= 2);
+        assert!(matches!(ch.offer(4), Err(SendError::Closed(4))));
+        assert!(ch.unwatch(Side::Put, ts));
+        assert_eq!(ch.watchers(Side::Put), 0);
+        assert_eq!(ch.watchers(Side::Get), 1);
+    }
+
+    #[test]
+    fn async_offer_handed_to_a_blocked_receive() {
+        let ch = Channel::<u32>::new();
+        let ch2 = ch.clone();
+        let t = std::thread::spawn(move || ch2.recv(None, &mut || false).ok());
+        while ch.waiting_receivers() == 0 {
+            std::thread::yield_now();
+        }
+        assert_eq!(ch.offer(9).ok(), Some(Offered::Handed));
+        assert_eq!(t.join().ok().flatten(), Some(9));
     }
 }

@@ -43,15 +43,16 @@ pub mod sync;
 mod wait;
 
 pub use attach::{current_owner, Attached};
-pub use channel::Channel;
+pub use channel::{Channel, Offered};
 pub use error::{
     CloseError, GetError, GuardError, HandleError, PushError, PutError, RecvError, SendError,
 };
 pub use handle::{Handle, Release};
 pub use id::OwnerId;
 pub use pending::PendingCall;
-pub use queue::{Queue, INTERRUPT_CHECK_INTERVAL};
+pub use queue::{Queue, Side, INTERRUPT_CHECK_INTERVAL};
 pub use registry::{
     FinalizeOptions, FinalizeReport, Guard, Owner, OwnerState, Registry, SlowFinalize, View,
 };
 pub use shared::SharedRefs;
+pub use wait::Notify;

@@ -43,6 +43,12 @@
 //! extension drains the queue first when its items must be released in their
 //! owners.
 //!
+//! Async waiters (`wait::Notify`): `watch(Side::Get, n)` registers a notifier
+//! that every put and the close call (after unlocking), `watch(Side::Put, n)`
+//! one that every get, `drain`, `remove_where` and the close call; a notifier
+//! is not a sleeper and takes nothing: its owner re-tries with `try_get` /
+//! `try_put` (`async_watch_*` tests below).
+//!
 //! # Why a mutex
 //!
 //! `Mutex<VecDeque>` plus two condition variables is checkable with loom end to
@@ -52,9 +58,10 @@
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
+use crate::sync::DynArc;
 use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
-use crate::wait::{self, Blocker, Next, Sleepers};
+use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
@@ -67,6 +74,28 @@ struct State<T> {
     closed: bool,
     getters: Sleepers,
     putters: Sleepers,
+    /// Notified when a get may proceed (a put, the close).
+    get_watch: Watchers,
+    /// Notified when a put may proceed (a get, `drain`, `remove_where`, the close).
+    put_watch: Watchers,
+}
+
+/// Which side of a queue a notifier watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Getters: notified by puts and the close.
+    Get,
+    /// Putters: notified when room is made and by the close.
+    Put,
+}
+
+impl<T> State<T> {
+    fn watchers(&mut self, side: Side) -> &mut Watchers {
+        match side {
+            Side::Get => &mut self.get_watch,
+            Side::Put => &mut self.put_watch,
+        }
+    }
 }
 
 struct Shared<T> {
@@ -120,10 +149,12 @@ impl<T> Shared<T> {
         g.items.push_back(item);
         self.publish(&g);
         let wake = g.getters.wake_one();
+        let notify = g.get_watch.snapshot();
         drop(g);
         if wake {
             self.not_empty.notify_one();
         }
+        wait::notify_all(notify);
     }
 
     /// Take the front item under the lock, unlock, then wake one asleep putter.
@@ -131,10 +162,12 @@ impl<T> Shared<T> {
         let item = g.items.pop_front()?;
         self.publish(&g);
         let wake = g.putters.wake_one();
+        let notify = g.put_watch.snapshot();
         drop(g);
         if wake {
             self.not_full.notify_one();
         }
+        wait::notify_all(notify);
         Some(item)
     }
 
@@ -142,10 +175,12 @@ impl<T> Shared<T> {
     fn room_made(&self, mut g: MutexGuard<'_, State<T>>) {
         self.publish(&g);
         let wake = g.putters.wake_all();
+        let notify = g.put_watch.snapshot();
         drop(g);
         if wake {
             self.not_full.notify_all();
         }
+        wait::notify_all(notify);
     }
 }
 
@@ -183,6 +218,8 @@ impl<T> Queue<T> {
                     closed: false,
                     getters: Sleepers::default(),
                     putters: Sleepers::default(),
+                    get_watch: Watchers::default(),
+                    put_watch: Watchers::default(),
                 }),
                 not_empty: Condvar::new(),
                 not_full: Condvar::new(),
@@ -359,7 +396,10 @@ impl<T> Queue<T> {
         sh.publish(&g);
         let wake_getters = g.getters.wake_all();
         let wake_putters = g.putters.wake_all();
+        let mut notify = g.get_watch.snapshot();
+        notify.extend(g.put_watch.snapshot());
         drop(g);
+        wait::notify_all(notify);
         if wake_getters {
             sh.not_empty.notify_all();
         }
@@ -423,6 +463,24 @@ impl<T> Queue<T> {
         items
     }
 
+    /// Register a notifier for one side (see [`Notify`]): called, with no lock
+    /// held, after every change that may let a call of that side proceed. The
+    /// returned token un-registers it ([`Queue::unwatch`]). Register, then
+    /// re-try (`try_get`/`try_put`): no change is missed.
+    pub fn watch(&self, side: Side, n: DynArc<dyn Notify>) -> u64 {
+        lock(&self.shared.state).watchers(side).add(n)
+    }
+
+    /// Un-register a notifier; `false` if the token is not registered.
+    pub fn unwatch(&self, side: Side, token: u64) -> bool {
+        lock(&self.shared.state).watchers(side).remove(token)
+    }
+
+    /// Notifiers registered on one side now (a snapshot, for tests).
+    pub fn watchers(&self, side: Side) -> usize {
+        lock(&self.shared.state).watchers(side).len()
+    }
+
     /// Threads blocked in [`Queue::get`] now (a snapshot, for tests and
     /// diagnostics).
     pub fn blocked_getters(&self) -> usize {
@@ -445,5 +503,55 @@ impl<T> fmt::Debug for Queue<T> {
             .field("len", &g.items.len())
             .field("closed", &g.closed)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::{AtomicUsize, Ordering};
+
+    struct Count(AtomicUsize);
+    impl Notify for Count {
+        fn notify(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn async_watch_get_side() {
+        let q = Queue::<u32>::new(0);
+        let c = DynArc::new(Count(AtomicUsize::new(0)));
+        let t = q.watch(Side::Get, c.clone());
+        assert_eq!(q.watchers(Side::Get), 1);
+        q.try_put(1).ok();
+        q.try_put(2).ok();
+        assert_eq!(c.0.load(Ordering::Relaxed), 2);
+        // A get notifies the put side only.
+        assert_eq!(q.try_get().ok(), Some(1));
+        assert_eq!(c.0.load(Ordering::Relaxed), 2);
+        q.close();
+        assert_eq!(c.0.load(Ordering::Relaxed), 3);
+        assert!(q.unwatch(Side::Get, t));
+        assert!(!q.unwatch(Side::Get, t));
+        assert_eq!(q.watchers(Side::Get), 0);
+    }
+
+    #[test]
+    fn async_watch_put_side() {
+        let q = Queue::<u32>::new(1);
+        let c = DynArc::new(Count(AtomicUsize::new(0)));
+        let t = q.watch(Side::Put, c.clone());
+        q.try_put(1).ok();
+        assert_eq!(c.0.load(Ordering::Relaxed), 0);
+        q.try_get().ok();
+        assert_eq!(c.0.load(Ordering::Relaxed), 1);
+        q.try_put(2).ok();
+        assert_eq!(q.drain(), vec![2]);
+        assert_eq!(c.0.load(Ordering::Relaxed), 2);
+        q.unwatch(Side::Put, t);
+        q.try_put(3).ok();
+        q.try_get().ok();
+        assert_eq!(c.0.load(Ordering::Relaxed), 2);
     }
 }

@@ -179,6 +179,12 @@ pub fn wait_timeout<'a, T>(
     }
 }
 
+/// Shared handles to trait objects ([`crate::wait::Notify`]): loom's `Arc`
+/// cannot hold an unsized value, and a notifier takes part in no protocol a
+/// model checks (it is called with no lock held, after the change it reports
+/// is published by the structure's mutex), so it is std's `Arc` under loom too.
+pub use std::sync::Arc as DynArc;
+
 /// Counters that must be `static` (process-wide id spaces). A `static` cannot
 /// hold a loom atomic (loom's exist per model execution), and these counters
 /// take part in no inter-thread protocol — ids need only the atomicity of the

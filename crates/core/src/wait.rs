@@ -45,10 +45,70 @@
 //! hint is the caller's and is advisory: the decision to sleep is always made
 //! under the lock, as above.
 //!
+//! Waiters that are not threads ([`Notify`], kept in a [`Watchers`] list under
+//! the same lock): an event loop cannot park a thread per awaiter, so it
+//! registers one notifier; every change that would wake a sleeper of that side
+//! also takes a snapshot of the side's notifiers under the lock and calls them
+//! once it has unlocked. A notifier only says "re-try without blocking": the
+//! awaiter's retry (a `try_get`, `try_put`, ...) under the lock decides. No lost
+//! wake-up: a watcher registers, then re-tries; a change either ran before that
+//! retry (the retry sees it) or after the registration (it sees the watcher).
+//!
 //! The loom models of these rules are those of the structures that use them
 //! (`tests/loom_queue.rs`).
 
+use crate::sync::DynArc;
 use std::time::{Duration, Instant};
+
+/// A waiter that is not a thread (e.g. an event loop's wake-up fd): told, with
+/// no lock held, that the side it watches may now proceed. Must be quick, must
+/// not block and must not call back into the structure that notifies it.
+pub trait Notify: Send + Sync {
+    /// The watched side may proceed: re-try without blocking.
+    fn notify(&self);
+}
+
+/// The notifiers registered on one side of a structure (e.g. its getters).
+/// Only touched under the structure's lock.
+#[derive(Default)]
+pub(crate) struct Watchers {
+    next: u64,
+    list: Vec<(u64, DynArc<dyn Notify>)>,
+}
+
+impl Watchers {
+    /// Register `n`; the token un-registers it.
+    pub(crate) fn add(&mut self, n: DynArc<dyn Notify>) -> u64 {
+        self.next += 1;
+        self.list.push((self.next, n));
+        self.next
+    }
+
+    /// Un-register; `false`: no such token (already removed).
+    pub(crate) fn remove(&mut self, token: u64) -> bool {
+        let before = self.list.len();
+        self.list.retain(|(t, _)| *t != token);
+        self.list.len() != before
+    }
+
+    /// The notifiers to call once the lock is released (empty: none; no
+    /// allocation then).
+    pub(crate) fn snapshot(&self) -> Vec<DynArc<dyn Notify>> {
+        self.list.iter().map(|(_, n)| n.clone()).collect()
+    }
+
+    /// Registered notifiers now.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// Call every notifier of a snapshot (no lock held).
+pub(crate) fn notify_all(ns: Vec<DynArc<dyn Notify>>) {
+    for n in ns {
+        n.notify();
+    }
+}
 
 /// How often a blocked call runs its interrupt hook: after each
 /// `INTERRUPT_CHECK_INTERVAL` spent blocked (never before the call first blocks).

@@ -1,4 +1,5 @@
-//! Loom models of `Queue` and `Channel`.
+//! Loom models of `Queue` and `Channel` (blocking calls, and the notifiers
+//! and offers of async callers).
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p crossinterp-core --release --test loom_queue \
@@ -388,6 +389,86 @@ fn channel_send_withdraw_vs_recv() {
             _ => panic!("try_send {s:?}, recv {r:?}"),
         }
         assert_eq!(ch.waiting_receivers(), 0);
+    });
+    out.assert_all_reached();
+}
+
+/// A notifier for the async models: records that it was called.
+struct Flag(loom::sync::atomic::AtomicBool);
+
+impl crossinterp_core::Notify for Flag {
+    fn notify(&self) {
+        self.0.store(true, loom::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn flag() -> crossinterp_core::sync::DynArc<Flag> {
+    crossinterp_core::sync::DynArc::new(Flag(loom::sync::atomic::AtomicBool::new(false)))
+}
+
+/// An async getter registers its notifier, then re-tries, while a put races
+/// it: either the re-try finds the item, or the put saw the notifier and
+/// called it (no lost wake-up for an awaiter that is not a thread).
+#[test]
+fn async_watch_then_retry_vs_put() {
+    let out = Outcomes::new(
+        "async_watch_then_retry_vs_put",
+        &["retry_found", "notified"],
+    );
+    let o = out.clone();
+    model("async_watch_then_retry_vs_put", None, move || {
+        let q = Queue::new(0);
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || q.try_put(1).unwrap())
+        };
+        let f = flag();
+        q.watch(crossinterp_core::Side::Get, f.clone());
+        match q.try_get() {
+            Ok(1) => o.hit("retry_found"),
+            Err(GetError::Empty) => {
+                putter.join().unwrap();
+                assert!(
+                    f.0.load(loom::sync::atomic::Ordering::SeqCst),
+                    "put missed the watcher"
+                );
+                assert_eq!(q.try_get().ok(), Some(1));
+                o.hit("notified");
+                return;
+            }
+            r => panic!("try_get {r:?}"),
+        }
+        putter.join().unwrap();
+    });
+    out.assert_all_reached();
+}
+
+/// An async send's pending offer races its withdrawal (cancellation) against
+/// a receive: exactly one wins; the item is received or handed back, once.
+#[test]
+fn async_offer_withdraw_vs_recv() {
+    let out = Outcomes::new("async_offer_withdraw_vs_recv", &["received", "withdrawn"]);
+    let o = out.clone();
+    model("async_offer_withdraw_vs_recv", None, move || {
+        let ch = Channel::new();
+        let Ok(crossinterp_core::Offered::Pending(ticket)) = ch.offer(1) else {
+            panic!("no receive blocked: the offer is pending")
+        };
+        let receiver = {
+            let ch = ch.clone();
+            thread::spawn(move || ch.try_recv())
+        };
+        let w = ch.withdraw_offer(ticket);
+        let r = receiver.join().unwrap();
+        match (w, r) {
+            (None, Ok(1)) => {
+                assert!(matches!(ch.offer_outcome(ticket), Some(Ok(()))));
+                o.hit("received")
+            }
+            (Some(1), Err(RecvError::Empty)) => o.hit("withdrawn"),
+            (w, r) => panic!("withdraw {w:?}, recv {r:?}"),
+        }
+        assert!(ch.is_empty());
     });
     out.assert_all_reached();
 }

@@ -18,6 +18,7 @@ static TYPES: &[Entry] = &[
     types::atomics::ENTRY,
     types::atomic_ref::ENTRY,
     types::atomic_dict::ENTRY,
+    types::waker::ENTRY,
 ];
 
 /// The exec slot: the interpreter becomes an owner; its types are made.
@@ -62,6 +63,9 @@ crate::native_module! {
         (fast, "gc_callback", ", phase, info, /", f::gc_callback, "gc_callback(phase, info): gc.callbacks hook running the automatic cycle pass"),
         (fast, "proxy_info", ", obj, /", f::proxy_info, "proxy_info(obj) -> (owner id, alive) | None"),
         (fast, "view", ", id, /", f::view, "view(id) -> InterpreterView"),
+        (noargs, "_own_threads_supported", "", f::own_threads_supported, "_own_threads_supported() -> bool: whether _current_frames/_current_exceptions work here (3.13)"),
+        (noargs, "_current_frames", "", f::current_frames, "_current_frames() -> dict[int, frame]: sys._current_frames() of this interpreter's threads only"),
+        (noargs, "_current_exceptions", "", f::current_exceptions, "_current_exceptions() -> dict[int, BaseException | None]: sys._current_exceptions() of this interpreter's threads only"),
         (noargs, "has_pep788", "", f::has_pep788, "has_pep788() -> bool: whether guards are backed by PEP 788 PyInterpreterGuard"),
         (noargs, "create", "", f::create, "create() -> int\n\nCreate an interpreter with its own GIL."),
         (fast, "destroy", ", id, /", f::destroy, "destroy(id) -> None\n\nClose an interpreter created by create()."),

@@ -320,3 +320,123 @@ pub fn has_pep788(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
             .into_ptr(),
     )
 }
+
+fn py_bool(b: bool) -> *mut sys::PyObject {
+    // SAFETY: attached; the immortal singletons, as new references.
+    unsafe { Owned::from_borrowed(if b { sys::Py_True() } else { sys::Py_False() }) }.into_ptr()
+}
+
+/// Whether [`current_frames`] / [`current_exceptions`] work on this build:
+/// 3.13, with the thread-state layout they read checked (see
+/// `ffi::capi::own_threads`).
+pub fn own_threads_supported(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    Ok(py_bool(own_threads_ok()?))
+}
+
+#[cfg(not(Py_3_14))]
+fn own_threads_ok() -> PyResult<bool> {
+    let get_ident = ffi::import_attr(cstr!("_thread"), cstr!("get_ident"))?;
+    let ident = ffi::call(&get_ident, &[])?;
+    // SAFETY: attached; `ident` is the int `get_ident()` returned.
+    let ident = unsafe { sys::PyLong_AsUnsignedLong(ident.as_ptr()) };
+    // SAFETY: attached; plain error check.
+    if unsafe { !sys::PyErr_Occurred().is_null() } {
+        return Err(PyErrSet);
+    }
+    // SAFETY: attached.
+    Ok(unsafe { ffi::capi::own_threads::layout_ok(ident) })
+}
+
+#[cfg(Py_3_14)]
+fn own_threads_ok() -> PyResult<bool> {
+    Ok(false)
+}
+
+/// `sys.audit(event)`.
+fn audit(event: &str) -> PyResult<()> {
+    let f = ffi::import_attr(cstr!("sys"), cstr!("audit"))?;
+    let e = ffi::new_str(event)?;
+    ffi::call(&f, &[e.as_ptr()]).map(drop)
+}
+
+/// Map each thread of the attached interpreter to what `item` gives for its
+/// thread state (a new reference, or None to leave the thread out).
+fn own_threads_map(
+    event: &str,
+    item: impl Fn(*mut sys::PyThreadState) -> PyResult<Option<Owned>>,
+) -> PyResult<*mut sys::PyObject> {
+    audit(event)?;
+    if !own_threads_ok()? {
+        return Err(ffi::raise(
+            ffi::Exc::RuntimeError,
+            &format!(
+                "crossinterp: {event}() of this interpreter only is not available on this build"
+            ),
+        ));
+    }
+    // SAFETY: attached; a new dict or NULL with an exception set.
+    let out = unsafe { Owned::from_new(sys::PyDict_New())? };
+    #[cfg(not(Py_3_14))]
+    {
+        // SAFETY: attached, layout checked just above. Nothing in the walk
+        // releases the GIL: `item` makes a frame object or takes a
+        // reference, and the keys are ints (no Python code runs; dict
+        // insertion of int keys calls no `__eq__`).
+        unsafe {
+            ffi::capi::own_threads::for_each(|ident, t| -> PyResult<()> {
+                let Some(v) = item(t)? else { return Ok(()) };
+                let key = Owned::from_new(sys::PyLong_FromUnsignedLong(ident))?;
+                if sys::PyDict_SetItem(out.as_ptr(), key.as_ptr(), v.as_ptr()) < 0 {
+                    return Err(PyErrSet);
+                }
+                Ok(())
+            })?;
+        }
+    }
+    #[cfg(Py_3_14)]
+    let _ = item;
+    Ok(out.into_ptr())
+}
+
+/// `_current_frames() -> dict[int, frame]`: `sys._current_frames()` for the
+/// threads of the calling interpreter only (3.13, issue 11).
+pub fn current_frames(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    own_threads_map("sys._current_frames", |t| {
+        // SAFETY: attached; `t` is a live thread state of this interpreter
+        // (own_threads_map's walk); a new reference or NULL.
+        let f = unsafe { sys::PyThreadState_GetFrame(t) };
+        if f.is_null() {
+            // SAFETY: attached; plain error check.
+            if unsafe { !sys::PyErr_Occurred().is_null() } {
+                return Err(PyErrSet);
+            }
+            return Ok(None);
+        }
+        // SAFETY: a new reference we own.
+        Ok(Some(unsafe { Owned::from_new(f as *mut sys::PyObject)? }))
+    })
+}
+
+/// `_current_exceptions() -> dict[int, BaseException | None]`:
+/// `sys._current_exceptions()` for the threads of the calling interpreter
+/// only (3.13, issue 11).
+pub fn current_exceptions(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+    own_threads_map("sys._current_exceptions", |_t| {
+        #[cfg(not(Py_3_14))]
+        {
+            // SAFETY: attached; `t` is a live thread state of this
+            // interpreter (the walk), borrowed result.
+            let e = unsafe { ffi::capi::own_threads::handled_exception(_t) };
+            // SAFETY: attached; Py_None is immortal.
+            let e = if e.is_null() {
+                unsafe { sys::Py_None() }
+            } else {
+                e
+            };
+            // SAFETY: attached; a live object of this interpreter.
+            Ok(Some(unsafe { Owned::from_borrowed(e) }))
+        }
+        #[cfg(Py_3_14)]
+        Ok(None)
+    })
+}

@@ -224,3 +224,121 @@ pub unsafe fn with_critical_section<R>(obj: *mut sys::PyObject, f: impl FnOnce()
         f()
     }
 }
+
+/// The calling interpreter's own threads, for `sys._current_frames()` and
+/// `sys._current_exceptions()` on 3.13 (issue 11).
+///
+/// CPython 3.13's versions of both walk the thread states of *every*
+/// interpreter: for a thread running in an own-GIL subinterpreter they make
+/// that thread's frame object with the caller's allocator (and, for
+/// exceptions, take references to another interpreter's objects), without
+/// that interpreter's GIL. The subinterpreter later frees the frame object
+/// into its own allocator and the process aborts ("free(): invalid
+/// pointer"). 3.14 maps only the calling interpreter's threads; these do
+/// the same on 3.13, through the public `struct _ts` of
+/// `Include/cpython/pystate.h` (3.13), whose layout is checked against the
+/// calling thread before it is trusted ([`layout_ok`]).
+#[cfg(not(Py_3_14))]
+pub mod own_threads {
+    use super::sys;
+    use std::ffi::{c_int, c_ulong, c_void};
+
+    /// `_PyErr_StackItem` (cpython/pystate.h, 3.13).
+    #[repr(C)]
+    struct ErrStackItem {
+        exc_value: *mut sys::PyObject,
+        previous_item: *mut ErrStackItem,
+    }
+
+    /// The start of `struct _ts` (cpython/pystate.h, 3.13), up to `thread_id`.
+    #[repr(C)]
+    struct TsHead {
+        prev: *mut c_void,
+        next: *mut c_void,
+        interp: *mut sys::PyInterpreterState,
+        eval_breaker: usize,
+        status: u32,
+        whence: c_int,
+        state: c_int,
+        py_recursion_remaining: c_int,
+        py_recursion_limit: c_int,
+        c_recursion_remaining: c_int,
+        recursion_headroom: c_int,
+        tracing: c_int,
+        what_event: c_int,
+        current_frame: *mut c_void,
+        c_profilefunc: *mut c_void,
+        c_tracefunc: *mut c_void,
+        c_profileobj: *mut sys::PyObject,
+        c_traceobj: *mut sys::PyObject,
+        current_exception: *mut sys::PyObject,
+        exc_info: *mut ErrStackItem,
+        dict: *mut sys::PyObject,
+        gilstate_counter: c_int,
+        async_exc: *mut sys::PyObject,
+        thread_id: c_ulong,
+    }
+
+    /// Whether the layout above matches this build: the attached thread
+    /// state's `interp` and `thread_id` read through it are the ones the C
+    /// API and `ident` (the caller's `threading.get_ident()`) give.
+    ///
+    /// # Safety
+    /// Attached.
+    pub unsafe fn layout_ok(ident: c_ulong) -> bool {
+        // SAFETY: attached (contract): `me` is a live thread state whose
+        // first bytes have at least this prefix's size on every 3.13 build.
+        unsafe {
+            let me = sys::PyThreadState_Get();
+            let head = me as *const TsHead;
+            (*head).interp == sys::PyThreadState_GetInterpreter(me) && (*head).thread_id == ident
+        }
+    }
+
+    /// Call `f(thread ident, thread state)` for every thread state of the
+    /// attached interpreter.
+    ///
+    /// # Safety
+    /// Attached, and [`layout_ok`] returned true on this build; `f` must
+    /// not release the GIL. The walk takes no `HEAD_LOCK` (internal): it
+    /// relies on what holding this interpreter's GIL guarantees on a GIL
+    /// build — a thread state of it is deleted only by a thread attached to
+    /// it (CPython's thread exit, `PyGILState_Release`, and all of
+    /// crossinterp's deletions attach first), so no node is freed under
+    /// the walk; one added concurrently (at the head, under CPython's lock)
+    /// is simply not seen.
+    pub unsafe fn for_each<E>(
+        mut f: impl FnMut(c_ulong, *mut sys::PyThreadState) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // SAFETY: attached (contract); the list belongs to our interpreter.
+        unsafe {
+            let me = sys::PyThreadState_Get();
+            let mut t = sys::PyInterpreterState_ThreadHead(sys::PyThreadState_GetInterpreter(me));
+            while !t.is_null() {
+                f((*(t as *const TsHead)).thread_id, t)?;
+                t = sys::PyThreadState_Next(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// The exception `t` is handling (borrowed; NULL for none), as 3.13's
+    /// `_PyErr_GetTopmostException` finds it.
+    ///
+    /// # Safety
+    /// As for [`for_each`]; `t` is a thread state of the attached
+    /// interpreter.
+    pub unsafe fn handled_exception(t: *mut sys::PyThreadState) -> *mut sys::PyObject {
+        // SAFETY: the contract; `exc_info` is never NULL on a live state.
+        unsafe {
+            let mut item = (*(t as *const TsHead)).exc_info;
+            if item.is_null() {
+                return std::ptr::null_mut();
+            }
+            while (*item).exc_value.is_null() && !(*item).previous_item.is_null() {
+                item = (*item).previous_item;
+            }
+            (*item).exc_value
+        }
+    }
+}

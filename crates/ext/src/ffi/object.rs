@@ -87,6 +87,7 @@ pub enum Exc {
     KeyError,
     BufferError,
     TimeoutError,
+    OSError,
 }
 
 impl Exc {
@@ -102,6 +103,7 @@ impl Exc {
                 Exc::RuntimeError => sys::PyExc_RuntimeError,
                 Exc::OverflowError => sys::PyExc_OverflowError,
                 Exc::KeyError => sys::PyExc_KeyError,
+                Exc::OSError => sys::PyExc_OSError,
                 Exc::BufferError => sys::PyExc_BufferError,
                 Exc::TimeoutError => sys::PyExc_TimeoutError,
             }

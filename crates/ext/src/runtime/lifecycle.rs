@@ -53,11 +53,45 @@ pub unsafe fn exec(module: *mut sys::PyObject) -> PyResult<Arc<OwnerRecord>> {
     }
     if is_new {
         super::exit::arrange_exit_hooks()?;
+        if rec.whence == owners::Whence::RuntimeInit {
+            pin_static_extension_types();
+        }
     }
     // SAFETY: attached, our module, its exec slot.
     unsafe { rec.adopt_module(module) };
     Ok(rec)
 }
+
+/// CPython 3.13 bug (issue 11; docs/guide.md, "CPython 3.13 bugs worked around"):
+/// `_datetime`'s types are *static* types shared by every interpreter. The
+/// first interpreter to import `_datetime` builds their shared parts (the
+/// bases and MRO tuples) with its own object allocator, and the last one to
+/// release them (at its teardown) frees them into *its* allocator; with two
+/// different own-GIL subinterpreters that is memory of one freed into the
+/// other (the process aborts: "free(): invalid pointer", "double free or
+/// corruption"), and two first imports at the same time race on the shared
+/// state. Importing `_datetime` in the main interpreter (which is torn down
+/// last) before any interpreter of ours exists makes it the first importer
+/// and the last releaser, so no subinterpreter is either. Called attached to
+/// the main interpreter, at its first exec of this module. 3.14 fixed it.
+#[cfg(not(Py_3_14))]
+fn pin_static_extension_types() {
+    // SAFETY: attached (the exec slot); a new reference or NULL with an
+    // exception set.
+    let m = unsafe { sys::PyImport_ImportModule(crate::cstr!("_datetime").as_ptr()) };
+    if m.is_null() {
+        // A build without `_datetime`: nothing to pin, nothing to report.
+        // SAFETY: attached; the import's error is not the caller's.
+        unsafe { sys::PyErr_Clear() };
+    } else {
+        // SAFETY: attached; the reference we got (the types stay ready
+        // until the main interpreter's teardown, module object or not).
+        unsafe { sys::Py_DecRef(m) };
+    }
+}
+
+#[cfg(Py_3_14)]
+fn pin_static_extension_types() {}
 
 /// Before every module function: run the interpreter's pending calls.
 /// `module` is the module object CPython passes to its functions.

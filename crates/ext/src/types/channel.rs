@@ -4,6 +4,7 @@
 //! its own `crossinterp.channels.Channel` object over the same channel.
 
 use super::ids::{self, HasId, IdTable};
+use super::waker::LoopWaker;
 use super::Entry;
 use crate::cstr;
 use crate::ffi::args::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
@@ -13,7 +14,7 @@ use crate::runtime::state::Import;
 use crate::runtime::{self, Error};
 use crate::xi::{self, Converter, Crosses, Shared, Value};
 use crossinterp_core::sync::Arc;
-use crossinterp_core::{Channel, CloseError, RecvError, SendError};
+use crossinterp_core::{Channel, CloseError, Offered, RecvError, SendError, Side};
 use std::ffi::c_int;
 
 static CHANNEL_CLASS: Import = Import::new(cstr!("crossinterp.channels"), cstr!("Channel"));
@@ -57,6 +58,23 @@ impl Shared for SharedChannel {
 
 fn closed() -> PyErrSet {
     Error::ChannelClosed("channel is closed").into()
+}
+
+fn ticket_of(obj: *mut sys::PyObject) -> PyResult<u64> {
+    let t = crate::ffi::args::arg_i64(obj, "ticket")?;
+    u64::try_from(t).map_err(|_| ffi::raise(Exc::ValueError, "ticket must be >= 0"))
+}
+
+/// A side code: 0 receivers, 1 async senders.
+fn side_of(obj: *mut sys::PyObject) -> PyResult<Side> {
+    match crate::ffi::args::arg_i64(obj, "side")? {
+        0 => Ok(Side::Get),
+        1 => Ok(Side::Put),
+        v => Err(ffi::raise(
+            Exc::ValueError,
+            &format!("side must be 0 (recv) or 1 (send), not {v}"),
+        )),
+    }
 }
 
 fn timeout_error(what: &str) -> PyErrSet {
@@ -116,6 +134,70 @@ impl ChannelBase {
             Err(RecvError::Closed) => Err(closed()),
             Err(RecvError::Interrupted) => Err(PyErrSet),
         }
+    }
+
+    /// `_offer(obj, strict) -> int`: an async send's offer: -1 if a blocked
+    /// receive took it at once, else the ticket of the pending offer.
+    fn offer(this: C, args: Args) -> PyResult<i64> {
+        arity("_offer", args, 2)?;
+        // SAFETY: live argument of the attached interpreter.
+        let value = unsafe { xi::to_value(args[0], arg_bool(args, 1)?)? };
+        match this.0.ch.offer(value) {
+            Ok(Offered::Handed) => Ok(-1),
+            Ok(Offered::Pending(t)) => i64::try_from(t)
+                .map_err(|_| ffi::raise(Exc::OverflowError, "offer ticket out of range")),
+            Err(_) => Err(closed()),
+        }
+    }
+
+    /// `_offer_done(ticket) -> bool`: True once received, False while
+    /// pending; `ChannelClosedError` if a forced close handed it back.
+    fn offer_done(this: C, args: Args) -> PyResult<bool> {
+        arity("_offer_done", args, 1)?;
+        let t = ticket_of(args[0])?;
+        match this.0.ch.offer_outcome(t) {
+            None => Ok(false),
+            Some(Ok(())) => Ok(true),
+            Some(Err(_)) => Err(closed()),
+        }
+    }
+
+    /// `_withdraw(ticket) -> bool`: True if the offer was still pending (it
+    /// will never be received).
+    fn withdraw(this: C, args: Args) -> PyResult<bool> {
+        arity("_withdraw", args, 1)?;
+        Ok(this.0.ch.withdraw_offer(ticket_of(args[0])?).is_some())
+    }
+
+    /// `_watch(waker, side)`: wake the waker's loop for receivers (0) or
+    /// async senders (1); returns the token for `_unwatch`.
+    fn watch(this: C, args: Args) -> PyResult<u64> {
+        arity("_watch", args, 2)?;
+        let rec = runtime::current()?;
+        // SAFETY: attached; `args[0]` is a live argument.
+        let Some(w) = (unsafe { rec.types.downcast::<LoopWaker>(args[0]) }) else {
+            // SAFETY: attached; `args[0]` is a live argument.
+            let name = unsafe { xi::type_name(args[0]) };
+            return Err(ffi::raise(
+                Exc::TypeError,
+                &format!("_watch() needs a LoopWaker, not {name}"),
+            ));
+        };
+        Ok(this.0.ch.watch(side_of(args[1])?, w.0.clone()))
+    }
+
+    /// `_unwatch(side, token) -> bool`
+    fn unwatch(this: C, args: Args) -> PyResult<bool> {
+        arity("_unwatch", args, 2)?;
+        let side = side_of(args[0])?;
+        let token = crate::ffi::args::arg_i64(args[1], "token")?;
+        Ok(token >= 0 && this.0.ch.unwatch(side, token as u64))
+    }
+
+    /// `_watchers(side) -> int`
+    fn watchers(this: C, args: Args) -> PyResult<usize> {
+        arity("_watchers", args, 1)?;
+        Ok(this.0.ch.watchers(side_of(args[0])?))
     }
 
     /// `_close(send, recv, force) -> int` (items handed back by a forced close).
@@ -204,6 +286,12 @@ crate::native_class! {
         methods: [
             (fast, "_send", ", obj, block, timeout, strict, /", ChannelBase::send, "_send(obj, block, timeout, strict) -> bool"),
             (fast, "_recv", ", block, timeout, /", ChannelBase::recv, "_recv(block, timeout) -> (found, obj)"),
+            (fast, "_offer", ", obj, strict, /", ChannelBase::offer, "_offer(obj, strict) -> int: -1 (received at once) or the pending offer's ticket"),
+            (fast, "_offer_done", ", ticket, /", ChannelBase::offer_done, "_offer_done(ticket) -> bool: received yet"),
+            (fast, "_withdraw", ", ticket, /", ChannelBase::withdraw, "_withdraw(ticket) -> bool: taken back before any receive"),
+            (fast, "_watch", ", waker, side, /", ChannelBase::watch, "_watch(waker, side) -> int"),
+            (fast, "_unwatch", ", side, token, /", ChannelBase::unwatch, "_unwatch(side, token) -> bool"),
+            (fast, "_watchers", ", side, /", ChannelBase::watchers, "_watchers(side) -> int"),
             (fast, "_close", ", send, recv, force, /", ChannelBase::close, "_close(send, recv, force) -> int"),
             (class, "__class_getitem__", ", item, /", crate::ffi::class::class_getitem, "Channel[T]: a types.GenericAlias, for annotations."),
         ],

@@ -25,6 +25,7 @@ pub mod ids;
 pub mod proxy;
 pub mod queue;
 pub mod views;
+pub mod waker;
 
 /// What one type file contributes to the module.
 pub struct Entry {

@@ -15,6 +15,7 @@
 //! to check for signals (KeyboardInterrupt), which is not polling for data.
 
 use super::ids::{self, HasId, IdTable};
+use super::waker::LoopWaker;
 use super::Entry;
 use crate::cstr;
 use crate::ffi::args::{arity, blocking, bool_of, deadline, timeout_of, Args, KwArgs};
@@ -25,7 +26,7 @@ use crate::runtime::state::Import;
 use crate::runtime::{self, Error};
 use crate::xi::{self, Converter, Crosses, Shared, Value};
 use crossinterp_core::sync::Arc;
-use crossinterp_core::{GetError, PutError, Queue};
+use crossinterp_core::{GetError, PutError, Queue, Side};
 use std::ffi::c_int;
 use std::time::Duration;
 
@@ -265,6 +266,18 @@ fn monotonic_timeout(timeout: Option<Duration>) -> PyResult<Option<Duration>> {
     Ok(Some(Duration::try_from_secs_f64(left).unwrap_or(t)))
 }
 
+/// A side code: 0 getters, 1 putters.
+fn side_of(obj: *mut sys::PyObject) -> PyResult<Side> {
+    match crate::ffi::args::arg_i64(obj, "side")? {
+        0 => Ok(Side::Get),
+        1 => Ok(Side::Put),
+        v => Err(ffi::raise(
+            Exc::ValueError,
+            &format!("side must be 0 (get) or 1 (put), not {v}"),
+        )),
+    }
+}
+
 fn required(name: &str, v: Option<*mut sys::PyObject>) -> PyResult<*mut sys::PyObject> {
     v.ok_or_else(|| {
         ffi::raise(
@@ -426,6 +439,38 @@ impl QueueBase {
         Ok(list)
     }
 
+    /// `_watch(waker, side)`: register the loop's waker for getters (side 0)
+    /// or putters (side 1); returns the token for `_unwatch`.
+    fn watch(this: Q, args: Args) -> PyResult<u64> {
+        arity("_watch", args, 2)?;
+        let rec = runtime::current()?;
+        // SAFETY: attached; `args[0]` is a live argument.
+        let Some(w) = (unsafe { rec.types.downcast::<LoopWaker>(args[0]) }) else {
+            // SAFETY: attached; `args[0]` is a live argument.
+            let name = unsafe { xi::type_name(args[0]) };
+            return Err(ffi::raise(
+                Exc::TypeError,
+                &format!("_watch() needs a LoopWaker, not {name}"),
+            ));
+        };
+        let side = side_of(args[1])?;
+        Ok(this.0.q.watch(side, w.0.clone()))
+    }
+
+    /// `_unwatch(side, token)` -> bool
+    fn unwatch(this: Q, args: Args) -> PyResult<bool> {
+        arity("_unwatch", args, 2)?;
+        let side = side_of(args[0])?;
+        let token = crate::ffi::args::arg_i64(args[1], "token")?;
+        Ok(token >= 0 && this.0.q.unwatch(side, token as u64))
+    }
+
+    /// `_watchers(side)` -> int: wakers registered on that side now.
+    fn watchers(this: Q, args: Args) -> PyResult<usize> {
+        arity("_watchers", args, 1)?;
+        Ok(this.0.q.watchers(side_of(args[0])?))
+    }
+
     fn hash(this: Q) -> PyResult<sys::Py_hash_t> {
         Ok(ids::hash(this.0.q.id()))
     }
@@ -454,6 +499,9 @@ crate::native_class! {
             (fast, "qsize", "", QueueBase::qsize, "qsize() -> int: the number of items now."),
             (fast, "empty", "", QueueBase::empty, "empty() -> bool"),
             (fast, "full", "", QueueBase::full, "full() -> bool"),
+            (fast, "_watch", ", waker, side, /", QueueBase::watch, "_watch(waker, side) -> int: wake waker's loop when a get (0) or put (1) may proceed."),
+            (fast, "_unwatch", ", side, token, /", QueueBase::unwatch, "_unwatch(side, token) -> bool"),
+            (fast, "_watchers", ", side, /", QueueBase::watchers, "_watchers(side) -> int"),
             (class, "_live", "", QueueBase::live, "_live() -> list: every live queue, oldest first."),
             (class, "__class_getitem__", ", item, /", crate::ffi::class::class_getitem, "Queue[T]: a types.GenericAlias, for annotations."),
         ],
