@@ -348,15 +348,15 @@ async def channel_send(ch: Channel, obj: object, timeout: float | None, strict: 
         raise
 
 
-async def interp_call(
-    interp: Interpreter, callable: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
+async def interp_call[R](
+    interp: Interpreter, callable: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
     loop = asyncio.get_running_loop()
     pool = _hub(loop).call_pool()
     return await loop.run_in_executor(pool, functools.partial(interp.call, callable, *args, **kwargs))
 
 
-async def interp_exec(interp: Interpreter, code: object) -> None:
+async def interp_exec(interp: Interpreter, code: str | Callable[[], object]) -> None:
     loop = asyncio.get_running_loop()
     pool = _hub(loop).call_pool()
     await loop.run_in_executor(pool, interp.exec, code)
