@@ -180,6 +180,7 @@ class QueueBase[T = Any]:
     def _watchers(self, side: int, /) -> int:
         """Wakers registered on that side now."""
 
+@final
 class LoopWaker:
     """The wake-up fd of one asyncio event loop (``crossinterp._asyncio``):
     the queues and channels it watches write a byte to it, from any thread or
