@@ -5,6 +5,7 @@ import gc
 import sysconfig
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -322,3 +323,160 @@ def test_free_threaded_collects_nothing(no_auto):
 @needs_gil
 def test_collect_cycles_with_nothing_lent_returns_zero():
     assert crossinterp.collect_cycles() == 0
+
+
+needs_free_threaded = pytest.mark.skipif(
+    not FREE_THREADED, reason="the free-threaded detection (GIL builds collect instead)"
+)
+
+
+def make_cycle(it, died_main, died_b):
+    """One a (here) -> proxy of b (in `it`) -> proxy of a cycle; nothing else
+    holds a or b afterwards."""
+    a = Node(died_main)
+    a.other = sub_node_holding(it, share(a), died_b)
+
+
+def cycle_warnings(record):
+    return [w for w in record if issubclass(w.category, crossinterp.CycleWarning)]
+
+
+@needs_free_threaded
+def test_free_threaded_growing_two_interpreter_cycles_warn_once_naming_both(no_auto):
+    main_id = interpreters.get_current().id
+    it = interpreters.create()
+    try:
+        died_main = []
+        died_b = AtomicInt(-1)
+        # The first check sees the pair new (nothing held throughout an
+        # interval yet); then one more cycle kept per interval: 1, 2, 3.
+        with warnings_recorded() as record:
+            for _ in range(3):
+                make_cycle(it, died_main, died_b)
+                collect_everywhere(it)
+                assert crossinterp.collect_cycles() == 0
+        assert cycle_warnings(record) == []
+        make_cycle(it, died_main, died_b)
+        warnings.simplefilter("ignore", RuntimeWarning)  # collect_cycles()'s own
+        with pytest.warns(crossinterp.CycleWarning) as record:
+            crossinterp.collect_cycles()
+        found = cycle_warnings(record)
+        assert len(found) == 1
+        msg = str(found[0].message)
+        assert "4 held in interpreter" in msg
+        assert f"interpreters {main_id} and {it.id}" in msg
+        assert "free-threaded" in msg and "close" in msg
+        assert issubclass(crossinterp.CycleWarning, ResourceWarning)
+        # Once per pair: more growth does not warn again.
+        with warnings_recorded() as again:
+            for _ in range(4):
+                make_cycle(it, died_main, died_b)
+                crossinterp.collect_cycles()
+        assert cycle_warnings(again) == []
+        # Not collected: nothing died.
+        assert died_main == [] and died_b.get() == -1
+    finally:
+        it.close()
+    gc.collect()
+    assert died_b.get() == it.id
+    assert wait_until(lambda: (crossinterp.live_owners(), died_main)[1] != [])
+
+
+def warnings_recorded():
+    cm = warnings.catch_warnings(record=True)
+
+    class _Rec:
+        def __enter__(self):
+            self.log = cm.__enter__()
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", RuntimeWarning)  # collect_cycles()'s own
+            return self.log
+
+        def __exit__(self, *exc):
+            return cm.__exit__(*exc)
+
+    return _Rec()
+
+
+@needs_free_threaded
+def test_free_threaded_released_bidirectional_proxies_do_not_warn(no_auto):
+    it = interpreters.create()
+    try:
+        kept = []  # proxies of it's objects, here
+        with warnings_recorded() as record:
+            for round_ in range(10):
+                # Both ways, growing within the round, all released before the
+                # next check: acyclic, nothing held across checks.
+                it.exec("import crossinterp; held = []")
+                for _ in range(round_ + 1):
+                    q = Queue()
+                    it.prepare_main(p=share([round_]), q=q)
+                    it.exec("held.append(p); q.put(crossinterp.share([1]))")
+                    kept.append(q.get(timeout=10))
+                # One check per round, at its peak: more proxies both ways
+                # than at the previous one, but none held throughout.
+                assert crossinterp.collect_cycles() == 0
+                kept.clear()
+                it.exec("del held, p")
+                gc.collect()
+        assert cycle_warnings(record) == []
+    finally:
+        it.close()
+
+
+@needs_free_threaded
+def test_free_threaded_stable_pair_of_proxies_does_not_warn(no_auto):
+    # Each interpreter keeps one proxy of the other's object for good: the
+    # count does not grow, so nothing is reported (a cycle made once is not
+    # either: the documented limit of the heuristic).
+    it = interpreters.create()
+    try:
+        died_main = []
+        died_b = AtomicInt(-1)
+        with warnings_recorded() as record:
+            make_cycle(it, died_main, died_b)
+            for _ in range(8):
+                crossinterp.collect_cycles()
+        assert cycle_warnings(record) == []
+    finally:
+        it.close()
+
+
+@needs_free_threaded
+def test_free_threaded_automatic_check_after_gc_warns():
+    old = crossinterp.set_auto_collect_cycles(True)
+    it = interpreters.create()
+    # Only this interpreter's collections run the check (the warning is
+    # issued where the check runs).
+    it.exec("import gc; gc.disable()")
+    try:
+        died_main = []
+        died_b = AtomicInt(-1)
+        with warnings_recorded() as record:
+            deadline = time.monotonic() + 60
+            while not cycle_warnings(record) and time.monotonic() < deadline:
+                make_cycle(it, died_main, died_b)
+                time.sleep(0.3)
+                gc.collect()
+        found = cycle_warnings(record)
+        assert len(found) == 1
+        assert f"and {it.id}" in str(found[0].message)
+    finally:
+        it.close()
+        crossinterp.set_auto_collect_cycles(old)
+
+
+@needs_gil
+def test_gil_builds_collect_growing_cycles_without_cycle_warning(no_auto):
+    it = interpreters.create()
+    try:
+        died_main = []
+        died_b = AtomicInt(-1)
+        with warnings_recorded() as record:
+            for _ in range(6):
+                make_cycle(it, died_main, died_b)
+                collect_everywhere(it)
+                assert crossinterp.collect_cycles() == 2
+        assert cycle_warnings(record) == []
+    finally:
+        it.close()

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type check
     from .futures import BrokenInterpreterPool, InterpreterPoolExecutor
     from .queues import UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE, Queue
 from ._errors import (
+    CycleWarning,
     ExecutionFailed,
     FinalizationWarning,
     InterpreterError,
@@ -64,6 +65,7 @@ __all__ = [
     "AtomicRef",
     "BrokenInterpreterPool",
     "Channel",
+    "CycleWarning",
     "ExecutionFailed",
     "FinalizationWarning",
     "InterpreterError",
@@ -131,7 +133,9 @@ def collect_cycles() -> int:
     collections (only when more objects are lent than after the previous pass,
     at most once a second or once per 50 times the last pass's duration). Anything it cannot prove unreachable is
     kept. On free-threaded builds it collects nothing and returns 0 (see the
-    guide), and warns (``RuntimeWarning``)."""
+    guide), and warns (``RuntimeWarning``); there it checks instead whether two
+    interpreters keep a growing number of proxies of each other's objects and
+    warns about such a pair once (:class:`CycleWarning`)."""
     if not _native.cycles_supported():
         import warnings
 
@@ -143,7 +147,8 @@ def collect_cycles() -> int:
             RuntimeWarning,
             stacklevel=2,
         )
-        return 0
+        # The detection (free-threaded builds): collects nothing, returns 0.
+        return _native.collect_cycles()
     return _native.collect_cycles()
 
 
@@ -231,7 +236,8 @@ _register_fork_hook()
 def _register_gc_hook() -> None:
     import gc
 
-    if _native.cycles_supported() and _native.gc_callback not in gc.callbacks:
+    # On free-threaded builds the callback runs the cycle detection only.
+    if _native.gc_callback not in gc.callbacks:
         import atexit
 
         gc.callbacks.append(_native.gc_callback)

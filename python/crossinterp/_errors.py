@@ -13,6 +13,7 @@ __all__ = [
     "ChannelError",
     "ChannelNotEmptyError",
     "ChannelNotFoundError",
+    "CycleWarning",
     "ExceptionInfo",
     "ExecutionFailed",
     "FinalizationWarning",
@@ -237,3 +238,20 @@ class FinalizationWarning(RuntimeWarning):
     or at process exit) the same text goes to stderr, prefixed
     ``crossinterp: FinalizationWarning:``. The message names the
     interpreter's id."""
+
+
+class CycleWarning(ResourceWarning):
+    """Free-threaded builds: two interpreters keep a growing number of
+    proxies of each other's objects that are never released, which is what
+    reference cycles through proxies across interpreters look like. Such
+    cycles are not collected there (:func:`crossinterp.collect_cycles` cannot
+    traverse objects other threads may mutate) until one of the interpreters
+    closes. Issued once per pair of interpreters, through :mod:`warnings`, by
+    :func:`crossinterp.collect_cycles` or after a garbage collection (at most
+    once a second, unless ``set_auto_collect_cycles(False)``), in the
+    interpreter running it; the message names both interpreters' ids. Found
+    from crossinterp's own counts of proxies per pair of interpreters (no
+    object is traversed), so it is a heuristic: a cycle made once is not
+    reported, and proxies kept on purpose in ever growing numbers both ways
+    are. A ``ResourceWarning``: hidden by Python's default filters (shown with
+    ``-X dev``, ``-W default`` or under pytest)."""

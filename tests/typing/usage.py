@@ -25,6 +25,7 @@ from crossinterp import (
     AtomicInt,
     AtomicRef,
     Channel,
+    CycleWarning,
     ExecutionFailed,
     FinalizationWarning,
     InterpreterError,
@@ -93,6 +94,8 @@ def run_interpreters() -> None:
         assert_type(scoped, interpreters.Interpreter)
         scoped.exec("pass")
     warning: type[RuntimeWarning] = FinalizationWarning
+    leak: type[ResourceWarning] = CycleWarning
+    assert issubclass(leak, Warning)
     assert issubclass(warning, Warning)
     errors: tuple[type[Exception], ...] = (
         InterpreterError,

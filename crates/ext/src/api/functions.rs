@@ -246,7 +246,16 @@ pub fn share(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject>
 
 pub fn collect_cycles(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
     let n = crate::types::proxy::cycles::collect()?;
+    warn_cycles(crate::types::proxy::detect::check())?;
     ffi::new_int(n as i64).map(Owned::into_ptr)
+}
+
+/// A `crossinterp.CycleWarning` per suspect pair (free-threaded builds).
+fn warn_cycles(suspects: Vec<crate::types::proxy::detect::Suspect>) -> PyResult<()> {
+    for s in &suspects {
+        crate::runtime::warnings::cycle(&crate::types::proxy::detect::message(s))?;
+    }
+    Ok(())
 }
 
 /// The gc callback of every interpreter that imports crossinterp: after a
@@ -259,6 +268,9 @@ pub fn gc_callback(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyO
     unsafe { sys::PyErr_Clear() };
     if stop {
         crate::types::proxy::cycles::auto(std::time::Duration::from_secs(1))?;
+        warn_cycles(crate::types::proxy::detect::auto(
+            std::time::Duration::from_secs(1),
+        ))?;
     }
     Ok(ffi::none())
 }
@@ -272,6 +284,7 @@ pub fn set_auto_collect_cycles(_m: *mut sys::PyObject, args: Args) -> PyResult<*
     // SAFETY: as above.
     let on = unsafe { args[0] == sys::Py_True() };
     let old = crate::types::proxy::cycles::set_auto(on);
+    crate::types::proxy::detect::set_auto(on);
     Ok(if old {
         ffi::bool_true()
     } else {

@@ -50,3 +50,27 @@ fn warn_attached(msg: &str) -> bool {
     }
     true
 }
+
+/// `warnings.warn(msg, crossinterp.CycleWarning)` in the attached
+/// interpreter (a `ResourceWarning` if the category cannot be imported). An
+/// `Err` when a filter turned it into an exception (the caller propagates it).
+pub fn cycle(msg: &str) -> ffi::PyResult<()> {
+    let text = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    let cat = ffi::import_attr(cstr!("crossinterp._errors"), cstr!("CycleWarning"));
+    // SAFETY: attached (our callers are entry points of the attached
+    // interpreter); `cat` is alive for the call, the ResourceWarning fallback
+    // is a static type object.
+    unsafe {
+        let cat_ptr = match &cat {
+            Ok(c) => c.as_ptr(),
+            Err(_) => {
+                sys::PyErr_Clear();
+                sys::PyExc_ResourceWarning
+            }
+        };
+        if sys::PyErr_WarnEx(cat_ptr, text.as_ptr(), 1) < 0 {
+            return Err(ffi::PyErrSet);
+        }
+    }
+    Ok(())
+}

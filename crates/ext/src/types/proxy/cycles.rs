@@ -46,7 +46,8 @@
 //! Free-threaded builds: there is no public way to stop an interpreter's
 //! other threads, and `tp_traverse` concurrent with a mutation is unsafe, so
 //! the pass does not analyse anything there (it returns 0; documented in
-//! docs/guide.md).
+//! docs/guide.md). There [`super::detect`] reports suspect pairs of
+//! interpreters from proxy counts instead.
 
 use super::target::ProxyTarget;
 use super::{SharedMethodProxy, SharedObjectProxy};

@@ -62,6 +62,7 @@ pub(super) fn method_proxy(t: &Arc<ProxyTarget>, name: &str) -> PyResult<Owned> 
     runtime::new_instance(SharedMethodProxy {
         target: t.clone(),
         name: name.into(),
+        _held: super::detect::Held::new(t.rec.iid),
     })
 }
 

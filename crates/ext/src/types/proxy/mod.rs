@@ -39,6 +39,7 @@
 mod call;
 mod attrs;
 pub mod cycles;
+pub mod detect;
 mod mapping;
 mod methods;
 mod number;
@@ -62,6 +63,8 @@ use crossinterp_core::Attached;
 /// included) without locking.
 pub struct SharedObjectProxy {
     target: Arc<ProxyTarget>,
+    /// Counts this proxy object for the free-threaded cycle detection.
+    _held: detect::Held,
 }
 
 /// The value of a `SharedMethodProxy` object: `target.name`, a method whose
@@ -69,6 +72,8 @@ pub struct SharedObjectProxy {
 pub struct SharedMethodProxy {
     target: Arc<ProxyTarget>,
     name: Box<str>,
+    /// Counts this proxy object for the free-threaded cycle detection.
+    _held: detect::Held,
 }
 
 /// `NotShareableError`: proxies are not picklable.
@@ -203,7 +208,8 @@ pub unsafe fn share(obj: *mut sys::PyObject) -> PyResult<Owned> {
             return Ok(Owned::from_borrowed(obj));
         }
         let target = share_current(obj)?;
-        runtime::new_instance(SharedObjectProxy { target })
+        let _held = detect::Held::new(target.owner_iid());
+        runtime::new_instance(SharedObjectProxy { target, _held })
     }
 }
 

@@ -230,7 +230,10 @@ pub fn to_python(t: &Arc<ProxyTarget>) -> PyResult<Owned> {
         return Ok(unsafe { Owned::from_borrowed(obj) });
     }
     super::cycles::bump();
-    runtime::new_instance(SharedObjectProxy { target: t.clone() })
+    runtime::new_instance(SharedObjectProxy {
+        target: t.clone(),
+        _held: super::detect::Held::new(t.rec.iid),
+    })
 }
 
 /// The target of `obj` if it is a `SharedObjectProxy` of the attached
