@@ -366,7 +366,7 @@ def test_free_threaded_growing_two_interpreter_cycles_warn_once_naming_both(no_a
         assert "4 held in interpreter" in msg
         assert f"interpreters {main_id} and {it.id}" in msg
         assert "free-threaded" in msg and "close" in msg
-        assert issubclass(crossinterp.CycleWarning, ResourceWarning)
+        assert issubclass(crossinterp.CycleWarning, RuntimeWarning)  # shown by default
         # Once per pair: more growth does not warn again.
         with warnings_recorded() as again:
             for _ in range(4):
@@ -390,6 +390,7 @@ def warnings_recorded():
             self.log = cm.__enter__()
             warnings.simplefilter("always")
             warnings.simplefilter("ignore", RuntimeWarning)  # collect_cycles()'s own
+            warnings.simplefilter("always", crossinterp.CycleWarning)  # a RuntimeWarning too
             return self.log
 
         def __exit__(self, *exc):

@@ -240,7 +240,7 @@ class FinalizationWarning(RuntimeWarning):
     interpreter's id."""
 
 
-class CycleWarning(ResourceWarning):
+class CycleWarning(RuntimeWarning):
     """Free-threaded builds: two interpreters keep a growing number of
     proxies of each other's objects that are never released, which is what
     reference cycles through proxies across interpreters look like. Such
@@ -253,5 +253,5 @@ class CycleWarning(ResourceWarning):
     from crossinterp's own counts of proxies per pair of interpreters (no
     object is traversed), so it is a heuristic: a cycle made once is not
     reported, and proxies kept on purpose in ever growing numbers both ways
-    are. A ``ResourceWarning``: hidden by Python's default filters (shown with
-    ``-X dev``, ``-W default`` or under pytest)."""
+    are. A ``RuntimeWarning`` (not a ``ResourceWarning``, which Python's
+    default filters hide): the leak lasts until an interpreter closes."""

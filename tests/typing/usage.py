@@ -94,7 +94,7 @@ def run_interpreters() -> None:
         assert_type(scoped, interpreters.Interpreter)
         scoped.exec("pass")
     warning: type[RuntimeWarning] = FinalizationWarning
-    leak: type[ResourceWarning] = CycleWarning
+    leak: type[RuntimeWarning] = CycleWarning
     assert issubclass(leak, Warning)
     assert issubclass(warning, Warning)
     errors: tuple[type[Exception], ...] = (
