@@ -463,7 +463,7 @@ pub fn create(sys_path: &[String], site: bool) -> PyResult<i64> {
     let r = if site {
         make()
     } else {
-        match ffi::capi::no_site::run(make) {
+        match ffi::capi::no_site::run(true, make) {
             Ok(Some(r)) => r,
             Ok(None) => make(),
             Err(e) => Err(e),
@@ -575,7 +575,7 @@ fn create_own(sys_path: &[String], site: bool) -> PyResult<i64> {
     let (status, ts) = if site {
         make()
     } else {
-        match ffi::capi::no_site::run(make)? {
+        match ffi::capi::no_site::run(false, make)? {
             Some(status) => status,
             None => make(),
         }

@@ -236,7 +236,7 @@ pub unsafe fn with_critical_section<R>(obj: *mut sys::PyObject, f: impl FnOnce()
 /// before it is trusted: without the symbol or on a mismatch, `site` runs.
 pub mod no_site {
     use super::{dlsym, sys, RTLD_DEFAULT};
-    use crate::ffi::{self, PyErrSet, PyResult};
+    use crate::ffi::{self, PyResult};
     use crossinterp_core::sync::{lock, Mutex};
     use std::ffi::c_void;
 
@@ -321,8 +321,13 @@ pub mod no_site {
         Ok(pairs.iter().all(|(a, b)| a == b))
     }
 
-    /// The attached interpreter's config, if it can be written safely.
-    fn config() -> PyResult<Option<*mut sys::PyConfig>> {
+    /// The config a creation copies, if it can be written safely: the
+    /// attached interpreter's (`Py_NewInterpreterFromConfig` called
+    /// attached), or the main interpreter's (`from_main`: `_interpreters.create`
+    /// detaches first, and CPython then copies the main interpreter's). The
+    /// latter is found at the same offset in the main `PyInterpreterState`
+    /// as the attached interpreter's config is in its own (one struct type).
+    fn config(from_main: bool) -> PyResult<Option<*mut sys::PyConfig>> {
         let Some(get) = api() else { return Ok(None) };
         // SAFETY: attached (entry point); CPython's accessor.
         let cfg = unsafe { get() };
@@ -330,7 +335,8 @@ pub mod no_site {
             return Ok(None);
         }
         // The layout is the build's: checked once per process (every
-        // interpreter of it shares the build).
+        // interpreter of it shares the build), on the attached interpreter
+        // against its own flags.
         static CHECKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let ok = match CHECKED.get() {
             Some(ok) => *ok,
@@ -340,30 +346,49 @@ pub mod no_site {
                 *CHECKED.get_or_init(|| ok)
             }
         };
-        Ok(ok.then_some(cfg.cast_mut()))
+        if !ok {
+            return Ok(None);
+        }
+        if !from_main {
+            return Ok(Some(cfg.cast_mut()));
+        }
+        // SAFETY: attached; plain accessors of live interpreter states (the
+        // main one lives as long as the runtime).
+        let (cur, main) = unsafe {
+            (
+                sys::PyInterpreterState_Get(),
+                sys::PyInterpreterState_Main(),
+            )
+        };
+        let offset = (cfg as usize).wrapping_sub(cur as usize);
+        if cur.is_null() || main.is_null() || offset >= 1 << 20 {
+            return Ok(None); // not inside the struct: do not guess
+        }
+        Ok(Some((main as usize + offset) as *mut sys::PyConfig))
     }
 
     /// Serialises the creations that clear a creator's `site_import`, so
     /// that each restores the value it found.
     static CREATING: Mutex<()> = Mutex::new(());
 
-    /// Run `f` (which creates an interpreter from the attached one) with
-    /// `site_import` cleared in the attached interpreter's config; `None`
-    /// (and `f` not run) when that cannot be done on this build.
-    pub fn run<R>(f: impl FnOnce() -> R) -> PyResult<Option<R>> {
-        let Some(cfg) = config().map_err(|PyErrSet| PyErrSet)? else {
+    /// Run `f` (which creates an interpreter) with `site_import` cleared in
+    /// the config it copies (see [`config`]); `None` (and `f` not run) when
+    /// that cannot be done on this build.
+    pub fn run<R>(from_main: bool, f: impl FnOnce() -> R) -> PyResult<Option<R>> {
+        let Some(cfg) = config(from_main)? else {
             return Ok(None);
         };
         // Taken detached: the holder needs the creator's GIL back to finish.
         let _g = crate::ffi::interp::detached(|| lock(&CREATING));
-        // SAFETY: `cfg` is the attached interpreter's own `PyConfig` (its
-        // storage is the interpreter's, mutable; `_Py_GetConfig` only hands
-        // it out as const), alive while we are attached to it; the layout
-        // was checked above. Only the creations serialised by `CREATING`
-        // write the field, each restoring what it read. CPython reads it
-        // when an interpreter is created from this one: a creation by
-        // another thread of this interpreter during `f` (the stdlib's
-        // `_interpreters.create()`, say) also skips `site` (documented).
+        // SAFETY: `cfg` is the `PyConfig` of the attached interpreter (alive
+        // while we are attached to it) or of the main one (alive as long as
+        // the runtime): interpreter storage, mutable (`_Py_GetConfig` only
+        // hands it out as const); the layout was checked above. Only the
+        // creations serialised by `CREATING` write the field, each restoring
+        // what it read. CPython reads it only when it creates an
+        // interpreter copying this config: a creation by another thread at
+        // the same moment (the stdlib's `_interpreters.create()`, say) also
+        // skips `site` (documented).
         unsafe {
             let old = std::ptr::read_volatile(&(*cfg).site_import);
             std::ptr::write_volatile(&mut (*cfg).site_import, 0);
