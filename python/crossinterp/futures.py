@@ -158,7 +158,7 @@ class _Worker:
         from . import interpreters
 
         self.cache = pool._functions
-        self.interp: Interpreter | None = interpreters.create(site=False)
+        self.interp: Interpreter | None = interpreters.create()
         self.sent: set[int] = set()  # keys this worker has been sent
 
     def call(self, fn: Callable[..., object], args: tuple, kwargs: dict, chunk: bool) -> object:
