@@ -61,7 +61,9 @@ def test_creator_config_is_restored():
         assert it.call(site_state)[0] is True
     iid = _interpreters.create("isolated")
     try:
-        _interpreters.run_string(iid, "import sys; assert 'site' in sys.modules, sorted(sys.modules)")
+        _interpreters.run_string(
+            iid, "import sys; assert 'site' in sys.modules, sorted(sys.modules)"
+        )
     finally:
         _interpreters.destroy(iid)
 
@@ -89,22 +91,18 @@ def test_fast_interpreter_calls_queues_prepare_main():
 
 def test_concurrent_fast_creations_restore_the_flag():
     results = []
-    errors = []
 
     def worker():
-        try:
-            for _ in range(3):
-                with interpreters.create(site=False) as it:
-                    results.append(it.call(site_state)[0])
-        except BaseException as e:  # reported below
-            errors.append(e)
+        # An exception here leaves its results missing (checked below).
+        for _ in range(3):
+            with interpreters.create(site=False) as it:
+                results.append(it.call(site_state)[0])
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=300)
-    assert not errors
     assert results == [False] * 12
     with interpreters.create() as it:
         assert it.call(site_state) == (True, 0, True)
