@@ -137,3 +137,12 @@ def test_site_bad_input():
         interpreters.create(site=BadBool())
     with pytest.raises(TypeError):
         interpreters.create(False)  # type: ignore[misc]  # keyword-only
+
+
+def test_fast_creation_leaves_no_thread_behind():
+    """On the main thread the creation runs on a helper thread, joined."""
+    before = {t.ident for t in threading.enumerate()}
+    with interpreters.create(site=False) as it:
+        assert it.call(pow, 3, 2) == 9
+    assert {t.ident for t in threading.enumerate()} == before
+    assert "crossinterp-create" not in {t.name for t in threading.enumerate()}
