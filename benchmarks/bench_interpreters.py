@@ -13,6 +13,9 @@ Ratio = peer time / crossinterp time (> 1: crossinterp is faster).
 from __future__ import annotations
 
 import argparse
+import pathlib
+import platform
+import subprocess
 import sys
 import time
 
@@ -21,6 +24,29 @@ from crossinterp import interpreters as ours
 
 def noop():
     return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=pathlib.Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def best_of(fn, number: int, repeat: int) -> float:
@@ -102,6 +128,7 @@ def main() -> None:
     peer: Peer = StdlibPeer() if sys.version_info >= (3, 14) else LowLevelPeer()
     gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
     print(f"Python {sys.version.split()[0]} ({gil} build) — crossinterp vs {peer.name}")
+    print(f"CPU: {cpu_model()}; commit {commit()}")
 
     rows = []
     # Warm up both (imports, allocator pools).
@@ -111,6 +138,12 @@ def main() -> None:
     t_ours = best_of(lambda: ours.create().close(), n_create, 5)
     t_peer = best_of(peer.create_close, n_create, 5)
     rows.append(("create+close", t_ours, t_peer))
+    # crossinterp's opt-in fast path (no `site` import in the new
+    # interpreter), against the same peer figure of this run.
+    for _ in range(3):
+        ours.create(site=False).close()
+    t_fast = best_of(lambda: ours.create(site=False).close(), n_create, 5)
+    rows.append(("create(site=False)+close", t_fast, t_peer))
 
     it_o = ours.create()
     it_p = peer.make()
@@ -127,9 +160,9 @@ def main() -> None:
     it_o.close()
     peer.close(it_p)
 
-    print(f"{'operation':<20}{'crossinterp':>14}{'peer':>14}{'ratio':>9}")
+    print(f"{'operation':<26}{'crossinterp':>14}{'peer':>14}{'ratio':>9}")
     for name, o, pe in rows:
-        print(f"{name:<20}{o * 1e6:>11.1f} µs{pe * 1e6:>11.1f} µs{pe / o:>8.2f}x")
+        print(f"{name:<26}{o * 1e6:>11.1f} µs{pe * 1e6:>11.1f} µs{pe / o:>8.2f}x")
 
 
 if __name__ == "__main__":

@@ -64,4 +64,4 @@ def test_keyword_method_signature():
 
 def test_module_function_signature():
     assert str(inspect.signature(_native.call)) == "(id, callable, args, kwargs, /)"
-    assert str(inspect.signature(_native.create)) == "()"
+    assert str(inspect.signature(_native.create)) == "(site, /)"

@@ -17,7 +17,7 @@ type ExcInfoTuple = tuple[str, str, str, str, str, str]
 __version__: str
 """The package version (the workspace version in Cargo.toml)."""
 
-def create() -> int:
+def create(site: bool, /) -> int:
     """Create an interpreter with its own GIL; returns its id."""
 
 def destroy(id: int, /) -> None:

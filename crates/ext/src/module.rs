@@ -67,7 +67,7 @@ crate::native_module! {
         (noargs, "_current_frames", "", f::current_frames, "_current_frames() -> dict[int, frame]: sys._current_frames() of this interpreter's threads only"),
         (noargs, "_current_exceptions", "", f::current_exceptions, "_current_exceptions() -> dict[int, BaseException | None]: sys._current_exceptions() of this interpreter's threads only"),
         (noargs, "has_pep788", "", f::has_pep788, "has_pep788() -> bool: whether guards are backed by PEP 788 PyInterpreterGuard"),
-        (noargs, "create", "", f::create, "create() -> int\n\nCreate an interpreter with its own GIL."),
+        (fast, "create", ", site, /", f::create, "create(site) -> int\n\nCreate an interpreter with its own GIL (without running site in it if site is false, where the build allows)."),
         (fast, "destroy", ", id, /", f::destroy, "destroy(id) -> None\n\nClose an interpreter created by create()."),
         (fast, "incref", ", id, /", f::incref, "incref(id) -> None\n\nAn Interpreter object now owns a reference to interpreter id."),
         (fast, "decref", ", id, /", f::decref, "decref(id) -> bool\n\nDrop such a reference; the last one closes an idle interpreter made by create() (True if it did)."),

@@ -37,7 +37,9 @@ fn excinfo_or_none(info: Option<Value>) -> PyResult<*mut sys::PyObject> {
     }
 }
 
-pub fn create(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
+pub fn create(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {
+    arity("create", args, 1)?;
+    let site = crate::ffi::args::arg_bool(args, 0)?;
     let path = ffi::import_attr(cstr!("sys"), cstr!("path"))?;
     let mut entries = Vec::new();
     // SAFETY: attached; `sys.path` is a live list (items checked).
@@ -50,7 +52,7 @@ pub fn create(_m: *mut sys::PyObject) -> PyResult<*mut sys::PyObject> {
             }
         }
     }
-    Ok(ffi::new_int(interpreters::create(&entries)?)?.into_ptr())
+    Ok(ffi::new_int(interpreters::create(&entries, site)?)?.into_ptr())
 }
 
 pub fn destroy(_m: *mut sys::PyObject, args: Args) -> PyResult<*mut sys::PyObject> {

@@ -441,24 +441,34 @@ fn destroy_stdlib(iid: i64) {
 /// so that CPython records it as its own: `whence` is `"_interpreters
 /// module"` and `_interpreters` works on it), copy the caller's `sys.path`
 /// into it and register it as an owner (without importing the package
-/// there).
-pub fn create(sys_path: &[String]) -> PyResult<i64> {
+/// there). Without `site`, the creator's `site_import` is cleared while
+/// CPython creates it (see [`ffi::capi::no_site`]), where the build allows.
+pub fn create(sys_path: &[String], site: bool) -> PyResult<i64> {
     if !ffi::capi::lookup::available() {
-        return create_own(sys_path);
+        return create_own(sys_path, site);
     }
     let f = match ffi::import_attr(cstr!("_interpreters"), cstr!("create")) {
         Ok(f) => f,
         Err(PyErrSet) => {
             // SAFETY: attached; no `_interpreters`: create on the C API.
             unsafe { sys::PyErr_Clear() };
-            return create_own(sys_path);
+            return create_own(sys_path, site);
         }
     };
     let cfg = ffi::new_str("isolated")?;
     // An import of crossinterp during the creation (a `sitecustomize`, on
     // this thread) registers the interpreter as ours too.
     CREATING.with(|c| c.set(true));
-    let r = ffi::call(&f, &[cfg.as_ptr()]);
+    let make = || ffi::call(&f, &[cfg.as_ptr()]);
+    let r = if site {
+        make()
+    } else {
+        match ffi::capi::no_site::run(true, make) {
+            Ok(Some(r)) => r,
+            Ok(None) => make(),
+            Err(e) => Err(e),
+        }
+    };
     CREATING.with(|c| c.set(false));
     let id = match r {
         Ok(id) => id,
@@ -543,7 +553,7 @@ pub fn create(sys_path: &[String]) -> PyResult<i64> {
 
 /// [`create`] on the C API (`Py_NewInterpreterFromConfig`), for builds
 /// without `_interpreters` or its lookup.
-fn create_own(sys_path: &[String]) -> PyResult<i64> {
+fn create_own(sys_path: &[String], site: bool) -> PyResult<i64> {
     let cfg = sys::PyInterpreterConfig {
         use_main_obmalloc: 0,
         allow_fork: 0,
@@ -555,10 +565,21 @@ fn create_own(sys_path: &[String]) -> PyResult<i64> {
     };
     // SAFETY: the caller is attached (entry point); `save` is its thread state.
     let save = unsafe { sys::PyThreadState_Get() };
-    let mut ts: *mut sys::PyThreadState = std::ptr::null_mut();
-    // SAFETY: valid config; on success the new interpreter's thread state is
-    // attached and `save` detached.
-    let status = unsafe { sys::Py_NewInterpreterFromConfig(&mut ts, &cfg) };
+    let make = || {
+        let mut ts: *mut sys::PyThreadState = std::ptr::null_mut();
+        // SAFETY: valid config; on success the new interpreter's thread
+        // state is attached and `save` detached.
+        let status = unsafe { sys::Py_NewInterpreterFromConfig(&mut ts, &cfg) };
+        (status, ts)
+    };
+    let (status, ts) = if site {
+        make()
+    } else {
+        match ffi::capi::no_site::run(false, make)? {
+            Some(status) => status,
+            None => make(),
+        }
+    };
     // SAFETY: plain struct inspection.
     if unsafe { sys::PyStatus_Exception(status) } != 0 || ts.is_null() {
         // SAFETY: make sure the caller's state is attached again.

@@ -342,3 +342,180 @@ pub mod own_threads {
         }
     }
 }
+
+/// Creating an interpreter without running `site` in it. CPython has no
+/// option for that (gh-112434 asks for one): a new interpreter copies its
+/// creator's `PyConfig`, `site_import` included, and imports `site` when it
+/// is set. So the creator's own `config.site_import` is cleared for the
+/// duration of the creation and restored after it. The config is reached
+/// with `_Py_GetConfig` (internal/pycore_pystate.h, exported by 3.13–3.15,
+/// looked up at run time) and read through pyo3-ffi's `PyConfig` (the public
+/// cpython/initconfig.h layout), which is checked once against `sys.flags`
+/// before it is trusted: without the symbol or on a mismatch, `site` runs.
+pub mod no_site {
+    use super::{dlsym, sys, RTLD_DEFAULT};
+    use crate::ffi::{self, PyResult};
+    use crossinterp_core::sync::{lock, Mutex};
+    use std::ffi::c_void;
+
+    type GetConfig = unsafe extern "C" fn() -> *const sys::PyConfig;
+
+    fn api() -> Option<GetConfig> {
+        static API: std::sync::OnceLock<Option<GetConfig>> = std::sync::OnceLock::new();
+        *API.get_or_init(|| {
+            // SAFETY: dlsym with a NUL-terminated name; the symbol, when
+            // present, has the signature of CPython's pycore_pystate.h.
+            unsafe {
+                let p = dlsym(RTLD_DEFAULT, crate::cstr!("_Py_GetConfig").as_ptr());
+                (!p.is_null()).then(|| std::mem::transmute::<*mut c_void, GetConfig>(p))
+            }
+        })
+    }
+
+    /// `sys.flags.<name>` as an int.
+    fn flag(flags: &ffi::Owned, name: &std::ffi::CStr) -> PyResult<i64> {
+        // SAFETY: attached; `flags` is live.
+        let v = unsafe {
+            ffi::Owned::from_new(sys::PyObject_GetAttrString(flags.as_ptr(), name.as_ptr()))
+        }?;
+        ffi::args::arg_i64(v.as_ptr(), "flag")
+    }
+
+    /// Whether the fields of `cfg` match the interpreter's `sys.flags`
+    /// (those set from the config at start-up), i.e. pyo3-ffi's layout is
+    /// this build's.
+    ///
+    /// # Safety
+    /// Attached; `cfg` is the attached interpreter's config.
+    unsafe fn layout_matches(cfg: *const sys::PyConfig) -> PyResult<bool> {
+        let flags = ffi::import_attr(crate::cstr!("sys"), crate::cstr!("flags"))?;
+        // SAFETY: `cfg` points to a live config (caller's contract); the
+        // fields read are plain ints of the public layout.
+        let c = unsafe { &*cfg };
+        let pairs = [
+            (
+                i64::from(c.site_import == 0),
+                flag(&flags, crate::cstr!("no_site"))?,
+            ),
+            (
+                i64::from(c.isolated),
+                flag(&flags, crate::cstr!("isolated"))?,
+            ),
+            (
+                i64::from(c.use_environment == 0),
+                flag(&flags, crate::cstr!("ignore_environment"))?,
+            ),
+            (
+                i64::from(c.bytes_warning),
+                flag(&flags, crate::cstr!("bytes_warning"))?,
+            ),
+            (i64::from(c.inspect), flag(&flags, crate::cstr!("inspect"))?),
+            (
+                i64::from(c.interactive),
+                flag(&flags, crate::cstr!("interactive"))?,
+            ),
+            (
+                i64::from(c.optimization_level),
+                flag(&flags, crate::cstr!("optimize"))?,
+            ),
+            (
+                i64::from(c.write_bytecode == 0),
+                flag(&flags, crate::cstr!("dont_write_bytecode"))?,
+            ),
+            (
+                i64::from(c.user_site_directory == 0),
+                flag(&flags, crate::cstr!("no_user_site"))?,
+            ),
+            (i64::from(c.quiet), flag(&flags, crate::cstr!("quiet"))?),
+            (
+                i64::from(c.dev_mode),
+                flag(&flags, crate::cstr!("dev_mode"))?,
+            ),
+            (
+                i64::from(c.safe_path),
+                flag(&flags, crate::cstr!("safe_path"))?,
+            ),
+        ];
+        Ok(pairs.iter().all(|(a, b)| a == b))
+    }
+
+    /// The config a creation copies, if it can be written safely: the
+    /// attached interpreter's (`Py_NewInterpreterFromConfig` called
+    /// attached), or the main interpreter's (`from_main`: `_interpreters.create`
+    /// detaches first, and CPython then copies the main interpreter's). The
+    /// latter is found at the same offset in the main `PyInterpreterState`
+    /// as the attached interpreter's config is in its own (one struct type).
+    fn config(from_main: bool) -> PyResult<Option<*mut sys::PyConfig>> {
+        let Some(get) = api() else { return Ok(None) };
+        // SAFETY: attached (entry point); CPython's accessor.
+        let cfg = unsafe { get() };
+        if cfg.is_null() {
+            return Ok(None);
+        }
+        // The layout is the build's: checked once per process (every
+        // interpreter of it shares the build), on the attached interpreter
+        // against its own flags.
+        static CHECKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let ok = match CHECKED.get() {
+            Some(ok) => *ok,
+            None => {
+                // SAFETY: attached; `cfg` is the attached interpreter's.
+                let ok = unsafe { layout_matches(cfg) }?;
+                *CHECKED.get_or_init(|| ok)
+            }
+        };
+        if !ok {
+            return Ok(None);
+        }
+        if !from_main {
+            return Ok(Some(cfg.cast_mut()));
+        }
+        // SAFETY: attached; plain accessors of live interpreter states (the
+        // main one lives as long as the runtime).
+        let (cur, main) = unsafe {
+            (
+                sys::PyInterpreterState_Get(),
+                sys::PyInterpreterState_Main(),
+            )
+        };
+        let offset = (cfg as usize).wrapping_sub(cur as usize);
+        if cur.is_null() || main.is_null() || offset >= 1 << 20 {
+            return Ok(None); // not inside the struct: do not guess
+        }
+        Ok(Some((main as usize + offset) as *mut sys::PyConfig))
+    }
+
+    /// Serialises the creations that clear a creator's `site_import`, so
+    /// that each restores the value it found.
+    static CREATING: Mutex<()> = Mutex::new(());
+
+    /// Run `f` (which creates an interpreter) with `site_import` cleared in
+    /// the config it copies (see [`config`]); `None` (and `f` not run) when
+    /// that cannot be done on this build.
+    pub fn run<R>(from_main: bool, f: impl FnOnce() -> R) -> PyResult<Option<R>> {
+        let Some(cfg) = config(from_main)? else {
+            return Ok(None);
+        };
+        // Taken detached: the holder needs the creator's GIL back to finish.
+        let _g = crate::ffi::interp::detached(|| lock(&CREATING));
+        // SAFETY: `cfg` is the `PyConfig` of the attached interpreter (alive
+        // while we are attached to it) or of the main one (alive as long as
+        // the runtime): interpreter storage, mutable (`_Py_GetConfig` only
+        // hands it out as const); the layout was checked above. Only the
+        // creations serialised by `CREATING` write the field, each restoring
+        // what it read. CPython reads it only when it creates an
+        // interpreter copying this config: a creation by another thread at
+        // the same moment (the stdlib's `_interpreters.create()`, say) also
+        // skips `site` (documented).
+        unsafe {
+            let old = std::ptr::read_volatile(&(*cfg).site_import);
+            std::ptr::write_volatile(&mut (*cfg).site_import, 0);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            std::ptr::write_volatile(&mut (*cfg).site_import, old);
+            match r {
+                Ok(v) => Ok(Some(v)),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+    }
+}
