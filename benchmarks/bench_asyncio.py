@@ -30,14 +30,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import pathlib
-import platform
-import subprocess
 import sys
 import threading
 import time
 
 from _asyncio_echo import echo  # aiointerpreters' worker function
+from _machine import commit, cpu_model
 
 from crossinterp import interpreters as ours
 from crossinterp import queues
@@ -53,27 +51,6 @@ while True:
 
 
 
-def cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=pathlib.Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 async def rt_ours(qin: queues.Queue, qout: queues.Queue, n: int) -> float:

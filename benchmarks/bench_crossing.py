@@ -44,12 +44,13 @@ import argparse
 import faulthandler
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+
+from _machine import cpu_model
 
 import crossinterp
 from crossinterp import AtomicInt, SharedBuffer, _native, interpreters, share
@@ -89,16 +90,6 @@ q.put(share(owned))
 
 # ---------------------------------------------------------------- environment
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def code_under_test() -> dict:

@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
-import subprocess
 import sys
 import time
 
 import dask
+from _machine import commit, cpu_model
 from dask import delayed
 
 import crossinterp
@@ -49,25 +48,6 @@ def graph(chunks: int, per_chunk: int):
     return delayed(sum)(parts)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def commit() -> str:
-    pkg = os.path.dirname(os.path.realpath(crossinterp.__file__))
-    r = subprocess.run(["git", "-C", pkg, "rev-parse", "--short", "HEAD"], capture_output=True,
-                       text=True, check=False)
-    rev = r.stdout.strip() or "unknown"
-    if subprocess.run(["git", "-C", pkg, "diff", "--quiet", "HEAD"], check=False).returncode:
-        rev += " + uncommitted changes"
-    return rev
 
 
 def best(fn, repeat: int) -> float:

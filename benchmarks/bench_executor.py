@@ -38,11 +38,11 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import pickle
-import platform
-import subprocess
 import sys
 import threading
 import time
+
+from _machine import commit, cpu_model
 
 from crossinterp import _xi
 from crossinterp import interpreters as xi_interpreters
@@ -193,35 +193,6 @@ def report(title, times, per, ours_key="crossinterp"):
         print(f"  {name:<34} {fmt(t, per)}{ratio}")
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def commit():
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        out = subprocess.run(
-            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", here, "status", "--porcelain", "-uno"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def warm(ex):

@@ -13,11 +13,10 @@ Ratio = peer time / crossinterp time (> 1: crossinterp is faster).
 from __future__ import annotations
 
 import argparse
-import pathlib
-import platform
-import subprocess
 import sys
 import time
+
+from _machine import commit, cpu_model
 
 from crossinterp import interpreters as ours
 
@@ -26,27 +25,6 @@ def noop():
     return None
 
 
-def cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=pathlib.Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def best_of(fn, number: int, repeat: int) -> float:
