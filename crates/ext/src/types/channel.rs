@@ -4,7 +4,6 @@
 //! its own `crossinterp.channels.Channel` object over the same channel.
 
 use super::ids::{self, HasId, IdTable};
-use super::waker::LoopWaker;
 use super::Entry;
 use crate::cstr;
 use crate::ffi::args::{arg_bool, arg_timeout, arity, blocking, deadline, Args};
@@ -173,25 +172,17 @@ impl ChannelBase {
     /// async senders (1); returns the token for `_unwatch`.
     fn watch(this: C, args: Args) -> PyResult<u64> {
         arity("_watch", args, 2)?;
-        let rec = runtime::current()?;
         // SAFETY: attached; `args[0]` is a live argument.
-        let Some(w) = (unsafe { rec.types.downcast::<LoopWaker>(args[0]) }) else {
-            // SAFETY: attached; `args[0]` is a live argument.
-            let name = unsafe { xi::type_name(args[0]) };
-            return Err(ffi::raise(
-                Exc::TypeError,
-                &format!("_watch() needs a LoopWaker, not {name}"),
-            ));
-        };
-        Ok(this.0.ch.watch(side_of(args[1])?, w.0.clone()))
+        let waker = unsafe { super::waker::waker_arg(args[0])? };
+        Ok(this.0.ch.watch(side_of(args[1])?, waker))
     }
 
     /// `_unwatch(side, token) -> bool`
     fn unwatch(this: C, args: Args) -> PyResult<bool> {
         arity("_unwatch", args, 2)?;
         let side = side_of(args[0])?;
-        let token = crate::ffi::args::arg_i64(args[1], "token")?;
-        Ok(token >= 0 && this.0.ch.unwatch(side, token as u64))
+        let token = super::waker::token_arg(args[1])?;
+        Ok(token.is_some_and(|t| this.0.ch.unwatch(side, t)))
     }
 
     /// `_watchers(side) -> int`

@@ -15,7 +15,6 @@
 //! to check for signals (KeyboardInterrupt), which is not polling for data.
 
 use super::ids::{self, HasId, IdTable};
-use super::waker::LoopWaker;
 use super::Entry;
 use crate::cstr;
 use crate::ffi::args::{arity, blocking, bool_of, deadline, timeout_of, Args, KwArgs};
@@ -443,26 +442,17 @@ impl QueueBase {
     /// or putters (side 1); returns the token for `_unwatch`.
     fn watch(this: Q, args: Args) -> PyResult<u64> {
         arity("_watch", args, 2)?;
-        let rec = runtime::current()?;
         // SAFETY: attached; `args[0]` is a live argument.
-        let Some(w) = (unsafe { rec.types.downcast::<LoopWaker>(args[0]) }) else {
-            // SAFETY: attached; `args[0]` is a live argument.
-            let name = unsafe { xi::type_name(args[0]) };
-            return Err(ffi::raise(
-                Exc::TypeError,
-                &format!("_watch() needs a LoopWaker, not {name}"),
-            ));
-        };
-        let side = side_of(args[1])?;
-        Ok(this.0.q.watch(side, w.0.clone()))
+        let waker = unsafe { super::waker::waker_arg(args[0])? };
+        Ok(this.0.q.watch(side_of(args[1])?, waker))
     }
 
     /// `_unwatch(side, token)` -> bool
     fn unwatch(this: Q, args: Args) -> PyResult<bool> {
         arity("_unwatch", args, 2)?;
         let side = side_of(args[0])?;
-        let token = crate::ffi::args::arg_i64(args[1], "token")?;
-        Ok(token >= 0 && this.0.q.unwatch(side, token as u64))
+        let token = super::waker::token_arg(args[1])?;
+        Ok(token.is_some_and(|t| this.0.q.unwatch(side, t)))
     }
 
     /// `_watchers(side)` -> int: wakers registered on that side now.

@@ -59,6 +59,34 @@ impl std::fmt::Debug for LoopWaker {
 
 type W<'a> = This<'a, LoopWaker>;
 
+/// The waker a `_watch(waker, ...)` argument holds (Queue and Channel
+/// share it): `TypeError` for anything but a `LoopWaker`.
+///
+/// # Safety
+/// Attached; `obj` is a live argument.
+pub unsafe fn waker_arg(obj: *mut sys::PyObject) -> PyResult<DynArc<Waker>> {
+    let rec = crate::runtime::current()?;
+    // SAFETY: the caller's contract.
+    match unsafe { rec.types.downcast::<LoopWaker>(obj) } {
+        Some(w) => Ok(w.0.clone()),
+        None => {
+            // SAFETY: the caller's contract.
+            let name = unsafe { crate::xi::type_name(obj) };
+            Err(ffi::raise(
+                Exc::TypeError,
+                &format!("_watch() needs a LoopWaker, not {name}"),
+            ))
+        }
+    }
+}
+
+/// The token of an `_unwatch(side, token)` call: `None` for a negative one
+/// (never handed out, so nothing to unwatch).
+pub fn token_arg(obj: *mut sys::PyObject) -> PyResult<Option<u64>> {
+    let token = crate::ffi::args::arg_i64(obj, "token")?;
+    Ok(u64::try_from(token).ok())
+}
+
 fn os_error(e: std::io::Error) -> ffi::PyErrSet {
     ffi::raise(Exc::OSError, &format!("LoopWaker: {e}"))
 }
