@@ -1,11 +1,14 @@
 """What every benchmark prints with its figures: the CPU model and the
-commit under test (machines differ; a figure without both means little)."""
+commit under test (machines differ; a figure without both means little),
+the spread over each row's rounds, and how idle the machine was meanwhile."""
 
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
+import sys
+import time
 
 
 def cpu_model() -> str:
@@ -43,3 +46,209 @@ def commit(path: str | None = None) -> str:
         return out
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+# ---------------------------------------------------------------- stability
+# Every benchmark prints, next to each row, the spread over its rounds and how
+# idle the machine was while the row was measured, and a header / footer with
+# the machine, the commit and the idle fraction over the whole run. A ratio
+# measured while other processes took CPU time is unreliable: it is flagged.
+
+IDLE_WARN = 0.80  # below this idle fraction a row (or the run) is flagged
+
+
+def parse_proc_stat(text: str) -> tuple[int, int]:
+    """(idle, total) jiffies of the aggregate ``cpu`` line of /proc/stat text.
+
+    idle = idle + iowait; total = user + nice + system + idle + iowait + irq +
+    softirq + steal (guest and guest_nice are already counted in user and
+    nice, so they are left out)."""
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "cpu":
+            v = [int(x) for x in parts[1:9]] + [0] * (8 - len(parts[1:9]))
+            return v[3] + v[4], sum(v)
+    raise ValueError("no aggregate 'cpu' line in /proc/stat text")
+
+
+def parse_pid_stat(text: str) -> tuple[int, int]:
+    """(ppid, utime + stime + cutime + cstime) from /proc/PID/stat text (the
+    command name, in parentheses, may hold spaces and parentheses)."""
+    rest = text[text.rindex(")") + 2 :].split()
+    # rest[0] is field 3 (state): ppid is field 4, utime..cstime fields 14..17
+    return int(rest[1]), sum(int(x) for x in rest[11:15])
+
+
+def tree_jiffies(root: int | None = None, proc: str = "/proc") -> int:
+    """CPU time (jiffies) used so far by process ``root`` (default: this one)
+    and all its descendants, including reaped children (cutime/cstime)."""
+    root = os.getpid() if root is None else root
+    times: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{name}/stat", encoding="utf-8", errors="replace") as f:
+                ppid, t = parse_pid_stat(f.read())
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not readable
+        times[int(name)] = t
+        children.setdefault(ppid, []).append(int(name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0)
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+class CpuSample:
+    """One reading of /proc/stat (all CPUs) and of this process tree's CPU time."""
+
+    __slots__ = ("idle", "own", "total")
+
+    def __init__(self, idle: int, total: int, own: int):
+        self.idle, self.total, self.own = idle, total, own
+
+    @classmethod
+    def take(cls) -> CpuSample | None:
+        """None where /proc is not available (not Linux)."""
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                idle, total = parse_proc_stat(f.read())
+            return cls(idle, total, tree_jiffies())
+        except (OSError, ValueError):
+            return None
+
+
+class Idle:
+    """The idle fraction between two samples.
+
+    ``raw``: (idle + iowait) / total jiffies over all CPUs, as /proc/stat says.
+    ``free``: the same, counting this benchmark's own CPU time (this process
+    and its children: peers' worker processes) as idle, i.e. the share of the
+    machine that *other* processes left to the benchmark. ``free`` is what the
+    flag looks at: a benchmark busy on one of two cores is 50 % idle by
+    ``raw`` yet undisturbed."""
+
+    __slots__ = ("free", "jiffies", "raw")
+
+    def __init__(self, raw: float, free: float, jiffies: int):
+        self.raw, self.free, self.jiffies = raw, free, jiffies
+
+    @classmethod
+    def between(cls, a: CpuSample | None, b: CpuSample | None) -> Idle | None:
+        if a is None or b is None or b.total <= a.total:
+            return None
+        total = b.total - a.total
+        idle = max(0, b.idle - a.idle)
+        own = max(0, b.own - a.own)
+        return cls(idle / total, min(1.0, (idle + own) / total), total)
+
+    @property
+    def low(self) -> bool:
+        return self.free < IDLE_WARN
+
+
+class Meter:
+    """Measures the idle fraction from its creation to ``stop()``."""
+
+    def __init__(self) -> None:
+        self.start = CpuSample.take()
+
+    def stop(self) -> Idle | None:
+        return Idle.between(self.start, CpuSample.take())
+
+
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        raise ValueError("median of no samples")
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def spread_pct(xs: list[float]) -> float:
+    """(max - min) / min over the rounds, in %: 0 for perfectly stable rounds.
+    The same whether the samples are times or rates."""
+    lo, hi = min(xs), max(xs)
+    if lo <= 0:
+        return float("inf") if hi > lo else 0.0
+    return (hi - lo) / lo * 100
+
+
+def fmt_spread(xs: list[float] | None) -> str:
+    """A spread cell: ``12%`` (n/a without samples)."""
+    if not xs:
+        return "n/a"
+    p = spread_pct(xs)
+    return f"{p:.0f}%" if p < 10_000 else ">9999%"
+
+
+class _State:
+    run: Meter | None = None
+    low_rows = 0
+    rows = 0
+
+
+def fmt_idle(idle: Idle | None) -> str:
+    """An idle cell: ``97%``, or ``62%!`` when below IDLE_WARN (counted for the
+    footer's warning); ``n/a`` without /proc."""
+    if idle is None:
+        return "n/a"
+    _State.rows += 1
+    if idle.low:
+        _State.low_rows += 1
+        return f"{idle.free * 100:.0f}%!"
+    return f"{idle.free * 100:.0f}%"
+
+
+def python_build() -> str:
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    return f"Python {sys.version.split()[0]} ({'GIL' if gil else 'free-threaded'} build)"
+
+
+def header(title: str, pre_idle_seconds: float = 0.5) -> None:
+    """Print the run's header (title, CPU model, commit, Python version and
+    build, the machine's idle fraction over ``pre_idle_seconds`` before the
+    start) and start the whole-run idle meter that ``footer()`` reads."""
+    print(title)
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs); commit {commit()}; {python_build()}")
+    m = Meter()
+    time.sleep(pre_idle_seconds)
+    pre = m.stop()
+    if pre is None:
+        print("machine idle: n/a (no /proc/stat)")
+    else:
+        line = f"machine idle before the start: {pre.raw * 100:.0f}% over {pre_idle_seconds:g} s"
+        print(line + (f"  WARNING: below {IDLE_WARN:.0%}, expect unreliable figures" if pre.low else ""))
+    print(
+        "columns: spread = (max - min) / min over the rounds; idle = share of all CPUs left by "
+        f"other processes while the row ran ('!' below {IDLE_WARN:.0%}: ratio unreliable)"
+    )
+    _State.run = Meter()
+    _State.low_rows = _State.rows = 0
+
+
+def footer() -> None:
+    """Print the idle fraction over the whole run and, when the machine was
+    busy (whole run or some rows below IDLE_WARN), a warning line."""
+    idle = _State.run.stop() if _State.run is not None else None
+    if idle is None:
+        print("\nmachine idle over the run: n/a (no /proc/stat)")
+        return
+    print(
+        f"\nmachine idle over the run: {idle.free * 100:.0f}% left by other processes "
+        f"(raw /proc/stat idle {idle.raw * 100:.0f}%, the rest used by this benchmark)"
+    )
+    if idle.low:
+        print(
+            f"WARNING: other processes took {(1 - idle.free) * 100:.0f}% of the CPU time during "
+            "this run: the ratios are unreliable, rerun on an idle machine"
+        )
+    if _State.low_rows:
+        print(
+            f"WARNING: {_State.low_rows} of {_State.rows} rows ran with the machine below "
+            f"{IDLE_WARN:.0%} idle (marked '!'): their ratios are unreliable"
+        )
