@@ -186,6 +186,20 @@ def fmt_spread(xs: list[float] | None) -> str:
     return f"{p:.0f}%" if p < 10_000 else ">9999%"
 
 
+class Rounds(dict):
+    """name -> the figure of a case (by default its best, i.e. smallest, round),
+    as the benchmarks' "best of N" helpers return it, keeping every round in
+    ``samples`` (name -> list) and the idle fraction while they ran in ``idle``."""
+
+    def __init__(self, samples: dict, idle: Idle | None, pick=min):
+        super().__init__((k, pick(v)) for k, v in samples.items() if v)
+        self.samples = samples
+        self.idle = idle
+
+    def spread(self, name: str) -> str:
+        return fmt_spread(self.samples.get(name))
+
+
 class _State:
     run: Meter | None = None
     low_rows = 0

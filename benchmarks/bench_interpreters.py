@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from _machine import commit, cpu_model
+from _machine import Meter, fmt_idle, fmt_spread, footer, header
 
 from crossinterp import interpreters as ours
 
@@ -27,15 +27,15 @@ def noop():
 
 
 
-def best_of(fn, number: int, repeat: int) -> float:
-    """Best mean time per operation, in seconds."""
-    best = float("inf")
+def rounds_of(fn, number: int, repeat: int) -> list[float]:
+    """Mean time per operation of each of `repeat` rounds, in seconds."""
+    out = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
+        out.append((time.perf_counter() - t0) / number)
+    return out
 
 
 class Peer:
@@ -104,43 +104,48 @@ def main() -> None:
     n_call = max(100, int(5000 * scale))
 
     peer: Peer = StdlibPeer() if sys.version_info >= (3, 14) else LowLevelPeer()
-    gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
-    print(f"Python {sys.version.split()[0]} ({gil} build) — crossinterp vs {peer.name}")
-    print(f"CPU: {cpu_model()}; commit {commit()}")
+    header(f"crossinterp vs {peer.name}: best of 5 rounds")
 
     rows = []
     # Warm up both (imports, allocator pools).
     for _ in range(3):
         ours.create().close()
         peer.create_close()
-    t_ours = best_of(lambda: ours.create().close(), n_create, 5)
-    t_peer = best_of(peer.create_close, n_create, 5)
-    rows.append(("create+close", t_ours, t_peer))
+    m = Meter()
+    t_ours = rounds_of(lambda: ours.create().close(), n_create, 5)
+    t_peer = rounds_of(peer.create_close, n_create, 5)
+    rows.append(("create+close", t_ours, t_peer, m.stop()))
     # crossinterp's opt-in fast path (no `site` import in the new
     # interpreter), against the same peer figure of this run.
     for _ in range(3):
         ours.create(site=False).close()
-    t_fast = best_of(lambda: ours.create(site=False).close(), n_create, 5)
-    rows.append(("create(site=False)+close", t_fast, t_peer))
+    m = Meter()
+    t_fast = rounds_of(lambda: ours.create(site=False).close(), n_create, 5)
+    rows.append(("create(site=False)+close", t_fast, t_peer, m.stop()))
 
     it_o = ours.create()
     it_p = peer.make()
     it_o.call(noop)
     peer.call_noop(it_p)
-    t_ours = best_of(lambda: it_o.call(noop), n_call, 5)
-    t_peer = best_of(lambda: peer.call_noop(it_p), n_call, 5)
-    rows.append(("call(noop)", t_ours, t_peer))
+    m = Meter()
+    t_ours = rounds_of(lambda: it_o.call(noop), n_call, 5)
+    t_peer = rounds_of(lambda: peer.call_noop(it_p), n_call, 5)
+    rows.append(("call(noop)", t_ours, t_peer, m.stop()))
     if peer.call_pow is not None:
         assert it_o.call(pow, 2, 10) == peer.call_pow(it_p) == 1024
-        t_ours = best_of(lambda: it_o.call(pow, 2, 10), n_call, 5)
-        t_peer = best_of(lambda: peer.call_pow(it_p), n_call, 5)
-        rows.append(("call(pow, 2, 10)", t_ours, t_peer))
+        m = Meter()
+        t_ours = rounds_of(lambda: it_o.call(pow, 2, 10), n_call, 5)
+        t_peer = rounds_of(lambda: peer.call_pow(it_p), n_call, 5)
+        rows.append(("call(pow, 2, 10)", t_ours, t_peer, m.stop()))
     it_o.close()
     peer.close(it_p)
 
-    print(f"{'operation':<26}{'crossinterp':>14}{'peer':>14}{'ratio':>9}")
-    for name, o, pe in rows:
-        print(f"{name:<26}{o * 1e6:>11.1f} µs{pe * 1e6:>11.1f} µs{pe / o:>8.2f}x")
+    print(f"{'operation':<26}{'crossinterp':>14}{'peer':>14}{'ratio':>9}{'spread ours/peer':>18}{'idle':>6}")
+    for name, os_, ps, idle in rows:
+        o, pe = min(os_), min(ps)
+        sp = f"{fmt_spread(os_)}/{fmt_spread(ps)}"
+        print(f"{name:<26}{o * 1e6:>11.1f} µs{pe * 1e6:>11.1f} µs{pe / o:>8.2f}x{sp:>18}{fmt_idle(idle):>6}")
+    footer()
 
 
 if __name__ == "__main__":

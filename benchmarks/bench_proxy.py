@@ -31,6 +31,7 @@ if HERE not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 import _proxy_helpers
+from _machine import Meter, fmt_idle, fmt_spread, footer, header, median
 
 from crossinterp import interpreters, share
 from crossinterp.queues import Queue
@@ -71,23 +72,28 @@ def method_call_rows(number: int, rounds: int) -> None:
     for name, fn in cases.items():
         fn()  # warm up
         rows[name] = []
+    meter = Meter()
     for _ in range(rounds):
         for name, fn in cases.items():
             n = number if not name.startswith(("stdlib", "Interp")) else max(number // 10, 50)
             rows[name].append(per_op(fn, n))
+    idle = meter.stop()
     got = it.call(_proxy_helpers.length)
     for c in closers:
         c()
     proxy = min(rows["proxy p.append(1)"])
-    print(f"method call round trip (Python {sys.version.split()[0]}, best of {rounds} rounds)")
+    print(f"method call round trip (best of {rounds} interleaved rounds; idle {fmt_idle(idle)})")
+    print(f"  {'':28s} {'best':>12}{'median':>12}{'spread':>8}{'ratio':>10}")
     for name, ts in rows.items():
         best = min(ts)
-        ratio = "" if name.startswith(("floor", "proxy")) else f"  ratio {best / proxy:6.1f}x"
-        print(f"  {name:28s} {best * 1e6:9.2f} µs{ratio}")
+        ratio = "" if name.startswith(("floor", "proxy")) else f"{best / proxy:.1f}x"
+        med = median(ts)
+        print(f"  {name:28s} {best * 1e6:9.2f} µs{med * 1e6:9.2f} µs{fmt_spread(ts):>8}{ratio:>10}")
     print(f"  (the proxied list got {got} appends)")
 
 
 def stress(runs: int, ops: int) -> None:
+    meter = Meter()
     t0 = time.perf_counter()
     for r in range(runs):
         d, lst = {}, []
@@ -109,7 +115,8 @@ def stress(runs: int, ops: int) -> None:
     total = runs * 4 * ops * 2
     print(
         f"stress: {runs} runs x 4 interpreters x {ops} iterations (a dict set + a list append each): "
-        f"no lost update; {total} proxy operations in {dt:.2f} s ({dt / total * 1e6:.1f} µs/op incl. create/close)"
+        f"no lost update; {total} proxy operations in {dt:.2f} s ({dt / total * 1e6:.1f} µs/op incl. create/close); "
+        f"idle {fmt_idle(meter.stop())}"
     )
 
 
@@ -117,12 +124,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
+    header("shared-object proxies: a method call on a list owned by another interpreter")
     if a.quick:
         method_call_rows(number=2000, rounds=3)
         stress(runs=3, ops=500)
     else:
         method_call_rows(number=20000, rounds=7)
         stress(runs=20, ops=2000)
+    footer()
 
 
 if __name__ == "__main__":

@@ -34,10 +34,11 @@ import argparse
 import ctypes
 import faulthandler
 import multiprocessing as mp
-import os
 import sys
 import threading
 import time
+
+from _machine import Meter, Rounds, fmt_idle, footer, header
 
 from crossinterp import SharedBuffer
 from crossinterp import interpreters as ours
@@ -251,18 +252,20 @@ def calibrate(run, target: float, n0: int = 2) -> int:
 
 def interleaved(cases: dict, repeat: int, target: float, n0: int = 2) -> dict:
     """cases: name -> run(n) returning elapsed seconds for n operations.
-    Calibrate each, then `repeat` rounds in turn; best time per operation."""
+    Calibrate each, then `repeat` rounds in turn; best time per operation
+    (a Rounds: every round's time in .samples, the idle fraction in .idle)."""
     sizes = {}
     for name, run in cases.items():
         arm_watchdog()
         sizes[name] = calibrate(run, target, n0)
-    best = dict.fromkeys(cases, float("inf"))
+    samples: dict = {name: [] for name in cases}
+    meter = Meter()
     for _ in range(repeat):
         for name, run in cases.items():
             arm_watchdog()
             n = sizes[name]
-            best[name] = min(best[name], run(n) / n)
-    return best
+            samples[name].append(run(n) / n)
+    return Rounds(samples, meter.stop())
 
 
 # ---------------------------------------------------------------- interpreter backends
@@ -596,10 +599,11 @@ def bench_pingpong(a, rows):
         for be in peers.values():
             be.close()
     o = best["crossinterp Queue"]
-    print(f"  {'':<50}{'per round trip':>16}{'round trips/s':>16}{'ratio':>10}")
+    print(f"  {'':<50}{'per round trip':>16}{'round trips/s':>16}{'ratio':>10}{'spread':>8}")
     for name, t in best.items():
         ratio = "" if name == "crossinterp Queue" else f"{t / o:.1f}x"
-        print(f"  {name:<50}{fmt_time(t):>16}{fmt_rate(1 / t):>16}{ratio:>10}")
+        print(f"  {name:<50}{fmt_time(t):>16}{fmt_rate(1 / t):>16}{ratio:>10}{best.spread(name):>8}")
+    print(f"  (machine idle while measured: {fmt_idle(best.idle)})")
     if sd is not None:
         rows.append(("ping-pong vs stdlib interpreters Queue (default)", best[sd.name] / o, 100))
     else:
@@ -627,11 +631,11 @@ def bench_streaming(a, rows):
             if ss is not None:
                 ss.close()
         o = best["crossinterp Queue"]
-        print(f"  {label}")
-        print(f"    {'':<50}{'per item':>12}{'items/s':>14}{'ratio':>10}")
+        print(f"  {label} (idle {fmt_idle(best.idle)})")
+        print(f"    {'':<50}{'per item':>12}{'items/s':>14}{'ratio':>10}{'spread':>8}")
         for name, t in best.items():
             ratio = "" if name == "crossinterp Queue" else f"{t / o:.2f}x"
-            print(f"    {name:<50}{fmt_time(t):>12}{fmt_rate(1 / t):>14}{ratio:>10}")
+            print(f"    {name:<50}{fmt_time(t):>12}{fmt_rate(1 / t):>14}{ratio:>10}{best.spread(name):>8}")
         if key is None:
             continue
         r = best[ss.name] / o if ss is not None else None
@@ -696,11 +700,13 @@ def bench_transfer(a, rows):
     print(f"  time per transfer; stdlib = {stdname}; mp.Queue = multiprocessing.Queue")
     keys = ("SharedBuffer / ours", "bytes / ours", "bytes / stdlib", "bytes / mp.Queue")
     hdr = ("SharedBuffer", "bytes/ours", "bytes/stdlib", "bytes/mp.Queue", "memcpy", "alloc+copy")
-    print(f"  {'size':<8}" + "".join(f"{h:>15}" for h in hdr))
+    sph = "spread (4 cols)"
+    print(f"  {'size':<8}" + "".join(f"{h:>15}" for h in hdr) + f"{sph:>20}{'idle':>6}")
     for size, b in results.items():
         cols = [b.get(k) for k in (*keys, "memcpy", "alloc+copy")]
         cells = "".join(f"{fmt_time(c) if c else 'n/a':>15}" for c in cols)
-        print(f"  {fmt_size(size):<8}{cells}")
+        sp = "/".join(b.spread(k) for k in keys)
+        print(f"  {fmt_size(size):<8}{cells}{sp:>20}{fmt_idle(b.idle):>6}")
     print("  ratios (peer / ours) and throughput")
     hdr = ("SB vs stdlib", "SB vs mp", "bytes vs stdlib", "bytes vs mp", "ours GB/s")
     hdr += ("memcpy GB/s", "alloc+cp GB/s")
@@ -737,11 +743,7 @@ def main() -> None:
     a.repeat = 3 if a.quick else 5
     a.target = 0.1 if a.quick else 0.3  # seconds per timed batch
 
-    gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
-    print(
-        f"Python {sys.version.split()[0]} ({gil} build), {os.cpu_count()} CPUs, "
-        f"multiprocessing start method: {MP.get_start_method()}"
-    )
+    header(f"crossinterp queues vs the stdlib; multiprocessing start method: {MP.get_start_method()}")
     print(
         f"best of {a.repeat} interleaved rounds of ~{a.target}s; ratio = peer time / crossinterp time"
     )
@@ -757,6 +759,7 @@ def main() -> None:
         else:
             verdict = "met" if ratio >= target else "MISSED"
             print(f"  {label:<62}{ratio:>9.1f}x   target >= {target}x: {verdict}")
+    footer()
 
 
 if __name__ == "__main__":
