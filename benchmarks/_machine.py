@@ -223,21 +223,21 @@ def python_build() -> str:
     return f"Python {sys.version.split()[0]} ({'GIL' if gil else 'free-threaded'} build)"
 
 
-def header(title: str, pre_idle_seconds: float = 0.5) -> None:
+def header(title: str, pre_idle_seconds: float = 0.5, out=print) -> None:
     """Print the run's header (title, CPU model, commit, Python version and
     build, the machine's idle fraction over ``pre_idle_seconds`` before the
     start) and start the whole-run idle meter that ``footer()`` reads."""
-    print(title)
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs); commit {commit()}; {python_build()}")
+    out(title)
+    out(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs); commit {commit()}; {python_build()}")
     m = Meter()
     time.sleep(pre_idle_seconds)
     pre = m.stop()
     if pre is None:
-        print("machine idle: n/a (no /proc/stat)")
+        out("machine idle: n/a (no /proc/stat)")
     else:
         line = f"machine idle before the start: {pre.raw * 100:.0f}% over {pre_idle_seconds:g} s"
-        print(line + (f"  WARNING: below {IDLE_WARN:.0%}, expect unreliable figures" if pre.low else ""))
-    print(
+        out(line + (f"  WARNING: below {IDLE_WARN:.0%}, expect unreliable figures" if pre.low else ""))
+    out(
         "columns: spread = (max - min) / min over the rounds; idle = share of all CPUs left by "
         f"other processes while the row ran ('!' below {IDLE_WARN:.0%}: ratio unreliable)"
     )
@@ -245,24 +245,26 @@ def header(title: str, pre_idle_seconds: float = 0.5) -> None:
     _State.low_rows = _State.rows = 0
 
 
-def footer() -> None:
+def footer(out=print) -> Idle | None:
     """Print the idle fraction over the whole run and, when the machine was
-    busy (whole run or some rows below IDLE_WARN), a warning line."""
+    busy (whole run or some rows below IDLE_WARN), a warning line; return
+    the whole run's idle fraction."""
     idle = _State.run.stop() if _State.run is not None else None
     if idle is None:
-        print("\nmachine idle over the run: n/a (no /proc/stat)")
-        return
-    print(
+        out("\nmachine idle over the run: n/a (no /proc/stat)")
+        return None
+    out(
         f"\nmachine idle over the run: {idle.free * 100:.0f}% left by other processes "
         f"(raw /proc/stat idle {idle.raw * 100:.0f}%, the rest used by this benchmark)"
     )
     if idle.low:
-        print(
+        out(
             f"WARNING: other processes took {(1 - idle.free) * 100:.0f}% of the CPU time during "
             "this run: the ratios are unreliable, rerun on an idle machine"
         )
     if _State.low_rows:
-        print(
+        out(
             f"WARNING: {_State.low_rows} of {_State.rows} rows ran with the machine below "
             f"{IDLE_WARN:.0%} idle (marked '!'): their ratios are unreliable"
         )
+    return idle

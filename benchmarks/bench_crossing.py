@@ -50,7 +50,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from _machine import cpu_model
+from _machine import Meter, cpu_model, fmt_idle, fmt_spread, footer, header
 
 import crossinterp
 from crossinterp import AtomicInt, SharedBuffer, _native, interpreters, share
@@ -380,8 +380,7 @@ def main() -> None:
         "target": target,
     }
     out = print if not a.quiet else (lambda *_a, **_k: None)
-    out(f"crossinterp {meta['rev']} ({meta['package']})")
-    out(f"Python {meta['python']} ({meta['build']} build), CPU: {meta['cpu']} x {meta['cpus']}")
+    header(f"crossinterp {meta['rev']} ({meta['package']}): the cost of one crossing", out=out)
     out(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     out(f"best of {rounds} rounds of ~{target:g} s per case\n")
 
@@ -391,28 +390,39 @@ def main() -> None:
         micro = micro_cases(fx)
         containers = container_cases(fx)
         cases = {name: run for g in groups.values() for name, run in g.items()} | containers | micro
+        meter = Meter()
         per_round = measure(cases, rounds, target)
+        idle = meter.stop()
     finally:
         fx.close()
     best = {name: min(ts) for name, ts in per_round.items()}
+    sp = {name: fmt_spread(ts) for name, ts in per_round.items()}
+    out(f"(all cases interleaved; machine idle while measured: {fmt_idle(idle)}; "
+        "spread = (max - min) / min over the rounds)\n")
 
     for title, g in groups.items():
         out(title)
         base = next(iter(g))
         for name in g:
             ratio = "" if name == base else f"{best[name] / best[base]:8.2f}x int"
-            out(f"  {name:30s}{fmt_ns(best[name]):>10s} ns{ratio}")
+            out(f"  {name:30s}{fmt_ns(best[name]):>10s} ns{ratio:12s}  spread {sp[name]:>5s}")
         out()
     out("containers: native copy vs the pickle path, same run (ns per operation)")
     for how in CONTAINER_PATHS:
         for name in CONTAINERS:
             nat, pick = best[f"{how}: {name} [native]"], best[f"{how}: {name} [pickle]"]
+            spr = f"{sp[f'{how}: {name} [native]']}/{sp[f'{how}: {name} [pickle]']}"
             out(f"  {how + ': ' + name:38s}{fmt_ns(nat):>11s} ns native{fmt_ns(pick):>11s} ns pickle"
-                f"{pick / nat:8.2f}x")
+                f"{pick / nat:8.2f}x  spread {spr:>9s}")
     out()
     out(f"single-interpreter micro-costs (ns per operation, {UNROLL}x unrolled)")
     for name in micro:
-        out(f"  {name:30s}{fmt_ns(best[name]):>10s} ns")
+        out(f"  {name:30s}{fmt_ns(best[name]):>10s} ns  spread {sp[name]:>5s}")
+    run_idle = footer(out=out)
+    if idle is not None:
+        meta["idle"] = {"raw": idle.raw, "free": idle.free}
+    if run_idle is not None:
+        meta["run_idle"] = {"raw": run_idle.raw, "free": run_idle.free}
 
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:

@@ -701,12 +701,12 @@ def bench_transfer(a, rows):
     keys = ("SharedBuffer / ours", "bytes / ours", "bytes / stdlib", "bytes / mp.Queue")
     hdr = ("SharedBuffer", "bytes/ours", "bytes/stdlib", "bytes/mp.Queue", "memcpy", "alloc+copy")
     sph = "spread (4 cols)"
-    print(f"  {'size':<8}" + "".join(f"{h:>15}" for h in hdr) + f"{sph:>20}{'idle':>6}")
+    print(f"  {'size':<8}" + "".join(f"{h:>15}" for h in hdr) + f"{sph:>24}{'idle':>6}")
     for size, b in results.items():
         cols = [b.get(k) for k in (*keys, "memcpy", "alloc+copy")]
         cells = "".join(f"{fmt_time(c) if c else 'n/a':>15}" for c in cols)
         sp = "/".join(b.spread(k) for k in keys)
-        print(f"  {fmt_size(size):<8}{cells}{sp:>20}{fmt_idle(b.idle):>6}")
+        print(f"  {fmt_size(size):<8}{cells}{sp:>24}{fmt_idle(b.idle):>6}")
     print("  ratios (peer / ours) and throughput")
     hdr = ("SB vs stdlib", "SB vs mp", "bytes vs stdlib", "bytes vs mp", "ours GB/s")
     hdr += ("memcpy GB/s", "alloc+cp GB/s")
