@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
 import statistics
-import sys
 import threading
 import time
+
+from _machine import Meter, fmt_idle, fmt_spread, footer, header
 
 from crossinterp import AtomicDict
 
@@ -257,19 +257,24 @@ def wordcount_cases(nthreads: int, nwords: int, want: collections.Counter) -> di
 # ---------------------------------------------------------------- driver
 
 
-SPREAD: dict = {}  # name -> (min, max) of the last interleaved() call
+SPREAD: dict = {}  # name -> every round of the last interleaved() call
+IDLE: list = [None]  # the idle fraction while the last interleaved() call ran
 
 
 def interleaved(cases: dict, rounds: int) -> dict:
     live = {k: v for k, v in cases.items() if v is not None}
     res = {k: [] for k in live}
+    meter = None
     for r in range(rounds + 1):
+        if r == 1:
+            meter = Meter()
         for name, run in live.items():
             rate = run()
             if r:  # round 0 warms up (imports, allocator, caches)
                 res[name].append(rate)
+    IDLE[0] = meter.stop() if meter is not None else None
     SPREAD.clear()
-    SPREAD.update({k: (min(v), max(v)) for k, v in res.items()})
+    SPREAD.update(res)
     return {k: (statistics.median(res[k]) if k in res else None) for k in cases}
 
 
@@ -278,17 +283,17 @@ def fmt_rate(r: float) -> str:
 
 
 def report(title: str, ours_name: str, best: dict, rows: list, nthreads: int, label: str):
-    print(f"\n  {title}")
-    print(f"    {'':<46}{'ops/s':>12}{'ours/peer':>12}   rounds min..max")
+    print(f"\n  {title} (idle {fmt_idle(IDLE[0])})")
+    print(f"    {'':<46}{'ops/s':>12}{'ours/peer':>12}{'spread':>8}   rounds min..max")
     ours = best[ours_name]
     for name, rate in best.items():
         if rate is None:
             print(f"    {name:<46}{'not installed':>12}")
             continue
         ratio = "" if name == ours_name else f"{ours / rate:.2f}x"
-        lo, hi = SPREAD[name]
+        lo, hi = min(SPREAD[name]), max(SPREAD[name])
         spread = f"{fmt_rate(lo)}..{fmt_rate(hi)}"
-        print(f"    {name:<46}{fmt_rate(rate):>12}{ratio:>12}   {spread}")
+        print(f"    {name:<46}{fmt_rate(rate):>12}{ratio:>12}{fmt_spread(SPREAD[name]):>8}   {spread}")
     for peer in ("cereggii", "ft_utils"):
         name = next(n for n in best if n.startswith(peer))
         rate = best[name]
@@ -309,8 +314,7 @@ def main() -> None:
     nops = 100_000 if a.quick else 1_000_000
     nwords = 200_000 if a.quick else 2_000_000
 
-    gil = "GIL" if getattr(sys, "_is_gil_enabled", lambda: True)() else "free-threaded"
-    print(f"Python {sys.version.split()[0]} ({gil}), {os.cpu_count()} CPUs")
+    header("crossinterp AtomicDict vs cereggii AtomicDict, ft_utils ConcurrentDict")
     print(f"median of {rounds} interleaved rounds (after 1 warm-up); ratio = ours / peer ops/s")
     for peer, mod in (("cereggii", cereggii), ("ft_utils", ConcurrentDict)):
         if mod is None:
@@ -339,6 +343,7 @@ def main() -> None:
             continue
         verdict = "" if "slowdown" in label else ("met" if r >= 1.0 else "MISSED")
         print(f"  {label:<60}{r:>7.2f}x  {verdict}")
+    footer()
 
 
 if __name__ == "__main__":

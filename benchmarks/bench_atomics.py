@@ -33,6 +33,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from _machine import Meter, fmt_idle, fmt_spread, footer, header
+
 from crossinterp import AtomicInt, AtomicRef
 
 try:
@@ -188,6 +190,7 @@ def ref_cases() -> list[Case]:
 def measure_table(title: str, cases: list[Case], threads: int, n: int, rounds: int) -> dict[str, float]:
     live = [c for c in cases if c[2] is not None]
     samples: dict[str, list[float]] = {c[0]: [] for c in live}
+    meter = Meter()
     for r in range(rounds):
         order = live[r % len(live) :] + live[: r % len(live)]
         for label, _ours, make, check in order:
@@ -198,16 +201,20 @@ def measure_table(title: str, cases: list[Case], threads: int, n: int, rounds: i
                 if got != threads * n:
                     raise SystemExit(f"{label}: counted {got}, expected {threads * n} (lost updates)")
             samples[label].append(threads * n / secs)
+    idle = meter.stop()
     med = {k: statistics.median(v) for k, v in samples.items()}
     best_ours = max(v for (label, ours, _m, _c) in live if ours for v in [med[label]])
-    print(f"\n{title}, {threads} thread(s): median of {rounds} interleaved rounds, {n:,} ops/thread")
-    print(f"  {'implementation':<44}{'Mops/s':>9}{'ours/peer':>11}")
+    print(f"\n{title}, {threads} thread(s): median of {rounds} interleaved rounds, {n:,} ops/thread, "
+          f"idle {fmt_idle(idle)}")
+    print(f"  {'implementation':<44}{'Mops/s':>9}{'ours/peer':>11}{'min..max':>15}{'spread':>8}")
     for label, ours, make, _check in cases:
         if make is None:
             print(f"  {label:<44}{'not installed':>20}")
             continue
         ratio = "" if ours else f"{best_ours / med[label]:>10.2f}x"
-        print(f"  {label:<44}{med[label] / 1e6:>9.2f}{ratio:>11}")
+        lo, hi = min(samples[label]) / 1e6, max(samples[label]) / 1e6
+        spread = f"{lo:.2f}..{hi:.2f}"
+        print(f"  {label:<44}{med[label] / 1e6:>9.2f}{ratio:>11}{spread:>15}{fmt_spread(samples[label]):>8}")
     return med
 
 
@@ -221,7 +228,7 @@ def main() -> None:
     n_int = 100_000 if a.quick else 400_000
     n_ref = 200_010 if a.quick else 800_040
     gil = "GIL" if getattr(sys, "_is_gil_enabled", lambda: True)() else "free-threaded"
-    print(f"Python {sys.version.split()[0]} ({gil} build) — crossinterp atomics vs cereggii, ft_utils")
+    header("crossinterp atomics vs cereggii, ft_utils")
     if gil == "GIL":
         print("  (GIL build: threads take turns; the comparison is meant for 3.13t)")
     for threads in a.threads if a.only != "ref" else ():
@@ -230,6 +237,7 @@ def main() -> None:
         measure_table(
             f"AtomicRef read-mostly (1 set per {READS_PER_WRITE:,} gets)", ref_cases(), threads, n_ref, rounds
         )
+    footer()
 
 
 if __name__ == "__main__":
