@@ -200,6 +200,25 @@ class Rounds(dict):
         return fmt_spread(self.samples.get(name))
 
 
+class Timed(float):
+    """A case's figure (its best round by default) that is still a float for
+    the arithmetic of the ratios, carrying every round in ``samples`` and the
+    idle fraction while they ran in ``idle``."""
+
+    samples: list[float]
+    idle: Idle | None
+
+    def __new__(cls, samples: list[float], idle: Idle | None = None, pick=min):
+        self = super().__new__(cls, pick(samples))
+        self.samples = list(samples)
+        self.idle = idle
+        return self
+
+    @property
+    def spread(self) -> str:
+        return fmt_spread(self.samples)
+
+
 class _State:
     run: Meter | None = None
     low_rows = 0

@@ -35,7 +35,7 @@ import threading
 import time
 
 from _asyncio_echo import echo  # aiointerpreters' worker function
-from _machine import commit, cpu_model
+from _machine import Meter, Timed, fmt_idle, footer, header
 
 from crossinterp import interpreters as ours
 from crossinterp import queues
@@ -130,10 +130,12 @@ async def run(args: argparse.Namespace) -> None:
     partner = threading.Thread(target=interp.exec, args=(ECHO,))
     partner.start()
     best: dict[str, float] = {}
+    samples: dict[str, list[float]] = {}
     try:
         # Warm up (executor threads, the loop's waker).
         await rt_ours(qin, qout, 50)
         await rt_executor(qin, qout, 50)
+        meter = Meter()
         for _ in range(rounds):
             for name, coro in (
                 ("ours", lambda: rt_ours(qin, qout, n)),
@@ -141,7 +143,9 @@ async def run(args: argparse.Namespace) -> None:
                 ("executor", lambda: rt_executor(qin, qout, n)),
             ):
                 dt = await coro()
-                best[name] = min(best.get(name, dt), dt)
+                samples.setdefault(name, []).append(dt)
+        idle = meter.stop()
+        best = {name: Timed(ts, idle) for name, ts in samples.items()}
     finally:
         qin.put(None)
         partner.join()
@@ -153,27 +157,33 @@ async def run(args: argparse.Namespace) -> None:
     if runner is not None:
         with runner.start():  # type: ignore[attr-defined]
             await rt_aioi(runner, 5)
-            best["aiointerpreters"] = min([await rt_aioi(runner, n_aioi) for _ in range(3)]) * n / n_aioi
-    print(f"round trip loop -> subinterpreter -> loop ({n} per round, best of {rounds}):")
+            m_aioi = Meter()
+            t_aioi = [await rt_aioi(runner, n_aioi) * n / n_aioi for _ in range(3)]
+            best["aiointerpreters"] = Timed(t_aioi, m_aioi.stop())
+    print(f"round trip loop -> subinterpreter -> loop ({n} per round, best of {rounds}; idle {fmt_idle(idle)}):")
     o = best["ours"]
-    print(f"  get_async                      {o / n * 1e6:9.1f} us")
-    print(f"  (floor: blocking get, no loop  {best['blocking'] / n * 1e6:9.1f} us)")
+    print(f"  get_async                      {o / n * 1e6:9.1f} us                  spread {o.spread:>5}")
+    print(f"  (floor: blocking get, no loop  {best['blocking'] / n * 1e6:9.1f} us)                 "
+          f"spread {best['blocking'].spread:>5}")
     print(
         f"  run_in_executor(None, q.get)   {best['executor'] / n * 1e6:9.1f} us"
-        f"   ratio {best['executor'] / o:5.2f}x"
+        f"   ratio {best['executor'] / o:5.2f}x   spread {best['executor'].spread:>5}"
     )
     if "aiointerpreters" in best:
         a = best["aiointerpreters"]
-        print(f"  aiointerpreters Runner.run     {a / n * 1e6:9.1f} us   ratio {a / o:5.2f}x")
+        print(f"  aiointerpreters Runner.run     {a / n * 1e6:9.1f} us   ratio {a / o:5.2f}x   "
+              f"spread {a.spread:>5}  idle {fmt_idle(a.idle)} (best of 3)")
     else:
         print("  aiointerpreters                not installed (or Python < 3.14)")
 
     m = 1000
-    fo = min([await fan_in(False, m) for _ in range(rounds)])
-    fe = min([await fan_in(True, m) for _ in range(rounds)])
-    print(f"fan-in: {m} awaiters on one queue, {m} puts from a thread (best of {rounds}):")
-    print(f"  get_async                      {fo * 1e3:9.2f} ms")
-    print(f"  run_in_executor(None, q.get)   {fe * 1e3:9.2f} ms   ratio {fe / fo:5.2f}x")
+    meter = Meter()
+    fo = Timed([await fan_in(False, m) for _ in range(rounds)])
+    fe = Timed([await fan_in(True, m) for _ in range(rounds)])
+    print(f"fan-in: {m} awaiters on one queue, {m} puts from a thread (best of {rounds}; "
+          f"idle {fmt_idle(meter.stop())}):")
+    print(f"  get_async                      {fo * 1e3:9.2f} ms                  spread {fo.spread:>5}")
+    print(f"  run_in_executor(None, q.get)   {fe * 1e3:9.2f} ms   ratio {fe / fo:5.2f}x   spread {fe.spread:>5}")
 
 
 def main() -> None:
@@ -184,12 +194,9 @@ def main() -> None:
 
     # A hang is a bug: dump every thread's stack and stop.
     faulthandler.dump_traceback_later(float(os.environ.get("BENCH_HANG_SECONDS", "300")), exit=True)
-    gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
-    print(
-        f"bench_asyncio: Python {sys.version.split()[0]} ({gil} build), "
-        f"{os.cpu_count()} CPUs, {cpu_model()}, commit {commit()}"
-    )
+    header("bench_asyncio: get_async vs run_in_executor and aiointerpreters")
     asyncio.run(run(args))
+    footer()
 
 
 if __name__ == "__main__":

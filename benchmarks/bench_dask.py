@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import sys
 import time
 
 import dask
-from _machine import commit, cpu_model
+from _machine import Meter, Timed, fmt_idle, footer, header
 from dask import delayed
 
 import crossinterp
@@ -50,13 +48,15 @@ def graph(chunks: int, per_chunk: int):
 
 
 
-def best(fn, repeat: int) -> float:
-    out = float("inf")
+def best(fn, repeat: int) -> Timed:
+    """The best of `repeat` rounds (all rounds and the idle fraction kept)."""
+    out = []
+    meter = Meter()
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
-        out = min(out, time.perf_counter() - t0)
-    return out
+        out.append(time.perf_counter() - t0)
+    return Timed(out, meter.stop())
 
 
 def main() -> None:
@@ -70,9 +70,8 @@ def main() -> None:
     g = graph(chunks, per)
     want = dask.compute(g, scheduler="sync")[0]
 
-    print(f"bench_dask: Python {sys.version.split()[0]} ({'free-threaded' if not getattr(sys, '_is_gil_enabled', lambda: True)() else 'GIL'}),"
-          f" {w} workers, {chunks} tasks of {per} Collatz counts")
-    print(f"  CPU: {cpu_model()}, {os.cpu_count()} CPUs; crossinterp {crossinterp.__version__} at {commit()}")
+    header(f"bench_dask: crossinterp {crossinterp.__version__}, {w} workers, {chunks} tasks of {per} Collatz counts, "
+           f"best of {repeat}")
 
     rows = []
     t_sync = best(lambda: dask.compute(g, scheduler="sync"), repeat)
@@ -112,11 +111,14 @@ def main() -> None:
     t_dist_ours = on_cluster(True)
     rows.append(("distributed: default worker (threads)", t_dist_default, t_dist_ours))
 
-    print(f"  {'peer':40} {'peer s':>8} {'ours s':>8} {'ratio':>6}")
+    print(f"  {'peer':40} {'peer s':>8} {'ours s':>8} {'ratio':>6} {'spread peer/ours':>17} {'idle p/o':>9}")
     for name, peer, ours in rows:
-        print(f"  {name:40} {peer:8.3f} {ours:8.3f} {peer / ours:6.2f}")
+        sp = f"{peer.spread}/{ours.spread}"
+        idle = f"{fmt_idle(peer.idle)}/{fmt_idle(ours.idle)}"
+        print(f"  {name:40} {peer:8.3f} {ours:8.3f} {peer / ours:6.2f} {sp:>17} {idle:>9}")
     print(f"  speed-up over sequential: interpreters {t_sync / t_ours:.2f}x, processes {t_sync / t_proc:.2f}x,"
           f" threads {t_sync / t_thr:.2f}x, distributed+plugin {t_sync / t_dist_ours:.2f}x")
+    footer()
 
 
 if __name__ == "__main__":
