@@ -36,13 +36,12 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import multiprocessing
-import os
 import pickle
 import sys
 import threading
 import time
 
-from _machine import commit, cpu_model
+from _machine import Meter, Timed, fmt_idle, footer, header
 
 from crossinterp import _xi
 from crossinterp import interpreters as xi_interpreters
@@ -160,16 +159,19 @@ def best(fn, repeat):
 
 
 def rounds(cases, repeat):
-    """{name: best seconds}: each case once per round, in turn."""
-    out = dict.fromkeys(cases, float("inf"))
+    """{name: best seconds}: each case once per round, in turn (a Timed: all
+    rounds in .samples, the idle fraction while the rounds ran in .idle)."""
+    out = {k: [] for k in cases}
+    meter = Meter()
     for _ in range(repeat):
         for name, fn in cases.items():
             if fn is None:
                 continue
             t0 = time.perf_counter()
             fn()
-            out[name] = min(out[name], time.perf_counter() - t0)
-    return {k: (v if cases[k] is not None else None) for k, v in out.items()}
+            out[name].append(time.perf_counter() - t0)
+    idle = meter.stop()
+    return {k: (Timed(v, idle) if cases[k] is not None else None) for k, v in out.items()}
 
 
 def fmt(s, per=1):
@@ -183,14 +185,15 @@ def fmt(s, per=1):
 
 
 def report(title, times, per, ours_key="crossinterp"):
-    print(f"\n## {title}")
+    idle = next((t.idle for t in times.values() if t is not None), None)
+    print(f"\n## {title} (idle {fmt_idle(idle)})")
     base = times[ours_key]
     for name, t in times.items():
         if t is None:
             print(f"  {name:<34} {'n/a':>11}")
             continue
         ratio = "" if name == ours_key else f"   ratio {t / base:6.2f}x"
-        print(f"  {name:<34} {fmt(t, per)}{ratio}")
+        print(f"  {name:<34} {fmt(t, per)}{ratio:<18}   spread {t.spread:>5}")
 
 
 
@@ -223,12 +226,7 @@ def main():
     n_cont = 50 if a.quick else 300
     spin_n, spin_tasks = (300_000, 8) if a.quick else (1_000_000, 8)
 
-    gil = "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "GIL"
-    print(
-        f"# bench_executor: Python {sys.version.split()[0]} ({gil} build), {os.cpu_count()} CPUs, "
-        f"{cpu_model()}, commit {commit()}, {WORKERS} workers"
-        f"{', --quick' if a.quick else ''}"
-    )
+    header(f"# bench_executor: {WORKERS} workers{', --quick' if a.quick else ''}")
     print(
         "# ratio = peer time / crossinterp time (> 1: crossinterp faster); the machine may be loaded"
     )
@@ -331,11 +329,13 @@ def main():
 
         cases = {"sequential": seq, **{k: par(v) for k, v in pools.items()}}
         times = rounds(cases, repeat)
-        print(f"\n## 4. {spin_tasks} x spin({spin_n:,}) pure Python: speed-up over sequential")
+        print(f"\n## 4. {spin_tasks} x spin({spin_n:,}) pure Python: speed-up over sequential "
+              f"(idle {fmt_idle(times['sequential'].idle)})")
         for name, t in times.items():
-            if name != "sequential":
-                print(f"  {name:<34} {fmt(t)}   speed-up {times['sequential'] / t:5.2f}x")
-        print(f"  {'sequential':<34} {fmt(times['sequential'])}")
+            if name != "sequential" and t is not None:
+                print(f"  {name:<34} {fmt(t)}   speed-up {times['sequential'] / t:5.2f}x   spread {t.spread:>5}")
+        print(f"  {'sequential':<34} {fmt(times['sequential'])}                      "
+              f"spread {times['sequential'].spread:>5}")
 
     if 5 in a.only:
         # 5. lambda by value
@@ -500,6 +500,7 @@ def main():
 
     for ex in pools.values():
         ex.shutdown(wait=True)
+    footer()
 
 
 if __name__ == "__main__":
