@@ -6,7 +6,8 @@ Meaningful on a free-threaded build (3.13t); on a GIL build the threads take
 turns and only the single-thread figures mean much.
 
 1. 90/10 get/set: each thread runs its own pre-generated list of operations
-   over one fixed set of 1024 str keys (90 % ``d[k]``, 10 % ``d[k] = i``).
+   over one fixed set of 1024 str keys (90 % ``d[k]``, 10 % ``d[k] = i & 255``,
+   through ``d.__getitem__`` / ``d.__setitem__`` bound in the thread).
 2. word counting: a generated corpus (Zipf-like over a 5000-word vocabulary)
    split between the threads; each thread feeds its share in batches of 4096
    words. Ours: ``reduce_count(batch)`` (local pre-aggregation, then one
@@ -24,8 +25,16 @@ Peers: cereggii ``AtomicDict`` and ft_utils ``ConcurrentDict``
 is reported "not installed". Also a plain ``dict`` (no lock; single thread) for
 the single-thread slowdown.
 
-Each case is timed from a barrier that releases all its threads to the last
-join. Rounds are interleaved (every case once per round, in turn, so machine
+Inputs are per thread, so the benchmark measures the dicts and not contention
+on its own inputs (on 3.13t a reference count is a plain add only in the
+object's owner thread; every other thread's incref is an atomic on a shared
+field, and one object touched by two threads bounces its cache line): each
+thread builds its operation list / copies its batches itself, before the
+barrier; keys and words are interned (immortal on free-threaded builds);
+90/10 values are small ints (immortal); methods are bound once per thread
+(``d[k]`` increfs ``d`` on every operation). Every implementation is measured
+the same way. Each case is timed inside its threads, from the first thread's
+start (after the barrier) to the last one's end. Rounds are interleaved (every case once per round, in turn, so machine
 noise hits all alike); the figure is the **median** over the rounds (7, or
 3 with ``--quick``), after one warm-up round. Full run: ~3 minutes on 2 vCPUs.
 Ratio = ours ops/s / peer ops/s (>= 1: ours is faster).

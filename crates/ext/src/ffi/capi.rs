@@ -551,6 +551,8 @@ pub unsafe fn long_compact_value(obj: *mut sys::PyObject) -> Option<i64> {
     match tag & 3 {
         1 => Some(0),
         // SAFETY: as above; a compact non-zero int has one initialised digit.
-        sign => Some((1 - sign as i64) * unsafe { std::ptr::addr_of!((*head).digit0).read() } as i64),
+        sign => {
+            Some((1 - sign as i64) * unsafe { std::ptr::addr_of!((*head).digit0).read() } as i64)
+        }
     }
 }
