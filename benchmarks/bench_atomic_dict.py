@@ -6,7 +6,8 @@ Meaningful on a free-threaded build (3.13t); on a GIL build the threads take
 turns and only the single-thread figures mean much.
 
 1. 90/10 get/set: each thread runs its own pre-generated list of operations
-   over one fixed set of 1024 str keys (90 % ``d[k]``, 10 % ``d[k] = i``).
+   over one fixed set of 1024 str keys (90 % ``d[k]``, 10 % ``d[k] = i & 255``,
+   through ``d.__getitem__`` / ``d.__setitem__`` bound in the thread).
 2. word counting: a generated corpus (Zipf-like over a 5000-word vocabulary)
    split between the threads; each thread feeds its share in batches of 4096
    words. Ours: ``reduce_count(batch)`` (local pre-aggregation, then one
@@ -24,8 +25,16 @@ Peers: cereggii ``AtomicDict`` and ft_utils ``ConcurrentDict``
 is reported "not installed". Also a plain ``dict`` (no lock; single thread) for
 the single-thread slowdown.
 
-Each case is timed from a barrier that releases all its threads to the last
-join. Rounds are interleaved (every case once per round, in turn, so machine
+Inputs are per thread, so the benchmark measures the dicts and not contention
+on its own inputs (on 3.13t a reference count is a plain add only in the
+object's owner thread; every other thread's incref is an atomic on a shared
+field, and one object touched by two threads bounces its cache line): each
+thread builds its operation list / copies its batches itself, before the
+barrier; keys and words are interned (immortal on free-threaded builds);
+90/10 values are small ints (immortal); methods are bound once per thread
+(``d[k]`` increfs ``d`` on every operation). Every implementation is measured
+the same way. Each case is timed inside its threads, from the first thread's
+start (after the barrier) to the last one's end. Rounds are interleaved (every case once per round, in turn, so machine
 noise hits all alike); the figure is the **median** over the rounds (7, or
 3 with ``--quick``), after one warm-up round. Full run: ~3 minutes on 2 vCPUs.
 Ratio = ours ops/s / peer ops/s (>= 1: ours is faster).
@@ -59,67 +68,104 @@ BATCH = 4096
 
 
 def run_threads(nthreads: int, target, args_per_thread) -> float:
-    """Run target(*args) in `nthreads` threads released together; seconds."""
-    barrier = threading.Barrier(nthreads + 1)
-    errors = []
+    """Run target(*prepare()) in `nthreads` threads released together, for each
+    `(prepare, *args)` of `args_per_thread`; seconds from the first thread's
+    start to the last one's end, read inside the threads (a main thread that is
+    descheduled after the barrier cannot shorten the interval).
 
-    def body(args):
-        barrier.wait()
+    `prepare()` runs in the worker thread *before* the barrier, untimed: it
+    builds that thread's inputs (its operation list, its batches), so the
+    objects each thread iterates are created, and owned, by that thread
+    (3.13t's biased reference counting: the owner's increfs are plain adds;
+    every other thread's go to a shared atomic field, which bounces between
+    the cores of all threads touching the object)."""
+    barrier = threading.Barrier(nthreads)
+    errors = []
+    starts: list[float] = []
+    ends: list[float] = []
+
+    def body(prepare, args):
         try:
-            target(*args)
+            own = prepare()
         except BaseException as e:  # noqa: BLE001 - re-raised below
             errors.append(e)
+            barrier.abort()
+            return
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return
+        starts.append(time.perf_counter())
+        try:
+            target(*args, *own)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+        ends.append(time.perf_counter())
 
-    ts = [threading.Thread(target=body, args=(a,)) for a in args_per_thread]
+    ts = [threading.Thread(target=body, args=(a[0], a[1:])) for a in args_per_thread]
     for t in ts:
         t.start()
-    barrier.wait()
-    t0 = time.perf_counter()
     for t in ts:
         t.join()
-    dt = time.perf_counter() - t0
     if errors:
         raise errors[0]
-    return dt
+    return max(ends) - min(starts)
 
 
 # ---------------------------------------------------------------- 90/10
 
 
 def getset_work(d, ops):
+    # Methods bound once per thread: `d[k]` would incref/decref `d` itself
+    # on every operation (LOAD_FAST on 3.13), and `d` is owned by the main
+    # thread, so both workers would bounce its reference count's cache line.
+    get, set_ = d.__getitem__, d.__setitem__
     for is_set, k, v in ops:
         if is_set:
-            d[k] = v
+            set_(k, v)
         else:
-            d[k]
+            get(k)
 
 
 def getset_locked_work(d, ops, lock):
+    get, set_ = d.__getitem__, d.__setitem__
     for is_set, k, v in ops:
         with lock:
             if is_set:
-                d[k] = v
+                set_(k, v)
             else:
-                d[k]
+                get(k)
+
+
+def getset_keys() -> list[str]:
+    # Interned: immortal on 3.13t (free-threaded builds immortalize interned
+    # strings), so no thread touches a key's reference count.
+    return [sys.intern(f"key{i}") for i in range(NKEYS)]
+
+
+def getset_plan(t: int, nops: int, keys: list[str]) -> list:
+    """Thread t's operations, built in that thread. Values are small ints
+    (immortal cached objects), so reading a value another thread stored does
+    not bounce that value's reference count either."""
+    rnd = random.Random(t)
+    return [(rnd.random() < 0.1, rnd.choice(keys), i & 255) for i in range(nops)]
 
 
 def getset_cases(nthreads: int, nops: int) -> dict:
-    keys = [f"key{i}" for i in range(NKEYS)]
-    plans = []
-    for t in range(nthreads):
-        rnd = random.Random(t)
-        plans.append([(rnd.random() < 0.1, rnd.choice(keys), i) for i in range(nops)])
+    keys = getset_keys()
 
     def make(factory, locked=False):
         def run():
             d = factory()
             for k in keys:
                 d[k] = 0
-            if locked:
-                lock = threading.Lock()
-                dt = run_threads(nthreads, getset_locked_work, [(d, p, lock) for p in plans])
-            else:
-                dt = run_threads(nthreads, getset_work, [(d, p) for p in plans])
+            extra = (threading.Lock(),) if locked else ()
+            work = getset_locked_work if locked else getset_work
+            # args: (prepare, d); prepare() returns (plan, *extra), built in the thread
+            args = [
+                (lambda t=t: (getset_plan(t, nops, keys), *extra), d) for t in range(nthreads)
+            ]
+            dt = run_threads(nthreads, work, args)
             return nthreads * nops / dt
 
         return run
@@ -138,7 +184,10 @@ def getset_cases(nthreads: int, nops: int) -> dict:
 
 def corpus(nwords: int) -> list[str]:
     rnd = random.Random(42)
-    vocab = [f"w{i:04d}" for i in range(VOCAB)]
+    # Interned (immortal on 3.13t): the hot words of a Zipf corpus are in
+    # every thread's batches, and a shared mortal str would have its
+    # reference count bounced between the threads' cores on every use.
+    vocab = [sys.intern(f"w{i:04d}") for i in range(VOCAB)]
     weights = [1.0 / (r + 1) for r in range(VOCAB)]  # Zipf, s = 1
     return rnd.choices(vocab, weights, k=nwords)
 
@@ -148,8 +197,9 @@ def batches(words: list[str]):
 
 
 def wc_ours_reduce(d, bs):
+    reduce_count = d.reduce_count
     for b in bs:
-        d.reduce_count(b)
+        reduce_count(b)
 
 
 def _inc(v):
@@ -164,21 +214,24 @@ def wc_ours_update(d, bs):
 
 
 def wc_cereggii(d, bs):
+    reduce_count = d.reduce_count
     for b in bs:
-        d.reduce_count(b)
+        reduce_count(b)
 
 
 def wc_ft(d, bs, lock):
+    get, set_ = d.__getitem__, d.__setitem__
     for b in bs:
         for w, c in collections.Counter(b).items():
             try:
-                a = d[w]
+                a = get(w)
             except KeyError:
                 with lock:
                     try:
-                        a = d[w]
+                        a = get(w)
                     except KeyError:
-                        a = d[w] = AtomicInt64(0)
+                        a = AtomicInt64(0)
+                        set_(w, a)
             a += c
 
 
@@ -209,7 +262,9 @@ def wordcount_cases(nthreads: int, nwords: int, want: collections.Counter) -> di
         def run():
             d = factory()
             extra = (threading.Lock(),) if lock else ()
-            dt = run_threads(nthreads, work, [(d, p, *extra) for p in parts])
+            # each thread copies its share of batches (lists it then owns)
+            args = [(lambda p=p: ([list(b) for b in p], *extra), d) for p in parts]
+            dt = run_threads(nthreads, work, args)
             check({k: value(v) for k, v in snapshot(d).items()}, name)
             return len(words) / dt
 

@@ -174,3 +174,19 @@ def test_atomic_flag_is_atomic_bool():
     assert AtomicFlag is AtomicBool
     f = AtomicFlag(False)
     assert f.compare_and_set(False, True) and f.get() is True
+
+
+def test_int_arguments_at_the_digit_boundaries():
+    # Small ints are read inline (one 30-bit digit), larger ones through the
+    # C API: both sides of every boundary, both signs, and an int subclass.
+    class Sub(int):
+        pass
+
+    edges = [0, 1, -1, 255, 256, -5, -6, 2**30 - 1, 2**30, 2**31, 2**62, 2**63 - 1]
+    for v in edges + [-e for e in edges] + [-(2**63)]:
+        a = AtomicInt(0)
+        assert a.add(v) == v and a.get() == v
+        assert AtomicInt(v).get() == v
+        a.set(v)
+        assert a.sub(0) == v
+        assert AtomicInt(0).add(Sub(v)) == v

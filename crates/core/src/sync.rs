@@ -188,7 +188,9 @@ pub use std::sync::Arc as DynArc;
 /// Counters that must be `static` (process-wide id spaces). A `static` cannot
 /// hold a loom atomic (loom's exist per model execution), and these counters
 /// take part in no inter-thread protocol — ids need only the atomicity of the
-/// add — so they are std atomics under loom too.
+/// add — so they are std atomics under loom too. (The one exception,
+/// `map`'s pool of reader slots, has a loom twin of its own: a `lazy_static!`
+/// loom atomic, so its hand-off is modelled.)
 pub mod statics {
     pub use std::sync::atomic::{AtomicU64, Ordering};
 }

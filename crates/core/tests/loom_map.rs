@@ -232,3 +232,33 @@ fn try_write_vs_fast_reader() {
         assert!(m.try_write(1).is_some());
     });
 }
+
+/// Exclusive reader slots change hands: three reader threads share the two
+/// slots a map has under loom, so whichever starts last either reads through
+/// the lock (no free slot) or claims the slot of one that has exited — with
+/// no join between them, only the pool's Release/Acquire orders the old
+/// owner's last counter store before the new owner's first. Meanwhile the
+/// writer re-hashes the table (a loom `UnsafeCell`): a fast reader counting
+/// from a stale counter value, or overlapping the writer, fails the model.
+#[test]
+fn slot_handoff_vs_writer() {
+    model("slot_handoff_vs_writer", Some(2), || {
+        let m = Arc::new(Map::with_shards(1));
+        for k in 0..3 {
+            put(&m, k, k + 10);
+        }
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let m = m.clone();
+                thread::spawn(move || assert_eq!(get(&m, 1), Some(11)))
+            })
+            .collect();
+        // 3 -> 4 entries: the table grows (re-hash) under the write lock.
+        assert_eq!(put(&m, 3, 13), None);
+        for r in readers {
+            r.join().unwrap();
+        }
+        // Every counter is back to zero: a write does not wait.
+        assert!(m.try_write(0).is_some());
+    });
+}

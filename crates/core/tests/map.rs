@@ -245,3 +245,54 @@ fn insert_same_key_race() {
         assert_eq!(m.len(), 1);
     }
 }
+
+/// Exclusive reader slots change hands under load: waves of short-lived
+/// reader threads — more at once than the pool has slots, so some read
+/// through the shard locks — each read while writers keep re-hashing the one
+/// shard. A slot handed over with a stale counter would either let a reader
+/// overlap a writer (a wrong value, or a crash in the table) or leave a count
+/// behind that hangs every later writer (the final `try_write` checks it).
+#[test]
+fn slot_handoff_vs_writer() {
+    use crossinterp_core::map::READER_SLOTS;
+    let m = Arc::new(ShardedMap::<u64, u64>::with_shards(1));
+    for k in 0..100 {
+        put(&m, ident, k, k);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (m, stop) = (m.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let k = 1000 + t * 1_000_000_000 + i;
+                    assert_eq!(put(&m, ident, k, k), None);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for wave in 0..20u64 {
+        let readers: Vec<_> = (0..READER_SLOTS as u64 + 8)
+            .map(|r| {
+                let m = m.clone();
+                thread::spawn(move || {
+                    for i in 0..2_000u64 {
+                        let k = (wave + r + i) % 100;
+                        assert_eq!(get(&m, ident, k), Some(k));
+                    }
+                })
+            })
+            .collect();
+        for r in readers {
+            r.join().unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    // No reader count was left behind: a write does not have to wait.
+    assert!(m.try_write(0).is_some());
+}

@@ -519,3 +519,40 @@ pub mod no_site {
         }
     }
 }
+
+/// cpython/longintrepr.h (3.12+): the head of an `int`'s value, `lv_tag`
+/// (digit count << 3 | sign: 0 positive, 1 zero, 2 negative) and the first
+/// 30-bit digit (`PYLONG_BITS_IN_DIGIT` is 30 on every build we support:
+/// none of the provisioned `pyconfig.h` overrides it). pyo3-ffi skips the
+/// header's `PyUnstable_Long_IsCompact`/`CompactValue` (static inline
+/// functions), so they are re-expressed here from the documented layout.
+#[repr(C)]
+struct LongHead {
+    ob_base: sys::PyObject,
+    lv_tag: usize,
+    digit0: u32,
+}
+
+/// The value of `obj` if it is a *compact* int (at most one digit, |v| < 2^30)
+/// — `PyUnstable_Long_CompactValue` without the call; `None` for any other
+/// int (the caller falls back to `PyLong_AsLongLong`).
+///
+/// # Safety
+/// Attached; `obj` is a live object passing `PyLong_Check`.
+#[inline(always)]
+pub unsafe fn long_compact_value(obj: *mut sys::PyObject) -> Option<i64> {
+    let head = obj as *const LongHead;
+    // SAFETY: the caller's contract: `obj` is a live int (or subclass), whose
+    // object starts with the `PyLongObject` layout, so `lv_tag` is readable.
+    let tag = unsafe { std::ptr::addr_of!((*head).lv_tag).read() };
+    if tag >= (2 << 3) {
+        return None;
+    }
+    match tag & 3 {
+        1 => Some(0),
+        // SAFETY: as above; a compact non-zero int has one initialised digit.
+        sign => {
+            Some((1 - sign as i64) * unsafe { std::ptr::addr_of!((*head).digit0).read() } as i64)
+        }
+    }
+}

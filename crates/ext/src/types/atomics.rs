@@ -23,6 +23,7 @@ pub struct PyAtomicInt(AtomicInt);
 pub struct PyAtomicBool(AtomicFlag);
 
 /// An `int` argument (not `bool`) as i64: `TypeError` / `OverflowError`.
+#[inline]
 fn to_i64(args: Args, i: usize, what: &str) -> PyResult<i64> {
     let obj = args[i];
     // SAFETY: attached; `Args` holds live borrowed arguments.
@@ -32,6 +33,10 @@ fn to_i64(args: Args, i: usize, what: &str) -> PyResult<i64> {
                 Exc::TypeError,
                 &format!("{what} must be an int, not {}", crate::xi::type_name(obj)),
             ));
+        }
+        // The common small argument (`add(1)`) without the call.
+        if let Some(v) = ffi::capi::long_compact_value(obj) {
+            return Ok(v);
         }
         let v = sys::PyLong_AsLongLong(obj);
         if v == -1 && !sys::PyErr_Occurred().is_null() {
