@@ -26,6 +26,44 @@ _MAX_FUNCTIONS = 1024
 OK = 0
 RAISED = 1
 MISSING = 2  # the function of that key is not (or no longer) cached here: send it again
+UNSHAREABLE = 3  # the result could not cross back: (UNSHAREABLE, message)
+
+
+def serve(tasks: Any, results: Any, index: int, interp_id: int) -> None:
+    """The worker's loop: run the tasks got from ``tasks`` (this worker's
+    queue) until ``None`` comes, each reply put on ``results`` (the pool's)
+    as ``(index, *run's reply)``, or ``(index, UNSHAREABLE, message)`` when
+    the result cannot cross. The thread running it stays parked here, in a
+    blocking ``get``, between tasks: a task crosses in one put and one get."""
+    functions = _functions
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        key, data, main, fn, args, kwargs, chunk = item
+        f = functions.get(key) if key is not None else fn
+        if f is None:
+            # Not cached here: run() loads it from `data` (or says MISSING).
+            reply = (index, *run(key, data, main, fn, args, kwargs, chunk))
+        else:
+            try:
+                if chunk:
+                    r: object = tuple([f(*a) for a in args])
+                elif kwargs:
+                    r = f(*args, **kwargs)
+                else:
+                    r = f(*args)
+            except BaseException as e:  # noqa: BLE001 - every exception goes back to the caller
+                reply = (index, RAISED, *describe(e))
+            else:
+                reply = (index, OK, r)
+            r = None
+        try:
+            results.put(reply)
+        except Exception as e:  # noqa: BLE001 - the result does not cross: said instead
+            results.put((index, UNSHAREABLE, f"the result could not leave the interpreter {interp_id}: {e}"))
+        # Nothing of the task stays alive here while the loop waits.
+        item = args = kwargs = f = fn = data = reply = None
 
 
 def run(
