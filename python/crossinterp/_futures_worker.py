@@ -29,10 +29,15 @@ MISSING = 2  # the function of that key is not (or no longer) cached here: send 
 UNSHAREABLE = 3  # the result could not cross back: (UNSHAREABLE, message)
 
 
-def serve(tasks: Any, results: Any, index: int, interp_id: int) -> None:
-    """The worker's loop: run the tasks got from ``tasks`` (this worker's
-    queue) until ``None`` comes, each reply put on ``results`` (the pool's)
-    as ``(index, *run's reply)``, or ``(index, UNSHAREABLE, message)`` when
+def serve(tasks: Any, results: Any, claim: int, store: Any, interp_id: int) -> None:
+    """The worker's loop: run the tasks got from ``tasks`` (the pool's queue)
+    until ``None`` comes. A task is ``(task id, claim cell, key, data, main,
+    packed, (fn, args, kwargs) or their pickle if packed, chunk)``: run only if this worker moves the claim cell
+    (an ``AtomicInt``) from 0 to ``claim`` first (else it was cancelled or
+    the pool broke). A function
+    not rebuilt here yet is found by its key in ``store`` (a proxy of the
+    caller's dict of pickles). The reply goes on ``results`` as
+    ``(task id, *run's reply)``, or ``(task id, UNSHAREABLE, message)`` when
     the result cannot cross. The thread running it stays parked here, in a
     blocking ``get``, between tasks: a task crosses in one put and one get."""
     functions = _functions
@@ -40,11 +45,29 @@ def serve(tasks: Any, results: Any, index: int, interp_id: int) -> None:
         item = tasks.get()
         if item is None:
             return
-        key, data, main, fn, args, kwargs, chunk = item
+        tid, cell, key, data, main, packed, payload, chunk = item
+        if not cell.compare_and_set(0, claim):
+            continue  # cancelled, or failed with a broken pool
+        if packed:  # pickled by the caller: the callable or an argument needed it
+            try:
+                fn, args, kwargs = _xiload.loads(*payload)
+            except BaseException as e:  # noqa: BLE001 - goes back to the caller
+                results.put((tid, RAISED, *describe(e)))
+                continue
+        else:
+            fn, args, kwargs = payload
         f = functions.get(key) if key is not None else fn
+        if f is None and key is not None and data is None:
+            # First time here: the pickle from the caller's store (a proxy).
+            try:
+                found = store.get(key)
+            except Exception:  # noqa: BLE001 - not found: run() says MISSING, it comes again
+                found = None
+            if found is not None:
+                data, main = found
         if f is None:
             # Not cached here: run() loads it from `data` (or says MISSING).
-            reply = (index, *run(key, data, main, fn, args, kwargs, chunk))
+            reply = (tid, *run(key, data, main, fn, args, kwargs, chunk))
         else:
             try:
                 if chunk:
@@ -54,16 +77,16 @@ def serve(tasks: Any, results: Any, index: int, interp_id: int) -> None:
                 else:
                     r = f(*args)
             except BaseException as e:  # noqa: BLE001 - every exception goes back to the caller
-                reply = (index, RAISED, *describe(e))
+                reply = (tid, RAISED, *describe(e))
             else:
-                reply = (index, OK, r)
+                reply = (tid, OK, r)
             r = None
         try:
             results.put(reply)
         except Exception as e:  # noqa: BLE001 - the result does not cross: said instead
-            results.put((index, UNSHAREABLE, f"the result could not leave the interpreter {interp_id}: {e}"))
+            results.put((tid, UNSHAREABLE, f"the result could not leave the interpreter {interp_id}: {e}"))
         # Nothing of the task stays alive here while the loop waits.
-        item = args = kwargs = f = fn = data = reply = None
+        item = cell = payload = args = kwargs = f = fn = data = reply = None
 
 
 def run(

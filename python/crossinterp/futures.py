@@ -50,7 +50,6 @@ How it works (see docs/guide.md, "InterpreterPoolExecutor"):
 
 from __future__ import annotations
 
-import collections
 import functools
 import itertools
 import sys
@@ -61,7 +60,7 @@ import weakref
 from concurrent.futures import _base
 from concurrent.futures import thread as _thread
 
-from . import _futures_worker, _xi, _xiload
+from . import _futures_worker, _native, _xi, _xiload
 from ._errors import ExceptionInfo, ExecutionFailed, InterpreterError, NotShareableError
 from .queues import QueueEmpty
 
@@ -70,6 +69,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from typing import Any, ParamSpec, TypeVar
 
+    from ._native import AtomicInt
     from .queues import Queue
 
     _T = TypeVar("_T")
@@ -150,9 +150,19 @@ class _FunctionCache:
     """The executor's pickles of the functions it was given, by identity."""
 
     def __init__(self) -> None:
+        from . import share  # the package imports this module
+
         self._lock = threading.Lock()
         # id(fn) -> (fn kept alive so that its id is not reused, key, data, main)
         self._entries: dict[int, tuple[object, int, bytes, str | None]] = {}
+        # key -> (data, main), read by the workers through a proxy (`store`)
+        # when they meet a key they have not rebuilt yet: a task carries only
+        # the key. Entries live two generations of `_entries` (a key still
+        # queued when `_entries` starts over is found; one queued across two
+        # is asked for again: MISSING).
+        self._store: dict[int, tuple[bytes, str | None]] = {}
+        self._generations: tuple[list[int], list[int]] = ([], [])
+        self.store = share(self._store)
 
     def lookup(
         self, fn: Callable[..., object]
@@ -161,8 +171,7 @@ class _FunctionCache:
         None, fn): ``fn`` then crosses as an argument of each call."""
         if type(fn) not in _CACHED_TYPES:
             return None, None, None, fn
-        with self._lock:
-            hit = self._entries.get(id(fn))
+        hit = self._entries.get(id(fn))  # one dict read: atomic, no lock needed
         if hit is not None and hit[0] is fn:
             return hit[1], hit[2], hit[3], None
         data, main = _xi.dumps(fn)  # outside the lock: may be slow; a race pickles twice
@@ -172,32 +181,50 @@ class _FunctionCache:
                 return hit[1], hit[2], hit[3], None
             if len(self._entries) >= _MAX_CACHED:
                 self._entries.clear()  # keys are never reused: the workers' stale ones are harmless
+                old, current = self._generations
+                for k in old:
+                    self._store.pop(k, None)
+                self._generations = (current, [])
             key = next(_keys)
             self._entries[id(fn)] = (fn, key, data, main)
+            self._store[key] = (data, main)
+            self._generations[1].append(key)
         return key, data, main, None
 
 
+# Whether this build runs with the GIL (free-threaded builds may enable it
+# at run time, never disable it: True stays true).
+_GIL: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 _DONE = frozenset({_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED})
+_INIT_FAILED = "A worker initializer failed, the interpreter pool is not usable anymore"
 # A reply that is no task's: makes the thread getting replies look again at
 # what it waits for (a future completed or cancelled by another thread).
 _WAKE = (-1, -1)
-_INIT_FAILED = "A worker initializer failed, the interpreter pool is not usable anymore"
+# A task's claim cell (an AtomicInt shared with the workers): whoever moves
+# it from PENDING first decides the task's fate: a worker (CLAIMED: it runs
+# the task), `Future.cancel()` (CANCELLED) or a broken pool (FAILED).
+# A worker claims with _CLAIMED + its index (the pool knows who runs what).
+_PENDING, _CANCELLED, _FAILED, _CLAIMED = 0, 1, 2, 16
 
 
 class _Task:
     """A task as the pool keeps it until its reply is collected."""
 
-    __slots__ = ("args", "chunk", "fn", "future", "kwargs")
+    __slots__ = ("args", "cell", "chunk", "fn", "future", "kwargs", "tid")
 
     def __init__(
         self,
+        tid: int,
         future: _Future[Any],
+        cell: AtomicInt,
         fn: Callable[..., object],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         chunk: bool,
     ) -> None:
+        self.tid = tid
         self.future = future
+        self.cell = cell
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -205,24 +232,19 @@ class _Task:
 
 
 class _Worker:
-    """One worker, as the pool sees it: its thread, its task queue, the one
-    task handed to it (``task``, set under the hub's lock until the reply is
-    collected), the functions it has been sent.
+    """One worker as the pool sees it: its thread, its interpreter's id, the
+    value it claims tasks with (``claim``: a task's cell holds it while the
+    worker runs the task).
 
-    Owned by its :class:`_Hub`; touched in the caller's interpreter only (the
-    worker thread enters its interpreter to serve ``tasks``)."""
+    Owned by its :class:`_Hub`, touched in the caller's interpreter."""
 
-    __slots__ = ("closing", "gone", "index", "interp_id", "left", "sent", "task", "tasks", "thread")
+    __slots__ = ("claim", "closing", "gone", "index", "interp_id", "left", "thread")
 
     def __init__(self, index: int) -> None:
-        from . import queues
-
         self.index = index
-        self.tasks: Queue[Any] = queues.create()
-        self.task: _Task | None = None
-        self.sent: set[int] = set()  # function keys this worker has been sent
+        self.claim = _CLAIMED + index
         self.closing = False  # its interpreter is being closed by someone else
-        self.gone = False  # its loop has ended (or never started)
+        self.gone = False  # its thread has left its loop (or never entered it)
         self.interp_id: int | None = None
         self.left = threading.Event()  # its thread is out of its interpreter for good
         self.thread: threading.Thread | None = None
@@ -233,27 +255,35 @@ class _Waiters(list):  # type: ignore[type-arg]  # of `concurrent.futures._base.
     add theirs there): adding one tells the hub that someone now waits
     without calling ``result()``, so the collector thread must collect."""
 
-    __slots__ = ("_hub",)
+    __slots__ = ("_hub", "_tid")
 
-    def __init__(self, hub: _Hub) -> None:
+    def __init__(self, hub: _Hub, tid: int) -> None:
         super().__init__()
         self._hub = hub
+        self._tid = tid
 
-    def append(self, waiter: Any, /) -> None:
+    def append(self, waiter: object, /) -> None:
         super().append(waiter)
-        self._hub.want()
+        self._hub.want(self._tid)
 
 
 class _Future[T](_base.Future[T]):
     """The executor's futures: a :class:`concurrent.futures.Future` whose
-    ``result()``/``exception()`` collect replies themselves (the waiting
-    thread gets the worker's reply from the native queue: no thread hand-off),
-    and whose ``done()`` collects the replies already there."""
+    ``result()``/``exception()`` collect the replies themselves (the waiting
+    thread gets the worker's reply from the native queue: no thread hand-off
+    here), whose ``done()`` collects the replies already there, and whose
+    ``running()``/``cancel()`` go by the task's claim cell (a task is running
+    from the moment a worker claims it).
 
-    def __init__(self, hub: _Hub) -> None:
+    Made and completed by the executor; used from any thread of its
+    interpreter."""
+
+    def __init__(self, hub: _Hub, tid: int, cell: AtomicInt) -> None:
         super().__init__()
         self._hub = hub
-        self._waiters = _Waiters(hub)
+        self._tid = tid
+        self._cell = cell
+        self._waiters = _Waiters(hub, tid)
 
     def result(self, timeout: float | None = None) -> T:
         if self._state not in _DONE:
@@ -270,32 +300,50 @@ class _Future[T](_base.Future[T]):
             self._hub.poll()
         return super().done()
 
+    def running(self) -> bool:
+        if super().running():
+            return True
+        return self._state == _base.PENDING and self._cell.get() >= _CLAIMED
+
+    def cancel(self) -> bool:
+        if self._state != _base.PENDING:
+            return super().cancel()
+        if self._cell.compare_and_set(_PENDING, _CANCELLED):
+            # Before any worker claimed it: it will never run.
+            cancelled = super().cancel()
+            self._hub.cancelled(self._tid)
+            return cancelled
+        if self._cell.get() >= _CLAIMED:
+            with self._condition:
+                if self._state == _base.PENDING:
+                    self._state = _base.RUNNING
+        return super().cancel()  # running (False) or already failed (False)
+
     def add_done_callback(self, fn: Callable[[_base.Future[T]], object]) -> None:
         super().add_done_callback(fn)
         if self._state not in _DONE:
-            self._hub.want()
+            self._hub.want(self._tid)
 
 
 class _Hub:
-    """The pool's machinery: the workers, the backlog, the replies queue and
-    who collects it.
+    """The pool's machinery: the workers, the task and reply queues, the
+    tasks not yet replied to, and who collects the replies.
 
-    Every worker has its own task queue and at most one task handed to it at
-    a time (a task is handed over when its worker is free, so that a free
-    worker always takes the next one, as in a thread pool, and a future is
-    ``running()`` from then on); tasks beyond that wait in ``backlog``, here.
-    Replies come back on one queue, ``results``. Whoever holds ``role`` gets
-    from it and completes the futures (and hands the freed worker its next
-    task): a thread in ``result()`` takes the role itself, so a round trip is
-    one put and one get on native queues with no thread hand-off in this
-    interpreter. A thread that finds the role taken sleeps on ``progress``,
-    woken when a future completes or the role is released. A collector thread
-    collects when no one else needs to: while there is a backlog, a future with
-    waiters or callbacks, or a shutdown to finish.
+    Tasks go on one native queue, ``tasks``, that every worker's loop gets
+    from, inside its interpreter (a free worker takes the next task, as in a
+    thread pool); each carries a claim cell (``_PENDING``...). Replies come
+    back on one queue, ``results``. Whoever holds ``role`` gets from it and
+    completes the futures: a thread in ``result()`` takes the role itself, so
+    a round trip is one put and one get on each queue, with no thread hand-off
+    in this interpreter. A thread that finds the role taken sleeps on
+    ``progress``, woken when a future completes or the role is released. The
+    collector thread collects while some future is waited on without
+    ``result()`` (``concurrent.futures.wait``, ``as_completed``, done
+    callbacks: asyncio's ``run_in_executor``).
 
-    Owned by one executor (which does not own it back, so that dropping the
-    executor stops the pool); the futures and the threads hold it. Touched
-    from any thread of the caller's interpreter."""
+    Owned by one executor (which the hub does not reference, so that dropping
+    the executor stops the pool); the futures and the threads hold it.
+    Touched from any thread of the caller's interpreter."""
 
     def __init__(
         self,
@@ -313,13 +361,15 @@ class _Hub:
         self.initargs = initargs
         self.threads = threads  # the executor's `_threads`: the worker threads
         self.functions = _FunctionCache()
-        self.lock = threading.Lock()  # workers, their `task`, backlog, flags
+        self.tasks: Queue[Any] = queues.create()
+        self.results: Queue[Any] = queues.create()
+        self.lock = threading.Lock()  # pending, wanted, workers, the flags
+        self.pending: dict[int, _Task] = {}  # not yet replied to (or collected)
+        self.wanted: set[int] = set()  # pending tasks waited on without result()
         self.workers: list[_Worker] = []
-        self.backlog: collections.deque[_Task] = collections.deque()
+        self.tids = itertools.count(1)
         self.broken: str | None = None
         self.shutdown = False
-        self.stopped = False  # the workers were told to stop
-        self.results: Queue[Any] = queues.create()
         self.role = threading.Lock()  # held by the one thread getting from `results`
         self.progress = threading.Condition(threading.Lock())
         self.sleepers = 0  # threads waiting on `progress` (under its lock)
@@ -329,153 +379,134 @@ class _Hub:
 
     # --- handing tasks out --------------------------------------------------
 
-    def submit(self, task: _Task) -> None:
+    def submit(
+        self, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any], chunk: bool
+    ) -> _Future[Any]:
+        if self.results.qsize():
+            self.poll()  # replies already here: their tasks are not pending
         with self.lock:
-            self._check_open()
-            w = self._take_free(task)
-        if w is None and self.results.qsize():
-            self.poll()  # replies already here free their workers
-        if w is None:
+            if self.broken:
+                raise BrokenInterpreterPool(self.broken)
+            if self.shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if _thread._shutdown:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+            tid = next(self.tids)
+            cell = _native.AtomicInt(_PENDING)
+            future: _Future[Any] = _Future(self, tid, cell)
+            task = _Task(tid, future, cell, fn, args, kwargs, chunk)
+            self.pending[tid] = task
+            # As the thread pool: a new worker when there are more tasks than
+            # workers, up to max_workers.
+            if len(self.pending) > len(self.workers) and len(self.workers) < self.max_workers:
+                self._add_worker()
+        try:
+            self._put(task, False)
+        except BaseException as e:  # noqa: BLE001 - goes to its future
             with self.lock:
-                self._check_open()
-                w = self._take_free(task)
-                if w is None and len(self.workers) < self.max_workers:
-                    w = self._add_worker()
-                    w.task = task
-                if w is None:
-                    self.backlog.append(task)
-            if w is None:
-                self.want()  # the backlog advances even if no one collects
-                return
-        self._send(w, task)
+                self.pending.pop(tid, None)
+                self.wanted.discard(tid)
+            future.set_exception(e)
+        return future
 
-    def _check_open(self) -> None:
-        if self.broken:
-            raise BrokenInterpreterPool(self.broken)
-        if self.shutdown:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        if _thread._shutdown:
-            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-
-    def _take_free(self, task: _Task) -> _Worker | None:
-        """A started worker with no task, ``task`` handed to it (under ``lock``)."""
-        for w in self.workers:
-            if w.task is None and not w.closing and not w.gone:
-                w.task = task
-                return w
-        return None
-
-    def _add_worker(self) -> _Worker:
+    def _add_worker(self) -> None:
         w = _Worker(len(self.workers))
         self.workers.append(w)
-        t = threading.Thread(
-            name=f"{self.prefix}_{w.index}", target=_worker_main, args=(self, w), daemon=False
-        )
+        t = threading.Thread(name=f"{self.prefix}_{w.index}", target=_worker_main, args=(self, w))
         w.thread = t
         t.start()
         self.threads.add(t)
-        return w
 
-    def _send(self, w: _Worker, task: _Task | None) -> None:
-        """Hand ``task`` (already ``w.task``) to ``w``; on to the backlog's
-        next task if it was cancelled meanwhile or cannot be sent."""
-        while task is not None:
-            fut = task.future
-            if fut.set_running_or_notify_cancel():
-                try:
-                    self._put(w, task)
-                    return
-                except BaseException as e:  # noqa: BLE001 - goes to the task's future
-                    fut.set_exception(e)
-                    del e
-            with self.lock:
-                w.task = None
-                task = self._next_for(w)
-
-    def _put(self, w: _Worker, task: _Task) -> None:
-        fn = task.fn
+    def _put(self, task: _Task, with_pickle: bool) -> None:
         try:
-            key, data, main, plain = self.functions.lookup(fn)
+            key, data, main, plain = self.functions.lookup(task.fn)
         except Exception as e:
             # The function does not pickle (a closure over a lock, say): the
             # stdlib's error, the reason as its cause.
             raise NotShareableError("args not shareable") from e
-        if key is not None and key in w.sent:
-            data = main = None
+        if not with_pickle:
+            data = main = None  # the workers find it in the store by its key
+        # The claim cell crosses natively only: what would need pickle (the
+        # callable, the arguments) is pickled apart, into bytes.
+        payload: object = (plain, task.args, task.kwargs or None)
         try:
-            w.tasks.put((key, data, main, plain, task.args, task.kwargs or None, task.chunk))
-        except NotShareableError as e:
+            try:
+                self.tasks.put((task.tid, task.cell, key, data, main, False, payload, task.chunk))
+            except NotShareableError:
+                payload = _xi.dumps(payload)
+                self.tasks.put((task.tid, task.cell, key, data, main, True, payload, task.chunk))
+        except Exception as e:  # noqa: BLE001 - any pickling failure: the stdlib's error, the reason as its cause
             why = NotShareableError(
                 f"the callable or its arguments could not be pickled here or unpickled in the worker: {e}"
             )
             raise NotShareableError("args not shareable") from why
-        if key is not None:
-            if len(w.sent) >= _MAX_CACHED:
-                w.sent.clear()  # bounded: at worst a function is sent again
-            w.sent.add(key)
-
-    def _next_for(self, w: _Worker) -> _Task | None:
-        """The backlog's next task, taken for ``w`` (under ``lock``)."""
-        if self.backlog and not w.closing and not w.gone and not self.broken:
-            task = self.backlog.popleft()
-            w.task = task
-            return task
-        return None
 
     # --- collecting replies -------------------------------------------------
 
     def drive(self, fut: _base.Future[Any] | None, timeout: float | None) -> bool:
-        """Collect replies until ``fut`` is done (``None``: until the
-        collector is not needed), at most ``timeout`` seconds; whether it is."""
-
-        def ready() -> bool:
-            if fut is not None:
-                return fut._state in _DONE
-            return not self._collector_needed()
-
+        """Collect replies until ``fut`` is done (``None``: until no task is
+        waited on without ``result()``), at most ``timeout`` seconds (the
+        replies already there are collected even when it has passed); whether
+        it is done."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        role, progress = self.role, self.progress
-        if ready():
-            return True
-        if not role.acquire(False):
-            with progress:
-                self.sleepers += 1
-                try:
-                    while True:
-                        if ready():
-                            return True
-                        if role.acquire(False):
-                            break
-                        if deadline is None:
-                            progress.wait()
-                        else:
-                            remaining = deadline - time.monotonic()
-                            if remaining <= 0:
-                                return False
-                            progress.wait(remaining)
-                finally:
-                    self.sleepers -= 1
+        role = self.role
+        if not role.acquire(False) and not self._wait_for_role(fut, deadline):
+            return True if fut is None else fut._state in _DONE
         # This thread holds the role: the replies are its to get.
         results = self.results
         try:
-            while not ready():
+            while (fut._state not in _DONE) if fut is not None else self.wanted:
                 try:
                     if deadline is None:
                         item = results.get()
                     else:
                         remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            return False
-                        item = results.get(timeout=remaining)
+                        if remaining > 0:
+                            item = results.get(timeout=remaining)
+                        else:
+                            item = results.get_nowait()
                 except QueueEmpty:
-                    return ready()
+                    break
                 self._complete(item)
-            return True
         finally:
             role.release()
-            with progress:
-                if self.sleepers:
-                    progress.notify_all()
+            self._notify_sleepers()
+        return True if fut is None else fut._state in _DONE
+
+    def _wait_for_role(self, fut: _base.Future[Any] | None, deadline: float | None) -> bool:
+        """Sleep until the role is this thread's (True) or ``fut`` is done
+        (``None``: no task is waited on) or ``deadline`` passed (False)."""
+        progress = self.progress
+        with progress:
+            self.sleepers += 1  # before the checks: see _notify_sleepers
+            try:
+                while (fut._state not in _DONE) if fut is not None else self.wanted:
+                    if self.role.acquire(False):
+                        return True
+                    if deadline is None:
+                        progress.wait()
+                    else:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return False
+                        progress.wait(remaining)
+                return False
+            finally:
+                self.sleepers -= 1
+
+    def _notify_sleepers(self) -> None:
+        """Wake the threads in ``_wait_for_role`` (a future completed, or the
+        role was released). A sleeper counts itself before it checks its
+        future and the role, under ``progress``; this runs after the change it
+        tells of. With the GIL (one place for this build difference: `_GIL`)
+        the unlocked read of the count is ordered after that change, so a
+        count of 0 means no sleeper can miss it; without the GIL (free-threaded)
+        the count is read under the lock."""
+        if _GIL and not self.sleepers:
+            return
+        with self.progress:
+            if self.sleepers:
+                self.progress.notify_all()
 
     def poll(self) -> None:
         """Collect the replies already there, if no one else is collecting."""
@@ -490,74 +521,64 @@ class _Hub:
                 self._complete(item)
         finally:
             self.role.release()
-            with self.progress:
-                if self.sleepers:
-                    self.progress.notify_all()
+            self._notify_sleepers()
 
     def _complete(self, item: tuple[Any, ...]) -> None:
-        """Complete the future of one reply and hand its worker the next
-        task (by the role holder). ``item``: ``(worker index, status, ...)``."""
-        if item is _WAKE or item[0] < 0:
+        """Complete the future of one reply (by the role holder). ``item``:
+        ``(task id, status, ...)`` (``_futures_worker``'s replies)."""
+        tid, status = item[0], item[1]
+        if tid < 0:  # _WAKE
             return
-        w = self.workers[item[0]]
-        status = item[1]
         with self.lock:
-            task = w.task
-            if task is None:  # the worker failed and its task was failed meanwhile
-                return
-            if status == _futures_worker.MISSING:  # its cache started over: send it again
-                w.sent.discard(self.functions.lookup(task.fn)[0] or 0)
-                nxt: _Task | None = None
+            if status == _futures_worker.MISSING:
+                task = self.pending.get(tid)
             else:
-                w.task = None
-                nxt = self._next_for(w)
+                task = self.pending.pop(tid, None)
+                self.wanted.discard(tid)
+        if task is None:  # failed meanwhile (a broken pool)
+            return
         fut = task.future
         if status == _futures_worker.MISSING:
+            # Its function left the store (queued across two generations):
+            # again, with the function's pickle.
+            task.cell.set(_PENDING)
             try:
-                self._put(w, task)
-            except BaseException as e:  # noqa: BLE001 - goes to the task's future
+                if self.shutdown:
+                    # The workers may have taken their last task already.
+                    raise RuntimeError(
+                        "a task's function was evicted from the workers' cache during shutdown"
+                    )
+                self._put(task, True)
+            except BaseException as e:  # noqa: BLE001 - goes to its future
                 with self.lock:
-                    w.task = None
-                    nxt = self._next_for(w)
+                    self.pending.pop(tid, None)
+                    self.wanted.discard(tid)
                 fut.set_exception(e)
-                del e
-            else:
-                return
-        elif status == _futures_worker.OK:
+            return
+        if status == _futures_worker.OK:
             fut.set_result(item[2])
         elif status == _futures_worker.RAISED:
             fut.set_exception(_rebuild(item[2], item[3]))
         else:  # UNSHAREABLE: the result could not cross
             fut.set_exception(NotShareableError(item[2]))
-        del task, fut, item
-        if nxt is not None:
-            self._send(w, nxt)
-        with self.progress:
-            if self.sleepers:
-                self.progress.notify_all()
+        self._notify_sleepers()
+
+    def cancelled(self, tid: int) -> None:
+        """A pending task was cancelled before any worker claimed it."""
+        with self.lock:
+            self.pending.pop(tid, None)
+            self.wanted.discard(tid)
+        if self.role.locked():
+            self.results.put(_WAKE)  # its waiter may be the one blocked in `get`
 
     # --- the collector thread -------------------------------------------------
 
-    def _collector_needed(self) -> bool:
-        """Whether replies must be collected by the collector thread if no
-        one else does: a backlog, a future someone waits on without
-        ``result()``, or a shutdown's remaining work."""
-        if self.backlog:
-            return True
-        busy = False
-        for w in self.workers:
-            t = w.task
-            if t is not None:
-                busy = True
-                if t.future._waiters or t.future._done_callbacks:
-                    return True
-        return busy and self.shutdown
-
-    def _finishing(self) -> bool:
-        return self.shutdown and not self.stopped
-
-    def want(self) -> None:
-        """Someone needs replies collected without calling ``result()``."""
+    def want(self, tid: int) -> None:
+        """The task ``tid`` is waited on without ``result()``: collect."""
+        with self.lock:
+            if tid not in self.pending:
+                return
+            self.wanted.add(tid)
         with self.progress:
             if self.collector is None:
                 self.collector = threading.Thread(
@@ -567,71 +588,87 @@ class _Hub:
             elif self.collector_idle:
                 self.wake_collector.notify()
 
-    def idle(self) -> bool:
-        """No task in the backlog or handed to a worker (under ``lock``)."""
-        return not self.backlog and all(w.task is None for w in self.workers)
+    def _collector_done(self) -> bool:
+        return self.shutdown and not self.pending
 
     # --- breaking, closing, stopping ----------------------------------------
 
     def worker_failed(self, w: _Worker, msg: str) -> None:
-        """``w`` cannot run tasks any more: the pool is broken; its task and
-        the backlog fail; the other workers stop after their current task."""
+        """``w`` cannot run tasks any more: the pool is broken, the tasks no
+        worker has claimed fail (and ``w``'s own), the workers stop."""
         with self.lock:
             w.gone = True
             if not self.broken:
                 self.broken = msg
-            failed = [t for t in (w.task, *self.backlog) if t is not None]
-            w.task = None
-            self.backlog.clear()
-            others = [x for x in self.workers if not x.gone and not x.closing]
-            self.stopped = True
+            tasks = list(self.pending.values())
+        failed = [
+            t for t in tasks if t.cell.compare_and_set(_PENDING, _FAILED) or t.cell.get() == w.claim
+        ]
+        with self.lock:
+            for t in failed:
+                self.pending.pop(t.tid, None)
+                self.wanted.discard(t.tid)
         for t in failed:
             if not t.future.done():
                 t.future.set_exception(BrokenInterpreterPool(msg))
-        for x in others:
-            x.tasks.put(None)
+        self._stop_workers()
         self.results.put(_WAKE)  # a role holder blocked in `get` rechecks its future
         with self.progress:
             if self.sleepers:
                 self.progress.notify_all()
-            if self.collector is not None and self.collector_idle:
+            if self.collector_idle:
                 self.wake_collector.notify()
 
     def close_requested(self, w: _Worker) -> None:
         """``Interpreter.close()`` of ``w``'s interpreter (from any thread):
-        make its loop leave, then let the close go on (the pool is broken)."""
+        unless it runs a task, its loop leaves (the pool is broken), then the
+        close goes on."""
         self.poll()
         with self.lock:
-            if not w.gone:
-                if w.task is not None:
-                    raise InterpreterError(
-                        f"interpreter {w.interp_id} is running a task of an InterpreterPoolExecutor"
-                    )
-                w.closing = True
-        w.tasks.put(None)
+            tasks = list(self.pending.values())
+        if any(t.cell.get() == w.claim for t in tasks):
+            raise InterpreterError(
+                f"interpreter {w.interp_id} is running a task of an InterpreterPoolExecutor"
+            )
+        with self.lock:
+            w.closing = True
+        self.worker_failed(w, f"a worker interpreter was closed under the pool (interpreter {w.interp_id})")
         w.left.wait()
 
-    def stop(self, cancel_futures: bool) -> list[_Task]:
-        """Shut down: no new tasks; the cancelled backlog is returned."""
+    def stop(self, cancel_futures: bool) -> None:
+        """Shut down: no new tasks; the workers end once the tasks before
+        are done (``cancel_futures``: those no worker has claimed are cancelled)."""
         with self.lock:
-            first = not self.shutdown
+            if self.shutdown:
+                return
             self.shutdown = True
-            cancelled = list(self.backlog) if cancel_futures else []
-            if cancel_futures:
-                self.backlog.clear()
-            stopped = self.stopped
-        if first and not stopped:
-            self.want()  # the collector finishes the work and stops the workers
-        if cancelled:
-            self.results.put(_WAKE)  # for a role holder waiting on a cancelled one
-        return cancelled
+            tasks = list(self.pending.values()) if cancel_futures else []
+        for t in tasks:
+            t.future.cancel()
+        self._stop_workers()
+        with self.progress:
+            if self.collector_idle:
+                self.wake_collector.notify()
 
-    def stop_workers(self) -> None:
+    def rebind_replies(self) -> None:
+        """Put the replies not yet collected again, from here: an item is
+        bound to the interpreter that put it, and a worker's interpreter is
+        about to be closed (its items would become ``UNBOUND``). By the
+        worker's thread once its loop has ended (no reply of it is on the way)."""
+        for _ in range(self.results.qsize()):
+            try:
+                item = self.results.get_nowait()
+            except QueueEmpty:
+                return
+            self.results.put(item)
+
+    def _stop_workers(self) -> None:
+        # One `None` per worker (any worker's loop ends at the first it
+        # gets; behind every task already queued).
         with self.lock:
-            self.stopped = True
-            workers = [w for w in self.workers if not w.gone and not w.closing]
-        for w in workers:
-            w.tasks.put(None)
+            n = len(self.workers)
+        for _ in range(n):
+            self.tasks.put(None)
 
 
 def _rebuild(pickled: tuple[bytes, str | None] | None, info: Any) -> BaseException:
@@ -656,30 +693,27 @@ def _rebuild(pickled: tuple[bytes, str | None] | None, info: Any) -> BaseExcepti
 
 
 def _collector_main(hub: _Hub) -> None:
-    """The collector thread: collects while the hub needs it to; once a
-    shutdown's work is done, stops the workers and ends."""
+    """The collector thread: collects while some pending task is waited on
+    without ``result()``; ends once the pool is shut down with nothing pending."""
     try:
         while True:
             with hub.progress:
-                while not (hub._collector_needed() or hub._finishing()):
+                while not hub.wanted and not hub._collector_done():
                     hub.collector_idle = True
                     try:
                         hub.wake_collector.wait()
                     finally:
                         hub.collector_idle = False
-            hub.drive(None, None)
-            with hub.lock:
-                finished = hub.shutdown and hub.idle()
-            if finished:
-                hub.stop_workers()
+            if hub._collector_done():
                 return
+            hub.drive(None, None)
     except BaseException:  # noqa: BLE001 - as the thread pool: log it
         _base.LOGGER.critical("Exception in the executor's collector thread", exc_info=True)
 
 
 def _worker_main(hub: _Hub, w: _Worker) -> None:
     """A worker thread: make its interpreter, run the initializer there, then
-    serve the tasks from inside it until told to stop."""
+    serve the pool's tasks from inside it until told to stop."""
     from . import interpreters
 
     try:
@@ -705,9 +739,9 @@ def _worker_main(hub: _Hub, w: _Worker) -> None:
                 return
         interpreters._close_hooks[iid] = functools.partial(hub.close_requested, w)
         hook = True
-        interp.call(_futures_worker.serve, w.tasks, hub.results, w.index, iid)
-        with hub.lock:
-            w.gone = True
+        interp.call(
+            _futures_worker.serve, hub.tasks, hub.results, w.claim, hub.functions.store, iid
+        )
     except BaseException as e:  # noqa: BLE001 - the loop ended abnormally: the pool is broken
         if not w.closing:
             _base.LOGGER.critical("Exception in worker", exc_info=True)
@@ -715,10 +749,10 @@ def _worker_main(hub: _Hub, w: _Worker) -> None:
     finally:
         if hook:
             interpreters._close_hooks.pop(iid, None)
-        if w.closing:
-            # Someone is closing it (Interpreter.close): it is theirs to end.
-            hub.worker_failed(w, f"a worker interpreter was closed under the pool (interpreter {iid})")
-        else:
+        with hub.lock:
+            w.gone = True
+        hub.rebind_replies()
+        if not w.closing:  # else someone is closing it (Interpreter.close): theirs to end
             try:
                 interp.close()
             except Exception:  # noqa: BLE001, S110 - already gone, or exiting
@@ -731,11 +765,12 @@ _hubs: weakref.WeakSet[_Hub] = weakref.WeakSet()
 
 
 def _at_exit() -> None:
-    # As the thread pool's own exit hook: the pending work is done, then the
+    # As the thread pool's own exit hook: the queued work is done, then the
     # workers stop and are joined.
-    for hub in list(_hubs):
+    hubs = list(_hubs)
+    for hub in hubs:
         hub.stop(cancel_futures=False)
-    for hub in list(_hubs):
+    for hub in hubs:
         for t in list(hub.threads):
             t.join()
 
@@ -839,10 +874,7 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
             f, call_args, chunk = marker.fn, batch, True
         else:
             f, call_args, chunk = fn, args, False
-        hub = self._hub
-        future: _Future[_T] = _Future(hub)
-        hub.submit(_Task(future, f, call_args, kwargs, chunk))
-        return future
+        return self._hub.submit(f, call_args, kwargs, chunk)
 
     submit.__doc__ = _base.Executor.submit.__doc__
 
@@ -889,14 +921,11 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
         pending ones run (or, with ``cancel_futures``, those not started are
         cancelled); with ``wait``, returns once every worker has ended."""
         hub = self._hub
-        for task in hub.stop(cancel_futures):
-            task.future.cancel()
+        hub.stop(cancel_futures)
         if wait:
             for t in list(self._threads):
                 t.join()
-            collector = hub.collector
-            if collector is not None:
-                collector.join()
+            hub.poll()  # every reply is there: the futures are done on return
 
     shutdown.__doc__ = _base.Executor.shutdown.__doc__
 
