@@ -27,6 +27,7 @@ OK = 0
 RAISED = 1
 MISSING = 2  # the function of that key is not (or no longer) cached here: send it again
 UNSHAREABLE = 3  # the result could not cross back: (UNSHAREABLE, message)
+ARGS_UNSHAREABLE = 4  # the callable or an argument did not unpickle here: (.., message)
 
 
 def serve(tasks: Any, results: Any, claim: int, store: Any, interp_id: int) -> None:
@@ -52,7 +53,7 @@ def serve(tasks: Any, results: Any, claim: int, store: Any, interp_id: int) -> N
             try:
                 fn, args, kwargs = _xiload.loads(*payload)
             except BaseException as e:  # noqa: BLE001 - goes back to the caller
-                results.put((tid, RAISED, *describe(e)))
+                results.put((tid, ARGS_UNSHAREABLE, f"{type(e).__name__}: {e}"))
                 continue
         else:
             fn, args, kwargs = payload

@@ -559,8 +559,15 @@ class _Hub:
             fut.set_result(item[2])
         elif status == _futures_worker.RAISED:
             fut.set_exception(_rebuild(item[2], item[3]))
-        else:  # UNSHAREABLE: the result could not cross
+        elif status == _futures_worker.UNSHAREABLE:  # the result could not cross
             fut.set_exception(NotShareableError(item[2]))
+        else:  # ARGS_UNSHAREABLE: the stdlib's error, the reason as its cause
+            err = NotShareableError("args not shareable")
+            err.__cause__ = NotShareableError(
+                "the callable or its arguments could not be pickled here or unpickled in the worker: "
+                + item[2]
+            )
+            fut.set_exception(err)
         self._notify_sleepers()
 
     def cancelled(self, tid: int) -> None:
