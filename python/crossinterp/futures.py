@@ -12,26 +12,28 @@ and 3.15::
 
 How it works (see docs/guide.md, "InterpreterPoolExecutor"):
 
-- It is a :class:`concurrent.futures.ThreadPoolExecutor` (its queue, its
-  futures, its shutdown) whose every worker thread owns one warm interpreter
+- It is a :class:`concurrent.futures.ThreadPoolExecutor` subclass whose
+  every worker thread owns one warm interpreter
   (:func:`crossinterp.interpreters.create`), made when the thread starts,
-  reused for every task it runs, closed when it ends.
-- A task crosses with :meth:`Interpreter.call` (crossinterp's native call,
-  from the worker thread): the arguments and the result by the value rules of
-  ``call`` (native copies, else pickle). The alternative, tasks over a
-  crossinterp queue to a loop thread parked in each worker interpreter and a
-  collector thread here completing the futures, is measured against this one
-  by benchmarks/bench_executor.py (case 7, a prototype): on 3.14 ``call`` has
-  the faster round trip (17 vs 31 us) and the queues the better throughput
-  with many tasks in flight (4.3 vs 6.0 us per task); on 3.13t the queues
-  win both (36 vs 88 us, 7.7 vs 11.5 us) (loaded 2-CPU machine, indicative).
-  ``call`` is kept for now because a worker interpreter closed under the
-  pool is seen by the next ``call`` at once, where the queue design strands
-  a thread blocked inside it; moving to queues is a follow-up (issue 12).
+  reused for every task, closed when it ends.
+- Each worker thread runs a loop inside its interpreter
+  (``_futures_worker.serve``), parked in a blocking ``get`` on the pool's
+  task queue (a crossinterp queue): ``submit`` puts the task there, a free
+  worker takes it, the reply comes back on the pool's reply queue. The
+  thread waiting in ``result()`` gets the replies itself and completes the
+  futures (see :class:`_Hub`): a round trip is a put and a get each way on
+  native queues, with no thread hand-off in this interpreter. (The design
+  before this one called ``Interpreter.call`` from each worker thread: two
+  thread hand-offs per task, caller -> worker thread -> caller, which were
+  most of its 27 us round trip on 3.14; benchmarks/README.md.)
+- A task carries a claim cell (an ``AtomicInt``): the worker runs it only
+  if it moves the cell first; ``cancel()`` wins otherwise, and a cancelled
+  task never runs. The future is ``running()`` once a worker has claimed it.
 - The function crosses once per worker: the executor pickles it once with
   ``crossinterp._xi.dumps`` (functions that cannot be imported go by value:
-  code, defaults, closure cells, the globals they name), the worker rebuilds
-  it on its first task and keeps it, keyed by the function's identity here.
+  code, defaults, closure cells, the globals they name), the task carries
+  only its key; a worker meeting the key first fetches the pickle (through a
+  proxy of the executor's store), rebuilds the function and keeps it.
   A plain function is therefore captured as it was at its first submission.
   ``_xi`` rather than ``cloudpickle``: see :data:`_BY_VALUE_CHOICE`.
 - ``chunksize`` batches items into one crossing (a tuple of argument tuples).
@@ -44,8 +46,8 @@ How it works (see docs/guide.md, "InterpreterPoolExecutor"):
   whose type cannot cross (or that does not pickle) raises that
   ``ExecutionFailed`` itself.
 - A failing initializer, or a worker interpreter closed (or gone) under the
-  pool, breaks the pool: every pending future and every later ``submit``
-  raise :class:`BrokenInterpreterPool`.
+  pool, breaks the pool: every task not yet started and every later
+  ``submit`` raise :class:`BrokenInterpreterPool`.
 """
 
 from __future__ import annotations
@@ -309,8 +311,11 @@ class _Future[T](_base.Future[T]):
         if self._state != _base.PENDING:
             return super().cancel()
         if self._cell.compare_and_set(_PENDING, _CANCELLED):
-            # Before any worker claimed it: it will never run.
+            # Before any worker claimed it: it will never run. Its waiters
+            # (`wait`, `as_completed`) are told now (a thread pool tells them
+            # when a worker dequeues it; no worker will look at it here).
             cancelled = super().cancel()
+            self.set_running_or_notify_cancel()
             self._hub.cancelled(self._tid)
             return cancelled
         if self._cell.get() >= _CLAIMED:
