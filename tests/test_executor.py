@@ -351,7 +351,7 @@ def test_cancelled_task_never_runs(tmp_path):
         assert blocker.result(WAIT) == "first"
         queued[0].result(WAIT)
         # `wait` sees the cancelled ones as done (their waiters were told).
-        done, not_done = concurrent.futures.wait(queued, timeout=WAIT)
+        _, not_done = concurrent.futures.wait(queued, timeout=WAIT)
         assert not not_done
     assert log.read_text() == "0\n"  # the cancelled tasks never ran
     assert [f.cancelled() for f in queued] == [False, True, True, True, True]

@@ -28,13 +28,18 @@ RAISED = 1
 MISSING = 2  # the function of that key is not (or no longer) cached here: send it again
 UNSHAREABLE = 3  # the result could not cross back: (UNSHAREABLE, message)
 ARGS_UNSHAREABLE = 4  # the callable or an argument did not unpickle here: (.., message)
+SKIPPED = 5  # a cancelled task seen here: (task id, SKIPPED, its cell's index)
+CANCELLED = 1  # a claim cell's value once the caller cancelled the task
 
 
-def serve(tasks: Any, results: Any, claim: int, store: Any, interp_id: int) -> None:
+def serve(
+    tasks: Any, results: Any, cells: tuple[Any, ...], claim: int, store: Any, interp_id: int
+) -> None:
     """The worker's loop: run the tasks got from ``tasks`` (the pool's queue)
-    until ``None`` comes. A task is ``(task id, claim cell, key, data, main,
-    packed, (fn, args, kwargs) or their pickle if packed, chunk)``: run only if this worker moves the claim cell
-    (an ``AtomicInt``) from 0 to ``claim`` first (else it was cancelled or
+    until ``None`` comes. A task is ``(task id, claim cell (an index into
+    ``cells`` or the cell itself), key, data, main, packed, (fn, args, kwargs)
+    or their pickle if packed, chunk)``: run only if this worker moves the
+    claim cell (an ``AtomicInt``) from 0 to ``claim`` first (else it was cancelled or
     the pool broke). A function
     not rebuilt here yet is found by its key in ``store`` (a proxy of the
     caller's dict of pickles). The reply goes on ``results`` as
@@ -43,15 +48,21 @@ def serve(tasks: Any, results: Any, claim: int, store: Any, interp_id: int) -> N
     blocking ``get``, between tasks: a task crosses in one put and one get."""
     functions = _functions
     while True:
-        item = tasks.get()
+        item: Any = tasks.get()
         if item is None:
             return
-        tid, cell, key, data, main, packed, payload, chunk = item
+        tid, cref, key, data, main, packed, payload, chunk = item
+        reply: tuple[Any, ...]
+        cell = cells[cref] if type(cref) is int else cref
         if not cell.compare_and_set(0, claim):
-            continue  # cancelled, or failed with a broken pool
+            # Cancelled (its cell can be reused now), or failed with a broken pool.
+            if type(cref) is int and cell.get() == CANCELLED:
+                results.put((tid, SKIPPED, cref))
+            continue
         if packed:  # pickled by the caller: the callable or an argument needed it
             try:
-                fn, args, kwargs = _xiload.loads(*payload)
+                unpacked: Any = _xiload.loads(*payload)
+                fn, args, kwargs = unpacked
             except BaseException as e:  # noqa: BLE001 - goes back to the caller
                 results.put((tid, ARGS_UNSHAREABLE, f"{type(e).__name__}: {e}"))
                 continue
@@ -87,7 +98,8 @@ def serve(tasks: Any, results: Any, claim: int, store: Any, interp_id: int) -> N
         except Exception as e:  # noqa: BLE001 - the result does not cross: said instead
             results.put((tid, UNSHAREABLE, f"the result could not leave the interpreter {interp_id}: {e}"))
         # Nothing of the task stays alive here while the loop waits.
-        item = cell = payload = args = kwargs = f = fn = data = reply = None
+        item = cell = cref = payload = args = kwargs = f = fn = data = None
+        del reply
 
 
 def run(

@@ -207,18 +207,20 @@ _WAKE = (-1, -1)
 # the task), `Future.cancel()` (CANCELLED) or a broken pool (FAILED).
 # A worker claims with _CLAIMED + its index (the pool knows who runs what).
 _PENDING, _CANCELLED, _FAILED, _CLAIMED = 0, 1, 2, 16
+_CELLS = 256  # claim cells per pool sent to the workers once
 
 
 class _Task:
     """A task as the pool keeps it until its reply is collected."""
 
-    __slots__ = ("args", "cell", "chunk", "fn", "future", "kwargs", "tid")
+    __slots__ = ("args", "cell", "chunk", "cref", "fn", "future", "kwargs", "tid")
 
     def __init__(
         self,
         tid: int,
         future: _Future[Any],
         cell: AtomicInt,
+        cref: int | AtomicInt,
         fn: Callable[..., object],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -227,6 +229,7 @@ class _Task:
         self.tid = tid
         self.future = future
         self.cell = cell
+        self.cref = cref  # what the task item carries: the cell's index, or the cell
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -255,14 +258,15 @@ class _Worker:
 class _Waiters(list):  # type: ignore[type-arg]  # of `concurrent.futures._base._Waiter`
     """A future's ``_waiters`` (``concurrent.futures.wait``/``as_completed``
     add theirs there): adding one tells the hub that someone now waits
-    without calling ``result()``, so the collector thread must collect."""
+    without calling ``result()``, so the collector thread must collect.
 
-    __slots__ = ("_hub", "_tid")
+    Each hub has its subclass, with ``_hub`` as a class attribute, so that
+    making one per future is a plain list construction (no Python
+    ``__init__``)."""
 
-    def __init__(self, hub: _Hub, tid: int) -> None:
-        super().__init__()
-        self._hub = hub
-        self._tid = tid
+    __slots__ = ("_tid",)
+    _hub: _Hub
+    _tid: int
 
     def append(self, waiter: object, /) -> None:
         super().append(waiter)
@@ -285,7 +289,8 @@ class _Future[T](_base.Future[T]):
         self._hub = hub
         self._tid = tid
         self._cell = cell
-        self._waiters = _Waiters(hub, tid)
+        self._waiters = waiters = hub.waiters_class()
+        waiters._tid = tid
 
     def result(self, timeout: float | None = None) -> T:
         if self._state not in _DONE:
@@ -310,13 +315,12 @@ class _Future[T](_base.Future[T]):
     def cancel(self) -> bool:
         if self._state != _base.PENDING:
             return super().cancel()
-        if self._cell.compare_and_set(_PENDING, _CANCELLED):
+        if self._hub.cancel(self._tid, self._cell):
             # Before any worker claimed it: it will never run. Its waiters
             # (`wait`, `as_completed`) are told now (a thread pool tells them
             # when a worker dequeues it; no worker will look at it here).
             cancelled = super().cancel()
             self.set_running_or_notify_cancel()
-            self._hub.cancelled(self._tid)
             return cancelled
         if self._cell.get() >= _CLAIMED:
             with self._condition:
@@ -373,6 +377,13 @@ class _Hub:
         self.wanted: set[int] = set()  # pending tasks waited on without result()
         self.workers: list[_Worker] = []
         self.tids = itertools.count(1)
+        # Claim cells crossing once: every worker gets the tuple when it
+        # starts, a task carries an index into it (a cell crossing with each
+        # task would cost an object crossing). A cell is reused once its
+        # task's reply is collected (or, cancelled, once a worker skipped
+        # it: SKIPPED); with none free, a task carries a new cell itself.
+        self.cells = tuple(_native.AtomicInt(_PENDING) for _ in range(_CELLS))
+        self.free_cells = list(range(_CELLS - 1, -1, -1))
         self.broken: str | None = None
         self.shutdown = False
         self.role = threading.Lock()  # held by the one thread getting from `results`
@@ -381,6 +392,9 @@ class _Hub:
         self.wake_collector = threading.Condition(self.progress._lock)  # type: ignore[attr-defined]
         self.collector: threading.Thread | None = None
         self.collector_idle = False
+        self.waiters_class: type[_Waiters] = type(
+            "_Waiters", (_Waiters,), {"__slots__": (), "_hub": self}
+        )
 
     # --- handing tasks out --------------------------------------------------
 
@@ -397,9 +411,15 @@ class _Hub:
             if _thread._shutdown:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             tid = next(self.tids)
-            cell = _native.AtomicInt(_PENDING)
+            cref: int | AtomicInt
+            if self.free_cells:
+                cref = self.free_cells.pop()
+                cell = self.cells[cref]
+                cell.set(_PENDING)
+            else:
+                cref = cell = _native.AtomicInt(_PENDING)
             future: _Future[Any] = _Future(self, tid, cell)
-            task = _Task(tid, future, cell, fn, args, kwargs, chunk)
+            task = _Task(tid, future, cell, cref, fn, args, kwargs, chunk)
             self.pending[tid] = task
             # As the thread pool: a new worker when there are more tasks than
             # workers, up to max_workers.
@@ -411,8 +431,14 @@ class _Hub:
             with self.lock:
                 self.pending.pop(tid, None)
                 self.wanted.discard(tid)
+                self._recycle(cref)
             future.set_exception(e)
         return future
+
+    def _recycle(self, cref: int | AtomicInt) -> None:
+        # (under `lock`) no task item refers to this cell any more
+        if type(cref) is int:
+            self.free_cells.append(cref)
 
     def _add_worker(self) -> None:
         w = _Worker(len(self.workers))
@@ -436,10 +462,10 @@ class _Hub:
         payload: object = (plain, task.args, task.kwargs or None)
         try:
             try:
-                self.tasks.put((task.tid, task.cell, key, data, main, False, payload, task.chunk))
+                self.tasks.put((task.tid, task.cref, key, data, main, False, payload, task.chunk))
             except NotShareableError:
                 payload = _xi.dumps(payload)
-                self.tasks.put((task.tid, task.cell, key, data, main, True, payload, task.chunk))
+                self.tasks.put((task.tid, task.cref, key, data, main, True, payload, task.chunk))
         except Exception as e:  # noqa: BLE001 - any pickling failure: the stdlib's error, the reason as its cause
             why = NotShareableError(
                 f"the callable or its arguments could not be pickled here or unpickled in the worker: {e}"
@@ -535,11 +561,16 @@ class _Hub:
         if tid < 0:  # _WAKE
             return
         with self.lock:
+            if status == _futures_worker.SKIPPED:  # a cancelled task, seen by a worker
+                self._recycle(item[2])
+                return
             if status == _futures_worker.MISSING:
                 task = self.pending.get(tid)
             else:
                 task = self.pending.pop(tid, None)
                 self.wanted.discard(tid)
+                if task is not None:
+                    self._recycle(task.cref)
         if task is None:  # failed meanwhile (a broken pool)
             return
         fut = task.future
@@ -558,6 +589,7 @@ class _Hub:
                 with self.lock:
                     self.pending.pop(tid, None)
                     self.wanted.discard(tid)
+                    self._recycle(task.cref)
                 fut.set_exception(e)
             return
         if status == _futures_worker.OK:
@@ -575,13 +607,18 @@ class _Hub:
             fut.set_exception(err)
         self._notify_sleepers()
 
-    def cancelled(self, tid: int) -> None:
-        """A pending task was cancelled before any worker claimed it."""
+    def cancel(self, tid: int, cell: AtomicInt) -> bool:
+        """Cancel the pending task ``tid`` if no worker has claimed it."""
         with self.lock:
-            self.pending.pop(tid, None)
+            # Under the lock: a task still pending has not had its cell
+            # recycled (a reply is taken out of `pending` under it first).
+            if tid not in self.pending or not cell.compare_and_set(_PENDING, _CANCELLED):
+                return False
+            del self.pending[tid]
             self.wanted.discard(tid)
         if self.role.locked():
             self.results.put(_WAKE)  # its waiter may be the one blocked in `get`
+        return True
 
     # --- the collector thread -------------------------------------------------
 
@@ -752,7 +789,13 @@ def _worker_main(hub: _Hub, w: _Worker) -> None:
         interpreters._close_hooks[iid] = functools.partial(hub.close_requested, w)
         hook = True
         interp.call(
-            _futures_worker.serve, hub.tasks, hub.results, w.claim, hub.functions.store, iid
+            _futures_worker.serve,
+            hub.tasks,
+            hub.results,
+            hub.cells,
+            w.claim,
+            hub.functions.store,
+            iid,
         )
     except BaseException as e:  # noqa: BLE001 - the loop ended abnormally: the pool is broken
         if not w.closing:
@@ -862,7 +905,7 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
     def _broken(self, value: bool | str) -> None:
         pass
 
-    @property  # type: ignore[override]
+    @property
     def _shutdown(self) -> bool:
         hub: _Hub | None = self.__dict__.get("_hub")
         return hub is not None and hub.shutdown
