@@ -305,13 +305,138 @@ def test_worker_interpreter_closed_under_pool(how):
         t.start()
         t.join(WAIT)
         assert wid not in {i.id for i in interpreters.list_all()}
-        fut = ex.submit(helpers.square, 2)
+        # The pool knows at once (the worker's loop left its interpreter for
+        # the close): `submit` raises, or, had it raced the close, the future.
         with pytest.raises(BrokenInterpreterPool, match="closed under the pool"):
-            fut.result(WAIT)
+            ex.submit(helpers.square, 2).result(WAIT)
         with pytest.raises(BrokenInterpreterPool):
             ex.submit(helpers.square, 3)
     finally:
         ex.shutdown(wait=True)
+
+
+def test_closing_a_worker_running_a_task_is_refused():
+    with InterpreterPoolExecutor(max_workers=1) as ex:
+        wid = ex.submit(current_id).result(WAIT)
+        started = ex.submit(helpers.sleep_then, 1.0, "slept")
+        deadline = time.monotonic() + WAIT
+        while not started.running() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with pytest.raises(interpreters.InterpreterError, match="running a task"):
+            interpreters.Interpreter(wid).close()
+        assert started.result(WAIT) == "slept"
+        assert ex.submit(helpers.square, 6).result(WAIT) == 36  # not broken
+
+
+# --- futures: cancel, running, waiting without result() ----------------------
+
+
+def append_to_file(path, text):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def test_cancelled_task_never_runs(tmp_path):
+    log = tmp_path / "ran"
+    with InterpreterPoolExecutor(max_workers=1) as ex:
+        blocker = ex.submit(helpers.sleep_then, 0.5, "first")
+        deadline = time.monotonic() + WAIT
+        while not blocker.running() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert blocker.running()
+        assert not blocker.cancel()  # running: cannot be cancelled
+        queued = [ex.submit(append_to_file, str(log), f"{i}\n") for i in range(5)]
+        assert not any(f.running() for f in queued)
+        assert all(f.cancel() for f in queued[1:])  # no worker has claimed them
+        assert blocker.result(WAIT) == "first"
+        queued[0].result(WAIT)
+        # `wait` sees the cancelled ones as done (their waiters were told).
+        _, not_done = concurrent.futures.wait(queued, timeout=WAIT)
+        assert not not_done
+    assert log.read_text() == "0\n"  # the cancelled tasks never ran
+    assert [f.cancelled() for f in queued] == [False, True, True, True, True]
+
+
+def test_wait_and_as_completed_without_result():
+    with InterpreterPoolExecutor(max_workers=2) as ex:
+        futs = [ex.submit(helpers.sleep_then, 0.01 * (i % 3), i) for i in range(20)]
+        done, not_done = concurrent.futures.wait(futs, timeout=WAIT)
+        assert not not_done and len(done) == 20
+        futs = [ex.submit(helpers.square, i) for i in range(20)]
+        got = sorted(f._result for f in concurrent.futures.as_completed(futs, timeout=WAIT))
+        assert got == [i * i for i in range(20)]
+        first = concurrent.futures.wait(
+            [ex.submit(helpers.sleep_then, 0.0, "quick")],
+            timeout=WAIT,
+            return_when=concurrent.futures.FIRST_COMPLETED,
+        )
+        assert [f._result for f in first.done] == ["quick"]
+
+
+def test_done_callbacks_run_without_result():
+    fired = threading.Event()
+    seen = []
+
+    def callback(fut):
+        seen.append(fut._result)
+        fired.set()
+
+    with InterpreterPoolExecutor(max_workers=1) as ex:
+        ex.submit(helpers.sleep_then, 0.05, "called back").add_done_callback(callback)
+        assert fired.wait(WAIT)
+        assert seen == ["called back"]
+        done = ex.submit(helpers.square, 3)
+        assert done.result(WAIT) == 9
+        late = []
+        done.add_done_callback(late.append)  # already done: called at once
+        assert late == [done]
+
+
+def test_done_polling_completes():
+    with InterpreterPoolExecutor(max_workers=1) as ex:
+        fut = ex.submit(helpers.square, 7)
+        deadline = time.monotonic() + WAIT
+        while not fut.done() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert fut.done() and fut._result == 49
+
+
+def test_result_timeout_then_result():
+    with InterpreterPoolExecutor(max_workers=1) as ex:
+        fut = ex.submit(helpers.sleep_then, 0.5, "late")
+        with pytest.raises(concurrent.futures.TimeoutError):
+            fut.result(timeout=0.01)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            fut.exception(timeout=0)
+        assert fut.result(WAIT) == "late"
+
+
+def test_many_threads_waiting_on_their_own_futures():
+    # One thread at a time collects the replies; the others are woken when
+    # theirs is done or the role is free: no reply lost, no waiter stuck.
+    results = {}
+
+    def client(k):
+        results[k] = [ex.submit(helpers.square, k * 100 + i).result(WAIT) for i in range(100)]
+
+    with InterpreterPoolExecutor(max_workers=2) as ex:
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT)
+    assert results == {k: [(k * 100 + i) ** 2 for i in range(100)] for k in range(6)}
+
+
+def test_asyncio_run_in_executor():
+    import asyncio
+
+    async def main(ex):
+        loop = asyncio.get_running_loop()
+        return await asyncio.gather(*(loop.run_in_executor(ex, helpers.square, i) for i in range(10)))
+
+    with InterpreterPoolExecutor(max_workers=2) as ex:
+        assert asyncio.run(main(ex)) == [i * i for i in range(10)]
 
 
 # --- bad input ---------------------------------------------------------------

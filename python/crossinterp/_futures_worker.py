@@ -26,6 +26,80 @@ _MAX_FUNCTIONS = 1024
 OK = 0
 RAISED = 1
 MISSING = 2  # the function of that key is not (or no longer) cached here: send it again
+UNSHAREABLE = 3  # the result could not cross back: (UNSHAREABLE, message)
+ARGS_UNSHAREABLE = 4  # the callable or an argument did not unpickle here: (.., message)
+SKIPPED = 5  # a cancelled task seen here: (task id, SKIPPED, its cell's index)
+CANCELLED = 1  # a claim cell's value once the caller cancelled the task
+
+
+def serve(
+    tasks: Any, results: Any, cells: tuple[Any, ...], claim: int, store: Any, interp_id: int
+) -> None:
+    """The worker's loop: run the tasks got from ``tasks`` (the pool's queue)
+    until ``None`` comes. A task is ``(task id, claim cell (an index into
+    ``cells`` or the cell itself), key, data, main, packed, (fn, args, kwargs)
+    or their pickle if packed, chunk)``: run only if this worker moves the
+    claim cell (an ``AtomicInt``) from 0 to ``claim`` first (else it was cancelled or
+    the pool broke). A function
+    not rebuilt here yet is found by its key in ``store`` (a proxy of the
+    caller's dict of pickles). The reply goes on ``results`` as
+    ``(task id, *run's reply)``, or ``(task id, UNSHAREABLE, message)`` when
+    the result cannot cross. The thread running it stays parked here, in a
+    blocking ``get``, between tasks: a task crosses in one put and one get."""
+    functions = _functions
+    while True:
+        item: Any = tasks.get()
+        if item is None:
+            return
+        tid, cref, key, data, main, packed, payload, chunk = item
+        reply: tuple[Any, ...]
+        cell = cells[cref] if type(cref) is int else cref
+        if not cell.compare_and_set(0, claim):
+            # Cancelled (its cell can be reused now), or failed with a broken pool.
+            if type(cref) is int and cell.get() == CANCELLED:
+                results.put((tid, SKIPPED, cref))
+            continue
+        if packed:  # pickled by the caller: the callable or an argument needed it
+            try:
+                unpacked: Any = _xiload.loads(*payload)
+                fn, args, kwargs = unpacked
+            except BaseException as e:  # noqa: BLE001 - goes back to the caller
+                results.put((tid, ARGS_UNSHAREABLE, f"{type(e).__name__}: {e}"))
+                continue
+        else:
+            fn, args, kwargs = payload
+        f = functions.get(key) if key is not None else fn
+        if f is None and key is not None and data is None:
+            # First time here: the pickle from the caller's store (a proxy).
+            try:
+                found = store.get(key)
+            except Exception:  # noqa: BLE001 - not found: run() says MISSING, it comes again
+                found = None
+            if found is not None:
+                data, main = found
+        if f is None:
+            # Not cached here: run() loads it from `data` (or says MISSING).
+            reply = (tid, *run(key, data, main, fn, args, kwargs, chunk))
+        else:
+            try:
+                if chunk:
+                    r: object = tuple([f(*a) for a in args])
+                elif kwargs:
+                    r = f(*args, **kwargs)
+                else:
+                    r = f(*args)
+            except BaseException as e:  # noqa: BLE001 - every exception goes back to the caller
+                reply = (tid, RAISED, *describe(e))
+            else:
+                reply = (tid, OK, r)
+            r = None
+        try:
+            results.put(reply)
+        except Exception as e:  # noqa: BLE001 - the result does not cross: said instead
+            results.put((tid, UNSHAREABLE, f"the result could not leave the interpreter {interp_id}: {e}"))
+        # Nothing of the task stays alive here while the loop waits.
+        item = cell = cref = payload = args = kwargs = f = fn = data = None
+        del reply
 
 
 def run(

@@ -12,26 +12,28 @@ and 3.15::
 
 How it works (see docs/guide.md, "InterpreterPoolExecutor"):
 
-- It is a :class:`concurrent.futures.ThreadPoolExecutor` (its queue, its
-  futures, its shutdown) whose every worker thread owns one warm interpreter
+- It is a :class:`concurrent.futures.ThreadPoolExecutor` subclass whose
+  every worker thread owns one warm interpreter
   (:func:`crossinterp.interpreters.create`), made when the thread starts,
-  reused for every task it runs, closed when it ends.
-- A task crosses with :meth:`Interpreter.call` (crossinterp's native call,
-  from the worker thread): the arguments and the result by the value rules of
-  ``call`` (native copies, else pickle). The alternative, tasks over a
-  crossinterp queue to a loop thread parked in each worker interpreter and a
-  collector thread here completing the futures, is measured against this one
-  by benchmarks/bench_executor.py (case 7, a prototype): on 3.14 ``call`` has
-  the faster round trip (17 vs 31 us) and the queues the better throughput
-  with many tasks in flight (4.3 vs 6.0 us per task); on 3.13t the queues
-  win both (36 vs 88 us, 7.7 vs 11.5 us) (loaded 2-CPU machine, indicative).
-  ``call`` is kept for now because a worker interpreter closed under the
-  pool is seen by the next ``call`` at once, where the queue design strands
-  a thread blocked inside it; moving to queues is a follow-up (issue 12).
+  reused for every task, closed when it ends.
+- Each worker thread runs a loop inside its interpreter
+  (``_futures_worker.serve``), parked in a blocking ``get`` on the pool's
+  task queue (a crossinterp queue): ``submit`` puts the task there, a free
+  worker takes it, the reply comes back on the pool's reply queue. The
+  thread waiting in ``result()`` gets the replies itself and completes the
+  futures (see :class:`_Hub`): a round trip is a put and a get each way on
+  native queues, with no thread hand-off in this interpreter. (The design
+  before this one called ``Interpreter.call`` from each worker thread: two
+  thread hand-offs per task, caller -> worker thread -> caller, which were
+  most of its 27 us round trip on 3.14; benchmarks/README.md.)
+- A task carries a claim cell (an ``AtomicInt``): the worker runs it only
+  if it moves the cell first; ``cancel()`` wins otherwise, and a cancelled
+  task never runs. The future is ``running()`` once a worker has claimed it.
 - The function crosses once per worker: the executor pickles it once with
   ``crossinterp._xi.dumps`` (functions that cannot be imported go by value:
-  code, defaults, closure cells, the globals they name), the worker rebuilds
-  it on its first task and keeps it, keyed by the function's identity here.
+  code, defaults, closure cells, the globals they name), the task carries
+  only its key; a worker meeting the key first fetches the pickle (through a
+  proxy of the executor's store), rebuilds the function and keeps it.
   A plain function is therefore captured as it was at its first submission.
   ``_xi`` rather than ``cloudpickle``: see :data:`_BY_VALUE_CHOICE`.
 - ``chunksize`` batches items into one crossing (a tuple of argument tuples).
@@ -44,30 +46,33 @@ How it works (see docs/guide.md, "InterpreterPoolExecutor"):
   whose type cannot cross (or that does not pickle) raises that
   ``ExecutionFailed`` itself.
 - A failing initializer, or a worker interpreter closed (or gone) under the
-  pool, breaks the pool: every pending future and every later ``submit``
-  raise :class:`BrokenInterpreterPool`.
+  pool, breaks the pool: every task not yet started and every later
+  ``submit`` raise :class:`BrokenInterpreterPool`.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
-import queue
 import sys
 import threading
+import time
 import types
 import weakref
 from concurrent.futures import _base
 from concurrent.futures import thread as _thread
 
-from . import _futures_worker, _xi, _xiload
+from . import _futures_worker, _native, _xi, _xiload
 from ._errors import ExceptionInfo, ExecutionFailed, InterpreterError, NotShareableError
+from .queues import QueueEmpty
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from typing import Any, ParamSpec, TypeVar
 
-    from .interpreters import Interpreter
+    from ._native import AtomicInt
+    from .queues import Queue
 
     _T = TypeVar("_T")
     _P = ParamSpec("_P")
@@ -143,112 +148,23 @@ _CACHED_TYPES: tuple[type[object], ...] = (types.FunctionType, types.BuiltinFunc
 _MAX_CACHED = 1024
 
 
-class _WorkItem:
-    __slots__ = ("args", "chunk", "fn", "future", "kwargs")
-
-    def __init__(
-        self,
-        future: _base.Future[Any],
-        fn: Callable[..., object],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        chunk: bool,
-    ) -> None:
-        self.future = future
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.chunk = chunk
-
-
-class _Broken(Exception):
-    """Internal: the worker's interpreter is gone (carries the cause)."""
-
-
-class _Worker:
-    """One worker thread's interpreter and what it has been sent."""
-
-    def __init__(self, pool: InterpreterPoolExecutor) -> None:
-        from . import interpreters
-
-        self.cache = pool._functions
-        self.interp: Interpreter | None = interpreters.create()
-        self.sent: set[int] = set()  # keys this worker has been sent
-
-    def call(
-        self, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any], chunk: bool
-    ) -> object:
-        interp = self.interp
-        assert interp is not None
-        try:
-            key, data, main, plain = self.cache.lookup(fn)
-        except Exception as e:
-            # The function does not pickle (a closure over a lock, say): the
-            # stdlib's error, the reason as its cause.
-            raise NotShareableError("args not shareable") from e
-        if key is not None and key in self.sent:
-            data = main = None
-        try:
-            out = interp.call(
-                _futures_worker.run, key, data, main, plain, args, kwargs or None, chunk
-            )
-            if out[0] == _futures_worker.MISSING:  # the worker's cache started over
-                self.sent.discard(key)
-                _, data, main, _ = self.cache.lookup(fn)
-                out = interp.call(
-                    _futures_worker.run, key, data, main, plain, args, kwargs or None, chunk
-                )
-        except InterpreterError as e:
-            if not isinstance(e, ExecutionFailed):
-                raise _Broken(e) from e
-            raise
-        except NotShareableError as e:
-            if str(e).startswith("the result"):
-                raise  # "the result could not leave the interpreter N: ..."
-            # The function or an argument did not cross: the stdlib's error.
-            why = NotShareableError(
-                f"the callable or its arguments could not be pickled here or unpickled in the worker: {e}"
-            )
-            raise NotShareableError("args not shareable") from why
-        if key is not None:
-            if len(self.sent) >= _MAX_CACHED:
-                self.sent.clear()  # bounded: at worst a function is sent again
-            self.sent.add(key)
-        if out[0] == _futures_worker.OK:
-            return out[1]
-        _, pickled, info = out
-        exc: BaseException | None = None
-        if pickled is not None:
-            loaded: object
-            try:
-                loaded = _xiload.loads(*pickled)
-            except Exception:  # noqa: BLE001 - its type does not exist here: described instead
-                loaded = None
-            if isinstance(loaded, BaseException):
-                exc = loaded
-        failed = ExecutionFailed(ExceptionInfo.from_tuple(info))
-        if exc is None:
-            raise failed  # its type does not cross: described by the ExecutionFailed
-        # The worker's traceback: in the ExecutionFailed it is the cause of
-        # (its message and `excinfo.errdisplay`), as in the stdlib's executor.
-        raise exc from failed
-
-    def close(self) -> None:
-        interp, self.interp = self.interp, None
-        if interp is not None:
-            try:
-                interp.close()
-            except Exception:  # noqa: BLE001, S110 - already closed under the pool, or exiting
-                pass
-
-
 class _FunctionCache:
     """The executor's pickles of the functions it was given, by identity."""
 
     def __init__(self) -> None:
+        from . import share  # the package imports this module
+
         self._lock = threading.Lock()
         # id(fn) -> (fn kept alive so that its id is not reused, key, data, main)
         self._entries: dict[int, tuple[object, int, bytes, str | None]] = {}
+        # key -> (data, main), read by the workers through a proxy (`store`)
+        # when they meet a key they have not rebuilt yet: a task carries only
+        # the key. Entries live two generations of `_entries` (a key still
+        # queued when `_entries` starts over is found; one queued across two
+        # is asked for again: MISSING).
+        self._store: dict[int, tuple[bytes, str | None]] = {}
+        self._generations: tuple[list[int], list[int]] = ([], [])
+        self.store = share(self._store)
 
     def lookup(
         self, fn: Callable[..., object]
@@ -257,8 +173,7 @@ class _FunctionCache:
         None, fn): ``fn`` then crosses as an argument of each call."""
         if type(fn) not in _CACHED_TYPES:
             return None, None, None, fn
-        with self._lock:
-            hit = self._entries.get(id(fn))
+        hit = self._entries.get(id(fn))  # one dict read: atomic, no lock needed
         if hit is not None and hit[0] is fn:
             return hit[1], hit[2], hit[3], None
         data, main = _xi.dumps(fn)  # outside the lock: may be slow; a race pickles twice
@@ -268,89 +183,661 @@ class _FunctionCache:
                 return hit[1], hit[2], hit[3], None
             if len(self._entries) >= _MAX_CACHED:
                 self._entries.clear()  # keys are never reused: the workers' stale ones are harmless
+                old, current = self._generations
+                for k in old:
+                    self._store.pop(k, None)
+                self._generations = (current, [])
             key = next(_keys)
             self._entries[id(fn)] = (fn, key, data, main)
+            self._store[key] = (data, main)
+            self._generations[1].append(key)
         return key, data, main, None
 
 
-def _worker(
-    pool_ref: weakref.ref[InterpreterPoolExecutor],
-    work_queue: queue.SimpleQueue[_WorkItem | None],
-    initializer: Callable[..., object] | None,
-    initargs: tuple[Any, ...],
-) -> None:
-    pool = pool_ref()
-    if pool is None:
-        return
+# Whether this build runs with the GIL (free-threaded builds may enable it
+# at run time, never disable it: True stays true).
+_GIL: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+_DONE = frozenset({_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED})
+_INIT_FAILED = "A worker initializer failed, the interpreter pool is not usable anymore"
+# A reply that is no task's: makes the thread getting replies look again at
+# what it waits for (a future completed or cancelled by another thread).
+_WAKE = (-1, -1)
+# A task's claim cell (an AtomicInt shared with the workers): whoever moves
+# it from PENDING first decides the task's fate: a worker (CLAIMED: it runs
+# the task), `Future.cancel()` (CANCELLED) or a broken pool (FAILED).
+# A worker claims with _CLAIMED + its index (the pool knows who runs what).
+_PENDING, _CANCELLED, _FAILED, _CLAIMED = 0, 1, 2, 16
+_CELLS = 256  # claim cells per pool sent to the workers once
+
+
+class _Task:
+    """A task as the pool keeps it until its reply is collected."""
+
+    __slots__ = ("args", "cell", "chunk", "cref", "fn", "future", "kwargs", "tid")
+
+    def __init__(
+        self,
+        tid: int,
+        future: _Future[Any],
+        cell: AtomicInt,
+        cref: int | AtomicInt,
+        fn: Callable[..., object],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        chunk: bool,
+    ) -> None:
+        self.tid = tid
+        self.future = future
+        self.cell = cell
+        self.cref = cref  # what the task item carries: the cell's index, or the cell
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.chunk = chunk
+
+
+class _Worker:
+    """One worker as the pool sees it: its thread, its interpreter's id, the
+    value it claims tasks with (``claim``: a task's cell holds it while the
+    worker runs the task).
+
+    Owned by its :class:`_Hub`, touched in the caller's interpreter."""
+
+    __slots__ = ("claim", "closing", "gone", "index", "interp_id", "left", "thread")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.claim = _CLAIMED + index
+        self.closing = False  # its interpreter is being closed by someone else
+        self.gone = False  # its thread has left its loop (or never entered it)
+        self.interp_id: int | None = None
+        self.left = threading.Event()  # its thread is out of its interpreter for good
+        self.thread: threading.Thread | None = None
+
+
+class _Waiters(list):  # type: ignore[type-arg]  # of `concurrent.futures._base._Waiter`
+    """A future's ``_waiters`` (``concurrent.futures.wait``/``as_completed``
+    add theirs there): adding one tells the hub that someone now waits
+    without calling ``result()``, so the collector thread must collect.
+
+    Each hub has its subclass, with ``_hub`` as a class attribute, so that
+    making one per future is a plain list construction (no Python
+    ``__init__``)."""
+
+    __slots__ = ("_tid",)
+    _hub: _Hub
+    _tid: int
+
+    def append(self, waiter: object, /) -> None:
+        super().append(waiter)
+        self._hub.want(self._tid)
+
+
+class _Future[T](_base.Future[T]):
+    """The executor's futures: a :class:`concurrent.futures.Future` whose
+    ``result()``/``exception()`` collect the replies themselves (the waiting
+    thread gets the worker's reply from the native queue: no thread hand-off
+    here), whose ``done()`` collects the replies already there, and whose
+    ``running()``/``cancel()`` go by the task's claim cell (a task is running
+    from the moment a worker claims it).
+
+    Made and completed by the executor; used from any thread of its
+    interpreter."""
+
+    def __init__(self, hub: _Hub, tid: int, cell: AtomicInt) -> None:
+        super().__init__()
+        self._hub = hub
+        self._tid = tid
+        self._cell = cell
+        self._waiters = waiters = hub.waiters_class()
+        waiters._tid = tid
+
+    def result(self, timeout: float | None = None) -> T:
+        if self._state not in _DONE:
+            self._hub.drive(self, timeout)
+        return super().result(0)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state not in _DONE:
+            self._hub.drive(self, timeout)
+        return super().exception(0)
+
+    def done(self) -> bool:
+        if self._state not in _DONE:
+            self._hub.poll()
+        return super().done()
+
+    def running(self) -> bool:
+        if super().running():
+            return True
+        return self._state == _base.PENDING and self._cell.get() >= _CLAIMED
+
+    def cancel(self) -> bool:
+        if self._state != _base.PENDING:
+            return super().cancel()
+        if self._hub.cancel(self._tid, self._cell):
+            # Before any worker claimed it: it will never run. Its waiters
+            # (`wait`, `as_completed`) are told now (a thread pool tells them
+            # when a worker dequeues it; no worker will look at it here).
+            cancelled = super().cancel()
+            self.set_running_or_notify_cancel()
+            return cancelled
+        if self._cell.get() >= _CLAIMED:
+            with self._condition:
+                if self._state == _base.PENDING:
+                    self._state = _base.RUNNING
+        return super().cancel()  # running (False) or already failed (False)
+
+    def add_done_callback(self, fn: Callable[[_base.Future[T]], object]) -> None:
+        super().add_done_callback(fn)
+        if self._state not in _DONE:
+            self._hub.want(self._tid)
+
+
+class _Hub:
+    """The pool's machinery: the workers, the task and reply queues, the
+    tasks not yet replied to, and who collects the replies.
+
+    Tasks go on one native queue, ``tasks``, that every worker's loop gets
+    from, inside its interpreter (a free worker takes the next task, as in a
+    thread pool); each carries a claim cell (``_PENDING``...). Replies come
+    back on one queue, ``results``. Whoever holds ``role`` gets from it and
+    completes the futures: a thread in ``result()`` takes the role itself, so
+    a round trip is one put and one get on each queue, with no thread hand-off
+    in this interpreter. A thread that finds the role taken sleeps on
+    ``progress``, woken when a future completes or the role is released. The
+    collector thread collects while some future is waited on without
+    ``result()`` (``concurrent.futures.wait``, ``as_completed``, done
+    callbacks: asyncio's ``run_in_executor``).
+
+    Owned by one executor (which the hub does not reference, so that dropping
+    the executor stops the pool); the futures and the threads hold it.
+    Touched from any thread of the caller's interpreter."""
+
+    def __init__(
+        self,
+        max_workers: int,
+        prefix: str,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        threads: set[threading.Thread],
+    ) -> None:
+        from . import queues
+
+        self.max_workers = max_workers
+        self.prefix = prefix
+        self.initializer = initializer
+        self.initargs = initargs
+        self.threads = threads  # the executor's `_threads`: the worker threads
+        self.functions = _FunctionCache()
+        self.tasks: Queue[Any] = queues.create()
+        self.results: Queue[Any] = queues.create()
+        self.lock = threading.Lock()  # pending, wanted, workers, the flags
+        self.pending: dict[int, _Task] = {}  # not yet replied to (or collected)
+        self.wanted: set[int] = set()  # pending tasks waited on without result()
+        self.workers: list[_Worker] = []
+        self.tids = itertools.count(1)
+        # Claim cells crossing once: every worker gets the tuple when it
+        # starts, a task carries an index into it (a cell crossing with each
+        # task would cost an object crossing). A cell is reused once its
+        # task's reply is collected (or, cancelled, once a worker skipped
+        # it: SKIPPED); with none free, a task carries a new cell itself.
+        self.cells = tuple(_native.AtomicInt(_PENDING) for _ in range(_CELLS))
+        self.free_cells = list(range(_CELLS - 1, -1, -1))
+        self.broken: str | None = None
+        self.shutdown = False
+        self.role = threading.Lock()  # held by the one thread getting from `results`
+        self.progress = threading.Condition(threading.Lock())
+        self.sleepers = 0  # threads waiting on `progress` (under its lock)
+        self.wake_collector = threading.Condition(self.progress._lock)  # type: ignore[attr-defined]
+        self.collector: threading.Thread | None = None
+        self.collector_idle = False
+        self.waiters_class: type[_Waiters] = type(
+            "_Waiters", (_Waiters,), {"__slots__": (), "_hub": self}
+        )
+
+    # --- handing tasks out --------------------------------------------------
+
+    def submit(
+        self, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any], chunk: bool
+    ) -> _Future[Any]:
+        if self.results.qsize():
+            self.poll()  # replies already here: their tasks are not pending
+        with self.lock:
+            if self.broken:
+                raise BrokenInterpreterPool(self.broken)
+            if self.shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if _thread._shutdown:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+            tid = next(self.tids)
+            cref: int | AtomicInt
+            if self.free_cells:
+                cref = self.free_cells.pop()
+                cell = self.cells[cref]
+                cell.set(_PENDING)
+            else:
+                cref = cell = _native.AtomicInt(_PENDING)
+            future: _Future[Any] = _Future(self, tid, cell)
+            task = _Task(tid, future, cell, cref, fn, args, kwargs, chunk)
+            self.pending[tid] = task
+            # As the thread pool: a new worker when there are more tasks than
+            # workers, up to max_workers.
+            if len(self.pending) > len(self.workers) and len(self.workers) < self.max_workers:
+                self._add_worker()
+        try:
+            self._put(task, False)
+        except BaseException as e:  # noqa: BLE001 - goes to its future
+            with self.lock:
+                self.pending.pop(tid, None)
+                self.wanted.discard(tid)
+                self._recycle(cref)
+            future.set_exception(e)
+        return future
+
+    def _recycle(self, cref: int | AtomicInt) -> None:
+        # (under `lock`) no task item refers to this cell any more
+        if type(cref) is int:
+            self.free_cells.append(cref)
+
+    def _add_worker(self) -> None:
+        w = _Worker(len(self.workers))
+        self.workers.append(w)
+        t = threading.Thread(name=f"{self.prefix}_{w.index}", target=_worker_main, args=(self, w))
+        w.thread = t
+        t.start()
+        self.threads.add(t)
+
+    def _put(self, task: _Task, with_pickle: bool) -> None:
+        try:
+            key, data, main, plain = self.functions.lookup(task.fn)
+        except Exception as e:
+            # The function does not pickle (a closure over a lock, say): the
+            # stdlib's error, the reason as its cause.
+            raise NotShareableError("args not shareable") from e
+        if not with_pickle:
+            data = main = None  # the workers find it in the store by its key
+        # The claim cell crosses natively only: what would need pickle (the
+        # callable, the arguments) is pickled apart, into bytes.
+        payload: object = (plain, task.args, task.kwargs or None)
+        try:
+            try:
+                self.tasks.put((task.tid, task.cref, key, data, main, False, payload, task.chunk))
+            except NotShareableError:
+                payload = _xi.dumps(payload)
+                self.tasks.put((task.tid, task.cref, key, data, main, True, payload, task.chunk))
+        except Exception as e:  # noqa: BLE001 - any pickling failure: the stdlib's error, the reason as its cause
+            why = NotShareableError(
+                f"the callable or its arguments could not be pickled here or unpickled in the worker: {e}"
+            )
+            raise NotShareableError("args not shareable") from why
+
+    # --- collecting replies -------------------------------------------------
+
+    def drive(self, fut: _base.Future[Any] | None, timeout: float | None) -> bool:
+        """Collect replies until ``fut`` is done (``None``: until no task is
+        waited on without ``result()``), at most ``timeout`` seconds (the
+        replies already there are collected even when it has passed); whether
+        it is done."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        role = self.role
+        if not role.acquire(False) and not self._wait_for_role(fut, deadline):
+            return True if fut is None else fut._state in _DONE
+        # This thread holds the role: the replies are its to get.
+        results = self.results
+        try:
+            while (fut._state not in _DONE) if fut is not None else self.wanted:
+                try:
+                    if deadline is None:
+                        item = results.get()
+                    else:
+                        remaining = deadline - time.monotonic()
+                        if remaining > 0:
+                            item = results.get(timeout=remaining)
+                        else:
+                            item = results.get_nowait()
+                except QueueEmpty:
+                    break
+                self._complete(item)
+        finally:
+            role.release()
+            self._notify_sleepers()
+        return True if fut is None else fut._state in _DONE
+
+    def _wait_for_role(self, fut: _base.Future[Any] | None, deadline: float | None) -> bool:
+        """Sleep until the role is this thread's (True) or ``fut`` is done
+        (``None``: no task is waited on) or ``deadline`` passed (False)."""
+        progress = self.progress
+        with progress:
+            self.sleepers += 1  # before the checks: see _notify_sleepers
+            try:
+                while (fut._state not in _DONE) if fut is not None else self.wanted:
+                    if self.role.acquire(False):
+                        return True
+                    if deadline is None:
+                        progress.wait()
+                    else:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return False
+                        progress.wait(remaining)
+                return False
+            finally:
+                self.sleepers -= 1
+
+    def _notify_sleepers(self) -> None:
+        """Wake the threads in ``_wait_for_role`` (a future completed, or the
+        role was released). A sleeper counts itself before it checks its
+        future and the role, under ``progress``; this runs after the change it
+        tells of. With the GIL (one place for this build difference: `_GIL`)
+        the unlocked read of the count is ordered after that change, so a
+        count of 0 means no sleeper can miss it; without the GIL (free-threaded)
+        the count is read under the lock."""
+        if _GIL and not self.sleepers:
+            return
+        with self.progress:
+            if self.sleepers:
+                self.progress.notify_all()
+
+    def poll(self) -> None:
+        """Collect the replies already there, if no one else is collecting."""
+        if not self.results.qsize() or not self.role.acquire(False):
+            return
+        try:
+            while True:
+                try:
+                    item = self.results.get_nowait()
+                except QueueEmpty:
+                    return
+                self._complete(item)
+        finally:
+            self.role.release()
+            self._notify_sleepers()
+
+    def _complete(self, item: tuple[Any, ...]) -> None:
+        """Complete the future of one reply (by the role holder). ``item``:
+        ``(task id, status, ...)`` (``_futures_worker``'s replies)."""
+        tid, status = item[0], item[1]
+        if tid < 0:  # _WAKE
+            return
+        with self.lock:
+            if status == _futures_worker.SKIPPED:  # a cancelled task, seen by a worker
+                self._recycle(item[2])
+                return
+            if status == _futures_worker.MISSING:
+                task = self.pending.get(tid)
+            else:
+                task = self.pending.pop(tid, None)
+                self.wanted.discard(tid)
+                if task is not None:
+                    self._recycle(task.cref)
+        if task is None:  # failed meanwhile (a broken pool)
+            return
+        fut = task.future
+        if status == _futures_worker.MISSING:
+            # Its function left the store (queued across two generations):
+            # again, with the function's pickle.
+            task.cell.set(_PENDING)
+            try:
+                if self.shutdown:
+                    # The workers may have taken their last task already.
+                    raise RuntimeError(
+                        "a task's function was evicted from the workers' cache during shutdown"
+                    )
+                self._put(task, True)
+            except BaseException as e:  # noqa: BLE001 - goes to its future
+                with self.lock:
+                    self.pending.pop(tid, None)
+                    self.wanted.discard(tid)
+                    self._recycle(task.cref)
+                fut.set_exception(e)
+            return
+        if status == _futures_worker.OK:
+            fut.set_result(item[2])
+        elif status == _futures_worker.RAISED:
+            fut.set_exception(_rebuild(item[2], item[3]))
+        elif status == _futures_worker.UNSHAREABLE:  # the result could not cross
+            fut.set_exception(NotShareableError(item[2]))
+        else:  # ARGS_UNSHAREABLE: the stdlib's error, the reason as its cause
+            err = NotShareableError("args not shareable")
+            err.__cause__ = NotShareableError(
+                "the callable or its arguments could not be pickled here or unpickled in the worker: "
+                + item[2]
+            )
+            fut.set_exception(err)
+        self._notify_sleepers()
+
+    def cancel(self, tid: int, cell: AtomicInt) -> bool:
+        """Cancel the pending task ``tid`` if no worker has claimed it."""
+        with self.lock:
+            # Under the lock: a task still pending has not had its cell
+            # recycled (a reply is taken out of `pending` under it first).
+            if tid not in self.pending or not cell.compare_and_set(_PENDING, _CANCELLED):
+                return False
+            del self.pending[tid]
+            self.wanted.discard(tid)
+        if self.role.locked():
+            self.results.put(_WAKE)  # its waiter may be the one blocked in `get`
+        return True
+
+    # --- the collector thread -------------------------------------------------
+
+    def want(self, tid: int) -> None:
+        """The task ``tid`` is waited on without ``result()``: collect."""
+        with self.lock:
+            if tid not in self.pending:
+                return
+            self.wanted.add(tid)
+        with self.progress:
+            if self.collector is None:
+                self.collector = threading.Thread(
+                    name=f"{self.prefix}_collector", target=_collector_main, args=(self,), daemon=True
+                )
+                self.collector.start()
+            elif self.collector_idle:
+                self.wake_collector.notify()
+
+    def _collector_done(self) -> bool:
+        return self.shutdown and not self.pending
+
+    # --- breaking, closing, stopping ----------------------------------------
+
+    def worker_failed(self, w: _Worker, msg: str) -> None:
+        """``w`` cannot run tasks any more: the pool is broken, the tasks no
+        worker has claimed fail (and ``w``'s own), the workers stop."""
+        with self.lock:
+            w.gone = True
+            if not self.broken:
+                self.broken = msg
+            tasks = list(self.pending.values())
+        failed = [
+            t for t in tasks if t.cell.compare_and_set(_PENDING, _FAILED) or t.cell.get() == w.claim
+        ]
+        with self.lock:
+            for t in failed:
+                self.pending.pop(t.tid, None)
+                self.wanted.discard(t.tid)
+        for t in failed:
+            if not t.future.done():
+                t.future.set_exception(BrokenInterpreterPool(msg))
+        self._stop_workers()
+        self.results.put(_WAKE)  # a role holder blocked in `get` rechecks its future
+        with self.progress:
+            if self.sleepers:
+                self.progress.notify_all()
+            if self.collector_idle:
+                self.wake_collector.notify()
+
+    def close_requested(self, w: _Worker) -> None:
+        """``Interpreter.close()`` of ``w``'s interpreter (from any thread):
+        unless it runs a task, its loop leaves (the pool is broken), then the
+        close goes on."""
+        self.poll()
+        with self.lock:
+            tasks = list(self.pending.values())
+        if any(t.cell.get() == w.claim for t in tasks):
+            raise InterpreterError(
+                f"interpreter {w.interp_id} is running a task of an InterpreterPoolExecutor"
+            )
+        with self.lock:
+            w.closing = True
+        self.worker_failed(w, f"a worker interpreter was closed under the pool (interpreter {w.interp_id})")
+        w.left.wait()
+
+    def stop(self, cancel_futures: bool) -> None:
+        """Shut down: no new tasks; the workers end once the tasks before
+        are done (``cancel_futures``: those no worker has claimed are cancelled)."""
+        with self.lock:
+            if self.shutdown:
+                return
+            self.shutdown = True
+            tasks = list(self.pending.values()) if cancel_futures else []
+        for t in tasks:
+            t.future.cancel()
+        self._stop_workers()
+        with self.progress:
+            if self.collector_idle:
+                self.wake_collector.notify()
+
+    def rebind_replies(self) -> None:
+        """Put the replies not yet collected again, from here: an item is
+        bound to the interpreter that put it, and a worker's interpreter is
+        about to be closed (its items would become ``UNBOUND``). By the
+        worker's thread once its loop has ended (no reply of it is on the way)."""
+        for _ in range(self.results.qsize()):
+            try:
+                item = self.results.get_nowait()
+            except QueueEmpty:
+                return
+            self.results.put(item)
+
+    def _stop_workers(self) -> None:
+        # One `None` per worker (any worker's loop ends at the first it
+        # gets; behind every task already queued).
+        with self.lock:
+            n = len(self.workers)
+        for _ in range(n):
+            self.tasks.put(None)
+
+
+def _rebuild(pickled: tuple[bytes, str | None] | None, info: Any) -> BaseException:
+    """The exception a task raised, for its future: its own type with the
+    worker's traceback as the cause, else the ExecutionFailed describing it."""
+    exc: BaseException | None = None
+    if pickled is not None:
+        loaded: object
+        try:
+            loaded = _xiload.loads(*pickled)
+        except Exception:  # noqa: BLE001 - its type does not exist here: described instead
+            loaded = None
+        if isinstance(loaded, BaseException):
+            exc = loaded
+    failed = ExecutionFailed(ExceptionInfo.from_tuple(info))
+    if exc is None:
+        return failed  # its type does not cross: described by the ExecutionFailed
+    # The worker's traceback: in the ExecutionFailed it is the cause of
+    # (its message and `excinfo.errdisplay`), as in the stdlib's executor.
+    exc.__cause__ = failed
+    return exc
+
+
+def _collector_main(hub: _Hub) -> None:
+    """The collector thread: collects while some pending task is waited on
+    without ``result()``; ends once the pool is shut down with nothing pending."""
     try:
-        worker = _Worker(pool)
+        while True:
+            with hub.progress:
+                while not hub.wanted and not hub._collector_done():
+                    hub.collector_idle = True
+                    try:
+                        hub.wake_collector.wait()
+                    finally:
+                        hub.collector_idle = False
+            if hub._collector_done():
+                return
+            hub.drive(None, None)
+    except BaseException:  # noqa: BLE001 - as the thread pool: log it
+        _base.LOGGER.critical("Exception in the executor's collector thread", exc_info=True)
+
+
+def _worker_main(hub: _Hub, w: _Worker) -> None:
+    """A worker thread: make its interpreter, run the initializer there, then
+    serve the pool's tasks from inside it until told to stop."""
+    from . import interpreters
+
+    try:
+        interp = interpreters.create()
     except BaseException as e:  # noqa: BLE001 - no interpreter: the pool is broken
         _base.LOGGER.critical("Could not create a worker interpreter:", exc_info=True)
-        pool._break(f"a worker interpreter could not be created: {e!r}")
+        hub.worker_failed(w, f"a worker interpreter could not be created: {e!r}")
+        w.left.set()
         return
+    w.interp_id = iid = interp.id
+    hook = False
     try:
-        if initializer is not None:
+        if hub.initializer is not None:
             try:
-                worker.call(initializer, initargs, {}, False)
+                out = interp.call(
+                    _futures_worker.run, None, None, None, hub.initializer, hub.initargs, None, False
+                )
+                if out[0] != _futures_worker.OK:
+                    raise _rebuild(out[1], out[2])
             except BaseException:  # noqa: BLE001 - logged, and the pool is broken
                 _base.LOGGER.critical("Exception in initializer:", exc_info=True)
-                pool._initializer_failed()
+                hub.worker_failed(w, _INIT_FAILED)
                 return
-        del pool
-        while True:
-            try:
-                item = work_queue.get_nowait()
-            except queue.Empty:
-                pool = pool_ref()
-                if pool is not None:
-                    pool._idle_semaphore.release()
-                del pool
-                item = work_queue.get(block=True)
-            if item is not None:
-                if not _run(item, worker, pool_ref):
-                    return
-                del item
-                continue
-            pool = pool_ref()
-            if _thread._shutdown or pool is None or pool._shutdown:
-                if pool is not None:
-                    pool._shutdown = True
-                work_queue.put(None)  # wake the next worker
-                return
-            del pool
-    except BaseException:  # noqa: BLE001 - as the thread pool: log, end this worker
-        _base.LOGGER.critical("Exception in worker", exc_info=True)
+        interpreters._close_hooks[iid] = functools.partial(hub.close_requested, w)
+        hook = True
+        interp.call(
+            _futures_worker.serve,
+            hub.tasks,
+            hub.results,
+            hub.cells,
+            w.claim,
+            hub.functions.store,
+            iid,
+        )
+    except BaseException as e:  # noqa: BLE001 - the loop ended abnormally: the pool is broken
+        if not w.closing:
+            _base.LOGGER.critical("Exception in worker", exc_info=True)
+            hub.worker_failed(w, f"a worker interpreter failed: {e!r}")
     finally:
-        worker.close()
+        if hook:
+            interpreters._close_hooks.pop(iid, None)
+        with hub.lock:
+            w.gone = True
+        hub.rebind_replies()
+        if not w.closing:  # else someone is closing it (Interpreter.close): theirs to end
+            try:
+                interp.close()
+            except Exception:  # noqa: BLE001, S110 - already gone, or exiting
+                pass
+        del interp
+        w.left.set()
 
 
-def _run(item: _WorkItem, worker: _Worker, pool_ref: weakref.ref[InterpreterPoolExecutor]) -> bool:
-    """Run one task; False if this worker's interpreter is gone (pool broken)."""
-    if not item.future.set_running_or_notify_cancel():
-        return True
-    try:
-        result = worker.call(item.fn, item.args, item.kwargs, item.chunk)
-    except _Broken as e:
-        cause = e.__cause__
-        msg = f"a worker interpreter was closed under the pool ({cause})"
-        err = BrokenInterpreterPool(msg)
-        err.__cause__ = cause
-        item.future.set_exception(err)
-        pool = pool_ref()
-        if pool is not None:
-            pool._break(msg)
-        return False
-    except BaseException as e:  # noqa: BLE001 - the task's exception goes to its future
-        item.future.set_exception(e)
-        del e
-    else:
-        item.future.set_result(result)
-    return True
+_hubs: weakref.WeakSet[_Hub] = weakref.WeakSet()
+
+
+def _at_exit() -> None:
+    # As the thread pool's own exit hook: the queued work is done, then the
+    # workers stop and are joined.
+    hubs = list(_hubs)
+    for hub in hubs:
+        hub.stop(cancel_futures=False)
+    for hub in hubs:
+        for t in list(hub.threads):
+            t.join()
+
+
+threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
 
 
 def _flatten[T](batches: Iterator[tuple[T, ...]]) -> Iterator[T]:
     for batch in batches:
         yield from batch
+
+
 
 
 class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
@@ -366,22 +853,19 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
     Functions, arguments and results cross as in
     :meth:`crossinterp.interpreters.Interpreter.call` (lambdas and closures by
     value); a function is pickled once and rebuilt once per worker.
+
+    Owned by the thread that made it; ``submit``, ``map`` and ``shutdown``
+    may be called from any thread of the interpreter that made it, its
+    futures waited on from any of them.
     """
 
     BROKEN = BrokenInterpreterPool
-    _functions: _FunctionCache
-    # The thread pool's private state this subclass uses, as it is at run time
-    # (concurrent/futures/thread.py):
-    # its pool numbering (`itertools.count().__next__`), absent from typeshed;
+    # The thread pool's private state this subclass keeps, as it is at run
+    # time (concurrent/futures/thread.py): its pool numbering
+    # (`itertools.count().__next__`), absent from typeshed;
     _counter: Callable[[], int]
-    # a set (typeshed: an AbstractSet) of the worker threads;
+    # a set (typeshed: an AbstractSet) of the worker threads.
     _threads: set[threading.Thread]
-    # False, or the message of what broke the pool (the stdlib stores its
-    # initializer message there too: typeshed's `bool` is wrong);
-    _broken: bool | str  # type: ignore[assignment]
-    # our work items and the `None` wake-up sentinel (typeshed: the stdlib's
-    # `_WorkItem` only; its own workers get `None` too).
-    _work_queue: queue.SimpleQueue[_WorkItem | None]  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -404,9 +888,31 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
             )
         prefix = thread_name_prefix or f"InterpreterPoolExecutor-{self._counter()}"
         super().__init__(max_workers, prefix)
-        self._init = initializer
-        self._initargs = initargs
-        self._functions = _FunctionCache()
+        self._hub = hub = _Hub(self._max_workers, prefix, initializer, initargs, self._threads)
+        _hubs.add(hub)
+        # Dropped without shutdown: the workers stop once their work is done.
+        self._finalizer = weakref.finalize(self, hub.stop, False)
+
+    # `_broken` and `_shutdown` as the thread pool has them (read by code
+    # that knows it): the hub's state. The setters take the base class's
+    # initial assignments.
+    @property  # type: ignore[override]
+    def _broken(self) -> bool | str:
+        hub: _Hub | None = self.__dict__.get("_hub")
+        return (hub.broken if hub is not None else None) or False
+
+    @_broken.setter
+    def _broken(self, value: bool | str) -> None:
+        pass
+
+    @property
+    def _shutdown(self) -> bool:
+        hub: _Hub | None = self.__dict__.get("_hub")
+        return hub is not None and hub.shutdown
+
+    @_shutdown.setter
+    def _shutdown(self, value: bool) -> None:
+        pass
 
     def submit(
         self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
@@ -423,17 +929,7 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
             f, call_args, chunk = marker.fn, batch, True
         else:
             f, call_args, chunk = fn, args, False
-        with self._shutdown_lock, _thread._global_shutdown_lock:
-            if self._broken:
-                raise BrokenInterpreterPool(self._broken)
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            if _thread._shutdown:
-                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-            future: _base.Future[_T] = _base.Future()
-            self._work_queue.put(_WorkItem(future, f, call_args, kwargs, chunk))
-            self._adjust_thread_count()
-            return future
+        return self._hub.submit(f, call_args, kwargs, chunk)
 
     submit.__doc__ = _base.Executor.submit.__doc__
 
@@ -475,41 +971,24 @@ class InterpreterPoolExecutor(_thread.ThreadPoolExecutor):
         )
         return _flatten(results)
 
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """As :meth:`concurrent.futures.Executor.shutdown`: no new tasks; the
+        pending ones run (or, with ``cancel_futures``, those not started are
+        cancelled); with ``wait``, returns once every worker has ended."""
+        hub = self._hub
+        hub.stop(cancel_futures)
+        if wait:
+            for t in list(self._threads):
+                t.join()
+            hub.poll()  # every reply is there: the futures are done on return
+
+    shutdown.__doc__ = _base.Executor.shutdown.__doc__
+
     def _adjust_thread_count(self) -> None:
-        if self._idle_semaphore.acquire(timeout=0):
-            return  # an idle worker takes the task
-
-        def wake(_: object, q: queue.SimpleQueue[_WorkItem | None] = self._work_queue) -> None:
-            q.put(None)
-
-        n = len(self._threads)
-        if n < self._max_workers:
-            t = threading.Thread(
-                name=f"{self._thread_name_prefix}_{n}",
-                target=_worker,
-                args=(weakref.ref(self, wake), self._work_queue, self._init, self._initargs),
-            )
-            t.start()
-            self._threads.add(t)
-            # A WeakKeyDictionary at run time (typeshed: a read-only Mapping).
-            _thread._threads_queues[t] = self._work_queue  # type: ignore[index]
+        raise NotImplementedError  # the hub starts the workers
 
     def _initializer_failed(self) -> None:
-        self._break("A worker initializer failed, the interpreter pool is not usable anymore")
-
-    def _break(self, msg: str) -> None:
-        """Mark the pool broken and fail every task not yet started."""
-        with self._shutdown_lock:
-            if not self._broken:
-                self._broken = msg
-            while True:
-                try:
-                    item = self._work_queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    item.future.set_exception(BrokenInterpreterPool(self._broken))
-            self._work_queue.put(None)  # wake idle workers: they end at shutdown
+        raise NotImplementedError  # the hub breaks the pool
 
     def __exit__(self, exc_type: object, exc_val: object, exc_tb: object) -> None:
         # Ctrl-C (or any BaseException that is not an Exception) out of the

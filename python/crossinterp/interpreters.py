@@ -76,6 +76,12 @@ WHENCE_CROSSINTERP = "crossinterp"
 # the last object of an interpreter made by create() closes it.
 _cache: weakref.WeakValueDictionary[int, Interpreter] = weakref.WeakValueDictionary()
 _cache_lock = threading.Lock()
+# Interpreters whose thread parks in a loop inside them between tasks (the
+# workers of crossinterp.futures.InterpreterPoolExecutor): id -> a callable
+# that makes the loop leave (or raises InterpreterError if it is busy) and
+# returns once no thread runs there, so that `close()` can go on. Set and
+# removed by their owner; `close()` calls it first.
+_close_hooks: dict[int, Callable[[], None]] = {}
 
 try:  # CPython's own registry of interpreters (3.13+), for the ones not ours
     import _interpreters as _stdlib
@@ -405,6 +411,9 @@ class Interpreter:
         the stdlib's ``interpreters`` module, or this thread holds a guard on
         it), and :class:`InterpreterNotFoundError` if it is already closed.
         """
+        hook = _close_hooks.get(self._id)
+        if hook is not None:
+            hook()
         if self._ours or _stdlib is None:
             _native.destroy(self._id)
         else:
