@@ -46,6 +46,7 @@ import argparse
 import collections
 import random
 import statistics
+import sys
 import threading
 import time
 

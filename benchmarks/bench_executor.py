@@ -16,11 +16,10 @@ with 2 workers, warmed up before timing. Cases (issue 12):
    per worker), against cloudpickle (the function pickled by cloudpickle for
    every task, loaded in the worker); and one ``dumps`` + ``loads`` of a
    closure in this interpreter, ``crossinterp._xi`` vs cloudpickle;
-6. the crossing the executor is built on: ``Interpreter.call`` vs a round
-   trip over a pair of crossinterp queues served by a loop in the interpreter;
-7. the design not taken, measured: an executor prototype over crossinterp
-   queues (a loop thread in each worker interpreter, a collector thread here
-   completing the futures), round trip and many tasks in flight.
+6. the crossing the executor is built on: a round trip over a pair of
+   crossinterp queues served by a loop parked in the interpreter (the floor
+   of case 1's round trip), and ``Interpreter.call`` from this thread and
+   from another thread (what the executor did before it moved to queues).
 
     PYTHONPATH=$(scripts/bench_peers 3.14) scripts/py 3.14 benchmarks/bench_executor.py [--quick]
 
@@ -82,71 +81,6 @@ def queue_server(inq, outq):
         if x is None:
             return
         outq.put(x)
-
-
-def task_server(inq, outq):
-    """The worker loop of the queue-based prototype (case 7)."""
-    while True:
-        item = inq.get()
-        if item is None:
-            return
-        tid, fn, args = item
-        try:
-            outq.put((tid, True, fn(*args)))
-        except BaseException as e:  # noqa: BLE001 - a prototype: the error as text
-            outq.put((tid, False, repr(e)))
-
-
-class QueuePrototype:
-    """Case 7: the executor design not taken, to measure it: tasks go over one
-    crossinterp queue to a loop thread inside each worker interpreter, results
-    come back over another, and a collector thread here completes the futures."""
-
-    def __init__(self, workers):
-        from crossinterp import queues
-
-        self.inq, self.outq = queues.create(), queues.create()
-        self.interps = [xi_interpreters.create() for _ in range(workers)]
-        self.loops = [it.call_in_thread(task_server, self.inq, self.outq) for it in self.interps]
-        self.futures = {}
-        self.ids = iter(range(1 << 62))
-        self.lock = threading.Lock()
-        self.collector = threading.Thread(target=self._collect)
-        self.collector.start()
-
-    def _collect(self):
-        while True:
-            item = self.outq.get()
-            if item is None:
-                return
-            tid, ok, value = item
-            with self.lock:
-                fut = self.futures.pop(tid)
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(RuntimeError(value))
-
-    def submit(self, fn, *args):
-        fut = cf.Future()
-        with self.lock:
-            tid = next(self.ids)
-            self.futures[tid] = fut
-        self.inq.put((tid, fn, args))
-        return fut
-
-    def shutdown(self):
-        for _ in self.loops:
-            self.inq.put(None)
-        for t in self.loops:
-            t.join()
-        self.outq.put(None)
-        self.collector.join()
-        for it in self.interps:
-            it.close()
-
-
-# --- harness -------------------------------------------------------------------
 
 
 def best(fn, repeat):
@@ -409,7 +343,8 @@ def main():
         )
 
     if 6 in a.only:
-        # 6. the crossing: Interpreter.call vs a pair of queues served in the interpreter
+        # 6. where the round trip goes: the executor against the crossings it
+        # could be built on (a ratio below 1: that crossing is cheaper)
         from crossinterp import queues
 
         it = xi_interpreters.create()
@@ -428,7 +363,7 @@ def main():
                 outq.get()
 
         def by_call_from_thread():
-            # what the executor does: the caller hands the task to a thread that calls
+            # the executor's design before the queues: a thread that calls
             box = []
             ev_in, ev_out = threading.Event(), threading.Event()
 
@@ -447,16 +382,21 @@ def main():
                 ev_out.clear()
             t.join()
 
+        def by_executor():
+            for _ in range(n_rt):
+                ours.submit(abs, 1).result()
+
         times = rounds(
             {
-                "crossinterp": by_call,
-                "call from a worker thread": by_call_from_thread,
-                "queue pair, loop in the interpreter": by_queues,
+                "crossinterp": by_executor,
+                "queue pair, loop in the interpreter (floor)": by_queues,
+                "Interpreter.call, this thread": by_call,
+                "Interpreter.call from a worker thread": by_call_from_thread,
             },
             repeat,
         )
         report(
-            "6. one crossing round trip: Interpreter.call (this thread) vs alternatives",
+            "6. one round trip: the executor (submit+result) vs the crossings under it",
             times,
             n_rt,
         )
@@ -464,39 +404,6 @@ def main():
         server.join()
         it.close()
         it2.close()
-
-    if 7 in a.only:
-        proto = QueuePrototype(WORKERS)
-        for f in [proto.submit(abs, 1) for _ in range(10)]:
-            f.result()
-
-        def proto_rt():
-            for _ in range(n_rt):
-                proto.submit(abs, 1).result()
-
-        def proto_map():
-            for f in [proto.submit(abs, i) for i in range(n_map // 10)]:
-                f.result()
-
-        def ours_map():
-            for f in [ours.submit(abs, i) for i in range(n_map // 10)]:
-                f.result()
-
-        def ours_rt():
-            for _ in range(n_rt):
-                ours.submit(abs, 1).result()
-
-        times = rounds({"crossinterp": ours_rt, "queue-based prototype": proto_rt}, repeat)
-        report(
-            "7a. the design not taken: round trip, executor vs queue-based prototype", times, n_rt
-        )
-        times = rounds({"crossinterp": ours_map, "queue-based prototype": proto_map}, repeat)
-        report(
-            f"7b. the design not taken: {n_map // 10:,} tasks in flight (per task)",
-            times,
-            n_map // 10,
-        )
-        proto.shutdown()
 
     for ex in pools.values():
         ex.shutdown(wait=True)
