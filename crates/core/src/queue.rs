@@ -288,9 +288,12 @@ impl<T> Shared<T> {
 
     #[inline]
     fn leave(gate: &AtomicUsize) {
-        // Release: pairs with the Acquire loads of `drain_gate`, so an
-        // exclusive operation or the close sees what this operation did.
-        gate.fetch_sub(1, Ordering::Release);
+        // SeqCst: the operation's side of the Dekker pair with a waiter (see
+        // `after_put`); its Release half pairs with the Acquire loads of
+        // `drain_gate` (an exclusive operation or the close sees what this
+        // operation did) and with a registering waiter's read-modify-write of
+        // this gate (`publish_waiting`).
+        gate.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Wait (no lock but the caller's mutex held) until no operation is in
@@ -356,11 +359,14 @@ impl<T> Shared<T> {
     /// the get side's notifiers, if the summary says there are any.
     #[inline]
     fn after_put(&self) {
-        // SeqCst fence: the put's side of the Dekker pair (store the item,
-        // fence, load `get_waiting`); the other side is `publish_waiting`'s
-        // fence followed by the waiter's re-try. Relaxed load: the fences order it.
-        fence(Ordering::SeqCst);
-        if self.get_waiting.load(Ordering::Relaxed) != 0 {
+        // SeqCst load after the put's SeqCst `leave` of the put gate: the put's
+        // side of the Dekker pair; the waiter's side is `publish_waiting`
+        // (SeqCst store of `get_waiting`, then a SeqCst read-modify-write of
+        // the put gate, then the re-try). Both read-modify-writes are of one
+        // word: if the waiter's comes later it acquires the put's item (its
+        // re-try sees it); if it comes earlier, the waiter's store precedes
+        // this load in the single SeqCst order, so this load sees the waiter.
+        if self.get_waiting.load(Ordering::SeqCst) != 0 {
             let mut g = lock(&self.state);
             let wake = g.getters.wake_one();
             let notify = g.get_watch.snapshot();
@@ -377,9 +383,8 @@ impl<T> Shared<T> {
     /// [`Shared::after_put`] for putters.
     #[inline]
     fn after_get(&self) {
-        // SeqCst fence: as in `after_put`, with `put_waiting`.
-        fence(Ordering::SeqCst);
-        if self.put_waiting.load(Ordering::Relaxed) != 0 {
+        // SeqCst: as in `after_put`, with `put_waiting` and the get gate.
+        if self.put_waiting.load(Ordering::SeqCst) != 0 {
             let mut g = lock(&self.state);
             let wake = g.putters.wake_one();
             let notify = g.put_watch.snapshot();
@@ -393,19 +398,23 @@ impl<T> Shared<T> {
     }
 
     /// Store both sides' waiting summaries from the accounting (under the
-    /// lock), then fence: the waiter's side of the Dekker pair (its re-try
-    /// follows).
+    /// lock), then read-modify-write both gates: the waiter's side of the
+    /// Dekker pair with `after_put` / `after_get` (its re-try follows).
     fn publish_waiting(&self, g: &State) {
-        // Relaxed stores: only written under the lock; the fence below orders
-        // them before the caller's re-try of the store.
+        // SeqCst stores (only written under the lock) and SeqCst no-op
+        // read-modify-writes of the gates: see `after_put`. The fence makes
+        // the same order explicit for the store's own accesses (and for loom,
+        // which models SeqCst accesses as AcqRel but SeqCst fences exactly).
         self.get_waiting.store(
             g.getters.asleep() + g.get_watch.len(),
-            Ordering::Relaxed,
+            Ordering::SeqCst,
         );
         self.put_waiting.store(
             g.putters.asleep() + g.put_watch.len(),
-            Ordering::Relaxed,
+            Ordering::SeqCst,
         );
+        self.put_gate.fetch_add(0, Ordering::SeqCst);
+        self.get_gate.fetch_add(0, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
