@@ -3,58 +3,39 @@
 //!
 //! # Protocol
 //!
-//! Items live in a lock-free store (crossbeam-queue's `ArrayQueue` when
-//! bounded, `SegQueue` when not; under loom a loom-checked `Mutex<VecDeque>`
-//! with the same operations, so the models check this file's protocol and
-//! trust the library's). A put or get that can proceed takes no lock: it
-//! passes a *gate*, touches the store, and checks a counter of waiters. The
-//! mutex guards only the wait accounting (`Sleepers`, `Watchers`) and the
-//! operations that need the whole queue to themselves.
+//! One mutex guards the items, the `closed` flag and the wait accounting of both
+//! sides; `not_empty` wakes getters, `not_full` wakes putters (bounded queues
+//! only). Blocking calls follow the wait protocol of `crate::wait`: a
+//! `Blocker` decides, each time the call finds it cannot proceed, whether its
+//! deadline passed, whether the interrupt hook is due, or how long to wait.
 //!
-//! Gates (`put_gate`, `get_gate`: one word per side, each on its own cache
-//! line): a put or get enters by a `fetch_add` of the in-flight count and
-//! leaves by a `fetch_sub`. An *exclusive* operation (`remove_where`,
-//! `drain`, `for_each_mut`) holds the mutex, sets `EXCL` on both gates and
-//! waits until both counts are zero; an operation entering sees `EXCL` in the
-//! value its `fetch_add` returned, leaves, and waits for the mutex. Both are
-//! read-modify-writes of one word, so one of them sees the other
-//! (`exclusive_vs_put_get` model). `close()` sets `CLOSED` on the put gate (a
-//! put entering after it is refused), waits until no put is in flight, then
-//! sets the final `closed` flag: from then on an empty store stays empty, so
-//! a get that read `closed` before finding the store empty reports
-//! [`GetError::Closed`] (`put_in_flight_vs_close` model; `close_while_sending`
-//! stress test).
+//! No lost wake-up (`put_get_wakeup`, `bounded_put_waits_for_get` models in
+//! `tests/loom_queue.rs`): each side (getters, putters) has its own `Sleepers`,
+//! kept under the queue's lock as `wait` describes. A blocked getter registers
+//! as asleep in the critical section that found the queue empty, so a put
+//! either ran before that check (the getter sees the item) or runs after and
+//! sees the sleeper; a put that sees an asleep getter wakes one (`notify_one`
+//! once it has unlocked), and further puts before that getter runs issue no
+//! redundant futex wake. Getters and putters are symmetric (a get wakes one
+//! asleep putter); `close`, `drain` and `remove_where` wake every sleeper of
+//! the side they unblock.
 //!
-//! No lost wake-up (`put_get_wakeup`, `bounded_put_waits_for_get`,
-//! `put_vs_registering_getter` models in `tests/loom_queue.rs`): each side
-//! has its own `Sleepers` and `Watchers`, kept under the mutex as `wait`
-//! describes, and a lock-free summary, `get_waiting` / `put_waiting` (asleep
-//! threads plus notifiers of that side), stored under the mutex after every
-//! change and followed by a SeqCst fence. A getter about to sleep registers
-//! under the mutex, fences, and re-tries the store before it waits (the
-//! condition variable releases the mutex atomically); a put stores its item,
-//! fences, and loads `get_waiting`. The two store→fence→load sequences are
-//! Dekker's: either the re-try sees the item or the put sees the waiter, and
-//! then takes the mutex (so it cannot notify before the getter waits), claims
-//! one asleep getter (`wake_one`) and notifies it after unlocking, and calls
-//! the get side's notifiers. Getters and putters are symmetric (a get wakes
-//! one asleep putter); `close`, `drain` and `remove_where` wake every sleeper
-//! of the side they unblock.
-//!
-//! Spin, then park: a call that would sleep first backs off
-//! (`wait::spin_until`) watching the store's emptiness (or fullness) and the
-//! `closed` flag, then re-tries; only then does it register and sleep. When
-//! streaming through a full or empty queue, the other side usually makes
-//! progress within that window, which saves a futex sleep and wake-up per item.
+//! Spin, then park: a call that would sleep first releases the lock and backs
+//! off (`wait::spin_until`) watching a lock-free hint of the queue's length and
+//! `closed` flag, then re-takes the lock and re-checks; only then does it
+//! register and sleep. When streaming through a full or empty queue, the other
+//! side usually makes progress within that window, which saves a futex sleep
+//! and wake-up per item. The hint is advisory (written under the lock, read
+//! without it): the decision to sleep is always made under the lock.
 //!
 //! A woken getter always takes an item if there is one before it looks at its
 //! deadline or hook, so a notification is never spent without effect while an
-//! item waits; a getter that leaves empty-handed (deadline, hook) found the
-//! store empty.
+//! item waits; a getter that leaves empty-handed (deadline, hook) has found the
+//! queue empty under the lock.
 //!
-//! Close: puts are then refused (handing the item back); gets keep draining
-//! the items already in the queue and report [`GetError::Closed`] only once it
-//! is empty (`close_wakes_blocked_getter`).
+//! Close: `close()` sets `closed` and wakes everyone. Puts are then refused
+//! (handing the item back); gets keep draining the items already in the queue
+//! and report [`GetError::Closed`] only once it is empty (`close_wakes_blocked_getter`).
 //!
 //! Nothing lost: an item is either in the queue, returned by a get, returned by
 //! `drain`/`remove_where`, or handed back in a [`PutError`]. Items still in the
@@ -66,125 +47,30 @@
 //! that every put and the close call (after unlocking), `watch(Side::Put, n)`
 //! one that every get, `drain`, `remove_where` and the close call; a notifier
 //! is not a sleeper and takes nothing: its owner re-tries with `try_get` /
-//! `try_put` (`async_watch_*` tests below). Registering stores the side's
-//! waiting summary and fences, as a sleeper does.
+//! `try_put` (`async_watch_*` tests below).
 //!
-//! # Why not one mutex
+//! # Why a mutex
 //!
-//! Until 0.x (see CHANGELOG) one mutex guarded the items too: every put and get
-//! then bounced the mutex's cache line between the producing and consuming
-//! cores and, on a loaded machine, parked behind a preempted holder (futex
-//! sleep and wake), 1.2-6x slower than crossbeam-channel in `benches/queue.rs`.
-//! Now a put and a get touch different cache lines (their gate, the store's
-//! tail or head) and take no lock unless someone waits.
+//! `Mutex<VecDeque>` plus two condition variables is checkable with loom end to
+//! end and gives `close`, `remove_where` and the unbound-item policies a simple
+//! linearization point. `benches/queue.rs` measures it against
+//! crossbeam-channel.
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
 use crate::sync::DynArc;
-use crate::sync::{
-    fence, lock, wait_timeout, yield_now, Arc, AtomicBool, AtomicUsize, Condvar, Mutex,
-    MutexGuard, Ordering,
-};
+use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
-use crossbeam_utils::CachePadded;
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
 
-/// Gate bit: an exclusive operation holds (or is taking) the queue.
-const EXCL: usize = 1 << (usize::BITS - 1);
-/// Put-gate bit: the queue is closing or closed; puts are refused.
-const CLOSED: usize = 1 << (usize::BITS - 2);
-/// Gate bits: operations in flight.
-const COUNT: usize = CLOSED - 1;
+/// Bit 63 of [`Shared::hint`]: the queue is closed.
+const CLOSED_HINT: u64 = 1 << 63;
 
-/// The items: crossbeam-queue's lock-free queues (a well-kept library; its
-/// `ArrayQueue` is the array flavour crossbeam-channel's bounded channel uses).
-#[cfg(not(loom))]
-enum Store<T> {
-    Bounded(crossbeam_queue::ArrayQueue<T>),
-    Unbounded(crossbeam_queue::SegQueue<T>),
-}
-
-#[cfg(not(loom))]
-impl<T> Store<T> {
-    fn new(maxsize: usize) -> Self {
-        if maxsize == 0 {
-            Store::Unbounded(crossbeam_queue::SegQueue::new())
-        } else {
-            Store::Bounded(crossbeam_queue::ArrayQueue::new(maxsize))
-        }
-    }
-    #[inline]
-    fn push(&self, item: T) -> Result<(), T> {
-        match self {
-            Store::Bounded(q) => q.push(item),
-            Store::Unbounded(q) => {
-                q.push(item);
-                Ok(())
-            }
-        }
-    }
-    #[inline]
-    fn pop(&self) -> Option<T> {
-        match self {
-            Store::Bounded(q) => q.pop(),
-            Store::Unbounded(q) => q.pop(),
-        }
-    }
-    fn len(&self) -> usize {
-        match self {
-            Store::Bounded(q) => q.len(),
-            Store::Unbounded(q) => q.len(),
-        }
-    }
-    fn is_empty(&self) -> bool {
-        match self {
-            Store::Bounded(q) => q.is_empty(),
-            Store::Unbounded(q) => q.is_empty(),
-        }
-    }
-}
-
-/// Under loom: the same operations over a loom mutex, so every access is a
-/// scheduling point the models explore (crossbeam-queue is not
-/// loom-instrumented; the models check this file's protocol around it).
-#[cfg(loom)]
-struct Store<T> {
-    maxsize: usize,
-    items: Mutex<std::collections::VecDeque<T>>,
-}
-
-#[cfg(loom)]
-impl<T> Store<T> {
-    fn new(maxsize: usize) -> Self {
-        Store {
-            maxsize,
-            items: Mutex::new(std::collections::VecDeque::new()),
-        }
-    }
-    fn push(&self, item: T) -> Result<(), T> {
-        let mut g = lock(&self.items);
-        if self.maxsize != 0 && g.len() >= self.maxsize {
-            return Err(item);
-        }
-        g.push_back(item);
-        Ok(())
-    }
-    fn pop(&self) -> Option<T> {
-        lock(&self.items).pop_front()
-    }
-    fn len(&self) -> usize {
-        lock(&self.items).len()
-    }
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// What the mutex guards: the wait accounting of both sides.
-struct State {
-    /// `close()` ran (set first thing under the lock).
+struct State<T> {
+    items: VecDeque<T>,
     closed: bool,
     getters: Sleepers,
     putters: Sleepers,
@@ -203,7 +89,7 @@ pub enum Side {
     Put,
 }
 
-impl State {
+impl<T> State<T> {
     fn watchers(&mut self, side: Side) -> &mut Watchers {
         match side {
             Side::Get => &mut self.get_watch,
@@ -216,248 +102,80 @@ struct Shared<T> {
     id: u64,
     /// 0: unbounded.
     maxsize: usize,
-    store: Store<T>,
-    /// Puts in flight, with [`EXCL`] and [`CLOSED`].
-    put_gate: CachePadded<AtomicUsize>,
-    /// Gets in flight, with [`EXCL`].
-    get_gate: CachePadded<AtomicUsize>,
-    /// Asleep getters plus get-side notifiers (see the module's protocol).
-    get_waiting: CachePadded<AtomicUsize>,
-    /// Asleep putters plus put-side notifiers.
-    put_waiting: AtomicUsize,
-    /// Final: closed and no put in flight; an empty store now stays empty.
-    closed: AtomicBool,
-    state: Mutex<State>,
+    state: Mutex<State<T>>,
     /// Getters wait here for an item or the close.
     not_empty: Condvar,
     /// Putters wait here for room or the close (bounded queues only).
     not_full: Condvar,
-}
-
-/// What a gated attempt found.
-enum Try<T> {
-    Done,
-    /// The put found no room (the item comes back) or the get no item.
-    No(Option<T>),
-    /// The put gate is closed (the item comes back).
-    Closed(Option<T>),
-}
-
-/// Clears `EXCL` on both gates when an exclusive operation ends (or unwinds).
-struct ExclGuard<'a, T>(&'a Shared<T>);
-
-impl<T> Drop for ExclGuard<'_, T> {
-    fn drop(&mut self) {
-        // Release: the next operation to enter (Acquire `fetch_add`) sees
-        // everything the exclusive operation did to the store.
-        self.0.put_gate.fetch_and(!EXCL, Ordering::Release);
-        self.0.get_gate.fetch_and(!EXCL, Ordering::Release);
-    }
-}
-
-/// Items taken out by an exclusive operation; whatever is left in `items` goes
-/// back into the store, in order, when it drops (also when a callback panics).
-struct Restore<'a, T> {
-    store: &'a Store<T>,
-    items: Vec<T>,
-}
-
-impl<T> Drop for Restore<'_, T> {
-    fn drop(&mut self) {
-        for item in self.items.drain(..) {
-            // Cannot fail: the store held at least these items a moment ago
-            // and nothing else touches it during an exclusive operation.
-            let _ = self.store.push(item);
-        }
-    }
+    /// The state summarized for waiters about to sleep: `items.len()`, with
+    /// [`CLOSED_HINT`] once closed. Written only under the lock, after every
+    /// change ([`Shared::publish`]); read without it ([`Shared::spin_until`]).
+    hint: AtomicU64,
 }
 
 impl<T> Shared<T> {
-    /// Enter a gate. `Err(())`: an exclusive operation holds the queue; the
-    /// caller has left again and should wait for the mutex, then retry.
-    #[inline]
-    fn enter(gate: &AtomicUsize) -> Result<usize, ()> {
-        // Acquire: pairs with the Release clear of `EXCL` ([`ExclGuard`]).
-        let g = gate.fetch_add(1, Ordering::Acquire);
-        if g & EXCL != 0 {
-            Self::leave(gate);
-            return Err(());
-        }
-        Ok(g)
+    /// Update the hint from the state (under the lock).
+    fn publish(&self, g: &State<T>) {
+        let closed = if g.closed { CLOSED_HINT } else { 0 };
+        // Relaxed: the hint only tells a spinning waiter when to re-take the
+        // lock; everything it then reads is published by the mutex. A stale
+        // hint costs a useless re-check or the rest of the spin, never
+        // correctness: the decision to sleep is made under the lock.
+        self.hint
+            .store(g.items.len() as u64 | closed, Ordering::Relaxed);
     }
 
-    #[inline]
-    fn leave(gate: &AtomicUsize) {
-        // SeqCst: the operation's side of the Dekker pair with a waiter (see
-        // `after_put`); its Release half pairs with the Acquire loads of
-        // `drain_gate` (an exclusive operation or the close sees what this
-        // operation did) and with a registering waiter's read-modify-write of
-        // this gate (`publish_waiting`).
-        gate.fetch_sub(1, Ordering::SeqCst);
+    /// Before sleeping: spin, then yield, for a short bounded while until the
+    /// hint says `ready` (or the steps run out). Called with no lock held; the
+    /// caller then re-takes the lock and re-checks. Saves a futex sleep and
+    /// wake-up per item when the other side is about to make progress (the
+    /// common case when streaming through a full or empty queue).
+    fn spin_until(&self, ready: impl Fn(u64) -> bool) {
+        // Relaxed: see `publish`.
+        wait::spin_until(|| ready(self.hint.load(Ordering::Relaxed)));
     }
 
-    /// Wait (no lock but the caller's mutex held) until no operation is in
-    /// flight through `gate` (they take no lock, so they finish).
-    fn drain_gate(gate: &AtomicUsize) {
-        // Acquire: pairs with `leave`'s Release.
-        while gate.load(Ordering::Acquire) & COUNT != 0 {
-            yield_now();
-        }
-    }
-
-    /// One put attempt through the gate. Does not wake anyone: the caller
-    /// calls [`Shared::after_put`] once it holds no lock. With `locked`, the
-    /// caller holds the mutex (so no exclusive operation can hold the gate).
-    #[inline]
-    fn try_push(&self, item: T, locked: bool) -> Try<T> {
-        loop {
-            let g = match Self::enter(&self.put_gate) {
-                Ok(g) => g,
-                Err(()) => {
-                    debug_assert!(!locked, "EXCL set while the mutex is held");
-                    drop(lock(&self.state));
-                    continue;
-                }
-            };
-            if g & CLOSED != 0 {
-                Self::leave(&self.put_gate);
-                return Try::Closed(Some(item));
-            }
-            let r = self.store.push(item);
-            Self::leave(&self.put_gate);
-            return match r {
-                Ok(()) => Try::Done,
-                Err(item) => Try::No(Some(item)),
-            };
-        }
-    }
-
-    /// One get attempt through the gate (see [`Shared::try_push`]).
-    #[inline]
-    fn try_pop(&self, locked: bool) -> Result<T, GetError> {
-        loop {
-            if Self::enter(&self.get_gate).is_err() {
-                debug_assert!(!locked, "EXCL set while the mutex is held");
-                drop(lock(&self.state));
-                continue;
-            }
-            // Acquire, and read before the pop: `closed` is set once no put is
-            // in flight and none can start, so if it was set before the store
-            // was found empty, the store stays empty.
-            let closed = self.closed.load(Ordering::Acquire);
-            let item = self.store.pop();
-            Self::leave(&self.get_gate);
-            return match item {
-                Some(v) => Ok(v),
-                None if closed => Err(GetError::Closed),
-                None => Err(GetError::Empty),
-            };
-        }
-    }
-
-    /// After an item went in (no lock held): wake one asleep getter and call
-    /// the get side's notifiers, if the summary says there are any.
-    #[inline]
-    fn after_put(&self) {
-        // SeqCst load after the put's SeqCst `leave` of the put gate: the put's
-        // side of the Dekker pair; the waiter's side is `publish_waiting`
-        // (SeqCst store of `get_waiting`, then a SeqCst read-modify-write of
-        // the put gate, then the re-try). Both read-modify-writes are of one
-        // word: if the waiter's comes later it acquires the put's item (its
-        // re-try sees it); if it comes earlier, the waiter's store precedes
-        // this load in the single SeqCst order, so this load sees the waiter.
-        if self.get_waiting.load(Ordering::SeqCst) != 0 {
-            let mut g = lock(&self.state);
-            let wake = g.getters.wake_one();
-            let notify = g.get_watch.snapshot();
-            self.publish_waiting(&g);
-            drop(g);
-            if wake {
-                self.not_empty.notify_one();
-            }
-            wait::notify_all(notify);
-        }
-    }
-
-    /// After an item came out by a get (no lock held): the mirror of
-    /// [`Shared::after_put`] for putters.
-    #[inline]
-    fn after_get(&self) {
-        // SeqCst: as in `after_put`, with `put_waiting` and the get gate.
-        if self.put_waiting.load(Ordering::SeqCst) != 0 {
-            let mut g = lock(&self.state);
-            let wake = g.putters.wake_one();
-            let notify = g.put_watch.snapshot();
-            self.publish_waiting(&g);
-            drop(g);
-            if wake {
-                self.not_full.notify_one();
-            }
-            wait::notify_all(notify);
-        }
-    }
-
-    /// Store both sides' waiting summaries from the accounting (under the
-    /// lock), then read-modify-write both gates: the waiter's side of the
-    /// Dekker pair with `after_put` / `after_get` (its re-try follows).
-    fn publish_waiting(&self, g: &State) {
-        // SeqCst stores (only written under the lock) and SeqCst no-op
-        // read-modify-writes of the gates: see `after_put`. The fence makes
-        // the same order explicit for the store's own accesses (and for loom,
-        // which models SeqCst accesses as AcqRel but SeqCst fences exactly).
-        self.get_waiting.store(
-            g.getters.asleep() + g.get_watch.len(),
-            Ordering::SeqCst,
-        );
-        self.put_waiting.store(
-            g.putters.asleep() + g.put_watch.len(),
-            Ordering::SeqCst,
-        );
-        self.put_gate.fetch_add(0, Ordering::SeqCst);
-        self.get_gate.fetch_add(0, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-    }
-
-    /// Whether a put may proceed now (a hint read without the lock).
-    fn put_ready(&self) -> bool {
-        // Relaxed: a hint for the spin; the re-try decides.
-        self.closed.load(Ordering::Relaxed) || self.has_room(self.store.len())
+    /// Whether a hint says a put may proceed (room, or closed: it will fail).
+    fn put_ready(&self, hint: u64) -> bool {
+        hint & CLOSED_HINT != 0 || self.has_room((hint & !CLOSED_HINT) as usize)
     }
 
     fn has_room(&self, len: usize) -> bool {
         self.maxsize == 0 || len < self.maxsize
     }
 
-    /// Take the queue exclusively: the mutex, then `EXCL` on both gates and
-    /// no operation in flight. `EXCL` is cleared when the guard drops.
-    fn exclusive(&self) -> (MutexGuard<'_, State>, ExclGuard<'_, T>) {
-        let g = lock(&self.state);
-        // AcqRel: one read-modify-write order per gate with every `enter`.
-        self.put_gate.fetch_or(EXCL, Ordering::AcqRel);
-        self.get_gate.fetch_or(EXCL, Ordering::AcqRel);
-        let excl = ExclGuard(self);
-        Self::drain_gate(&self.put_gate);
-        Self::drain_gate(&self.get_gate);
-        (g, excl)
+    /// Append under the lock, unlock, then wake one asleep getter if any.
+    fn push(&self, mut g: MutexGuard<'_, State<T>>, item: T) {
+        g.items.push_back(item);
+        self.publish(&g);
+        let wake = g.getters.wake_one();
+        let notify = g.get_watch.snapshot();
+        drop(g);
+        if wake {
+            self.not_empty.notify_one();
+        }
+        wait::notify_all(notify);
     }
 
-    /// Every item, out of the store (during an exclusive operation).
-    fn take_all(&self) -> Restore<'_, T> {
-        let mut items = Vec::with_capacity(self.store.len());
-        while let Some(item) = self.store.pop() {
-            items.push(item);
+    /// Take the front item under the lock, unlock, then wake one asleep putter.
+    fn pop(&self, mut g: MutexGuard<'_, State<T>>) -> Option<T> {
+        let item = g.items.pop_front()?;
+        self.publish(&g);
+        let wake = g.putters.wake_one();
+        let notify = g.put_watch.snapshot();
+        drop(g);
+        if wake {
+            self.not_full.notify_one();
         }
-        Restore {
-            store: &self.store,
-            items,
-        }
+        wait::notify_all(notify);
+        Some(item)
     }
 
     /// After items left the queue other than by a get: wake every putter.
-    fn room_made(&self, mut g: MutexGuard<'_, State>) {
+    fn room_made(&self, mut g: MutexGuard<'_, State<T>>) {
+        self.publish(&g);
         let wake = g.putters.wake_all();
         let notify = g.put_watch.snapshot();
-        self.publish_waiting(&g);
         drop(g);
         if wake {
             self.not_full.notify_all();
@@ -495,13 +213,8 @@ impl<T> Queue<T> {
             shared: Arc::new(Shared {
                 id: next_id(),
                 maxsize,
-                store: Store::new(maxsize),
-                put_gate: CachePadded::new(AtomicUsize::new(0)),
-                get_gate: CachePadded::new(AtomicUsize::new(0)),
-                get_waiting: CachePadded::new(AtomicUsize::new(0)),
-                put_waiting: AtomicUsize::new(0),
-                closed: AtomicBool::new(false),
                 state: Mutex::new(State {
+                    items: VecDeque::new(),
                     closed: false,
                     getters: Sleepers::default(),
                     putters: Sleepers::default(),
@@ -510,6 +223,7 @@ impl<T> Queue<T> {
                 }),
                 not_empty: Condvar::new(),
                 not_full: Condvar::new(),
+                hint: AtomicU64::new(0),
             }),
         }
     }
@@ -527,14 +241,15 @@ impl<T> Queue<T> {
     /// Put `item` at the back if there is room right now.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
         let sh = &*self.shared;
-        match sh.try_push(item, false) {
-            Try::Done => {
-                sh.after_put();
-                Ok(())
-            }
-            Try::No(item) => Err(PutError::Full(item.expect("handed back"))),
-            Try::Closed(item) => Err(PutError::Closed(item.expect("handed back"))),
+        let g = lock(&sh.state);
+        if g.closed {
+            return Err(PutError::Closed(item));
         }
+        if !sh.has_room(g.items.len()) {
+            return Err(PutError::Full(item));
+        }
+        sh.push(g, item);
+        Ok(())
     }
 
     /// Put `item` at the back, waiting for room until `deadline` (`None`:
@@ -552,66 +267,39 @@ impl<T> Queue<T> {
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<(), PutError<T>> {
         let sh = &*self.shared;
-        let mut item = match sh.try_push(item, false) {
-            Try::Done => {
-                sh.after_put();
-                return Ok(());
-            }
-            Try::Closed(item) => return Err(PutError::Closed(item.expect("handed back"))),
-            Try::No(item) => item.expect("handed back"),
-        };
+        let mut g = lock(&sh.state);
         let mut blocker = Blocker::new(deadline, interrupted);
         let mut spun = false;
         loop {
+            if g.closed {
+                return Err(PutError::Closed(item));
+            }
+            if sh.has_room(g.items.len()) {
+                sh.push(g, item);
+                return Ok(());
+            }
             match blocker.next() {
                 Next::Expired => return Err(PutError::Full(item)),
                 Next::Hook => {
+                    drop(g);
                     if blocker.run_hook() {
                         return Err(PutError::Interrupted(item));
                     }
+                    g = lock(&sh.state);
                 }
                 Next::Wait(_) if !spun => {
                     spun = true;
-                    wait::spin_until(|| sh.put_ready());
+                    drop(g);
+                    sh.spin_until(|h| sh.put_ready(h));
+                    g = lock(&sh.state);
                 }
                 Next::Wait(d) => {
-                    let mut g = lock(&sh.state);
                     g.putters.sleep();
-                    sh.publish_waiting(&g);
-                    // The re-try after registering (the Dekker pair's load side).
-                    let r = sh.try_push(item, true);
-                    if let Try::No(Some(back)) = r {
-                        item = back;
-                        g = wait_timeout(&sh.not_full, g, d);
-                        g.putters.awake();
-                        sh.publish_waiting(&g);
-                        drop(g);
-                        blocker.waited();
-                        spun = false;
-                    } else {
-                        g.putters.awake();
-                        sh.publish_waiting(&g);
-                        drop(g);
-                        match r {
-                            Try::Done => {
-                                sh.after_put();
-                                return Ok(());
-                            }
-                            Try::Closed(back) | Try::No(back) => {
-                                return Err(PutError::Closed(back.expect("handed back")))
-                            }
-                        }
-                    }
-                    // Woken, timed out or spurious: re-try before anything else.
+                    g = wait_timeout(&sh.not_full, g, d);
+                    g.putters.awake();
+                    blocker.waited();
+                    spun = false;
                 }
-            }
-            match sh.try_push(item, false) {
-                Try::Done => {
-                    sh.after_put();
-                    return Ok(());
-                }
-                Try::Closed(back) => return Err(PutError::Closed(back.expect("handed back"))),
-                Try::No(back) => item = back.expect("handed back"),
             }
         }
     }
@@ -620,11 +308,13 @@ impl<T> Queue<T> {
     /// reports [`GetError::Closed`], an empty open one [`GetError::Empty`].
     pub fn try_get(&self) -> Result<T, GetError> {
         let sh = &*self.shared;
-        let r = sh.try_pop(false);
-        if r.is_ok() {
-            sh.after_get();
-        }
-        r
+        let g = lock(&sh.state);
+        let closed = g.closed;
+        sh.pop(g).ok_or(if closed {
+            GetError::Closed
+        } else {
+            GetError::Empty
+        })
     }
 
     /// Take the front item, waiting for one until `deadline` (`None`: forever).
@@ -640,56 +330,39 @@ impl<T> Queue<T> {
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<T, GetError> {
         let sh = &*self.shared;
+        let mut g = lock(&sh.state);
         let mut blocker = Blocker::new(deadline, interrupted);
         let mut spun = false;
         loop {
-            match sh.try_pop(false) {
-                Err(GetError::Empty) => {}
-                r => {
-                    if r.is_ok() {
-                        sh.after_get();
-                    }
-                    return r;
-                }
+            if !g.items.is_empty() {
+                // `pop` cannot fail: checked non-empty under this lock.
+                return sh.pop(g).ok_or(GetError::Empty);
+            }
+            if g.closed {
+                return Err(GetError::Closed);
             }
             match blocker.next() {
                 Next::Expired => return Err(GetError::Empty),
                 Next::Hook => {
+                    drop(g);
                     if blocker.run_hook() {
                         return Err(GetError::Interrupted);
                     }
+                    g = lock(&sh.state);
                 }
                 Next::Wait(_) if !spun => {
                     spun = true;
-                    // Ready: an item, or closed. Relaxed: a hint for the spin.
-                    wait::spin_until(|| {
-                        !sh.store.is_empty() || sh.closed.load(Ordering::Relaxed)
-                    });
+                    drop(g);
+                    // Ready: an item, or closed.
+                    sh.spin_until(|h| h != 0);
+                    g = lock(&sh.state);
                 }
                 Next::Wait(d) => {
-                    let mut g = lock(&sh.state);
                     g.getters.sleep();
-                    sh.publish_waiting(&g);
-                    // The re-try after registering (the Dekker pair's load side).
-                    let r = sh.try_pop(true);
-                    if let Err(GetError::Empty) = r {
-                        g = wait_timeout(&sh.not_empty, g, d);
-                    }
+                    g = wait_timeout(&sh.not_empty, g, d);
                     g.getters.awake();
-                    sh.publish_waiting(&g);
-                    drop(g);
-                    match r {
-                        Err(GetError::Empty) => {
-                            blocker.waited();
-                            spun = false;
-                        }
-                        r => {
-                            if r.is_ok() {
-                                sh.after_get();
-                            }
-                            return r;
-                        }
-                    }
+                    blocker.waited();
+                    spun = false;
                 }
             }
         }
@@ -697,12 +370,12 @@ impl<T> Queue<T> {
 
     /// Items in the queue now (a snapshot).
     pub fn len(&self) -> usize {
-        self.shared.store.len()
+        lock(&self.shared.state).items.len()
     }
 
     /// Whether the queue holds no item now (a snapshot).
     pub fn is_empty(&self) -> bool {
-        self.shared.store.is_empty()
+        self.len() == 0
     }
 
     /// Whether the queue is bounded and at its bound now (a snapshot).
@@ -720,17 +393,11 @@ impl<T> Queue<T> {
             return false;
         }
         g.closed = true;
-        // AcqRel: one read-modify-write order with every put's `enter`: a put
-        // that entered before is waited for, one that enters after is refused.
-        sh.put_gate.fetch_or(CLOSED, Ordering::AcqRel);
-        Shared::<T>::drain_gate(&sh.put_gate);
-        // Release: pairs with `try_pop`'s Acquire load (no put can follow).
-        sh.closed.store(true, Ordering::Release);
+        sh.publish(&g);
         let wake_getters = g.getters.wake_all();
         let wake_putters = g.putters.wake_all();
         let mut notify = g.get_watch.snapshot();
         notify.extend(g.put_watch.snapshot());
-        sh.publish_waiting(&g);
         drop(g);
         wait::notify_all(notify);
         if wake_getters {
@@ -742,71 +409,55 @@ impl<T> Queue<T> {
         true
     }
 
-    /// Whether [`Queue::close`] was called (and has taken effect).
+    /// Whether [`Queue::close`] was called.
     pub fn is_closed(&self) -> bool {
-        // Acquire: as in `try_pop`.
-        self.shared.closed.load(Ordering::Acquire)
+        lock(&self.shared.state).closed
     }
 
     /// Remove every item for which `f` returns `true` and return them in queue
     /// order; the others keep their order. Blocked putters are woken if room
     /// was made.
     ///
-    /// `f` runs with the queue held exclusively, once per item, before anything
-    /// changes: it must be quick and must not use this queue (that would
-    /// deadlock). If it panics, the queue is left untouched.
+    /// `f` runs under the queue's lock, once per item, before anything changes:
+    /// it must be quick and must not use this queue (that would deadlock). If it
+    /// panics, the queue is left untouched.
     pub fn remove_where(&self, mut f: impl FnMut(&T) -> bool) -> Vec<T> {
         let sh = &*self.shared;
-        let (g, excl) = sh.exclusive();
-        let mut all = sh.take_all();
-        // Ask about every item first, so a panicking `f` changes nothing
-        // (`all` puts every item back when it drops).
-        let marks: Vec<bool> = all.items.iter().map(&mut f).collect();
+        let mut g = lock(&sh.state);
+        // Ask about every item first, so a panicking `f` changes nothing.
+        let marks: Vec<bool> = g.items.iter().map(&mut f).collect();
         let n = marks.iter().filter(|&&m| m).count();
         if n == 0 {
-            drop(all);
-            drop(excl);
             return Vec::new();
         }
         let mut removed = Vec::with_capacity(n);
-        let mut kept = Vec::with_capacity(all.items.len() - n);
-        for (item, remove) in std::mem::take(&mut all.items).into_iter().zip(marks) {
+        let mut kept = VecDeque::with_capacity(g.items.len() - n);
+        for (item, remove) in std::mem::take(&mut g.items).into_iter().zip(marks) {
             if remove {
                 removed.push(item);
             } else {
-                kept.push(item);
+                kept.push_back(item);
             }
         }
-        all.items = kept;
-        drop(all);
-        drop(excl);
+        g.items = kept;
         sh.room_made(g);
         removed
     }
 
     /// Call `f` on every item in queue order, in place (e.g. to mark the items
-    /// of an interpreter that died). `f` runs with the queue held exclusively:
-    /// it must be quick and must not use this queue. If it panics, the items it
-    /// already visited keep its changes.
+    /// of an interpreter that died). `f` runs under the queue's lock: it must be
+    /// quick and must not use this queue. If it panics, the items it already
+    /// visited keep its changes.
     pub fn for_each_mut(&self, f: impl FnMut(&mut T)) {
-        let sh = &*self.shared;
-        let (g, excl) = sh.exclusive();
-        let mut all = sh.take_all();
-        all.items.iter_mut().for_each(f);
-        drop(all);
-        drop(excl);
-        drop(g);
+        lock(&self.shared.state).items.iter_mut().for_each(f);
     }
 
     /// Remove and return every item, in queue order; blocked putters wake.
     pub fn drain(&self) -> Vec<T> {
         let sh = &*self.shared;
-        let (g, excl) = sh.exclusive();
-        let items = std::mem::take(&mut sh.take_all().items);
-        drop(excl);
-        if items.is_empty() {
-            drop(g);
-        } else {
+        let mut g = lock(&sh.state);
+        let items: Vec<T> = std::mem::take(&mut g.items).into();
+        if !items.is_empty() {
             sh.room_made(g);
         }
         items
@@ -817,20 +468,12 @@ impl<T> Queue<T> {
     /// returned token un-registers it ([`Queue::unwatch`]). Register, then
     /// re-try (`try_get`/`try_put`): no change is missed.
     pub fn watch(&self, side: Side, n: DynArc<dyn Notify>) -> u64 {
-        let sh = &*self.shared;
-        let mut g = lock(&sh.state);
-        let token = g.watchers(side).add(n);
-        sh.publish_waiting(&g);
-        token
+        lock(&self.shared.state).watchers(side).add(n)
     }
 
     /// Un-register a notifier; `false` if the token is not registered.
     pub fn unwatch(&self, side: Side, token: u64) -> bool {
-        let sh = &*self.shared;
-        let mut g = lock(&sh.state);
-        let removed = g.watchers(side).remove(token);
-        sh.publish_waiting(&g);
-        removed
+        lock(&self.shared.state).watchers(side).remove(token)
     }
 
     /// Notifiers registered on one side now (a snapshot, for tests).
@@ -853,11 +496,12 @@ impl<T> Queue<T> {
 
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = lock(&self.shared.state);
         f.debug_struct("Queue")
             .field("id", &self.shared.id)
             .field("maxsize", &self.shared.maxsize)
-            .field("len", &self.len())
-            .field("closed", &self.is_closed())
+            .field("len", &g.items.len())
+            .field("closed", &g.closed)
             .finish()
     }
 }

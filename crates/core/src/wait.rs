@@ -274,12 +274,6 @@ impl Sleepers {
         any
     }
 
-    /// Threads asleep with no notification on its way (what a change must
-    /// wake).
-    pub(crate) fn asleep(&self) -> usize {
-        self.asleep
-    }
-
     /// Threads blocked (asleep or woken and not yet running).
     pub(crate) fn blocked(&self) -> usize {
         self.asleep + self.woken
