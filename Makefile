@@ -9,6 +9,9 @@
 #               of the tests passing on the stdlib
 #   make bench  side-by-side benchmarks against the stdlib peers, and the
 #               crossing costs (bench_crossing; A/B of two revisions: scripts/bench_ab)
+#   make bench-core  the engine's Queue vs crossbeam-channel (crates/core/benches/queue.rs),
+#               compared with the criterion baseline BENCH_CORE_BASELINE (main) kept in
+#               target/criterion (saved by the first run, or by make bench-core-save)
 #   make lint   rustfmt, clippy -D warnings, ruff, mypy.stubtest
 #   make wheels the wheels users install (one per build, manylinux, stripped)
 #               and the sdist, in dist/ (scripts/wheels)
@@ -53,6 +56,7 @@ EXECUTOR_CONFORMANCE_VERSIONS ?= 3.14 3.15
 CACHE ?= $(or $(CROSSINTERP_CACHE),$(HOME)/.cache/crossinterp)
 TOOLS := $(CACHE)/tools
 
+.PHONY: bench-core bench-core-save
 .PHONY: all demo test test-rust test-loom test-python test-conformance test-wheels wheels docs bench lint provision tools clean sanitize soak
 
 all: test
@@ -124,6 +128,24 @@ docs: tools
 # bench_asyncio with aiointerpreters from scripts/bench_peers where it installs),
 # then the atomics benchmarks (AtomicInt/AtomicRef, AtomicDict) with their
 # third-party peers on BENCH_ATOMICS_VERSIONS.
+# The engine's queue benchmark with a criterion baseline (not tracked: it lives in
+# target/criterion/*/*/$(BENCH_CORE_BASELINE)/). The first run saves it; later runs
+# compare with it (criterion prints each case's change and whether it regressed).
+BENCH_CORE_BASELINE ?= main
+BENCH_CORE_ARGS ?= --warm-up-time 1 --measurement-time 3
+bench-core:
+	@if compgen -G "target/criterion/*/*/$(BENCH_CORE_BASELINE)/estimates.json" >/dev/null; then \
+		echo "== comparing with the criterion baseline '$(BENCH_CORE_BASELINE)' (target/criterion)"; \
+		cargo bench -p crossinterp-core --bench queue -- $(BENCH_CORE_ARGS) --baseline $(BENCH_CORE_BASELINE); \
+	else \
+		echo "== no baseline '$(BENCH_CORE_BASELINE)' yet: saving one (target/criterion)"; \
+		cargo bench -p crossinterp-core --bench queue -- $(BENCH_CORE_ARGS) --save-baseline $(BENCH_CORE_BASELINE); \
+	fi
+
+# (Re)save the baseline from the checked-out tree (e.g. on main before a change).
+bench-core-save:
+	cargo bench -p crossinterp-core --bench queue -- $(BENCH_CORE_ARGS) --save-baseline $(BENCH_CORE_BASELINE)
+
 bench: provision
 	@set -e; for v in $(BENCH_VERSIONS); do \
 		for b in bench_interpreters bench_queues bench_proxy bench_crossing; do \

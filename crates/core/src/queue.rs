@@ -62,6 +62,7 @@ use crate::sync::DynArc;
 use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
+use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
@@ -110,7 +111,7 @@ struct Shared<T> {
     /// The state summarized for waiters about to sleep: `items.len()`, with
     /// [`CLOSED_HINT`] once closed. Written only under the lock, after every
     /// change ([`Shared::publish`]); read without it ([`Shared::spin_until`]).
-    hint: AtomicU64,
+    hint: CachePadded<AtomicU64>,
 }
 
 impl<T> Shared<T> {
@@ -223,7 +224,7 @@ impl<T> Queue<T> {
                 }),
                 not_empty: Condvar::new(),
                 not_full: Condvar::new(),
-                hint: AtomicU64::new(0),
+                hint: CachePadded::new(AtomicU64::new(0)),
             }),
         }
     }

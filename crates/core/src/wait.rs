@@ -93,7 +93,14 @@ impl Watchers {
 
     /// The notifiers to call once the lock is released (empty: none; no
     /// allocation then).
+    #[inline]
     pub(crate) fn snapshot(&self) -> Vec<DynArc<dyn Notify>> {
+        // Inlined empty check: every put and get of a queue takes a snapshot
+        // and almost always finds no notifier (profiled at ~9% of a streaming
+        // put/get when the collect and the drop were out-of-line calls).
+        if self.list.is_empty() {
+            return Vec::new();
+        }
         self.list.iter().map(|(_, n)| n.clone()).collect()
     }
 
@@ -104,7 +111,17 @@ impl Watchers {
 }
 
 /// Call every notifier of a snapshot (no lock held).
+#[inline]
 pub(crate) fn notify_all(ns: Vec<DynArc<dyn Notify>>) {
+    // The empty case (no notifier: almost every put and get) stays at the
+    // call site; the loop is out of line.
+    if !ns.is_empty() {
+        notify_each(ns);
+    }
+}
+
+#[inline(never)]
+fn notify_each(ns: Vec<DynArc<dyn Notify>>) {
     for n in ns {
         n.notify();
     }
