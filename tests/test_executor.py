@@ -207,6 +207,37 @@ def test_unshareable_result():
         assert ex.submit(helpers.square, 4).result(WAIT) == 16
 
 
+def make_fraction(a, b):
+    import fractions
+
+    return fractions.Fraction(a, b)
+
+
+def returns_worker_only_object():
+    # A class of a module that exists only in the worker: it pickles there
+    # (by reference) and cannot be unpickled here.
+    import sys
+    import types
+
+    mod = types.ModuleType("only_in_the_worker")
+    exec("class OnlyThere:\n    pass\n", mod.__dict__)  # noqa: S102 - a fixed string
+    sys.modules[mod.__name__] = mod
+    return mod.OnlyThere()
+
+
+def test_results_that_need_pickle():
+    import fractions
+
+    with InterpreterPoolExecutor(max_workers=1) as ex:
+        assert ex.submit(make_fraction, 1, 3).result(WAIT) == fractions.Fraction(1, 3)
+        # pickled in the worker, not found here: the task's error, the pool goes on
+        with pytest.raises(interpreters.NotShareableError, match="could not be unpickled here"):
+            ex.submit(returns_worker_only_object).result(WAIT)
+        with pytest.raises(interpreters.NotShareableError, match="could not leave"):
+            ex.submit(helpers.returns_lock).result(WAIT)  # does not pickle there
+        assert ex.submit(helpers.square, 8).result(WAIT) == 64
+
+
 def test_unshareable_argument_and_function():
     lock = threading.Lock()
     with InterpreterPoolExecutor(max_workers=1) as ex:

@@ -29,6 +29,7 @@ MISSING = 2  # the function of that key is not (or no longer) cached here: send 
 UNSHAREABLE = 3  # the result could not cross back: (UNSHAREABLE, message)
 ARGS_UNSHAREABLE = 4  # the callable or an argument did not unpickle here: (.., message)
 SKIPPED = 5  # a cancelled task seen here: (task id, SKIPPED, its cell's index)
+OK_PACKED = 6  # a result that needed pickle: (task id, OK_PACKED, _xi.dumps(result))
 CANCELLED = 1  # a claim cell's value once the caller cancelled the task
 
 
@@ -93,10 +94,21 @@ def serve(
             else:
                 reply = (tid, OK, r)
             r = None
+        # Natively (strict), so that the caller's `get` cannot fail on it: a
+        # result that needs pickle is pickled here, and unpickled by the
+        # caller as the task's result (or its error).
         try:
-            results.put(reply)
+            try:
+                results.put(reply, strict=True)
+            except Exception:  # not native: pickled apart below
+                if reply[1] != OK:
+                    raise
+                results.put((tid, OK_PACKED, _xi.dumps(reply[2])), strict=True)
         except Exception as e:  # noqa: BLE001 - the result does not cross: said instead
-            results.put((tid, UNSHAREABLE, f"the result could not leave the interpreter {interp_id}: {e}"))
+            results.put(
+                (tid, UNSHAREABLE, f"the result could not leave the interpreter {interp_id}: {e}"),
+                strict=True,
+            )
         # Nothing of the task stays alive here while the loop waits.
         item = cell = cref = payload = args = kwargs = f = fn = data = None
         del reply

@@ -457,15 +457,22 @@ class _Hub:
             raise NotShareableError("args not shareable") from e
         if not with_pickle:
             data = main = None  # the workers find it in the store by its key
-        # The claim cell crosses natively only: what would need pickle (the
-        # callable, the arguments) is pickled apart, into bytes.
+        # A task item crosses natively (strict): what would need pickle (the
+        # callable, the arguments) is pickled apart, into bytes that the
+        # worker unpickles itself, so that a failure there is the task's
+        # (an item the queue had pickled would fail in the worker's `get`,
+        # before the task id is known).
         payload: object = (plain, task.args, task.kwargs or None)
         try:
             try:
-                self.tasks.put((task.tid, task.cref, key, data, main, False, payload, task.chunk))
+                self.tasks.put(
+                    (task.tid, task.cref, key, data, main, False, payload, task.chunk), strict=True
+                )
             except NotShareableError:
                 payload = _xi.dumps(payload)
-                self.tasks.put((task.tid, task.cref, key, data, main, True, payload, task.chunk))
+                self.tasks.put(
+                    (task.tid, task.cref, key, data, main, True, payload, task.chunk), strict=True
+                )
         except Exception as e:  # noqa: BLE001 - any pickling failure: the stdlib's error, the reason as its cause
             why = NotShareableError(
                 f"the callable or its arguments could not be pickled here or unpickled in the worker: {e}"
@@ -594,6 +601,15 @@ class _Hub:
             return
         if status == _futures_worker.OK:
             fut.set_result(item[2])
+        elif status == _futures_worker.OK_PACKED:  # a result that needed pickle
+            try:
+                value = _xiload.loads(*item[2])
+            except BaseException as e:  # noqa: BLE001 - it does not unpickle here: the task's error
+                err = NotShareableError(f"the result could not be unpickled here: {e!r}")
+                err.__cause__ = e
+                fut.set_exception(err)
+            else:
+                fut.set_result(value)
         elif status == _futures_worker.RAISED:
             fut.set_exception(_rebuild(item[2], item[3]))
         elif status == _futures_worker.UNSHAREABLE:  # the result could not cross
