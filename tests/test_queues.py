@@ -364,6 +364,17 @@ def test_bytes_below_the_pinning_size_are_copies_in_both_directions(interp):
     assert q.get(timeout=5) == small
 
 
+def test_pinned_bytes_inside_containers_cross_and_come_back(interp):
+    big = bytes(range(256)) * 256  # 64 KiB: pinned inside the list too
+    value = [big, (b"small", big), {"k": big}]
+    q = Queue()
+    interp.prepare_main(q=q)
+    q.put(value)
+    interp.exec("v = q.get(timeout=5); q.put([len(v[0]), v[1][1][-1], v[2]['k'][:2]]); q.put(v)")
+    assert q.get(timeout=5) == [len(big), 255, b"\x00\x01"]
+    assert q.get(timeout=5) == value
+
+
 @pytest.mark.parametrize("size", PINNED_SIZES)
 def test_large_bytes_from_a_destroyed_sender_follow_the_policy(size):
     q = Queue()
