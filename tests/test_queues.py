@@ -333,8 +333,9 @@ def test_interpreters_module_exports_queue_names():
     assert interpreters.QueueEmpty is QueueEmpty and interpreters.QueueFull is QueueFull
 
 
-# From 16 KiB a bytes is pinned at the sender and copied once, by the receiver.
-PINNED_SIZES = [16 * 1024, 64 * 1024, 1 << 20]
+# From 16 KiB a bytes is pinned at the sender and copied once, by the receiver
+# (from 32 MiB into memory given huge pages first).
+PINNED_SIZES = [16 * 1024, 64 * 1024, 1 << 20, 40 << 20]
 
 
 @pytest.mark.parametrize("size", PINNED_SIZES)
