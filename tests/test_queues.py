@@ -333,8 +333,14 @@ def test_interpreters_module_exports_queue_names():
     assert interpreters.QueueEmpty is QueueEmpty and interpreters.QueueFull is QueueFull
 
 
-def test_large_bytes_cross_with_one_copy_and_come_back_as_themselves(interp):
-    big = bytes(range(256)) * 4096  # 1 MiB: pinned at the sender, copied by the receiver
+# From 16 KiB a bytes is pinned at the sender and copied once, by the receiver
+# (from 32 MiB into memory given huge pages first).
+PINNED_SIZES = [16 * 1024, 64 * 1024, 1 << 20, 40 << 20]
+
+
+@pytest.mark.parametrize("size", PINNED_SIZES)
+def test_large_bytes_cross_with_one_copy_and_come_back_as_themselves(interp, size):
+    big = bytes(range(256)) * (size // 256)
     q = Queue()
     interp.prepare_main(q=q)
     q.put(big)
@@ -347,10 +353,34 @@ def test_large_bytes_cross_with_one_copy_and_come_back_as_themselves(interp):
     assert interp.call(len, big) == len(big)
 
 
-def test_large_bytes_from_a_destroyed_sender_follow_the_policy():
+def test_bytes_below_the_pinning_size_are_copies_in_both_directions(interp):
+    small = bytes(range(256)) * 63 + b"end"  # just under 16 KiB
+    q = Queue()
+    interp.prepare_main(q=q)
+    q.put(small)
+    interp.exec("b = q.get(timeout=5); q.put(b)")
+    back = q.get(timeout=5)
+    assert back == small and back is not small
+    q.put(small)
+    assert q.get(timeout=5) == small
+
+
+def test_pinned_bytes_inside_containers_cross_and_come_back(interp):
+    big = bytes(range(256)) * 256  # 64 KiB: pinned inside the list too
+    value = [big, (b"small", big), {"k": big}]
+    q = Queue()
+    interp.prepare_main(q=q)
+    q.put(value)
+    interp.exec("v = q.get(timeout=5); q.put([len(v[0]), v[1][1][-1], v[2]['k'][:2]]); q.put(v)")
+    assert q.get(timeout=5) == [len(big), 255, b"\x00\x01"]
+    assert q.get(timeout=5) == value
+
+
+@pytest.mark.parametrize("size", PINNED_SIZES)
+def test_large_bytes_from_a_destroyed_sender_follow_the_policy(size):
     q = Queue()
     it = interpreters.create()
-    it.exec("big = b'x' * (1 << 20)")
+    it.exec(f"big = b'x' * {size}")
     it.prepare_main(q=q)
     it.exec("q.put(big)")
     it.close()

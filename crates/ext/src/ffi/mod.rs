@@ -11,6 +11,7 @@ pub mod args;
 pub mod capi;
 pub mod class;
 pub mod interp;
+pub mod mem;
 pub mod module;
 mod object;
 

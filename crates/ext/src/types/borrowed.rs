@@ -149,12 +149,8 @@ pub fn bytes_to_python(b: &Borrowed) -> PyResult<Owned> {
     // SAFETY: the guard keeps the owner (and so the pinned, immutable bytes
     // object and its memory) alive during the copy; attached to our own
     // interpreter, where the new object is made.
-    let r = unsafe {
-        Owned::from_new(sys::PyBytes_FromStringAndSize(
-            b.ptr as *const std::ffi::c_char,
-            b.len as sys::Py_ssize_t,
-        ))
-    };
+    let r =
+        unsafe { ffi::mem::bytes_copy_of(std::slice::from_raw_parts(b.ptr as *const u8, b.len)) };
     drop(guard);
     r
 }

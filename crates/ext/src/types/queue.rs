@@ -186,9 +186,12 @@ fn do_put(
         unbound,
         gone: false,
     };
-    let r = match deadline(block, timeout) {
-        None => shared.q.try_put(item),
-        Some(dl) => blocking(|intr| shared.q.put(item, dl, intr)),
+    // Room now (always, unbounded): put without detaching from the
+    // interpreter, which would cost more than the put itself; only a put
+    // that must wait detaches.
+    let r = match (shared.q.try_put(item), deadline(block, timeout)) {
+        (Err(PutError::Full(item)), Some(dl)) => blocking(|intr| shared.q.put(item, dl, intr)),
+        (r, _) => r,
     };
     match r {
         Ok(()) => Ok(()),
@@ -202,9 +205,12 @@ fn do_get(this: Q, block: bool, timeout: Option<Duration>) -> PyResult<Owned> {
     let shared = &this.0;
     let dl = deadline(block, timeout);
     loop {
-        let r = match dl {
-            None => shared.q.try_get(),
-            Some(dl) => blocking(|intr| shared.q.get(dl, intr)),
+        // An item there now: take it without detaching from the interpreter
+        // (which would cost more than the get itself); only a get that must
+        // wait detaches.
+        let r = match (shared.q.try_get(), dl) {
+            (Err(GetError::Empty), Some(dl)) => blocking(|intr| shared.q.get(dl, intr)),
+            (r, _) => r,
         };
         let item = match r {
             Ok(item) => item,
