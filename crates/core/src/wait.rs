@@ -138,24 +138,30 @@ pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 #[cfg(loom)]
 pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::ZERO;
 
-/// Backoff steps a blocking call takes (no lock held) before it sleeps: 6 of
-/// busy spinning (1, 2, …, 32 `spin_loop`s), then yields, as crossbeam does.
-/// Under loom: one step (one hint load), so the models cover the unlocked
-/// window without exploring a spin loop.
+/// Backoff a blocking call takes (no lock held) before it sleeps: 6 steps of
+/// busy spinning (1, 2, …, 32 `spin_loop`s), then yields until
+/// [`SPIN_WINDOW`] has passed since it began, as crossbeam's backoff does but
+/// bounded by time rather than by a count of yields: a `sched_yield` with
+/// nothing else runnable returns in well under a microsecond, and the other
+/// side of a cross-interpreter round trip (a Python loop taking the item,
+/// doing a little work, putting the reply) commonly needs a few
+/// microseconds; a futex sleep and wake-up costs 5-20 µs on a VM. Measured
+/// (benchmarks/README.md, "the spin window"): 4 yields left most executor
+/// and small-transfer round trips asleep. Under loom: one step (one hint
+/// load), so the models cover the unlocked window without exploring a spin
+/// loop.
 #[cfg(not(loom))]
-const SPIN_STEPS: u32 = 10;
+const SPIN_STEPS: u32 = 6;
 #[cfg(loom)]
 const SPIN_STEPS: u32 = 1;
+/// How long the yielding part of the backoff may last (see [`SPIN_STEPS`]).
+#[cfg(not(loom))]
+const SPIN_WINDOW: Duration = Duration::from_micros(20);
 
-/// One backoff step.
+/// One busy backoff step.
 fn backoff(step: u32) {
-    if step < 6 {
-        for _ in 0..1u32 << step {
-            std::hint::spin_loop();
-        }
-    } else {
-        #[cfg(not(loom))]
-        std::thread::yield_now();
+    for _ in 0..1u32 << step {
+        std::hint::spin_loop();
     }
 }
 
@@ -170,6 +176,16 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) {
             return;
         }
         backoff(step);
+    }
+    #[cfg(not(loom))]
+    {
+        let start = std::time::Instant::now();
+        while !ready() {
+            if start.elapsed() >= SPIN_WINDOW {
+                return;
+            }
+            std::thread::yield_now();
+        }
     }
 }
 
