@@ -385,3 +385,17 @@ def test_large_bytes_from_a_destroyed_sender_follow_the_policy(size):
     it.exec("q.put(big)")
     it.close()
     assert q.get_nowait() is UNBOUND
+
+
+def test_put_native_containers_never_pickled():
+    # The executor's put: native values (containers included) are put; what
+    # would need pickle is refused with False and nothing is put.
+    import fractions
+
+    q = crossinterp.queues.create()
+    assert q._put_native((1, [2, {"a": 3}], None)) is True
+    assert q.get_nowait() == (1, [2, {"a": 3}], None)
+    assert q._put_native([fractions.Fraction(1, 3)]) is False
+    assert q.qsize() == 0
+    with pytest.raises(TypeError):
+        q._put_native()

@@ -94,15 +94,14 @@ def serve(
             else:
                 reply = (tid, OK, r)
             r = None
-        # Natively (strict), so that the caller's `get` cannot fail on it: a
-        # result that needs pickle is pickled here, and unpickled by the
-        # caller as the task's result (or its error).
+        # Natively (containers included, never pickled by the queue), so that
+        # the caller's `get` cannot fail on it: a result that needs pickle is
+        # pickled here, and unpickled by the caller as the task's result (or
+        # its error).
         try:
-            try:
-                results.put(reply, strict=True)
-            except Exception:  # not native: pickled apart below
-                if reply[1] != OK:
-                    raise
+            if not results._put_native(reply):
+                if reply[1] != OK:  # a RAISED reply is strings and bytes: native
+                    raise NotImplementedError(f"reply {reply[1]} not native")
                 results.put((tid, OK_PACKED, _xi.dumps(reply[2])), strict=True)
         except Exception as e:  # noqa: BLE001 - the result does not cross: said instead
             results.put(

@@ -165,6 +165,10 @@ class QueueBase[T = Any]:
         (``block``) up to ``timeout`` seconds, else raise ``QueueEmpty``."""
     def get_nowait(self) -> T:
         """``get(block=False)``."""
+    def _put_native(self, obj: T, /) -> bool:
+        """``put(obj)`` if ``obj`` crosses natively (containers included),
+        else ``False`` and nothing put: never pickled, so the receiver's
+        ``get`` cannot fail on it (the executor's task items and replies)."""
     def qsize(self) -> int:
         """The number of items now."""
     def empty(self) -> bool:

@@ -464,11 +464,9 @@ class _Hub:
         # before the task id is known).
         payload: object = (plain, task.args, task.kwargs or None)
         try:
-            try:
-                self.tasks.put(
-                    (task.tid, task.cref, key, data, main, False, payload, task.chunk), strict=True
-                )
-            except NotShareableError:
+            if not self.tasks._put_native(
+                (task.tid, task.cref, key, data, main, False, payload, task.chunk)
+            ):
                 payload = _xi.dumps(payload)
                 self.tasks.put(
                     (task.tid, task.cref, key, data, main, True, payload, task.chunk), strict=True

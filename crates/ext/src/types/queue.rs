@@ -176,10 +176,20 @@ fn do_put(
     unbound: Option<*mut sys::PyObject>,
     strict: bool,
 ) -> PyResult<()> {
-    let shared = &this.0;
-    let unbound = unbound_of(unbound, shared.default_unbound)?;
     // SAFETY: live argument of the attached interpreter.
     let value = unsafe { xi::to_value(obj, strict)? };
+    put_value(this, value, block, timeout, unbound)
+}
+
+fn put_value(
+    this: Q,
+    value: xi::Value,
+    block: bool,
+    timeout: Option<Duration>,
+    unbound: Option<*mut sys::PyObject>,
+) -> PyResult<()> {
+    let shared = &this.0;
+    let unbound = unbound_of(unbound, shared.default_unbound)?;
     let item = Item {
         value,
         origin: ffi::interp::current().1,
@@ -331,6 +341,20 @@ impl QueueBase {
             unbound,
             bool_of(strict, false)?,
         )
+    }
+
+    /// `_put_native(obj)`: `put(obj)` for a value that crosses natively,
+    /// containers included; `False` (nothing put) if it would need pickle.
+    /// For callers that pickle such values apart (the executor), so that the
+    /// receiver's `get` never unpickles.
+    fn put_native(this: Q, args: Args) -> PyResult<bool> {
+        arity("_put_native", args, 1)?;
+        // SAFETY: live argument of the attached interpreter.
+        let Some(value) = (unsafe { xi::to_value_native(args[0])? }) else {
+            return Ok(false);
+        };
+        put_value(this, value, true, None, None)?;
+        Ok(true)
     }
 
     /// `get(block=True, timeout=None)`
@@ -492,6 +516,8 @@ crate::native_class! {
             (kw, "get", ", block=True, timeout=None", QueueBase::get,
                 "Remove and return the next item; if empty, wait (block) up to timeout seconds, else raise QueueEmpty."),
             (fast, "get_nowait", "", QueueBase::get_nowait, "get(block=False)."),
+            (fast, "_put_native", ", obj, /", QueueBase::put_native,
+                "_put_native(obj) -> bool: put(obj) if it crosses natively (containers included), else False and nothing put."),
             (fast, "qsize", "", QueueBase::qsize, "qsize() -> int: the number of items now."),
             (fast, "empty", "", QueueBase::empty, "empty() -> bool"),
             (fast, "full", "", QueueBase::full, "full() -> bool"),

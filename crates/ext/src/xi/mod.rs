@@ -256,6 +256,23 @@ pub unsafe fn to_value(obj: *mut sys::PyObject, strict: bool) -> PyResult<Value>
     unsafe { pickled(obj) }
 }
 
+/// Convert `obj` natively, containers included ([`Mode::Full`], as a
+/// non-strict crossing), but never by pickle: `Ok(None)` if it does not cross
+/// that way (for a caller that pickles apart whatever does not, and must know
+/// that the receiver's `get` cannot fail on it).
+///
+/// # Safety
+/// `obj` is a live object of the attached interpreter.
+pub unsafe fn to_value_native(obj: *mut sys::PyObject) -> PyResult<Option<Value>> {
+    let mode = if PICKLE_CONTAINERS.load(Ordering::Relaxed) {
+        Mode::Stdlib
+    } else {
+        Mode::Full
+    };
+    // SAFETY: forwarded contract.
+    unsafe { native(obj, 0, mode) }
+}
+
 /// Convert a tuple's items, each by [`to_value`].
 ///
 /// # Safety
