@@ -92,13 +92,18 @@ def best(fn, repeat):
     return b
 
 
-def rounds(cases, repeat):
+def rounds(cases, repeat, rotate=False):
     """{name: best seconds}: each case once per round, in turn (a Timed: all
-    rounds in .samples, the idle fraction while the rounds ran in .idle)."""
+    rounds in .samples, the idle fraction while the rounds ran in .idle).
+    ``rotate``: each round starts one case later, so that no case always runs
+    right after the same one (a pool run right after a long single-threaded
+    case is measurably slower on this VM, whichever pool it is)."""
     out = {k: [] for k in cases}
     meter = Meter()
-    for _ in range(repeat):
-        for name, fn in cases.items():
+    order = list(cases.items())
+    for r in range(repeat):
+        turn = order[r % len(order) :] + order[: r % len(order)] if rotate else order
+        for name, fn in turn:
             if fn is None:
                 continue
             t0 = time.perf_counter()
@@ -261,8 +266,12 @@ def main():
 
             return run
 
+        for ex in pools.values():
+            # The workers import this module (spin's) before the timing, in
+            # every pool alike.
+            list(ex.map(spin, [1] * 2 * WORKERS))
         cases = {"sequential": seq, **{k: par(v) for k, v in pools.items()}}
-        times = rounds(cases, repeat)
+        times = rounds(cases, max(repeat, len(cases)), rotate=True)
         print(f"\n## 4. {spin_tasks} x spin({spin_n:,}) pure Python: speed-up over sequential "
               f"(idle {fmt_idle(times['sequential'].idle)})")
         for name, t in times.items():

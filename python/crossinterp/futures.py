@@ -377,6 +377,7 @@ class _Hub:
         self.wanted: set[int] = set()  # pending tasks waited on without result()
         self.workers: list[_Worker] = []
         self.tids = itertools.count(1)
+        self.sent: dict[int, int] = {}  # function key -> tasks sent with its pickle
         # Claim cells crossing once: every worker gets the tuple when it
         # starts, a task carries an index into it (a cell crossing with each
         # task would cost an object crossing). A cell is reused once its
@@ -455,8 +456,19 @@ class _Hub:
             # The function does not pickle (a closure over a lock, say): the
             # stdlib's error, the reason as its cause.
             raise NotShareableError("args not shareable") from e
-        if not with_pickle:
-            data = main = None  # the workers find it in the store by its key
+        if not with_pickle and key is not None:
+            # The first `max_workers` tasks of a function carry its pickle (a
+            # free worker takes each: most workers get it inline); later ones
+            # only the key, and a worker that has not met it yet finds it in
+            # the store (a proxy call into this interpreter: slower, rare).
+            with self.lock:
+                sent = self.sent.get(key, 0)
+                if sent < self.max_workers:
+                    if len(self.sent) >= _MAX_CACHED:
+                        self.sent.clear()  # bounded: at worst sent inline again
+                    self.sent[key] = sent + 1
+            if sent >= self.max_workers:
+                data = main = None
         # A task item crosses natively (strict): what would need pickle (the
         # callable, the arguments) is pickled apart, into bytes that the
         # worker unpickles itself, so that a failure there is the task's
