@@ -16,8 +16,12 @@
 //! either ran before that check (the getter sees the item) or runs after and
 //! sees the sleeper; a put that sees an asleep getter wakes one (`notify_one`
 //! once it has unlocked), and further puts before that getter runs issue no
-//! redundant futex wake. Getters and putters are symmetric (a get wakes one
-//! asleep putter); `close`, `drain` and `remove_where` wake every sleeper of
+//! redundant futex wake. Nor does a put wake an asleep getter for an item a
+//! getter already on its way will take (spinning with the lock released, or
+//! woken and not yet running): each of those re-takes the lock and takes an
+//! item before anything else (`spinning_getter_covers_put` model and stress
+//! test). Putters are woken one per item taken (a get wakes one asleep
+//! putter); `close`, `drain` and `remove_where` wake every sleeper of
 //! the side they unblock.
 //!
 //! Spin, then park: a call that would sleep first releases the lock and backs
@@ -73,6 +77,9 @@ const CLOSED_HINT: u64 = 1 << 63;
 struct State<T> {
     items: VecDeque<T>,
     closed: bool,
+    /// Getters spinning with the lock released (`spin_until`), each about to
+    /// re-take the lock and take an item if there is one.
+    spinning_getters: usize,
     getters: Sleepers,
     putters: Sleepers,
     /// Notified when a get may proceed (a put, the close).
@@ -149,7 +156,13 @@ impl<T> Shared<T> {
     fn push(&self, mut g: MutexGuard<'_, State<T>>, item: T) {
         g.items.push_back(item);
         self.publish(&g);
-        let wake = g.getters.wake_one();
+        // Wake an asleep getter only for an item no getter on its way will
+        // take: a spinning getter re-takes the lock and takes an item before
+        // anything else, as does a woken one (`spinning_getter_covers_put`).
+        // Waking one anyway costs a futex wake-up whose getter finds nothing,
+        // and, with more threads than cores, the CPU the spinner needed.
+        let covered = g.spinning_getters + g.getters.woken();
+        let wake = g.items.len() > covered && g.getters.wake_one();
         let notify = g.get_watch.snapshot();
         drop(g);
         if wake {
@@ -217,6 +230,7 @@ impl<T> Queue<T> {
                 state: Mutex::new(State {
                     items: VecDeque::new(),
                     closed: false,
+                    spinning_getters: 0,
                     getters: Sleepers::default(),
                     putters: Sleepers::default(),
                     get_watch: Watchers::default(),
@@ -353,10 +367,14 @@ impl<T> Queue<T> {
                 }
                 Next::Wait(_) if !spun => {
                     spun = true;
+                    // Counted as on its way until it has re-taken the lock
+                    // and looked at the items again (see `push`).
+                    g.spinning_getters += 1;
                     drop(g);
                     // Ready: an item, or closed.
                     sh.spin_until(|h| h != 0);
                     g = lock(&sh.state);
+                    g.spinning_getters -= 1;
                 }
                 Next::Wait(d) => {
                     g.getters.sleep();

@@ -287,6 +287,11 @@ impl Sleepers {
         }
     }
 
+    /// Sleepers a notification is on its way to (woken, not yet running).
+    pub(crate) fn woken(&self) -> usize {
+        self.woken
+    }
+
     /// Claim one sleeper that no notification is on its way to; `true` means
     /// "call `notify_one` (after unlocking)".
     pub(crate) fn wake_one(&mut self) -> bool {

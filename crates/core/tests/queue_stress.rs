@@ -308,3 +308,53 @@ fn remove_where_vs_put_and_get() {
     }
     assert!(seen.iter().flatten().all(|&n| n == 1));
 }
+
+/// Getters that spin, sleep and are woken, against bursts of puts with pauses
+/// between them (so that the getters keep crossing from spinning to asleep
+/// and back): a put does not wake an asleep getter for an item a spinning or
+/// woken one will take, and no item is ever left in the queue while a getter
+/// sleeps (each get has a 5 s deadline: `Empty` there is a stranded item).
+/// Checked: every item taken exactly once.
+#[test]
+fn spinning_getter_covers_put() {
+    const GETTERS: usize = 3;
+    let bursts = size(300, 3_000);
+    let q: Queue<usize> = Queue::new(0);
+    let consumers: Vec<_> = (0..GETTERS)
+        .map(|_| {
+            let q = q.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    match q.get(Some(Instant::now() + Duration::from_secs(5)), &mut || false) {
+                        Ok(usize::MAX) => return got,
+                        Ok(x) => got.push(x),
+                        Err(e) => panic!("a getter found no item for 5 s: {e:?} (stranded)"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut n = 0;
+    for b in 0..bursts {
+        for _ in 0..(1 + b % 4) {
+            q.put(n, None, &mut || false).unwrap();
+            n += 1;
+        }
+        // Let the getters run out of items: some spin, some fall asleep.
+        let pause = Instant::now() + Duration::from_micros((b % 5) as u64 * 10);
+        while Instant::now() < pause {
+            std::hint::spin_loop();
+        }
+    }
+    for _ in 0..GETTERS {
+        q.put(usize::MAX, None, &mut || false).unwrap();
+    }
+    let mut all: Vec<usize> = consumers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..n).collect::<Vec<_>>());
+    assert!(q.is_empty());
+}
