@@ -92,12 +92,15 @@ def best(fn, repeat):
     return b
 
 
-def rounds(cases, repeat, rotate=False):
+def rounds(cases, repeat, rotate=False, settle=None):
     """{name: best seconds}: each case once per round, in turn (a Timed: all
     rounds in .samples, the idle fraction while the rounds ran in .idle).
     ``rotate``: each round starts one case later, so that no case always runs
     right after the same one (a pool run right after a long single-threaded
-    case is measurably slower on this VM, whichever pool it is)."""
+    case is measurably slower on this VM, whichever pool it is). ``settle``:
+    {name: fn} run untimed just before that case's timed run in every round
+    (a pool whose threads slept through the other pools' turns takes a few
+    hundred tasks to be back at its steady speed, whichever pool it is)."""
     out = {k: [] for k in cases}
     meter = Meter()
     order = list(cases.items())
@@ -106,6 +109,8 @@ def rounds(cases, repeat, rotate=False):
         for name, fn in turn:
             if fn is None:
                 continue
+            if settle is not None and settle.get(name) is not None:
+                settle[name]()
             t0 = time.perf_counter()
             fn()
             out[name].append(time.perf_counter() - t0)
@@ -196,16 +201,20 @@ def main():
 
     if 1 in a.only:
         # 1. round trip
-        def rt(ex):
+        def rt(ex, n=n_rt):
             def run():
-                for _ in range(n_rt):
+                for _ in range(n):
                     ex.submit(abs, 1).result()
 
             return run
 
         report(
             "1. round trip submit(abs, 1).result()",
-            rounds({k: rt(v) for k, v in pools.items()}, repeat),
+            rounds(
+                {k: rt(v) for k, v in pools.items()},
+                repeat,
+                settle={k: rt(v, 50) for k, v in pools.items()},
+            ),
             n_rt,
         )
 
