@@ -237,22 +237,20 @@ class _Task:
 
 
 class _Worker:
-    """One worker as the pool sees it: its thread, its interpreter's id, the
+    """One worker as the pool sees it: its index, its interpreter's id, the
     value it claims tasks with (``claim``: a task's cell holds it while the
     worker runs the task).
 
     Owned by its :class:`_Hub`, touched in the caller's interpreter."""
 
-    __slots__ = ("claim", "closing", "gone", "index", "interp_id", "left", "thread")
+    __slots__ = ("claim", "closing", "index", "interp_id", "left")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.claim = _CLAIMED + index
         self.closing = False  # its interpreter is being closed by someone else
-        self.gone = False  # its thread has left its loop (or never entered it)
         self.interp_id: int | None = None
         self.left = threading.Event()  # its thread is out of its interpreter for good
-        self.thread: threading.Thread | None = None
 
 
 class _Waiters(list):  # type: ignore[type-arg]  # of `concurrent.futures._base._Waiter`
@@ -445,7 +443,6 @@ class _Hub:
         w = _Worker(len(self.workers))
         self.workers.append(w)
         t = threading.Thread(name=f"{self.prefix}_{w.index}", target=_worker_main, args=(self, w))
-        w.thread = t
         t.start()
         self.threads.add(t)
 
@@ -672,7 +669,6 @@ class _Hub:
         """``w`` cannot run tasks any more: the pool is broken, the tasks no
         worker has claimed fail (and ``w``'s own), the workers stop."""
         with self.lock:
-            w.gone = True
             if not self.broken:
                 self.broken = msg
             tasks = list(self.pending.values())
@@ -830,8 +826,6 @@ def _worker_main(hub: _Hub, w: _Worker) -> None:
     finally:
         if hook:
             interpreters._close_hooks.pop(iid, None)
-        with hub.lock:
-            w.gone = True
         hub.rebind_replies()
         if not w.closing:  # else someone is closing it (Interpreter.close): theirs to end
             try:
