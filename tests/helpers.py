@@ -183,3 +183,9 @@ class HashFailsAfterLoad:
 
 class MyList(list):
     pass
+
+
+def str_hashes(x):
+    """Each str in `x` (a dict's keys, or a list) with its hash here, and
+    the hash of an equal str built here from its characters."""
+    return [(s, hash(s), hash("".join(list(s)))) for s in x if isinstance(s, str)]

@@ -360,3 +360,59 @@ def test_mutation_while_converting_does_not_crash():
         stop.set()
         t.join(60)
     assert n > 0
+
+
+# The commonest leaves take an inline path (a compact int, a float, a str with
+# its cached hash), a dict of them one pass with no snapshot; the edges of
+# each must cross like any other value.
+EDGE_INTS = [0, 1, -1, 127, 128, -128, -129, 2**30 - 1, 2**30, -(2**30) + 1, -(2**30),
+             2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**200]
+EDGE_FLOATS = [0.0, -0.0, 1.5, float("inf"), float("-inf"), 5e-324, 1.7976931348623157e308]
+EDGE_STRS = ["", "a", "é", "ab", "é€", "\U0001f600", "\U0001f600x", "x" * 100, "\udc80", "a\udc80b", "ÿ", "\x00\x00"]
+
+
+@pytest.mark.parametrize("via", ["queue", "call"])
+def test_leaf_fast_paths_keep_every_value_and_type(interp, via):
+    value = [EDGE_INTS, EDGE_FLOATS + [float("nan")], EDGE_STRS, tuple(EDGE_INTS),
+             {s: i for i, s in enumerate(EDGE_STRS)}, {i: s for i, s in zip(EDGE_INTS, EDGE_STRS)}]
+    got = _through_queue(value) if via == "queue" else interp.call(helpers.identity, value)
+    for a, b in zip(got, value):
+        assert type(a) is type(b)
+        assert repr(a) == repr(b)  # nan, -0.0 and key order included
+    for x in got[0] + list(got[3]):
+        assert type(x) is int
+
+
+@pytest.mark.parametrize("keys", ["hashed", "fresh"])
+def test_str_keys_hash_in_the_receiver_as_their_equals(interp, keys):
+    # A str crosses with the hash its sender had cached, and the receiver's
+    # copy must hash as an equal str made there: dict and set lookups work.
+    strs = EDGE_STRS + [f"key{i}" for i in range(50)]
+    if keys == "hashed":
+        d = {s: i for i, s in enumerate(strs)}  # every key hashed here
+    else:
+        d = dict.fromkeys(range(3))
+        d["list"] = ["".join(list(s)) for s in strs]  # never hashed
+    for s, h, h2 in interp.call(helpers.str_hashes, d if keys == "hashed" else d["list"]):
+        assert h == h2 == hash(s)
+    got = interp.call(helpers.identity, d)
+    assert got == d
+    if keys == "hashed":
+        for i, s in enumerate(strs):
+            assert got["".join(list(s))] == i
+
+
+def test_dict_with_other_items_after_common_ones_keeps_its_order(interp):
+    # The one-pass encoding of a dict stops at its first item that is not a
+    # common leaf and the dict goes the general way: nothing lost, same order.
+    q = queues.create()
+    for tail in ([1, 2], b"bytes", None, True, 3j, q, SharedBuffer(8), {"x": 1}, 2**100, "\udc80"):
+        d = {f"k{i}": i for i in range(100)}
+        d["tail"] = tail
+        d.update({f"z{i}": float(i) for i in range(10)})
+        got = _through_queue(d)
+        assert list(got) == list(d)
+        for k, v in d.items():
+            if k != "tail":
+                assert got[k] == v and type(got[k]) is type(v)
+        assert type(got["tail"]) is type(tail)

@@ -14,6 +14,11 @@ extern "C" {
         data: *mut c_void,
     ) -> c_int;
 
+    /// cpython/dictobject.h (3.13-3.15, exported): an empty dict with room
+    /// for `minused` items without a resize (what a copy of a dict of known
+    /// size wants; `PyDict_New` grows through every power of two).
+    pub fn _PyDict_NewPresized(minused: sys::Py_ssize_t) -> *mut sys::PyObject;
+
     /// classobject.h: the bound-method type.
     pub static mut PyMethod_Type: sys::PyTypeObject;
     /// classobject.h: the `self` of a bound method (borrowed).
@@ -516,6 +521,81 @@ pub mod no_site {
                 Ok(v) => Ok(Some(v)),
                 Err(p) => std::panic::resume_unwind(p),
             }
+        }
+    }
+}
+
+/// cpython/floatobject.h: a `float` is its header and one `double`
+/// (`PyFloat_AS_DOUBLE`, a macro pyo3-ffi does not carry).
+#[repr(C)]
+struct FloatHead {
+    ob_base: sys::PyObject,
+    ob_fval: f64,
+}
+
+/// The value of a `float` without the call (`PyFloat_AS_DOUBLE`).
+///
+/// # Safety
+/// Attached; `obj` is a live object passing `PyFloat_Check`.
+#[inline(always)]
+pub unsafe fn float_value(obj: *mut sys::PyObject) -> f64 {
+    // SAFETY: the caller's contract: a float (or subclass) starts with the
+    // `PyFloatObject` layout; `ob_fval` is set at creation and never changes.
+    unsafe { std::ptr::addr_of!((*(obj as *const FloatHead)).ob_fval).read() }
+}
+
+/// cpython/unicodeobject.h (3.12+): every `str` starts with `PyASCIIObject`:
+/// its header, `length`, then `hash` (-1 until computed).
+#[repr(C)]
+struct StrHead {
+    ob_base: sys::PyObject,
+    length: sys::Py_ssize_t,
+    hash: sys::Py_hash_t,
+}
+
+/// The hash `str` `obj` has cached, or -1 if none (always -1 on free-threaded
+/// builds: there another thread may be storing it, and the read would race).
+///
+/// # Safety
+/// Attached; `obj` is a live object passing `PyUnicode_Check`, of this
+/// interpreter (its GIL held on GIL builds).
+#[inline(always)]
+pub unsafe fn str_cached_hash(obj: *mut sys::PyObject) -> sys::Py_hash_t {
+    #[cfg(Py_GIL_DISABLED)]
+    {
+        let _ = obj;
+        -1
+    }
+    #[cfg(not(Py_GIL_DISABLED))]
+    // SAFETY: the caller's contract: a str starts with the `PyASCIIObject`
+    // layout, and the GIL we hold orders this read after any store of it.
+    unsafe {
+        std::ptr::addr_of!((*(obj as *const StrHead)).hash).read()
+    }
+}
+
+/// Give a new `str` the hash its equal had in another interpreter of this
+/// process (every interpreter hashes with the process's one secret), so
+/// that inserting it in a dict or set does not hash it again.
+///
+/// A `str` of fewer than 2 characters is left alone: the empty `str` and the
+/// one-character Latin-1 ones are singletons that every interpreter shares.
+///
+/// # Safety
+/// Attached; `obj` is a `str` this thread's call just returned, and no other
+/// thread can reach it yet unless it is such a singleton; `hash` is the hash
+/// of an equal `str`.
+#[inline(always)]
+pub unsafe fn str_set_hash(obj: *mut sys::PyObject, hash: sys::Py_hash_t) {
+    let head = obj as *mut StrHead;
+    // SAFETY: the caller's contract: a str of 2 characters or more that
+    // CPython just created is fresh, unseen by other threads; a hash still
+    // -1 is not computed yet (a str's is set once).
+    unsafe {
+        if std::ptr::addr_of!((*head).length).read() >= 2
+            && std::ptr::addr_of!((*head).hash).read() == -1
+        {
+            std::ptr::addr_of_mut!((*head).hash).write(hash);
         }
     }
 }

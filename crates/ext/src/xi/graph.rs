@@ -69,6 +69,14 @@ const T_BIGINT: u8 = 9;
 const T_REF: u8 = 10;
 /// An index (LEB128) into [`Graph::others`].
 const T_OTHER: u8 = 11;
+/// One byte, signed (fixed widths decode without a loop).
+const T_I8: u8 = 12;
+/// 4 bytes, signed, little endian.
+const T_I32: u8 = 13;
+/// 8 bytes of the hash the sender's `str` had cached, then as [`T_STR`]: the
+/// receiver's equal `str` gets it (every interpreter of the process hashes
+/// with the same secret), so a dict or set does not hash its keys again.
+const T_STR_HASHED: u8 = 14;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -141,6 +149,73 @@ fn put_len(out: &mut Vec<u8>, mut n: usize) {
         n >>= 7;
     }
     out.push(n as u8);
+}
+
+/// An int that fits 64 bits: the narrowest fixed width of 1 or 4 bytes, or
+/// zigzag LEB128.
+#[inline(always)]
+fn put_int(out: &mut Vec<u8>, v: i64) {
+    if let Ok(b) = i8::try_from(v) {
+        out.extend_from_slice(&[T_I8, b as u8]);
+    } else if let Ok(w) = i32::try_from(v) {
+        let b = w.to_le_bytes();
+        out.extend_from_slice(&[T_I32, b[0], b[1], b[2], b[3]]);
+    } else {
+        out.push(T_INT);
+        put_len(out, ((v << 1) ^ (v >> 63)) as u64 as usize);
+    }
+}
+
+/// The commonest leaves, inline, reading the objects' fields where CPython's
+/// own inline functions do: a compact `int` (|v| < 2^30), a `float`, a `str`
+/// with UTF-8. `false`: `obj` is none of those (or its UTF-8 cannot be had),
+/// and the caller takes [`leaf`]'s general path. Runs no Python code and
+/// leaves no exception set.
+///
+/// # Safety
+/// `obj` is live, of type `tp`; attached.
+#[inline(always)]
+unsafe fn quick_leaf(
+    out: &mut Vec<u8>,
+    obj: *mut sys::PyObject,
+    tp: *mut sys::PyTypeObject,
+) -> bool {
+    // SAFETY (whole body): `obj` is live and of the compared exact type; a
+    // str's UTF-8 stays valid while `obj` is held (by the caller).
+    unsafe {
+        if tp == &raw mut sys::PyLong_Type {
+            match ffi::capi::long_compact_value(obj) {
+                Some(v) => {
+                    put_int(out, v);
+                    true
+                }
+                None => false,
+            }
+        } else if tp == &raw mut sys::PyUnicode_Type {
+            let mut len: sys::Py_ssize_t = 0;
+            let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
+            if p.is_null() {
+                sys::PyErr_Clear(); // lone surrogates (or no memory): the general path
+                return false;
+            }
+            let hash = ffi::capi::str_cached_hash(obj);
+            if hash != -1 {
+                out.push(T_STR_HASHED);
+                out.extend_from_slice(&(hash as i64).to_le_bytes());
+            } else {
+                out.push(T_STR);
+            }
+            put_len(out, len as usize);
+            out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, len as usize));
+            true
+        } else if tp == &raw mut sys::PyFloat_Type {
+            let b = ffi::capi::float_value(obj).to_le_bytes();
+            out.extend_from_slice(&[T_FLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            true
+        } else {
+            false
+        }
+    }
 }
 
 fn put_bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
@@ -291,33 +366,22 @@ unsafe fn leaf(
         // SAFETY (whole body): `obj` is live and of the compared exact type;
         // a str's UTF-8 and a bytes' data stay valid while `obj` is held.
         unsafe {
+            if quick_leaf(out, obj, tp) {
+                return Ok(true);
+            }
             if tp == &raw mut sys::PyLong_Type {
+                // Not compact: up to 64 bits inline, a bigger one below.
                 let mut overflow = 0;
                 let v = sys::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
                 if overflow == 0 {
                     if v == -1 && !sys::PyErr_Occurred().is_null() {
                         return Err(PyErrSet);
                     }
-                    out.push(T_INT);
-                    put_len(out, ((v << 1) ^ (v >> 63)) as u64 as usize);
+                    put_int(out, v);
                     return Ok(true);
                 }
-            } else if tp == &raw mut sys::PyUnicode_Type {
-                let mut len: sys::Py_ssize_t = 0;
-                let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
-                if !p.is_null() {
-                    put_bytes(
-                        out,
-                        T_STR,
-                        std::slice::from_raw_parts(p as *const u8, len as usize),
-                    );
-                    return Ok(true);
-                }
-                sys::PyErr_Clear(); // lone surrogates: `native` encodes them
-            } else if tp == &raw mut sys::PyFloat_Type {
-                out.push(T_FLOAT);
-                out.extend_from_slice(&sys::PyFloat_AsDouble(obj).to_le_bytes());
-                return Ok(true);
+            } else if tp == &raw mut sys::PyUnicode_Type || tp == &raw mut sys::PyFloat_Type {
+                // A str without UTF-8 (lone surrogates): `native` encodes it.
             } else if obj == sys::Py_None() {
                 out.push(T_NONE);
                 return Ok(true);
@@ -361,6 +425,33 @@ unsafe fn leaf(
                 }
             }
         }
+    }
+}
+
+/// A dict's items, each by [`quick_leaf`], key, value, key, value... in its
+/// order; `None` at the first item that is not one of those (`out` then
+/// holds a part, for the caller to clear). The count of items written.
+///
+/// # Safety
+/// `obj` is a live dict; attached, with the GIL (no other thread can change
+/// the dict: this runs no Python code).
+#[inline(never)]
+unsafe fn quick_dict(out: &mut Vec<u8>, obj: *mut sys::PyObject) -> Option<usize> {
+    // SAFETY: forwarded: the borrowed key and value live as long as the
+    // dict is unchanged, which it is until this returns.
+    unsafe {
+        out.reserve(sys::PyDict_Size(obj).max(0) as usize * 12 + 16);
+        let mut pos: sys::Py_ssize_t = 0;
+        let mut k = std::ptr::null_mut();
+        let mut v = std::ptr::null_mut();
+        let mut count = 0;
+        while sys::PyDict_Next(obj, &mut pos, &mut k, &mut v) != 0 {
+            if !quick_leaf(out, k, (*k).ob_type) || !quick_leaf(out, v, (*v).ob_type) {
+                return None;
+            }
+            count += 2;
+        }
+        Some(count)
     }
 }
 
@@ -444,6 +535,31 @@ impl Builder {
             // snapshotted (see `snapshot`).
             let direct = matches!(kind, Kind::Tuple)
                 || (cfg!(not(Py_GIL_DISABLED)) && matches!(kind, Kind::List));
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.clear();
+            if cfg!(not(Py_GIL_DISABLED)) && matches!(kind, Kind::Dict) {
+                // With the GIL, a dict of the commonest leaves is encoded in
+                // place, in one pass, with no snapshot: `quick_leaf` runs no
+                // Python code, so nothing can change the dict meanwhile. At
+                // the first other item the pass is dropped and the dict goes
+                // the general way.
+                // SAFETY: `obj` is a live dict; PyDict_Next's borrowed key
+                // and value stay alive while no Python code runs.
+                if let Some(count) = unsafe { quick_dict(&mut buf, obj) } {
+                    self.stack.push(Frame {
+                        node: i,
+                        kind,
+                        obj,
+                        direct: false,
+                        items: Vec::new(),
+                        pos: 0,
+                        count,
+                        out: buf,
+                    });
+                    return Ok(true);
+                }
+                buf.clear();
+            }
             let (items, n) = if direct {
                 // SAFETY: `obj` is a live list or tuple.
                 (
@@ -456,8 +572,6 @@ impl Builder {
                 let n = items.len();
                 (items, n)
             };
-            let mut buf = self.spare.pop().unwrap_or_default();
-            buf.clear();
             // About what small items take: one growth at most, usually none.
             buf.reserve(n * 4 + 16);
             self.stack.push(Frame {
@@ -516,6 +630,40 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
     }
     while let Some(t) = b.stack.len().checked_sub(1) {
         let top = &mut b.stack[t];
+        // A run of the commonest leaves, encoded in one tight loop (most of
+        // a flat container's items): `quick_leaf` runs no Python code, so a
+        // list read in place cannot change under it.
+        // SAFETY: as for the general path below: the container is live and
+        // of its frame's kind, indices are below the size read, and each
+        // item is held (by its snapshot, or by its container).
+        unsafe {
+            if top.direct {
+                let n = match top.kind {
+                    Kind::List => sys::PyList_GET_SIZE(top.obj),
+                    _ => sys::PyTuple_GET_SIZE(top.obj),
+                } as usize;
+                while top.pos < n {
+                    let child = match top.kind {
+                        Kind::List => sys::PyList_GET_ITEM(top.obj, top.pos as sys::Py_ssize_t),
+                        _ => sys::PyTuple_GET_ITEM(top.obj, top.pos as sys::Py_ssize_t),
+                    };
+                    if !quick_leaf(&mut top.out, child, (*child).ob_type) {
+                        break;
+                    }
+                    top.pos += 1;
+                    top.count += 1;
+                }
+            } else {
+                while let Some(child) = top.items.get(top.pos) {
+                    let child = child.as_ptr();
+                    if !quick_leaf(&mut top.out, child, (*child).ob_type) {
+                        break;
+                    }
+                    top.pos += 1;
+                    top.count += 1;
+                }
+            }
+        }
         let child = if top.direct {
             // SAFETY: the frame's container is live (held by `keep`) and a
             // list or tuple as its kind says; the index is below the size
@@ -575,6 +723,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    #[inline(always)]
     fn byte(&mut self) -> PyResult<u8> {
         if self.pos >= self.end {
             return Err(broken());
@@ -583,6 +732,7 @@ impl Reader<'_> {
         Ok(self.g.stream[self.pos - 1])
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize) -> PyResult<&[u8]> {
         let end = self
             .pos
@@ -594,6 +744,7 @@ impl Reader<'_> {
         Ok(s)
     }
 
+    #[inline(always)]
     fn len(&mut self) -> PyResult<usize> {
         // One byte: the common case (small ints, short strings, few nodes).
         if self.pos < self.end && self.g.stream[self.pos] < 0x80 {
@@ -611,12 +762,18 @@ impl Reader<'_> {
         Err(broken())
     }
 
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self) -> PyResult<[u8; N]> {
+        let b = self.take(N)?;
+        b.try_into().map_err(|_| broken())
+    }
+
     fn f64(&mut self) -> PyResult<f64> {
-        let b = self.take(8)?;
-        Ok(f64::from_le_bytes(b.try_into().map_err(|_| broken())?))
+        Ok(f64::from_le_bytes(self.fixed()?))
     }
 
     /// The next item as an object.
+    #[inline(always)]
     fn next(&mut self, objs: &[Option<Owned>]) -> PyResult<Owned> {
         let tag = self.byte()?;
         // SAFETY (whole match): attached (the caller's); a ref's object is
@@ -624,6 +781,21 @@ impl Reader<'_> {
         // ones are UTF-8: copied from CPython's own UTF-8 of a str).
         unsafe {
             match tag {
+                T_I8 => ffi::new_int(self.fixed::<1>()?[0] as i8 as i64),
+                T_I32 => ffi::new_int(i32::from_le_bytes(self.fixed()?) as i64),
+                T_STR_HASHED => {
+                    let hash = i64::from_le_bytes(self.fixed()?) as sys::Py_hash_t;
+                    let n = self.len()?;
+                    let b = self.take(n)?;
+                    let s = Owned::from_new(sys::PyUnicode_FromStringAndSize(
+                        b.as_ptr() as *const c_char,
+                        n as sys::Py_ssize_t,
+                    ))?;
+                    // Just made here: no other thread has it yet (a shared
+                    // singleton is left alone: `str_set_hash`).
+                    ffi::capi::str_set_hash(s.as_ptr(), hash);
+                    Ok(s)
+                }
                 T_NONE => Ok(Owned::from_borrowed(sys::Py_None())),
                 T_FALSE => Ok(Owned::from_borrowed(sys::Py_False())),
                 T_TRUE => Ok(Owned::from_borrowed(sys::Py_True())),
@@ -680,7 +852,9 @@ pub fn build(g: &Graph) -> PyResult<Owned> {
                 Kind::List => Some(Owned::from_new(sys::PyList_New(
                     node.len as sys::Py_ssize_t,
                 ))?),
-                Kind::Dict => Some(Owned::from_new(sys::PyDict_New())?),
+                Kind::Dict => Some(Owned::from_new(ffi::capi::_PyDict_NewPresized(
+                    (node.len / 2) as sys::Py_ssize_t,
+                ))?),
                 Kind::Set => Some(Owned::from_new(sys::PySet_New(std::ptr::null_mut()))?),
                 Kind::ByteArray => {
                     let b = g.stream.get(node.start..node.end).ok_or_else(broken)?;
