@@ -90,9 +90,14 @@ impl ChannelBase {
         let timeout = arg_timeout(args, 2)?;
         // SAFETY: live argument of the attached interpreter.
         let value = unsafe { xi::to_value(args[0], arg_bool(args, 3)?)? };
-        let r = match deadline(block, timeout) {
-            None => shared.ch.try_send(value),
-            Some(dl) => blocking(|intr| shared.ch.send(value, dl, intr)),
+        // A receive blocked now takes the item at once: hand it over without
+        // detaching from the interpreter (which costs more than the hand-off);
+        // only a send that must wait for a receive detaches.
+        let r = match (shared.ch.try_send(value), deadline(block, timeout)) {
+            (Err(SendError::NoReceiver(value)), Some(dl)) => {
+                blocking(|intr| shared.ch.send(value, dl, intr))
+            }
+            (r, _) => r,
         };
         let received = match r {
             // A receive may take the item while the interrupt hook runs: the item
@@ -115,9 +120,10 @@ impl ChannelBase {
         let shared = this.0.clone();
         let block = arg_bool(args, 0)?;
         let timeout = arg_timeout(args, 1)?;
-        let r = match deadline(block, timeout) {
-            None => shared.ch.try_recv(),
-            Some(dl) => blocking(|intr| shared.ch.recv(dl, intr)),
+        // A send pending now: take it without detaching (as `send` above).
+        let r = match (shared.ch.try_recv(), deadline(block, timeout)) {
+            (Err(RecvError::Empty), Some(dl)) => blocking(|intr| shared.ch.recv(dl, intr)),
+            (r, _) => r,
         };
         match r {
             Ok(v) => {
