@@ -62,6 +62,39 @@ def test_overflow_leaves_value_unchanged():
     assert b.get() == MIN
 
 
+def test_values_above_2_62_and_overflow_from_threads():
+    # Above 2**62 the value is kept aside (the fast add's guard): every
+    # operation still sees it, and adds from several threads near the bound
+    # succeed exactly as often as there is room.
+    a = AtomicInt(2**62 - 1)
+    assert a.inc() == 2**62 and a.inc() == 2**62 + 1 and a.get() == 2**62 + 1
+    assert a.add(2**24) == 2**62 + 1 + 2**24 and a.sub(2**24 + 2) == 2**62 - 1
+    assert a.compare_and_set(2**62 - 1, MAX - 1) and a == MAX - 1 and int(a) == MAX - 1
+    assert a.update(lambda v: v - 5) == MAX - 6 and repr(a) == f"AtomicInt({MAX - 6})"
+    room = 2_000
+    a.set(MAX - room)
+    oks = []
+    errors = []
+
+    def adder():
+        mine = 0
+        for _ in range(1_000):
+            try:
+                a.inc()
+                mine += 1
+            except OverflowError:
+                errors.append(1)
+        oks.append(mine)
+
+    ts = [threading.Thread(target=adder) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sum(oks) == room and len(errors) == 4_000 - room and a.get() == MAX
+    assert a.get_and_set(0) == MAX and a.inc() == 1
+
+
 def test_bad_input():
     with pytest.raises(TypeError):
         AtomicInt("1")

@@ -832,6 +832,36 @@ mod atomics {
     }
 
     #[test]
+    fn park_boundary_round_trip() {
+        use crossinterp_core::atomic::{FAST_ADD_MAX, PARK_ABOVE};
+        let a = AtomicInt::new(PARK_ABOVE - 1);
+        assert_eq!(a.fetch_add(1), Ok(PARK_ABOVE - 1));
+        assert_eq!(a.fetch_add(1), Ok(PARK_ABOVE)); // parks
+        assert_eq!(a.get(), PARK_ABOVE + 1);
+        assert_eq!(a.fetch_add(FAST_ADD_MAX), Ok(PARK_ABOVE + 1)); // finds it parked
+        assert_eq!(
+            a.fetch_sub(FAST_ADD_MAX + 2),
+            Ok(PARK_ABOVE + 1 + FAST_ADD_MAX)
+        ); // unparks
+        assert_eq!(a.get(), PARK_ABOVE - 1);
+        assert!(a.compare_and_set(PARK_ABOVE - 1, i64::MAX - 1));
+        assert!(!a.compare_and_set(PARK_ABOVE - 1, 0));
+        assert_eq!(a.fetch_add(1), Ok(i64::MAX - 1));
+        assert_eq!(a.fetch_add(1), Err(Overflow));
+        assert_eq!(a.fetch_add(FAST_ADD_MAX + 1), Err(Overflow));
+        assert_eq!(a.get(), i64::MAX);
+        assert!(a.compare_and_set(i64::MAX, 3));
+        assert_eq!(a.swap(i64::MAX), 3);
+        assert_eq!(a.swap(-7), i64::MAX);
+        assert_eq!(a.fetch_update(|v| Ok::<_, ()>(v + i64::MAX - 1)), Ok(-7));
+        assert_eq!(a.fetch_update(|v| Ok::<_, ()>(v - 1)), Ok(i64::MAX - 8));
+        assert_eq!(a.get(), i64::MAX - 9);
+        assert_eq!(AtomicInt::new(i64::MAX).fetch_sub(-1), Err(Overflow));
+        assert_eq!(AtomicInt::new(i64::MIN).fetch_add(-1), Err(Overflow));
+        assert_eq!(AtomicInt::new(0).fetch_add(i64::MIN), Ok(0));
+    }
+
+    #[test]
     fn adds_from_many_threads_are_not_lost() {
         let a = AtomicInt::new(0);
         let hs: Vec<_> = (0..4)

@@ -481,6 +481,55 @@ fn checked_add_vs_overflow() {
     });
 }
 
+/// Two fast adds (the first crossing into the parked zone) race a `set` to
+/// just below `i64::MAX`: no add wraps, an add after the set is checked, and
+/// the final value is the set's plus the adds that came after it (each add's
+/// old value says which side of the set it fell on). Fails if `set` stores
+/// a value near the bound in the word (a fast add then wraps).
+#[test]
+fn fetch_add_fast_path_vs_bound() {
+    use crossinterp_core::atomic::{AtomicInt, Overflow, PARK_ABOVE};
+    model("fetch_add_fast_path_vs_bound", None, || {
+        let a = AtomicInt::new(PARK_ABOVE);
+        let (b, c) = (a.clone(), a.clone());
+        let t1 = thread::spawn(move || b.fetch_add(1));
+        let t2 = thread::spawn(move || c.set(i64::MAX - 1));
+        let mine = a.fetch_add(1);
+        let theirs = t1.join().unwrap();
+        t2.join().unwrap();
+        let fin = a.get();
+        let mut after = 0;
+        for r in [mine, theirs] {
+            match r {
+                Ok(old) if old >= i64::MAX - 1 => after += 1,
+                Ok(old) => assert!((PARK_ABOVE..=PARK_ABOVE + 1).contains(&old), "{old}"),
+                Err(Overflow) => assert_eq!(fin, i64::MAX),
+            }
+        }
+        assert_eq!(fin, i64::MAX - 1 + after, "{mine:?} {theirs:?}");
+    });
+}
+
+/// A fast add finds the value parked (at `i64::MAX`) while a `set(5)`
+/// unparks it: the add either came first (overflow, final 5) or after (it saw
+/// 5, final 6). Fails if the unpark does not wait for the add in flight to
+/// be taken back (the set's 5 then loses it: the add sees 4).
+#[test]
+fn unpark_waits_for_fast_adds() {
+    use crossinterp_core::atomic::{AtomicInt, Overflow};
+    model("unpark_waits_for_fast_adds", None, || {
+        let a = AtomicInt::new(i64::MAX);
+        let b = a.clone();
+        let t = thread::spawn(move || b.fetch_add(1));
+        a.set(5);
+        let r = t.join().unwrap();
+        match r {
+            Ok(old) => assert_eq!((old, a.get()), (5, 6)),
+            Err(Overflow) => assert_eq!(a.get(), 5),
+        }
+    });
+}
+
 /// Concurrent adds and a compare-and-set: no update is lost.
 #[test]
 fn atomic_int_updates_not_lost() {

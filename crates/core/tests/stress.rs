@@ -391,3 +391,89 @@ fn push_pending_vs_drain() {
     assert_eq!(wrong.load(Ordering::SeqCst), 0);
     assert_eq!(finalize(owner).calls_run, 0);
 }
+
+/// `AtomicInt`'s fetch-add fast path against its bound: adders (fast `+1`,
+/// `+7`; checked `-3`) run across the parked zone's edge while one thread
+/// swaps the value between just above and just below it, and near
+/// `i64::MAX`. Checked: no add wraps (every value seen is in range), overflow
+/// is raised exactly when the room is used up, and nothing is lost: the
+/// final value equals the swaps' values plus every successful add after them.
+#[test]
+fn fetch_add_fast_path_vs_bound() {
+    use crossinterp_core::atomic::{AtomicInt, Overflow, PARK_ABOVE};
+    use std::sync::atomic::AtomicI64;
+    let n = size(200_000, 4_000_000);
+    // 1. Near the bound: exactly `room` adds succeed.
+    let room = 3_000i64;
+    let a = AtomicInt::new(i64::MAX - room);
+    let oks = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let (a, oks) = (a.clone(), oks.clone());
+            thread::spawn(move || {
+                for _ in 0..1_000 {
+                    match a.fetch_add(1) {
+                        Ok(old) => {
+                            assert!(old >= i64::MAX - room, "{old}");
+                            oks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Overflow) => assert_eq!(a.get(), i64::MAX),
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(oks.load(Ordering::Relaxed) as i64, room);
+    assert_eq!(a.get(), i64::MAX);
+
+    // 2. Across the parked zone's edge, with swaps: conservation.
+    let lo = PARK_ABOVE - 1_000_000;
+    let hi = PARK_ABOVE + 1_000_000;
+    let a = AtomicInt::new(PARK_ABOVE - 5);
+    let added = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let adders: Vec<_> = [1i64, 7, -3]
+        .into_iter()
+        .map(|step| {
+            let (a, added, stop) = (a.clone(), added.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut mine = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    let old = if step > 0 {
+                        a.fetch_add(step)
+                    } else {
+                        a.fetch_sub(-step)
+                    };
+                    let old = old.expect("no overflow this far from the bound");
+                    assert!(old > lo - (1 << 40) && old < hi + (1 << 40), "{old}");
+                    mine += step;
+                }
+                added.fetch_add(mine, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let mut rng = Rng::new(7);
+    let mut last = PARK_ABOVE - 5;
+    let mut drift = 0i64; // sum of (old seen by a swap - the value before it)
+    for _ in 0..n {
+        let x = if rng.below(2) == 0 {
+            PARK_ABOVE + 1 + rng.below(50) as i64
+        } else {
+            PARK_ABOVE - rng.below(50) as i64
+        };
+        let old = a.swap(x);
+        drift += old - last;
+        last = x;
+        let g = a.get();
+        assert!(g > lo - (1 << 40) && g < hi + (1 << 40), "{g}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in adders {
+        h.join().unwrap();
+    }
+    drift += a.get() - last;
+    assert_eq!(drift, added.load(Ordering::Relaxed));
+}

@@ -23,11 +23,19 @@ pub struct PyAtomicInt(AtomicInt);
 pub struct PyAtomicBool(AtomicFlag);
 
 /// An `int` argument (not `bool`) as i64: `TypeError` / `OverflowError`.
-#[inline]
+#[inline(always)]
 fn to_i64(args: Args, i: usize, what: &str) -> PyResult<i64> {
     let obj = args[i];
-    // SAFETY: attached; `Args` holds live borrowed arguments.
+    // SAFETY: attached; `Args` holds live borrowed arguments; an exact `int`
+    // has the `PyLongObject` layout `long_compact_value` reads.
     unsafe {
+        // The common case first: an exact small int (`add(1)`), one type
+        // compare and one tag read.
+        if sys::Py_TYPE(obj) == std::ptr::addr_of_mut!(sys::PyLong_Type) {
+            if let Some(v) = ffi::capi::long_compact_value(obj) {
+                return Ok(v);
+            }
+        }
         if sys::PyLong_Check(obj) == 0 || sys::PyBool_Check(obj) != 0 {
             return Err(ffi::raise(
                 Exc::TypeError,
@@ -56,6 +64,7 @@ fn overflow(op: &str, a: i64, n: i64) -> PyErrSet {
 }
 
 /// The optional `n` argument (default 1).
+#[inline(always)]
 fn step(args: Args, name: &str) -> PyResult<i64> {
     match args.len() {
         0 => Ok(1),
