@@ -268,7 +268,7 @@ def test_call_in_thread_runs_in_parallel():
         results = {}
 
         def run(name, it):
-            results[name] = it.call(helpers.spin_window, 0.4)
+            results[name] = it.call(helpers.spin_window, 1.0)
 
         ts = [threading.Thread(target=run, args=(n, i)) for n, i in (("a", a), ("b", b))]
         for t in ts:
