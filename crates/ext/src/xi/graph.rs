@@ -35,6 +35,19 @@
 //!   concurrent resize raises `BufferError` in the resizing thread).
 //!   A concurrent mutation lands before or after the snapshot, never in it.
 //!
+//! - **The commonest leaves take an inline path** (`quick_leaf`): a compact
+//!   `int` (read from its fields, as CPython's own inline functions do), a
+//!   `float`, a `str`; ints go in fixed widths (1 or 4 bytes), which decode
+//!   without a loop. A `str` carries the hash its sender had cached (every
+//!   interpreter of a process hashes with the one secret), and the rebuilt
+//!   `str` gets it, so a dict or set in the receiver does not hash its keys
+//!   again; dicts are rebuilt presized. With the GIL, a dict made only of
+//!   such leaves is encoded in one pass, in place, with no snapshot (nothing
+//!   in that pass runs Python code). Measured on 3.14 (a put+get in one
+//!   thread): a 10,000-entry `str`->`int` dict 703 -> 394 us, a 10,000-int
+//!   list 112 -> 77 us (pickle's dumps+loads: 795-841 and 113-140 us); what
+//!   is left is CPython's: creating the objects and inserting into the dict.
+//!
 //! Any item that does not cross natively makes the whole value go the old
 //! way (pickle, or `NotShareableError` with `strict=True`): a container is
 //! never half native, half pickled, so identity across it is never split.
