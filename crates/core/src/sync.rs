@@ -198,3 +198,216 @@ pub use std::sync::Arc as DynArc;
 pub mod statics {
     pub use std::sync::atomic::{AtomicU64, Ordering};
 }
+
+/// The lock-free FIFO that holds a [`crate::Queue`]'s items outside its
+/// mutex: multi-producer, multi-consumer, bounded or not. `push` and `pop`
+/// are each linearizable; an item pushed is published (release) to the `pop`
+/// that takes it (acquire).
+///
+/// With std: crossbeam-queue's `ArrayQueue` for bounds up to
+/// [`Fifo::ARRAY_MAX`] (one allocation of `bound` slots, producers and
+/// consumers on different cache lines: crossbeam-channel's array flavour), its
+/// `SegQueue` when unbounded (crossbeam-channel's list flavour), and a
+/// `SegQueue` with a reservation counter above `ARRAY_MAX` (so a huge bound
+/// does not allocate its slots up front). Under loom: a bounded array of
+/// slots published with loom atomics (Vyukov's), so the models explore the
+/// same release/acquire hand-off of items the queue's protocol relies on.
+#[cfg(not(loom))]
+pub(crate) enum Fifo<T> {
+    Array(crossbeam_queue::ArrayQueue<T>),
+    Seg(crossbeam_queue::SegQueue<T>),
+    Counted {
+        items: crossbeam_queue::SegQueue<T>,
+        /// Items pushed or being pushed, minus those popped: >= the items in
+        /// `items`, <= the bound.
+        count: crossbeam_utils::CachePadded<std::sync::atomic::AtomicUsize>,
+        bound: usize,
+    },
+}
+
+#[cfg(not(loom))]
+impl<T> Fifo<T> {
+    /// The largest bound kept in an `ArrayQueue` (its slots are allocated up
+    /// front).
+    pub(crate) const ARRAY_MAX: usize = 1 << 12;
+
+    /// An empty FIFO holding at most `bound` items (0: unbounded).
+    pub(crate) fn new(bound: usize) -> Self {
+        match bound {
+            0 => Fifo::Seg(crossbeam_queue::SegQueue::new()),
+            b if b <= Self::ARRAY_MAX => Fifo::Array(crossbeam_queue::ArrayQueue::new(b)),
+            b => Fifo::Counted {
+                items: crossbeam_queue::SegQueue::new(),
+                count: Default::default(),
+                bound: b,
+            },
+        }
+    }
+
+    /// Append; `Err` hands the item back when the bound is reached.
+    #[inline]
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
+        match self {
+            Fifo::Array(q) => q.push(item),
+            Fifo::Seg(q) => {
+                q.push(item);
+                Ok(())
+            }
+            Fifo::Counted {
+                items,
+                count,
+                bound,
+            } => {
+                // Relaxed: the counter only bounds the items (each RMW reads
+                // the latest count); the item itself is published by the
+                // SegQueue.
+                if count.fetch_add(1, Ordering::Relaxed) >= *bound {
+                    count.fetch_sub(1, Ordering::Relaxed);
+                    return Err(item);
+                }
+                items.push(item);
+                Ok(())
+            }
+        }
+    }
+
+    /// Take the front item, if any.
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<T> {
+        match self {
+            Fifo::Array(q) => q.pop(),
+            Fifo::Seg(q) => q.pop(),
+            Fifo::Counted { items, count, .. } => {
+                let item = items.pop()?;
+                // Relaxed: see `push`; released after the pop, so the count
+                // never under-counts the items.
+                count.fetch_sub(1, Ordering::Relaxed);
+                Some(item)
+            }
+        }
+    }
+
+    /// Items now (a snapshot).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Fifo::Array(q) => q.len(),
+            Fifo::Seg(q) => q.len(),
+            Fifo::Counted { items, .. } => items.len(),
+        }
+    }
+
+    /// Whether it holds no item now (a snapshot).
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Fifo::Array(q) => q.is_empty(),
+            Fifo::Seg(q) => q.is_empty(),
+            Fifo::Counted { items, .. } => items.is_empty(),
+        }
+    }
+}
+
+/// See the non-loom definition: a bounded MPMC array (Vyukov's) on loom
+/// atomics; an unbounded FIFO holds at most [`Fifo::LOOM_UNBOUNDED`] items.
+#[cfg(loom)]
+pub(crate) struct Fifo<T> {
+    slots: Box<[(AtomicUsize, UnsafeCell<Option<T>>)]>,
+    head: AtomicUsize,
+    tail: AtomicUsize,
+    unbounded: bool,
+}
+
+// SAFETY: an item is written into a slot only by the push that claimed it
+// (tail CAS) and taken only by the pop that claimed it (head CAS), each
+// published by the slot's sequence (release/acquire); items are `Send`.
+#[cfg(loom)]
+unsafe impl<T: Send> Sync for Fifo<T> {}
+// SAFETY: owning the FIFO owns its items, which are `Send`.
+#[cfg(loom)]
+unsafe impl<T: Send> Send for Fifo<T> {}
+
+#[cfg(loom)]
+impl<T> Fifo<T> {
+    /// Capacity of an "unbounded" FIFO under loom (models put a few items).
+    pub(crate) const LOOM_UNBOUNDED: usize = 8;
+
+    pub(crate) fn new(bound: usize) -> Self {
+        let cap = if bound == 0 {
+            Self::LOOM_UNBOUNDED
+        } else {
+            bound
+        };
+        Fifo {
+            slots: (0..cap)
+                .map(|i| (AtomicUsize::new(i), UnsafeCell::new(None)))
+                .collect(),
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            unbounded: bound == 0,
+        }
+    }
+
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
+        let cap = self.slots.len();
+        loop {
+            let pos = self.tail.load(Ordering::Relaxed);
+            let (seq, cell) = &self.slots[pos % cap];
+            // Acquire: the pop that freed this slot is done with it.
+            let s = seq.load(Ordering::Acquire);
+            if s == pos {
+                if self
+                    .tail
+                    .compare_exchange(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // SAFETY: the tail CAS gave this push the slot exclusively.
+                    unsafe { *cell.get_mut().deref() = Some(item) };
+                    // Release: publishes the item to the pop that takes it.
+                    seq.store(pos + 1, Ordering::Release);
+                    return Ok(());
+                }
+            } else if s < pos {
+                assert!(!self.unbounded, "loom Fifo: more than LOOM_UNBOUNDED items");
+                return Err(item);
+            }
+            yield_now();
+        }
+    }
+
+    pub(crate) fn pop(&self) -> Option<T> {
+        let cap = self.slots.len();
+        loop {
+            let pos = self.head.load(Ordering::Relaxed);
+            let (seq, cell) = &self.slots[pos % cap];
+            // Acquire: pairs with the push's release of the item.
+            let s = seq.load(Ordering::Acquire);
+            if s == pos + 1 {
+                if self
+                    .head
+                    .compare_exchange(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // SAFETY: the head CAS gave this pop the published slot.
+                    let item = unsafe { cell.get_mut().deref().take() };
+                    // Release: the slot is free for the push a lap later.
+                    seq.store(pos + cap, Ordering::Release);
+                    return item;
+                }
+            } else if s <= pos {
+                return None;
+            }
+            yield_now();
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        let t = self.tail.load(Ordering::Relaxed);
+        let h = self.head.load(Ordering::Relaxed);
+        t.saturating_sub(h)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        let pos = self.head.load(Ordering::Relaxed);
+        // Acquire: as `pop`.
+        self.slots[pos % self.slots.len()].0.load(Ordering::Acquire) != pos + 1
+    }
+}
