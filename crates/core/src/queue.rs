@@ -63,7 +63,7 @@
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
 use crate::sync::DynArc;
-use crate::sync::{lock, wait_timeout, yield_now, Arc, AtomicU64, Condvar, Fifo, Mutex};
+use crate::sync::{lock, wait_timeout, yield_now, Arc, AtomicBool, AtomicU64, Condvar, Fifo, Mutex};
 use crate::sync::{MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
@@ -130,6 +130,10 @@ struct Shared<T> {
     /// Entered by every fast get: in-flight count plus [`EXCL`], [`SLEEPERS`]
     /// (putters asleep), [`WATCHERS`] (`Side::Put` notifiers).
     get_gate: CachePadded<AtomicU64>,
+    /// Set by `close`: what spinning waiters watch (advisory, read without the
+    /// lock), on a line of its own so that their loads do not pull the gates
+    /// away from the side that writes them.
+    closed_hint: CachePadded<AtomicBool>,
     state: Mutex<State>,
     /// Getters wait here for an item or the close.
     not_empty: Condvar,
@@ -383,6 +387,7 @@ impl<T> Queue<T> {
                 items: Fifo::new(maxsize),
                 put_gate: CachePadded::new(AtomicU64::new(0)),
                 get_gate: CachePadded::new(AtomicU64::new(0)),
+                closed_hint: CachePadded::new(AtomicBool::new(false)),
                 state: Mutex::new(State {
                     closed: false,
                     spinning_getters: 0,
@@ -479,8 +484,7 @@ impl<T> Queue<T> {
                     drop(g);
                     // Relaxed loads: advisory, the decision is made under the lock.
                     wait::spin_until(|| {
-                        sh.put_gate.load(Ordering::Relaxed) & CLOSED != 0
-                            || sh.has_room(sh.items.len())
+                        sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len())
                     });
                     g = lock(&sh.state);
                 }
@@ -575,7 +579,7 @@ impl<T> Queue<T> {
                     // Ready: an item, or closed. Relaxed: advisory, the
                     // decision is made under the lock.
                     wait::spin_until(|| {
-                        !sh.items.is_empty() || sh.put_gate.load(Ordering::Relaxed) & CLOSED != 0
+                        !sh.items.is_empty() || sh.closed_hint.load(Ordering::Relaxed)
                     });
                     g = lock(&sh.state);
                     g.spinning_getters -= 1;
@@ -630,6 +634,8 @@ impl<T> Queue<T> {
         sh.put_gate.fetch_or(EXCL | CLOSED, Ordering::Acquire);
         wait_out(&sh.put_gate);
         g.closed = true;
+        // Relaxed: advisory (spinners re-check under the lock).
+        sh.closed_hint.store(true, Ordering::Relaxed);
         let wake_getters = g.getters.wake_all();
         let wake_putters = g.putters.wake_all();
         sh.sync_flags(&g);
