@@ -3,62 +3,102 @@
 //!
 //! # Protocol
 //!
-//! One mutex guards the items, the `closed` flag and the wait accounting of both
-//! sides; `not_empty` wakes getters, `not_full` wakes putters (bounded queues
-//! only). Blocking calls follow the wait protocol of `crate::wait`: a
-//! `Blocker` decides, each time the call finds it cannot proceed, whether its
-//! deadline passed, whether the interrupt hook is due, or how long to wait.
+//! The items live outside the lock, in a lock-free FIFO (`sync::Fifo`:
+//! crossbeam-queue's `ArrayQueue` when bounded, `SegQueue` when unbounded;
+//! a loom-atomic twin under loom). One mutex guards the rest: the `closed`
+//! flag, the wait accounting of both sides and the async watchers;
+//! `not_empty` wakes getters, `not_full` wakes putters. Blocking calls follow
+//! the wait protocol of `crate::wait`: a `Blocker` decides, each time the call
+//! finds it cannot proceed, whether its deadline passed, whether the interrupt
+//! hook is due, or how long to wait.
 //!
-//! No lost wake-up (`put_get_wakeup`, `bounded_put_waits_for_get` models in
-//! `tests/loom_queue.rs`): each side (getters, putters) has its own `Sleepers`,
-//! kept under the queue's lock as `wait` describes. A blocked getter registers
-//! as asleep in the critical section that found the queue empty, so a put
-//! either ran before that check (the getter sees the item) or runs after and
-//! sees the sleeper; a put that sees an asleep getter wakes one (`notify_one`
+//! Fast path: a put or get first enters its side's gate (`put_gate`,
+//! `get_gate`: one atomic word each, on its own cache line, written by that
+//! side only in the common case), pushes or pops, and leaves the gate. The
+//! gate word holds the count of calls in flight and flags: `EXCL` (the gate is
+//! shut: the call takes the locked path instead), `CLOSED` (put gate),
+//! `SLEEPERS` (a thread of the other side is asleep) and `WATCHERS` (the other
+//! side has async notifiers). Only when `leave` returns `SLEEPERS` or
+//! `WATCHERS` does the fast call take the lock, to wake one sleeper and
+//! notify the watchers. So a stream with nobody asleep never takes the lock.
+//!
+//! No lost wake-up (`put_vs_sleeping_getter_flag`,
+//! `get_vs_sleeping_putter_flag`, `put_get_wakeup`, `bounded_put_waits_for_get`
+//! models in `tests/loom_queue.rs`): a getter that would sleep registers in
+//! its `Sleepers` under the lock, raises `SLEEPERS` on the put gate (an AcqRel
+//! RMW) and only then re-checks the items. A fast put pushes and then leaves
+//! the gate with a Release RMW on the same word. The two RMWs are ordered in
+//! that word's modification order: if the put's comes first, the getter's
+//! acquire sees its push and the re-check finds the item; otherwise the put
+//! reads `SLEEPERS` and takes the lock to wake it. The putter side mirrors it
+//! on the get gate. A put that sees an asleep getter wakes one (`notify_one`
 //! once it has unlocked), and further puts before that getter runs issue no
 //! redundant futex wake. Nor does a put wake an asleep getter for an item a
 //! getter already on its way will take (spinning with the lock released, or
 //! woken and not yet running): each of those re-takes the lock and takes an
 //! item before anything else (`spinning_getter_covers_put` model and stress
-//! test). Putters are woken one per item taken (a get wakes one asleep
-//! putter); `close`, `drain` and `remove_where` wake every sleeper of
-//! the side they unblock.
+//! test); items a fast get takes meanwhile leave no item waiting. `close`,
+//! `drain` and `remove_where` wake every sleeper of the side they unblock.
 //!
 //! Spin, then park: a call that would sleep first releases the lock and backs
-//! off (`wait::spin_until`) watching a lock-free hint of the queue's length and
-//! `closed` flag, then re-takes the lock and re-checks; only then does it
-//! register and sleep. When streaming through a full or empty queue, the other
-//! side usually makes progress within that window, which saves a futex sleep
-//! and wake-up per item. The hint is advisory (written under the lock, read
-//! without it): the decision to sleep is always made under the lock.
+//! off (`wait::spin_until`) watching the FIFO and a closed hint, then re-takes
+//! the lock and re-checks; only then does it register and sleep. When
+//! streaming through a full or empty queue, the other side usually makes
+//! progress within that window, which saves a futex sleep and wake-up per
+//! item. The hints are advisory: the decision to sleep is made under the lock.
 //!
 //! A woken getter always takes an item if there is one before it looks at its
 //! deadline or hook, so a notification is never spent without effect while an
 //! item waits; a getter that leaves empty-handed (deadline, hook) has found the
 //! queue empty under the lock.
 //!
-//! Close: `close()` sets `closed` and wakes everyone. Puts are then refused
-//! (handing the item back); gets keep draining the items already in the queue
-//! and report [`GetError::Closed`] only once it is empty (`close_wakes_blocked_getter`).
+//! Exclusive mode (`drain`, `remove_where`, `for_each_mut`;
+//! `remove_where_vs_fast_put` model and stress test): under the lock, set
+//! `EXCL` on both gates, then wait until no fast call is in flight (their
+//! `leave` releases what they did). The RMWs on one word decide each race:
+//! a call either entered before `EXCL` (and is waited out) or sees it and
+//! takes the locked path, where it waits for the lock. The operation then
+//! takes every item out, works on them, and puts the survivors back in order
+//! before re-opening the gates (also if its callback panics). So it is atomic
+//! with respect to puts and gets, as under a single lock.
 //!
-//! Nothing lost: an item is either in the queue, returned by a get, returned by
-//! `drain`/`remove_where`, or handed back in a [`PutError`]. Items still in the
-//! queue when its last clone drops are dropped with it, on that thread: the
-//! extension drains the queue first when its items must be released in their
-//! owners.
+//! Close (`close_wakes_blocked_getter`, `close_vs_fast_put`): `close()` shuts
+//! the put gate for good (`EXCL | CLOSED`), waits out the fast puts in flight,
+//! then sets `closed` under the lock and wakes everyone. Puts are then refused
+//! (handing the item back); gets keep draining the items already in the queue
+//! and report [`GetError::Closed`] only once they find it empty under the lock,
+//! after `closed` was set: every put that succeeded is in the queue by then.
+//!
+//! Bounded: the FIFO itself refuses a push at `maxsize` (`ArrayQueue`; above
+//! `Fifo::ARRAY_MAX` a `SegQueue` with a reservation counter), so the bound is
+//! never exceeded. Nothing lost: an item is either in the queue, returned by a
+//! get, returned by `drain`/`remove_where`, or handed back in a [`PutError`].
+//! Items still in the queue when its last clone drops are dropped with it, on
+//! that thread: the extension drains the queue first when its items must be
+//! released in their owners.
 //!
 //! Async waiters (`wait::Notify`): `watch(Side::Get, n)` registers a notifier
 //! that every put and the close call (after unlocking), `watch(Side::Put, n)`
 //! one that every get, `drain`, `remove_where` and the close call; a notifier
 //! is not a sleeper and takes nothing: its owner re-tries with `try_get` /
-//! `try_put` (`async_watch_*` tests below).
+//! `try_put` (`async_watch_*` tests below). Registering raises `WATCHERS` on
+//! the gate of the side whose calls must notify it (the same AcqRel/Release
+//! pairing as a sleeper: `async_watch_then_retry_vs_put`), so fast calls take
+//! the lock to notify while any notifier is registered.
 //!
-//! # Why a mutex
+//! # Why a mutex (and why not only a mutex)
 //!
-//! `Mutex<VecDeque>` plus two condition variables is checkable with loom end to
-//! end and gives `close`, `remove_where` and the unbound-item policies a simple
-//! linearization point. `benches/queue.rs` measures it against
-//! crossbeam-channel.
+//! Until this change, one `Mutex<VecDeque>` guarded the items too: simple to
+//! check with loom and a single linearization point for everything, but every
+//! put and get took the lock, and the producer and consumer bounced its cache
+//! line and contended on it (profiled with `perf`: ~85% of `put`/`get`'s
+//! samples on the lock's atomic ops plus ~19% of all samples in
+//! `lock_contended`, almost no futex sleeps). The mutex is kept for what is
+//! rare and needs a single order: sleeping and waking, close, the exclusive
+//! operations and the watchers. The cost left over crossbeam-channel is the
+//! two gate RMWs per call (crossbeam's channel folds its disconnect mark into
+//! the FIFO's own tail index; the gates keep crossbeam-queue's FIFO unchanged).
+//! `benches/queue.rs` measures it against crossbeam-channel.
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;

@@ -245,6 +245,120 @@ fn remove_where_vs_put() {
     out.assert_all_reached();
 }
 
+/// The fast put's gate protocol against a getter going to sleep: the put
+/// pushes without the lock and then reads the put gate's SLEEPERS flag; the
+/// getter raises the flag under the lock and then re-checks the items. Their
+/// RMWs on the gate order the two (release on `leave`, acquire on `raise`):
+/// either the getter's re-check sees the item or the put sees the flag and
+/// wakes it. A lost wake-up is a loom deadlock.
+#[test]
+fn put_vs_sleeping_getter_flag() {
+    let out = Outcomes::new("put_vs_sleeping_getter_flag", BLOCKED);
+    let o = out.clone();
+    model("put_vs_sleeping_getter_flag", Some(3), move || {
+        let q = Queue::new(0);
+        let getter = {
+            let q = q.clone();
+            thread::spawn(move || q.get(None, &mut never()).unwrap())
+        };
+        o.hit(BLOCKED[q.blocked_getters()]);
+        q.try_put(5).unwrap();
+        assert_eq!(getter.join().unwrap(), 5);
+        assert_eq!(q.blocked_getters(), 0);
+        assert!(q.is_empty());
+    });
+    out.assert_all_reached();
+}
+
+/// The bounded side of the same protocol: a putter on a full queue raises the
+/// get gate's SLEEPERS flag and re-tries its push under the lock; a fast get
+/// pops and then reads the flag. Either the putter's re-try finds the room or
+/// the get wakes it (a lost wake-up is a deadlock).
+#[test]
+fn get_vs_sleeping_putter_flag() {
+    let out = Outcomes::new("get_vs_sleeping_putter_flag", BLOCKED);
+    let o = out.clone();
+    model("get_vs_sleeping_putter_flag", Some(3), move || {
+        let q = Queue::new(1);
+        q.try_put(1).unwrap();
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || q.put(2, None, &mut never()))
+        };
+        o.hit(BLOCKED[q.blocked_putters()]);
+        assert_eq!(q.try_get(), Ok(1));
+        assert_eq!(putter.join().unwrap(), Ok(()));
+        assert_eq!(q.try_get(), Ok(2));
+        assert_eq!(q.blocked_putters(), 0);
+    });
+    out.assert_all_reached();
+}
+
+/// `remove_where` against a fast put and a fast get: the exclusive mode shuts
+/// both gates and waits out the calls in flight, so a put either lands before
+/// (and is seen by `f`) or after the survivors are back (FIFO kept), and a get
+/// takes the front item of the queue as it was before or after. Nothing lost
+/// or duplicated.
+#[test]
+fn remove_where_vs_fast_put() {
+    let out = Outcomes::new("remove_where_vs_fast_put", &["put_first", "remove_first"]);
+    let o = out.clone();
+    model("remove_where_vs_fast_put", Some(3), move || {
+        let q = Queue::new(0);
+        q.try_put(1).unwrap();
+        q.try_put(2).unwrap();
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || q.try_put(3).unwrap())
+        };
+        let removed = q.remove_where(|&x| x == 1 || x == 3);
+        putter.join().unwrap();
+        let rest = q.drain();
+        o.hit(if removed.len() == 2 {
+            "put_first"
+        } else {
+            "remove_first"
+        });
+        match removed.len() {
+            2 => assert_eq!((removed, rest), (vec![1, 3], vec![2])),
+            _ => assert_eq!((removed, rest), (vec![1], vec![2, 3])),
+        }
+    });
+    out.assert_all_reached();
+}
+
+/// `close` against a fast put: `close` shuts the put gate and waits out the
+/// put in flight before it sets `closed`, so a put that succeeded has its
+/// item in the queue for the getter that runs after the close (a get never
+/// reports Closed while a successful put's item is missing).
+#[test]
+fn close_vs_fast_put() {
+    let out = Outcomes::new("close_vs_fast_put", &["put_ok", "put_refused"]);
+    let o = out.clone();
+    model("close_vs_fast_put", Some(3), move || {
+        let q = Queue::new(0);
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || q.try_put(1))
+        };
+        assert!(q.close());
+        let got = q.try_get();
+        match putter.join().unwrap() {
+            Ok(()) => {
+                o.hit("put_ok");
+                assert_eq!(got, Ok(1));
+            }
+            Err(e) => {
+                o.hit("put_refused");
+                assert_eq!(e, PutError::Closed(1));
+                assert_eq!(got, Err(GetError::Closed));
+            }
+        }
+        assert_eq!(q.try_get(), Err(GetError::Closed));
+    });
+    out.assert_all_reached();
+}
+
 /// A blocking send and a blocking receive meet: the send returns only once the
 /// item is received (nothing pending afterwards), whichever arrives first.
 /// A second sender uses `try_send` (send_nowait), falling back to `send` when
