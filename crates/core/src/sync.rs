@@ -338,7 +338,7 @@ impl<T> Fifo<T> {
         };
         Fifo {
             slots: (0..cap)
-                .map(|i| (AtomicUsize::new(i), UnsafeCell::new(None)))
+                .map(|i| (AtomicUsize::new(2 * i), UnsafeCell::new(None)))
                 .collect(),
             head: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
@@ -352,8 +352,10 @@ impl<T> Fifo<T> {
             let pos = self.tail.load(Ordering::Relaxed);
             let (seq, cell) = &self.slots[pos % cap];
             // Acquire: the pop that freed this slot is done with it.
+            // Stamps: 2·pos free for the push at pos, 2·pos+1 holding its
+            // item (doubled so that a bound of 1 stays unambiguous).
             let s = seq.load(Ordering::Acquire);
-            if s == pos {
+            if s == 2 * pos {
                 if self
                     .tail
                     .compare_exchange(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
@@ -362,10 +364,10 @@ impl<T> Fifo<T> {
                     // SAFETY: the tail CAS gave this push the slot exclusively.
                     unsafe { *cell.get_mut().deref() = Some(item) };
                     // Release: publishes the item to the pop that takes it.
-                    seq.store(pos + 1, Ordering::Release);
+                    seq.store(2 * pos + 1, Ordering::Release);
                     return Ok(());
                 }
-            } else if s < pos {
+            } else if s < 2 * pos {
                 assert!(!self.unbounded, "loom Fifo: more than LOOM_UNBOUNDED items");
                 return Err(item);
             }
@@ -380,7 +382,7 @@ impl<T> Fifo<T> {
             let (seq, cell) = &self.slots[pos % cap];
             // Acquire: pairs with the push's release of the item.
             let s = seq.load(Ordering::Acquire);
-            if s == pos + 1 {
+            if s == 2 * pos + 1 {
                 if self
                     .head
                     .compare_exchange(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
@@ -389,10 +391,10 @@ impl<T> Fifo<T> {
                     // SAFETY: the head CAS gave this pop the published slot.
                     let item = unsafe { cell.get_mut().deref().take() };
                     // Release: the slot is free for the push a lap later.
-                    seq.store(pos + cap, Ordering::Release);
+                    seq.store(2 * (pos + cap), Ordering::Release);
                     return item;
                 }
-            } else if s <= pos {
+            } else if s <= 2 * pos {
                 return None;
             }
             yield_now();
@@ -408,6 +410,6 @@ impl<T> Fifo<T> {
     pub(crate) fn is_empty(&self) -> bool {
         let pos = self.head.load(Ordering::Relaxed);
         // Acquire: as `pop`.
-        self.slots[pos % self.slots.len()].0.load(Ordering::Acquire) != pos + 1
+        self.slots[pos % self.slots.len()].0.load(Ordering::Acquire) != 2 * pos + 1
     }
 }
