@@ -103,7 +103,9 @@
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
 use crate::sync::DynArc;
-use crate::sync::{lock, wait_timeout, yield_now, Arc, AtomicBool, AtomicU64, Condvar, Fifo, Mutex};
+use crate::sync::{
+    lock, wait_timeout, yield_now, Arc, AtomicBool, AtomicU64, Condvar, Fifo, Mutex,
+};
 use crate::sync::{MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};

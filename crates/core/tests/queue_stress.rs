@@ -526,6 +526,9 @@ fn close_vs_fast_put() {
             got += 1;
         }
         let ok = putter.join().unwrap();
-        assert_eq!(got, ok, "a put returned Ok but its item was not there after the close");
+        assert_eq!(
+            got, ok,
+            "a put returned Ok but its item was not there after the close"
+        );
     }
 }
