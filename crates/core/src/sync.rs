@@ -428,41 +428,53 @@ impl<T> Fifo<T> {
         loop {
             let word = &self.slots[pos % cap];
             let full = 2 * (pos * Self::ARENA + k) + 1;
-            // Release: publishes the item; Acquire on failure: the word read
-            // decides, as in `pop`.
-            match word.compare_exchange(2 * pos, full, Ordering::Release, Ordering::Acquire) {
-                Ok(_) => {
-                    let _ = self.tail.compare_exchange(
-                        pos,
-                        pos + 1,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
-                    return Ok(());
-                }
-                // The CAS read the word's latest value.
-                Err(w) => match Self::decode(w, pos) {
-                    // The slot still holds the item pushed a lap ago (a
-                    // free word behind `pos` cannot be the latest: the tail
-                    // moved past `pos - cap` only once it was pushed).
-                    Slot::Behind => {
-                        assert!(!self.unbounded, "loom Fifo: more than LOOM_UNBOUNDED items");
-                        // SAFETY: not published: the cell is still this push's.
-                        let item = unsafe { cell.get_mut().deref().take() };
-                        return Err(item.expect("written above"));
-                    }
-                    // Position taken by another push (or long gone): move the
-                    // tail past it and try the next one.
-                    Slot::Item(_) | Slot::Past | Slot::Free => {
+            // "Full" is decided by a plain load, as crossbeam's (a stamp load)
+            // is, not by the CAS below (which reads the latest word): a push
+            // may miss a pop it has no happens-before with, and the putter's
+            // re-check after it raised SLEEPERS relies on the get gate's
+            // ordering for that (`get_vs_sleeping_putter_flag`). Acquire:
+            // the pop that freed the slot is done with its cell.
+            let w = word.load(Ordering::Acquire);
+            let w = if w == 2 * pos {
+                // Release: publishes the item; Acquire on failure: the word
+                // read decides, as in `pop`.
+                match word.compare_exchange(2 * pos, full, Ordering::Release, Ordering::Acquire) {
+                    Ok(_) => {
                         let _ = self.tail.compare_exchange(
                             pos,
                             pos + 1,
                             Ordering::AcqRel,
                             Ordering::Acquire,
                         );
-                        pos += 1;
+                        return Ok(());
                     }
-                },
+                    Err(w) => w,
+                }
+            } else {
+                w
+            };
+            match Self::decode(w, pos) {
+                // The slot still holds the item pushed a lap ago, as far as
+                // this push can see (or, read stale, anything older: a pop
+                // that happened before this push freed the slot, so the load
+                // would have read that or later): full.
+                Slot::Behind => {
+                    assert!(!self.unbounded, "loom Fifo: more than LOOM_UNBOUNDED items");
+                    // SAFETY: not published: the cell is still this push's.
+                    let item = unsafe { cell.get_mut().deref().take() };
+                    return Err(item.expect("written above"));
+                }
+                // Position taken by another push (or long gone): move the
+                // tail past it and try the next one.
+                Slot::Item(_) | Slot::Past | Slot::Free => {
+                    let _ = self.tail.compare_exchange(
+                        pos,
+                        pos + 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                    pos += 1;
+                }
             }
         }
     }
