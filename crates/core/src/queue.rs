@@ -3,79 +3,132 @@
 //!
 //! # Protocol
 //!
-//! One mutex guards the items, the `closed` flag and the wait accounting of both
-//! sides; `not_empty` wakes getters, `not_full` wakes putters (bounded queues
-//! only). Blocking calls follow the wait protocol of `crate::wait`: a
-//! `Blocker` decides, each time the call finds it cannot proceed, whether its
-//! deadline passed, whether the interrupt hook is due, or how long to wait.
+//! The items live outside the lock, in a lock-free FIFO (`sync::Fifo`:
+//! crossbeam-queue's `ArrayQueue` when bounded, `SegQueue` when unbounded;
+//! a loom-atomic twin under loom). One mutex guards the rest: the `closed`
+//! flag, the wait accounting of both sides and the async watchers;
+//! `not_empty` wakes getters, `not_full` wakes putters. Blocking calls follow
+//! the wait protocol of `crate::wait`: a `Blocker` decides, each time the call
+//! finds it cannot proceed, whether its deadline passed, whether the interrupt
+//! hook is due, or how long to wait.
 //!
-//! No lost wake-up (`put_get_wakeup`, `bounded_put_waits_for_get` models in
-//! `tests/loom_queue.rs`): each side (getters, putters) has its own `Sleepers`,
-//! kept under the queue's lock as `wait` describes. A blocked getter registers
-//! as asleep in the critical section that found the queue empty, so a put
-//! either ran before that check (the getter sees the item) or runs after and
-//! sees the sleeper; a put that sees an asleep getter wakes one (`notify_one`
+//! Fast path: a put or get first enters its side's gate (`put_gate`,
+//! `get_gate`: one atomic word each, on its own cache line, written by that
+//! side only in the common case), pushes or pops, and leaves the gate. The
+//! gate word holds the count of calls in flight and flags: `EXCL` (the gate is
+//! shut: the call takes the locked path instead), `CLOSED` (put gate),
+//! `SLEEPERS` (a thread of the other side is asleep) and `WATCHERS` (the other
+//! side has async notifiers). Only when `leave` returns `SLEEPERS` or
+//! `WATCHERS` does the fast call take the lock, to wake one sleeper and
+//! notify the watchers. So a stream with nobody asleep never takes the lock.
+//!
+//! No lost wake-up (`put_vs_sleeping_getter_flag`,
+//! `get_vs_sleeping_putter_flag`, `put_get_wakeup`, `bounded_put_waits_for_get`
+//! models in `tests/loom_queue.rs`): a getter that would sleep registers in
+//! its `Sleepers` under the lock, raises `SLEEPERS` on the put gate (an AcqRel
+//! RMW) and only then re-checks the items. A fast put pushes and then leaves
+//! the gate with a Release RMW on the same word. The two RMWs are ordered in
+//! that word's modification order: if the put's comes first, the getter's
+//! acquire sees its push and the re-check finds the item; otherwise the put
+//! reads `SLEEPERS` and takes the lock to wake it. The putter side mirrors it
+//! on the get gate. A put that sees an asleep getter wakes one (`notify_one`
 //! once it has unlocked), and further puts before that getter runs issue no
 //! redundant futex wake. Nor does a put wake an asleep getter for an item a
 //! getter already on its way will take (spinning with the lock released, or
 //! woken and not yet running): each of those re-takes the lock and takes an
 //! item before anything else (`spinning_getter_covers_put` model and stress
-//! test). Putters are woken one per item taken (a get wakes one asleep
-//! putter); `close`, `drain` and `remove_where` wake every sleeper of
-//! the side they unblock.
+//! test); items a fast get takes meanwhile leave no item waiting. `close`,
+//! `drain` and `remove_where` wake every sleeper of the side they unblock.
 //!
 //! Spin, then park: a call that would sleep first releases the lock and backs
-//! off (`wait::spin_until`) watching a lock-free hint of the queue's length and
-//! `closed` flag, then re-takes the lock and re-checks; only then does it
-//! register and sleep. When streaming through a full or empty queue, the other
-//! side usually makes progress within that window, which saves a futex sleep
-//! and wake-up per item. The hint is advisory (written under the lock, read
-//! without it): the decision to sleep is always made under the lock.
+//! off (`wait::spin_until`) watching the FIFO and a closed hint, then re-takes
+//! the lock and re-checks; only then does it register and sleep. When
+//! streaming through a full or empty queue, the other side usually makes
+//! progress within that window, which saves a futex sleep and wake-up per
+//! item. The hints are advisory: the decision to sleep is made under the lock.
 //!
 //! A woken getter always takes an item if there is one before it looks at its
 //! deadline or hook, so a notification is never spent without effect while an
 //! item waits; a getter that leaves empty-handed (deadline, hook) has found the
 //! queue empty under the lock.
 //!
-//! Close: `close()` sets `closed` and wakes everyone. Puts are then refused
-//! (handing the item back); gets keep draining the items already in the queue
-//! and report [`GetError::Closed`] only once it is empty (`close_wakes_blocked_getter`).
+//! Exclusive mode (`drain`, `remove_where`, `for_each_mut`;
+//! `remove_where_vs_fast_put` model and stress test): under the lock, set
+//! `EXCL` on both gates, then wait until no fast call is in flight (their
+//! `leave` releases what they did). The RMWs on one word decide each race:
+//! a call either entered before `EXCL` (and is waited out) or sees it and
+//! takes the locked path, where it waits for the lock. The operation then
+//! takes every item out, works on them, and puts the survivors back in order
+//! before re-opening the gates (also if its callback panics). So it is atomic
+//! with respect to puts and gets, as under a single lock.
 //!
-//! Nothing lost: an item is either in the queue, returned by a get, returned by
-//! `drain`/`remove_where`, or handed back in a [`PutError`]. Items still in the
-//! queue when its last clone drops are dropped with it, on that thread: the
-//! extension drains the queue first when its items must be released in their
-//! owners.
+//! Close (`close_wakes_blocked_getter`, `close_vs_fast_put`): `close()` shuts
+//! the put gate for good (`EXCL | CLOSED`), waits out the fast puts in flight,
+//! then sets `closed` under the lock and wakes everyone. Puts are then refused
+//! (handing the item back); gets keep draining the items already in the queue
+//! and report [`GetError::Closed`] only once they find it empty under the lock,
+//! after `closed` was set: every put that succeeded is in the queue by then.
+//!
+//! Bounded: the FIFO itself refuses a push at `maxsize` (`ArrayQueue`; above
+//! `Fifo::ARRAY_MAX` a `SegQueue` with a reservation counter), so the bound is
+//! never exceeded. Nothing lost: an item is either in the queue, returned by a
+//! get, returned by `drain`/`remove_where`, or handed back in a [`PutError`].
+//! Items still in the queue when its last clone drops are dropped with it, on
+//! that thread: the extension drains the queue first when its items must be
+//! released in their owners.
 //!
 //! Async waiters (`wait::Notify`): `watch(Side::Get, n)` registers a notifier
 //! that every put and the close call (after unlocking), `watch(Side::Put, n)`
 //! one that every get, `drain`, `remove_where` and the close call; a notifier
 //! is not a sleeper and takes nothing: its owner re-tries with `try_get` /
-//! `try_put` (`async_watch_*` tests below).
+//! `try_put` (`async_watch_*` tests below). Registering raises `WATCHERS` on
+//! the gate of the side whose calls must notify it (the same AcqRel/Release
+//! pairing as a sleeper: `async_watch_then_retry_vs_put`), so fast calls take
+//! the lock to notify while any notifier is registered.
 //!
-//! # Why a mutex
+//! # Why a mutex (and why not only a mutex)
 //!
-//! `Mutex<VecDeque>` plus two condition variables is checkable with loom end to
-//! end and gives `close`, `remove_where` and the unbound-item policies a simple
-//! linearization point. `benches/queue.rs` measures it against
-//! crossbeam-channel.
+//! Until this change, one `Mutex<VecDeque>` guarded the items too: simple to
+//! check with loom and a single linearization point for everything, but every
+//! put and get took the lock, and the producer and consumer bounced its cache
+//! line and contended on it (profiled with `perf`: ~85% of `put`/`get`'s
+//! samples on the lock's atomic ops plus ~19% of all samples in
+//! `lock_contended`, almost no futex sleeps). The mutex is kept for what is
+//! rare and needs a single order: sleeping and waking, close, the exclusive
+//! operations and the watchers. The cost left over crossbeam-channel is the
+//! two gate RMWs per call (crossbeam's channel folds its disconnect mark into
+//! the FIFO's own tail index; the gates keep crossbeam-queue's FIFO unchanged).
+//! `benches/queue.rs` measures it against crossbeam-channel.
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
 use crate::sync::DynArc;
-use crate::sync::{lock, wait_timeout, Arc, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{
+    lock, wait_timeout, yield_now, Arc, AtomicBool, AtomicU64, Condvar, Fifo, Mutex,
+};
+use crate::sync::{MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
 use crossbeam_utils::CachePadded;
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
 
-/// Bit 63 of [`Shared::hint`]: the queue is closed.
-const CLOSED_HINT: u64 = 1 << 63;
+/// Gate bit: an exclusive operation (`close` on the put gate; `drain`,
+/// `remove_where`, `for_each_mut` on both) is under way or the queue is
+/// closed: fast calls of that side take the locked path.
+const EXCL: u64 = 1 << 63;
+/// Put gate bit: the queue is closed (set with [`EXCL`] by `close`, kept).
+const CLOSED: u64 = 1 << 62;
+/// Gate bit: a thread of the other side is asleep (put gate: a getter; get
+/// gate: a putter): a fast call that gets through must take the lock to wake it.
+const SLEEPERS: u64 = 1 << 61;
+/// Gate bit: the other side has async notifiers (put gate: `Side::Get`'s; get
+/// gate: `Side::Put`'s): a fast call that gets through must notify them.
+const WATCHERS: u64 = 1 << 60;
+/// Gate bits below the flags: fast calls of that side in flight.
+const IN_FLIGHT: u64 = WATCHERS - 1;
 
-struct State<T> {
-    items: VecDeque<T>,
+struct State {
     closed: bool,
     /// Getters spinning with the lock released (`spin_until`), each about to
     /// re-take the lock and take an item if there is one.
@@ -97,7 +150,7 @@ pub enum Side {
     Put,
 }
 
-impl<T> State<T> {
+impl State {
     fn watchers(&mut self, side: Side) -> &mut Watchers {
         match side {
             Side::Get => &mut self.get_watch,
@@ -110,59 +163,112 @@ struct Shared<T> {
     id: u64,
     /// 0: unbounded.
     maxsize: usize,
-    state: Mutex<State<T>>,
+    /// The items (lock-free; see the module doc).
+    items: Fifo<T>,
+    /// Entered by every fast put: in-flight count plus [`EXCL`], [`CLOSED`],
+    /// [`SLEEPERS`] (getters asleep), [`WATCHERS`] (`Side::Get` notifiers).
+    /// Touched by putters only, except when a getter goes to sleep.
+    put_gate: CachePadded<AtomicU64>,
+    /// Entered by every fast get: in-flight count plus [`EXCL`], [`SLEEPERS`]
+    /// (putters asleep), [`WATCHERS`] (`Side::Put` notifiers).
+    get_gate: CachePadded<AtomicU64>,
+    /// Set by `close`: what spinning waiters watch (advisory, read without the
+    /// lock), on a line of its own so that their loads do not pull the gates
+    /// away from the side that writes them.
+    closed_hint: CachePadded<AtomicBool>,
+    state: Mutex<State>,
     /// Getters wait here for an item or the close.
     not_empty: Condvar,
     /// Putters wait here for room or the close (bounded queues only).
     not_full: Condvar,
-    /// The state summarized for waiters about to sleep: `items.len()`, with
-    /// [`CLOSED_HINT`] once closed. Written only under the lock, after every
-    /// change ([`Shared::publish`]); read without it ([`Shared::spin_until`]).
-    hint: CachePadded<AtomicU64>,
+}
+
+/// Enter a gate: `false` (and not entered) if [`EXCL`] is set.
+#[inline]
+fn enter(gate: &AtomicU64) -> bool {
+    // Acquire: pairs with the release that clears EXCL, so a call that gets
+    // through sees what the exclusive operation did. Exclusion itself needs
+    // no ordering: this RMW and the exclusive side's `fetch_or(EXCL)` are on
+    // one location, so either this one reads EXCL or that one (and its wait
+    // for the count to drop) sees this call in flight
+    // (`remove_where_vs_fast_put`).
+    if gate.fetch_add(1, Ordering::Acquire) & EXCL == 0 {
+        return true;
+    }
+    // Relaxed: nothing was done inside.
+    gate.fetch_sub(1, Ordering::Relaxed);
+    false
+}
+
+/// Leave a gate after the fast call's push or pop; the gate's flags then.
+#[inline]
+fn leave(gate: &AtomicU64) -> u64 {
+    // Release: publishes the push/pop to (1) the exclusive operation or
+    // `close` waiting for the count to drop (acquire load), and (2) a
+    // thread of the other side that registers as asleep or as a watcher
+    // later in this location's modification order (its `fetch_or` is
+    // AcqRel, so its re-check sees this push/pop). If it registered earlier,
+    // this RMW reads its flag and the caller takes the lock to wake it: no
+    // lost wake-up (`put_vs_sleeping_getter_flag`, `get_vs_sleeping_putter_flag`).
+    gate.fetch_sub(1, Ordering::Release) - 1
+}
+
+/// With the lock held: set `bit` of `gate` (a sleeper or watcher registers),
+/// synchronizing with every fast call that already left (see [`leave`]).
+fn raise(gate: &AtomicU64, bit: u64) {
+    // AcqRel: acquire pairs with `leave`'s release (the caller's re-check sees
+    // every push/pop whose `leave` came before this RMW).
+    gate.fetch_or(bit, Ordering::AcqRel);
+}
+
+/// With the lock held: clear `bit` of `gate` if set.
+fn lower(gate: &AtomicU64, bit: u64) {
+    // Relaxed: the flag bits change only under the lock, so this load is
+    // exact; a fast call that reads the flag stale-set takes the lock for
+    // nothing, and clearing publishes nothing.
+    if gate.load(Ordering::Relaxed) & bit != 0 {
+        gate.fetch_and(!bit, Ordering::Relaxed);
+    }
+}
+
+/// With the lock held and `EXCL` set on `gate`: wait for the fast calls in
+/// flight to leave (each is a push or pop and a gate RMW: it does not block).
+fn wait_out(gate: &AtomicU64) {
+    // Acquire: pairs with `leave`'s release, so the caller sees their items.
+    while gate.load(Ordering::Acquire) & IN_FLIGHT != 0 {
+        yield_now();
+    }
 }
 
 impl<T> Shared<T> {
-    /// Update the hint from the state (under the lock).
-    fn publish(&self, g: &State<T>) {
-        let closed = if g.closed { CLOSED_HINT } else { 0 };
-        // Relaxed: the hint only tells a spinning waiter when to re-take the
-        // lock; everything it then reads is published by the mutex. A stale
-        // hint costs a useless re-check or the rest of the spin, never
-        // correctness: the decision to sleep is made under the lock.
-        self.hint
-            .store(g.items.len() as u64 | closed, Ordering::Relaxed);
-    }
-
-    /// Before sleeping: spin, then yield, for a short bounded while until the
-    /// hint says `ready` (or the steps run out). Called with no lock held; the
-    /// caller then re-takes the lock and re-checks. Saves a futex sleep and
-    /// wake-up per item when the other side is about to make progress (the
-    /// common case when streaming through a full or empty queue).
-    fn spin_until(&self, ready: impl Fn(u64) -> bool) {
-        // Relaxed: see `publish`.
-        wait::spin_until(|| ready(self.hint.load(Ordering::Relaxed)));
-    }
-
-    /// Whether a hint says a put may proceed (room, or closed: it will fail).
-    fn put_ready(&self, hint: u64) -> bool {
-        hint & CLOSED_HINT != 0 || self.has_room((hint & !CLOSED_HINT) as usize)
-    }
-
     fn has_room(&self, len: usize) -> bool {
         self.maxsize == 0 || len < self.maxsize
     }
 
-    /// Append under the lock, unlock, then wake one asleep getter if any.
-    fn push(&self, mut g: MutexGuard<'_, State<T>>, item: T) {
-        g.items.push_back(item);
-        self.publish(&g);
+    /// Keep the put gate's [`SLEEPERS`] and the get gate's in step with the
+    /// sleepers (under the lock, after a wake-up claimed some).
+    fn sync_flags(&self, g: &State) {
+        if g.getters.asleep() == 0 {
+            lower(&self.put_gate, SLEEPERS);
+        }
+        if g.putters.asleep() == 0 {
+            lower(&self.get_gate, SLEEPERS);
+        }
+    }
+
+    /// After a push (fast, having read the put gate's flags, or under the
+    /// lock): wake one asleep getter if no getter on its way covers the items,
+    /// then notify the `Side::Get` watchers (after unlocking).
+    fn pushed(&self, mut g: MutexGuard<'_, State>) {
         // Wake an asleep getter only for an item no getter on its way will
         // take: a spinning getter re-takes the lock and takes an item before
         // anything else, as does a woken one (`spinning_getter_covers_put`).
-        // Waking one anyway costs a futex wake-up whose getter finds nothing,
-        // and, with more threads than cores, the CPU the spinner needed.
+        // `len` counts every pushed item not yet popped, this one included.
         let covered = g.spinning_getters + g.getters.woken();
-        let wake = g.items.len() > covered && g.getters.wake_one();
+        let wake = self.items.len() > covered && g.getters.wake_one();
+        if wake {
+            self.sync_flags(&g);
+        }
         let notify = g.get_watch.snapshot();
         drop(g);
         if wake {
@@ -171,30 +277,123 @@ impl<T> Shared<T> {
         wait::notify_all(notify);
     }
 
-    /// Take the front item under the lock, unlock, then wake one asleep putter.
-    fn pop(&self, mut g: MutexGuard<'_, State<T>>) -> Option<T> {
-        let item = g.items.pop_front()?;
-        self.publish(&g);
+    /// After a pop: wake one asleep putter, notify the `Side::Put` watchers.
+    fn popped(&self, mut g: MutexGuard<'_, State>) {
         let wake = g.putters.wake_one();
+        if wake {
+            self.sync_flags(&g);
+        }
         let notify = g.put_watch.snapshot();
         drop(g);
         if wake {
             self.not_full.notify_one();
         }
         wait::notify_all(notify);
-        Some(item)
     }
 
     /// After items left the queue other than by a get: wake every putter.
-    fn room_made(&self, mut g: MutexGuard<'_, State<T>>) {
-        self.publish(&g);
+    fn room_made(&self, mut g: MutexGuard<'_, State>) {
         let wake = g.putters.wake_all();
+        self.sync_flags(&g);
         let notify = g.put_watch.snapshot();
         drop(g);
         if wake {
             self.not_full.notify_all();
         }
         wait::notify_all(notify);
+    }
+
+    /// A put without the lock: `Ok(Ok)` done, `Ok(Err)` full (item handed
+    /// back), `Err` the put gate is shut (closed, or an exclusive operation):
+    /// take the locked path.
+    #[inline]
+    fn fast_put(&self, item: T) -> Result<Result<(), T>, T> {
+        if !enter(&self.put_gate) {
+            return Err(item);
+        }
+        let r = self.items.push(item);
+        let flags = leave(&self.put_gate);
+        if r.is_ok() && flags & (SLEEPERS | WATCHERS) != 0 {
+            self.pushed(lock(&self.state));
+        }
+        Ok(r)
+    }
+
+    /// A get without the lock: `Ok(Some)` an item, `Ok(None)` empty now,
+    /// `Err` the get gate is shut: take the locked path.
+    #[inline]
+    fn fast_get(&self) -> Result<Option<T>, ()> {
+        if !enter(&self.get_gate) {
+            return Err(());
+        }
+        let item = self.items.pop();
+        let flags = leave(&self.get_gate);
+        if item.is_some() && flags & (SLEEPERS | WATCHERS) != 0 {
+            self.popped(lock(&self.state));
+        }
+        Ok(item)
+    }
+
+    /// Under the lock: shut both gates and wait out the fast calls in flight;
+    /// the returned guard re-opens them (also on a panic).
+    fn exclusive<'a>(&'a self, g: MutexGuard<'a, State>) -> Exclusive<'a, T> {
+        // The RMWs need no ordering of their own (see `enter`); Acquire for
+        // form: `wait_out` is what publishes the calls in flight.
+        self.put_gate.fetch_or(EXCL, Ordering::Acquire);
+        self.get_gate.fetch_or(EXCL, Ordering::Acquire);
+        wait_out(&self.put_gate);
+        wait_out(&self.get_gate);
+        Exclusive {
+            sh: self,
+            g: Some(g),
+            taken: Vec::new(),
+        }
+    }
+
+    /// Every item, in order (under [`Shared::exclusive`]).
+    fn take_all(&self) -> Vec<T> {
+        std::iter::from_fn(|| self.items.pop()).collect()
+    }
+}
+
+/// The exclusive mode of `drain`, `remove_where` and `for_each_mut`: the lock
+/// held and both gates shut. On drop, `taken` goes back into the queue in
+/// order, then the gates re-open (the put gate stays shut if closed).
+struct Exclusive<'a, T> {
+    sh: &'a Shared<T>,
+    g: Option<MutexGuard<'a, State>>,
+    taken: Vec<T>,
+}
+
+impl<'a, T> Exclusive<'a, T> {
+    /// Put `taken` back, re-open the gates; the lock stays held.
+    fn finish(mut self) -> MutexGuard<'a, State> {
+        self.restore();
+        self.g.take().expect("held until finish")
+    }
+
+    fn restore(&mut self) {
+        for item in self.taken.drain(..) {
+            // No put can get in while the gates are shut and the lock is held,
+            // and these items were all in the queue: there is room.
+            if self.sh.items.push(item).is_err() {
+                unreachable!("room for the items taken out");
+            }
+        }
+        let closed = self.g.as_ref().is_some_and(|g| g.closed);
+        // Release: pairs with `enter`'s acquire (fast calls see the items).
+        if !closed {
+            self.sh.put_gate.fetch_and(!EXCL, Ordering::Release);
+        }
+        self.sh.get_gate.fetch_and(!EXCL, Ordering::Release);
+    }
+}
+
+impl<T> Drop for Exclusive<'_, T> {
+    fn drop(&mut self) {
+        if self.g.is_some() {
+            self.restore();
+        }
     }
 }
 
@@ -227,8 +426,11 @@ impl<T> Queue<T> {
             shared: Arc::new(Shared {
                 id: next_id(),
                 maxsize,
+                items: Fifo::new(maxsize),
+                put_gate: CachePadded::new(AtomicU64::new(0)),
+                get_gate: CachePadded::new(AtomicU64::new(0)),
+                closed_hint: CachePadded::new(AtomicBool::new(false)),
                 state: Mutex::new(State {
-                    items: VecDeque::new(),
                     closed: false,
                     spinning_getters: 0,
                     getters: Sleepers::default(),
@@ -238,7 +440,6 @@ impl<T> Queue<T> {
                 }),
                 not_empty: Condvar::new(),
                 not_full: Condvar::new(),
-                hint: CachePadded::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -256,15 +457,33 @@ impl<T> Queue<T> {
     /// Put `item` at the back if there is room right now.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
         let sh = &*self.shared;
+        // `Full` straight from the lock-free path is linearizable: the FIFO's
+        // push is, and it refused at a point where it held `maxsize` items;
+        // that point lies between `enter` and `leave`, so no exclusive
+        // operation overlaps it (they wait out the calls in flight and shut
+        // the gate first) and the queue was not closed before the call began
+        // (`close`'s `fetch_or(CLOSED)` precedes in the gate's modification
+        // order any `enter` that happens after it, which then reads EXCL and
+        // takes the locked path: `Closed`). `try_get`'s `Empty` is decided
+        // under the lock below.
+        let item = match sh.fast_put(item) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(item)) => return Err(PutError::Full(item)),
+            Err(item) => item,
+        };
+        // The put gate is shut: closed, or an exclusive operation (wait for
+        // it on the lock).
         let g = lock(&sh.state);
         if g.closed {
             return Err(PutError::Closed(item));
         }
-        if !sh.has_room(g.items.len()) {
-            return Err(PutError::Full(item));
+        match sh.items.push(item) {
+            Ok(()) => {
+                sh.pushed(g);
+                Ok(())
+            }
+            Err(item) => Err(PutError::Full(item)),
         }
-        sh.push(g, item);
-        Ok(())
     }
 
     /// Put `item` at the back, waiting for room until `deadline` (`None`:
@@ -282,6 +501,10 @@ impl<T> Queue<T> {
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<(), PutError<T>> {
         let sh = &*self.shared;
+        let mut item = match sh.fast_put(item) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(item)) | Err(item) => item,
+        };
         let mut g = lock(&sh.state);
         let mut blocker = Blocker::new(deadline, interrupted);
         let mut spun = false;
@@ -289,10 +512,15 @@ impl<T> Queue<T> {
             if g.closed {
                 return Err(PutError::Closed(item));
             }
-            if sh.has_room(g.items.len()) {
-                sh.push(g, item);
-                return Ok(());
-            }
+            // Under the lock no exclusive operation runs and `closed` is
+            // false: push without the gate.
+            item = match sh.items.push(item) {
+                Ok(()) => {
+                    sh.pushed(g);
+                    return Ok(());
+                }
+                Err(item) => item,
+            };
             match blocker.next() {
                 Next::Expired => return Err(PutError::Full(item)),
                 Next::Hook => {
@@ -305,13 +533,28 @@ impl<T> Queue<T> {
                 Next::Wait(_) if !spun => {
                     spun = true;
                     drop(g);
-                    sh.spin_until(|h| sh.put_ready(h));
+                    // Relaxed loads: advisory, the decision is made under the lock.
+                    wait::spin_until(|| {
+                        sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len())
+                    });
                     g = lock(&sh.state);
                 }
                 Next::Wait(d) => {
                     g.putters.sleep();
+                    // Register, then re-check (see `leave`).
+                    raise(&sh.get_gate, SLEEPERS);
+                    item = match sh.items.push(item) {
+                        Ok(()) => {
+                            g.putters.awake();
+                            sh.sync_flags(&g);
+                            sh.pushed(g);
+                            return Ok(());
+                        }
+                        Err(item) => item,
+                    };
                     g = wait_timeout(&sh.not_full, g, d);
                     g.putters.awake();
+                    sh.sync_flags(&g);
                     blocker.waited();
                     spun = false;
                 }
@@ -323,13 +566,20 @@ impl<T> Queue<T> {
     /// reports [`GetError::Closed`], an empty open one [`GetError::Empty`].
     pub fn try_get(&self) -> Result<T, GetError> {
         let sh = &*self.shared;
+        if let Ok(Some(item)) = sh.fast_get() {
+            return Ok(item);
+        }
+        // Empty (or the get gate shut): decide under the lock, where `closed`
+        // means no put is in flight (see `close`).
         let g = lock(&sh.state);
-        let closed = g.closed;
-        sh.pop(g).ok_or(if closed {
-            GetError::Closed
-        } else {
-            GetError::Empty
-        })
+        match sh.items.pop() {
+            Some(item) => {
+                sh.popped(g);
+                Ok(item)
+            }
+            None if g.closed => Err(GetError::Closed),
+            None => Err(GetError::Empty),
+        }
     }
 
     /// Take the front item, waiting for one until `deadline` (`None`: forever).
@@ -345,15 +595,21 @@ impl<T> Queue<T> {
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<T, GetError> {
         let sh = &*self.shared;
+        if let Ok(Some(item)) = sh.fast_get() {
+            return Ok(item);
+        }
         let mut g = lock(&sh.state);
         let mut blocker = Blocker::new(deadline, interrupted);
         let mut spun = false;
         loop {
-            if !g.items.is_empty() {
-                // `pop` cannot fail: checked non-empty under this lock.
-                return sh.pop(g).ok_or(GetError::Empty);
+            // Under the lock no exclusive operation runs: pop without the gate.
+            if let Some(item) = sh.items.pop() {
+                sh.popped(g);
+                return Ok(item);
             }
             if g.closed {
+                // `close` waited out the fast puts in flight before setting
+                // `closed` under this lock: the queue is empty for good.
                 return Err(GetError::Closed);
             }
             match blocker.next() {
@@ -368,18 +624,30 @@ impl<T> Queue<T> {
                 Next::Wait(_) if !spun => {
                     spun = true;
                     // Counted as on its way until it has re-taken the lock
-                    // and looked at the items again (see `push`).
+                    // and looked at the items again (see `pushed`).
                     g.spinning_getters += 1;
                     drop(g);
-                    // Ready: an item, or closed.
-                    sh.spin_until(|h| h != 0);
+                    // Ready: an item, or closed. Relaxed: advisory, the
+                    // decision is made under the lock.
+                    wait::spin_until(|| {
+                        !sh.items.is_empty() || sh.closed_hint.load(Ordering::Relaxed)
+                    });
                     g = lock(&sh.state);
                     g.spinning_getters -= 1;
                 }
                 Next::Wait(d) => {
                     g.getters.sleep();
+                    // Register, then re-check (see `leave`).
+                    raise(&sh.put_gate, SLEEPERS);
+                    if let Some(item) = sh.items.pop() {
+                        g.getters.awake();
+                        sh.sync_flags(&g);
+                        sh.popped(g);
+                        return Ok(item);
+                    }
                     g = wait_timeout(&sh.not_empty, g, d);
                     g.getters.awake();
+                    sh.sync_flags(&g);
                     blocker.waited();
                     spun = false;
                 }
@@ -389,12 +657,12 @@ impl<T> Queue<T> {
 
     /// Items in the queue now (a snapshot).
     pub fn len(&self) -> usize {
-        lock(&self.shared.state).items.len()
+        self.shared.items.len()
     }
 
     /// Whether the queue holds no item now (a snapshot).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.shared.items.is_empty()
     }
 
     /// Whether the queue is bounded and at its bound now (a snapshot).
@@ -411,10 +679,17 @@ impl<T> Queue<T> {
         if g.closed {
             return false;
         }
+        // Shut the put gate for good, then wait out the fast puts in flight:
+        // each either got in before (its item is in the queue when `closed`
+        // is set) or is refused (`close_vs_fast_put`).
+        sh.put_gate.fetch_or(EXCL | CLOSED, Ordering::Acquire);
+        wait_out(&sh.put_gate);
         g.closed = true;
-        sh.publish(&g);
+        // Relaxed: advisory (spinners re-check under the lock).
+        sh.closed_hint.store(true, Ordering::Relaxed);
         let wake_getters = g.getters.wake_all();
         let wake_putters = g.putters.wake_all();
+        sh.sync_flags(&g);
         let mut notify = g.get_watch.snapshot();
         notify.extend(g.put_watch.snapshot());
         drop(g);
@@ -442,24 +717,27 @@ impl<T> Queue<T> {
     /// panics, the queue is left untouched.
     pub fn remove_where(&self, mut f: impl FnMut(&T) -> bool) -> Vec<T> {
         let sh = &*self.shared;
-        let mut g = lock(&sh.state);
-        // Ask about every item first, so a panicking `f` changes nothing.
-        let marks: Vec<bool> = g.items.iter().map(&mut f).collect();
+        let mut ex = sh.exclusive(lock(&sh.state));
+        ex.taken = sh.take_all();
+        // Ask about every item first, so a panicking `f` changes nothing (the
+        // guard puts them all back).
+        let marks: Vec<bool> = ex.taken.iter().map(&mut f).collect();
         let n = marks.iter().filter(|&&m| m).count();
         if n == 0 {
+            drop(ex.finish());
             return Vec::new();
         }
         let mut removed = Vec::with_capacity(n);
-        let mut kept = VecDeque::with_capacity(g.items.len() - n);
-        for (item, remove) in std::mem::take(&mut g.items).into_iter().zip(marks) {
+        let mut kept = Vec::with_capacity(ex.taken.len() - n);
+        for (item, remove) in std::mem::take(&mut ex.taken).into_iter().zip(marks) {
             if remove {
                 removed.push(item);
             } else {
-                kept.push_back(item);
+                kept.push(item);
             }
         }
-        g.items = kept;
-        sh.room_made(g);
+        ex.taken = kept;
+        sh.room_made(ex.finish());
         removed
     }
 
@@ -468,14 +746,19 @@ impl<T> Queue<T> {
     /// quick and must not use this queue. If it panics, the items it already
     /// visited keep its changes.
     pub fn for_each_mut(&self, f: impl FnMut(&mut T)) {
-        lock(&self.shared.state).items.iter_mut().for_each(f);
+        let sh = &*self.shared;
+        let mut ex = sh.exclusive(lock(&sh.state));
+        ex.taken = sh.take_all();
+        ex.taken.iter_mut().for_each(f);
+        drop(ex.finish());
     }
 
     /// Remove and return every item, in queue order; blocked putters wake.
     pub fn drain(&self) -> Vec<T> {
         let sh = &*self.shared;
-        let mut g = lock(&sh.state);
-        let items: Vec<T> = std::mem::take(&mut g.items).into();
+        let ex = sh.exclusive(lock(&sh.state));
+        let items = sh.take_all();
+        let g = ex.finish();
         if !items.is_empty() {
             sh.room_made(g);
         }
@@ -487,12 +770,31 @@ impl<T> Queue<T> {
     /// returned token un-registers it ([`Queue::unwatch`]). Register, then
     /// re-try (`try_get`/`try_put`): no change is missed.
     pub fn watch(&self, side: Side, n: DynArc<dyn Notify>) -> u64 {
-        lock(&self.shared.state).watchers(side).add(n)
+        let sh = &*self.shared;
+        let mut g = lock(&sh.state);
+        let token = g.watchers(side).add(n);
+        // The gate whose fast calls notify this side; its `leave` and this RMW
+        // order the re-try after every call that did not see the watcher.
+        raise(self.watch_gate(side), WATCHERS);
+        token
+    }
+
+    fn watch_gate(&self, side: Side) -> &AtomicU64 {
+        match side {
+            Side::Get => &self.shared.put_gate,
+            Side::Put => &self.shared.get_gate,
+        }
     }
 
     /// Un-register a notifier; `false` if the token is not registered.
     pub fn unwatch(&self, side: Side, token: u64) -> bool {
-        lock(&self.shared.state).watchers(side).remove(token)
+        let mut g = lock(&self.shared.state);
+        let w = g.watchers(side);
+        let removed = w.remove(token);
+        if w.len() == 0 {
+            lower(self.watch_gate(side), WATCHERS);
+        }
+        removed
     }
 
     /// Notifiers registered on one side now (a snapshot, for tests).
@@ -519,7 +821,7 @@ impl<T> fmt::Debug for Queue<T> {
         f.debug_struct("Queue")
             .field("id", &self.shared.id)
             .field("maxsize", &self.shared.maxsize)
-            .field("len", &g.items.len())
+            .field("len", &self.shared.items.len())
             .field("closed", &g.closed)
             .finish()
     }

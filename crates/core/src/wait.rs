@@ -292,6 +292,11 @@ impl Sleepers {
         }
     }
 
+    /// Sleepers no notification is on its way to.
+    pub(crate) fn asleep(&self) -> usize {
+        self.asleep
+    }
+
     /// Sleepers a notification is on its way to (woken, not yet running).
     pub(crate) fn woken(&self) -> usize {
         self.woken

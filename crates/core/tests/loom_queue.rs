@@ -32,6 +32,9 @@ fn never() -> impl FnMut() -> bool {
 
 /// Outcome labels for "how many threads were blocked" snapshots (index = count).
 const BLOCKED: &[&str] = &["blocked_0", "blocked_1", "blocked_2"];
+/// The same for models with a single thread that may block (`BLOCKED`'s
+/// `blocked_2` is unreachable there, so `assert_all_reached` would always fail).
+const BLOCKED_ONE: &[&str] = &["blocked_0", "blocked_1"];
 
 /// Which outcomes a model reached, across all its executions: each model names
 /// its possible outcomes and asserts at the end that it reached every one, so
@@ -87,7 +90,14 @@ impl Outcomes {
 fn put_get_wakeup() {
     let out = Outcomes::new("put_get_wakeup", BLOCKED);
     let o = out.clone();
-    model("put_get_wakeup", Some(4), move || {
+    // Bound 2 (was 4 before the lock-free FIFO): every fast put/get now
+    // adds gate and slot atomics, and at 4 the model took > 10 min on the
+    // 2-core CI machine. The races it is named after need two preemptions:
+    // one thread stopped inside a fast call (between its push/pop and its
+    // `leave`) while another registers, sleeps or is woken; loom found the
+    // twin FIFO's lost wake-up and a Relaxed `raise` at this bound. The gate
+    // race itself is explored at 3 by the `*_sleeping_*_flag` models.
+    model("put_get_wakeup", Some(2), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -118,7 +128,14 @@ fn put_get_wakeup() {
 /// loom reports), nothing taken twice.
 #[test]
 fn spinning_getter_covers_put() {
-    model("spinning_getter_covers_put", Some(3), move || {
+    // Bound 2 (was 3 before the lock-free FIFO): every fast put/get now
+    // adds gate and slot atomics, and at 3 the model took > 5 min on the
+    // 2-core CI machine. The races it is named after need two preemptions:
+    // one thread stopped inside a fast call (between its push/pop and its
+    // `leave`) while another registers, sleeps or is woken; loom found the
+    // twin FIFO's lost wake-up and a Relaxed `raise` at this bound. The gate
+    // race itself is explored at 3 by the `*_sleeping_*_flag` models.
+    model("spinning_getter_covers_put", Some(2), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -155,7 +172,14 @@ fn spinning_getter_covers_put() {
 fn close_wakes_blocked_getter() {
     let out = Outcomes::new("close_wakes_blocked_getter", BLOCKED);
     let o = out.clone();
-    model("close_wakes_blocked_getter", Some(4), move || {
+    // Bound 2 (was 4 before the lock-free FIFO): every fast put/get now
+    // adds gate and slot atomics, and at 4 the model took 2 min on the
+    // 2-core CI machine. The races it is named after need two preemptions:
+    // one thread stopped inside a fast call (between its push/pop and its
+    // `leave`) while another registers, sleeps or is woken; loom found the
+    // twin FIFO's lost wake-up and a Relaxed `raise` at this bound. The gate
+    // race itself is explored at 3 by the `*_sleeping_*_flag` models.
+    model("close_wakes_blocked_getter", Some(2), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -183,7 +207,14 @@ fn close_wakes_blocked_getter() {
 fn bounded_put_waits_for_get() {
     let out = Outcomes::new("bounded_put_waits_for_get", BLOCKED);
     let o = out.clone();
-    model("bounded_put_waits_for_get", Some(3), move || {
+    // Bound 2 (was 3 before the lock-free FIFO): every fast put/get now
+    // adds gate and slot atomics, and at 3 the model took 1.5-3 min on the
+    // 2-core CI machine. The races it is named after need two preemptions:
+    // one thread stopped inside a fast call (between its push/pop and its
+    // `leave`) while another registers, sleeps or is woken; loom found the
+    // twin FIFO's lost wake-up and a Relaxed `raise` at this bound. The gate
+    // race itself is explored at 3 by the `*_sleeping_*_flag` models.
+    model("bounded_put_waits_for_get", Some(2), move || {
         let q = Queue::new(1);
         q.try_put(1).unwrap();
         let putters: Vec<_> = [2, 3]
@@ -241,6 +272,120 @@ fn remove_where_vs_put() {
         let mut sorted_rest = rest.clone();
         sorted_rest.sort();
         assert_eq!(rest, sorted_rest, "order broken");
+    });
+    out.assert_all_reached();
+}
+
+/// The fast put's gate protocol against a getter going to sleep: the put
+/// pushes without the lock and then reads the put gate's SLEEPERS flag; the
+/// getter raises the flag under the lock and then re-checks the items. Their
+/// RMWs on the gate order the two (release on `leave`, acquire on `raise`):
+/// either the getter's re-check sees the item or the put sees the flag and
+/// wakes it. A lost wake-up is a loom deadlock.
+#[test]
+fn put_vs_sleeping_getter_flag() {
+    let out = Outcomes::new("put_vs_sleeping_getter_flag", BLOCKED_ONE);
+    let o = out.clone();
+    model("put_vs_sleeping_getter_flag", Some(3), move || {
+        let q = Queue::new(0);
+        let getter = {
+            let q = q.clone();
+            thread::spawn(move || q.get(None, &mut never()).unwrap())
+        };
+        o.hit(BLOCKED[q.blocked_getters()]);
+        q.try_put(5).unwrap();
+        assert_eq!(getter.join().unwrap(), 5);
+        assert_eq!(q.blocked_getters(), 0);
+        assert!(q.is_empty());
+    });
+    out.assert_all_reached();
+}
+
+/// The bounded side of the same protocol: a putter on a full queue raises the
+/// get gate's SLEEPERS flag and re-tries its push under the lock; a fast get
+/// pops and then reads the flag. Either the putter's re-try finds the room or
+/// the get wakes it (a lost wake-up is a deadlock).
+#[test]
+fn get_vs_sleeping_putter_flag() {
+    let out = Outcomes::new("get_vs_sleeping_putter_flag", BLOCKED_ONE);
+    let o = out.clone();
+    model("get_vs_sleeping_putter_flag", Some(3), move || {
+        let q = Queue::new(1);
+        q.try_put(1).unwrap();
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || q.put(2, None, &mut never()))
+        };
+        o.hit(BLOCKED[q.blocked_putters()]);
+        assert_eq!(q.try_get(), Ok(1));
+        assert_eq!(putter.join().unwrap(), Ok(()));
+        assert_eq!(q.try_get(), Ok(2));
+        assert_eq!(q.blocked_putters(), 0);
+    });
+    out.assert_all_reached();
+}
+
+/// `remove_where` against a fast put and a fast get: the exclusive mode shuts
+/// both gates and waits out the calls in flight, so a put either lands before
+/// (and is seen by `f`) or after the survivors are back (FIFO kept), and a get
+/// takes the front item of the queue as it was before or after. Nothing lost
+/// or duplicated.
+#[test]
+fn remove_where_vs_fast_put() {
+    let out = Outcomes::new("remove_where_vs_fast_put", &["put_first", "remove_first"]);
+    let o = out.clone();
+    model("remove_where_vs_fast_put", Some(3), move || {
+        let q = Queue::new(0);
+        q.try_put(1).unwrap();
+        q.try_put(2).unwrap();
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || q.try_put(3).unwrap())
+        };
+        let removed = q.remove_where(|&x| x == 1 || x == 3);
+        putter.join().unwrap();
+        let rest = q.drain();
+        o.hit(if removed.len() == 2 {
+            "put_first"
+        } else {
+            "remove_first"
+        });
+        match removed.len() {
+            2 => assert_eq!((removed, rest), (vec![1, 3], vec![2])),
+            _ => assert_eq!((removed, rest), (vec![1], vec![2, 3])),
+        }
+    });
+    out.assert_all_reached();
+}
+
+/// `close` against a fast put: `close` shuts the put gate and waits out the
+/// put in flight before it sets `closed`, so a put that succeeded has its
+/// item in the queue for the getter that runs after the close (a get never
+/// reports Closed while a successful put's item is missing).
+#[test]
+fn close_vs_fast_put() {
+    let out = Outcomes::new("close_vs_fast_put", &["put_ok", "put_refused"]);
+    let o = out.clone();
+    model("close_vs_fast_put", Some(3), move || {
+        let q = Queue::new(0);
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || q.try_put(1))
+        };
+        assert!(q.close());
+        let got = q.try_get();
+        match putter.join().unwrap() {
+            Ok(()) => {
+                o.hit("put_ok");
+                assert_eq!(got, Ok(1));
+            }
+            Err(e) => {
+                o.hit("put_refused");
+                assert_eq!(e, PutError::Closed(1));
+                assert_eq!(got, Err(GetError::Closed));
+            }
+        }
+        assert_eq!(q.try_get(), Err(GetError::Closed));
     });
     out.assert_all_reached();
 }

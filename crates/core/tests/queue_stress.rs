@@ -358,3 +358,177 @@ fn spinning_getter_covers_put() {
     assert_eq!(all, (0..n).collect::<Vec<_>>());
     assert!(q.is_empty());
 }
+
+/// The fast put against a getter going to sleep (the put gate's SLEEPERS flag):
+/// a getter blocks (no deadline) on an empty queue while a put arrives after a
+/// varying delay (before, during or after the getter's spin). Checked: every
+/// getter gets its item within a generous bound (a lost wake-up would leave it
+/// asleep: the bound catches it instead of hanging the suite), on both an
+/// unbounded and a bounded queue.
+#[test]
+fn put_vs_sleeping_getter_flag() {
+    let rounds = size(2_000, 50_000);
+    for maxsize in [0, 8] {
+        let q = Queue::new(maxsize);
+        let got = Arc::new(AtomicUsize::new(0));
+        let getter = {
+            let (q, got) = (q.clone(), got.clone());
+            thread::spawn(move || {
+                for i in 0..rounds {
+                    assert_eq!(q.get(None, &mut || false), Ok(i));
+                    got.store(i + 1, Ordering::SeqCst);
+                }
+            })
+        };
+        for i in 0..rounds {
+            // 0..~60 µs: lands in the getter's spin, its yield window, or after
+            // it sleeps.
+            let delay = Instant::now() + Duration::from_micros((i % 7 * 10) as u64);
+            while Instant::now() < delay {
+                std::hint::spin_loop();
+            }
+            q.try_put(i).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while got.load(Ordering::SeqCst) <= i {
+                assert!(Instant::now() < deadline, "getter not woken for item {i}");
+                thread::yield_now();
+            }
+        }
+        getter.join().unwrap();
+        assert!(q.is_empty());
+    }
+}
+
+/// `remove_where`, `drain` and `for_each_mut` (the exclusive mode that shuts the
+/// fast path's gates) against streaming fast puts and gets: 2 producers, 2
+/// consumers, and a thread that repeatedly removes the multiples of 5, marks
+/// items in place (a no-op mark) and, now and then, drains. Checked: every
+/// item is consumed or removed or drained exactly once, and each consumer sees
+/// each producer's items in order (a put slipping past the shut gate would land
+/// ahead of the survivors put back).
+#[test]
+fn remove_where_vs_fast_put() {
+    let per = size(30_000, 300_000);
+    for maxsize in [0, 64] {
+        let q = Queue::new(maxsize);
+        let done = Arc::new(AtomicBool::new(false));
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    for s in 0..per {
+                        q.put((p, s), None, &mut || false).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    let mut log = Log::new();
+                    loop {
+                        match q.get(None, &mut || false) {
+                            Ok(item) => log.push(item),
+                            Err(GetError::Closed) => return log,
+                            Err(e) => panic!("unexpected {e:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let remover = {
+            let (q, done) = (q.clone(), done.clone());
+            thread::spawn(move || {
+                let mut log = Log::new();
+                let mut n = 0u32;
+                while !done.load(Ordering::SeqCst) {
+                    n += 1;
+                    let removed = q.remove_where(|&(_, s)| s % 5 == 0);
+                    let mut last = [None::<usize>; 2];
+                    for &(p, s) in &removed {
+                        assert!(last[p].is_none_or(|l| s > l), "remove_where order");
+                        last[p] = Some(s);
+                    }
+                    log.extend(removed);
+                    q.for_each_mut(|item| *item = (item.0, item.1));
+                    if n % 50 == 0 {
+                        log.extend(q.drain());
+                    }
+                    thread::yield_now();
+                }
+                log
+            })
+        };
+        for p in producers {
+            p.join().unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        let removed = remover.join().unwrap();
+        q.close();
+        let mut logs: Vec<Log> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+        // Removed and drained items are checked for "exactly once" only (a
+        // drain's items and a consumer's interleave in time, not in one log).
+        let mut seen = vec![vec![0u8; per]; 2];
+        for &(p, s) in &removed {
+            seen[p][s] += 1;
+        }
+        let consumed: Log = logs.iter().flatten().copied().collect();
+        for &(p, s) in &consumed {
+            seen[p][s] += 1;
+        }
+        for (p, row) in seen.iter().enumerate() {
+            for (s, &n) in row.iter().enumerate() {
+                assert_eq!(n, 1, "producer {p} item {s} seen {n} times");
+            }
+        }
+        for log in logs.iter_mut() {
+            let mut last = [None::<usize>; 2];
+            for &(p, s) in log.iter() {
+                assert!(last[p].is_none_or(|l| s > l), "producer {p}: order broken");
+                last[p] = Some(s);
+            }
+        }
+        assert!(q.is_empty());
+    }
+}
+
+/// `close` against streaming fast puts: a put that returned `Ok` has its item
+/// consumed, a refused one is handed back, nothing else; a getter never sees
+/// `Closed` while a successful put's item is missing.
+#[test]
+fn close_vs_fast_put() {
+    let rounds = size(2_000, 20_000);
+    for _ in 0..rounds {
+        let q = Queue::new(0);
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let mut ok = 0usize;
+                for i in 0..64usize {
+                    match q.try_put(i) {
+                        Ok(()) => ok += 1,
+                        Err(PutError::Closed(back)) => {
+                            assert_eq!(back, i);
+                            break;
+                        }
+                        Err(e) => panic!("unexpected {e:?}"),
+                    }
+                }
+                ok
+            })
+        };
+        thread::yield_now();
+        q.close();
+        let mut got = 0usize;
+        while let Ok(x) = q.try_get() {
+            assert_eq!(x, got);
+            got += 1;
+        }
+        let ok = putter.join().unwrap();
+        assert_eq!(
+            got, ok,
+            "a put returned Ok but its item was not there after the close"
+        );
+    }
+}
