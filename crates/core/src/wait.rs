@@ -138,8 +138,8 @@ pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 #[cfg(loom)]
 pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::ZERO;
 
-/// Backoff a blocking call takes (no lock held) before it sleeps: 2 steps of
-/// busy spinning (1, then 2 `spin_loop`s), then yields until
+/// Backoff a blocking call takes (no lock held) before it sleeps: up to 6
+/// steps of busy spinning (1, 2, …, 32 `spin_loop`s), then yields until
 /// [`SPIN_WINDOW`] has passed since it began, as crossbeam's backoff does but
 /// bounded by time rather than by a count of yields: a `sched_yield` with
 /// nothing else runnable returns in well under a microsecond, and the other
@@ -147,18 +147,37 @@ pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::ZERO;
 /// doing a little work, putting the reply) commonly needs a few
 /// microseconds; a futex sleep and wake-up costs 5-20 µs on a VM. Measured
 /// (benchmarks/README.md, "the spin window"): 4 yields left most executor
-/// and small-transfer round trips asleep. Few busy steps: when the two sides
-/// of a round trip share one CPU (the scheduler leaves two yielding threads
-/// together, common on a 2-vCPU VM), every busy step only delays the other
-/// side; 6 steps (63 `pause`s, ~1.5 µs on AMD EPYC) were 18% of the cycles of
-/// an executor round trip pinned to one CPU, 10.5 -> 7.4 µs with 2 steps.
-/// Under loom: one step (one hint
-/// load), so the models cover the unlocked window without exploring a spin
-/// loop.
+/// and small-transfer round trips asleep.
+///
+/// The busy steps are cut to [`SHARED_SPIN_STEPS`] while this thread's yields
+/// run other threads (a yield of [`SHARED_CPU_YIELD`] or more): the two sides
+/// of a round trip then share one CPU (a scheduler can leave two threads that
+/// yield to each other together, even with another CPU idle), and every busy
+/// step only delays the other side. Measured on 3.14 (AMD EPYC, 2 vCPUs): 6
+/// busy steps (63 `pause`s, ~1.5 µs) were 18% of the cycles of an executor
+/// round trip pinned to one CPU (10.5 µs; 7.4 µs with 2 steps), while on two
+/// CPUs they catch a reply that comes within ~1 µs without a syscall (a
+/// `SharedBuffer` transfer and ack: 1.0 µs with 6 steps, 1.3 µs with 2).
+///
+/// Under loom: one step (one hint load), so the models cover the unlocked
+/// window without exploring a spin loop.
 #[cfg(not(loom))]
-const SPIN_STEPS: u32 = 2;
+const SPIN_STEPS: u32 = 6;
 #[cfg(loom)]
 const SPIN_STEPS: u32 = 1;
+/// The busy steps while this thread's yields run other threads.
+#[cfg(not(loom))]
+const SHARED_SPIN_STEPS: u32 = 2;
+/// A yield that takes this long ran another thread on this CPU (one with
+/// nothing else runnable returns in well under a microsecond).
+#[cfg(not(loom))]
+const SHARED_CPU_YIELD: Duration = Duration::from_micros(3);
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The last yield of this thread's backoff took [`SHARED_CPU_YIELD`] or
+    /// more (a hint for the next backoff's busy steps: nothing else).
+    static SHARED_CPU: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 /// How long the yielding part of the backoff may last (see [`SPIN_STEPS`]).
 #[cfg(not(loom))]
 const SPIN_WINDOW: Duration = Duration::from_micros(20);
@@ -176,7 +195,15 @@ fn backoff(step: u32) {
 /// hint (and justifies that load's ordering). Saves a futex sleep and wake-up
 /// per item when the other side is about to make progress.
 pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) {
-    for step in 0..SPIN_STEPS {
+    #[cfg(not(loom))]
+    let steps = if SHARED_CPU.with(|c| c.get()) {
+        SHARED_SPIN_STEPS
+    } else {
+        SPIN_STEPS
+    };
+    #[cfg(loom)]
+    let steps = SPIN_STEPS;
+    for step in 0..steps {
         if ready() {
             return;
         }
@@ -186,10 +213,13 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) {
     {
         let start = std::time::Instant::now();
         while !ready() {
-            if start.elapsed() >= SPIN_WINDOW {
+            let before = std::time::Instant::now();
+            if before - start >= SPIN_WINDOW {
                 return;
             }
             std::thread::yield_now();
+            let shared = before.elapsed() >= SHARED_CPU_YIELD;
+            SHARED_CPU.with(|c| c.set(shared));
         }
     }
 }
