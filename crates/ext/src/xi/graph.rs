@@ -393,7 +393,7 @@ unsafe fn leaf(
                     put_int(out, v);
                     return Ok(true);
                 }
-            } else if tp == &raw mut sys::PyUnicode_Type || tp == &raw mut sys::PyFloat_Type {
+            } else if tp == &raw mut sys::PyUnicode_Type {
                 // A str without UTF-8 (lone surrogates): `native` encodes it.
             } else if obj == sys::Py_None() {
                 out.push(T_NONE);
