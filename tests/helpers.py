@@ -83,6 +83,20 @@ def put_each_policy(q):
     q.put("default")
 
 
+def qsize_seen(q, started, stop):
+    """Put on ``started``, then read ``q.qsize()`` until ``stop`` holds an
+    item: (reads, fewest, most)."""
+    started.put(None)
+    reads, lo, hi = 0, None, None
+    while not stop.qsize():
+        for _ in range(100):
+            n = q.qsize()
+            lo = n if lo is None or n < lo else lo
+            hi = n if hi is None or n > hi else hi
+        reads += 100
+    return reads, lo, hi
+
+
 def recv_all(ch):
     """Receive until the channel is closed."""
     return tuple(ch)

@@ -179,6 +179,37 @@ def test_unbound_policies_when_sender_is_destroyed():
     assert q.empty()
 
 
+def test_qsize_is_exact_while_another_interpreter_closes():
+    # An interpreter's close marks its items in every live queue, taking them
+    # out and putting them back; `qsize()` read meanwhile, from an interpreter
+    # with its own GIL, must still count them all (it once read too few, and
+    # the executor, which rebinds its replies by `qsize()`, lost some to
+    # UNBOUND).
+    n = 20_000
+    q = Queue()
+    for i in range(n):
+        q.put_nowait(i)
+    started, stop = Queue(), Queue()
+    reader = interpreters.create()
+    out = []
+    t = threading.Thread(
+        target=lambda: out.append(reader.call(helpers.qsize_seen, q, started, stop))
+    )
+    t.start()
+    try:
+        started.get(timeout=30)
+        for _ in range(8):
+            interpreters.create().close()
+    finally:
+        stop.put(None)
+        t.join()
+        reader.close()
+    reads, lo, hi = out[0]
+    assert reads > 0
+    assert (lo, hi) == (n, n)
+    assert q.qsize() == n
+
+
 def test_queue_default_unbound_policy():
     q = Queue(unbounditems=UNBOUND_REMOVE)
     assert q.unbounditems is UNBOUND_REMOVE

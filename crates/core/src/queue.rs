@@ -657,12 +657,29 @@ impl<T> Queue<T> {
 
     /// Items in the queue now (a snapshot).
     pub fn len(&self) -> usize {
-        self.shared.items.len()
+        let sh = &*self.shared;
+        // While an exclusive operation runs (`drain`, `remove_where`,
+        // `for_each_mut`), its items are out of the FIFO: a bare
+        // `items.len()` then reads too few (a queue of n items reporting 0
+        // while another interpreter's items are marked at its close). So
+        // read as a fast call does, inside the get gate (an exclusive
+        // operation waits this read out), or, with the gate shut, under the
+        // lock, which the exclusive operation releases only after the items
+        // are back (`len_vs_exclusive`).
+        if enter(&sh.get_gate) {
+            let n = sh.items.len();
+            // Nothing popped: no wake-up is owed, whatever the flags.
+            leave(&sh.get_gate);
+            n
+        } else {
+            let _g = lock(&sh.state);
+            sh.items.len()
+        }
     }
 
-    /// Whether the queue holds no item now (a snapshot).
+    /// Whether the queue holds no item now (a snapshot; see [`Queue::len`]).
     pub fn is_empty(&self) -> bool {
-        self.shared.items.is_empty()
+        self.len() == 0
     }
 
     /// Whether the queue is bounded and at its bound now (a snapshot).

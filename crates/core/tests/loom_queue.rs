@@ -358,6 +358,42 @@ fn remove_where_vs_fast_put() {
     out.assert_all_reached();
 }
 
+/// `len` against an exclusive operation (`for_each_mut`, as an interpreter's
+/// close marks its items): the exclusive side takes every item out of the FIFO
+/// and puts it back, and a snapshot of the length taken meanwhile must still
+/// count them (it once read 0, and the executor, rebinding its replies by
+/// `qsize()`, left some to become `UNBOUND`). Either the read is inside the
+/// get gate (and waited out) or it takes the lock after the items are back.
+#[test]
+fn len_vs_exclusive() {
+    let out = Outcomes::new("len_vs_exclusive", &["read_first", "exclusive_first"]);
+    let o = out.clone();
+    model("len_vs_exclusive", Some(3), move || {
+        let q = Queue::new(0);
+        q.try_put(1).unwrap();
+        q.try_put(2).unwrap();
+        let marked = std::sync::Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let marker = {
+            let (q, marked) = (q.clone(), marked.clone());
+            thread::spawn(move || {
+                q.for_each_mut(|x| *x += 10);
+                marked.store(true, loom::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        let before = marked.load(loom::sync::atomic::Ordering::SeqCst);
+        assert_eq!(q.len(), 2, "len read while the items were out");
+        assert!(!q.is_empty());
+        marker.join().unwrap();
+        o.hit(if before {
+            "exclusive_first"
+        } else {
+            "read_first"
+        });
+        assert_eq!(q.drain(), vec![11, 12]);
+    });
+    out.assert_all_reached();
+}
+
 /// `close` against a fast put: `close` shuts the put gate and waits out the
 /// put in flight before it sets `closed`, so a put that succeeded has its
 /// item in the queue for the getter that runs after the close (a get never

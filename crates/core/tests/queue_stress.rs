@@ -532,3 +532,40 @@ fn close_vs_fast_put() {
         );
     }
 }
+
+/// `len` against exclusive operations: one thread marks every item again and
+/// again (`for_each_mut`, as an interpreter's close does) while another reads
+/// the length of a queue that holds exactly `N` items all along; every read
+/// must say `N` (the items are out of the FIFO while they are marked).
+#[test]
+fn len_vs_exclusive() {
+    const N: usize = 8;
+    let reads = size(50_000, 500_000);
+    for maxsize in [0, 64] {
+        let q = Queue::new(maxsize);
+        for i in 0..N {
+            q.try_put(i).unwrap();
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let marker = {
+            let (q, done) = (q.clone(), done.clone());
+            thread::spawn(move || {
+                let mut rounds = 0usize;
+                while !done.load(Ordering::SeqCst) {
+                    q.for_each_mut(|x| *x += N);
+                    rounds += 1;
+                }
+                rounds
+            })
+        };
+        for _ in 0..reads {
+            assert_eq!(q.len(), N, "len read while the items were out");
+            assert!(!q.is_empty());
+        }
+        done.store(true, Ordering::SeqCst);
+        let rounds = marker.join().unwrap();
+        let items = q.drain();
+        assert_eq!(items.len(), N);
+        assert!(items.iter().enumerate().all(|(i, &x)| x == i + rounds * N));
+    }
+}
