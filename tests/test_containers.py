@@ -362,6 +362,45 @@ def test_mutation_while_converting_does_not_crash():
     assert n > 0
 
 
+def test_mutation_while_the_one_pass_encoding_stops_does_not_crash():
+    # A list and a dict of ints and strs are encoded in one pass with no
+    # snapshot (free-threaded: under the container's critical section); an
+    # item of another kind, which another thread puts in and takes out
+    # meanwhile, stops that pass midway and the container goes the general
+    # way. Every copy is whole and of the kinds put in, never a crash.
+    lst = list(range(500)) + [str(i) for i in range(500)]
+    d = {str(i): i for i in range(1000)}
+    stop = threading.Event()
+
+    def mutate():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            lst.insert(i % 1000, (i,) if i % 3 else str(i))
+            del lst[(i * 7) % 1000]
+            d[str(i % 1000)] = (i,) if i % 5 == 0 else i
+            d.pop(str((i + 500) % 1000), None)
+            d[str((i + 500) % 1000)] = i
+
+    t = threading.Thread(target=mutate)
+    t.start()
+    q = _q()
+    try:
+        deadline = time.monotonic() + 3
+        n = 0
+        while time.monotonic() < deadline:
+            q.put([lst, d])
+            got_l, got_d = q.get(timeout=10)
+            assert len(got_l) in (999, 1000, 1001)
+            assert all(type(x) in (int, str, tuple) for x in got_l)
+            assert all(type(k) is str and type(v) in (int, tuple) for k, v in got_d.items())
+            n += 1
+    finally:
+        stop.set()
+        t.join(60)
+    assert n > 0
+
+
 # The commonest leaves take an inline path (a compact int, a float, a str with
 # its cached hash), a dict of them one pass with no snapshot; the edges of
 # each must cross like any other value.
