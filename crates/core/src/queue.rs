@@ -102,31 +102,15 @@
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
+use crate::ring::{Excl, Pop, Push, Ring, SLEEPERS, WATCHERS};
 use crate::sync::DynArc;
-use crate::sync::{
-    lock, wait_timeout, yield_now, Arc, AtomicBool, AtomicU64, Condvar, Fifo, Mutex,
-};
+use crate::sync::{lock, wait_timeout, Arc, AtomicBool, Condvar, Mutex};
 use crate::sync::{MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::time::Instant;
-
-/// Gate bit: an exclusive operation (`close` on the put gate; `drain`,
-/// `remove_where`, `for_each_mut` on both) is under way or the queue is
-/// closed: fast calls of that side take the locked path.
-const EXCL: u64 = 1 << 63;
-/// Put gate bit: the queue is closed (set with [`EXCL`] by `close`, kept).
-const CLOSED: u64 = 1 << 62;
-/// Gate bit: a thread of the other side is asleep (put gate: a getter; get
-/// gate: a putter): a fast call that gets through must take the lock to wake it.
-const SLEEPERS: u64 = 1 << 61;
-/// Gate bit: the other side has async notifiers (put gate: `Side::Get`'s; get
-/// gate: `Side::Put`'s): a fast call that gets through must notify them.
-const WATCHERS: u64 = 1 << 60;
-/// Gate bits below the flags: fast calls of that side in flight.
-const IN_FLIGHT: u64 = WATCHERS - 1;
 
 struct State {
     closed: bool,
@@ -163,15 +147,11 @@ struct Shared<T> {
     id: u64,
     /// 0: unbounded.
     maxsize: usize,
-    /// The items (lock-free; see the module doc).
-    items: Fifo<T>,
-    /// Entered by every fast put: in-flight count plus [`EXCL`], [`CLOSED`],
-    /// [`SLEEPERS`] (getters asleep), [`WATCHERS`] (`Side::Get` notifiers).
-    /// Touched by putters only, except when a getter goes to sleep.
-    put_gate: CachePadded<AtomicU64>,
-    /// Entered by every fast get: in-flight count plus [`EXCL`], [`SLEEPERS`]
-    /// (putters asleep), [`WATCHERS`] (`Side::Put` notifiers).
-    get_gate: CachePadded<AtomicU64>,
+    /// The items (lock-free; see the module doc), with the fast path's flags
+    /// in its index words: `tail` holds `CLOSED`, `SLEEPERS` (getters
+    /// asleep), `WATCHERS` (`Side::Get` notifiers); `head` holds `SLEEPERS`
+    /// (putters asleep) and `WATCHERS` (`Side::Put` notifiers).
+    items: Ring<T>,
     /// Set by `close`: what spinning waiters watch (advisory, read without the
     /// lock), on a line of its own so that their loads do not pull the gates
     /// away from the side that writes them.
@@ -183,63 +163,6 @@ struct Shared<T> {
     not_full: Condvar,
 }
 
-/// Enter a gate: `false` (and not entered) if [`EXCL`] is set.
-#[inline]
-fn enter(gate: &AtomicU64) -> bool {
-    // Acquire: pairs with the release that clears EXCL, so a call that gets
-    // through sees what the exclusive operation did. Exclusion itself needs
-    // no ordering: this RMW and the exclusive side's `fetch_or(EXCL)` are on
-    // one location, so either this one reads EXCL or that one (and its wait
-    // for the count to drop) sees this call in flight
-    // (`remove_where_vs_fast_put`).
-    if gate.fetch_add(1, Ordering::Acquire) & EXCL == 0 {
-        return true;
-    }
-    // Relaxed: nothing was done inside.
-    gate.fetch_sub(1, Ordering::Relaxed);
-    false
-}
-
-/// Leave a gate after the fast call's push or pop; the gate's flags then.
-#[inline]
-fn leave(gate: &AtomicU64) -> u64 {
-    // Release: publishes the push/pop to (1) the exclusive operation or
-    // `close` waiting for the count to drop (acquire load), and (2) a
-    // thread of the other side that registers as asleep or as a watcher
-    // later in this location's modification order (its `fetch_or` is
-    // AcqRel, so its re-check sees this push/pop). If it registered earlier,
-    // this RMW reads its flag and the caller takes the lock to wake it: no
-    // lost wake-up (`put_vs_sleeping_getter_flag`, `get_vs_sleeping_putter_flag`).
-    gate.fetch_sub(1, Ordering::Release) - 1
-}
-
-/// With the lock held: set `bit` of `gate` (a sleeper or watcher registers),
-/// synchronizing with every fast call that already left (see [`leave`]).
-fn raise(gate: &AtomicU64, bit: u64) {
-    // AcqRel: acquire pairs with `leave`'s release (the caller's re-check sees
-    // every push/pop whose `leave` came before this RMW).
-    gate.fetch_or(bit, Ordering::AcqRel);
-}
-
-/// With the lock held: clear `bit` of `gate` if set.
-fn lower(gate: &AtomicU64, bit: u64) {
-    // Relaxed: the flag bits change only under the lock, so this load is
-    // exact; a fast call that reads the flag stale-set takes the lock for
-    // nothing, and clearing publishes nothing.
-    if gate.load(Ordering::Relaxed) & bit != 0 {
-        gate.fetch_and(!bit, Ordering::Relaxed);
-    }
-}
-
-/// With the lock held and `EXCL` set on `gate`: wait for the fast calls in
-/// flight to leave (each is a push or pop and a gate RMW: it does not block).
-fn wait_out(gate: &AtomicU64) {
-    // Acquire: pairs with `leave`'s release, so the caller sees their items.
-    while gate.load(Ordering::Acquire) & IN_FLIGHT != 0 {
-        yield_now();
-    }
-}
-
 impl<T> Shared<T> {
     fn has_room(&self, len: usize) -> bool {
         self.maxsize == 0 || len < self.maxsize
@@ -249,10 +172,10 @@ impl<T> Shared<T> {
     /// sleepers (under the lock, after a wake-up claimed some).
     fn sync_flags(&self, g: &State) {
         if g.getters.asleep() == 0 {
-            lower(&self.put_gate, SLEEPERS);
+            self.items.lower(true, SLEEPERS);
         }
         if g.putters.asleep() == 0 {
-            lower(&self.get_gate, SLEEPERS);
+            self.items.lower(false, SLEEPERS);
         }
     }
 
@@ -265,7 +188,7 @@ impl<T> Shared<T> {
         // anything else, as does a woken one (`spinning_getter_covers_put`).
         // `len` counts every pushed item not yet popped, this one included.
         let covered = g.spinning_getters + g.getters.woken();
-        let wake = self.items.len() > covered && g.getters.wake_one();
+        let wake = self.len_locked() > covered && g.getters.wake_one();
         if wake {
             self.sync_flags(&g);
         }
@@ -303,97 +226,99 @@ impl<T> Shared<T> {
         wait::notify_all(notify);
     }
 
+    /// Items now, with the lock held (no exclusive operation runs).
+    fn len_locked(&self) -> usize {
+        loop {
+            if let Some(n) = self.items.len() {
+                return n;
+            }
+            // Unreachable with the lock held (exclusive operations hold it).
+            crate::sync::yield_now();
+        }
+    }
+
     /// A put without the lock: `Ok(Ok)` done, `Ok(Err)` full (item handed
-    /// back), `Err` the put gate is shut (closed, or an exclusive operation):
-    /// take the locked path.
+    /// back), `Err` take the locked path (closed, an exclusive operation,
+    /// or the ring must grow).
     #[inline]
     fn fast_put(&self, item: T) -> Result<Result<(), T>, T> {
-        if !enter(&self.put_gate) {
-            return Err(item);
+        match self.items.push(item) {
+            Push::Done(flags) => {
+                if flags & (SLEEPERS | WATCHERS) != 0 {
+                    self.pushed(lock(&self.state));
+                }
+                Ok(Ok(()))
+            }
+            Push::Full(item) => Ok(Err(item)),
+            Push::Grow(item) | Push::Shut(item) => Err(item),
         }
-        let r = self.items.push(item);
-        let flags = leave(&self.put_gate);
-        if r.is_ok() && flags & (SLEEPERS | WATCHERS) != 0 {
-            self.pushed(lock(&self.state));
+    }
+
+    /// A push under the lock, the queue open: `Err` full (item handed back).
+    fn locked_push(&self, item: T) -> Result<(), T> {
+        // SAFETY: the caller holds `state`'s lock, the one that serializes
+        // the ring's growth, exclusive operations and close.
+        match unsafe { self.items.push_locked(item) } {
+            Push::Done(_) => Ok(()),
+            Push::Full(item) => Err(item),
+            // Unreachable: with the lock held and `closed` false, `tail` is
+            // open (only the close and exclusive operations, under the lock,
+            // shut it) and `push_locked` grows instead of answering `Grow`.
+            Push::Grow(item) | Push::Shut(item) => Err(item),
         }
-        Ok(r)
+    }
+
+    /// A pop under the lock (no exclusive operation runs: `head` is open).
+    fn locked_pop(&self) -> Option<T> {
+        match self.items.pop() {
+            Pop::Item(item, _) => Some(item),
+            Pop::Empty | Pop::Shut => None,
+        }
     }
 
     /// A get without the lock: `Ok(Some)` an item, `Ok(None)` empty now,
-    /// `Err` the get gate is shut: take the locked path.
+    /// `Err` the ring's head is shut: take the locked path.
     #[inline]
     fn fast_get(&self) -> Result<Option<T>, ()> {
-        if !enter(&self.get_gate) {
-            return Err(());
+        match self.items.pop() {
+            Pop::Item(item, flags) => {
+                if flags & (SLEEPERS | WATCHERS) != 0 {
+                    self.popped(lock(&self.state));
+                }
+                Ok(Some(item))
+            }
+            Pop::Empty => Ok(None),
+            Pop::Shut => Err(()),
         }
-        let item = self.items.pop();
-        let flags = leave(&self.get_gate);
-        if item.is_some() && flags & (SLEEPERS | WATCHERS) != 0 {
-            self.popped(lock(&self.state));
-        }
-        Ok(item)
     }
 
-    /// Under the lock: shut both gates and wait out the fast calls in flight;
-    /// the returned guard re-opens them (also on a panic).
+    /// Under the lock: shut both index words and wait out the pushes in
+    /// flight; the items are then this operation's, in place, until the
+    /// returned guard drops (also on a panic), which re-opens them.
     fn exclusive<'a>(&'a self, g: MutexGuard<'a, State>) -> Exclusive<'a, T> {
-        // The RMWs need no ordering of their own (see `enter`); Acquire for
-        // form: `wait_out` is what publishes the calls in flight.
-        self.put_gate.fetch_or(EXCL, Ordering::Acquire);
-        self.get_gate.fetch_or(EXCL, Ordering::Acquire);
-        wait_out(&self.put_gate);
-        wait_out(&self.get_gate);
         Exclusive {
-            sh: self,
-            g: Some(g),
-            taken: Vec::new(),
+            // SAFETY: `g` is the lock, held for the guard's whole life
+            // (`Exclusive` drops `ex` before `g`).
+            ex: unsafe { self.items.exclusive() },
+            g,
         }
-    }
-
-    /// Every item, in order (under [`Shared::exclusive`]).
-    fn take_all(&self) -> Vec<T> {
-        std::iter::from_fn(|| self.items.pop()).collect()
     }
 }
 
 /// The exclusive mode of `drain`, `remove_where` and `for_each_mut`: the lock
-/// held and both gates shut. On drop, `taken` goes back into the queue in
-/// order, then the gates re-open (the put gate stays shut if closed).
+/// held and the ring shut. Fields drop in order: the ring re-opens (the tail
+/// stays shut if closed), then the lock is released.
 struct Exclusive<'a, T> {
-    sh: &'a Shared<T>,
-    g: Option<MutexGuard<'a, State>>,
-    taken: Vec<T>,
+    ex: Excl<'a, T>,
+    g: MutexGuard<'a, State>,
 }
 
 impl<'a, T> Exclusive<'a, T> {
-    /// Put `taken` back, re-open the gates; the lock stays held.
-    fn finish(mut self) -> MutexGuard<'a, State> {
-        self.restore();
-        self.g.take().expect("held until finish")
-    }
-
-    fn restore(&mut self) {
-        for item in self.taken.drain(..) {
-            // No put can get in while the gates are shut and the lock is held,
-            // and these items were all in the queue: there is room.
-            if self.sh.items.push(item).is_err() {
-                unreachable!("room for the items taken out");
-            }
-        }
-        let closed = self.g.as_ref().is_some_and(|g| g.closed);
-        // Release: pairs with `enter`'s acquire (fast calls see the items).
-        if !closed {
-            self.sh.put_gate.fetch_and(!EXCL, Ordering::Release);
-        }
-        self.sh.get_gate.fetch_and(!EXCL, Ordering::Release);
-    }
-}
-
-impl<T> Drop for Exclusive<'_, T> {
-    fn drop(&mut self) {
-        if self.g.is_some() {
-            self.restore();
-        }
+    /// Re-open the ring; the lock stays held.
+    fn finish(self) -> MutexGuard<'a, State> {
+        let Exclusive { ex, g } = self;
+        drop(ex);
+        g
     }
 }
 
@@ -426,9 +351,7 @@ impl<T> Queue<T> {
             shared: Arc::new(Shared {
                 id: next_id(),
                 maxsize,
-                items: Fifo::new(maxsize),
-                put_gate: CachePadded::new(AtomicU64::new(0)),
-                get_gate: CachePadded::new(AtomicU64::new(0)),
+                items: Ring::new(maxsize),
                 closed_hint: CachePadded::new(AtomicBool::new(false)),
                 state: Mutex::new(State {
                     closed: false,
@@ -477,7 +400,7 @@ impl<T> Queue<T> {
         if g.closed {
             return Err(PutError::Closed(item));
         }
-        match sh.items.push(item) {
+        match sh.locked_push(item) {
             Ok(()) => {
                 sh.pushed(g);
                 Ok(())
@@ -513,8 +436,8 @@ impl<T> Queue<T> {
                 return Err(PutError::Closed(item));
             }
             // Under the lock no exclusive operation runs and `closed` is
-            // false: push without the gate.
-            item = match sh.items.push(item) {
+            // false: the ring's tail is open (and it may grow here).
+            item = match sh.locked_push(item) {
                 Ok(()) => {
                     sh.pushed(g);
                     return Ok(());
@@ -535,15 +458,15 @@ impl<T> Queue<T> {
                     drop(g);
                     // Relaxed loads: advisory, the decision is made under the lock.
                     wait::spin_until(|| {
-                        sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len())
+                        sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len_hint())
                     });
                     g = lock(&sh.state);
                 }
                 Next::Wait(d) => {
                     g.putters.sleep();
-                    // Register, then re-check (see `leave`).
-                    raise(&sh.get_gate, SLEEPERS);
-                    item = match sh.items.push(item) {
+                    // Register, then re-check (see the module doc).
+                    sh.items.raise(false, SLEEPERS);
+                    item = match sh.locked_push(item) {
                         Ok(()) => {
                             g.putters.awake();
                             sh.sync_flags(&g);
@@ -572,7 +495,7 @@ impl<T> Queue<T> {
         // Empty (or the get gate shut): decide under the lock, where `closed`
         // means no put is in flight (see `close`).
         let g = lock(&sh.state);
-        match sh.items.pop() {
+        match sh.locked_pop() {
             Some(item) => {
                 sh.popped(g);
                 Ok(item)
@@ -602,8 +525,8 @@ impl<T> Queue<T> {
         let mut blocker = Blocker::new(deadline, interrupted);
         let mut spun = false;
         loop {
-            // Under the lock no exclusive operation runs: pop without the gate.
-            if let Some(item) = sh.items.pop() {
+            // Under the lock no exclusive operation runs: `head` is open.
+            if let Some(item) = sh.locked_pop() {
                 sh.popped(g);
                 return Ok(item);
             }
@@ -630,16 +553,16 @@ impl<T> Queue<T> {
                     // Ready: an item, or closed. Relaxed: advisory, the
                     // decision is made under the lock.
                     wait::spin_until(|| {
-                        !sh.items.is_empty() || sh.closed_hint.load(Ordering::Relaxed)
+                        sh.items.len_hint() > 0 || sh.closed_hint.load(Ordering::Relaxed)
                     });
                     g = lock(&sh.state);
                     g.spinning_getters -= 1;
                 }
                 Next::Wait(d) => {
                     g.getters.sleep();
-                    // Register, then re-check (see `leave`).
-                    raise(&sh.put_gate, SLEEPERS);
-                    if let Some(item) = sh.items.pop() {
+                    // Register, then re-check (see the module doc).
+                    sh.items.raise(true, SLEEPERS);
+                    if let Some(item) = sh.locked_pop() {
                         g.getters.awake();
                         sh.sync_flags(&g);
                         sh.popped(g);
@@ -658,22 +581,15 @@ impl<T> Queue<T> {
     /// Items in the queue now (a snapshot).
     pub fn len(&self) -> usize {
         let sh = &*self.shared;
-        // While an exclusive operation runs (`drain`, `remove_where`,
-        // `for_each_mut`), its items are out of the FIFO: a bare
-        // `items.len()` then reads too few (a queue of n items reporting 0
-        // while another interpreter's items are marked at its close). So
-        // read as a fast call does, inside the get gate (an exclusive
-        // operation waits this read out), or, with the gate shut, under the
-        // lock, which the exclusive operation releases only after the items
-        // are back (`len_vs_exclusive`).
-        if enter(&sh.get_gate) {
-            let n = sh.items.len();
-            // Nothing popped: no wake-up is owed, whatever the flags.
-            leave(&sh.get_gate);
-            n
-        } else {
-            let _g = lock(&sh.state);
-            sh.items.len()
+        // Exact: both positions at one instant. While an exclusive operation
+        // (or a growth) has the ring shut, read under the lock, which it
+        // releases only once done (`len_vs_exclusive`).
+        match sh.items.len() {
+            Some(n) => n,
+            None => {
+                let _g = lock(&sh.state);
+                sh.len_locked()
+            }
         }
     }
 
@@ -699,8 +615,8 @@ impl<T> Queue<T> {
         // Shut the put gate for good, then wait out the fast puts in flight:
         // each either got in before (its item is in the queue when `closed`
         // is set) or is refused (`close_vs_fast_put`).
-        sh.put_gate.fetch_or(EXCL | CLOSED, Ordering::Acquire);
-        wait_out(&sh.put_gate);
+        // SAFETY: the lock is held.
+        unsafe { sh.items.close() };
         g.closed = true;
         // Relaxed: advisory (spinners re-check under the lock).
         sh.closed_hint.store(true, Ordering::Relaxed);
@@ -732,28 +648,18 @@ impl<T> Queue<T> {
     /// `f` runs under the queue's lock, once per item, before anything changes:
     /// it must be quick and must not use this queue (that would deadlock). If it
     /// panics, the queue is left untouched.
-    pub fn remove_where(&self, mut f: impl FnMut(&T) -> bool) -> Vec<T> {
+    pub fn remove_where(&self, f: impl FnMut(&T) -> bool) -> Vec<T> {
         let sh = &*self.shared;
         let mut ex = sh.exclusive(lock(&sh.state));
-        ex.taken = sh.take_all();
         // Ask about every item first, so a panicking `f` changes nothing (the
-        // guard puts them all back).
-        let marks: Vec<bool> = ex.taken.iter().map(&mut f).collect();
-        let n = marks.iter().filter(|&&m| m).count();
-        if n == 0 {
+        // guard re-opens the ring as it was).
+        let marks: Vec<bool> = ex.ex.map(f);
+        if !marks.contains(&true) {
             drop(ex.finish());
             return Vec::new();
         }
-        let mut removed = Vec::with_capacity(n);
-        let mut kept = Vec::with_capacity(ex.taken.len() - n);
-        for (item, remove) in std::mem::take(&mut ex.taken).into_iter().zip(marks) {
-            if remove {
-                removed.push(item);
-            } else {
-                kept.push(item);
-            }
-        }
-        ex.taken = kept;
+        // In place: the survivors keep their order, compacted towards the tail.
+        let removed = ex.ex.remove_marked(&marks);
         sh.room_made(ex.finish());
         removed
     }
@@ -765,16 +671,15 @@ impl<T> Queue<T> {
     pub fn for_each_mut(&self, f: impl FnMut(&mut T)) {
         let sh = &*self.shared;
         let mut ex = sh.exclusive(lock(&sh.state));
-        ex.taken = sh.take_all();
-        ex.taken.iter_mut().for_each(f);
+        ex.ex.for_each_mut(f);
         drop(ex.finish());
     }
 
     /// Remove and return every item, in queue order; blocked putters wake.
     pub fn drain(&self) -> Vec<T> {
         let sh = &*self.shared;
-        let ex = sh.exclusive(lock(&sh.state));
-        let items = sh.take_all();
+        let mut ex = sh.exclusive(lock(&sh.state));
+        let items = ex.ex.drain();
         let g = ex.finish();
         if !items.is_empty() {
             sh.room_made(g);
@@ -792,15 +697,13 @@ impl<T> Queue<T> {
         let token = g.watchers(side).add(n);
         // The gate whose fast calls notify this side; its `leave` and this RMW
         // order the re-try after every call that did not see the watcher.
-        raise(self.watch_gate(side), WATCHERS);
+        self.shared.items.raise(Self::watch_tail(side), WATCHERS);
         token
     }
 
-    fn watch_gate(&self, side: Side) -> &AtomicU64 {
-        match side {
-            Side::Get => &self.shared.put_gate,
-            Side::Put => &self.shared.get_gate,
-        }
+    /// Whether the index word whose fast calls notify `side` is the tail.
+    fn watch_tail(side: Side) -> bool {
+        side == Side::Get
     }
 
     /// Un-register a notifier; `false` if the token is not registered.
@@ -809,7 +712,7 @@ impl<T> Queue<T> {
         let w = g.watchers(side);
         let removed = w.remove(token);
         if w.len() == 0 {
-            lower(self.watch_gate(side), WATCHERS);
+            self.shared.items.lower(Self::watch_tail(side), WATCHERS);
         }
         removed
     }
@@ -838,7 +741,7 @@ impl<T> fmt::Debug for Queue<T> {
         f.debug_struct("Queue")
             .field("id", &self.shared.id)
             .field("maxsize", &self.shared.maxsize)
-            .field("len", &self.shared.items.len())
+            .field("len", &self.shared.len_locked())
             .field("closed", &g.closed)
             .finish()
     }

@@ -1,0 +1,686 @@
+//! [`Ring`]: the lock-free FIFO that holds a [`crate::Queue`]'s items, with
+//! the queue's fast-path flags folded into its two index words, so that a
+//! fast put or get is one locked RMW (the CAS of its index).
+//!
+//! # Algorithm
+//!
+//! Vyukov's bounded MPMC ring (the published idea: per-slot sequence stamps,
+//! monotonic head and tail positions), written here for this queue, plus
+//! growth, the queue's flags and in-place exclusive operations.
+//!
+//! - A ring of `cap` slots (a power of two, at least 2); position `p` lives
+//!   in slot `p & (cap - 1)`. A slot's stamp says what it holds: `p` = free
+//!   for the push at position `p`; `p + 1` = holding the item pushed at `p`;
+//!   the pop of `p` frees the slot for position `p + cap`.
+//! - `tail` (producers' cache line) and `head` (consumers') are words of
+//!   [`POS_BITS`] position bits (wrapping: every comparison is a signed
+//!   difference), a generation (bumped by every growth) and flags: [`EXCL`]
+//!   (an exclusive operation or a growth is under way: take the locked
+//!   path), [`CLOSED`] (tail only, kept), [`SLEEPERS`] and [`WATCHERS`]
+//!   (the other side has threads asleep / async notifiers: a call that gets
+//!   through takes the lock to wake or notify them). Both positions only
+//!   ever move forward (exclusive operations too: `remove_where` compacts
+//!   the survivors towards the tail and moves the head).
+//! - Push: load `tail`; shut → locked path; bound reached (a cached head,
+//!   refreshed before answering) → full; slot free for `p` → CAS `tail`
+//!   from the loaded word to `p + 1` (flags and generation kept), write the
+//!   item, publish the stamp `p + 1` (Release). The CAS is the only locked
+//!   RMW, and the word it replaced holds the flags the queue must act on.
+//!   Slot still holding the item of `p - cap`: if `head` says the ring holds
+//!   `cap` items, it is full (grow under the lock, or full at the bound);
+//!   otherwise that item's pop is in flight (its CAS is done, it is moving
+//!   the item out): wait for its stamp, a pop in flight never blocks.
+//! - Pop: load `head`; shut → locked path; stamp `h + 1` → CAS `head`, move
+//!   the item out, stamp `h + cap` (Release). Stamp not yet `h + 1`: empty
+//!   only if `tail` is at `h`; otherwise a push claimed `h` and is writing
+//!   it: wait for its stamp (`pop_sees_in_flight_push_not_empty`: answering
+//!   empty there would let a getter that raised `SLEEPERS` after that push's
+//!   CAS sleep with an item in the queue, and is not linearizable).
+//!
+//! Why the generation (`grow_vs_fast_push`): a growth moves the items into
+//! a new ring without moving `head` or `tail`; a pop that loaded the old
+//! ring, saw an item there and stalled would otherwise still win its CAS
+//! after the growth and take the old copy of an item that now lives in the
+//! new ring (whose slot then never frees: the next push there waits
+//! forever). Each index word carries the generation, so that CAS fails.
+//! Rings only grow (at most [`POS_BITS`] times), so the generation never
+//! wraps; old rings stay allocated until the ring drops (a stalled call may
+//! still read their stamps), at most as much again as the current one.
+
+use crate::sync::{spin_hint, yield_now, AtomicPtr, AtomicU64, Ordering, UnsafeCell};
+use crossbeam_utils::CachePadded;
+use std::mem::MaybeUninit;
+
+/// Index word flag: an exclusive operation (or a growth, or on `tail` the
+/// close) is under way: fast calls of that side take the locked path.
+pub(crate) const EXCL: u64 = 1 << 63;
+/// `tail` flag: the queue is closed (set with [`EXCL`] by the close, kept).
+pub(crate) const CLOSED: u64 = 1 << 62;
+/// Index word flag: a thread of the other side is asleep (`tail`: a getter;
+/// `head`: a putter).
+pub(crate) const SLEEPERS: u64 = 1 << 61;
+/// Index word flag: the other side has async notifiers.
+pub(crate) const WATCHERS: u64 = 1 << 60;
+/// Position bits of an index word (and of a stamp). 2^40 positions: a
+/// stale word could only be mistaken for a current one by a call stalled
+/// while 2^40 items went through (hours at full speed).
+pub(crate) const POS_BITS: u32 = 40;
+const POS: u64 = (1 << POS_BITS) - 1;
+/// One generation, the field just above the position.
+const GEN_ONE: u64 = 1 << POS_BITS;
+/// Slots of a new ring (or the bound, rounded up, if smaller). Under loom,
+/// 2: the models then grow after two items.
+#[cfg(not(loom))]
+const INITIAL_CAP: u64 = 32;
+#[cfg(loom)]
+const INITIAL_CAP: u64 = 2;
+
+/// `a - b` in position arithmetic (wrapping at [`POS_BITS`], signed).
+#[inline]
+fn diff(a: u64, b: u64) -> i64 {
+    ((a.wrapping_sub(b) << (64 - POS_BITS)) as i64) >> (64 - POS_BITS)
+}
+
+/// The word `w` with its position moved on by one (flags, generation kept).
+#[inline]
+fn next(w: u64) -> u64 {
+    (w & !POS) | (w.wrapping_add(1) & POS)
+}
+
+/// One step of a wait for a call in flight (which never blocks).
+#[inline]
+fn backoff(step: &mut u32) {
+    if cfg!(loom) || *step >= 6 {
+        yield_now();
+    } else {
+        for _ in 0..1u32 << *step {
+            spin_hint();
+        }
+        *step += 1;
+    }
+}
+
+struct Slot<T> {
+    stamp: AtomicU64,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// One ring of slots; the ring it replaced is kept in `prev`.
+struct Slots<T> {
+    mask: u64,
+    slots: Box<[Slot<T>]>,
+    /// Never read: owns the older rings, which stalled calls may still read.
+    _prev: Option<Box<Slots<T>>>,
+}
+
+impl<T> Slots<T> {
+    /// A ring of `cap` slots for the items at `[head, tail)` (not yet
+    /// written) and free for the positions after them.
+    fn new(cap: u64, head: u64, tail: u64, prev: Option<Box<Slots<T>>>) -> Self {
+        let slots = (0..cap)
+            .map(|i| {
+                // The position in [head, head + cap) that lives in slot i.
+                let q = (head.wrapping_add(i.wrapping_sub(head) & (cap - 1))) & POS;
+                let stamp = if diff(q, tail) < 0 { q + 1 } else { q };
+                Slot {
+                    stamp: AtomicU64::new(stamp & POS),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                }
+            })
+            .collect();
+        Slots {
+            mask: cap - 1,
+            slots,
+            _prev: prev,
+        }
+    }
+
+    #[inline]
+    fn cap(&self) -> u64 {
+        self.mask + 1
+    }
+
+    #[inline]
+    fn slot(&self, pos: u64) -> &Slot<T> {
+        &self.slots[(pos & self.mask) as usize]
+    }
+}
+
+/// The producers' cache line.
+struct Prod<T> {
+    tail: AtomicU64,
+    /// The current ring (the same pointer as `Cons::ring`: one copy per side,
+    /// so a call reads only its own side's line).
+    ring: AtomicPtr<Slots<T>>,
+    /// A head position seen lately (<= the real one: heads only move on),
+    /// so that a bounded push reads the consumers' line only when it may be
+    /// at the bound.
+    head_seen: AtomicU64,
+}
+
+/// The consumers' cache line.
+struct Cons<T> {
+    head: AtomicU64,
+    ring: AtomicPtr<Slots<T>>,
+}
+
+/// What a [`Ring::push`] did.
+pub(crate) enum Push<T> {
+    /// Pushed; the `tail` flags it replaced ([`SLEEPERS`], [`WATCHERS`]).
+    Done(u64),
+    /// At the bound: the item handed back.
+    Full(T),
+    /// The ring is full below the bound: grow it (under the lock) and retry.
+    Grow(T),
+    /// `tail` is shut ([`EXCL`] or [`CLOSED`]): take the locked path.
+    Shut(T),
+}
+
+/// What a [`Ring::pop`] did.
+pub(crate) enum Pop<T> {
+    /// The front item and the `head` flags its CAS replaced.
+    Item(T, u64),
+    /// No item (`tail` was at the head).
+    Empty,
+    /// `head` is shut ([`EXCL`]): take the locked path.
+    Shut,
+}
+
+/// A multi-producer, multi-consumer FIFO, bounded or not (see the module
+/// doc). The methods marked `unsafe` must be called with the owner's lock
+/// held: it serializes growth, the exclusive operations, the close and the
+/// flag changes.
+pub(crate) struct Ring<T> {
+    prod: CachePadded<Prod<T>>,
+    cons: CachePadded<Cons<T>>,
+    /// 0: unbounded.
+    bound: u64,
+    /// The largest ring: the bound rounded up to a power of two, or (unbounded)
+    /// half the position space.
+    max_cap: u64,
+}
+
+// SAFETY: an item is written only by the push whose tail CAS claimed its
+// position, before that slot's Release stamp, and moved out only by the pop
+// whose head CAS claimed it, after an Acquire load of that stamp (or by an
+// exclusive operation, under the lock, after waiting for the stamps of every
+// claimed position); items are `Send`.
+unsafe impl<T: Send> Sync for Ring<T> {}
+// SAFETY: owning the ring owns its items, which are `Send`.
+unsafe impl<T: Send> Send for Ring<T> {}
+
+impl<T> Ring<T> {
+    /// An empty ring holding at most `bound` items (0: unbounded).
+    pub(crate) fn new(bound: usize) -> Self {
+        let max_cap = if bound == 0 {
+            1 << (POS_BITS - 1)
+        } else {
+            (bound as u64).max(2).next_power_of_two().min(1 << (POS_BITS - 1))
+        };
+        let ring = Box::into_raw(Box::new(Slots::new(
+            INITIAL_CAP.min(max_cap),
+            0,
+            0,
+            None,
+        )));
+        Ring {
+            prod: CachePadded::new(Prod {
+                tail: AtomicU64::new(0),
+                ring: AtomicPtr::new(ring),
+                head_seen: AtomicU64::new(0),
+            }),
+            cons: CachePadded::new(Cons {
+                head: AtomicU64::new(0),
+                ring: AtomicPtr::new(ring),
+            }),
+            bound: (bound as u64).min(max_cap),
+            max_cap,
+        }
+    }
+
+    /// Append `item` (see [`Push`]).
+    #[inline]
+    pub(crate) fn push(&self, item: T) -> Push<T> {
+        let mut step = 0;
+        // Acquire (every load of an index word): pairs with the Release
+        // stores that end an exclusive operation or a growth, so a call that
+        // reads the re-opened word sees what was done under it.
+        let mut w = self.prod.tail.load(Ordering::Acquire);
+        loop {
+            if w & (EXCL | CLOSED) != 0 {
+                return Push::Shut(item);
+            }
+            let p = w & POS;
+            if self.bound != 0
+                // Relaxed: a hint (any value read is a head that was, so <=
+                // the real one: the test is conservative).
+                && diff(p, self.prod.head_seen.load(Ordering::Relaxed)) >= self.bound as i64
+            {
+                let h = self.cons.head.load(Ordering::Acquire) & POS;
+                self.prod.head_seen.store(h, Ordering::Relaxed);
+                if diff(p, h) >= self.bound as i64 {
+                    // Full when `tail` was read: it was at `p` then, and the
+                    // head no further than `h` (heads only move on).
+                    return Push::Full(item);
+                }
+            }
+            // Acquire: pairs with the growth's Release store of a new ring
+            // (its slots and moved items are visible before it is used).
+            // SAFETY: rings are freed only when the Ring drops.
+            let ring = unsafe { &*self.prod.ring.load(Ordering::Acquire) };
+            let slot = ring.slot(p);
+            // Acquire: pairs with the Release stamp of the pop (or exclusive
+            // operation) that moved the previous lap's item out of this slot,
+            // so this push's write comes after that read.
+            let d = diff(slot.stamp.load(Ordering::Acquire), p);
+            if d == 0 {
+                // Relaxed on success: the slot was acquired through its stamp
+                // above, and the item is published by the stamp below; the
+                // flags returned need only this word's modification order
+                // (a sleeper's `raise` is an RMW on it: see `Queue`). Acquire
+                // on failure: the word read is the next snapshot.
+                match self.prod.tail.compare_exchange(
+                    w,
+                    next(w),
+                    Ordering::Relaxed,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS gave this push position `p`; the
+                        // slot is free (stamp `p`, acquired) and no pop reads
+                        // it before the stamp below.
+                        unsafe { slot.value.get_mut().deref().write(item) };
+                        // Release: publishes the item to the pop that
+                        // acquires this stamp.
+                        slot.stamp.store(p.wrapping_add(1) & POS, Ordering::Release);
+                        return Push::Done(w & (SLEEPERS | WATCHERS));
+                    }
+                    Err(cur) => {
+                        w = cur;
+                        continue;
+                    }
+                }
+            }
+            if d < 0 {
+                // The slot holds the item of an earlier lap.
+                let h = self.cons.head.load(Ordering::Acquire) & POS;
+                if diff(p, h) >= ring.cap() as i64 {
+                    // `cap` items when `tail` was read (as above).
+                    return if ring.cap() < self.max_cap {
+                        Push::Grow(item)
+                    } else {
+                        Push::Full(item)
+                    };
+                }
+                // Its pop is in flight: wait for its stamp.
+                backoff(&mut step);
+            }
+            // d > 0: another push took `p`. Either way, look again.
+            w = self.prod.tail.load(Ordering::Acquire);
+        }
+    }
+
+    /// Take the front item (see [`Pop`]).
+    #[inline]
+    pub(crate) fn pop(&self) -> Pop<T> {
+        let mut step = 0;
+        // Acquire: as in `push`.
+        let mut w = self.cons.head.load(Ordering::Acquire);
+        loop {
+            if w & EXCL != 0 {
+                return Pop::Shut;
+            }
+            let h = w & POS;
+            // Acquire: as in `push`.
+            // SAFETY: rings are freed only when the Ring drops.
+            let ring = unsafe { &*self.cons.ring.load(Ordering::Acquire) };
+            let slot = ring.slot(h);
+            // Acquire: pairs with the push's Release stamp (the item).
+            let d = diff(slot.stamp.load(Ordering::Acquire), h.wrapping_add(1));
+            if d == 0 {
+                // Relaxed on success: the item was acquired through its
+                // stamp; Acquire on failure: as in `push`.
+                match self.cons.head.compare_exchange(
+                    w,
+                    next(w),
+                    Ordering::Relaxed,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS gave this pop position `h`, whose
+                        // stamp (acquired) says the item is written; nothing
+                        // else reads or writes it until the stamp below.
+                        let item = unsafe { slot.value.get().deref().assume_init_read() };
+                        // Release: the push a lap later writes the slot after
+                        // this read.
+                        slot.stamp
+                            .store(h.wrapping_add(ring.cap()) & POS, Ordering::Release);
+                        return Pop::Item(item, w & (SLEEPERS | WATCHERS));
+                    }
+                    Err(cur) => {
+                        w = cur;
+                        continue;
+                    }
+                }
+            }
+            if d < 0 {
+                // Not published. Acquire: as above (only the position is used).
+                if self.prod.tail.load(Ordering::Acquire) & POS == h {
+                    // Empty when `tail` was read (the head was at `h` or
+                    // further, and never passes the tail).
+                    return Pop::Empty;
+                }
+                // A push claimed `h` and is writing it: wait for its stamp.
+                backoff(&mut step);
+            }
+            w = self.cons.head.load(Ordering::Acquire);
+        }
+    }
+
+    /// Items now, exactly (a snapshot of both positions at one instant);
+    /// `None` while an exclusive operation or a growth is under way (read
+    /// it again under the lock).
+    pub(crate) fn len(&self) -> Option<usize> {
+        loop {
+            // Acquire: as in `push`. The tail did not move between its two
+            // reads, so it was `t1` when the head was read.
+            let t1 = self.prod.tail.load(Ordering::Acquire);
+            let h = self.cons.head.load(Ordering::Acquire);
+            let t2 = self.prod.tail.load(Ordering::Acquire);
+            if h & EXCL != 0 {
+                return None;
+            }
+            if t1 == t2 {
+                return Some(diff(t1 & POS, h & POS).max(0) as usize);
+            }
+        }
+    }
+
+    /// Items now, roughly (for spinning waiters: advisory).
+    pub(crate) fn len_hint(&self) -> usize {
+        // Relaxed: advisory; a stale pair may read too few or too many.
+        let h = self.cons.head.load(Ordering::Relaxed);
+        let t = self.prod.tail.load(Ordering::Relaxed);
+        diff(t & POS, h & POS).max(0) as usize
+    }
+
+    /// Set `bit` ([`SLEEPERS`], [`WATCHERS`]) on `tail` (`tail_side`) or
+    /// `head`, with the lock held. AcqRel: see `Queue`'s module doc; the
+    /// re-check the caller makes next reads the positions this RMW read or
+    /// later ones (coherence), and waits for the stamps of any in flight.
+    pub(crate) fn raise(&self, tail_side: bool, bit: u64) {
+        self.word(tail_side).fetch_or(bit, Ordering::AcqRel);
+    }
+
+    /// Clear `bit` if set, with the lock held. Relaxed: the flags change only
+    /// under the lock, so the load is exact; clearing publishes nothing.
+    pub(crate) fn lower(&self, tail_side: bool, bit: u64) {
+        let word = self.word(tail_side);
+        if word.load(Ordering::Relaxed) & bit != 0 {
+            word.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    fn word(&self, tail_side: bool) -> &AtomicU64 {
+        if tail_side {
+            &self.prod.tail
+        } else {
+            &self.cons.head
+        }
+    }
+
+    /// Shut `tail` for good (the close). No wait is needed for the pushes in
+    /// flight: a pop answers empty only once `tail` is at its head, so an
+    /// item whose push claimed its position before this RMW is taken (its
+    /// stamp waited for) before any "empty" (`close_vs_fast_put`).
+    ///
+    /// # Safety
+    /// The owner's lock is held.
+    pub(crate) unsafe fn close(&self) {
+        // Relaxed: see above (the RMW's place in the modification order of
+        // `tail` is what refuses later pushes).
+        self.prod.tail.fetch_or(EXCL | CLOSED, Ordering::Relaxed);
+    }
+
+    /// [`Ring::push`], growing the ring when it is full below the bound.
+    /// Never [`Push::Grow`]; [`Push::Shut`] only when closed.
+    ///
+    /// # Safety
+    /// The owner's lock is held.
+    pub(crate) unsafe fn push_locked(&self, mut item: T) -> Push<T> {
+        loop {
+            match self.push(item) {
+                Push::Grow(it) => {
+                    item = it;
+                    // SAFETY: the caller holds the lock.
+                    unsafe { self.grow() };
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Double the ring (moving the items to their positions in the new one).
+    ///
+    /// # Safety
+    /// The owner's lock is held.
+    unsafe fn grow(&self) {
+        // SAFETY: the caller holds the lock.
+        let mut ex = unsafe { self.exclusive() };
+        let old = ex.ring;
+        let cap = (old.cap() * 2).min(self.max_cap);
+        if cap == old.cap() {
+            return;
+        }
+        let (h, t) = (ex.head, ex.tail);
+        let old_ptr = self.cons.ring.load(Ordering::Relaxed);
+        // SAFETY: `old_ptr` came from `Box::into_raw` and the new ring takes
+        // over that ownership (the pointer is replaced below, under the lock;
+        // stalled calls may still read it: it is freed only with the Ring).
+        let prev = unsafe { Box::from_raw(old_ptr) };
+        let new = Slots::new(cap, h, t, Some(prev));
+        let mut q = h;
+        while q != t {
+            // SAFETY: exclusive mode: every position in [h, t) is published
+            // and no call reads or writes it; the old copy is never read again
+            // (positions below the head are not dropped).
+            unsafe {
+                let v = old.slot(q).value.get().deref().assume_init_read();
+                new.slot(q).value.get_mut().deref().write(v);
+            }
+            q = q.wrapping_add(1) & POS;
+        }
+        let new_ptr = Box::into_raw(Box::new(new));
+        // Release: pairs with the calls' Acquire loads of the ring pointer.
+        self.prod.ring.store(new_ptr, Ordering::Release);
+        self.cons.ring.store(new_ptr, Ordering::Release);
+        // SAFETY: still under the lock: the new ring is the live one.
+        ex.ring = unsafe { &*new_ptr };
+        ex.generation = GEN_ONE;
+    }
+
+    /// Shut both index words and wait for the pushes in flight: the items at
+    /// `[head, tail)` are then the exclusive operation's until the returned
+    /// guard drops (also on a panic), which re-opens them. Pops in flight
+    /// (their positions below the head) touch other slots and are not waited
+    /// for: their slots are not among the items', and a push that meets one
+    /// waits for it as it always does.
+    ///
+    /// # Safety
+    /// The owner's lock is held (for the guard's whole life).
+    pub(crate) unsafe fn exclusive(&self) -> Excl<'_, T> {
+        // Acquire: pairs with a previous exclusive operation's Release. From
+        // these RMWs on, every CAS of a word read before them fails, and every
+        // call that reads them takes the locked path. Tail first: the head
+        // then read bounds the pops done (pops never pass the tail).
+        let t = self.prod.tail.fetch_or(EXCL, Ordering::Acquire) & POS;
+        let h = self.cons.head.fetch_or(EXCL, Ordering::Acquire) & POS;
+        // SAFETY: the ring is replaced only under the lock, which is held.
+        let ring = unsafe { &*self.cons.ring.load(Ordering::Acquire) };
+        let mut q = h;
+        while q != t {
+            let mut step = 0;
+            // Acquire: pairs with the push's Release stamp (its item).
+            while ring.slot(q).stamp.load(Ordering::Acquire) != (q.wrapping_add(1) & POS) {
+                backoff(&mut step);
+            }
+            q = q.wrapping_add(1) & POS;
+        }
+        Excl {
+            owner: self,
+            ring,
+            head: h,
+            tail: t,
+            generation: 0,
+        }
+    }
+}
+
+/// The exclusive mode of a [`Ring`] (see [`Ring::exclusive`]).
+pub(crate) struct Excl<'a, T> {
+    owner: &'a Ring<T>,
+    ring: &'a Slots<T>,
+    head: u64,
+    tail: u64,
+    /// Added to both words' generation on re-opening (a growth).
+    generation: u64,
+}
+
+impl<T> Excl<'_, T> {
+    /// The positions of the items, front first.
+    fn positions(&self) -> impl Iterator<Item = u64> {
+        let (h, n) = (self.head, diff(self.tail, self.head) as u64);
+        (0..n).map(move |i| h.wrapping_add(i) & POS)
+    }
+
+    /// `f` of every item, front first.
+    pub(crate) fn map<R>(&self, mut f: impl FnMut(&T) -> R) -> Vec<R> {
+        self.positions()
+            .map(|q| {
+                let cell = self.ring.slot(q).value.get();
+                // SAFETY: exclusive mode: the item at `q` is written and no
+                // call touches it while this guard lives.
+                f(unsafe { cell.deref().assume_init_ref() })
+            })
+            .collect()
+    }
+
+    /// Call `f` on every item, front first, in place.
+    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(&mut T)) {
+        for q in self.positions() {
+            // SAFETY: as in `map`, and `&mut self` makes this the only access.
+            f(unsafe { self.ring.slot(q).value.get_mut().deref().assume_init_mut() });
+        }
+    }
+
+    /// Take every item, front first.
+    pub(crate) fn drain(&mut self) -> Vec<T> {
+        let out = self.positions().map(|q| self.take(q)).collect();
+        self.head = self.tail;
+        out
+    }
+
+    /// Move the item at `q` out and free its slot for the next lap.
+    fn take(&self, q: u64) -> T {
+        let slot = self.ring.slot(q);
+        // SAFETY: as in `map`; the slot is freed below and `q` leaves the
+        // items (the caller moves the head past it or overwrites it).
+        let v = unsafe { slot.value.get().deref().assume_init_read() };
+        // Release: pairs with the Acquire stamp load of the push a lap later.
+        slot.stamp
+            .store(q.wrapping_add(self.ring.cap()) & POS, Ordering::Release);
+        v
+    }
+
+    /// Remove the items whose mark is `true` (one mark per item, front first)
+    /// and return them in order; the others keep their order, compacted
+    /// towards the tail (the head moves on by the count removed).
+    pub(crate) fn remove_marked(&mut self, marks: &[bool]) -> Vec<T> {
+        let positions: Vec<u64> = self.positions().collect();
+        assert_eq!(positions.len(), marks.len(), "one mark per item");
+        let removed: Vec<T> = positions
+            .iter()
+            .zip(marks)
+            .filter(|(_, &m)| m)
+            .map(|(&q, _)| {
+                let slot = self.ring.slot(q);
+                // SAFETY: as in `map`; the slot is overwritten by a survivor
+                // below or falls below the new head.
+                unsafe { slot.value.get().deref().assume_init_read() }
+            })
+            .collect();
+        // From the back: each survivor moves to the next free position down
+        // from the tail (never below its own, so no survivor is overwritten
+        // before it moved).
+        let mut free = self.tail;
+        for (&q, &m) in positions.iter().zip(marks).rev() {
+            if m {
+                continue;
+            }
+            free = free.wrapping_sub(1) & POS;
+            if free != q {
+                // SAFETY: as in `map`; `q` (read) and `free` (holding a
+                // removed or already moved item) are distinct slots.
+                unsafe {
+                    let v = self.ring.slot(q).value.get().deref().assume_init_read();
+                    self.ring.slot(free).value.get_mut().deref().write(v);
+                }
+            }
+        }
+        // The positions [head, free) leave the items: their slots are free
+        // for the next lap.
+        let mut q = self.head;
+        while q != free {
+            // Release: as in `take`.
+            self.ring
+                .slot(q)
+                .stamp
+                .store(q.wrapping_add(self.ring.cap()) & POS, Ordering::Release);
+            q = q.wrapping_add(1) & POS;
+        }
+        self.head = free;
+        removed
+    }
+}
+
+impl<T> Drop for Excl<'_, T> {
+    fn drop(&mut self) {
+        let r = self.owner;
+        // Relaxed loads: under the lock, with EXCL set, nothing else writes
+        // these words (every CAS fails, flags change under the lock).
+        let t = r.prod.tail.load(Ordering::Relaxed);
+        let h = r.cons.head.load(Ordering::Relaxed);
+        let keep = if t & CLOSED != 0 { EXCL } else { 0 };
+        // Release (both): pairs with the calls' Acquire loads of the words.
+        // Tail first, head last: `len` reads a head without EXCL only before
+        // this operation began or after it ended.
+        r.prod.tail.store(
+            ((t & !EXCL) | keep).wrapping_add(self.generation),
+            Ordering::Release,
+        );
+        r.cons.head.store(
+            ((h & !(EXCL | POS)) | self.head).wrapping_add(self.generation),
+            Ordering::Release,
+        );
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self`: no other access.
+        let h = self.cons.head.load(Ordering::Relaxed) & POS;
+        let t = self.prod.tail.load(Ordering::Relaxed) & POS;
+        let ptr = self.cons.ring.load(Ordering::Relaxed);
+        // SAFETY: `ptr` came from `Box::into_raw` and is freed only here.
+        let ring = unsafe { Box::from_raw(ptr) };
+        let mut q = h;
+        while q != t {
+            // SAFETY: the items at [h, t) are written and owned by the ring;
+            // each is dropped once (older rings hold only moved-out copies,
+            // which `MaybeUninit` does not drop).
+            unsafe { ring.slot(q).value.get_mut().deref().assume_init_drop() };
+            q = q.wrapping_add(1) & POS;
+        }
+        drop(ring);
+    }
+}
