@@ -270,7 +270,7 @@ impl<T> Shared<T> {
 
     /// A pop under the lock (no exclusive operation runs: `head` is open).
     fn locked_pop(&self) -> Option<T> {
-        match self.items.pop() {
+        match self.items.pop_locked() {
             Pop::Item(item, _) => Some(item),
             Pop::Empty | Pop::Shut => None,
         }

@@ -87,6 +87,18 @@ fn next(w: u64) -> u64 {
     (w & !POS) | (w.wrapping_add(1) & POS)
 }
 
+/// How many steps a call without the lock waits for a call in flight on its
+/// slot before it takes the locked path (where only the lock holder waits).
+/// Waiting without the lock is only to save the lock in the common case: a
+/// call in flight is a few instructions from done. Under loom, 1: two
+/// threads that wait without bound for a third can be scheduled by the
+/// model in turn forever (a yield into another waiter counts as no
+/// preemption), which no bound on preemptions cuts short.
+#[cfg(not(loom))]
+const FAST_WAITS: u32 = 10;
+#[cfg(loom)]
+const FAST_WAITS: u32 = 1;
+
 /// One step of a wait for a call in flight (which never blocks).
 #[inline]
 fn backoff(step: &mut u32) {
@@ -172,7 +184,8 @@ pub(crate) enum Push<T> {
     Full(T),
     /// The ring is full below the bound: grow it (under the lock) and retry.
     Grow(T),
-    /// `tail` is shut ([`EXCL`] or [`CLOSED`]): take the locked path.
+    /// `tail` is shut ([`EXCL`] or [`CLOSED`]), or a pop in flight on the
+    /// slot outlasted the wait: take the locked path.
     Shut(T),
 }
 
@@ -182,7 +195,8 @@ pub(crate) enum Pop<T> {
     Item(T, u64),
     /// No item (`tail` was at the head).
     Empty,
-    /// `head` is shut ([`EXCL`]): take the locked path.
+    /// `head` is shut ([`EXCL`]), or a push in flight on the head slot
+    /// outlasted the wait: take the locked path.
     Shut,
 }
 
@@ -238,10 +252,18 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Append `item` (see [`Push`]).
+    /// Append `item` without the lock (see [`Push`]). A pop in flight on the
+    /// slot is waited for a few steps only ([`FAST_WAITS`]), then the call
+    /// answers [`Push::Shut`] and the caller waits for it under the lock.
     #[inline]
     pub(crate) fn push(&self, item: T) -> Push<T> {
+        self.push_with(item, false)
+    }
+
+    #[inline]
+    fn push_with(&self, item: T, patient: bool) -> Push<T> {
         let mut step = 0;
+        let mut waits = 0;
         // Acquire (every load of an index word): pairs with the Release
         // stores that end an exclusive operation or a growth, so a call that
         // reads the re-opened word sees what was done under it.
@@ -274,15 +296,18 @@ impl<T> Ring<T> {
             // so this push's write comes after that read.
             let d = diff(slot.stamp.load(Ordering::Acquire), p);
             if d == 0 {
-                // Relaxed on success: the slot was acquired through its stamp
-                // above, and the item is published by the stamp below; the
-                // flags returned need only this word's modification order
-                // (a sleeper's `raise` is an RMW on it: see `Queue`). Acquire
-                // on failure: the word read is the next snapshot.
+                // AcqRel on success: Release, so that a call that reads this
+                // tail (Acquire) also sees the pops this push waited for (the
+                // stamp it acquired), and so never reads a head behind them;
+                // Acquire, chaining the pushes before it. The item itself is
+                // published by the stamp below, and the flags returned need
+                // only this word's modification order (a sleeper's `raise`
+                // is an RMW on it: see `Queue`). Acquire on failure: the word
+                // read is the next snapshot.
                 match self.prod.tail.compare_exchange(
                     w,
                     next(w),
-                    Ordering::Relaxed,
+                    Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
@@ -313,17 +338,38 @@ impl<T> Ring<T> {
                     };
                 }
                 // Its pop is in flight: wait for its stamp.
-                backoff(&mut step);
+                waits += 1;
+                if !patient && waits > FAST_WAITS {
+                    return Push::Shut(item);
+                }
             }
-            // d > 0: another push took `p`. Either way, look again.
+            // d > 0: another push took `p` (this `tail` was stale). Either
+            // way, back off (under loom, a yield: a stale read repeated is a
+            // spin the model must be able to schedule out of) and look again.
+            backoff(&mut step);
             w = self.prod.tail.load(Ordering::Acquire);
         }
     }
 
-    /// Take the front item (see [`Pop`]).
+    /// Take the front item without the lock (see [`Pop`]). A push in flight
+    /// on the head slot is waited for a few steps only ([`FAST_WAITS`]),
+    /// then the call answers [`Pop::Shut`] and the caller waits for it
+    /// under the lock.
     #[inline]
     pub(crate) fn pop(&self) -> Pop<T> {
+        self.pop_with(false)
+    }
+
+    /// [`Ring::pop`] with the lock held: waits for a push in flight as long
+    /// as it takes; [`Pop::Shut`] never (no exclusive operation runs).
+    pub(crate) fn pop_locked(&self) -> Pop<T> {
+        self.pop_with(true)
+    }
+
+    #[inline]
+    fn pop_with(&self, patient: bool) -> Pop<T> {
         let mut step = 0;
+        let mut waits = 0;
         // Acquire: as in `push`.
         let mut w = self.cons.head.load(Ordering::Acquire);
         loop {
@@ -338,12 +384,17 @@ impl<T> Ring<T> {
             // Acquire: pairs with the push's Release stamp (the item).
             let d = diff(slot.stamp.load(Ordering::Acquire), h.wrapping_add(1));
             if d == 0 {
-                // Relaxed on success: the item was acquired through its
-                // stamp; Acquire on failure: as in `push`.
+                // AcqRel on success: Release, so that a call that reads this
+                // head (Acquire) also sees the push of the item taken (its
+                // stamp, acquired above) and so never reads a tail behind
+                // this head: a pop that answered "empty" or waited for a push
+                // on a stale tail would be wrong (loom found the second:
+                // `close_wakes_blocked_getter` spun forever with the tail
+                // CAS Relaxed). Acquire on failure: as in `push`.
                 match self.cons.head.compare_exchange(
                     w,
                     next(w),
-                    Ordering::Relaxed,
+                    Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
@@ -371,8 +422,14 @@ impl<T> Ring<T> {
                     return Pop::Empty;
                 }
                 // A push claimed `h` and is writing it: wait for its stamp.
-                backoff(&mut step);
+                waits += 1;
+                if !patient && waits > FAST_WAITS {
+                    return Pop::Shut;
+                }
             }
+            // d > 0: another pop took `h` (this `head` was stale). Back off
+            // (see `push`) and look again.
+            backoff(&mut step);
             w = self.cons.head.load(Ordering::Acquire);
         }
     }
@@ -393,6 +450,7 @@ impl<T> Ring<T> {
             if t1 == t2 {
                 return Some(diff(t1 & POS, h & POS).max(0) as usize);
             }
+            spin_hint();
         }
     }
 
@@ -449,7 +507,7 @@ impl<T> Ring<T> {
     /// The owner's lock is held.
     pub(crate) unsafe fn push_locked(&self, mut item: T) -> Push<T> {
         loop {
-            match self.push(item) {
+            match self.push_with(item, true) {
                 Push::Grow(it) => {
                     item = it;
                     // SAFETY: the caller holds the lock.
