@@ -3,49 +3,59 @@
 //!
 //! # Protocol
 //!
-//! The items live outside the lock, in a lock-free FIFO (`sync::Fifo`:
-//! crossbeam-queue's `ArrayQueue` when bounded, `SegQueue` when unbounded;
-//! a loom-atomic twin under loom). One mutex guards the rest: the `closed`
-//! flag, the wait accounting of both sides and the async watchers;
-//! `not_empty` wakes getters, `not_full` wakes putters. Blocking calls follow
-//! the wait protocol of `crate::wait`: a `Blocker` decides, each time the call
-//! finds it cannot proceed, whether its deadline passed, whether the interrupt
-//! hook is due, or how long to wait.
+//! The items live outside the lock, in a lock-free ring of our own
+//! (`crate::ring`: Vyukov's bounded MPMC ring, growing for unbounded queues
+//! and large bounds, with this queue's flags folded into its two index
+//! words; under loom the same code on loom atomics). One mutex guards the
+//! rest: the `closed` flag, the wait accounting of both sides and the async
+//! watchers; `not_empty` wakes getters, `not_full` wakes putters. Blocking
+//! calls follow the wait protocol of `crate::wait`: a `Blocker` decides, each
+//! time the call finds it cannot proceed, whether its deadline passed,
+//! whether the interrupt hook is due, or how long to wait.
 //!
-//! Fast path: a put or get first enters its side's gate (`put_gate`,
-//! `get_gate`: one atomic word each, on its own cache line, written by that
-//! side only in the common case), pushes or pops, and leaves the gate. The
-//! gate word holds the count of calls in flight and flags: `EXCL` (the gate is
-//! shut: the call takes the locked path instead), `CLOSED` (put gate),
-//! `SLEEPERS` (a thread of the other side is asleep) and `WATCHERS` (the other
-//! side has async notifiers). Only when `leave` returns `SLEEPERS` or
-//! `WATCHERS` does the fast call take the lock, to wake one sleeper and
-//! notify the watchers. So a stream with nobody asleep never takes the lock.
+//! Fast path: a put is one CAS of the ring's `tail` word (a get: of `head`),
+//! on the producers' (consumers') own cache line; everything else it does is
+//! plain loads and stores. Besides the position, the word holds flags:
+//! `EXCL` (an exclusive operation or a growth is under way: the call takes
+//! the locked path instead), `CLOSED` (tail), `SLEEPERS` (a thread of the
+//! other side is asleep) and `WATCHERS` (the other side has async
+//! notifiers). The CAS that claims a position replaces a word holding the
+//! flags; only when it held `SLEEPERS` or `WATCHERS` does the call take the
+//! lock, to wake one sleeper and notify the watchers. So a stream with nobody
+//! asleep never takes the lock. A fast call also takes the locked path when
+//! the ring must grow, or when a call in flight on its slot (a push that
+//! claimed the head position and is writing it, a pop still moving the
+//! previous lap's item out) outlasts a few spin steps: under the lock it
+//! waits for it as long as it takes (it never blocks).
 //!
 //! No lost wake-up (`put_vs_sleeping_getter_flag`,
 //! `get_vs_sleeping_putter_flag`, `put_get_wakeup`, `bounded_put_waits_for_get`
 //! models in `tests/loom_queue.rs`): a getter that would sleep registers in
-//! its `Sleepers` under the lock, raises `SLEEPERS` on the put gate (an AcqRel
-//! RMW) and only then re-checks the items. A fast put pushes and then leaves
-//! the gate with a Release RMW on the same word. The two RMWs are ordered in
-//! that word's modification order: if the put's comes first, the getter's
-//! acquire sees its push and the re-check finds the item; otherwise the put
-//! reads `SLEEPERS` and takes the lock to wake it. The putter side mirrors it
-//! on the get gate. A put that sees an asleep getter wakes one (`notify_one`
-//! once it has unlocked), and further puts before that getter runs issue no
-//! redundant futex wake. Nor does a put wake an asleep getter for an item a
-//! getter already on its way will take (spinning with the lock released, or
-//! woken and not yet running): each of those re-takes the lock and takes an
-//! item before anything else (`spinning_getter_covers_put` model and stress
-//! test); items a fast get takes meanwhile leave no item waiting. `close`,
-//! `drain` and `remove_where` wake every sleeper of the side they unblock.
+//! its `Sleepers` under the lock, raises `SLEEPERS` on `tail` (an AcqRel RMW)
+//! and only then re-checks the items. A fast put claims its position with a
+//! CAS of the same word. The two RMWs are ordered in that word's modification
+//! order: if the put's comes first, the getter's RMW reads a tail past the
+//! item and its re-check takes it (waiting for its stamp if the put is still
+//! writing it: a pop answers empty only when the tail is at its head,
+//! `pop_sees_in_flight_push_not_empty` in `tests/loom_ring.rs`); otherwise
+//! the put's CAS replaces a word holding `SLEEPERS` and the put takes the
+//! lock to wake it. The putter side mirrors it on `head`. A put that sees an
+//! asleep getter wakes one (`notify_one` once it has unlocked), and further
+//! puts before that getter runs issue no redundant futex wake. Nor does a put
+//! wake an asleep getter for an item a getter already on its way will take
+//! (spinning with the lock released, or woken and not yet running): each of
+//! those re-takes the lock and takes an item before anything else
+//! (`spinning_getter_covers_put` model and stress test); items a fast get
+//! takes meanwhile leave no item waiting. `close`, `drain` and `remove_where`
+//! wake every sleeper of the side they unblock.
 //!
 //! Spin, then park: a call that would sleep first releases the lock and backs
-//! off (`wait::spin_until`) watching the FIFO and a closed hint, then re-takes
-//! the lock and re-checks; only then does it register and sleep. When
-//! streaming through a full or empty queue, the other side usually makes
-//! progress within that window, which saves a futex sleep and wake-up per
-//! item. The hints are advisory: the decision to sleep is made under the lock.
+//! off (`wait::spin_until`) watching the ring's length and a closed hint,
+//! then re-takes the lock and re-checks; only then does it register and
+//! sleep. When streaming through a full or empty queue, the other side
+//! usually makes progress within that window, which saves a futex sleep and
+//! wake-up per item. The hints are advisory: the decision to sleep is made
+//! under the lock.
 //!
 //! A woken getter always takes an item if there is one before it looks at its
 //! deadline or hook, so a notification is never spent without effect while an
@@ -54,51 +64,56 @@
 //!
 //! Exclusive mode (`drain`, `remove_where`, `for_each_mut`;
 //! `remove_where_vs_fast_put` model and stress test): under the lock, set
-//! `EXCL` on both gates, then wait until no fast call is in flight (their
-//! `leave` releases what they did). The RMWs on one word decide each race:
-//! a call either entered before `EXCL` (and is waited out) or sees it and
-//! takes the locked path, where it waits for the lock. The operation then
-//! takes every item out, works on them, and puts the survivors back in order
-//! before re-opening the gates (also if its callback panics). So it is atomic
-//! with respect to puts and gets, as under a single lock.
+//! `EXCL` on `tail`, then on `head`, and wait for the pushes in flight (each
+//! position between the head and the tail read then has its stamp). From
+//! those RMWs on, every fast CAS of an older word fails and every call that
+//! reads the new one takes the locked path, where it waits for the lock. The
+//! operation then works on the items in place, O(items): `for_each_mut`
+//! mutates them, `drain` takes them all, `remove_where` takes the marked ones
+//! and compacts the survivors towards the tail, keeping their order (so the
+//! positions still only move forward). It re-opens the words as it ends (also
+//! if its callback panics). So it is atomic with respect to puts and gets, as
+//! under a single lock. `len` reads both positions at one instant, or, while
+//! `head` is shut, under the lock (`len_vs_exclusive`).
 //!
 //! Close (`close_wakes_blocked_getter`, `close_vs_fast_put`): `close()` shuts
-//! the put gate for good (`EXCL | CLOSED`), waits out the fast puts in flight,
-//! then sets `closed` under the lock and wakes everyone. Puts are then refused
-//! (handing the item back); gets keep draining the items already in the queue
-//! and report [`GetError::Closed`] only once they find it empty under the lock,
-//! after `closed` was set: every put that succeeded is in the queue by then.
+//! `tail` for good (`EXCL | CLOSED`) under the lock and sets `closed`, then
+//! wakes everyone. Puts are then refused (handing the item back); gets keep
+//! draining the items already in the queue and report [`GetError::Closed`]
+//! only once they find it empty under the lock, after `closed` was set: a
+//! put whose CAS came before the close's RMW is in the tail, and a pop
+//! answers empty only at the tail (waiting for a put still writing).
 //!
-//! Bounded: the FIFO itself refuses a push at `maxsize` (`ArrayQueue`; above
-//! `Fifo::ARRAY_MAX` a `SegQueue` with a reservation counter), so the bound is
-//! never exceeded. Nothing lost: an item is either in the queue, returned by a
-//! get, returned by `drain`/`remove_where`, or handed back in a [`PutError`].
-//! Items still in the queue when its last clone drops are dropped with it, on
-//! that thread: the extension drains the queue first when its items must be
-//! released in their owners.
+//! Bounded: a push refuses at `maxsize` (the ring checks its position against
+//! a cached head, refreshed before it answers full), so the bound is never
+//! exceeded; the ring starts small and doubles up to the bound rounded up to
+//! a power of two (`grow_vs_fast_push`: a generation in the index words makes
+//! a call that loaded the old ring fail its CAS). Nothing lost: an item is
+//! either in the queue, returned by a get, returned by `drain`/`remove_where`,
+//! or handed back in a [`PutError`]. Items still in the queue when its last
+//! clone drops are dropped with it, on that thread: the extension drains the
+//! queue first when its items must be released in their owners.
 //!
 //! Async waiters (`wait::Notify`): `watch(Side::Get, n)` registers a notifier
 //! that every put and the close call (after unlocking), `watch(Side::Put, n)`
 //! one that every get, `drain`, `remove_where` and the close call; a notifier
 //! is not a sleeper and takes nothing: its owner re-tries with `try_get` /
 //! `try_put` (`async_watch_*` tests below). Registering raises `WATCHERS` on
-//! the gate of the side whose calls must notify it (the same AcqRel/Release
+//! the index word of the side whose calls must notify it (the same RMW
 //! pairing as a sleeper: `async_watch_then_retry_vs_put`), so fast calls take
 //! the lock to notify while any notifier is registered.
 //!
 //! # Why a mutex (and why not only a mutex)
 //!
-//! Until this change, one `Mutex<VecDeque>` guarded the items too: simple to
-//! check with loom and a single linearization point for everything, but every
-//! put and get took the lock, and the producer and consumer bounced its cache
-//! line and contended on it (profiled with `perf`: ~85% of `put`/`get`'s
-//! samples on the lock's atomic ops plus ~19% of all samples in
-//! `lock_contended`, almost no futex sleeps). The mutex is kept for what is
-//! rare and needs a single order: sleeping and waking, close, the exclusive
-//! operations and the watchers. The cost left over crossbeam-channel is the
-//! two gate RMWs per call (crossbeam's channel folds its disconnect mark into
-//! the FIFO's own tail index; the gates keep crossbeam-queue's FIFO unchanged).
-//! `benches/queue.rs` measures it against crossbeam-channel.
+//! Until the lock-free FIFO, one `Mutex<VecDeque>` guarded the items too:
+//! simple to check with loom and a single linearization point for
+//! everything, but every put and get took the lock, and the producer and
+//! consumer bounced its cache line and contended on it (profiled with
+//! `perf`: ~85% of `put`/`get`'s samples on the lock's atomic ops). The mutex
+//! is kept for what is rare and needs a single order: sleeping and waking,
+//! close, growth, the exclusive operations and the watchers.
+//!
+//! COST_PARAGRAPH
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
@@ -153,8 +168,8 @@ struct Shared<T> {
     /// (putters asleep) and `WATCHERS` (`Side::Put` notifiers).
     items: Ring<T>,
     /// Set by `close`: what spinning waiters watch (advisory, read without the
-    /// lock), on a line of its own so that their loads do not pull the gates
-    /// away from the side that writes them.
+    /// lock), on a line of its own so that their loads do not pull the index
+    /// words away from the side that writes them.
     closed_hint: CachePadded<AtomicBool>,
     state: Mutex<State>,
     /// Getters wait here for an item or the close.
@@ -168,7 +183,7 @@ impl<T> Shared<T> {
         self.maxsize == 0 || len < self.maxsize
     }
 
-    /// Keep the put gate's [`SLEEPERS`] and the get gate's in step with the
+    /// Keep `tail`'s [`SLEEPERS`] and `head`'s in step with the
     /// sleepers (under the lock, after a wake-up claimed some).
     fn sync_flags(&self, g: &State) {
         if g.getters.asleep() == 0 {
@@ -179,7 +194,7 @@ impl<T> Shared<T> {
         }
     }
 
-    /// After a push (fast, having read the put gate's flags, or under the
+    /// After a push (fast, having read `tail`'s flags, or under the
     /// lock): wake one asleep getter if no getter on its way covers the items,
     /// then notify the `Side::Get` watchers (after unlocking).
     fn pushed(&self, mut g: MutexGuard<'_, State>) {
@@ -380,22 +395,20 @@ impl<T> Queue<T> {
     /// Put `item` at the back if there is room right now.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
         let sh = &*self.shared;
-        // `Full` straight from the lock-free path is linearizable: the FIFO's
-        // push is, and it refused at a point where it held `maxsize` items;
-        // that point lies between `enter` and `leave`, so no exclusive
-        // operation overlaps it (they wait out the calls in flight and shut
-        // the gate first) and the queue was not closed before the call began
-        // (`close`'s `fetch_or(CLOSED)` precedes in the gate's modification
-        // order any `enter` that happens after it, which then reads EXCL and
-        // takes the locked path: `Closed`). `try_get`'s `Empty` is decided
-        // under the lock below.
+        // `Full` straight from the lock-free path is linearizable: the ring
+        // answers it when the tail word it read was open (no exclusive
+        // operation under way, not closed: `close` shuts that word) and the
+        // head it read after it was `maxsize` behind that tail (heads only
+        // move on, so the queue held `maxsize` items when the tail was read).
+        // `try_get`'s `Empty` is decided under the lock below.
         let item = match sh.fast_put(item) {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(item)) => return Err(PutError::Full(item)),
             Err(item) => item,
         };
-        // The put gate is shut: closed, or an exclusive operation (wait for
-        // it on the lock).
+        // The tail is shut (closed, or an exclusive operation: wait for it on
+        // the lock), the ring must grow, or a pop in flight outlasted the
+        // fast path's wait.
         let g = lock(&sh.state);
         if g.closed {
             return Err(PutError::Closed(item));
@@ -492,7 +505,7 @@ impl<T> Queue<T> {
         if let Ok(Some(item)) = sh.fast_get() {
             return Ok(item);
         }
-        // Empty (or the get gate shut): decide under the lock, where `closed`
+        // Empty (or `head` shut): decide under the lock, where `closed`
         // means no put is in flight (see `close`).
         let g = lock(&sh.state);
         match sh.locked_pop() {
@@ -612,9 +625,9 @@ impl<T> Queue<T> {
         if g.closed {
             return false;
         }
-        // Shut the put gate for good, then wait out the fast puts in flight:
-        // each either got in before (its item is in the queue when `closed`
-        // is set) or is refused (`close_vs_fast_put`).
+        // Shut `tail` for good: a fast put either claimed its position before
+        // (its item is below the tail, and a get waits for it if it is still
+        // being written) or is refused (`close_vs_fast_put`).
         // SAFETY: the lock is held.
         unsafe { sh.items.close() };
         g.closed = true;
@@ -695,8 +708,9 @@ impl<T> Queue<T> {
         let sh = &*self.shared;
         let mut g = lock(&sh.state);
         let token = g.watchers(side).add(n);
-        // The gate whose fast calls notify this side; its `leave` and this RMW
-        // order the re-try after every call that did not see the watcher.
+        // The index word whose fast calls notify this side; their CASes and
+        // this RMW order the re-try after every call that did not see the
+        // watcher (it sees their positions, see the module doc).
         self.shared.items.raise(Self::watch_tail(side), WATCHERS);
         token
     }

@@ -229,14 +229,12 @@ impl<T> Ring<T> {
         let max_cap = if bound == 0 {
             1 << (POS_BITS - 1)
         } else {
-            (bound as u64).max(2).next_power_of_two().min(1 << (POS_BITS - 1))
+            (bound as u64)
+                .max(2)
+                .next_power_of_two()
+                .min(1 << (POS_BITS - 1))
         };
-        let ring = Box::into_raw(Box::new(Slots::new(
-            INITIAL_CAP.min(max_cap),
-            0,
-            0,
-            None,
-        )));
+        let ring = Box::into_raw(Box::new(Slots::new(INITIAL_CAP.min(max_cap), 0, 0, None)));
         Ring {
             prod: CachePadded::new(Prod {
                 tail: AtomicU64::new(0),
@@ -388,9 +386,10 @@ impl<T> Ring<T> {
                 // head (Acquire) also sees the push of the item taken (its
                 // stamp, acquired above) and so never reads a tail behind
                 // this head: a pop that answered "empty" or waited for a push
-                // on a stale tail would be wrong (loom found the second:
-                // `close_wakes_blocked_getter` spun forever with the tail
-                // CAS Relaxed). Acquire on failure: as in `push`.
+                // on a stale tail would be wrong (loom found the second with
+                // this CAS Relaxed: in `close_wakes_blocked_getter` a getter
+                // read head 1, then tail 0, and waited forever for a push at
+                // position 1). Acquire on failure: as in `push`.
                 match self.cons.head.compare_exchange(
                     w,
                     next(w),

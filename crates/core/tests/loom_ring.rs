@@ -165,7 +165,10 @@ fn pop_sees_in_flight_push_not_empty() {
 /// onto it (the fifth item) would wait forever. Every item once, in order.
 #[test]
 fn grow_vs_fast_push() {
-    let out = Outcomes::new("grow_vs_fast_push", &["pop_before_put_done", "pop_after_put_done"]);
+    let out = Outcomes::new(
+        "grow_vs_fast_push",
+        &["pop_before_put_done", "pop_after_put_done"],
+    );
     let o = out.clone();
     // Bound 2: the getter preempted between its stamp load and its CAS while
     // the putter grows (one preemption), plus one to interleave the getter's

@@ -44,7 +44,12 @@ fn check_exactly_once_in_order(logs: &[Log], producers: usize, per: usize) {
 
 /// Stream `per` items from each of `producers` threads to `consumers`
 /// threads (try_put/try_get, spinning), through `q`; the consumers' logs.
-fn stream(q: &Queue<Box<(usize, usize)>>, producers: usize, consumers: usize, per: usize) -> Vec<Log> {
+fn stream(
+    q: &Queue<Box<(usize, usize)>>,
+    producers: usize,
+    consumers: usize,
+    per: usize,
+) -> Vec<Log> {
     let left = Arc::new(AtomicUsize::new(producers * per));
     thread::scope(|s| {
         for p in 0..producers {
@@ -111,7 +116,8 @@ fn pop_sees_in_flight_push_not_empty() {
     let per = size(200_000, 2_000_000);
     let producers = 3;
     let q = Queue::new(0);
-    let done: Arc<Vec<AtomicUsize>> = Arc::new((0..producers).map(|_| AtomicUsize::new(0)).collect());
+    let done: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..producers).map(|_| AtomicUsize::new(0)).collect());
     thread::scope(|s| {
         for p in 0..producers {
             let (q, done) = (&q, done.clone());
