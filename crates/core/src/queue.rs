@@ -201,9 +201,11 @@ impl<T> Shared<T> {
         // Wake an asleep getter only for an item no getter on its way will
         // take: a spinning getter re-takes the lock and takes an item before
         // anything else, as does a woken one (`spinning_getter_covers_put`).
-        // `len` counts every pushed item not yet popped, this one included.
+        // The count includes this push's item and every item this thread
+        // has seen pushed and not popped (it may count items popped since:
+        // a wake-up for nothing, never one missed).
         let covered = g.spinning_getters + g.getters.woken();
-        let wake = self.len_locked() > covered && g.getters.wake_one();
+        let wake = self.items.len_seen() > covered && g.getters.wake_one();
         if wake {
             self.sync_flags(&g);
         }

@@ -453,6 +453,16 @@ impl<T> Ring<T> {
         }
     }
 
+    /// Items now or fewer since (the head read first, then the tail: never
+    /// fewer than the items of the pushes and pops this thread has seen).
+    /// Two loads, for the wake-up decision after a push.
+    pub(crate) fn len_seen(&self) -> usize {
+        // Acquire: as in `push`.
+        let h = self.cons.head.load(Ordering::Acquire);
+        let t = self.prod.tail.load(Ordering::Acquire);
+        diff(t & POS, h & POS).max(0) as usize
+    }
+
     /// Items now, roughly (for spinning waiters: advisory).
     pub(crate) fn len_hint(&self) -> usize {
         // Relaxed: advisory; a stale pair may read too few or too many.
