@@ -265,7 +265,7 @@ impl<T> Ring<T> {
         // Acquire (every load of an index word): pairs with the Release
         // stores that end an exclusive operation or a growth, so a call that
         // reads the re-opened word sees what was done under it.
-        let mut w = self.prod.tail.load(Ordering::Acquire);
+        let mut w = self.prod.tail.load(Ordering::SeqCst);
         loop {
             if w & (EXCL | CLOSED) != 0 {
                 return Push::Shut(item);
@@ -276,7 +276,7 @@ impl<T> Ring<T> {
                 // the real one: the test is conservative).
                 && diff(p, self.prod.head_seen.load(Ordering::Relaxed)) >= self.bound as i64
             {
-                let h = self.cons.head.load(Ordering::Acquire) & POS;
+                let h = self.cons.head.load(Ordering::SeqCst) & POS;
                 self.prod.head_seen.store(h, Ordering::Relaxed);
                 if diff(p, h) >= self.bound as i64 {
                     // Full when `tail` was read: it was at `p` then, and the
@@ -305,8 +305,8 @@ impl<T> Ring<T> {
                 match self.prod.tail.compare_exchange(
                     w,
                     next(w),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
                 ) {
                     Ok(_) => {
                         // SAFETY: the CAS gave this push position `p`; the
@@ -326,7 +326,7 @@ impl<T> Ring<T> {
             }
             if d < 0 {
                 // The slot holds the item of an earlier lap.
-                let h = self.cons.head.load(Ordering::Acquire) & POS;
+                let h = self.cons.head.load(Ordering::SeqCst) & POS;
                 if diff(p, h) >= ring.cap() as i64 {
                     // `cap` items when `tail` was read (as above).
                     return if ring.cap() < self.max_cap {
@@ -345,7 +345,7 @@ impl<T> Ring<T> {
             // way, back off (under loom, a yield: a stale read repeated is a
             // spin the model must be able to schedule out of) and look again.
             backoff(&mut step);
-            w = self.prod.tail.load(Ordering::Acquire);
+            w = self.prod.tail.load(Ordering::SeqCst);
         }
     }
 
@@ -369,7 +369,7 @@ impl<T> Ring<T> {
         let mut step = 0;
         let mut waits = 0;
         // Acquire: as in `push`.
-        let mut w = self.cons.head.load(Ordering::Acquire);
+        let mut w = self.cons.head.load(Ordering::SeqCst);
         loop {
             if w & EXCL != 0 {
                 return Pop::Shut;
@@ -393,8 +393,8 @@ impl<T> Ring<T> {
                 match self.cons.head.compare_exchange(
                     w,
                     next(w),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
                 ) {
                     Ok(_) => {
                         // SAFETY: the CAS gave this pop position `h`, whose
@@ -415,7 +415,7 @@ impl<T> Ring<T> {
             }
             if d < 0 {
                 // Not published. Acquire: as above (only the position is used).
-                if self.prod.tail.load(Ordering::Acquire) & POS == h {
+                if self.prod.tail.load(Ordering::SeqCst) & POS == h {
                     // Empty when `tail` was read (the head was at `h` or
                     // further, and never passes the tail).
                     return Pop::Empty;
@@ -440,9 +440,9 @@ impl<T> Ring<T> {
         loop {
             // Acquire: as in `push`. The tail did not move between its two
             // reads, so it was `t1` when the head was read.
-            let t1 = self.prod.tail.load(Ordering::Acquire);
-            let h = self.cons.head.load(Ordering::Acquire);
-            let t2 = self.prod.tail.load(Ordering::Acquire);
+            let t1 = self.prod.tail.load(Ordering::SeqCst);
+            let h = self.cons.head.load(Ordering::SeqCst);
+            let t2 = self.prod.tail.load(Ordering::SeqCst);
             if h & EXCL != 0 {
                 return None;
             }
@@ -458,16 +458,16 @@ impl<T> Ring<T> {
     /// Two loads, for the wake-up decision after a push.
     pub(crate) fn len_seen(&self) -> usize {
         // Acquire: as in `push`.
-        let h = self.cons.head.load(Ordering::Acquire);
-        let t = self.prod.tail.load(Ordering::Acquire);
+        let h = self.cons.head.load(Ordering::SeqCst);
+        let t = self.prod.tail.load(Ordering::SeqCst);
         diff(t & POS, h & POS).max(0) as usize
     }
 
     /// Items now, roughly (for spinning waiters: advisory).
     pub(crate) fn len_hint(&self) -> usize {
         // Relaxed: advisory; a stale pair may read too few or too many.
-        let h = self.cons.head.load(Ordering::Relaxed);
-        let t = self.prod.tail.load(Ordering::Relaxed);
+        let h = self.cons.head.load(Ordering::SeqCst);
+        let t = self.prod.tail.load(Ordering::SeqCst);
         diff(t & POS, h & POS).max(0) as usize
     }
 
@@ -476,15 +476,15 @@ impl<T> Ring<T> {
     /// re-check the caller makes next reads the positions this RMW read or
     /// later ones (coherence), and waits for the stamps of any in flight.
     pub(crate) fn raise(&self, tail_side: bool, bit: u64) {
-        self.word(tail_side).fetch_or(bit, Ordering::AcqRel);
+        self.word(tail_side).fetch_or(bit, Ordering::SeqCst);
     }
 
     /// Clear `bit` if set, with the lock held. Relaxed: the flags change only
     /// under the lock, so the load is exact; clearing publishes nothing.
     pub(crate) fn lower(&self, tail_side: bool, bit: u64) {
         let word = self.word(tail_side);
-        if word.load(Ordering::Relaxed) & bit != 0 {
-            word.fetch_and(!bit, Ordering::Relaxed);
+        if word.load(Ordering::SeqCst) & bit != 0 {
+            word.fetch_and(!bit, Ordering::SeqCst);
         }
     }
 
@@ -506,7 +506,7 @@ impl<T> Ring<T> {
     pub(crate) unsafe fn close(&self) {
         // Relaxed: see above (the RMW's place in the modification order of
         // `tail` is what refuses later pushes).
-        self.prod.tail.fetch_or(EXCL | CLOSED, Ordering::Relaxed);
+        self.prod.tail.fetch_or(EXCL | CLOSED, Ordering::SeqCst);
     }
 
     /// [`Ring::push`], growing the ring when it is full below the bound.
@@ -580,8 +580,8 @@ impl<T> Ring<T> {
         // these RMWs on, every CAS of a word read before them fails, and every
         // call that reads them takes the locked path. Tail first: the head
         // then read bounds the pops done (pops never pass the tail).
-        let t = self.prod.tail.fetch_or(EXCL, Ordering::Acquire) & POS;
-        let h = self.cons.head.fetch_or(EXCL, Ordering::Acquire) & POS;
+        let t = self.prod.tail.fetch_or(EXCL, Ordering::SeqCst) & POS;
+        let h = self.cons.head.fetch_or(EXCL, Ordering::SeqCst) & POS;
         // SAFETY: the ring is replaced only under the lock, which is held.
         let ring = unsafe { &*self.cons.ring.load(Ordering::Acquire) };
         let mut q = h;
@@ -715,19 +715,19 @@ impl<T> Drop for Excl<'_, T> {
         let r = self.owner;
         // Relaxed loads: under the lock, with EXCL set, nothing else writes
         // these words (every CAS fails, flags change under the lock).
-        let t = r.prod.tail.load(Ordering::Relaxed);
-        let h = r.cons.head.load(Ordering::Relaxed);
+        let t = r.prod.tail.load(Ordering::SeqCst);
+        let h = r.cons.head.load(Ordering::SeqCst);
         let keep = if t & CLOSED != 0 { EXCL } else { 0 };
         // Release (both): pairs with the calls' Acquire loads of the words.
         // Tail first, head last: `len` reads a head without EXCL only before
         // this operation began or after it ended.
         r.prod.tail.store(
             ((t & !EXCL) | keep).wrapping_add(self.generation),
-            Ordering::Release,
+            Ordering::SeqCst,
         );
         r.cons.head.store(
             ((h & !(EXCL | POS)) | self.head).wrapping_add(self.generation),
-            Ordering::Release,
+            Ordering::SeqCst,
         );
     }
 }
