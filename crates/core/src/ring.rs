@@ -78,6 +78,9 @@ pub(crate) const WATCHERS: u64 = 1 << 60;
 /// while 2^40 items went through (hours at full speed).
 pub(crate) const POS_BITS: u32 = 40;
 const POS: u64 = (1 << POS_BITS) - 1;
+/// Set in every stamp word written, so that a zero word means "never
+/// written" (see [`Slots::stamp`]).
+const WRITTEN: u64 = 1 << POS_BITS;
 /// One generation, the field just above the position.
 const GEN_ONE: u64 = 1 << POS_BITS;
 /// Slots of a new ring (or the bound, rounded up, if smaller). Under loom,
@@ -125,38 +128,84 @@ fn backoff(step: &mut u32) {
 }
 
 struct Slot<T> {
+    /// Zero, or [`WRITTEN`] and a position (see [`Slots::stamp`]).
     stamp: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// `n` slots, all zero.
+#[cfg(not(loom))]
+fn zeroed_slots<T>(n: usize) -> Box<[Slot<T>]> {
+    let layout = std::alloc::Layout::array::<Slot<T>>(n).expect("ring size fits in memory");
+    // SAFETY: `n >= 2`, so the layout is not zero-sized; all-zero bytes are
+    // a valid `Slot<T>` (a zero `AtomicU64`, a `MaybeUninit` inside
+    // `UnsafeCell`s, which any bytes are); the pointer is from the global
+    // allocator with the layout `Box<[Slot<T>]>` frees it with.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout).cast::<Slot<T>>();
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))
+    }
+}
+
+/// `n` slots, all zero (loom's atomics must be made by their constructor).
+#[cfg(loom)]
+fn zeroed_slots<T>(n: usize) -> Box<[Slot<T>]> {
+    (0..n)
+        .map(|_| Slot {
+            stamp: AtomicU64::new(0),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        })
+        .collect()
 }
 
 /// One ring of slots; the ring it replaced is kept in `prev`.
 struct Slots<T> {
     mask: u64,
+    /// The first position of its first lap (see [`Slots::new`]).
+    base: u64,
     slots: Box<[Slot<T>]>,
     /// Never read: owns the older rings, which stalled calls may still read.
     _prev: Option<Box<Slots<T>>>,
 }
 
 impl<T> Slots<T> {
-    /// A ring of `cap` slots for the items at `[head, tail)` (not yet
-    /// written) and free for the positions after them.
-    fn new(cap: u64, head: u64, tail: u64, prev: Option<Box<Slots<T>>>) -> Self {
-        let slots = (0..cap)
-            .map(|i| {
-                // The position in [head, head + cap) that lives in slot i.
-                let q = (head.wrapping_add(i.wrapping_sub(head) & (cap - 1))) & POS;
-                let stamp = if diff(q, tail) < 0 { q + 1 } else { q };
-                Slot {
-                    stamp: AtomicU64::new(stamp & POS),
-                    value: UnsafeCell::new(MaybeUninit::uninit()),
-                }
-            })
-            .collect();
+    /// A ring of `cap` slots whose first lap starts at position `base` (the
+    /// head when it is made): every slot is free for its position in
+    /// `[base, base + cap)`. The slots start all zero (a zero stamp word
+    /// means exactly that, see [`Slots::stamp`]), so a new ring is not
+    /// written slot by slot: its pages are touched as the calls reach them
+    /// (with std, fresh zeroed memory from the allocator), and a growth
+    /// writes only the items it moves.
+    fn new(cap: u64, base: u64, prev: Option<Box<Slots<T>>>) -> Self {
         Slots {
             mask: cap - 1,
-            slots,
+            base,
+            slots: zeroed_slots(cap as usize),
             _prev: prev,
         }
+    }
+
+    /// The stamp of `pos`'s slot: the word's position bits, or, for a word
+    /// never written (zero), the slot's position in the first lap.
+    #[inline]
+    fn stamp(&self, pos: u64, order: Ordering) -> u64 {
+        let raw = self.slot(pos).stamp.load(order);
+        if raw == 0 {
+            self.base
+                .wrapping_add(pos.wrapping_sub(self.base) & self.mask)
+                & POS
+        } else {
+            raw & POS
+        }
+    }
+
+    /// Set the stamp of `pos`'s slot to `v` (never a zero word: [`WRITTEN`]).
+    #[inline]
+    fn set_stamp(&self, pos: u64, v: u64, order: Ordering) {
+        self.slot(pos).stamp.store((v & POS) | WRITTEN, order);
     }
 
     #[inline]
@@ -246,7 +295,7 @@ impl<T> Ring<T> {
                 .next_power_of_two()
                 .min(1 << (POS_BITS - 1))
         };
-        let ring = Box::into_raw(Box::new(Slots::new(INITIAL_CAP.min(max_cap), 0, 0, None)));
+        let ring = Box::into_raw(Box::new(Slots::new(INITIAL_CAP.min(max_cap), 0, None)));
         Ring {
             prod: CachePadded::new(Prod {
                 tail: AtomicU64::new(0),
@@ -305,7 +354,7 @@ impl<T> Ring<T> {
             // Acquire: pairs with the Release stamp of the pop (or exclusive
             // operation) that moved the previous lap's item out of this slot,
             // so this push's write comes after that read.
-            let d = diff(slot.stamp.load(Ordering::Acquire), p);
+            let d = diff(ring.stamp(p, Ordering::Acquire), p);
             if d == 0 {
                 // SeqCst (AcqRel needed) on success: Release, so that a call
                 // that reads this
@@ -329,7 +378,7 @@ impl<T> Ring<T> {
                         unsafe { slot.value.get_mut().deref().write(item) };
                         // Release: publishes the item to the pop that
                         // acquires this stamp.
-                        slot.stamp.store(p.wrapping_add(1) & POS, Ordering::Release);
+                        ring.set_stamp(p, p.wrapping_add(1), Ordering::Release);
                         return Push::Done(w & (SLEEPERS | WATCHERS));
                     }
                     Err(cur) => {
@@ -396,7 +445,7 @@ impl<T> Ring<T> {
             let ring = unsafe { &*self.cons.ring.load(Ordering::Acquire) };
             let slot = ring.slot(h);
             // Acquire: pairs with the push's Release stamp (the item).
-            let d = diff(slot.stamp.load(Ordering::Acquire), h.wrapping_add(1));
+            let d = diff(ring.stamp(h, Ordering::Acquire), h.wrapping_add(1));
             if d == 0 {
                 // SeqCst (AcqRel needed) on success: Release, so that a call
                 // that reads this
@@ -420,8 +469,7 @@ impl<T> Ring<T> {
                         let item = unsafe { slot.value.get().deref().assume_init_read() };
                         // Release: the push a lap later writes the slot after
                         // this read.
-                        slot.stamp
-                            .store(h.wrapping_add(ring.cap()) & POS, Ordering::Release);
+                        ring.set_stamp(h, h.wrapping_add(ring.cap()), Ordering::Release);
                         return Pop::Item(item, w & (SLEEPERS | WATCHERS));
                     }
                     Err(cur) => {
@@ -566,7 +614,7 @@ impl<T> Ring<T> {
         // over that ownership (the pointer is replaced below, under the lock;
         // stalled calls may still read it: it is freed only with the Ring).
         let prev = unsafe { Box::from_raw(old_ptr) };
-        let new = Slots::new(cap, h, t, Some(prev));
+        let new = Slots::new(cap, h, Some(prev));
         let mut q = h;
         while q != t {
             // SAFETY: exclusive mode: every position in [h, t) is published
@@ -576,6 +624,9 @@ impl<T> Ring<T> {
                 let v = old.slot(q).value.get().deref().assume_init_read();
                 new.slot(q).value.get_mut().deref().write(v);
             }
+            // Relaxed: the new ring is published (with this) by the Release
+            // stores of its pointer below.
+            new.set_stamp(q, q.wrapping_add(1), Ordering::Relaxed);
             q = q.wrapping_add(1) & POS;
         }
         let new_ptr = Box::into_raw(Box::new(new));
@@ -610,7 +661,7 @@ impl<T> Ring<T> {
         while q != t {
             let mut step = 0;
             // Acquire: pairs with the push's Release stamp (its item).
-            while ring.slot(q).stamp.load(Ordering::Acquire) != (q.wrapping_add(1) & POS) {
+            while ring.stamp(q, Ordering::Acquire) != (q.wrapping_add(1) & POS) {
                 backoff(&mut step);
             }
             q = q.wrapping_add(1) & POS;
@@ -676,8 +727,8 @@ impl<T> Excl<'_, T> {
         // items (the caller moves the head past it or overwrites it).
         let v = unsafe { slot.value.get().deref().assume_init_read() };
         // Release: pairs with the Acquire stamp load of the push a lap later.
-        slot.stamp
-            .store(q.wrapping_add(self.ring.cap()) & POS, Ordering::Release);
+        self.ring
+            .set_stamp(q, q.wrapping_add(self.ring.cap()), Ordering::Release);
         v
     }
 
@@ -722,9 +773,7 @@ impl<T> Excl<'_, T> {
         while q != free {
             // Release: as in `take`.
             self.ring
-                .slot(q)
-                .stamp
-                .store(q.wrapping_add(self.ring.cap()) & POS, Ordering::Release);
+                .set_stamp(q, q.wrapping_add(self.ring.cap()), Ordering::Release);
             q = q.wrapping_add(1) & POS;
         }
         self.head = free;
