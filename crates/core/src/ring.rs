@@ -11,7 +11,11 @@
 //! - A ring of `cap` slots (a power of two, at least 2); position `p` lives
 //!   in slot `p & (cap - 1)`. A slot's stamp says what it holds: `p` = free
 //!   for the push at position `p`; `p + 1` = holding the item pushed at `p`;
-//!   the pop of `p` frees the slot for position `p + cap`.
+//!   the pop of `p` frees the slot for position `p + cap`. A ring starts
+//!   all zero, and a zero stamp word means "free for its position in the
+//!   ring's first lap" (a written word carries [`WRITTEN`]): so making a
+//!   ring writes no slot, and its fresh pages are touched only as the calls
+//!   reach them.
 //! - `tail` (producers' cache line) and `head` (consumers') are words of
 //!   [`POS_BITS`] position bits (wrapping: every comparison is a signed
 //!   difference), a generation (bumped by every growth) and flags: [`EXCL`]
@@ -36,6 +40,17 @@
 //!   it: wait for its stamp (`pop_sees_in_flight_push_not_empty`: answering
 //!   empty there would let a getter that raised `SLEEPERS` after that push's
 //!   CAS sleep with an item in the queue, and is not linearizable).
+//! - Calls in flight: a fast call waits for one on its slot a few steps
+//!   ([`FAST_WAITS`]), then takes the locked path, where the lock holder
+//!   waits as long as it takes (a call in flight is a few instructions from
+//!   done and never blocks).
+//! - Growth (under the queue's lock, when a push finds the ring full below
+//!   the bound): shut both words ([`EXCL`]), wait for the pushes in flight,
+//!   make a ring of twice the slots (first lap from the head), move the items
+//!   to their positions in it (O(items): only their slots are written),
+//!   publish it (Release), and re-open both words with the generation + 1.
+//!   It starts at 32 slots (or the bound, rounded up to a power of two, if
+//!   smaller) and stops at the bound rounded up.
 //!
 //! Orderings: every access to an index word (`head`, `tail`) is SeqCst.
 //! For loads and RMWs that is the same instruction as Acquire/AcqRel on
