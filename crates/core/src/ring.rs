@@ -177,13 +177,19 @@ fn zeroed_slots<T>(n: usize) -> Box<[Slot<T>]> {
 }
 
 /// One ring of slots; the ring it replaced is kept in `prev`.
+///
+/// Rings are handled through raw pointers only (from `Box::into_raw`; the
+/// live one in `Prod::ring`/`Cons::ring`, older ones in the `prev` chain),
+/// never as a `Box` while calls may read them, and freed together when the
+/// `Ring` drops.
 struct Slots<T> {
     mask: u64,
     /// The first position of its first lap (see [`Slots::new`]).
     base: u64,
     slots: Box<[Slot<T>]>,
-    /// Never read: owns the older rings, which stalled calls may still read.
-    _prev: Option<Box<Slots<T>>>,
+    /// The ring this one replaced (null for the first): kept allocated,
+    /// since stalled calls may still read its stamps.
+    prev: *mut Slots<T>,
 }
 
 impl<T> Slots<T> {
@@ -194,12 +200,12 @@ impl<T> Slots<T> {
     /// written slot by slot: its pages are touched as the calls reach them
     /// (with std, fresh zeroed memory from the allocator), and a growth
     /// writes only the items it moves.
-    fn new(cap: u64, base: u64, prev: Option<Box<Slots<T>>>) -> Self {
+    fn new(cap: u64, base: u64, prev: *mut Slots<T>) -> Self {
         Slots {
             mask: cap - 1,
             base,
             slots: zeroed_slots(cap as usize),
-            _prev: prev,
+            prev,
         }
     }
 
@@ -310,7 +316,11 @@ impl<T> Ring<T> {
                 .next_power_of_two()
                 .min(1 << (POS_BITS - 1))
         };
-        let ring = Box::into_raw(Box::new(Slots::new(INITIAL_CAP.min(max_cap), 0, None)));
+        let ring = Box::into_raw(Box::new(Slots::new(
+            INITIAL_CAP.min(max_cap),
+            0,
+            std::ptr::null_mut(),
+        )));
         Ring {
             prod: CachePadded::new(Prod {
                 tail: AtomicU64::new(0),
@@ -624,12 +634,9 @@ impl<T> Ring<T> {
             return;
         }
         let (h, t) = (ex.head, ex.tail);
-        let old_ptr = self.cons.ring.load(Ordering::Relaxed);
-        // SAFETY: `old_ptr` came from `Box::into_raw` and the new ring takes
-        // over that ownership (the pointer is replaced below, under the lock;
-        // stalled calls may still read it: it is freed only with the Ring).
-        let prev = unsafe { Box::from_raw(old_ptr) };
-        let new = Slots::new(cap, h, Some(prev));
+        // Relaxed: the pointer changes only under the lock, which is held.
+        // The new ring keeps the old one in its chain (freed with the Ring).
+        let new = Slots::new(cap, h, self.cons.ring.load(Ordering::Relaxed));
         let mut q = h;
         while q != t {
             // SAFETY: exclusive mode: every position in [h, t) is published
@@ -825,9 +832,10 @@ impl<T> Drop for Ring<T> {
         // Relaxed: `&mut self`: no other access.
         let h = self.cons.head.load(Ordering::Relaxed) & POS;
         let t = self.prod.tail.load(Ordering::Relaxed) & POS;
-        let ptr = self.cons.ring.load(Ordering::Relaxed);
-        // SAFETY: `ptr` came from `Box::into_raw` and is freed only here.
-        let ring = unsafe { Box::from_raw(ptr) };
+        let mut ptr = self.cons.ring.load(Ordering::Relaxed);
+        // SAFETY: `ptr` came from `Box::into_raw`; `&mut self`: no call uses
+        // it any more.
+        let ring = unsafe { &*ptr };
         let mut q = h;
         while q != t {
             // SAFETY: the items at [h, t) are written and owned by the ring;
@@ -836,6 +844,11 @@ impl<T> Drop for Ring<T> {
             unsafe { ring.slot(q).value.get_mut().deref().assume_init_drop() };
             q = q.wrapping_add(1) & POS;
         }
-        drop(ring);
+        while !ptr.is_null() {
+            // SAFETY: every ring in the chain came from `Box::into_raw` and
+            // is freed only here, once (each is in the chain once).
+            let slots = unsafe { Box::from_raw(ptr) };
+            ptr = slots.prev;
+        }
     }
 }
