@@ -117,19 +117,18 @@
 //! word, a stamp load and store, and no lock unless a sleeper or watcher is
 //! flagged. `benches/queue.rs` measures it against crossbeam-channel, which
 //! makes the same one locked RMW per call (its disconnect mark lives in its
-//! tail index too). 2026-12-01, commit f3aa185, AMD EPYC (2 vCPUs, load
-//! average ~1.1 from other users), 31 interleaved pairs, ns per item ours /
-//! crossbeam (ratio), two runs: SPSC bounded 1024 21.9 / 31.3 (0.70) and
-//! 28.2 / 35.9 (0.79); SPSC unbounded 25.4 / 21.4 (1.18) and 30.9 / 18.8
-//! (1.65); 2Px2C bounded 1024 27.9 / 32.5 (0.86) and 33.5 / 35.4 (0.95);
-//! 2Px2C unbounded 23.8 / 29.8 (0.80) and 23.2 / 29.0 (0.80). The FIFO it
-//! replaced (crossbeam-queue behind two gate RMWs), same session: 1.35, 2.16,
-//! 1.35, 1.57. SPSC unbounded is the row left above 1.2 in some runs: there
-//! the producer outruns the consumer and the ring grows under the lock (both
-//! sides wait, and each new ring's slots are written in full), where
-//! crossbeam's list flavour appends small blocks that the allocator
-//! recycles; a ring allocated at its final size up front ran it at 18.7 /
-//! 18.5 (1.01).
+//! tail index too). 2026-12-01, commit 407ebb2, AMD EPYC (2 vCPUs, load
+//! average 1.1-1.6 from other users), 31 interleaved pairs, ns per item
+//! ours / crossbeam (ratio), two runs: SPSC bounded 1024 19.9 / 29.2 (0.68)
+//! and 26.8 / 24.9 (1.08); SPSC unbounded 14.2 / 20.7 (0.69) and 23.9 / 23.4
+//! (1.02); 2Px2C bounded 1024 28.4 / 33.4 (0.85) and 33.1 / 39.8 (0.83);
+//! 2Px2C unbounded 20.8 / 28.6 (0.73) and 19.9 / 29.1 (0.68). The FIFO it
+//! replaced (crossbeam-queue behind two gate RMWs), same session: 1.16,
+//! 1.91, 1.98, 1.71. SPSC unbounded was the hard row: the producer outruns
+//! the consumer and the ring grows under the lock; it ran at 1.18-1.65 while
+//! each new ring's stamps were written in full (faulting in its fresh pages
+//! with both sides waiting), and at 0.60-1.02 once a new ring started all
+//! zero (see `crate::ring`).
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
