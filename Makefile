@@ -74,7 +74,7 @@ test-rust:
 
 # Loom models: every lock-free/locking protocol of the engine, bounded to fit CI.
 test-loom:
-	RUSTFLAGS="--cfg loom" cargo test -p crossinterp-core --release --test loom --test loom_queue --test loom_smr --test loom_map \
+	RUSTFLAGS="--cfg loom" cargo test -p crossinterp-core --release --test loom --test loom_queue --test loom_ring --test loom_smr --test loom_map \
 		--target-dir target/loom -- --test-threads 1
 
 # Every Python-level test on every build; a missing build fails the run.

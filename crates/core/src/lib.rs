@@ -37,6 +37,7 @@ pub mod map;
 mod pending;
 pub mod queue;
 mod registry;
+mod ring;
 pub mod shared;
 pub mod smr;
 pub mod sync;

@@ -3,49 +3,59 @@
 //!
 //! # Protocol
 //!
-//! The items live outside the lock, in a lock-free FIFO (`sync::Fifo`:
-//! crossbeam-queue's `ArrayQueue` when bounded, `SegQueue` when unbounded;
-//! a loom-atomic twin under loom). One mutex guards the rest: the `closed`
-//! flag, the wait accounting of both sides and the async watchers;
-//! `not_empty` wakes getters, `not_full` wakes putters. Blocking calls follow
-//! the wait protocol of `crate::wait`: a `Blocker` decides, each time the call
-//! finds it cannot proceed, whether its deadline passed, whether the interrupt
-//! hook is due, or how long to wait.
+//! The items live outside the lock, in a lock-free ring of our own
+//! (`crate::ring`: Vyukov's bounded MPMC ring, growing for unbounded queues
+//! and large bounds, with this queue's flags folded into its two index
+//! words; under loom the same code on loom atomics). One mutex guards the
+//! rest: the `closed` flag, the wait accounting of both sides and the async
+//! watchers; `not_empty` wakes getters, `not_full` wakes putters. Blocking
+//! calls follow the wait protocol of `crate::wait`: a `Blocker` decides, each
+//! time the call finds it cannot proceed, whether its deadline passed,
+//! whether the interrupt hook is due, or how long to wait.
 //!
-//! Fast path: a put or get first enters its side's gate (`put_gate`,
-//! `get_gate`: one atomic word each, on its own cache line, written by that
-//! side only in the common case), pushes or pops, and leaves the gate. The
-//! gate word holds the count of calls in flight and flags: `EXCL` (the gate is
-//! shut: the call takes the locked path instead), `CLOSED` (put gate),
-//! `SLEEPERS` (a thread of the other side is asleep) and `WATCHERS` (the other
-//! side has async notifiers). Only when `leave` returns `SLEEPERS` or
-//! `WATCHERS` does the fast call take the lock, to wake one sleeper and
-//! notify the watchers. So a stream with nobody asleep never takes the lock.
+//! Fast path: a put is one CAS of the ring's `tail` word (a get: of `head`),
+//! on the producers' (consumers') own cache line; everything else it does is
+//! plain loads and stores. Besides the position, the word holds flags:
+//! `EXCL` (an exclusive operation or a growth is under way: the call takes
+//! the locked path instead), `CLOSED` (tail), `SLEEPERS` (a thread of the
+//! other side is asleep) and `WATCHERS` (the other side has async
+//! notifiers). The CAS that claims a position replaces a word holding the
+//! flags; only when it held `SLEEPERS` or `WATCHERS` does the call take the
+//! lock, to wake one sleeper and notify the watchers. So a stream with nobody
+//! asleep never takes the lock. A fast call also takes the locked path when
+//! the ring must grow, or when a call in flight on its slot (a push that
+//! claimed the head position and is writing it, a pop still moving the
+//! previous lap's item out) outlasts a few spin steps: under the lock it
+//! waits for it as long as it takes (it never blocks).
 //!
 //! No lost wake-up (`put_vs_sleeping_getter_flag`,
 //! `get_vs_sleeping_putter_flag`, `put_get_wakeup`, `bounded_put_waits_for_get`
 //! models in `tests/loom_queue.rs`): a getter that would sleep registers in
-//! its `Sleepers` under the lock, raises `SLEEPERS` on the put gate (an AcqRel
-//! RMW) and only then re-checks the items. A fast put pushes and then leaves
-//! the gate with a Release RMW on the same word. The two RMWs are ordered in
-//! that word's modification order: if the put's comes first, the getter's
-//! acquire sees its push and the re-check finds the item; otherwise the put
-//! reads `SLEEPERS` and takes the lock to wake it. The putter side mirrors it
-//! on the get gate. A put that sees an asleep getter wakes one (`notify_one`
-//! once it has unlocked), and further puts before that getter runs issue no
-//! redundant futex wake. Nor does a put wake an asleep getter for an item a
-//! getter already on its way will take (spinning with the lock released, or
-//! woken and not yet running): each of those re-takes the lock and takes an
-//! item before anything else (`spinning_getter_covers_put` model and stress
-//! test); items a fast get takes meanwhile leave no item waiting. `close`,
-//! `drain` and `remove_where` wake every sleeper of the side they unblock.
+//! its `Sleepers` under the lock, raises `SLEEPERS` on `tail` (an AcqRel RMW)
+//! and only then re-checks the items. A fast put claims its position with a
+//! CAS of the same word. The two RMWs are ordered in that word's modification
+//! order: if the put's comes first, the getter's RMW reads a tail past the
+//! item and its re-check takes it (waiting for its stamp if the put is still
+//! writing it: a pop answers empty only when the tail is at its head,
+//! `pop_sees_in_flight_push_not_empty` in `tests/loom_ring.rs`); otherwise
+//! the put's CAS replaces a word holding `SLEEPERS` and the put takes the
+//! lock to wake it. The putter side mirrors it on `head`. A put that sees an
+//! asleep getter wakes one (`notify_one` once it has unlocked), and further
+//! puts before that getter runs issue no redundant futex wake. Nor does a put
+//! wake an asleep getter for an item a getter already on its way will take
+//! (spinning with the lock released, or woken and not yet running): each of
+//! those re-takes the lock and takes an item before anything else
+//! (`spinning_getter_covers_put` model and stress test); items a fast get
+//! takes meanwhile leave no item waiting. `close`, `drain` and `remove_where`
+//! wake every sleeper of the side they unblock.
 //!
 //! Spin, then park: a call that would sleep first releases the lock and backs
-//! off (`wait::spin_until`) watching the FIFO and a closed hint, then re-takes
-//! the lock and re-checks; only then does it register and sleep. When
-//! streaming through a full or empty queue, the other side usually makes
-//! progress within that window, which saves a futex sleep and wake-up per
-//! item. The hints are advisory: the decision to sleep is made under the lock.
+//! off (`wait::spin_until`) watching the ring's length and a closed hint,
+//! then re-takes the lock and re-checks; only then does it register and
+//! sleep. When streaming through a full or empty queue, the other side
+//! usually makes progress within that window, which saves a futex sleep and
+//! wake-up per item. The hints are advisory: the decision to sleep is made
+//! under the lock.
 //!
 //! A woken getter always takes an item if there is one before it looks at its
 //! deadline or hook, so a notification is never spent without effect while an
@@ -54,79 +64,83 @@
 //!
 //! Exclusive mode (`drain`, `remove_where`, `for_each_mut`;
 //! `remove_where_vs_fast_put` model and stress test): under the lock, set
-//! `EXCL` on both gates, then wait until no fast call is in flight (their
-//! `leave` releases what they did). The RMWs on one word decide each race:
-//! a call either entered before `EXCL` (and is waited out) or sees it and
-//! takes the locked path, where it waits for the lock. The operation then
-//! takes every item out, works on them, and puts the survivors back in order
-//! before re-opening the gates (also if its callback panics). So it is atomic
-//! with respect to puts and gets, as under a single lock.
+//! `EXCL` on `tail`, then on `head`, and wait for the pushes in flight (each
+//! position between the head and the tail read then has its stamp). From
+//! those RMWs on, every fast CAS of an older word fails and every call that
+//! reads the new one takes the locked path, where it waits for the lock. The
+//! operation then works on the items in place, O(items): `for_each_mut`
+//! mutates them, `drain` takes them all, `remove_where` takes the marked ones
+//! and compacts the survivors towards the tail, keeping their order (so the
+//! positions still only move forward). It re-opens the words as it ends (also
+//! if its callback panics). So it is atomic with respect to puts and gets, as
+//! under a single lock. `len` reads both positions at one instant, or, while
+//! `head` is shut, under the lock (`len_vs_exclusive`).
 //!
 //! Close (`close_wakes_blocked_getter`, `close_vs_fast_put`): `close()` shuts
-//! the put gate for good (`EXCL | CLOSED`), waits out the fast puts in flight,
-//! then sets `closed` under the lock and wakes everyone. Puts are then refused
-//! (handing the item back); gets keep draining the items already in the queue
-//! and report [`GetError::Closed`] only once they find it empty under the lock,
-//! after `closed` was set: every put that succeeded is in the queue by then.
+//! `tail` for good (`EXCL | CLOSED`) under the lock and sets `closed`, then
+//! wakes everyone. Puts are then refused (handing the item back); gets keep
+//! draining the items already in the queue and report [`GetError::Closed`]
+//! only once they find it empty under the lock, after `closed` was set: a
+//! put whose CAS came before the close's RMW is in the tail, and a pop
+//! answers empty only at the tail (waiting for a put still writing).
 //!
-//! Bounded: the FIFO itself refuses a push at `maxsize` (`ArrayQueue`; above
-//! `Fifo::ARRAY_MAX` a `SegQueue` with a reservation counter), so the bound is
-//! never exceeded. Nothing lost: an item is either in the queue, returned by a
-//! get, returned by `drain`/`remove_where`, or handed back in a [`PutError`].
-//! Items still in the queue when its last clone drops are dropped with it, on
-//! that thread: the extension drains the queue first when its items must be
-//! released in their owners.
+//! Bounded: a push refuses at `maxsize` (the ring checks its position against
+//! a cached head, refreshed before it answers full), so the bound is never
+//! exceeded; the ring starts small and doubles up to the bound rounded up to
+//! a power of two (`grow_vs_fast_push`: a generation in the index words makes
+//! a call that loaded the old ring fail its CAS). Nothing lost: an item is
+//! either in the queue, returned by a get, returned by `drain`/`remove_where`,
+//! or handed back in a [`PutError`]. Items still in the queue when its last
+//! clone drops are dropped with it, on that thread: the extension drains the
+//! queue first when its items must be released in their owners.
 //!
 //! Async waiters (`wait::Notify`): `watch(Side::Get, n)` registers a notifier
 //! that every put and the close call (after unlocking), `watch(Side::Put, n)`
 //! one that every get, `drain`, `remove_where` and the close call; a notifier
 //! is not a sleeper and takes nothing: its owner re-tries with `try_get` /
 //! `try_put` (`async_watch_*` tests below). Registering raises `WATCHERS` on
-//! the gate of the side whose calls must notify it (the same AcqRel/Release
+//! the index word of the side whose calls must notify it (the same RMW
 //! pairing as a sleeper: `async_watch_then_retry_vs_put`), so fast calls take
 //! the lock to notify while any notifier is registered.
 //!
 //! # Why a mutex (and why not only a mutex)
 //!
-//! Until this change, one `Mutex<VecDeque>` guarded the items too: simple to
-//! check with loom and a single linearization point for everything, but every
-//! put and get took the lock, and the producer and consumer bounced its cache
-//! line and contended on it (profiled with `perf`: ~85% of `put`/`get`'s
-//! samples on the lock's atomic ops plus ~19% of all samples in
-//! `lock_contended`, almost no futex sleeps). The mutex is kept for what is
-//! rare and needs a single order: sleeping and waking, close, the exclusive
-//! operations and the watchers. The cost left over crossbeam-channel is the
-//! two gate RMWs per call (crossbeam's channel folds its disconnect mark into
-//! the FIFO's own tail index; the gates keep crossbeam-queue's FIFO unchanged).
-//! `benches/queue.rs` measures it against crossbeam-channel.
+//! Until the lock-free FIFO, one `Mutex<VecDeque>` guarded the items too:
+//! simple to check with loom and a single linearization point for
+//! everything, but every put and get took the lock, and the producer and
+//! consumer bounced its cache line and contended on it (profiled with
+//! `perf`: ~85% of `put`/`get`'s samples on the lock's atomic ops). The mutex
+//! is kept for what is rare and needs a single order: sleeping and waking,
+//! close, growth, the exclusive operations and the watchers.
+//!
+//! What is left of the lock-free path's cost: one CAS of the caller's index
+//! word, a stamp load and store, and no lock unless a sleeper or watcher is
+//! flagged. `benches/queue.rs` measures it against crossbeam-channel, which
+//! makes the same one locked RMW per call (its disconnect mark lives in its
+//! tail index too). 2026-12-01, commit 407ebb2, AMD EPYC (2 vCPUs, load
+//! average 1.1-1.6 from other users), 31 interleaved pairs, ns per item
+//! ours / crossbeam (ratio), two runs: SPSC bounded 1024 19.9 / 29.2 (0.68)
+//! and 26.8 / 24.9 (1.08); SPSC unbounded 14.2 / 20.7 (0.69) and 23.9 / 23.4
+//! (1.02); 2Px2C bounded 1024 28.4 / 33.4 (0.85) and 33.1 / 39.8 (0.83);
+//! 2Px2C unbounded 20.8 / 28.6 (0.73) and 19.9 / 29.1 (0.68). The FIFO it
+//! replaced (crossbeam-queue behind two gate RMWs), same session: 1.16,
+//! 1.91, 1.98, 1.71. SPSC unbounded was the hard row: the producer outruns
+//! the consumer and the ring grows under the lock; it ran at 1.18-1.65 while
+//! each new ring's stamps were written in full (faulting in its fresh pages
+//! with both sides waiting), and at 0.60-1.02 once a new ring started all
+//! zero (see `crate::ring`).
 
 pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
+use crate::ring::{Excl, Pop, Push, Ring, SLEEPERS, WATCHERS};
 use crate::sync::DynArc;
-use crate::sync::{
-    lock, wait_timeout, yield_now, Arc, AtomicBool, AtomicU64, Condvar, Fifo, Mutex,
-};
+use crate::sync::{lock, wait_timeout, Arc, AtomicBool, Condvar, Mutex};
 use crate::sync::{MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::time::Instant;
-
-/// Gate bit: an exclusive operation (`close` on the put gate; `drain`,
-/// `remove_where`, `for_each_mut` on both) is under way or the queue is
-/// closed: fast calls of that side take the locked path.
-const EXCL: u64 = 1 << 63;
-/// Put gate bit: the queue is closed (set with [`EXCL`] by `close`, kept).
-const CLOSED: u64 = 1 << 62;
-/// Gate bit: a thread of the other side is asleep (put gate: a getter; get
-/// gate: a putter): a fast call that gets through must take the lock to wake it.
-const SLEEPERS: u64 = 1 << 61;
-/// Gate bit: the other side has async notifiers (put gate: `Side::Get`'s; get
-/// gate: `Side::Put`'s): a fast call that gets through must notify them.
-const WATCHERS: u64 = 1 << 60;
-/// Gate bits below the flags: fast calls of that side in flight.
-const IN_FLIGHT: u64 = WATCHERS - 1;
 
 struct State {
     closed: bool,
@@ -163,18 +177,14 @@ struct Shared<T> {
     id: u64,
     /// 0: unbounded.
     maxsize: usize,
-    /// The items (lock-free; see the module doc).
-    items: Fifo<T>,
-    /// Entered by every fast put: in-flight count plus [`EXCL`], [`CLOSED`],
-    /// [`SLEEPERS`] (getters asleep), [`WATCHERS`] (`Side::Get` notifiers).
-    /// Touched by putters only, except when a getter goes to sleep.
-    put_gate: CachePadded<AtomicU64>,
-    /// Entered by every fast get: in-flight count plus [`EXCL`], [`SLEEPERS`]
-    /// (putters asleep), [`WATCHERS`] (`Side::Put` notifiers).
-    get_gate: CachePadded<AtomicU64>,
+    /// The items (lock-free; see the module doc), with the fast path's flags
+    /// in its index words: `tail` holds `CLOSED`, `SLEEPERS` (getters
+    /// asleep), `WATCHERS` (`Side::Get` notifiers); `head` holds `SLEEPERS`
+    /// (putters asleep) and `WATCHERS` (`Side::Put` notifiers).
+    items: Ring<T>,
     /// Set by `close`: what spinning waiters watch (advisory, read without the
-    /// lock), on a line of its own so that their loads do not pull the gates
-    /// away from the side that writes them.
+    /// lock), on a line of its own so that their loads do not pull the index
+    /// words away from the side that writes them.
     closed_hint: CachePadded<AtomicBool>,
     state: Mutex<State>,
     /// Getters wait here for an item or the close.
@@ -183,89 +193,34 @@ struct Shared<T> {
     not_full: Condvar,
 }
 
-/// Enter a gate: `false` (and not entered) if [`EXCL`] is set.
-#[inline]
-fn enter(gate: &AtomicU64) -> bool {
-    // Acquire: pairs with the release that clears EXCL, so a call that gets
-    // through sees what the exclusive operation did. Exclusion itself needs
-    // no ordering: this RMW and the exclusive side's `fetch_or(EXCL)` are on
-    // one location, so either this one reads EXCL or that one (and its wait
-    // for the count to drop) sees this call in flight
-    // (`remove_where_vs_fast_put`).
-    if gate.fetch_add(1, Ordering::Acquire) & EXCL == 0 {
-        return true;
-    }
-    // Relaxed: nothing was done inside.
-    gate.fetch_sub(1, Ordering::Relaxed);
-    false
-}
-
-/// Leave a gate after the fast call's push or pop; the gate's flags then.
-#[inline]
-fn leave(gate: &AtomicU64) -> u64 {
-    // Release: publishes the push/pop to (1) the exclusive operation or
-    // `close` waiting for the count to drop (acquire load), and (2) a
-    // thread of the other side that registers as asleep or as a watcher
-    // later in this location's modification order (its `fetch_or` is
-    // AcqRel, so its re-check sees this push/pop). If it registered earlier,
-    // this RMW reads its flag and the caller takes the lock to wake it: no
-    // lost wake-up (`put_vs_sleeping_getter_flag`, `get_vs_sleeping_putter_flag`).
-    gate.fetch_sub(1, Ordering::Release) - 1
-}
-
-/// With the lock held: set `bit` of `gate` (a sleeper or watcher registers),
-/// synchronizing with every fast call that already left (see [`leave`]).
-fn raise(gate: &AtomicU64, bit: u64) {
-    // AcqRel: acquire pairs with `leave`'s release (the caller's re-check sees
-    // every push/pop whose `leave` came before this RMW).
-    gate.fetch_or(bit, Ordering::AcqRel);
-}
-
-/// With the lock held: clear `bit` of `gate` if set.
-fn lower(gate: &AtomicU64, bit: u64) {
-    // Relaxed: the flag bits change only under the lock, so this load is
-    // exact; a fast call that reads the flag stale-set takes the lock for
-    // nothing, and clearing publishes nothing.
-    if gate.load(Ordering::Relaxed) & bit != 0 {
-        gate.fetch_and(!bit, Ordering::Relaxed);
-    }
-}
-
-/// With the lock held and `EXCL` set on `gate`: wait for the fast calls in
-/// flight to leave (each is a push or pop and a gate RMW: it does not block).
-fn wait_out(gate: &AtomicU64) {
-    // Acquire: pairs with `leave`'s release, so the caller sees their items.
-    while gate.load(Ordering::Acquire) & IN_FLIGHT != 0 {
-        yield_now();
-    }
-}
-
 impl<T> Shared<T> {
     fn has_room(&self, len: usize) -> bool {
         self.maxsize == 0 || len < self.maxsize
     }
 
-    /// Keep the put gate's [`SLEEPERS`] and the get gate's in step with the
+    /// Keep `tail`'s [`SLEEPERS`] and `head`'s in step with the
     /// sleepers (under the lock, after a wake-up claimed some).
     fn sync_flags(&self, g: &State) {
         if g.getters.asleep() == 0 {
-            lower(&self.put_gate, SLEEPERS);
+            self.items.lower(true, SLEEPERS);
         }
         if g.putters.asleep() == 0 {
-            lower(&self.get_gate, SLEEPERS);
+            self.items.lower(false, SLEEPERS);
         }
     }
 
-    /// After a push (fast, having read the put gate's flags, or under the
+    /// After a push (fast, having read `tail`'s flags, or under the
     /// lock): wake one asleep getter if no getter on its way covers the items,
     /// then notify the `Side::Get` watchers (after unlocking).
     fn pushed(&self, mut g: MutexGuard<'_, State>) {
         // Wake an asleep getter only for an item no getter on its way will
         // take: a spinning getter re-takes the lock and takes an item before
         // anything else, as does a woken one (`spinning_getter_covers_put`).
-        // `len` counts every pushed item not yet popped, this one included.
+        // The count includes this push's item and every item this thread
+        // has seen pushed and not popped (it may count items popped since:
+        // a wake-up for nothing, never one missed).
         let covered = g.spinning_getters + g.getters.woken();
-        let wake = self.items.len() > covered && g.getters.wake_one();
+        let wake = self.items.len_seen() > covered && g.getters.wake_one();
         if wake {
             self.sync_flags(&g);
         }
@@ -303,97 +258,99 @@ impl<T> Shared<T> {
         wait::notify_all(notify);
     }
 
+    /// Items now, with the lock held (no exclusive operation runs).
+    fn len_locked(&self) -> usize {
+        loop {
+            if let Some(n) = self.items.len() {
+                return n;
+            }
+            // Unreachable with the lock held (exclusive operations hold it).
+            crate::sync::yield_now();
+        }
+    }
+
     /// A put without the lock: `Ok(Ok)` done, `Ok(Err)` full (item handed
-    /// back), `Err` the put gate is shut (closed, or an exclusive operation):
-    /// take the locked path.
+    /// back), `Err` take the locked path (closed, an exclusive operation,
+    /// or the ring must grow).
     #[inline]
     fn fast_put(&self, item: T) -> Result<Result<(), T>, T> {
-        if !enter(&self.put_gate) {
-            return Err(item);
+        match self.items.push(item) {
+            Push::Done(flags) => {
+                if flags & (SLEEPERS | WATCHERS) != 0 {
+                    self.pushed(lock(&self.state));
+                }
+                Ok(Ok(()))
+            }
+            Push::Full(item) => Ok(Err(item)),
+            Push::Grow(item) | Push::Shut(item) => Err(item),
         }
-        let r = self.items.push(item);
-        let flags = leave(&self.put_gate);
-        if r.is_ok() && flags & (SLEEPERS | WATCHERS) != 0 {
-            self.pushed(lock(&self.state));
+    }
+
+    /// A push under the lock, the queue open: `Err` full (item handed back).
+    fn locked_push(&self, item: T) -> Result<(), T> {
+        // SAFETY: the caller holds `state`'s lock, the one that serializes
+        // the ring's growth, exclusive operations and close.
+        match unsafe { self.items.push_locked(item) } {
+            Push::Done(_) => Ok(()),
+            Push::Full(item) => Err(item),
+            // Unreachable: with the lock held and `closed` false, `tail` is
+            // open (only the close and exclusive operations, under the lock,
+            // shut it) and `push_locked` grows instead of answering `Grow`.
+            Push::Grow(item) | Push::Shut(item) => Err(item),
         }
-        Ok(r)
+    }
+
+    /// A pop under the lock (no exclusive operation runs: `head` is open).
+    fn locked_pop(&self) -> Option<T> {
+        match self.items.pop_locked() {
+            Pop::Item(item, _) => Some(item),
+            Pop::Empty | Pop::Shut => None,
+        }
     }
 
     /// A get without the lock: `Ok(Some)` an item, `Ok(None)` empty now,
-    /// `Err` the get gate is shut: take the locked path.
+    /// `Err` the ring's head is shut: take the locked path.
     #[inline]
     fn fast_get(&self) -> Result<Option<T>, ()> {
-        if !enter(&self.get_gate) {
-            return Err(());
+        match self.items.pop() {
+            Pop::Item(item, flags) => {
+                if flags & (SLEEPERS | WATCHERS) != 0 {
+                    self.popped(lock(&self.state));
+                }
+                Ok(Some(item))
+            }
+            Pop::Empty => Ok(None),
+            Pop::Shut => Err(()),
         }
-        let item = self.items.pop();
-        let flags = leave(&self.get_gate);
-        if item.is_some() && flags & (SLEEPERS | WATCHERS) != 0 {
-            self.popped(lock(&self.state));
-        }
-        Ok(item)
     }
 
-    /// Under the lock: shut both gates and wait out the fast calls in flight;
-    /// the returned guard re-opens them (also on a panic).
+    /// Under the lock: shut both index words and wait out the pushes in
+    /// flight; the items are then this operation's, in place, until the
+    /// returned guard drops (also on a panic), which re-opens them.
     fn exclusive<'a>(&'a self, g: MutexGuard<'a, State>) -> Exclusive<'a, T> {
-        // The RMWs need no ordering of their own (see `enter`); Acquire for
-        // form: `wait_out` is what publishes the calls in flight.
-        self.put_gate.fetch_or(EXCL, Ordering::Acquire);
-        self.get_gate.fetch_or(EXCL, Ordering::Acquire);
-        wait_out(&self.put_gate);
-        wait_out(&self.get_gate);
         Exclusive {
-            sh: self,
-            g: Some(g),
-            taken: Vec::new(),
+            // SAFETY: `g` is the lock, held for the guard's whole life
+            // (`Exclusive` drops `ex` before `g`).
+            ex: unsafe { self.items.exclusive() },
+            g,
         }
-    }
-
-    /// Every item, in order (under [`Shared::exclusive`]).
-    fn take_all(&self) -> Vec<T> {
-        std::iter::from_fn(|| self.items.pop()).collect()
     }
 }
 
 /// The exclusive mode of `drain`, `remove_where` and `for_each_mut`: the lock
-/// held and both gates shut. On drop, `taken` goes back into the queue in
-/// order, then the gates re-open (the put gate stays shut if closed).
+/// held and the ring shut. Fields drop in order: the ring re-opens (the tail
+/// stays shut if closed), then the lock is released.
 struct Exclusive<'a, T> {
-    sh: &'a Shared<T>,
-    g: Option<MutexGuard<'a, State>>,
-    taken: Vec<T>,
+    ex: Excl<'a, T>,
+    g: MutexGuard<'a, State>,
 }
 
 impl<'a, T> Exclusive<'a, T> {
-    /// Put `taken` back, re-open the gates; the lock stays held.
-    fn finish(mut self) -> MutexGuard<'a, State> {
-        self.restore();
-        self.g.take().expect("held until finish")
-    }
-
-    fn restore(&mut self) {
-        for item in self.taken.drain(..) {
-            // No put can get in while the gates are shut and the lock is held,
-            // and these items were all in the queue: there is room.
-            if self.sh.items.push(item).is_err() {
-                unreachable!("room for the items taken out");
-            }
-        }
-        let closed = self.g.as_ref().is_some_and(|g| g.closed);
-        // Release: pairs with `enter`'s acquire (fast calls see the items).
-        if !closed {
-            self.sh.put_gate.fetch_and(!EXCL, Ordering::Release);
-        }
-        self.sh.get_gate.fetch_and(!EXCL, Ordering::Release);
-    }
-}
-
-impl<T> Drop for Exclusive<'_, T> {
-    fn drop(&mut self) {
-        if self.g.is_some() {
-            self.restore();
-        }
+    /// Re-open the ring; the lock stays held.
+    fn finish(self) -> MutexGuard<'a, State> {
+        let Exclusive { ex, g } = self;
+        drop(ex);
+        g
     }
 }
 
@@ -426,9 +383,7 @@ impl<T> Queue<T> {
             shared: Arc::new(Shared {
                 id: next_id(),
                 maxsize,
-                items: Fifo::new(maxsize),
-                put_gate: CachePadded::new(AtomicU64::new(0)),
-                get_gate: CachePadded::new(AtomicU64::new(0)),
+                items: Ring::new(maxsize),
                 closed_hint: CachePadded::new(AtomicBool::new(false)),
                 state: Mutex::new(State {
                     closed: false,
@@ -457,27 +412,25 @@ impl<T> Queue<T> {
     /// Put `item` at the back if there is room right now.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
         let sh = &*self.shared;
-        // `Full` straight from the lock-free path is linearizable: the FIFO's
-        // push is, and it refused at a point where it held `maxsize` items;
-        // that point lies between `enter` and `leave`, so no exclusive
-        // operation overlaps it (they wait out the calls in flight and shut
-        // the gate first) and the queue was not closed before the call began
-        // (`close`'s `fetch_or(CLOSED)` precedes in the gate's modification
-        // order any `enter` that happens after it, which then reads EXCL and
-        // takes the locked path: `Closed`). `try_get`'s `Empty` is decided
-        // under the lock below.
+        // `Full` straight from the lock-free path is linearizable: the ring
+        // answers it when the tail word it read was open (no exclusive
+        // operation under way, not closed: `close` shuts that word) and the
+        // head it read after it was `maxsize` behind that tail (heads only
+        // move on, so the queue held `maxsize` items when the tail was read).
+        // `try_get`'s `Empty` is decided under the lock below.
         let item = match sh.fast_put(item) {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(item)) => return Err(PutError::Full(item)),
             Err(item) => item,
         };
-        // The put gate is shut: closed, or an exclusive operation (wait for
-        // it on the lock).
+        // The tail is shut (closed, or an exclusive operation: wait for it on
+        // the lock), the ring must grow, or a pop in flight outlasted the
+        // fast path's wait.
         let g = lock(&sh.state);
         if g.closed {
             return Err(PutError::Closed(item));
         }
-        match sh.items.push(item) {
+        match sh.locked_push(item) {
             Ok(()) => {
                 sh.pushed(g);
                 Ok(())
@@ -513,8 +466,8 @@ impl<T> Queue<T> {
                 return Err(PutError::Closed(item));
             }
             // Under the lock no exclusive operation runs and `closed` is
-            // false: push without the gate.
-            item = match sh.items.push(item) {
+            // false: the ring's tail is open (and it may grow here).
+            item = match sh.locked_push(item) {
                 Ok(()) => {
                     sh.pushed(g);
                     return Ok(());
@@ -535,15 +488,15 @@ impl<T> Queue<T> {
                     drop(g);
                     // Relaxed loads: advisory, the decision is made under the lock.
                     wait::spin_until(|| {
-                        sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len())
+                        sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len_hint())
                     });
                     g = lock(&sh.state);
                 }
                 Next::Wait(d) => {
                     g.putters.sleep();
-                    // Register, then re-check (see `leave`).
-                    raise(&sh.get_gate, SLEEPERS);
-                    item = match sh.items.push(item) {
+                    // Register, then re-check (see the module doc).
+                    sh.items.raise(false, SLEEPERS);
+                    item = match sh.locked_push(item) {
                         Ok(()) => {
                             g.putters.awake();
                             sh.sync_flags(&g);
@@ -569,10 +522,10 @@ impl<T> Queue<T> {
         if let Ok(Some(item)) = sh.fast_get() {
             return Ok(item);
         }
-        // Empty (or the get gate shut): decide under the lock, where `closed`
+        // Empty (or `head` shut): decide under the lock, where `closed`
         // means no put is in flight (see `close`).
         let g = lock(&sh.state);
-        match sh.items.pop() {
+        match sh.locked_pop() {
             Some(item) => {
                 sh.popped(g);
                 Ok(item)
@@ -602,8 +555,8 @@ impl<T> Queue<T> {
         let mut blocker = Blocker::new(deadline, interrupted);
         let mut spun = false;
         loop {
-            // Under the lock no exclusive operation runs: pop without the gate.
-            if let Some(item) = sh.items.pop() {
+            // Under the lock no exclusive operation runs: `head` is open.
+            if let Some(item) = sh.locked_pop() {
                 sh.popped(g);
                 return Ok(item);
             }
@@ -630,16 +583,16 @@ impl<T> Queue<T> {
                     // Ready: an item, or closed. Relaxed: advisory, the
                     // decision is made under the lock.
                     wait::spin_until(|| {
-                        !sh.items.is_empty() || sh.closed_hint.load(Ordering::Relaxed)
+                        sh.items.len_hint() > 0 || sh.closed_hint.load(Ordering::Relaxed)
                     });
                     g = lock(&sh.state);
                     g.spinning_getters -= 1;
                 }
                 Next::Wait(d) => {
                     g.getters.sleep();
-                    // Register, then re-check (see `leave`).
-                    raise(&sh.put_gate, SLEEPERS);
-                    if let Some(item) = sh.items.pop() {
+                    // Register, then re-check (see the module doc).
+                    sh.items.raise(true, SLEEPERS);
+                    if let Some(item) = sh.locked_pop() {
                         g.getters.awake();
                         sh.sync_flags(&g);
                         sh.popped(g);
@@ -658,22 +611,15 @@ impl<T> Queue<T> {
     /// Items in the queue now (a snapshot).
     pub fn len(&self) -> usize {
         let sh = &*self.shared;
-        // While an exclusive operation runs (`drain`, `remove_where`,
-        // `for_each_mut`), its items are out of the FIFO: a bare
-        // `items.len()` then reads too few (a queue of n items reporting 0
-        // while another interpreter's items are marked at its close). So
-        // read as a fast call does, inside the get gate (an exclusive
-        // operation waits this read out), or, with the gate shut, under the
-        // lock, which the exclusive operation releases only after the items
-        // are back (`len_vs_exclusive`).
-        if enter(&sh.get_gate) {
-            let n = sh.items.len();
-            // Nothing popped: no wake-up is owed, whatever the flags.
-            leave(&sh.get_gate);
-            n
-        } else {
-            let _g = lock(&sh.state);
-            sh.items.len()
+        // Exact: both positions at one instant. While an exclusive operation
+        // (or a growth) has the ring shut, read under the lock, which it
+        // releases only once done (`len_vs_exclusive`).
+        match sh.items.len() {
+            Some(n) => n,
+            None => {
+                let _g = lock(&sh.state);
+                sh.len_locked()
+            }
         }
     }
 
@@ -696,11 +642,11 @@ impl<T> Queue<T> {
         if g.closed {
             return false;
         }
-        // Shut the put gate for good, then wait out the fast puts in flight:
-        // each either got in before (its item is in the queue when `closed`
-        // is set) or is refused (`close_vs_fast_put`).
-        sh.put_gate.fetch_or(EXCL | CLOSED, Ordering::Acquire);
-        wait_out(&sh.put_gate);
+        // Shut `tail` for good: a fast put either claimed its position before
+        // (its item is below the tail, and a get waits for it if it is still
+        // being written) or is refused (`close_vs_fast_put`).
+        // SAFETY: the lock is held.
+        unsafe { sh.items.close() };
         g.closed = true;
         // Relaxed: advisory (spinners re-check under the lock).
         sh.closed_hint.store(true, Ordering::Relaxed);
@@ -732,28 +678,18 @@ impl<T> Queue<T> {
     /// `f` runs under the queue's lock, once per item, before anything changes:
     /// it must be quick and must not use this queue (that would deadlock). If it
     /// panics, the queue is left untouched.
-    pub fn remove_where(&self, mut f: impl FnMut(&T) -> bool) -> Vec<T> {
+    pub fn remove_where(&self, f: impl FnMut(&T) -> bool) -> Vec<T> {
         let sh = &*self.shared;
         let mut ex = sh.exclusive(lock(&sh.state));
-        ex.taken = sh.take_all();
         // Ask about every item first, so a panicking `f` changes nothing (the
-        // guard puts them all back).
-        let marks: Vec<bool> = ex.taken.iter().map(&mut f).collect();
-        let n = marks.iter().filter(|&&m| m).count();
-        if n == 0 {
+        // guard re-opens the ring as it was).
+        let marks: Vec<bool> = ex.ex.map(f);
+        if !marks.contains(&true) {
             drop(ex.finish());
             return Vec::new();
         }
-        let mut removed = Vec::with_capacity(n);
-        let mut kept = Vec::with_capacity(ex.taken.len() - n);
-        for (item, remove) in std::mem::take(&mut ex.taken).into_iter().zip(marks) {
-            if remove {
-                removed.push(item);
-            } else {
-                kept.push(item);
-            }
-        }
-        ex.taken = kept;
+        // In place: the survivors keep their order, compacted towards the tail.
+        let removed = ex.ex.remove_marked(&marks);
         sh.room_made(ex.finish());
         removed
     }
@@ -765,16 +701,15 @@ impl<T> Queue<T> {
     pub fn for_each_mut(&self, f: impl FnMut(&mut T)) {
         let sh = &*self.shared;
         let mut ex = sh.exclusive(lock(&sh.state));
-        ex.taken = sh.take_all();
-        ex.taken.iter_mut().for_each(f);
+        ex.ex.for_each_mut(f);
         drop(ex.finish());
     }
 
     /// Remove and return every item, in queue order; blocked putters wake.
     pub fn drain(&self) -> Vec<T> {
         let sh = &*self.shared;
-        let ex = sh.exclusive(lock(&sh.state));
-        let items = sh.take_all();
+        let mut ex = sh.exclusive(lock(&sh.state));
+        let items = ex.ex.drain();
         let g = ex.finish();
         if !items.is_empty() {
             sh.room_made(g);
@@ -790,17 +725,16 @@ impl<T> Queue<T> {
         let sh = &*self.shared;
         let mut g = lock(&sh.state);
         let token = g.watchers(side).add(n);
-        // The gate whose fast calls notify this side; its `leave` and this RMW
-        // order the re-try after every call that did not see the watcher.
-        raise(self.watch_gate(side), WATCHERS);
+        // The index word whose fast calls notify this side; their CASes and
+        // this RMW order the re-try after every call that did not see the
+        // watcher (it sees their positions, see the module doc).
+        self.shared.items.raise(Self::watch_tail(side), WATCHERS);
         token
     }
 
-    fn watch_gate(&self, side: Side) -> &AtomicU64 {
-        match side {
-            Side::Get => &self.shared.put_gate,
-            Side::Put => &self.shared.get_gate,
-        }
+    /// Whether the index word whose fast calls notify `side` is the tail.
+    fn watch_tail(side: Side) -> bool {
+        side == Side::Get
     }
 
     /// Un-register a notifier; `false` if the token is not registered.
@@ -809,7 +743,7 @@ impl<T> Queue<T> {
         let w = g.watchers(side);
         let removed = w.remove(token);
         if w.len() == 0 {
-            lower(self.watch_gate(side), WATCHERS);
+            self.shared.items.lower(Self::watch_tail(side), WATCHERS);
         }
         removed
     }
@@ -838,7 +772,7 @@ impl<T> fmt::Debug for Queue<T> {
         f.debug_struct("Queue")
             .field("id", &self.shared.id)
             .field("maxsize", &self.shared.maxsize)
-            .field("len", &self.shared.items.len())
+            .field("len", &self.shared.len_locked())
             .field("closed", &g.closed)
             .finish()
     }
