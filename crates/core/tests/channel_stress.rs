@@ -9,18 +9,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn large() -> bool {
-    std::env::var_os("CROSSINTERP_LARGE").is_some_and(|v| v == "1")
-}
-
-/// `small` by default, `big` with `CROSSINTERP_LARGE=1`.
-fn size(small: usize, big: usize) -> usize {
-    if large() {
-        big
-    } else {
-        small
-    }
-}
+#[path = "support/stress.rs"]
+mod stress_support;
+use stress_support::size;
 
 fn soon(us: u64) -> Option<Instant> {
     Some(Instant::now() + Duration::from_micros(us))

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 #[path = "support/loom_model.rs"]
 mod loom_model;
-use loom_model::model;
+use loom_model::{model, Outcomes};
 
 fn never() -> impl FnMut() -> bool {
     || false
@@ -35,52 +35,6 @@ const BLOCKED: &[&str] = &["blocked_0", "blocked_1", "blocked_2"];
 /// The same for models with a single thread that may block (`BLOCKED`'s
 /// `blocked_2` is unreachable there, so `assert_all_reached` would always fail).
 const BLOCKED_ONE: &[&str] = &["blocked_0", "blocked_1"];
-
-/// Which outcomes a model reached, across all its executions: each model names
-/// its possible outcomes and asserts at the end that it reached every one, so
-/// a model cannot silently stop exercising the race it is named after.
-struct Outcomes {
-    name: &'static str,
-    labels: &'static [&'static str],
-    seen: Vec<std::sync::atomic::AtomicUsize>,
-}
-
-impl Outcomes {
-    fn new(name: &'static str, labels: &'static [&'static str]) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Outcomes {
-            name,
-            labels,
-            seen: labels
-                .iter()
-                .map(|_| std::sync::atomic::AtomicUsize::new(0))
-                .collect(),
-        })
-    }
-    fn hit(&self, label: &str) {
-        let i = self
-            .labels
-            .iter()
-            .position(|l| *l == label)
-            .unwrap_or_else(|| panic!("unknown outcome {label}"));
-        self.seen[i].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-    fn assert_all_reached(&self) {
-        let counts: Vec<String> = self
-            .labels
-            .iter()
-            .zip(&self.seen)
-            .map(|(l, n)| format!("{l}={}", n.load(std::sync::atomic::Ordering::SeqCst)))
-            .collect();
-        eprintln!("  {} outcomes: {}", self.name, counts.join(", "));
-        for (l, n) in self.labels.iter().zip(&self.seen) {
-            assert!(
-                n.load(std::sync::atomic::Ordering::SeqCst) > 0,
-                "{}: outcome {l} never reached",
-                self.name
-            );
-        }
-    }
-}
 
 /// Two getters block on an empty queue; two puts (one blocking, one try_put)
 /// race them. Both getters get an item: a put always wakes a blocked getter

@@ -19,51 +19,7 @@ use loom::thread;
 
 #[path = "support/loom_model.rs"]
 mod loom_model;
-use loom_model::model;
-
-/// Which labelled outcomes a model reached across its executions.
-struct Outcomes {
-    name: &'static str,
-    labels: &'static [&'static str],
-    seen: Vec<std::sync::atomic::AtomicUsize>,
-}
-
-impl Outcomes {
-    fn new(name: &'static str, labels: &'static [&'static str]) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Outcomes {
-            name,
-            labels,
-            seen: labels
-                .iter()
-                .map(|_| std::sync::atomic::AtomicUsize::new(0))
-                .collect(),
-        })
-    }
-    fn hit(&self, label: &str) {
-        let i = self
-            .labels
-            .iter()
-            .position(|l| *l == label)
-            .unwrap_or_else(|| panic!("unknown outcome {label}"));
-        self.seen[i].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-    fn assert_all_reached(&self) {
-        let counts: Vec<String> = self
-            .labels
-            .iter()
-            .zip(&self.seen)
-            .map(|(l, n)| format!("{l}={}", n.load(std::sync::atomic::Ordering::SeqCst)))
-            .collect();
-        eprintln!("  {} outcomes: {}", self.name, counts.join(", "));
-        for (l, n) in self.labels.iter().zip(&self.seen) {
-            assert!(
-                n.load(std::sync::atomic::Ordering::SeqCst) > 0,
-                "{}: outcome {l} never reached",
-                self.name
-            );
-        }
-    }
-}
+use loom_model::{model, Outcomes};
 
 /// A push and a pop on the same slot: the 2-slot ring holds item 0 (slot 0)
 /// when a putter pushes 1 (slot 1) and 2 (slot 0 again, position 2) while the

@@ -9,45 +9,12 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn large() -> bool {
-    std::env::var_os("CROSSINTERP_LARGE").is_some_and(|v| v == "1")
-}
-
-/// `small` by default, `big` with `CROSSINTERP_LARGE=1`.
-fn size(small: usize, big: usize) -> usize {
-    if large() {
-        big
-    } else {
-        small
-    }
-}
+#[path = "support/stress.rs"]
+mod stress_support;
+use stress_support::{check_exactly_once_in_order, size, Log};
 
 fn soon(us: u64) -> Option<Instant> {
     Some(Instant::now() + Duration::from_micros(us))
-}
-
-/// Per-consumer record of what it got: (producer, seq) in arrival order.
-type Log = Vec<(usize, usize)>;
-
-/// Check that every (producer, seq) in `0..producers × 0..per` was consumed
-/// exactly once, and that each consumer saw each producer's items in order.
-fn check_exactly_once_in_order(logs: &[Log], producers: usize, per: usize) {
-    let mut seen = vec![vec![0u8; per]; producers];
-    for log in logs {
-        let mut last = vec![None::<usize>; producers];
-        for &(p, s) in log {
-            seen[p][s] += 1;
-            if let Some(prev) = last[p] {
-                assert!(s > prev, "producer {p}: {s} after {prev} (order broken)");
-            }
-            last[p] = Some(s);
-        }
-    }
-    for (p, row) in seen.iter().enumerate() {
-        for (s, &n) in row.iter().enumerate() {
-            assert_eq!(n, 1, "producer {p} item {s} consumed {n} times");
-        }
-    }
 }
 
 /// 4 producers, 4 consumers, per-producer sequence numbers, over a small

@@ -10,37 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-fn size(small: usize, big: usize) -> usize {
-    if std::env::var_os("CROSSINTERP_LARGE").is_some_and(|v| v == "1") {
-        big
-    } else {
-        small
-    }
-}
-
-/// Per-consumer record: (producer, seq) in arrival order.
-type Log = Vec<(usize, usize)>;
-
-/// Every (producer, seq) consumed exactly once, each producer's in order as
-/// seen by each consumer.
-fn check_exactly_once_in_order(logs: &[Log], producers: usize, per: usize) {
-    let mut seen = vec![vec![0u8; per]; producers];
-    for log in logs {
-        let mut last = vec![None::<usize>; producers];
-        for &(p, s) in log {
-            seen[p][s] += 1;
-            if let Some(prev) = last[p] {
-                assert!(s > prev, "producer {p}: {s} after {prev} (order broken)");
-            }
-            last[p] = Some(s);
-        }
-    }
-    for (p, row) in seen.iter().enumerate() {
-        for (s, &n) in row.iter().enumerate() {
-            assert_eq!(n, 1, "producer {p} item {s} consumed {n} times");
-        }
-    }
-}
+#[path = "support/stress.rs"]
+mod stress_support;
+use stress_support::{check_exactly_once_in_order, size, Log};
 
 /// Stream `per` items from each of `producers` threads to `consumers`
 /// threads (try_put/try_get, spinning), through `q`; the consumers' logs.

@@ -17,13 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-fn size(small: usize, big: usize) -> usize {
-    if std::env::var_os("CROSSINTERP_LARGE").is_some_and(|v| v == "1") {
-        big
-    } else {
-        small
-    }
-}
+#[path = "support/stress.rs"]
+mod stress_support;
+use stress_support::size;
 
 const ALIVE: u64 = 0xA11E_A11E_A11E_A11E;
 const DEAD: u64 = 0xDEAD_DEAD_DEAD_DEAD;

@@ -11,18 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-fn large() -> bool {
-    std::env::var_os("CROSSINTERP_LARGE").is_some_and(|v| v == "1")
-}
-
-/// `small` by default, `big` with `CROSSINTERP_LARGE=1`.
-fn size(small: usize, big: usize) -> usize {
-    if large() {
-        big
-    } else {
-        small
-    }
-}
+#[path = "support/stress.rs"]
+mod stress_support;
+use stress_support::size;
 
 /// N threads take and drop guards in a loop while another thread finalizes.
 ///

@@ -1,5 +1,8 @@
-//! The loom model runner shared by the `loom*.rs` test files (included by
-//! `#[path]`; not a test crate of its own).
+//! The loom model runner and the outcome tally shared by the `loom*.rs` test
+//! files (included by `#[path]`; not a test crate of its own).
+
+// Not every file that includes this one tallies outcomes.
+#![allow(dead_code)]
 
 use std::time::Instant;
 
@@ -26,4 +29,50 @@ where
         "loom model {name}: {runs} interleavings in {:.2?}",
         start.elapsed()
     );
+}
+
+/// Which outcomes a model reached, across all its executions: each model names
+/// its possible outcomes and asserts at the end that it reached every one, so
+/// a model cannot silently stop exercising the race it is named after.
+pub struct Outcomes {
+    name: &'static str,
+    labels: &'static [&'static str],
+    seen: Vec<std::sync::atomic::AtomicUsize>,
+}
+
+impl Outcomes {
+    pub fn new(name: &'static str, labels: &'static [&'static str]) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Outcomes {
+            name,
+            labels,
+            seen: labels
+                .iter()
+                .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                .collect(),
+        })
+    }
+    pub fn hit(&self, label: &str) {
+        let i = self
+            .labels
+            .iter()
+            .position(|l| *l == label)
+            .unwrap_or_else(|| panic!("unknown outcome {label}"));
+        self.seen[i].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn assert_all_reached(&self) {
+        let counts: Vec<String> = self
+            .labels
+            .iter()
+            .zip(&self.seen)
+            .map(|(l, n)| format!("{l}={}", n.load(std::sync::atomic::Ordering::SeqCst)))
+            .collect();
+        eprintln!("  {} outcomes: {}", self.name, counts.join(", "));
+        for (l, n) in self.labels.iter().zip(&self.seen) {
+            assert!(
+                n.load(std::sync::atomic::Ordering::SeqCst) > 0,
+                "{}: outcome {l} never reached",
+                self.name
+            );
+        }
+    }
 }
