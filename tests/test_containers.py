@@ -310,37 +310,16 @@ def test_key_whose_hash_fails_in_the_receiver_is_a_clear_error():
     assert q.get(timeout=10)[1][0].loaded
 
 
-def test_mutation_while_converting_does_not_crash():
-    # Another thread mutates the containers while they are converted (on
-    # free-threaded builds truly concurrently): every copy is a consistent
-    # snapshot of int items, never a crash or a freed item.
-    lst = list(range(1000))
-    d = {i: i for i in range(1000)}
-    s = set(range(1000))
-    b = bytearray(1000)
+def _cross_while_mutated(value, step, check):
+    """Put and get ``value`` for 3 s while another thread calls ``step(i)``
+    for i = 1, 2, ...; ``check`` each copy; at least one round trip."""
     stop = threading.Event()
 
     def mutate():
         i = 0
         while not stop.is_set():
             i += 1
-            lst.append(i)
-            lst.pop(0)
-            if i % 7 == 0:
-                lst[:] = list(range(i % 1000))
-            d[i] = i
-            d.pop(i - 500, None)
-            s.add(i)
-            s.discard(i - 500)
-            try:
-                b.append(i % 256)
-                if len(b) > 5000:
-                    del b[:4000]
-            except BufferError:
-                # Free-threaded 3.13 bytearrays lock nothing: they are copied
-                # under a buffer export, which refuses a concurrent resize.
-                if not (FREE_THREADED and sys.version_info < (3, 14)):
-                    raise
+            step(i)
 
     t = threading.Thread(target=mutate)
     t.start()
@@ -349,17 +328,51 @@ def test_mutation_while_converting_does_not_crash():
         deadline = time.monotonic() + 3
         n = 0
         while time.monotonic() < deadline:
-            q.put([lst, d, s, b])
-            got_l, got_d, got_s, got_b = q.get(timeout=10)
-            assert all(type(x) is int for x in got_l)
-            assert all(type(k) is int and k == v for k, v in got_d.items())
-            assert all(type(x) is int for x in got_s)
-            assert type(got_b) is bytearray
+            q.put(value)
+            check(q.get(timeout=10))
             n += 1
     finally:
         stop.set()
         t.join(60)
     assert n > 0
+
+
+def test_mutation_while_converting_does_not_crash():
+    # Another thread mutates the containers while they are converted (on
+    # free-threaded builds truly concurrently): every copy is a consistent
+    # snapshot of int items, never a crash or a freed item.
+    lst = list(range(1000))
+    d = {i: i for i in range(1000)}
+    s = set(range(1000))
+    b = bytearray(1000)
+
+    def step(i):
+        lst.append(i)
+        lst.pop(0)
+        if i % 7 == 0:
+            lst[:] = list(range(i % 1000))
+        d[i] = i
+        d.pop(i - 500, None)
+        s.add(i)
+        s.discard(i - 500)
+        try:
+            b.append(i % 256)
+            if len(b) > 5000:
+                del b[:4000]
+        except BufferError:
+            # Free-threaded 3.13 bytearrays lock nothing: they are copied
+            # under a buffer export, which refuses a concurrent resize.
+            if not (FREE_THREADED and sys.version_info < (3, 14)):
+                raise
+
+    def check(got):
+        got_l, got_d, got_s, got_b = got
+        assert all(type(x) is int for x in got_l)
+        assert all(type(k) is int and k == v for k, v in got_d.items())
+        assert all(type(x) is int for x in got_s)
+        assert type(got_b) is bytearray
+
+    _cross_while_mutated([lst, d, s, b], step, check)
 
 
 def test_mutation_while_the_one_pass_encoding_stops_does_not_crash():
@@ -370,35 +383,21 @@ def test_mutation_while_the_one_pass_encoding_stops_does_not_crash():
     # way. Every copy is whole and of the kinds put in, never a crash.
     lst = list(range(500)) + [str(i) for i in range(500)]
     d = {str(i): i for i in range(1000)}
-    stop = threading.Event()
 
-    def mutate():
-        i = 0
-        while not stop.is_set():
-            i += 1
-            lst.insert(i % 1000, (i,) if i % 3 else str(i))
-            del lst[(i * 7) % 1000]
-            d[str(i % 1000)] = (i,) if i % 5 == 0 else i
-            d.pop(str((i + 500) % 1000), None)
-            d[str((i + 500) % 1000)] = i
+    def step(i):
+        lst.insert(i % 1000, (i,) if i % 3 else str(i))
+        del lst[(i * 7) % 1000]
+        d[str(i % 1000)] = (i,) if i % 5 == 0 else i
+        d.pop(str((i + 500) % 1000), None)
+        d[str((i + 500) % 1000)] = i
 
-    t = threading.Thread(target=mutate)
-    t.start()
-    q = _q()
-    try:
-        deadline = time.monotonic() + 3
-        n = 0
-        while time.monotonic() < deadline:
-            q.put([lst, d])
-            got_l, got_d = q.get(timeout=10)
-            assert len(got_l) in (999, 1000, 1001)
-            assert all(type(x) in (int, str, tuple) for x in got_l)
-            assert all(type(k) is str and type(v) in (int, tuple) for k, v in got_d.items())
-            n += 1
-    finally:
-        stop.set()
-        t.join(60)
-    assert n > 0
+    def check(got):
+        got_l, got_d = got
+        assert len(got_l) in (999, 1000, 1001)
+        assert all(type(x) in (int, str, tuple) for x in got_l)
+        assert all(type(k) is str and type(v) in (int, tuple) for k, v in got_d.items())
+
+    _cross_while_mutated([lst, d], step, check)
 
 
 # The commonest leaves take an inline path (a compact int, a float, a str with
