@@ -504,8 +504,9 @@ unsafe fn quick_list(out: &mut Vec<u8>, obj: *mut sys::PyObject) -> Option<usize
 /// [`quick_dict`] (or, free-threaded, [`quick_list`]) for a container of
 /// kind `kind`, in the one place that knows what makes the pass safe on
 /// each build: the GIL, or the container's critical section. `None` if the
-/// container is not wholly of quick leaves (or, with the GIL, a list: those
-/// are read in place anyway, see [`Builder::item`]).
+/// container is not wholly of quick leaves, or is of another kind (sets go
+/// through a private list; tuples, and with the GIL lists, are read in place
+/// anyway, see [`Builder::item`]).
 ///
 /// # Safety
 /// `obj` is a live object of kind `kind`; attached.
@@ -603,30 +604,28 @@ impl Builder {
                 || (cfg!(not(Py_GIL_DISABLED)) && matches!(kind, Kind::List));
             let mut buf = self.spare.pop().unwrap_or_default();
             buf.clear();
-            if matches!(kind, Kind::Dict) || (cfg!(Py_GIL_DISABLED) && matches!(kind, Kind::List)) {
-                // A dict (or, free-threaded, a list) of the commonest leaves
-                // is encoded in place, in one pass, with no snapshot:
-                // `quick_leaf` runs no Python code and never detaches, so
-                // nothing can change the container meanwhile (the GIL, or
-                // its critical section held for the pass). At the first
-                // other item the pass is dropped and the container goes the
-                // general way.
-                // SAFETY: `obj` is live and of kind `kind`.
-                if let Some(count) = unsafe { quick_container(&mut buf, obj, kind) } {
-                    self.stack.push(Frame {
-                        node: i,
-                        kind,
-                        obj,
-                        direct: false,
-                        items: Vec::new(),
-                        pos: 0,
-                        count,
-                        out: buf,
-                    });
-                    return Ok(true);
-                }
-                buf.clear();
+            // A container wholly of the commonest leaves is encoded in place,
+            // in one pass, with no snapshot, where `quick_container` takes
+            // its kind (a dict; free-threaded, a list): `quick_leaf` runs no
+            // Python code and never detaches, so nothing can change the
+            // container meanwhile (the GIL, or its critical section held for
+            // the pass). At the first other item the pass is dropped and the
+            // container goes the general way.
+            // SAFETY: `obj` is live and of kind `kind`.
+            if let Some(count) = unsafe { quick_container(&mut buf, obj, kind) } {
+                self.stack.push(Frame {
+                    node: i,
+                    kind,
+                    obj,
+                    direct: false,
+                    items: Vec::new(),
+                    pos: 0,
+                    count,
+                    out: buf,
+                });
+                return Ok(true);
             }
+            buf.clear();
             let (items, n) = if direct {
                 // SAFETY: `obj` is a live list or tuple.
                 (
