@@ -258,15 +258,12 @@ impl<T> Shared<T> {
         wait::notify_all(notify);
     }
 
-    /// Items now, with the lock held (no exclusive operation runs).
+    /// Items now, with the lock held (no exclusive operation or growth runs:
+    /// they hold it, so the ring is open).
     fn len_locked(&self) -> usize {
-        loop {
-            if let Some(n) = self.items.len() {
-                return n;
-            }
-            // Unreachable with the lock held (exclusive operations hold it).
-            crate::sync::yield_now();
-        }
+        self.items
+            .len()
+            .expect("the ring is open while the queue's lock is held")
     }
 
     /// A put without the lock: `Ok(Ok)` done, `Ok(Err)` full (item handed
@@ -488,7 +485,7 @@ impl<T> Queue<T> {
                     drop(g);
                     // Relaxed loads: advisory, the decision is made under the lock.
                     wait::spin_until(|| {
-                        sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len_hint())
+                        sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len_seen())
                     });
                     g = lock(&sh.state);
                 }
@@ -583,7 +580,7 @@ impl<T> Queue<T> {
                     // Ready: an item, or closed. Relaxed: advisory, the
                     // decision is made under the lock.
                     wait::spin_until(|| {
-                        sh.items.len_hint() > 0 || sh.closed_hint.load(Ordering::Relaxed)
+                        sh.items.len_seen() > 0 || sh.closed_hint.load(Ordering::Relaxed)
                     });
                     g = lock(&sh.state);
                     g.spinning_getters -= 1;

@@ -546,18 +546,10 @@ impl<T> Ring<T> {
 
     /// Items now or fewer since (the head read first, then the tail: never
     /// fewer than the items of the pushes and pops this thread has seen).
-    /// Two loads, for the wake-up decision after a push.
+    /// Two loads: for the wake-up decision after a push, and as the
+    /// advisory hint spinning waiters watch.
     pub(crate) fn len_seen(&self) -> usize {
         // SeqCst: as in `push`.
-        let h = self.cons.head.load(Ordering::SeqCst);
-        let t = self.prod.tail.load(Ordering::SeqCst);
-        diff(t & POS, h & POS).max(0) as usize
-    }
-
-    /// Items now, roughly (for spinning waiters: advisory).
-    pub(crate) fn len_hint(&self) -> usize {
-        // Relaxed would do (advisory: a stale pair may read too few or too
-        // many); SeqCst costs no more here (see the module doc).
         let h = self.cons.head.load(Ordering::SeqCst);
         let t = self.prod.tail.load(Ordering::SeqCst);
         diff(t & POS, h & POS).max(0) as usize
