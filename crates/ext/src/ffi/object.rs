@@ -136,9 +136,14 @@ macro_rules! cstr {
     ($s:literal) => {
         // SAFETY: the literal gets a trailing NUL and has none inside (checked
         // at compile time by `CStr::from_bytes_with_nul`).
-        match ::std::ffi::CStr::from_bytes_with_nul(concat!($s, "\0").as_bytes()) {
-            Ok(c) => c,
-            Err(_) => panic!("interior NUL"),
+        // An inline `const` block: evaluated once by the compiler, so a use on
+        // a hot path costs nothing at run time (a plain call was not folded
+        // and scanned the literal for its NUL on every call).
+        const {
+            match ::std::ffi::CStr::from_bytes_with_nul(concat!($s, "\0").as_bytes()) {
+                Ok(c) => c,
+                Err(_) => panic!("interior NUL"),
+            }
         }
     };
 }

@@ -125,6 +125,13 @@ impl TypeTable {
         unsafe { self.downcast::<T>(obj).is_some() }
     }
 
+    /// This interpreter's type for the class `def`; null before it is made.
+    #[inline]
+    pub fn type_of_def(&self, def: &ffi::class::ClassDef) -> *mut sys::PyTypeObject {
+        // Acquire: as in `type_of`.
+        self.entries[slot(&def.index)].load(Ordering::Acquire) as *mut sys::PyTypeObject
+    }
+
     /// Whether `obj` is an instance of this interpreter's class `def` (or of
     /// a subclass).
     ///
@@ -132,8 +139,7 @@ impl TypeTable {
     /// `obj` is a live object of the attached interpreter (this table's).
     #[inline]
     pub unsafe fn is_def(&self, def: &ffi::class::ClassDef, obj: *mut sys::PyObject) -> bool {
-        // Acquire: as in `type_of`.
-        let tp = self.entries[slot(&def.index)].load(Ordering::Acquire) as *mut sys::PyTypeObject;
+        let tp = self.type_of_def(def);
         // SAFETY: forwarded; `tp` is a live type when non-null.
         !tp.is_null() && unsafe { sys::PyObject_TypeCheck(obj, tp) != 0 }
     }

@@ -202,9 +202,22 @@ fn converters() -> &'static [&'static Converter] {
 /// # Safety
 /// `obj` is a live object of the attached interpreter, whose record is `rec`.
 unsafe fn converter_of(rec: &OwnerRecord, obj: *mut sys::PyObject) -> Option<&'static Converter> {
+    // Exact types first: pointer compares only. Most objects that get here
+    // are instances of the converter's own type, and the subclass checks
+    // below walk an MRO per converter (measured: the scan was 7% of a
+    // `SharedBuffer`'s put+get, the fifth entry of the list).
+    // SAFETY: forwarded; `obj` is live.
+    let tp = unsafe { sys::Py_TYPE(obj) };
+    let exact = converters().iter().copied().find(|c| match &c.matches {
+        Match::Class(def) => rec.types.type_of_def(def) == tp,
+        Match::Builtin(t) => t() == tp,
+    });
+    if exact.is_some() {
+        return exact;
+    }
     // SAFETY: forwarded; PyType_GetFlags reads the flags on every build
     // (an atomic field on free-threaded ones).
-    let heap = unsafe { sys::PyType_GetFlags(sys::Py_TYPE(obj)) } & sys::Py_TPFLAGS_HEAPTYPE != 0;
+    let heap = unsafe { sys::PyType_GetFlags(tp) } & sys::Py_TPFLAGS_HEAPTYPE != 0;
     converters().iter().copied().find(|c| match &c.matches {
         // A static type cannot subclass one of our heap types.
         // SAFETY: forwarded; the table's types are this interpreter's.
