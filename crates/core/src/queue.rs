@@ -50,7 +50,7 @@
 //! wake every sleeper of the side they unblock.
 //!
 //! Spin, then park: a call that would sleep first releases the lock and backs
-//! off (`wait::spin_until`) watching the ring's length and a closed hint,
+//! off (`wait::WaitClock`) watching the ring's length and a closed hint,
 //! then re-takes the lock and re-checks; only then does it register and
 //! sleep. When streaming through a full or empty queue, the other side
 //! usually makes progress within that window, which saves a futex sleep and
@@ -137,14 +137,14 @@ use crate::sync::DynArc;
 use crate::sync::{lock, wait_timeout, Arc, AtomicBool, Condvar, Mutex};
 use crate::sync::{MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
-use crate::wait::{self, Blocker, Next, Notify, Sleepers, Watchers};
+use crate::wait::{self, Blocker, Next, Notify, Sleepers, WaitClock, Watchers};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::time::Instant;
 
 struct State {
     closed: bool,
-    /// Getters spinning with the lock released (`spin_until`), each about to
+    /// Getters spinning with the lock released (`WaitClock::spin`), each about to
     /// re-take the lock and take an item if there is one.
     spinning_getters: usize,
     getters: Sleepers,
@@ -458,6 +458,7 @@ impl<T> Queue<T> {
         let mut g = lock(&sh.state);
         let mut blocker = Blocker::new(deadline, interrupted);
         let mut spun = false;
+        let mut clock = WaitClock::new();
         loop {
             if g.closed {
                 return Err(PutError::Closed(item));
@@ -467,6 +468,7 @@ impl<T> Queue<T> {
             item = match sh.locked_push(item) {
                 Ok(()) => {
                     sh.pushed(g);
+                    clock.done();
                     return Ok(());
                 }
                 Err(item) => item,
@@ -484,7 +486,7 @@ impl<T> Queue<T> {
                     spun = true;
                     drop(g);
                     // Relaxed loads: advisory, the decision is made under the lock.
-                    wait::spin_until(|| {
+                    clock.spin(|| {
                         sh.closed_hint.load(Ordering::Relaxed) || sh.has_room(sh.items.len_seen())
                     });
                     g = lock(&sh.state);
@@ -498,10 +500,12 @@ impl<T> Queue<T> {
                             g.putters.awake();
                             sh.sync_flags(&g);
                             sh.pushed(g);
+                            clock.done();
                             return Ok(());
                         }
                         Err(item) => item,
                     };
+                    clock.sleeping();
                     g = wait_timeout(&sh.not_full, g, d);
                     g.putters.awake();
                     sh.sync_flags(&g);
@@ -551,10 +555,12 @@ impl<T> Queue<T> {
         let mut g = lock(&sh.state);
         let mut blocker = Blocker::new(deadline, interrupted);
         let mut spun = false;
+        let mut clock = WaitClock::new();
         loop {
             // Under the lock no exclusive operation runs: `head` is open.
             if let Some(item) = sh.locked_pop() {
                 sh.popped(g);
+                clock.done();
                 return Ok(item);
             }
             if g.closed {
@@ -579,9 +585,8 @@ impl<T> Queue<T> {
                     drop(g);
                     // Ready: an item, or closed. Relaxed: advisory, the
                     // decision is made under the lock.
-                    wait::spin_until(|| {
-                        sh.items.len_seen() > 0 || sh.closed_hint.load(Ordering::Relaxed)
-                    });
+                    clock
+                        .spin(|| sh.items.len_seen() > 0 || sh.closed_hint.load(Ordering::Relaxed));
                     g = lock(&sh.state);
                     g.spinning_getters -= 1;
                 }
@@ -593,8 +598,10 @@ impl<T> Queue<T> {
                         g.getters.awake();
                         sh.sync_flags(&g);
                         sh.popped(g);
+                        clock.done();
                         return Ok(item);
                     }
+                    clock.sleeping();
                     g = wait_timeout(&sh.not_empty, g, d);
                     g.getters.awake();
                     sh.sync_flags(&g);
