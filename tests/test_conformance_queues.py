@@ -58,6 +58,55 @@ def test_queue_crossing_back_is_the_same_object(interp):
     assert q.get(timeout=5) is q
 
 
+def test_queue_arriving_after_its_object_died_gets_a_new_one_and_no_stale_entry(interp):
+    # The native side reads the interning table directly; an entry whose
+    # object died must neither come back nor stay behind.
+    carrier = queues.create()
+    q = queues.create()
+    qid = q.id
+    interp.prepare_main(q=q)  # the subinterpreter keeps the queue alive
+    del q
+    gc.collect()
+    assert qid not in queues._known_refs
+    interp.exec("q.put(q)")
+    interp.prepare_main(c=carrier)
+    interp.exec("c.put(q)")
+    back = carrier.get(timeout=5)
+    assert back.id == qid
+    assert queues.Queue(qid) is back
+    assert back.get(timeout=5) is back
+    assert queues._known_refs[qid]() is back
+
+
+def test_queue_interning_under_threads_gives_one_object_per_id(interp):
+    # Free-threaded builds: threads that receive the same queue at once
+    # agree on one object.
+    q = queues.create()
+    qid = q.id
+    interp.prepare_main(q=q)
+    carrier = queues.create()
+    interp.prepare_main(c=carrier)
+    del q
+    gc.collect()
+    interp.exec("for _ in range(8): c.put(q)")
+    got = []
+    barrier = threading.Barrier(4)
+
+    def take():
+        barrier.wait()
+        for _ in range(2):
+            got.append(carrier.get(timeout=5))
+
+    ts = [threading.Thread(target=take) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(got) == 8
+    assert all(g is got[0] for g in got)
+    assert got[0].id == qid
+
+
 def test_queue_of_unknown_or_bad_id():
     with pytest.raises(queues.QueueNotFoundError, match="1000000"):
         queues.Queue(1_000_000)

@@ -22,6 +22,8 @@ negative timeouts raise ``ValueError``.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time  # noqa: F401  (the native put/get read `queues.time.monotonic` for timeouts)
 import weakref
 
@@ -63,9 +65,47 @@ MAXSIZE_LIMIT = 2**48
 #: The largest queue id (ids are signed 64-bit, as in the stdlib).
 _ID_LIMIT = 2**63 - 1
 
-#: This interpreter's one ``Queue`` object per live queue id (as the stdlib
-#: has): ``Queue(q.id) is q``, and a queue that crosses back is the same object.
-_known: weakref.WeakValueDictionary[int, Queue[Any]] = weakref.WeakValueDictionary()
+class _Interned:
+    """This interpreter's one ``Queue`` object per live queue id (as the stdlib
+    has): ``Queue(q.id) is q``, and a queue that crosses back is the same
+    object. Weakly held: ``refs`` maps an id to a weak reference, which the
+    native side reads directly (one dict lookup and one weakref read for a
+    queue that arrives here, no Python call). Lookups take no lock (each is
+    one dict operation); adding and forgetting take ``lock``, so that on a
+    free-threaded build two threads adding the same id agree on one object."""
+
+    __slots__ = ("lock", "refs")
+
+    def __init__(self) -> None:
+        self.refs: dict[int, weakref.ref[Any]] = {}
+        # Re-entrant: a collection that runs while it is held (an allocation
+        # below) may free a queue, whose callback takes it again.
+        self.lock = threading.RLock()
+
+    def get(self, qid: int) -> Any:
+        r = self.refs.get(qid)
+        return None if r is None else r()
+
+    def setdefault(self, qid: int, q: Any) -> Any:
+        with self.lock:
+            r = self.refs.get(qid)
+            old = None if r is None else r()
+            if old is not None:
+                return old
+            self.refs[qid] = weakref.ref(q, functools.partial(self._forget, qid))
+            return q
+
+    def _forget(self, qid: int, r: weakref.ref[Any]) -> None:
+        # The weakref's callback: the object is gone. Only its own entry goes
+        # (a new object for the same id may have replaced it meanwhile).
+        with self.lock:
+            if self.refs.get(qid) is r:
+                del self.refs[qid]
+
+
+_known = _Interned()
+#: Read by the native side (`_known.refs`): id -> weak reference.
+_known_refs = _known.refs
 _NEW = object()  # "argument not given"
 
 

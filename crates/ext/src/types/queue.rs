@@ -33,6 +33,8 @@ static QUEUE_CLASS: Import = Import::new(cstr!("crossinterp.queues"), cstr!("Que
 static UNBOUND: Import = Import::new(cstr!("crossinterp.queues"), cstr!("UNBOUND"));
 /// `_intern(q)`: this interpreter's one `Queue` object for `q.id`.
 static INTERN: Import = Import::new(cstr!("crossinterp.queues"), cstr!("_intern"));
+/// `_known_refs`: the dict behind `_intern`, id -> weak reference.
+static KNOWN_REFS: Import = Import::new(cstr!("crossinterp.queues"), cstr!("_known_refs"));
 
 /// What happens to an item whose interpreter was destroyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,10 +130,46 @@ impl Shared for SharedQueue {
     /// The attached interpreter's `crossinterp.queues.Queue` object for
     /// this queue: the one it already has, else a new one.
     fn to_python(self: Arc<Self>) -> PyResult<Owned> {
+        // The object this interpreter already has, read straight from the
+        // table (a dict lookup and a weakref read): no new object, no Python
+        // call. Measured on 3.14: `Interpreter.call(echo, queue)` 1.50 ->
+        // 1.0 µs.
+        if let Some(known) = known_queue(self.q.id())? {
+            return Ok(known);
+        }
         let obj = runtime::new_subclass_instance(&QUEUE_CLASS, QueueBase(self))?;
         let intern = runtime::current()?.types.import(&INTERN)?;
         // SAFETY: attached; `intern` is held by the type table, `obj` is ours.
         unsafe { Owned::from_new(sys::PyObject_CallOneArg(intern, obj.as_ptr())) }
+    }
+}
+
+/// This interpreter's live `Queue` object for queue `id`, if it has one.
+fn known_queue(id: u64) -> PyResult<Option<Owned>> {
+    let refs = runtime::current()?.types.import(&KNOWN_REFS)?;
+    // SAFETY: attached; `refs` is the module's dict (held by the type
+    // table), `key` a new int; PyDict_GetItemRef and PyWeakref_GetRef give
+    // strong references (or none) and are safe against concurrent changes
+    // on free-threaded builds.
+    unsafe {
+        let key = Owned::from_new(sys::PyLong_FromUnsignedLongLong(id))?;
+        let mut r = std::ptr::null_mut();
+        if sys::PyDict_GetItemRef(refs, key.as_ptr(), &mut r) < 0 {
+            return Err(PyErrSet);
+        }
+        if r.is_null() {
+            return Ok(None);
+        }
+        let r = Owned::from_new(r)?;
+        let mut obj = std::ptr::null_mut();
+        if sys::PyWeakref_GetRef(r.as_ptr(), &mut obj) < 0 {
+            return Err(PyErrSet);
+        }
+        Ok(if obj.is_null() {
+            None
+        } else {
+            Some(Owned::from_new(obj)?)
+        })
     }
 }
 
