@@ -26,6 +26,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
+mod affinity;
 pub mod atomic;
 mod attach;
 pub mod buffer;
