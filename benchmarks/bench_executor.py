@@ -19,7 +19,10 @@ with 2 workers, warmed up before timing. Cases (issue 12):
 6. the crossing the executor is built on: a round trip over a pair of
    crossinterp queues served by a loop parked in the interpreter (the floor
    of case 1's round trip), and ``Interpreter.call`` from this thread and
-   from another thread (what the executor did before it moved to queues).
+   from another thread (what the executor did before it moved to queues);
+7. case 1's round trip right after the pool idled for 50 ms (untimed), so
+   its threads were asleep and the first task woke them: where the woken
+   threads land decides whether the caller and a worker share a CPU.
 
     PYTHONPATH=$(scripts/bench_peers 3.14) scripts/py 3.14 benchmarks/bench_executor.py [--quick]
 
@@ -155,7 +158,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer items and rounds")
     ap.add_argument(
-        "--only", nargs="*", type=int, default=[1, 2, 3, 4, 5, 6], help="case numbers to run"
+        "--only", nargs="*", type=int, default=[1, 2, 3, 4, 5, 6, 7], help="case numbers to run"
     )
     ap.add_argument(
         "--watchdog", type=float, default=1800, help="dump every thread and exit after this many s"
@@ -418,6 +421,30 @@ def main():
             times,
             n_rt,
         )
+
+    if 7 in a.only:
+        # 7. round trips right after the pool idled: every pool's threads
+        # fall asleep in 50 ms, and the first task wakes one; a woken thread
+        # may land on its waker's CPU, and a pair that never sleeps again
+        # stays there (benchmarks/README.md, "co-located round trips")
+        n_idle = 1000 if a.quick else 3000
+
+        def after_idle(ex):
+            def run():
+                for _ in range(n_idle):
+                    ex.submit(abs, 1).result()
+
+            return run
+
+        def idle():
+            time.sleep(0.05)  # untimed, just before each timed run
+
+        times = rounds(
+            {k: after_idle(v) for k, v in pools.items()},
+            repeat,
+            settle={k: idle for k in pools},
+        )
+        report(f"7. {n_idle} round trips right after 50 ms idle (per round trip)", times, n_idle)
         inq.put(None)
         server.join()
         it.close()

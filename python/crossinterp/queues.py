@@ -77,16 +77,16 @@ class _Interned:
     __slots__ = ("lock", "refs")
 
     def __init__(self) -> None:
-        self.refs: dict[int, weakref.ref[Any]] = {}
+        self.refs: dict[int, weakref.ref[Queue[Any]]] = {}
         # Re-entrant: a collection that runs while it is held (an allocation
         # below) may free a queue, whose callback takes it again.
         self.lock = threading.RLock()
 
-    def get(self, qid: int) -> Any:
+    def get(self, qid: int) -> Queue[Any] | None:
         r = self.refs.get(qid)
         return None if r is None else r()
 
-    def setdefault(self, qid: int, q: Any) -> Any:
+    def setdefault(self, qid: int, q: Queue[Any]) -> Queue[Any]:
         with self.lock:
             r = self.refs.get(qid)
             old = None if r is None else r()
@@ -95,7 +95,7 @@ class _Interned:
             self.refs[qid] = weakref.ref(q, functools.partial(self._forget, qid))
             return q
 
-    def _forget(self, qid: int, r: weakref.ref[Any]) -> None:
+    def _forget(self, qid: int, r: weakref.ref[Queue[Any]]) -> None:
         # The weakref's callback: the object is gone. Only its own entry goes
         # (a new object for the same id may have replaced it meanwhile).
         with self.lock:
