@@ -67,7 +67,8 @@ def test_queue_arriving_after_its_object_died_gets_a_new_one_and_no_stale_entry(
     interp.prepare_main(q=q)  # the subinterpreter keeps the queue alive
     del q
     gc.collect()
-    assert qid not in queues._known_refs
+    dead = queues._known_refs.get(qid)
+    assert dead is None or dead() is None
     interp.exec("q.put(q)")
     interp.prepare_main(c=carrier)
     interp.exec("c.put(q)")
@@ -76,6 +77,30 @@ def test_queue_arriving_after_its_object_died_gets_a_new_one_and_no_stale_entry(
     assert queues.Queue(qid) is back
     assert back.get(timeout=5) is back
     assert queues._known_refs[qid]() is back
+
+
+def test_queue_interning_table_drops_dead_entries(interp):
+    # Entries of dead queue objects are swept as the table grows: it stays
+    # within a small multiple of the live objects, whichever side inserts.
+    alive = [queues.create() for _ in range(10)]
+    carrier = queues.create()
+    interp.prepare_main(c=carrier)
+    interp.exec("from crossinterp import queues\nkeep = []")
+    for _ in range(20):
+        # Queues made in the subinterpreter arrive here one by one (native
+        # inserts) and die here at once.
+        interp.exec("keep[:] = [queues.create() for _ in range(50)]\nfor q in keep: c.put(q)")
+        got = [carrier.get(timeout=5) for _ in range(50)]
+        assert len({id(g) for g in got}) == 50
+        del got
+        gc.collect()
+    for _ in range(200):
+        queues.create()  # Python-side inserts, dying at once
+    gc.collect()
+    live = sum(1 for r in list(queues._known_refs.values()) if r() is not None)
+    assert live >= len(alive)
+    assert len(queues._known_refs) <= 2 * max(64, live) + 64
+    assert all(queues.Queue(q.id) is q for q in alive)
 
 
 def test_queue_interning_under_threads_gives_one_object_per_id(interp):

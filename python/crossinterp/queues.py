@@ -22,7 +22,6 @@ negative timeouts raise ``ValueError``.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time  # noqa: F401  (the native put/get read `queues.time.monotonic` for timeouts)
 import weakref
@@ -68,44 +67,58 @@ _ID_LIMIT = 2**63 - 1
 class _Interned:
     """This interpreter's one ``Queue`` object per live queue id (as the stdlib
     has): ``Queue(q.id) is q``, and a queue that crosses back is the same
-    object. Weakly held: ``refs`` maps an id to a weak reference, which the
-    native side reads directly (one dict lookup and one weakref read for a
-    queue that arrives here, no Python call). Lookups take no lock (each is
-    one dict operation); adding and forgetting take ``lock``, so that on a
-    free-threaded build two threads adding the same id agree on one object."""
+    object. Weakly held: ``refs`` maps an id to a weak reference (with no
+    callback: a queue object's death runs no Python code), which the native
+    side reads and fills directly (a queue that arrives here costs a dict
+    lookup and a weakref read, or a new object and a dict insertion, and no
+    Python call). Dead entries are swept once the table has doubled since
+    the last sweep (``sweep``; the native side calls it as it inserts).
 
-    __slots__ = ("lock", "refs")
+    One rule keeps one object per id on free-threaded builds, where the
+    native side takes no lock: a missing id is filled only by an atomic
+    insert-if-absent (``dict.setdefault``, ``PyDict_SetDefaultRef``); an
+    entry that is there (alive or dead) is replaced or removed only under
+    ``lock``. The native side, finding a dead entry, comes here."""
+
+    __slots__ = ("lock", "refs", "swept")
 
     def __init__(self) -> None:
         self.refs: dict[int, weakref.ref[Queue[Any]]] = {}
-        # Re-entrant: a collection that runs while it is held (an allocation
-        # below) may free a queue, whose callback takes it again.
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()
+        self.swept = 64  # sweep when the table holds twice this many entries
 
     def get(self, qid: int) -> Queue[Any] | None:
         r = self.refs.get(qid)
         return None if r is None else r()
 
     def setdefault(self, qid: int, q: Queue[Any]) -> Queue[Any]:
+        new = weakref.ref(q)
         with self.lock:
-            r = self.refs.get(qid)
-            old = None if r is None else r()
-            if old is not None:
-                return old
-            self.refs[qid] = weakref.ref(q, functools.partial(self._forget, qid))
-            return q
+            r = self.refs.setdefault(qid, new)
+            if r is not new:
+                old = r()
+                if old is not None:
+                    return old
+                self.refs[qid] = new  # a dead entry
+        self.sweep()
+        return q
 
-    def _forget(self, qid: int, r: weakref.ref[Queue[Any]]) -> None:
-        # The weakref's callback: the object is gone. Only its own entry goes
-        # (a new object for the same id may have replaced it meanwhile).
+    def sweep(self) -> None:
+        """Drop dead entries if the table has doubled since the last sweep."""
+        if len(self.refs) < 2 * self.swept:
+            return
         with self.lock:
-            if self.refs.get(qid) is r:
-                del self.refs[qid]
+            for qid, r in list(self.refs.items()):
+                if r() is None and self.refs.get(qid) is r:
+                    del self.refs[qid]
+            self.swept = max(64, len(self.refs))
 
 
 _known = _Interned()
-#: Read by the native side (`_known.refs`): id -> weak reference.
+#: Read and filled by the native side: id -> weak reference.
 _known_refs = _known.refs
+#: Called by the native side after it inserts.
+_known_sweep = _known.sweep
 _NEW = object()  # "argument not given"
 
 

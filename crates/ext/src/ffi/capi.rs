@@ -24,6 +24,17 @@ extern "C" {
     /// classobject.h: the `self` of a bound method (borrowed).
     pub fn PyMethod_Self(m: *mut sys::PyObject) -> *mut sys::PyObject;
 
+    /// dictobject.h (3.13+): insert `default_value` under `key` if `key` is
+    /// absent, atomically (free-threaded builds too); `*result` gets a new
+    /// reference to the value now there (if `result` is not null). Returns
+    /// 1 if the key was present, 0 if inserted, -1 with an exception set.
+    pub fn PyDict_SetDefaultRef(
+        p: *mut sys::PyObject,
+        key: *mut sys::PyObject,
+        default_value: *mut sys::PyObject,
+        result: *mut *mut sys::PyObject,
+    ) -> c_int;
+
     /// dlfcn.h: a symbol of the global scope (the interpreter's own C API).
     pub fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
 }
