@@ -189,42 +189,6 @@ const MOVE_AFTER: u32 = 8;
 /// migration per thread per interval).
 #[cfg(not(loom))]
 const MOVE_INTERVAL: Duration = Duration::from_millis(10);
-#[cfg(not(loom))]
-std::thread_local! {
-    /// Yields in a row that ran another thread on this CPU, and when this
-    /// thread last moved (see [`MOVE_AFTER`]).
-    static SHARED_RUN: std::cell::Cell<(u32, Option<Instant>)> =
-        const { std::cell::Cell::new((0, None)) };
-}
-
-/// After a backoff's yield: count the yields in a row that ran another
-/// thread on this CPU, and move off it after [`MOVE_AFTER`] of them.
-#[cfg(not(loom))]
-fn shared_cpu_yield(shared: bool) {
-    SHARED_RUN.with(|c| {
-        let (run, last) = c.get();
-        if !shared {
-            c.set((0, last));
-            return;
-        }
-        let run = run + 1;
-        // Differs between threads: where this thread's slot lives.
-        let jitter = (c as *const _ as usize >> 4) as u32 % 5 * 2;
-        let due = last.is_none_or(|t| t.elapsed() >= MOVE_INTERVAL);
-        if run < MOVE_AFTER + jitter || !due {
-            c.set((run, last));
-            return;
-        }
-        crate::affinity::move_off_this_cpu();
-        c.set((0, Some(Instant::now())));
-    });
-}
-#[cfg(not(loom))]
-std::thread_local! {
-    /// The last yield of this thread's backoff took [`SHARED_CPU_YIELD`] or
-    /// more (a hint for the next backoff's busy steps: nothing else).
-    static SHARED_CPU: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
 /// How long the yielding part of the backoff lasts at first, and at least
 /// (see [`SPIN_STEPS`]).
 #[cfg(not(loom))]
@@ -237,11 +201,49 @@ const SPIN_WINDOW: Duration = Duration::from_micros(20);
 /// period up to four times this it yields for this long in every gap.
 #[cfg(not(loom))]
 const MAX_SPIN_WINDOW: Duration = Duration::from_micros(50);
+/// What this thread's backoffs carry from one blocking call to the next.
+#[cfg(not(loom))]
+#[derive(Clone, Copy)]
+struct ThreadBackoff {
+    /// The last yield took [`SHARED_CPU_YIELD`] or more (a hint for the next
+    /// backoff's busy steps: nothing else).
+    shared: bool,
+    /// Yields in a row that ran another thread on this CPU (see
+    /// [`MOVE_AFTER`]).
+    run: u32,
+    /// When this thread last moved off its CPU.
+    moved: Option<Instant>,
+    /// The yield window: [`SPIN_WINDOW`], grown and shrunk by
+    /// [`next_window`] as the blocking calls end.
+    window: Duration,
+}
+
 #[cfg(not(loom))]
 std::thread_local! {
-    /// This thread's yield window: [`SPIN_WINDOW`], grown and shrunk by
-    /// [`next_window`] as its blocking calls end.
-    static WINDOW: std::cell::Cell<Duration> = const { std::cell::Cell::new(SPIN_WINDOW) };
+    static BACKOFF: std::cell::Cell<ThreadBackoff> = const {
+        std::cell::Cell::new(ThreadBackoff { shared: false, run: 0, moved: None, window: SPIN_WINDOW })
+    };
+}
+
+#[cfg(not(loom))]
+impl ThreadBackoff {
+    /// After a yield (`shared`: it ran another thread on this CPU): count
+    /// such yields in a row and move off this CPU after [`MOVE_AFTER`] of
+    /// them (plus `jitter`), at most once per [`MOVE_INTERVAL`].
+    fn after_yield(&mut self, shared: bool, jitter: u32) {
+        self.shared = shared;
+        if !shared {
+            self.run = 0;
+            return;
+        }
+        self.run += 1;
+        let due = self.moved.is_none_or(|t| t.elapsed() >= MOVE_INTERVAL);
+        if self.run >= MOVE_AFTER + jitter && due {
+            crate::affinity::move_off_this_cpu();
+            self.run = 0;
+            self.moved = Some(Instant::now());
+        }
+    }
 }
 
 /// The yield window after a blocking call that waited `waited` (from its
@@ -309,7 +311,7 @@ impl WaitClock {
     /// make progress.
     pub(crate) fn spin(&mut self, mut ready: impl FnMut() -> bool) {
         #[cfg(not(loom))]
-        let steps = if SHARED_CPU.with(|c| c.get()) {
+        let steps = if BACKOFF.with(|c| c.get().shared) {
             SHARED_SPIN_STEPS
         } else {
             SPIN_STEPS
@@ -336,7 +338,7 @@ impl WaitClock {
         {
             // The window counts from this spin's start (a call that woke
             // and must wait again yields for a whole window again).
-            let window = WINDOW.with(|w| w.get());
+            let window = BACKOFF.with(|c| c.get().window);
             let begun = Instant::now();
             // The call's wait is timed from its first yield: a call caught
             // by the busy part reads no clock (two reads were ~50 ns of a
@@ -349,8 +351,12 @@ impl WaitClock {
                 }
                 std::thread::yield_now();
                 let shared = before.elapsed() >= SHARED_CPU_YIELD;
-                SHARED_CPU.with(|c| c.set(shared));
-                shared_cpu_yield(shared);
+                BACKOFF.with(|c| {
+                    let mut b = c.get();
+                    // 0-8 more by thread (where this thread's slot lives).
+                    b.after_yield(shared, (c as *const _ as usize >> 4) as u32 % 5 * 2);
+                    c.set(b);
+                });
             }
         }
     }
@@ -368,7 +374,11 @@ impl WaitClock {
         #[cfg(not(loom))]
         if let Some(start) = self.start {
             let waited = start.elapsed();
-            WINDOW.with(|w| w.set(next_window(w.get(), waited, self.slept)));
+            BACKOFF.with(|c| {
+                let mut b = c.get();
+                b.window = next_window(b.window, waited, self.slept);
+                c.set(b);
+            });
         }
     }
 }

@@ -141,62 +141,38 @@ impl Shared for SharedQueue {
         // way. Measured on 3.14 (`bench_crossing.py`): a queue round trip
         // 886 -> 597 ns (1.14x a small int's), `put`+`get` 260 -> 172 ns.
         let id = self.q.id();
-        if let Some(known) = known_queue(id)? {
-            return Ok(known);
-        }
-        let obj = runtime::new_subclass_instance(&QUEUE_CLASS, QueueBase(self))?;
-        if let Some(q) = add_known_queue(id, &obj)? {
-            return Ok(q);
-        }
-        // A dead entry for this id, not yet forgotten: the locked path.
-        let intern = runtime::current()?.types.import(&INTERN)?;
-        // SAFETY: attached; `intern` is held by the type table, `obj` is ours.
-        unsafe { Owned::from_new(sys::PyObject_CallOneArg(intern, obj.as_ptr())) }
-    }
-}
-
-/// This interpreter's live `Queue` object for queue `id`, if it has one.
-fn known_queue(id: u64) -> PyResult<Option<Owned>> {
-    let refs = runtime::current()?.types.import(&KNOWN_REFS)?;
-    // SAFETY: attached; `refs` is the module's dict (held by the type
-    // table), `key` a new int; PyDict_GetItemRef and PyWeakref_GetRef give
-    // strong references (or none) and are safe against concurrent changes
-    // on free-threaded builds.
-    unsafe {
-        let key = Owned::from_new(sys::PyLong_FromUnsignedLongLong(id))?;
-        let mut r = std::ptr::null_mut();
-        if sys::PyDict_GetItemRef(refs, key.as_ptr(), &mut r) < 0 {
-            return Err(PyErrSet);
-        }
-        if r.is_null() {
-            return Ok(None);
-        }
-        let r = Owned::from_new(r)?;
-        let mut obj = std::ptr::null_mut();
-        if sys::PyWeakref_GetRef(r.as_ptr(), &mut obj) < 0 {
-            return Err(PyErrSet);
-        }
-        Ok(if obj.is_null() {
-            None
-        } else {
-            Some(Owned::from_new(obj)?)
+        interned(id, || {
+            runtime::new_subclass_instance(&QUEUE_CLASS, QueueBase(self))
         })
     }
 }
 
-/// Enter `obj` (this interpreter's new `Queue` object for queue `id`) in the
-/// interning table if `id` has no entry: `obj`, or the live object another
-/// thread entered first; `None` if a dead entry is there (the caller then
-/// takes the Python path, which replaces it under the table's lock: see
-/// `_Interned` in `queues.py` for the rule that keeps one object per id).
-fn add_known_queue(id: u64, obj: &Owned) -> PyResult<Option<Owned>> {
+/// This interpreter's one `Queue` object for queue `id`: the one in the
+/// interning table, else `make()`'s, entered there if `id` has no entry (or
+/// the live object another thread entered first). A dead entry not yet
+/// swept sends the new object through `_intern`, which replaces the entry
+/// under the table's lock (`_Interned` in `queues.py` has the rule that
+/// keeps one object per id: only a missing id is filled without the lock).
+fn interned(id: u64, make: impl FnOnce() -> PyResult<Owned>) -> PyResult<Owned> {
     let types = &runtime::current()?.types;
     let refs = types.import(&KNOWN_REFS)?;
-    // SAFETY: attached; `refs` is held by the type table; every new
-    // reference below is owned by an `Owned`. A weak reference with no
-    // callback, a dict insert-if-absent: no Python code runs.
+    // SAFETY: attached; `refs` is the module's dict (held by the type
+    // table); every new reference is owned by an `Owned`. PyDict_GetItemRef,
+    // PyDict_SetDefaultRef and PyWeakref_GetRef give strong references (or
+    // none) and are atomic on free-threaded builds; a weak reference with no
+    // callback and the dict calls run no Python code.
     unsafe {
         let key = Owned::from_new(sys::PyLong_FromUnsignedLongLong(id))?;
+        let mut found = std::ptr::null_mut();
+        if sys::PyDict_GetItemRef(refs, key.as_ptr(), &mut found) < 0 {
+            return Err(PyErrSet);
+        }
+        if !found.is_null() {
+            if let Some(q) = referent(Owned::from_new(found)?)? {
+                return Ok(q);
+            }
+        }
+        let obj = make()?;
         let r = Owned::from_new(sys::PyWeakref_NewRef(obj.as_ptr(), std::ptr::null_mut()))?;
         let mut there = std::ptr::null_mut();
         let present = ffi::capi::PyDict_SetDefaultRef(refs, key.as_ptr(), r.as_ptr(), &mut there);
@@ -211,16 +187,30 @@ fn add_known_queue(id: u64, obj: &Owned) -> PyResult<Option<Owned>> {
                 let sweep = types.import(&KNOWN_SWEEP)?;
                 drop(Owned::from_new(sys::PyObject_CallNoArgs(sweep))?);
             }
-            return Ok(Some(Owned::from_borrowed(obj.as_ptr())));
+            return Ok(obj);
         }
-        let mut live = std::ptr::null_mut();
-        if sys::PyWeakref_GetRef(there.as_ptr(), &mut live) < 0 {
+        if let Some(q) = referent(there)? {
+            return Ok(q);
+        }
+        let intern = types.import(&INTERN)?;
+        Owned::from_new(sys::PyObject_CallOneArg(intern, obj.as_ptr()))
+    }
+}
+
+/// The live object of weak reference `r`, if any.
+fn referent(r: Owned) -> PyResult<Option<Owned>> {
+    let mut obj = std::ptr::null_mut();
+    // SAFETY: attached; `r` is a live weak reference; GetRef gives a new
+    // reference or null.
+    unsafe {
+        if sys::PyWeakref_GetRef(r.as_ptr(), &mut obj) < 0 {
             return Err(PyErrSet);
         }
-        if live.is_null() {
-            return Ok(None);
-        }
-        Ok(Some(Owned::from_new(live)?))
+        Ok(if obj.is_null() {
+            None
+        } else {
+            Some(Owned::from_new(obj)?)
+        })
     }
 }
 
