@@ -24,7 +24,7 @@ use std::time::Instant;
 
 #[path = "support/loom_model.rs"]
 mod loom_model;
-use loom_model::{model, Outcomes};
+use loom_model::{model, spawn_with, Outcomes};
 
 fn never() -> impl FnMut() -> bool {
     || false
@@ -54,15 +54,9 @@ fn put_get_wakeup() {
     model("put_get_wakeup", Some(2), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
-            .map(|_| {
-                let q = q.clone();
-                thread::spawn(move || q.get(None, &mut never()).unwrap())
-            })
+            .map(|_| spawn_with(&q, move |q| q.get(None, &mut never()).unwrap()))
             .collect();
-        let putter = {
-            let q = q.clone();
-            thread::spawn(move || q.try_put(1).unwrap())
-        };
+        let putter = spawn_with(&q, move |q| q.try_put(1).unwrap());
         o.hit(BLOCKED[q.blocked_getters()]);
         q.put(2, None, &mut never()).unwrap();
         putter.join().unwrap();
@@ -136,10 +130,7 @@ fn close_wakes_blocked_getter() {
     model("close_wakes_blocked_getter", Some(2), move || {
         let q = Queue::new(0);
         let getters: Vec<_> = (0..2)
-            .map(|_| {
-                let q = q.clone();
-                thread::spawn(move || q.get(None, &mut never()))
-            })
+            .map(|_| spawn_with(&q, move |q| q.get(None, &mut never())))
             .collect();
         q.try_put(7).unwrap();
         o.hit(BLOCKED[q.blocked_getters()]);
@@ -173,10 +164,7 @@ fn bounded_put_waits_for_get() {
         q.try_put(1).unwrap();
         let putters: Vec<_> = [2, 3]
             .into_iter()
-            .map(|i| {
-                let q = q.clone();
-                thread::spawn(move || q.put(i, None, &mut never()))
-            })
+            .map(|i| spawn_with(&q, move |q| q.put(i, None, &mut never())))
             .collect();
         o.hit(BLOCKED[q.blocked_putters()]);
         assert_eq!(q.get(None, &mut never()), Ok(1));
@@ -242,10 +230,7 @@ fn put_vs_sleeping_getter_flag() {
     let o = out.clone();
     model("put_vs_sleeping_getter_flag", Some(3), move || {
         let q = Queue::new(0);
-        let getter = {
-            let q = q.clone();
-            thread::spawn(move || q.get(None, &mut never()).unwrap())
-        };
+        let getter = spawn_with(&q, move |q| q.get(None, &mut never()).unwrap());
         o.hit(BLOCKED[q.blocked_getters()]);
         q.try_put(5).unwrap();
         assert_eq!(getter.join().unwrap(), 5);
@@ -266,10 +251,7 @@ fn get_vs_sleeping_putter_flag() {
     model("get_vs_sleeping_putter_flag", Some(3), move || {
         let q = Queue::new(1);
         q.try_put(1).unwrap();
-        let putter = {
-            let q = q.clone();
-            thread::spawn(move || q.put(2, None, &mut never()))
-        };
+        let putter = spawn_with(&q, move |q| q.put(2, None, &mut never()));
         o.hit(BLOCKED[q.blocked_putters()]);
         assert_eq!(q.try_get(), Ok(1));
         assert_eq!(putter.join().unwrap(), Ok(()));
@@ -292,10 +274,7 @@ fn remove_where_vs_fast_put() {
         let q = Queue::new(0);
         q.try_put(1).unwrap();
         q.try_put(2).unwrap();
-        let putter = {
-            let q = q.clone();
-            thread::spawn(move || q.try_put(3).unwrap())
-        };
+        let putter = spawn_with(&q, move |q| q.try_put(3).unwrap());
         let removed = q.remove_where(|&x| x == 1 || x == 3);
         putter.join().unwrap();
         let rest = q.drain();
@@ -358,10 +337,7 @@ fn close_vs_fast_put() {
     let o = out.clone();
     model("close_vs_fast_put", Some(3), move || {
         let q = Queue::new(0);
-        let putter = {
-            let q = q.clone();
-            thread::spawn(move || q.try_put(1))
-        };
+        let putter = spawn_with(&q, move |q| q.try_put(1));
         assert!(q.close());
         let got = q.try_get();
         match putter.join().unwrap() {
@@ -590,10 +566,7 @@ fn async_watch_then_retry_vs_put() {
     let o = out.clone();
     model("async_watch_then_retry_vs_put", None, move || {
         let q = Queue::new(0);
-        let putter = {
-            let q = q.clone();
-            thread::spawn(move || q.try_put(1).unwrap())
-        };
+        let putter = spawn_with(&q, move |q| q.try_put(1).unwrap());
         let f = flag();
         q.watch(crossinterp_core::Side::Get, f.clone());
         match q.try_get() {

@@ -19,7 +19,7 @@ use loom::thread;
 
 #[path = "support/loom_model.rs"]
 mod loom_model;
-use loom_model::{model, Outcomes};
+use loom_model::{model, spawn_with, Outcomes};
 
 /// A push and a pop on the same slot: the 2-slot ring holds item 0 (slot 0)
 /// when a putter pushes 1 (slot 1) and 2 (slot 0 again, position 2) while the
@@ -77,10 +77,7 @@ fn pop_sees_in_flight_push_not_empty() {
         let q = Queue::new(0);
         let done = std::sync::Arc::new(AtomicBool::new(false));
         let mut got = Vec::new();
-        let first = {
-            let q = q.clone();
-            thread::spawn(move || q.try_put(1).unwrap())
-        };
+        let first = spawn_with(&q, move |q| q.try_put(1).unwrap());
         let second = {
             let (q, done) = (q.clone(), done.clone());
             thread::spawn(move || {
@@ -173,14 +170,8 @@ fn exclusive_vs_fast_put() {
         let q = Queue::new(0);
         q.try_put(1).unwrap();
         q.try_put(2).unwrap();
-        let putter = {
-            let q = q.clone();
-            thread::spawn(move || q.try_put(3).unwrap())
-        };
-        let getter = {
-            let q = q.clone();
-            thread::spawn(move || q.try_get().unwrap())
-        };
+        let putter = spawn_with(&q, move |q| q.try_put(3).unwrap());
+        let getter = spawn_with(&q, move |q| q.try_get().unwrap());
         q.for_each_mut(|x| *x += 10);
         putter.join().unwrap();
         let got = getter.join().unwrap();

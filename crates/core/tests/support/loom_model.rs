@@ -31,6 +31,18 @@ where
     );
 }
 
+/// Run `f` on a new loom thread with its own clone of `shared` (a queue, a
+/// map, …): the `let q = q.clone(); thread::spawn(move || …)` of every model.
+pub fn spawn_with<S, R, F>(shared: &S, f: F) -> loom::thread::JoinHandle<R>
+where
+    S: Clone + Send + 'static,
+    R: Send + 'static,
+    F: FnOnce(S) -> R + Send + 'static,
+{
+    let s = shared.clone();
+    loom::thread::spawn(move || f(s))
+}
+
 /// Which outcomes a model reached, across all its executions: each model names
 /// its possible outcomes and asserts at the end that it reached every one, so
 /// a model cannot silently stop exercising the race it is named after.
