@@ -454,3 +454,32 @@ def test_dict_with_other_items_after_common_ones_keeps_its_order(interp):
             if k != "tail":
                 assert got[k] == v and type(got[k]) is type(v)
         assert type(got["tail"]) is type(tail)
+
+
+def test_large_containers_in_flight_and_reused_buffers_keep_their_values(interp):
+    """Large containers' streams come from a small pool of kept buffers: more
+    of them in flight at once than the pool keeps, then one after another
+    (each reusing a buffer a larger or smaller value used before), flat and
+    nested, in this interpreter and in another, each arrives whole."""
+
+    def values(seed):
+        return [
+            {f"k{seed}-{i}": i * seed for i in range(6000)},
+            list(range(seed, seed + 5000)),
+            [[seed, i] for i in range(4500)],
+            {i: str(i + seed) for i in range(9000)},
+            list(range(seed, seed + 4096)),
+        ]
+
+    q = _q()
+    batches = [values(s) for s in (1, 2, 3)]
+    for batch in batches:  # 15 in flight at once
+        for v in batch:
+            q.put(v)
+    for batch in batches:
+        for v in batch:
+            assert q.get(timeout=10) == v
+    for seed in range(4, 12):  # one at a time: every buffer reused
+        for v in values(seed):
+            assert _through_queue(v) == v
+    assert interp.call(helpers.identity, values(99)) == values(99)
