@@ -256,6 +256,11 @@ def main():
                 for _ in range(n_cont):
                     proc.submit(ident, v).result()
 
+            # Untimed: each path once with this value (the first round paid
+            # for first-time work, a spread of thousands of percent).
+            ours.submit(ident, value).result()
+            pickle.loads(ours.submit(via_pickle, pickle.dumps(value, protocol=5)).result())
+            proc.submit(ident, value).result()
             times = rounds(
                 {
                     "crossinterp": native,
