@@ -126,6 +126,21 @@ def hammer_queue(q, pid, n, batch):
     return tuple(got)
 
 
+def hammer_big(q, pid, n):
+    """Put n large containers (streams from the encoder's buffer pool), each
+    getting one back from the same queue; every one got is checked whole.
+    Returns the (pid, seq) of what was got."""
+    got = []
+    for seq in range(n):
+        q.put({"id": (pid, seq), "data": list(range(seq, seq + 5000))}, timeout=60)
+        item = q.get(timeout=60)
+        p, s = item["id"]
+        if item["data"] != list(range(s, s + 5000)):
+            raise AssertionError(f"item {(p, s)} arrived changed")
+        got.append((p, s))
+    return tuple(got)
+
+
 def touch_buffer(buf, rounds):
     for _ in range(rounds):
         with memoryview(buf) as mv:

@@ -81,6 +81,48 @@ def test_send_recv_rendezvous_storm_small():
     _rendezvous_storm(stress_threads(3), stress_iterations(200))
 
 
+def _stream_pool_storm(n_interps, n_threads_main, n):
+    # Large containers take their stream buffers from one process-wide pool
+    # and give them back when the receiver drops them: taken and given by
+    # every thread and interpreter at once, no buffer may be handed to two
+    # conversions or come back holding another one's bytes.
+    q = Queue()
+    its = [interpreters.create() for _ in range(n_interps)]
+    results, errors = {}, []
+
+    def run(key, fn, *args):
+        try:
+            results[key] = fn(*args)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=run, args=(("i", k), it.call, helpers.hammer_big, q, k, n))
+        for k, it in enumerate(its)
+    ] + [
+        threading.Thread(target=run, args=(("t", k), helpers.hammer_big, q, 100 + k, n))
+        for k in range(n_threads_main)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for it in its:
+        it.close()
+    assert errors == []
+    got = sorted(x for v in results.values() for x in v)
+    expected = sorted(
+        [(k, s) for k in range(n_interps) for s in range(n)]
+        + [(100 + k, s) for k in range(n_threads_main) for s in range(n)]
+    )
+    assert got == expected  # every item got exactly once, whole
+    assert q.empty()
+
+
+def test_stream_pool_take_give_storm_small():
+    _stream_pool_storm(stress_threads(3), stress_threads(3), stress_iterations(100))
+
+
 def _export_release_storm(n_interps, rounds):
     buf = SharedBuffer(64)
     its = [interpreters.create() for _ in range(n_interps)]
@@ -115,6 +157,9 @@ if LARGE:
 
     def test_send_recv_rendezvous_storm_large():
         _rendezvous_storm(stress_threads(6), stress_iterations(3000))
+
+    def test_stream_pool_take_give_storm_large():
+        _stream_pool_storm(stress_threads(6), stress_threads(6), stress_iterations(2000))
 
     def test_export_release_storm_large():
         _export_release_storm(stress_threads(6), stress_iterations(20000))
