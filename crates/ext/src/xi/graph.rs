@@ -77,7 +77,7 @@ use std::ffi::c_char;
 /// 87 page faults per copy without a pool, none with it; put 100 -> 68 us,
 /// get 364 -> 259 us, drop 107 -> 75 us. The pool is small and bounded
 /// (buffers from [`POOL_FROM_BYTES`] to [`POOL_UP_TO_BYTES`], at most
-/// [`POOL_MAX`] of them), so at most a few MiB stay reserved.
+/// [`POOL_MAX`] of them), so at most 16 MiB stay reserved.
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 /// A container of this many items or more takes its buffer from [`POOL`].
 const POOL_FROM_ITEMS: usize = 4096;
