@@ -123,6 +123,50 @@ def test_stream_pool_take_give_storm_small():
     _stream_pool_storm(stress_threads(3), stress_threads(3), stress_iterations(100))
 
 
+def _dead_entry_replace_storm(n_threads, rounds):
+    # A queue whose last object here died leaves a dead entry in this
+    # interpreter's interning table; threads receiving that queue at once
+    # each make an object and race to replace the entry (the native side,
+    # under the table's lock): all of them must end with the one object.
+    import gc
+
+    from crossinterp import queues
+
+    it = interpreters.create()
+    carrier = queues.create()
+    it.prepare_main(c=carrier)
+    barrier = threading.Barrier(n_threads)
+    try:
+        for _ in range(rounds):
+            q = queues.create()
+            qid = q.id
+            it.prepare_main(q=q)  # the subinterpreter keeps the queue alive
+            del q
+            gc.collect()
+            it.exec(f"for _ in range({n_threads}): c.put(q)")
+            got = []
+
+            def take():
+                barrier.wait()
+                got.append(carrier.get(timeout=30))
+
+            ts = [threading.Thread(target=take) for _ in range(n_threads)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            assert len(got) == n_threads
+            assert all(g is got[0] for g in got), "two objects for one queue"
+            assert got[0].id == qid
+            assert queues.Queue(qid) is got[0]
+    finally:
+        it.close()
+
+
+def test_dead_entry_replace_storm_small():
+    _dead_entry_replace_storm(stress_threads(4), stress_iterations(50))
+
+
 def _export_release_storm(n_interps, rounds):
     buf = SharedBuffer(64)
     its = [interpreters.create() for _ in range(n_interps)]
@@ -160,6 +204,9 @@ if LARGE:
 
     def test_stream_pool_take_give_storm_large():
         _stream_pool_storm(stress_threads(6), stress_threads(6), stress_iterations(2000))
+
+    def test_dead_entry_replace_storm_large():
+        _dead_entry_replace_storm(stress_threads(8), stress_iterations(1000))
 
     def test_export_release_storm_large():
         _export_release_storm(stress_threads(6), stress_iterations(20000))

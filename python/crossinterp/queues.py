@@ -78,7 +78,8 @@ class _Interned:
     native side takes no lock: a missing id is filled only by an atomic
     insert-if-absent (``dict.setdefault``, ``PyDict_SetDefaultRef``); an
     entry that is there (alive or dead) is replaced or removed only under
-    ``lock``. The native side, finding a dead entry, comes here."""
+    ``lock``. The native side, finding a dead entry, replaces it under
+    ``lock`` too (``_known_acquire``/``_known_release``)."""
 
     __slots__ = ("lock", "refs", "swept")
 
@@ -119,6 +120,9 @@ _known = _Interned()
 _known_refs = _known.refs
 #: Called by the native side after it inserts.
 _known_sweep = _known.sweep
+#: The table's lock, for the native side's replacement of a dead entry.
+_known_acquire = _known.lock.acquire
+_known_release = _known.lock.release
 _NEW = object()  # "argument not given"
 
 
@@ -252,12 +256,6 @@ def _create(cls: type[Queue[Any]], maxsize: object, unbounditems: object) -> Que
         raise OverflowError(f"maxsize must be >= {-_ID_LIMIT}, got {size}")
     code = _policy_code(unbounditems)
     q = _native.QueueBase.__new__(cls, size, code)
-    return _known.setdefault(q.id, q)
-
-
-def _intern(q: Queue[Any]) -> Queue[Any]:
-    """This interpreter's one object for ``q``'s queue (the native side calls
-    this for each queue that arrives here)."""
     return _known.setdefault(q.id, q)
 
 
