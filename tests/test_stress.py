@@ -3,12 +3,13 @@ by default; the `_large` ones exist only with CROSSINTERP_LARGE=1. Thread
 counts and iteration counts follow CROSSINTERP_STRESS_THREADS and
 CROSSINTERP_STRESS_SCALE (conftest.py; `make soak` varies them)."""
 
+import gc
 import threading
 
 import helpers
 from conftest import LARGE, stress_iterations, stress_threads
 
-from crossinterp import SharedBuffer, interpreters
+from crossinterp import SharedBuffer, interpreters, queues
 from crossinterp.channels import Channel
 from crossinterp.queues import Queue
 
@@ -128,10 +129,6 @@ def _dead_entry_replace_storm(n_threads, rounds):
     # interpreter's interning table; threads receiving that queue at once
     # each make an object and race to replace the entry (the native side,
     # under the table's lock): all of them must end with the one object.
-    import gc
-
-    from crossinterp import queues
-
     it = interpreters.create()
     carrier = queues.create()
     it.prepare_main(c=carrier)
@@ -146,7 +143,7 @@ def _dead_entry_replace_storm(n_threads, rounds):
             it.exec(f"for _ in range({n_threads}): c.put(q)")
             got = []
 
-            def take():
+            def take(got=got):
                 barrier.wait()
                 got.append(carrier.get(timeout=30))
 
