@@ -198,6 +198,7 @@ class _FunctionCache:
 # at run time, never disable it: True stays true).
 _GIL: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 _DONE = frozenset({_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED})
+_FINISHED = _base.FINISHED
 _INIT_FAILED = "A worker initializer failed, the interpreter pool is not usable anymore"
 # A reply that is no task's: makes the thread getting replies look again at
 # what it waits for (a future completed or cancelled by another thread).
@@ -293,6 +294,12 @@ class _Future[T](_base.Future[T]):
     def result(self, timeout: float | None = None) -> T:
         if self._state not in _DONE:
             self._hub.drive(self, timeout)
+        # Finished with a value (the common case): that value, without the
+        # base class's lock (300 -> 35 ns on 3.14). A finished future's state
+        # and result never change again, and this thread either completed it
+        # (as the collector) or saw it done after the collector's lock.
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # type: ignore[no-any-return]
         return super().result(0)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
