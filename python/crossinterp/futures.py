@@ -299,7 +299,7 @@ class _Future[T](_base.Future[T]):
         # and result never change again, and this thread either completed it
         # (as the collector) or saw it done after the collector's lock.
         if self._state == _FINISHED and self._exception is None:
-            return self._result  # type: ignore[no-any-return]
+            return self._result  # type: ignore[return-value]  # FINISHED, no exception: a T
         return super().result(0)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
