@@ -463,6 +463,16 @@ for it in its:
 """
 
 
+# The replacement is installed on GIL builds only: a free-threaded 3.13 has
+# no public way to stop its other threads while their frames are read, and
+# CPython's own version (which does) still makes frame objects of other
+# interpreters' running frames. There the sampler below can crash the
+# process in CPython's code (seen once in about 30 runs on 3.13t): a known
+# limitation (docs/guide.md), not something this test could check.
+@pytest.mark.skipif(
+    sys.version_info[:2] == (3, 13) and not sys._is_gil_enabled(),
+    reason="3.13t: sys._current_frames() is CPython's own (no workaround on free-threaded 3.13)",
+)
 def test_current_frames_sampled_while_subinterpreters_run():
     r = run_script(
         SAMPLER
