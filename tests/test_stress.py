@@ -14,24 +14,24 @@ from crossinterp.channels import Channel
 from crossinterp.queues import Queue
 
 
-def _put_get_storm(n_interps, n_threads_main, n):
-    # Room for every worker's batch: all workers blocked in put at once (a
-    # full queue nobody drains) would be a deadlock of the test, not a race.
-    q = Queue(maxsize=8 * (n_interps + n_threads_main))
+def _storm_from_everywhere(q, n_interps, n_threads_main, n, hammer, *args):
+    """Run ``hammer(q, pid, n, *args)`` in ``n_interps`` subinterpreters (pids
+    0...) and ``n_threads_main`` threads of this one (pids 100...) at once;
+    assert that every (pid, seq) was got exactly once and the queue is empty."""
     its = [interpreters.create() for _ in range(n_interps)]
     results, errors = {}, []
 
-    def run(key, fn, *args):
+    def run(key, fn, *fargs):
         try:
-            results[key] = fn(*args)
+            results[key] = fn(*fargs)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
     threads = [
-        threading.Thread(target=run, args=(("i", k), it.call, helpers.hammer_queue, q, k, n, 8))
+        threading.Thread(target=run, args=(("i", k), it.call, hammer, q, k, n, *args))
         for k, it in enumerate(its)
     ] + [
-        threading.Thread(target=run, args=(("t", k), helpers.hammer_queue, q, 100 + k, n, 8))
+        threading.Thread(target=run, args=(("t", k), hammer, q, 100 + k, n, *args))
         for k in range(n_threads_main)
     ]
     for t in threads:
@@ -48,6 +48,13 @@ def _put_get_storm(n_interps, n_threads_main, n):
     )
     assert got == expected  # every item got exactly once
     assert q.empty()
+
+
+def _put_get_storm(n_interps, n_threads_main, n):
+    # Room for every worker's batch: all workers blocked in put at once (a
+    # full queue nobody drains) would be a deadlock of the test, not a race.
+    q = Queue(maxsize=8 * (n_interps + n_threads_main))
+    _storm_from_everywhere(q, n_interps, n_threads_main, n, helpers.hammer_queue, 8)
 
 
 def test_put_get_storm_across_interpreters_and_threads_small():
@@ -86,38 +93,9 @@ def _stream_pool_storm(n_interps, n_threads_main, n):
     # Large containers take their stream buffers from one process-wide pool
     # and give them back when the receiver drops them: taken and given by
     # every thread and interpreter at once, no buffer may be handed to two
-    # conversions or come back holding another one's bytes.
-    q = Queue()
-    its = [interpreters.create() for _ in range(n_interps)]
-    results, errors = {}, []
-
-    def run(key, fn, *args):
-        try:
-            results[key] = fn(*args)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-
-    threads = [
-        threading.Thread(target=run, args=(("i", k), it.call, helpers.hammer_big, q, k, n))
-        for k, it in enumerate(its)
-    ] + [
-        threading.Thread(target=run, args=(("t", k), helpers.hammer_big, q, 100 + k, n))
-        for k in range(n_threads_main)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for it in its:
-        it.close()
-    assert errors == []
-    got = sorted(x for v in results.values() for x in v)
-    expected = sorted(
-        [(k, s) for k in range(n_interps) for s in range(n)]
-        + [(100 + k, s) for k in range(n_threads_main) for s in range(n)]
-    )
-    assert got == expected  # every item got exactly once, whole
-    assert q.empty()
+    # conversions or come back holding another one's bytes (hammer_big
+    # checks every item whole).
+    _storm_from_everywhere(Queue(), n_interps, n_threads_main, n, helpers.hammer_big)
 
 
 def test_stream_pool_take_give_storm_small():

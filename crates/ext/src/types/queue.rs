@@ -156,10 +156,10 @@ impl Shared for SharedQueue {
 /// swept (the queue's last object here died, as after every
 /// `Interpreter.call` that passed it) is replaced under the table's lock
 /// (`_Interned` in `queues.py` has the rule that keeps one object per id:
-/// only a missing id is filled without the lock). Measured on 3.14
-/// (`bench_crossing.py --quick`, `Interpreter.call(echo, queue)`): 1,257-1,290
-/// -> 971-1,010 ns (2.2x -> 1.7x a small int's)
-/// with the replacement made here rather than by a call into `queues.py`.
+/// only a missing id is filled without the lock). Replaced here rather than
+/// by a call into `queues.py`, measured on 3.14 (`bench_crossing.py
+/// --quick`, `Interpreter.call(echo, queue)`): 1,257-1,290 -> 971-1,010 ns
+/// (2.2x -> 1.7x a small int's).
 fn interned(id: u64, make: impl FnOnce() -> PyResult<Owned>) -> PyResult<Owned> {
     let types = &runtime::current()?.types;
     let refs = types.import(&KNOWN_REFS)?;
@@ -170,14 +170,8 @@ fn interned(id: u64, make: impl FnOnce() -> PyResult<Owned>) -> PyResult<Owned> 
     // callback and the dict calls run no Python code.
     unsafe {
         let key = Owned::from_new(sys::PyLong_FromUnsignedLongLong(id))?;
-        let mut found = std::ptr::null_mut();
-        if sys::PyDict_GetItemRef(refs, key.as_ptr(), &mut found) < 0 {
-            return Err(PyErrSet);
-        }
-        if !found.is_null() {
-            if let Some(q) = referent(Owned::from_new(found)?)? {
-                return Ok(q);
-            }
+        if let Some(q) = live_entry(refs, &key)? {
+            return Ok(q);
         }
         let obj = make()?;
         let r = Owned::from_new(sys::PyWeakref_NewRef(obj.as_ptr(), std::ptr::null_mut()))?;
@@ -205,14 +199,8 @@ fn interned(id: u64, make: impl FnOnce() -> PyResult<Owned>) -> PyResult<Owned> 
         let release = types.import(&KNOWN_RELEASE)?;
         drop(Owned::from_new(sys::PyObject_CallNoArgs(acquire))?);
         let replaced = (|| {
-            let mut cur = std::ptr::null_mut();
-            if sys::PyDict_GetItemRef(refs, key.as_ptr(), &mut cur) < 0 {
-                return Err(PyErrSet);
-            }
-            if !cur.is_null() {
-                if let Some(q) = referent(Owned::from_new(cur)?)? {
-                    return Ok(q);
-                }
+            if let Some(q) = live_entry(refs, &key)? {
+                return Ok(q);
             }
             if sys::PyDict_SetItem(refs, key.as_ptr(), r.as_ptr()) < 0 {
                 return Err(PyErrSet);
@@ -235,6 +223,26 @@ fn interned(id: u64, make: impl FnOnce() -> PyResult<Owned>) -> PyResult<Owned> 
             sys::PyErr_SetRaisedException(exc);
         }
         replaced
+    }
+}
+
+/// The live object table `refs` holds for `key`, if any (no entry, or a
+/// dead one: `None`).
+///
+/// # Safety
+/// Attached; `refs` is the interning table (a live dict of weak references).
+unsafe fn live_entry(refs: *mut sys::PyObject, key: &Owned) -> PyResult<Option<Owned>> {
+    let mut found = std::ptr::null_mut();
+    // SAFETY: attached; GetItemRef gives a new reference or none, and runs no
+    // Python code for an int key.
+    unsafe {
+        if sys::PyDict_GetItemRef(refs, key.as_ptr(), &mut found) < 0 {
+            return Err(PyErrSet);
+        }
+        if found.is_null() {
+            return Ok(None);
+        }
+        referent(Owned::from_new(found)?)
     }
 }
 
