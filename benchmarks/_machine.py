@@ -237,6 +237,76 @@ def fmt_idle(idle: Idle | None) -> str:
     return f"{idle.free * 100:.0f}%"
 
 
+class Placement:
+    """Where a multi-threaded benchmark's threads run, and whether they ran
+    at once.
+
+    With ``pin`` (the default of the thread benchmarks), the i-th thread of
+    a run binds itself to the i-th CPU this process may use (round robin,
+    ``os.sched_setaffinity`` on the calling thread), so that N threads of a
+    row run on N CPUs: on the 2-vCPU VM these figures come from, the
+    scheduler kept both threads of a run on one vCPU in some runs and not in
+    others (its kernel carries a CPU-packing option), and the 2-thread rows
+    then measured time slicing, not the structures; every implementation in
+    a run is placed the same way.
+
+    Either way each run records its *parallelism*: the CPU time of all its
+    threads over the wall time of the run (``time.thread_time``), about N
+    when N threads ran at once and about 1 when they took turns; the tables
+    print the lowest of a row's rounds as ``par``. With ``pin``, the clock of
+    a run starts once all its threads are running (:meth:`all_running`)."""
+
+    def __init__(self, pin: bool = True) -> None:
+        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.pin = bool(pin and self.cpus and hasattr(os, "sched_setaffinity"))
+        self.last = float("nan")
+
+    def enter(self, index: int) -> None:
+        """Called by the ``index``-th thread of a run before it starts."""
+        if self.pin:
+            os.sched_setaffinity(0, {self.cpus[index % len(self.cpus)]})
+
+    @staticmethod
+    def start_line() -> list:
+        """The shared state of one run's :meth:`all_running`."""
+        import threading
+
+        return [0, threading.Lock()]
+
+    def all_running(self, line: list, threads: int) -> None:
+        """Called by each thread of a run after its barrier: spin until all
+        ``threads`` of the run are running. A thread woken from the barrier on
+        a halted vCPU can start milliseconds after the others (the VM wakes
+        it through the host), which a short run would count as its own time;
+        with pinned threads, spinning costs nobody a CPU."""
+        with line[1]:
+            line[0] += 1
+        # Not on a GIL build: the spinner would hold the GIL the others need.
+        if self.pin and not getattr(sys, "_is_gil_enabled", lambda: True)():
+            while line[0] < threads:
+                pass
+
+    def record(self, cpu_seconds: list[float], wall: float) -> float:
+        """A run's parallelism from its threads' CPU times; kept in ``last``."""
+        self.last = sum(cpu_seconds) / wall if wall > 0 else float("nan")
+        return self.last
+
+    def describe(self) -> str:
+        if self.pin:
+            return (f"threads pinned one per CPU (of {len(self.cpus)}; --no-pin: where the "
+                    "scheduler puts them); par = CPU time of a run's threads / its wall time, "
+                    "lowest round (about N when N threads ran at once)")
+        return ("threads where the scheduler puts them (--no-pin); par = CPU time of a run's "
+                "threads / its wall time, lowest round (about N when N threads ran at once)")
+
+
+def fmt_par(xs: list[float] | None) -> str:
+    """A ``par`` cell: the lowest parallelism over a row's rounds."""
+    if not xs:
+        return "n/a"
+    return f"{min(xs):.2f}"
+
+
 def python_build() -> str:
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     return f"Python {sys.version.split()[0]} ({'GIL' if gil else 'free-threaded'} build)"

@@ -43,6 +43,13 @@ Ratio = ours ops/s / peer ops/s (>= 1: ours is faster). With 1 and 2
 threads, a last table gives each implementation's scaling from 1 to 2 threads
 (ops/s with 2 / ops/s with 1; issue 14 asks >= 1.6x of ours for reads and
 ``reduce_count``).
+
+Each thread of a run is pinned to a CPU of its own (``--no-pin``: left to
+the scheduler), and every row prints ``par``, how many of its threads ran
+at once (``_machine.Placement``): on the 2-vCPU VM these figures come from,
+the scheduler kept both threads on one vCPU in some runs, which made the
+1 -> 2 thread scaling of every implementation bimodal (about 1x in those
+runs, 1.7-2x in the others).
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ import sys
 import threading
 import time
 
-from _machine import Meter, fmt_idle, fmt_spread, footer, header
+from _machine import Meter, Placement, fmt_idle, fmt_par, fmt_spread, footer, header
 
 from crossinterp import AtomicDict
 
@@ -71,6 +78,7 @@ except ImportError:
 NKEYS = 1024
 VOCAB = 5000
 BATCH = 4096
+PLACE = Placement()
 
 
 def run_threads(nthreads: int, target, args_per_thread) -> float:
@@ -89,8 +97,11 @@ def run_threads(nthreads: int, target, args_per_thread) -> float:
     errors = []
     starts: list[float] = []
     ends: list[float] = []
+    cpu: list[float] = []
+    running = PLACE.start_line()
 
-    def body(prepare, args):
+    def body(i, prepare, args):
+        PLACE.enter(i)
         try:
             own = prepare()
         except BaseException as e:  # noqa: BLE001 - re-raised below
@@ -101,21 +112,26 @@ def run_threads(nthreads: int, target, args_per_thread) -> float:
             barrier.wait()
         except threading.BrokenBarrierError:
             return
+        PLACE.all_running(running, nthreads)
         starts.append(time.perf_counter())
+        c0 = time.thread_time()
         try:
             target(*args, *own)
         except BaseException as e:  # noqa: BLE001 - re-raised below
             errors.append(e)
+        cpu.append(time.thread_time() - c0)
         ends.append(time.perf_counter())
 
-    ts = [threading.Thread(target=body, args=(a[0], a[1:])) for a in args_per_thread]
+    ts = [threading.Thread(target=body, args=(i, a[0], a[1:])) for i, a in enumerate(args_per_thread)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
     if errors:
         raise errors[0]
-    return max(ends) - min(starts)
+    wall = max(ends) - min(starts)
+    PLACE.record(cpu, wall)
+    return wall
 
 
 # ---------------------------------------------------------------- 90/10
@@ -321,12 +337,14 @@ def wordcount_cases(nthreads: int, nwords: int, want: collections.Counter) -> di
 
 
 SPREAD: dict = {}  # name -> every round of the last interleaved() call
+PAR: dict = {}  # name -> every round's parallelism (Placement) of the last interleaved() call
 IDLE: list = [None]  # the idle fraction while the last interleaved() call ran
 
 
 def interleaved(cases: dict, rounds: int) -> dict:
     live = {k: v for k, v in cases.items() if v is not None}
     res = {k: [] for k in live}
+    par = {k: [] for k in live}
     meter = None
     for r in range(rounds + 1):
         if r == 1:
@@ -335,9 +353,12 @@ def interleaved(cases: dict, rounds: int) -> dict:
             rate = run()
             if r:  # round 0 warms up (imports, allocator, caches)
                 res[name].append(rate)
+                par[name].append(PLACE.last)
     IDLE[0] = meter.stop() if meter is not None else None
     SPREAD.clear()
     SPREAD.update(res)
+    PAR.clear()
+    PAR.update(par)
     return {k: (statistics.median(res[k]) if k in res else None) for k in cases}
 
 
@@ -347,7 +368,7 @@ def fmt_rate(r: float) -> str:
 
 def report(title: str, ours_name: str, best: dict, rows: list, nthreads: int, label: str):
     print(f"\n  {title} (idle {fmt_idle(IDLE[0])})")
-    print(f"    {'':<46}{'ops/s':>12}{'ours/peer':>12}{'spread':>8}   rounds min..max")
+    print(f"    {'':<46}{'ops/s':>12}{'ours/peer':>12}{'spread':>8}{'par':>6}   rounds min..max")
     ours = best[ours_name]
     for name, rate in best.items():
         if rate is None:
@@ -356,7 +377,8 @@ def report(title: str, ours_name: str, best: dict, rows: list, nthreads: int, la
         ratio = "" if name == ours_name else f"{ours / rate:.2f}x"
         lo, hi = min(SPREAD[name]), max(SPREAD[name])
         spread = f"{fmt_rate(lo)}..{fmt_rate(hi)}"
-        print(f"    {name:<46}{fmt_rate(rate):>12}{ratio:>12}{fmt_spread(SPREAD[name]):>8}   {spread}")
+        print(f"    {name:<46}{fmt_rate(rate):>12}{ratio:>12}{fmt_spread(SPREAD[name]):>8}"
+              f"{fmt_par(PAR[name]):>6}   {spread}")
     for peer in ("cereggii", "ft_utils"):
         name = next(n for n in best if n.startswith(peer))
         rate = best[name]
@@ -372,13 +394,17 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="3 rounds, smaller inputs (~20 s)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--no-pin", action="store_true", help="leave the threads where the scheduler puts them")
     a = p.parse_args()
+    global PLACE
+    PLACE = Placement(pin=not a.no_pin)
     rounds = 3 if a.quick else 7
     nops = 100_000 if a.quick else 1_000_000
     nwords = 200_000 if a.quick else 2_000_000
 
     header("crossinterp AtomicDict vs cereggii AtomicDict, ft_utils ConcurrentDict")
     print(f"median of {rounds} interleaved rounds (after 1 warm-up); ratio = ours / peer ops/s")
+    print(PLACE.describe())
     for peer, mod in (("cereggii", cereggii), ("ft_utils", ConcurrentDict)):
         if mod is None:
             print(f"  {peer}: not installed (PYTHONPATH=$(scripts/bench_peers VERSION))")

@@ -22,6 +22,12 @@ machine is a noisy 2-vCPU VM). ops/s = threads x N / wall time from the
 first thread's start to the last thread's end. Ratio = ours / peer in ops/s
 (> 1: crossinterp is faster), ours being our fastest variant in that table.
 A peer that cannot be imported is reported as "not installed" and skipped.
+
+Each thread of a run is pinned to a CPU of its own (``--no-pin``: left to
+the scheduler), and every row prints ``par``, how many of its threads ran
+at once (``_machine.Placement``): on the 2-vCPU VM these figures come
+from, the scheduler kept both threads on one vCPU in some runs, and a
+2-thread row then measured time slicing (``par`` about 1).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from _machine import Meter, fmt_idle, fmt_spread, footer, header
+from _machine import Meter, Placement, fmt_idle, fmt_par, fmt_spread, footer, header
 
 from crossinterp import AtomicInt, AtomicRef
 
@@ -47,6 +53,7 @@ except ImportError:
     ft = None
 
 READS_PER_WRITE = 10_000
+PLACE = Placement()
 
 # A case: (label, is_ours, make() -> (state, worker(state, n)), check(state, total) | None)
 Case = tuple[str, bool, Callable[[], tuple[object, Callable[[object, int], None]]], object]
@@ -58,19 +65,27 @@ def run_threads(threads: int, n: int, state: object, worker: Callable[[object, i
     barrier = threading.Barrier(threads)
     starts: list[float] = []
     ends: list[float] = []
+    cpu: list[float] = []
+    running = PLACE.start_line()
 
-    def body() -> None:
+    def body(i: int) -> None:
+        PLACE.enter(i)
         barrier.wait()
+        PLACE.all_running(running, threads)
         starts.append(time.perf_counter())
+        c0 = time.thread_time()
         worker(state, n)
+        cpu.append(time.thread_time() - c0)
         ends.append(time.perf_counter())
 
-    ts = [threading.Thread(target=body) for _ in range(threads)]
+    ts = [threading.Thread(target=body, args=(i,)) for i in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return max(ends) - min(starts)
+    wall = max(ends) - min(starts)
+    PLACE.record(cpu, wall)
+    return wall
 
 
 # ---------------------------------------------------------------- increments
@@ -190,6 +205,7 @@ def ref_cases() -> list[Case]:
 def measure_table(title: str, cases: list[Case], threads: int, n: int, rounds: int) -> dict[str, float]:
     live = [c for c in cases if c[2] is not None]
     samples: dict[str, list[float]] = {c[0]: [] for c in live}
+    pars: dict[str, list[float]] = {c[0]: [] for c in live}
     meter = Meter()
     for r in range(rounds):
         order = live[r % len(live) :] + live[: r % len(live)]
@@ -201,12 +217,13 @@ def measure_table(title: str, cases: list[Case], threads: int, n: int, rounds: i
                 if got != threads * n:
                     raise SystemExit(f"{label}: counted {got}, expected {threads * n} (lost updates)")
             samples[label].append(threads * n / secs)
+            pars[label].append(PLACE.last)
     idle = meter.stop()
     med = {k: statistics.median(v) for k, v in samples.items()}
     best_ours = max(v for (label, ours, _m, _c) in live if ours for v in [med[label]])
     print(f"\n{title}, {threads} thread(s): median of {rounds} interleaved rounds, {n:,} ops/thread, "
           f"idle {fmt_idle(idle)}")
-    print(f"  {'implementation':<44}{'Mops/s':>9}{'ours/peer':>11}{'min..max':>15}{'spread':>8}")
+    print(f"  {'implementation':<44}{'Mops/s':>9}{'ours/peer':>11}{'min..max':>15}{'spread':>8}{'par':>6}")
     for label, ours, make, _check in cases:
         if make is None:
             print(f"  {label:<44}{'not installed':>20}")
@@ -214,7 +231,8 @@ def measure_table(title: str, cases: list[Case], threads: int, n: int, rounds: i
         ratio = "" if ours else f"{best_ours / med[label]:>10.2f}x"
         lo, hi = min(samples[label]) / 1e6, max(samples[label]) / 1e6
         spread = f"{lo:.2f}..{hi:.2f}"
-        print(f"  {label:<44}{med[label] / 1e6:>9.2f}{ratio:>11}{spread:>15}{fmt_spread(samples[label]):>8}")
+        print(f"  {label:<44}{med[label] / 1e6:>9.2f}{ratio:>11}{spread:>15}{fmt_spread(samples[label]):>8}"
+              f"{fmt_par(pars[label]):>6}")
     return med
 
 
@@ -223,7 +241,10 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="shorter runs, 5 rounds")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--only", choices=["int", "ref"], help="run only one of the two tables")
+    p.add_argument("--no-pin", action="store_true", help="leave the threads where the scheduler puts them")
     a = p.parse_args()
+    global PLACE
+    PLACE = Placement(pin=not a.no_pin)
     rounds = 5 if a.quick else 7
     n_int = 100_000 if a.quick else 400_000
     n_ref = 200_010 if a.quick else 800_040
@@ -231,6 +252,7 @@ def main() -> None:
     header("crossinterp atomics vs cereggii, ft_utils")
     if gil == "GIL":
         print("  (GIL build: threads take turns; the comparison is meant for 3.13t)")
+    print(PLACE.describe())
     for threads in a.threads if a.only != "ref" else ():
         measure_table("AtomicInt increments", int_cases(), threads, n_int, rounds)
     for threads in a.threads if a.only != "int" else ():

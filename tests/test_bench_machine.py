@@ -131,3 +131,41 @@ def test_live_sample_is_sane():
     idle = machine.Idle.between(a, b)
     if idle is not None:
         assert 0.0 <= idle.raw <= idle.free <= 1.0
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no sched_setaffinity (not Linux)")
+def test_placement_pins_each_thread_to_its_cpu_and_measures_parallelism():
+    import math
+    import threading
+
+    place = machine.Placement(pin=True)
+    assert place.pin and place.cpus == sorted(os.sched_getaffinity(0))
+    seen: dict[int, set[int]] = {}
+    line = place.start_line()
+    n = 3
+
+    def body(i: int) -> None:
+        place.enter(i)
+        seen[i] = os.sched_getaffinity(0)
+        place.all_running(line, n)
+
+    ts = [threading.Thread(target=body, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    # round robin over the allowed CPUs; the main thread is left as it was
+    assert seen == {i: {place.cpus[i % len(place.cpus)]} for i in range(n)}
+    assert os.sched_getaffinity(0) == set(place.cpus)
+    assert line[0] == n
+    # parallelism: the threads' CPU time over the wall time
+    assert place.record([0.5, 0.5], 0.5) == pytest.approx(2.0)
+    assert place.last == pytest.approx(2.0)
+    assert math.isnan(place.record([0.3], 0.0))  # no wall time: no figure
+    assert machine.fmt_par([1.9, 1.2, 2.0]) == "1.20"
+    assert machine.fmt_par([]) == "n/a"
+    assert "pinned one per CPU" in place.describe()
+    unpinned = machine.Placement(pin=False)
+    assert not unpinned.pin and "--no-pin" in unpinned.describe()
+    unpinned.enter(1)  # no effect
+    assert os.sched_getaffinity(0) == set(place.cpus)
