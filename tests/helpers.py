@@ -218,3 +218,9 @@ def str_hashes(x):
     """Each str in `x` (a dict's keys, or a list) with its hash here, and
     the hash of an equal str built here from its characters."""
     return [(s, hash(s), hash("".join(list(s)))) for s in x if isinstance(s, str)]
+
+
+def identities_in_receiver(x):
+    """For `[a, b, c, ...]`: the index of the first item each item is (by
+    identity), as the receiver sees them: equal but distinct items differ."""
+    return [next(j for j, y in enumerate(x) if y is v) for v in x]

@@ -483,3 +483,65 @@ def test_large_containers_in_flight_and_reused_buffers_keep_their_values(interp)
         for v in values(seed):
             assert _through_queue(v) == v
     assert interp.call(helpers.identity, values(99)) == values(99)
+
+
+# Rows and records (tuples; with the GIL, lists and dicts too) that only
+# their container refers to are copied in place in their container's
+# stream, with no node of their own: every value, type and order, and every
+# identity a shared one has, must come out as before.
+ROW_SHAPES = [
+    [(i, f"n{i}", i * 0.5, None, True, False) for i in range(300)],
+    [[i, f"n{i}"] for i in range(300)],
+    [{"id": i, "name": f"n{i}", "score": i * 0.5, None: False} for i in range(300)],
+    {f"k{i}": (i, i + 1) for i in range(300)},
+    {f"k{i}": [i, {"x": i}] for i in range(300)},
+    ((1, 2), [3, 4], {5: 6}, ((7,),), [[8]], [{9: (10,)}], ()),
+    [(), [], {}, (None,), [True], {"": ""}],
+    # items that are not inline leaves: the row goes the general way
+    [(1, [2]), (3, b"x"), (4, 2**100), (5, "\udc80"), (6, 1j), [7, (8,)], {9: b"y"}, (10, 2**40)],
+]
+
+
+@pytest.mark.parametrize("via", ["queue", "call"])
+@pytest.mark.parametrize("obj", ROW_SHAPES, ids=[f"shape{i}" for i in range(len(ROW_SHAPES))])
+def test_rows_and_records_copied_in_place_keep_values_types_and_order(interp, via, obj):
+    got = _through_queue(obj) if via == "queue" else interp.call(helpers.identity, obj)
+    assert got == obj
+    assert repr(got) == repr(obj)  # order and types, nested
+    assert interp.call(repr, obj) == repr(obj)
+
+
+def _row(*items):
+    """A new tuple (equal constant tuples of one function are one object)."""
+    return items
+
+
+def test_rows_referred_to_twice_keep_their_identity(interp):
+    t, l, d = _row(1, "a"), [2, "b"], {"c": 3}
+    value = [t, _row(1, "a"), t, l, [2, "b"], l, d, {"c": 3}, d, (t, t), [l]]
+    got = _through_queue(value)
+    assert got == value
+    assert got[0] is got[2] and got[0] is not got[1]
+    assert got[3] is got[5] and got[3] is not got[4]
+    assert got[6] is got[8] and got[6] is not got[7]
+    assert got[9][0] is got[9][1] is got[0]
+    assert got[10][0] is got[3]
+    got[3].append("more")
+    assert got[5][-1] == "more" and got[10][0][-1] == "more"
+    assert interp.call(helpers.identities_in_receiver, [t, t, _row(1, "a"), l, l, [2, "b"], d, d]) == [
+        0, 0, 2, 3, 3, 5, 6, 6]
+    # a row held also by a variable here (two references) is not alone: it
+    # keeps its node, and a copy of it is still an equal row
+    row = _row(5, 6)
+    assert _through_queue([row]) == [row]
+    del row
+
+
+def test_rows_in_a_dict_snapshot_and_a_set(interp):
+    # A dict with other items than common leaves is read from a snapshot,
+    # where a row alone has two references (the dict's and the snapshot's).
+    value = {"rows": [(i, str(i)) for i in range(50)], "t": (1, 2), "b": b"bytes", "l": [3, 4]}
+    assert _through_queue(value) == value
+    s = {(i, str(i)) for i in range(50)}
+    assert _through_queue(s) == s
+    assert interp.call(helpers.identity, frozenset(s)) == frozenset(s)

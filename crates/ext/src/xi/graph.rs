@@ -53,6 +53,17 @@
 //!   list 112 -> 77 us (pickle's dumps+loads: 795-841 and 113-140 us); what
 //!   is left is CPython's: creating the objects and inserting into the dict.
 //!
+//! - **Rows and records are copied in place**: a tuple (with the GIL, also
+//!   a list or dict) of such leaves and `None`/`True`/`False` that nothing
+//!   but its container refers to is written into its container's items
+//!   ([`T_TUPLE_LEAVES`]...), with no node, memo entry or frame: it occurs
+//!   once in the value, so no identity is lost (one referred to twice keeps
+//!   its node). The memo itself is a scan of the few nodes most values
+//!   have, and an Fx hash map beyond. Measured on 3.14 (put + get in one
+//!   thread, against pickle's dumps+loads in the same run): a list of 1,000
+//!   `(int, str, float)` rows 1.80x pickle's speed (was 0.7x), of 1,000
+//!   `[int, str]` 2.15x (1.12x), of 1,000 three-key dicts 1.30x (1.02x).
+//!
 //! Any item that does not cross natively makes the whole value go the old
 //! way (pickle, or `NotShareableError` with `strict=True`): a container is
 //! never half native, half pickled, so identity across it is never split.
@@ -63,7 +74,7 @@ use super::{native, Mode, Value};
 use crate::ffi::capi::with_critical_section;
 use crate::ffi::{self, sys, Owned, PyErrSet, PyResult};
 use crossinterp_core::sync::{lock, Mutex};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::ffi::c_char;
 
 /// The stream buffers of large containers, kept for the next conversion.
@@ -147,6 +158,15 @@ const T_I32: u8 = 13;
 /// receiver's equal `str` gets it (every interpreter of the process hashes
 /// with the same secret), so a dict or set does not hash its keys again.
 const T_STR_HASHED: u8 = 14;
+/// A tuple inline, with no node: its length (LEB128), then its items, each
+/// a leaf of [`inline_leaf`]'s. Only for a container nothing else can reach
+/// (see [`Builder::inline_container`]), so no identity is lost.
+const T_TUPLE_LEAVES: u8 = 15;
+/// A list inline (GIL builds), as [`T_TUPLE_LEAVES`].
+const T_LIST_LEAVES: u8 = 16;
+/// A dict inline (GIL builds): its number of pairs, then key, value, key,
+/// value... in its order, each a leaf of [`inline_leaf`]'s.
+const T_DICT_LEAVES: u8 = 17;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -288,6 +308,32 @@ unsafe fn quick_leaf(
     }
 }
 
+/// [`quick_leaf`]'s leaves and `None`, `True`, `False`: what an inline
+/// tuple ([`T_TUPLE_LEAVES`]) may hold.
+///
+/// # Safety
+/// As [`quick_leaf`].
+#[inline(always)]
+unsafe fn inline_leaf(out: &mut Vec<u8>, obj: *mut sys::PyObject) -> bool {
+    // SAFETY: forwarded; the singletons are compared by address only.
+    unsafe {
+        if quick_leaf(out, obj, (*obj).ob_type) {
+            true
+        } else if obj == sys::Py_None() {
+            out.push(T_NONE);
+            true
+        } else if obj == sys::Py_True() {
+            out.push(T_TRUE);
+            true
+        } else if obj == sys::Py_False() {
+            out.push(T_FALSE);
+            true
+        } else {
+            false
+        }
+    }
+}
+
 fn put_bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
     out.push(tag);
     put_len(out, b.len());
@@ -316,15 +362,57 @@ struct Builder {
     order: Vec<u32>,
     stream: Vec<u8>,
     others: Vec<Value>,
-    memo: HashMap<usize, u32>,
-    /// The memoized containers, alive until the end: an address in `memo`
-    /// stays its object's.
+    /// Container address -> node, once there are more than [`MEMO_SCAN_MAX`]
+    /// nodes (empty until then: `keep` is scanned instead).
+    memo: FxHashMap<usize, u32>,
+    /// The memoized containers, node `i`'s at `keep[i]`, alive until the
+    /// end: an address in the memo stays its object's.
     keep: Vec<Owned>,
     stack: Vec<Frame>,
     /// Finished frames' buffers, for the next frames.
     spare: Vec<Vec<u8>>,
     /// Where the root's reference is written (and dropped).
     root_out: Vec<u8>,
+}
+
+/// Up to this many containers, the memo is a scan of the builder's `keep`
+/// (no hashing): most values hold a few (a task's tuples and its argument,
+/// say). Measured (3.14, put + get of a task-like tuple of 8 holding
+/// two tuples and a list of 100 ints): hashing the 4 addresses into a map
+/// was 7% of the cycles.
+const MEMO_SCAN_MAX: usize = 32;
+
+impl Builder {
+    /// The node of container `obj`, if it has one.
+    #[inline]
+    fn memo_get(&self, obj: *mut sys::PyObject) -> Option<u32> {
+        if self.memo.is_empty() {
+            // At most MEMO_SCAN_MAX nodes (see `memo_add`).
+            self.keep
+                .iter()
+                .position(|o| o.as_ptr() == obj)
+                .map(|i| i as u32)
+        } else {
+            self.memo.get(&(obj as usize)).copied()
+        }
+    }
+
+    /// Record node `i` of `obj`, just pushed on `keep`.
+    #[inline]
+    fn memo_add(&mut self, obj: *mut sys::PyObject, i: u32) {
+        if self.keep.len() <= MEMO_SCAN_MAX {
+            return;
+        }
+        if self.memo.is_empty() {
+            // The map starts now: every node so far (this one included).
+            self.memo.reserve(self.keep.len() * 2);
+            for (j, o) in self.keep.iter().enumerate() {
+                self.memo.insert(o.as_ptr() as usize, j as u32);
+            }
+        } else {
+            self.memo.insert(obj as usize, i);
+        }
+    }
 }
 
 /// The items of a container as strong references, taken atomically with
@@ -607,7 +695,14 @@ impl Builder {
             // SAFETY: forwarded; leaves never recurse into containers.
             return unsafe { leaf(out, &mut self.others, obj, tp) };
         };
-        if let Some(&i) = self.memo.get(&(obj as usize)) {
+        if let Some(t) = t {
+            // SAFETY: forwarded (a live container of kind `kind`, held as
+            // `item` says).
+            if unsafe { self.inline_container(t, obj, kind) } {
+                return Ok(true);
+            }
+        }
+        if let Some(i) = self.memo_get(obj) {
             let pending = self.nodes[i as usize].len == PENDING;
             if pending && matches!(kind, Kind::Tuple | Kind::FrozenSet) {
                 return Ok(false); // a cycle closing on an immutable container
@@ -620,9 +715,9 @@ impl Builder {
         let Ok(i) = u32::try_from(self.nodes.len()) else {
             return Ok(false); // 4 billion containers: let pickle say what it thinks
         };
-        self.memo.insert(obj as usize, i);
         // SAFETY: `obj` is live.
         self.keep.push(unsafe { Owned::from_borrowed(obj) });
+        self.memo_add(obj, i);
         let out = self.out(t);
         out.push(T_REF);
         put_len(out, i as usize);
@@ -708,6 +803,86 @@ impl Builder {
         Ok(true)
     }
 
+    /// Encode container `obj` (of kind `kind`), an item of frame `t`'s
+    /// container, inline ([`T_TUPLE_LEAVES`], [`T_LIST_LEAVES`],
+    /// [`T_DICT_LEAVES`]) if nothing else can reach it and all its items are
+    /// [`inline_leaf`]'s; whether it was. Most containers in a large value
+    /// are such rows and records (`[(k, v), ...]`, `[{"id": 1, ...}, ...]`):
+    /// measured on 3.14 (put + get in one thread), a node each (memo, frame,
+    /// buffer) made a list of 1,000 pairs 1.4x slower than pickle's
+    /// dumps+loads, and a list of 1,000 three-key dicts as slow.
+    ///
+    /// Nothing else can reach it when the only references to it are its
+    /// container's and, for a frame reading a snapshot, the snapshot's: it
+    /// then occurs once in the value, so copying it in place keeps every
+    /// identity (and it cannot be on a cycle). Tuples on every build (a
+    /// reference another thread takes meanwhile, free-threaded, can at worst
+    /// make one more equal tuple of leaves); lists and dicts with the GIL
+    /// only, where nothing can change them or their count while this runs
+    /// ([`inline_leaf`] runs no Python code); free-threaded, they go the
+    /// general way (a snapshot, or `quick_container` under their lock).
+    ///
+    /// # Safety
+    /// `obj` is a live container of kind `kind`, an item of frame `t`'s
+    /// container, held by it (or its snapshot) while this runs; attached.
+    #[inline(never)]
+    unsafe fn inline_container(&mut self, t: usize, obj: *mut sys::PyObject, kind: Kind) -> bool {
+        let gil = cfg!(not(Py_GIL_DISABLED));
+        let tag = match kind {
+            Kind::Tuple => T_TUPLE_LEAVES,
+            Kind::List if gil => T_LIST_LEAVES,
+            Kind::Dict if gil => T_DICT_LEAVES,
+            _ => return false,
+        };
+        let frame = &mut self.stack[t];
+        let alone: sys::Py_ssize_t = if frame.direct { 1 } else { 2 };
+        // SAFETY: forwarded: a live container of kind `kind`, unchanged while
+        // this runs (a tuple; with the GIL, nothing below runs Python code);
+        // its count and items are read only, each item live while it holds it.
+        unsafe {
+            if sys::Py_REFCNT(obj) != alone {
+                return false;
+            }
+            let out = &mut frame.out;
+            let mark = out.len();
+            out.push(tag);
+            let ok = match kind {
+                Kind::Dict => {
+                    put_len(out, sys::PyDict_Size(obj).max(0) as usize);
+                    let (mut pos, mut k, mut v) = (0, std::ptr::null_mut(), std::ptr::null_mut());
+                    let mut ok = true;
+                    while ok && sys::PyDict_Next(obj, &mut pos, &mut k, &mut v) != 0 {
+                        ok = inline_leaf(out, k) && inline_leaf(out, v);
+                    }
+                    ok
+                }
+                _ => {
+                    let list = matches!(kind, Kind::List);
+                    let n = if list {
+                        sys::PyList_GET_SIZE(obj)
+                    } else {
+                        sys::PyTuple_GET_SIZE(obj)
+                    };
+                    put_len(out, n as usize);
+                    (0..n).all(|k| {
+                        inline_leaf(
+                            out,
+                            if list {
+                                sys::PyList_GET_ITEM(obj, k)
+                            } else {
+                                sys::PyTuple_GET_ITEM(obj, k)
+                            },
+                        )
+                    })
+                }
+            };
+            if !ok {
+                out.truncate(mark);
+            }
+            ok
+        }
+    }
+
     fn finish(&mut self, f: Frame) {
         let node = &mut self.nodes[f.node as usize];
         node.start = self.stream.len();
@@ -738,7 +913,7 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
         order: Vec::new(),
         stream: Vec::new(),
         others: Vec::new(),
-        memo: HashMap::new(),
+        memo: FxHashMap::default(),
         keep: Vec::new(),
         stack: Vec::new(),
         spare: Vec::new(),
@@ -897,6 +1072,59 @@ impl Reader<'_> {
         Ok(f64::from_le_bytes(self.fixed()?))
     }
 
+    /// An inline container (its tag read): its leaves, rebuilt.
+    #[inline(never)]
+    fn inline(&mut self, tag: u8, objs: &[Option<Owned>]) -> PyResult<Owned> {
+        let n = self.len()?;
+        let items = if tag == T_DICT_LEAVES {
+            n.checked_mul(2)
+        } else {
+            Some(n)
+        };
+        // Each item takes a byte at least: a length beyond the span is broken.
+        let items = items
+            .filter(|&m| m <= self.end - self.pos)
+            .ok_or_else(broken)?;
+        // SAFETY (whole body): attached (the caller's); the constructors and
+        // setters get objects of their types, and a new tuple's or list's
+        // slots (NULL at creation) are each set once, below the size given.
+        unsafe {
+            let c = Owned::from_new(match tag {
+                T_TUPLE_LEAVES => sys::PyTuple_New(n as sys::Py_ssize_t),
+                T_LIST_LEAVES => sys::PyList_New(n as sys::Py_ssize_t),
+                _ => ffi::capi::_PyDict_NewPresized(n as sys::Py_ssize_t),
+            })?;
+            let mut key: Option<Owned> = None;
+            for k in 0..items {
+                // Leaves only: no nested container, no reference to a node.
+                if matches!(
+                    self.g.stream.get(self.pos),
+                    Some(&(T_TUPLE_LEAVES | T_LIST_LEAVES | T_DICT_LEAVES | T_REF | T_OTHER))
+                ) {
+                    return Err(broken());
+                }
+                let o = self.next(objs)?;
+                match tag {
+                    T_TUPLE_LEAVES => {
+                        sys::PyTuple_SET_ITEM(c.as_ptr(), k as sys::Py_ssize_t, o.into_ptr())
+                    }
+                    T_LIST_LEAVES => {
+                        sys::PyList_SET_ITEM(c.as_ptr(), k as sys::Py_ssize_t, o.into_ptr())
+                    }
+                    _ => match key.take() {
+                        None => key = Some(o),
+                        Some(kk) => {
+                            if sys::PyDict_SetItem(c.as_ptr(), kk.as_ptr(), o.as_ptr()) < 0 {
+                                return Err(PyErrSet);
+                            }
+                        }
+                    },
+                }
+            }
+            Ok(c)
+        }
+    }
+
     /// The next item as an object.
     #[inline(always)]
     fn next(&mut self, objs: &[Option<Owned>]) -> PyResult<Owned> {
@@ -948,6 +1176,7 @@ impl Reader<'_> {
                         _ => sys::PyLong_FromNativeBytes(p.cast(), n as usize, 1),
                     })
                 }
+                T_TUPLE_LEAVES | T_LIST_LEAVES | T_DICT_LEAVES => self.inline(tag, objs),
                 T_REF => match objs.get(self.len()?) {
                     Some(Some(o)) => Ok(Owned::from_borrowed(o.as_ptr())),
                     _ => Err(broken()),
