@@ -283,6 +283,9 @@ CONTAINERS = {
     "dict of 100 str->int": {f"k{i}": i for i in range(100)},
     "list of 10,000 ints": list(range(10_000)),
     "dict of 10,000 str->int": {f"k{i}": i for i in range(10_000)},
+    # rows and records: containers of containers
+    "list of 1,000 3-tuples": [(i, f"n{i}", i * 0.5) for i in range(1000)],
+    "list of 1,000 3-key dicts": [{"id": i, "name": f"n{i}", "score": i * 0.5} for i in range(1000)],
 }
 CONTAINER_PATHS = ("put+get", "call echo")
 
