@@ -549,8 +549,9 @@ def test_rows_in_a_dict_snapshot_and_a_set(interp):
 
 def test_repeated_strs_cross_once_and_keep_every_value(interp):
     # A str that something else refers to too (a record's keys, a repeated
-    # label) crosses once per container and arrives as one object there,
-    # as with pickle's memo; every value and order stays as it was.
+    # label) crosses once per container of 16 items or more and arrives as
+    # one object there, as with pickle's memo; every value and order stays
+    # as it was.
     k = "shared-key"  # referred to below many times
     records = [{"id": i, k: f"v{i}", "tag": "x"} for i in range(200)]
     got = _through_queue(records)
@@ -561,21 +562,23 @@ def test_repeated_strs_cross_once_and_keep_every_value(interp):
         # its own, and the str crosses once per record).
         keys = [next(kk for kk in r if kk == k) for r in got]
         assert all(kk is keys[0] for kk in keys)
-    assert interp.call(helpers.identities_in_receiver, [k, k, "other", k]) == [0, 0, 2, 0]
+    pad = list(range(20))
+    assert interp.call(helpers.identities_in_receiver, [k, k, "other", k, *pad])[:4] == [0, 0, 2, 0]
     assert interp.call(helpers.identity, records) == records
     # An in-place row that names the str and then meets an item it cannot
     # hold (bytes) goes the general way: the str's first crossing went with
     # it, and the next rows must carry it again, not refer to it.
-    rows = [(k, b"x"), (k, 1), (k, 2), [k, b"y"], [k, 3], {k: b"z"}, {k: 4}, (k, (k, b"w"))]
+    rows = [row for _ in range(3)
+            for row in ((k, b"x"), (k, 1), (k, 2), [k, b"y"], [k, 3], {k: b"z"}, {k: 4}, (k, (k, b"w")))]
     got = _through_queue(rows)
     assert got == rows and repr(got) == repr(rows)
     assert interp.call(helpers.identity, rows) == rows
     # In a dict read from a snapshot (an item that is not a common leaf)
-    d = {k: 1, "b": b"bytes", "again": k, "rows": [(k, i) for i in range(20)]}
+    d = {k: 1, "b": b"bytes", "again": k, "rows": [(k, i) for i in range(20)], **dict.fromkeys(pad)}
     got = _through_queue(d)
     assert got == d and got["again"] is next(kk for kk in got if kk == k)
     # lone surrogates and large strs repeated
     s1, s2 = "\udc80" + k, "y" * 100_000
-    v = [s1, s1, s2, s2, (s2, s1), {s2: s1}]
+    v = [s1, s1, s2, s2, (s2, s1), {s2: s1}, *pad]
     assert _through_queue(v) == v
     assert interp.call(helpers.identity, v) == v
