@@ -470,6 +470,18 @@ struct Frame {
     strs: StrMemo,
 }
 
+impl Frame {
+    /// The references an item has when only this frame's container refers
+    /// to it: the container's, and a snapshot's if the items come from one.
+    fn alone(&self) -> sys::Py_ssize_t {
+        if self.direct {
+            1
+        } else {
+            2
+        }
+    }
+}
+
 struct Builder {
     nodes: Vec<Node>,
     order: Vec<u32>,
@@ -486,8 +498,6 @@ struct Builder {
     spare: Vec<Vec<u8>>,
     /// Where the root's reference is written (and dropped).
     root_out: Vec<u8>,
-    /// Its `str` memo (never used: the root is a container).
-    root_strs: StrMemo,
 }
 
 /// Up to this many containers, the memo is a scan of the builder's `keep`
@@ -821,12 +831,15 @@ impl Builder {
             || tp == &raw mut sys::PyFloat_Type;
         let kind = if common { None } else { kind_of_type(tp) };
         let Some(kind) = kind else {
+            // (The root is a container: its memo is never used.)
+            let mut root_strs = StrMemo::default();
             let (out, strs, alone) = match t {
                 Some(t) => {
                     let f = &mut self.stack[t];
-                    (&mut f.out, &mut f.strs, if f.direct { 1 } else { 2 })
+                    let alone = f.alone();
+                    (&mut f.out, &mut f.strs, alone)
                 }
-                None => (&mut self.root_out, &mut self.root_strs, 1),
+                None => (&mut self.root_out, &mut root_strs, 1),
             };
             // SAFETY: forwarded; leaves never recurse into containers.
             return unsafe { leaf(out, strs, alone, &mut self.others, obj, tp) };
@@ -975,7 +988,7 @@ impl Builder {
             _ => return false,
         };
         let frame = &mut self.stack[t];
-        let alone: sys::Py_ssize_t = if frame.direct { 1 } else { 2 };
+        let alone = frame.alone();
         // SAFETY: forwarded: a live container of kind `kind`, unchanged while
         // this runs (a tuple; with the GIL, nothing below runs Python code);
         // its count and items are read only, each item live while it holds it.
@@ -1060,7 +1073,6 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
         stack: Vec::new(),
         spare: Vec::new(),
         root_out: Vec::new(),
-        root_strs: StrMemo::default(),
     };
     // SAFETY: forwarded.
     if !unsafe { b.item(None, root)? } {
@@ -1068,8 +1080,7 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
     }
     while let Some(t) = b.stack.len().checked_sub(1) {
         let top = &mut b.stack[t];
-        // A snapshot holds a reference of its own (see `quick_leaf`).
-        let alone = if top.direct { 1 } else { 2 };
+        let alone = top.alone();
         // A run of the commonest leaves, encoded in one tight loop (most of
         // a flat container's items): `quick_leaf` runs no Python code, so a
         // list read in place cannot change under it.
@@ -1219,19 +1230,32 @@ impl Reader<'_> {
         Ok(f64::from_le_bytes(self.fixed()?))
     }
 
+    /// An inline container's item: a leaf only (no nested container, no
+    /// reference to a node).
+    #[inline(always)]
+    fn next_leaf(&mut self, objs: &[Option<Owned>]) -> PyResult<Owned> {
+        if matches!(
+            self.g.stream.get(self.pos),
+            Some(&(T_TUPLE_LEAVES | T_LIST_LEAVES | T_DICT_LEAVES | T_REF | T_OTHER))
+        ) {
+            return Err(broken());
+        }
+        self.next(objs)
+    }
+
     /// An inline container (its tag read): its leaves, rebuilt.
     #[inline(never)]
     fn inline(&mut self, tag: u8, objs: &[Option<Owned>]) -> PyResult<Owned> {
         let n = self.len()?;
+        // Each item takes a byte at least: a length beyond the span is broken.
         let items = if tag == T_DICT_LEAVES {
             n.checked_mul(2)
         } else {
             Some(n)
         };
-        // Each item takes a byte at least: a length beyond the span is broken.
-        let items = items
-            .filter(|&m| m <= self.end - self.pos)
-            .ok_or_else(broken)?;
+        if items.is_none_or(|m| m > self.end - self.pos) {
+            return Err(broken());
+        }
         // SAFETY (whole body): attached (the caller's); the constructors and
         // setters get objects of their types, and a new tuple's or list's
         // slots (NULL at creation) are each set once, below the size given.
@@ -1241,31 +1265,20 @@ impl Reader<'_> {
                 T_LIST_LEAVES => sys::PyList_New(n as sys::Py_ssize_t),
                 _ => ffi::capi::_PyDict_NewPresized(n as sys::Py_ssize_t),
             })?;
-            let mut key: Option<Owned> = None;
-            for k in 0..items {
-                // Leaves only: no nested container, no reference to a node.
-                if matches!(
-                    self.g.stream.get(self.pos),
-                    Some(&(T_TUPLE_LEAVES | T_LIST_LEAVES | T_DICT_LEAVES | T_REF | T_OTHER))
-                ) {
-                    return Err(broken());
-                }
-                let o = self.next(objs)?;
+            for k in 0..n as sys::Py_ssize_t {
                 match tag {
                     T_TUPLE_LEAVES => {
-                        sys::PyTuple_SET_ITEM(c.as_ptr(), k as sys::Py_ssize_t, o.into_ptr())
+                        sys::PyTuple_SET_ITEM(c.as_ptr(), k, self.next_leaf(objs)?.into_ptr())
                     }
                     T_LIST_LEAVES => {
-                        sys::PyList_SET_ITEM(c.as_ptr(), k as sys::Py_ssize_t, o.into_ptr())
+                        sys::PyList_SET_ITEM(c.as_ptr(), k, self.next_leaf(objs)?.into_ptr())
                     }
-                    _ => match key.take() {
-                        None => key = Some(o),
-                        Some(kk) => {
-                            if sys::PyDict_SetItem(c.as_ptr(), kk.as_ptr(), o.as_ptr()) < 0 {
-                                return Err(PyErrSet);
-                            }
+                    _ => {
+                        let (key, v) = (self.next_leaf(objs)?, self.next_leaf(objs)?);
+                        if sys::PyDict_SetItem(c.as_ptr(), key.as_ptr(), v.as_ptr()) < 0 {
+                            return Err(PyErrSet);
                         }
-                    },
+                    }
                 }
             }
             Ok(c)
