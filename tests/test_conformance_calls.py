@@ -311,6 +311,38 @@ def test_guarded_script_functions_cross_by_reference(tmp_path):
     assert r.stdout.splitlines() == ["top", "top", "<fake __main__>"]
 
 
+def test_main_function_called_again_resolves_as_the_first_time(tmp_path):
+    # The receiver remembers how it resolved a main-script function (so a call
+    # of it again skips the unpickler); what it gives must stay what a full
+    # load gives: the script's copy, until the receiver's own __main__ defines
+    # the name (then that, as a plain pickle.loads would find it), and the
+    # copy again once that name is gone.
+    p = _script(
+        tmp_path,
+        "again.py",
+        """
+        from crossinterp import interpreters
+
+        def spam():
+            return "copy " + __name__
+
+        if __name__ == "__main__":
+            interp = interpreters.create()
+            out = [interp.call(spam) for _ in range(3)]
+            interp.exec("def spam():\\n    return 'own ' + __name__")
+            out += [interp.call(spam) for _ in range(2)]
+            interp.exec("del spam")
+            out.append(interp.call(spam))
+            print(out)
+            interp.close()
+        """,
+    )
+    r = _run("", str(p))
+    assert r.returncode == 0, r.stderr
+    copy, own = "copy <fake __main__>", "own __main__"
+    assert r.stdout.strip() == repr([copy, copy, copy, own, own, copy])
+
+
 @needs_stdlib
 def test_guarded_script_name_stdlib(tmp_path):
     p = _script(tmp_path, "guarded_std.py", GUARDED.replace("from crossinterp import", "from concurrent import"))

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import io
 import marshal
-import os
 import pickle
 import sys
 import types
@@ -47,7 +46,10 @@ import types
 from ._xiload import (
     _EMPTY_CELL,
     _MAIN_ALIAS,
+    _MISSING,
     _import_module,
+    _lookup,
+    _main_names,
     _make_function,
     _new_globals,
     _set_function_state,
@@ -72,10 +74,15 @@ def dumps(obj: object) -> tuple[bytes, str | None]:
     # Plain pickle first (XIPickler's hook costs a Python call per object);
     # XIPickler when that fails, or when the pickle names the sender's main
     # while its functions cannot be found by reference (no guard, -c, REPL).
-    try:
-        data = pickle.dumps(obj, protocol=5)
-    except Exception:  # noqa: BLE001 - any failure: retry with the by-value rules
+    # A function that must go by value skips the plain attempt: pickle would
+    # only fail on it (an exception raised and caught: 1-2 us of each call).
+    if type(obj) is types.FunctionType and not _by_reference(obj):
         data = None
+    else:
+        try:
+            data = pickle.dumps(obj, protocol=5)
+        except Exception:  # noqa: BLE001 - any failure: retry with the by-value rules
+            data = None
     if data is None or (b"__main__" in data and not _main_is_guarded()):
         buf = io.BytesIO()
         p = XIPickler(buf)
@@ -90,9 +97,20 @@ def dumps(obj: object) -> tuple[bytes, str | None]:
     return data, (_main_ref() if b"__main__" in data else None)
 
 
+_MAX_MAIN_NAMES = 256  # entries of `_xiload._main_names`
+_MAX_NAME_PICKLE = 256  # bytes: a pickle of one global reference is far smaller
+
+
 def _load_with_main(data: bytes, main_file: str | None) -> object:
     """``loads`` when the pickle names the sender's main script."""
-    return _MainUnpickler(io.BytesIO(data), main_file).load()
+    u = _MainUnpickler(io.BytesIO(data), main_file)
+    obj = u.load()
+    only = u.only_name
+    if main_file is not None and only is not None and only[2] is obj and len(data) <= _MAX_NAME_PICKLE:
+        if len(_main_names) >= _MAX_MAIN_NAMES:
+            _main_names.clear()
+        _main_names[(data, main_file)] = (obj, only[0], only[1])
+    return obj
 
 
 def _main_ref() -> str | None:
@@ -217,7 +235,11 @@ def _by_reference(f: types.FunctionType) -> bool:
     return obj is f
 
 
-_guard_cache: dict[str, tuple[float, bool]] = {}
+# Main script path -> whether it is guarded, read once per path: a receiver
+# loads its copy of the main script once too (`_load_main`), so an edit of the
+# file while the program runs is seen by neither (a `stat` per crossing cost
+# ~1 us of every call of a main-script function).
+_guard_cache: dict[str, bool] = {}
 
 
 def _main_is_guarded() -> bool:
@@ -227,13 +249,9 @@ def _main_is_guarded() -> bool:
     path = getattr(main, "__file__", None)
     if not isinstance(path, str):
         return False  # -c, the REPL, an embedding
-    try:
-        mtime = os.stat(path).st_mtime
-    except OSError:
-        return False
     hit = _guard_cache.get(path)
-    if hit is not None and hit[0] == mtime:
-        return hit[1]
+    if hit is not None:
+        return hit
     import ast  # here, not at module level: every interpreter imports this module
 
     try:
@@ -243,7 +261,7 @@ def _main_is_guarded() -> bool:
         guarded = False
     else:
         guarded = any(isinstance(node, ast.If) and _is_main_test(node.test) for node in tree.body)
-    _guard_cache[path] = (mtime, guarded)
+    _guard_cache[path] = guarded
     return guarded
 
 
@@ -285,20 +303,37 @@ def _load_main(ref: str) -> types.ModuleType:
 
 
 class _MainUnpickler(pickle.Unpickler):
-    """Resolves ``__main__`` to the sender's main script (loaded here as
-    ``<fake __main__>``, or imported by name for ``-m``) and ``<fake __main__>``
+    """Resolves a name of ``__main__`` in this interpreter's own ``__main__``
+    where it is defined, else in the sender's main script (loaded here as
+    ``<fake __main__>``, or imported by name for ``-m``), and ``<fake __main__>``
     (an object made from such a copy) back to this interpreter's own
     ``__main__``."""
 
     def __init__(self, file: io.BytesIO, main_file: str | None) -> None:
         super().__init__(file)
         self._main_file = main_file
+        self._names = 0
+        # (name, main copy, object) when the one name looked up so far was
+        # resolved in the sender's main script (see `_main_names`).
+        self.only_name: tuple[str, types.ModuleType, object] | None = None
 
     def find_class(self, module: str, name: str) -> object:
+        self._names += 1
+        if self._names > 1:
+            self.only_name = None
         obj: object
         if module == "__main__" and self._main_file is not None:
-            obj = _load_main(self._main_file)
-        elif module == _MAIN_ALIAS and _MAIN_ALIAS not in sys.modules:
+            own = _lookup(sys.modules.get("__main__"), name)
+            if own is not _MISSING:
+                return own
+            copy = _load_main(self._main_file)
+            obj = copy
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            if self._names == 1:
+                self.only_name = (name, copy, obj)
+            return obj
+        if module == _MAIN_ALIAS and _MAIN_ALIAS not in sys.modules:
             obj = sys.modules["__main__"]
         else:
             return super().find_class(module, name)
