@@ -105,11 +105,12 @@ def _load_with_main(data: bytes, main_file: str | None) -> object:
     """``loads`` when the pickle names the sender's main script."""
     u = _MainUnpickler(io.BytesIO(data), main_file)
     obj = u.load()
-    only = u.only_name
-    if main_file is not None and only is not None and only[2] is obj and len(data) <= _MAX_NAME_PICKLE:
+    first = u.first_in_copy
+    # Remembered only for a pickle that was that one name and nothing else.
+    if u.names == 1 and first is not None and first[2] is obj and len(data) <= _MAX_NAME_PICKLE:
         if len(_main_names) >= _MAX_MAIN_NAMES:
             _main_names.clear()
-        _main_names[(data, main_file)] = (obj, only[0], only[1])
+        _main_names[(data, main_file)] = (obj, first[0], first[1])  # type: ignore[index]  # set only with a main file
     return obj
 
 
@@ -312,33 +313,28 @@ class _MainUnpickler(pickle.Unpickler):
     def __init__(self, file: io.BytesIO, main_file: str | None) -> None:
         super().__init__(file)
         self._main_file = main_file
-        self._names = 0
-        # (name, main copy, object) when the one name looked up so far was
-        # resolved in the sender's main script (see `_main_names`).
-        self.only_name: tuple[str, types.ModuleType, object] | None = None
+        self.names = 0  # names looked up so far
+        # (name, main copy, object) when the first name was resolved in the
+        # sender's main script (see `_xiload._main_names`).
+        self.first_in_copy: tuple[str, types.ModuleType, object] | None = None
 
     def find_class(self, module: str, name: str) -> object:
-        self._names += 1
-        if self._names > 1:
-            self.only_name = None
-        obj: object
+        self.names += 1
+        base: object
         if module == "__main__" and self._main_file is not None:
             own = _lookup(sys.modules.get("__main__"), name)
             if own is not _MISSING:
                 return own
-            copy = _load_main(self._main_file)
-            obj = copy
-            for part in name.split("."):
-                obj = getattr(obj, part)
-            if self._names == 1:
-                self.only_name = (name, copy, obj)
-            return obj
-        if module == _MAIN_ALIAS and _MAIN_ALIAS not in sys.modules:
-            obj = sys.modules["__main__"]
+            base = _load_main(self._main_file)
+        elif module == _MAIN_ALIAS and _MAIN_ALIAS not in sys.modules:
+            base = sys.modules["__main__"]
         else:
             return super().find_class(module, name)
+        obj = base
         for part in name.split("."):
             obj = getattr(obj, part)
+        if self.names == 1 and module == "__main__":
+            self.first_in_copy = (name, base, obj)
         return obj
 
 
