@@ -400,6 +400,40 @@ def test_mutation_while_the_one_pass_encoding_stops_does_not_crash():
     _cross_while_mutated([lst, d], step, check)
 
 
+def test_records_moved_and_changed_while_copied_in_place_keep_identity_and_state():
+    # Records (small dicts and lists of leaves) that only their list refers
+    # to are copied in place in its items. Another thread moves them between
+    # two lists of one value and changes them meanwhile (free-threaded: truly
+    # at once). A record met in both lists must arrive as one object, as it
+    # was one in the sender, never as two; each arrives in a state it had.
+    a = [{"id": i, "n": 0} for i in range(1000)] + [[i, 0] for i in range(1000, 2000)]
+    b = []
+
+    def step(i):
+        src, dst = (a, b) if (i // 3000) % 2 == 0 else (b, a)
+        if src:
+            r = src.pop(i % len(src))
+            if type(r) is dict:
+                r["n"] = i
+                r.pop("extra", None) if i % 2 else r.update(extra=i)
+            else:
+                r[1] = i
+            dst.insert(i % (len(dst) + 1), r)
+
+    def check(got):
+        seen = {}
+        for r in got[0] + got[1]:
+            key = r["id"] if type(r) is dict else r[0]
+            assert seen.setdefault(key, r) is r, f"record {key} arrived as two objects"
+            if type(r) is dict:
+                assert set(r) in ({"id", "n"}, {"id", "n", "extra"})
+            else:
+                assert len(r) == 2 and type(r[1]) is int
+        assert set(seen) <= set(range(2000))
+
+    _cross_while_mutated((a, b), step, check)
+
+
 # The commonest leaves take an inline path (a compact int, a float, a str with
 # its cached hash), a dict of them one pass with no snapshot; the edges of
 # each must cross like any other value.
@@ -556,12 +590,10 @@ def test_repeated_strs_cross_once_and_keep_every_value(interp):
     records = [{"id": i, k: f"v{i}", "tag": "x"} for i in range(200)]
     got = _through_queue(records)
     assert got == records and repr(got) == repr(records)
-    if not FREE_THREADED:
-        # With the GIL the records are copied in place in the list's items:
-        # one str in the receiver (free-threaded, each record is a node of
-        # its own, and the str crosses once per record).
-        keys = [next(kk for kk in r if kk == k) for r in got]
-        assert all(kk is keys[0] for kk in keys)
+    # The records are copied in place in the list's items: one str in the
+    # receiver.
+    keys = [next(kk for kk in r if kk == k) for r in got]
+    assert all(kk is keys[0] for kk in keys)
     pad = list(range(20))
     assert interp.call(helpers.identities_in_receiver, [k, k, "other", k, *pad])[:4] == [0, 0, 2, 0]
     assert interp.call(helpers.identity, records) == records

@@ -53,12 +53,15 @@
 //!   list 112 -> 77 us (pickle's dumps+loads: 795-841 and 113-140 us); what
 //!   is left is CPython's: creating the objects and inserting into the dict.
 //!
-//! - **Rows and records are copied in place**: a tuple (with the GIL, also
-//!   a list or dict) of such leaves and `None`/`True`/`False` that nothing
+//! - **Rows and records are copied in place**: a tuple, list or dict of
+//!   such leaves and `None`/`True`/`False` that nothing
 //!   but its container refers to is written into its container's items
 //!   ([`T_TUPLE_LEAVES`]...), with no node, memo entry or frame: it occurs
 //!   once in the value, so no identity is lost (one referred to twice keeps
-//!   its node). The memo itself is a scan of the few nodes most values
+//!   its node). Free-threaded, a list or dict is read under its lock for
+//!   that, and one that another thread moves meanwhile into a container
+//!   still to come sends the value the pickle way, so identity still holds
+//!   ([`Builder::inline_container`]). The memo itself is a scan of the few nodes most values
 //!   have, and an Fx hash map beyond. Measured on 3.14 (put + get in one
 //!   thread, against pickle's dumps+loads in the same run): a list of 1,000
 //!   `(int, str, float)` rows 1.80x pickle's speed (was 0.7x), of 1,000
@@ -164,9 +167,9 @@ const T_STR_HASHED: u8 = 14;
 /// a leaf of [`inline_leaf`]'s. Only for a container nothing else can reach
 /// (see [`Builder::inline_container`]), so no identity is lost.
 const T_TUPLE_LEAVES: u8 = 15;
-/// A list inline (GIL builds), as [`T_TUPLE_LEAVES`].
+/// A list inline, as [`T_TUPLE_LEAVES`].
 const T_LIST_LEAVES: u8 = 16;
-/// A dict inline (GIL builds): its number of pairs, then key, value, key,
+/// A dict inline: its number of pairs, then key, value, key,
 /// value... in its order, each a leaf of [`inline_leaf`]'s.
 const T_DICT_LEAVES: u8 = 17;
 /// Before a [`T_STR`] or [`T_STR_HASHED`]: the receiver keeps the `str` it
@@ -498,6 +501,19 @@ struct Builder {
     spare: Vec<Vec<u8>>,
     /// Where the root's reference is written (and dropped).
     root_out: Vec<u8>,
+    /// The addresses of the lists and dicts copied in place (free-threaded:
+    /// see [`Builder::inline_container`]). One met again means another
+    /// thread moved it meanwhile: the conversion then starts again with
+    /// [`Builder::in_place`] off.
+    #[cfg(Py_GIL_DISABLED)]
+    inlined: rustc_hash::FxHashSet<usize>,
+    /// Whether lists and dicts may be copied in place (free-threaded: off
+    /// for a second conversion, after one met again).
+    #[cfg(Py_GIL_DISABLED)]
+    in_place: bool,
+    /// Set when a container in [`Builder::inlined`] was met again.
+    #[cfg(Py_GIL_DISABLED)]
+    met_again: bool,
 }
 
 /// Up to this many containers, the memo is a scan of the builder's `keep`
@@ -805,7 +821,75 @@ unsafe fn quick_container(
     }
 }
 
+/// Write container `obj`'s items to `out` as the inline container `tag`
+/// (its length, then each item by [`inline_leaf`]); whether every item was
+/// one (if not, `out` and `strs` are rolled back).
+///
+/// # Safety
+/// `obj` is a live container of kind `kind` (a tuple, list or dict) that
+/// nothing changes until this returns (see [`Builder::inline_container`]);
+/// attached.
+unsafe fn inline_leaves(
+    out: &mut Vec<u8>,
+    strs: &mut StrMemo,
+    obj: *mut sys::PyObject,
+    kind: Kind,
+    tag: u8,
+) -> bool {
+    // SAFETY: forwarded: the count and items are read only, each item live
+    // while its unchanged container holds it.
+    unsafe {
+        let (mark, strs_mark) = (out.len(), strs.mark());
+        out.push(tag);
+        let ok = match kind {
+            Kind::Dict => {
+                put_len(out, sys::PyDict_Size(obj).max(0) as usize);
+                let (mut pos, mut k, mut v) = (0, std::ptr::null_mut(), std::ptr::null_mut());
+                let mut ok = true;
+                while ok && sys::PyDict_Next(obj, &mut pos, &mut k, &mut v) != 0 {
+                    ok = inline_leaf(out, strs, k) && inline_leaf(out, strs, v);
+                }
+                ok
+            }
+            _ => {
+                let list = matches!(kind, Kind::List);
+                let n = if list {
+                    sys::PyList_GET_SIZE(obj)
+                } else {
+                    sys::PyTuple_GET_SIZE(obj)
+                };
+                put_len(out, n as usize);
+                (0..n).all(|k| {
+                    inline_leaf(
+                        out,
+                        strs,
+                        if list {
+                            sys::PyList_GET_ITEM(obj, k)
+                        } else {
+                            sys::PyTuple_GET_ITEM(obj, k)
+                        },
+                    )
+                })
+            }
+        };
+        if !ok {
+            out.truncate(mark);
+            strs.rollback(strs_mark);
+        }
+        ok
+    }
+}
+
 impl Builder {
+    /// Whether the conversion stopped at a container copied in place met
+    /// again (see [`Builder::inlined`]); never with the GIL.
+    fn met_again(&self) -> bool {
+        #[cfg(Py_GIL_DISABLED)]
+        return self.met_again;
+        #[cfg(not(Py_GIL_DISABLED))]
+        false
+    }
+
     /// The buffer of frame `t` (`None`: the root's reference).
     fn out(&mut self, t: Option<usize>) -> &mut Vec<u8> {
         match t {
@@ -860,6 +944,12 @@ impl Builder {
             out.push(T_REF);
             put_len(out, i as usize);
             return Ok(true);
+        }
+        // (A container copied in place earlier, met again: see `inlined`.)
+        #[cfg(Py_GIL_DISABLED)]
+        if self.inlined.contains(&(obj as usize)) {
+            self.met_again = true;
+            return Ok(false);
         }
         let Ok(i) = u32::try_from(self.nodes.len()) else {
             return Ok(false); // 4 billion containers: let pickle say what it thinks
@@ -968,76 +1058,65 @@ impl Builder {
     /// Nothing else can reach it when the only references to it are its
     /// container's and, for a frame reading a snapshot, the snapshot's: it
     /// then occurs once in the value, so copying it in place keeps every
-    /// identity (and it cannot be on a cycle). Tuples on every build (a
-    /// reference another thread takes meanwhile, free-threaded, can at worst
-    /// make one more equal tuple of leaves); lists and dicts with the GIL
-    /// only, where nothing can change them or their count while this runs
-    /// ([`inline_leaf`] runs no Python code); free-threaded, they go the
-    /// general way (a snapshot, or `quick_container` under their lock).
+    /// identity (and it cannot be on a cycle). With the GIL nothing can
+    /// change it or its count while this runs ([`inline_leaf`] runs no
+    /// Python code). Free-threaded, another thread may take a reference
+    /// just after the count was read: a tuple is then at worst copied as
+    /// one more equal tuple of leaves; a list or dict is read under its
+    /// critical section (the lock its own methods take, so the pass sees
+    /// one state of it), and its address is recorded in
+    /// [`Builder::inlined`], so that should the racing thread put it in a
+    /// container the conversion reaches later, the conversion starts again
+    /// with every list and dict a node of its own (memoized: one object
+    /// arrives as one), instead of the object arriving as two. (Not the
+    /// pickle way: free-threaded 3.13's pickler reads a list that another
+    /// thread changes with no lock, and crashed in the test of this race.)
+    /// Measured (3.13t, put + get of 1,000 three-key dicts in one thread):
+    /// a node each made the copy slower than pickle's dumps+loads.
     ///
     /// # Safety
     /// `obj` is a live container of kind `kind`, an item of frame `t`'s
     /// container, held by it (or its snapshot) while this runs; attached.
     #[inline(never)]
     unsafe fn inline_container(&mut self, t: usize, obj: *mut sys::PyObject, kind: Kind) -> bool {
-        let gil = cfg!(not(Py_GIL_DISABLED));
         let tag = match kind {
             Kind::Tuple => T_TUPLE_LEAVES,
-            Kind::List if gil => T_LIST_LEAVES,
-            Kind::Dict if gil => T_DICT_LEAVES,
+            Kind::List => T_LIST_LEAVES,
+            Kind::Dict => T_DICT_LEAVES,
             _ => return false,
         };
         let frame = &mut self.stack[t];
         let alone = frame.alone();
-        // SAFETY: forwarded: a live container of kind `kind`, unchanged while
-        // this runs (a tuple; with the GIL, nothing below runs Python code);
-        // its count and items are read only, each item live while it holds it.
-        unsafe {
-            if sys::Py_REFCNT(obj) != alone {
-                return false;
-            }
-            let (out, strs) = (&mut frame.out, &mut frame.strs);
-            let (mark, strs_mark) = (out.len(), strs.mark());
-            out.push(tag);
-            let ok = match kind {
-                Kind::Dict => {
-                    put_len(out, sys::PyDict_Size(obj).max(0) as usize);
-                    let (mut pos, mut k, mut v) = (0, std::ptr::null_mut(), std::ptr::null_mut());
-                    let mut ok = true;
-                    while ok && sys::PyDict_Next(obj, &mut pos, &mut k, &mut v) != 0 {
-                        ok = inline_leaf(out, strs, k) && inline_leaf(out, strs, v);
-                    }
-                    ok
-                }
-                _ => {
-                    let list = matches!(kind, Kind::List);
-                    let n = if list {
-                        sys::PyList_GET_SIZE(obj)
-                    } else {
-                        sys::PyTuple_GET_SIZE(obj)
-                    };
-                    put_len(out, n as usize);
-                    (0..n).all(|k| {
-                        inline_leaf(
-                            out,
-                            strs,
-                            if list {
-                                sys::PyList_GET_ITEM(obj, k)
-                            } else {
-                                sys::PyTuple_GET_ITEM(obj, k)
-                            },
-                        )
-                    })
-                }
-            };
-            if !ok {
-                out.truncate(mark);
-                strs.rollback(strs_mark);
-            }
-            ok
+        // SAFETY: forwarded: `obj` is live and of kind `kind`.
+        if unsafe { sys::Py_REFCNT(obj) } != alone {
+            return false;
         }
+        // Copied in place once already: it must keep its identity (`item`
+        // then has the conversion start again).
+        #[cfg(Py_GIL_DISABLED)]
+        if !matches!(kind, Kind::Tuple)
+            && (!self.in_place || self.inlined.contains(&(obj as usize)))
+        {
+            return false;
+        }
+        let (out, strs) = (&mut frame.out, &mut frame.strs);
+        // SAFETY: forwarded: a live container of kind `kind`, unchanged while
+        // the pass runs (a tuple; a list or dict with the GIL, as nothing in
+        // the pass runs Python code, or free-threaded inside its critical
+        // section, which the pass never suspends: it never detaches).
+        let ok = unsafe {
+            if matches!(kind, Kind::Tuple) {
+                inline_leaves(out, strs, obj, kind, tag)
+            } else {
+                with_critical_section(obj, || inline_leaves(out, strs, obj, kind, tag))
+            }
+        };
+        #[cfg(Py_GIL_DISABLED)]
+        if ok && !matches!(kind, Kind::Tuple) {
+            self.inlined.insert(obj as usize);
+        }
+        ok
     }
-
     fn finish(&mut self, f: Frame) {
         let node = &mut self.nodes[f.node as usize];
         node.start = self.stream.len();
@@ -1063,6 +1142,28 @@ impl Builder {
 /// # Safety
 /// `root` is a live object of the attached interpreter.
 pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
+    // SAFETY: forwarded.
+    let first = unsafe { convert_with(root, true)? };
+    #[cfg(Py_GIL_DISABLED)]
+    if let Err(true) = first {
+        // A list or dict copied in place was met again (another thread
+        // moved it meanwhile): again, with every one a memoized node.
+        // SAFETY: forwarded.
+        return unsafe { convert_with(root, false) }.map(Result::ok);
+    }
+    Ok(first.ok())
+}
+
+/// [`convert`], with lists and dicts copied in place or not (free-threaded;
+/// with the GIL they always may be); `Err(met_again)` if some part does not
+/// cross natively, `met_again` telling whether that was a container copied
+/// in place met again (free-threaded: see [`Builder::inlined`]).
+///
+/// # Safety
+/// As [`convert`].
+unsafe fn convert_with(root: *mut sys::PyObject, in_place: bool) -> PyResult<Result<Graph, bool>> {
+    #[cfg(not(Py_GIL_DISABLED))]
+    let _ = in_place;
     let mut b = Builder {
         nodes: Vec::new(),
         order: Vec::new(),
@@ -1073,10 +1174,16 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
         stack: Vec::new(),
         spare: Vec::new(),
         root_out: Vec::new(),
+        #[cfg(Py_GIL_DISABLED)]
+        inlined: Default::default(),
+        #[cfg(Py_GIL_DISABLED)]
+        in_place,
+        #[cfg(Py_GIL_DISABLED)]
+        met_again: false,
     };
     // SAFETY: forwarded.
     if !unsafe { b.item(None, root)? } {
-        return Ok(None);
+        return Ok(Err(b.met_again()));
     }
     while let Some(t) = b.stack.len().checked_sub(1) {
         let top = &mut b.stack[t];
@@ -1147,7 +1254,7 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
         // before anything that could run some), and frame `t` stays on the
         // stack until after this returns (new frames go above it).
         if !unsafe { b.item(Some(t), child)? } {
-            return Ok(None);
+            return Ok(Err(b.met_again()));
         }
         b.stack[t].count += 1;
     }
@@ -1156,7 +1263,7 @@ pub unsafe fn convert(root: *mut sys::PyObject) -> PyResult<Option<Graph>> {
     for v in b.spare.drain(..) {
         give_buffer(v);
     }
-    Ok(Some(Graph {
+    Ok(Ok(Graph {
         nodes: b.nodes,
         order: b.order,
         stream: b.stream,
