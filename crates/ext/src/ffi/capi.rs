@@ -564,8 +564,7 @@ struct StrHead {
     hash: sys::Py_hash_t,
 }
 
-/// The hash `str` `obj` has cached, or -1 if none (always -1 on free-threaded
-/// builds: there another thread may be storing it, and the read would race).
+/// The hash `str` `obj` has cached, or -1 if none.
 ///
 /// # Safety
 /// Attached; `obj` is a live object passing `PyUnicode_Check`, of this
@@ -573,9 +572,16 @@ struct StrHead {
 #[inline(always)]
 pub unsafe fn str_cached_hash(obj: *mut sys::PyObject) -> sys::Py_hash_t {
     #[cfg(Py_GIL_DISABLED)]
-    {
-        let _ = obj;
-        -1
+    // SAFETY: the caller's contract: a str starts with the `PyASCIIObject`
+    // layout. Another thread may be storing the hash meanwhile: CPython
+    // reads and writes it with relaxed atomic accesses on free-threaded
+    // builds (`PyUnicode_HASH`, `PyUnicode_SET_HASH`), so this reads it the
+    // same way, and sees -1 or the whole hash. CPython's own field, not a
+    // protocol of ours: outside the `sync.rs` facade.
+    unsafe {
+        use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+        let hash = std::ptr::addr_of!((*(obj as *const StrHead)).hash) as *const AtomicIsize;
+        (*hash).load(Relaxed)
     }
     #[cfg(not(Py_GIL_DISABLED))]
     // SAFETY: the caller's contract: a str starts with the `PyASCIIObject`
