@@ -38,6 +38,18 @@ def rounds_of(fn, number: int, repeat: int) -> list[float]:
     return out
 
 
+def interleaved_rounds(fns: dict, number: int, repeat: int) -> dict[str, list[float]]:
+    """`rounds_of` for several functions at once: round r runs each in turn
+    (the order rotated by one every round), so that each sees the process
+    in the same state as the others."""
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeat):
+        for k in names[r % len(names):] + names[: r % len(names)]:
+            out[k] += rounds_of(fns[k], number, 1)
+    return out
+
+
 class Peer:
     name: str
 
@@ -107,21 +119,31 @@ def main() -> None:
     header(f"crossinterp vs {peer.name}: best of 5 rounds")
 
     rows = []
-    # Warm up both (imports, allocator pools).
+    # Warm up all three (imports, allocator pools).
     for _ in range(3):
         ours.create().close()
-        peer.create_close()
-    m = Meter()
-    t_ours = rounds_of(lambda: ours.create().close(), n_create, 5)
-    t_peer = rounds_of(peer.create_close, n_create, 5)
-    rows.append(("create+close", t_ours, t_peer, m.stop()))
-    # crossinterp's opt-in fast path (no `site` import in the new
-    # interpreter), against the same peer figure of this run.
-    for _ in range(3):
         ours.create(site=False).close()
+        peer.create_close()
+    # Ours (the default, and the opt-in fast path with no `site` import in
+    # the new interpreter) and the peer take turns, round by round, in a
+    # rotating order: a process that has created many interpreters creates
+    # the next ones at another speed (CPython 3.13 leaks each one's arenas,
+    # so every creation maps fresh memory), and rows measured one after the
+    # other compared a younger process with an older one (3.13: the fast
+    # path came out slower than the default).
     m = Meter()
-    t_fast = rounds_of(lambda: ours.create(site=False).close(), n_create, 5)
-    rows.append(("create(site=False)+close", t_fast, t_peer, m.stop()))
+    t = interleaved_rounds(
+        {
+            "default": lambda: ours.create().close(),
+            "fast": lambda: ours.create(site=False).close(),
+            "peer": peer.create_close,
+        },
+        n_create,
+        5,
+    )
+    meter = m.stop()
+    rows.append(("create+close", t["default"], t["peer"], meter))
+    rows.append(("create(site=False)+close", t["fast"], t["peer"], meter))
 
     it_o = ours.create()
     it_p = peer.make()
