@@ -434,6 +434,53 @@ def test_records_moved_and_changed_while_copied_in_place_keep_identity_and_state
     _cross_while_mutated((a, b), step, check)
 
 
+def test_strs_whose_utf8_another_thread_makes_do_not_let_their_dict_change_mid_copy():
+    # Free-threaded CPython makes a str's UTF-8 under the str's own lock. A
+    # dict of common leaves is copied in one pass under the dict's lock; had
+    # that pass waited for a str's lock, the wait would have let go of the
+    # dict's, and a thread clearing the dict meanwhile would have freed the
+    # keys the pass was reading. Here one thread copies a dict of new
+    # non-ASCII strs, one copies the same strs in a list (making their
+    # UTF-8), and one keeps replacing the dict's contents with new strs:
+    # every copy is whole, never a crash.
+    d = {}
+    stop = threading.Event()
+
+    def refill():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            # long ones: making their UTF-8 takes long enough that a thread
+            # waiting for it parks (and only then lets go of its other locks)
+            keys = [f"é{i}-{n}" + "x" * 20_000 for i in range(64)]
+            d.clear()
+            d.update(zip(keys, range(64)))
+
+    def cross_keys():
+        q = _q()
+        while not stop.is_set():
+            q.put(list(d))
+            assert all(type(k) is str and k.startswith("é") for k in q.get(timeout=10))
+
+    threads = [threading.Thread(target=refill), threading.Thread(target=cross_keys)]
+    for t in threads:
+        t.start()
+    q = _q()
+    try:
+        deadline = time.monotonic() + 3
+        n = 0
+        while time.monotonic() < deadline:
+            q.put(d)
+            got = q.get(timeout=10)
+            assert all(type(k) is str and k.startswith("é") and type(v) is int for k, v in got.items())
+            n += 1
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert n > 0
+
+
 # The commonest leaves take an inline path (a compact int, a float, a str with
 # its cached hash), a dict of them one pass with no snapshot; the edges of
 # each must cross like any other value.

@@ -564,6 +564,62 @@ struct StrHead {
     hash: sys::Py_hash_t,
 }
 
+/// cpython/unicodeobject.h (3.12+): a compact non-ASCII `str` continues its
+/// `PyASCIIObject` head with its UTF-8's length, then the UTF-8 itself (NULL
+/// until made). `state` is the head's bit field (`_Py_ALIGNED_DEF(4, ...)`
+/// on 3.14: a 32-bit word right after `hash` on every version).
+#[cfg(Py_GIL_DISABLED)]
+#[repr(C)]
+struct CompactStrHead {
+    head: StrHead,
+    state: u32,
+    utf8_length: sys::Py_ssize_t,
+    utf8: *mut c_char,
+}
+
+/// The `ascii` bit of a `str`'s state: `interned:2, kind:3, compact:1,
+/// ascii:1` from the lowest bit up (3.12, 3.13, and 3.14+ with the GIL);
+/// free-threaded 3.14+ makes `interned` a whole byte, which moves the bits
+/// after it up by 6.
+#[cfg(Py_GIL_DISABLED)]
+const STR_STATE_ASCII: u32 = if cfg!(Py_3_14) { 1 << 12 } else { 1 << 6 };
+
+/// Whether `PyUnicode_AsUTF8AndSize(obj)` can answer without taking `obj`'s
+/// lock: an ASCII `str` (its characters are its UTF-8) or one whose UTF-8
+/// was made already. Free-threaded CPython makes a missing UTF-8 under the
+/// str's critical section, and beginning a section inside another one (a
+/// dict's or list's, held for a one-pass copy) may suspend the outer one
+/// while it waits, letting another thread change that container midway.
+/// With the GIL no lock is taken (and the GIL is not released): always true.
+///
+/// # Safety
+/// Attached; `obj` is a live object of exact type `str` (so compact).
+#[inline(always)]
+pub unsafe fn str_utf8_ready(obj: *mut sys::PyObject) -> bool {
+    #[cfg(Py_GIL_DISABLED)]
+    // SAFETY: the caller's contract: an exact `str` is compact, so its head
+    // is `PyASCIIObject` and, when not ASCII, `PyCompactUnicodeObject`. The
+    // state is set at creation (the bits read here never change); the UTF-8
+    // pointer is published by CPython with a release store once made, and
+    // read here as CPython reads it (an acquire load). CPython's own field,
+    // not a protocol of ours: outside the `sync.rs` facade.
+    unsafe {
+        use std::sync::atomic::{AtomicPtr, Ordering::Acquire};
+        let o = obj as *const CompactStrHead;
+        let state = std::ptr::addr_of!((*o).state).read();
+        if state & STR_STATE_ASCII != 0 {
+            return true;
+        }
+        let utf8 = std::ptr::addr_of!((*o).utf8) as *const AtomicPtr<c_char>;
+        !(*utf8).load(Acquire).is_null()
+    }
+    #[cfg(not(Py_GIL_DISABLED))]
+    {
+        let _ = obj;
+        true
+    }
+}
+
 /// The hash `str` `obj` has cached, or -1 if none.
 ///
 /// # Safety

@@ -383,6 +383,12 @@ unsafe fn quick_leaf(
                 None => false,
             }
         } else if tp == &raw mut sys::PyUnicode_Type {
+            // (Free-threaded, making a str's UTF-8 takes its lock, which a
+            // one-pass copy under its container's lock must not wait for:
+            // such a str goes `leaf`'s way, which makes it first.)
+            if !ffi::capi::str_utf8_ready(obj) {
+                return false;
+            }
             let mut len: sys::Py_ssize_t = 0;
             let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
             if p.is_null() {
@@ -667,6 +673,15 @@ unsafe fn leaf(
         // SAFETY (whole body): `obj` is live and of the compared exact type;
         // a str's UTF-8 and a bytes' data stay valid while `obj` is held.
         unsafe {
+            // No container's lock is held here: a str's UTF-8 may be made
+            // (under its own lock, free-threaded) for `quick_leaf` to take it.
+            if cfg!(Py_GIL_DISABLED)
+                && tp == &raw mut sys::PyUnicode_Type
+                && !ffi::capi::str_utf8_ready(obj)
+                && sys::PyUnicode_AsUTF8AndSize(obj, std::ptr::null_mut()).is_null()
+            {
+                sys::PyErr_Clear(); // lone surrogates (or no memory): `native` below
+            }
             if quick_leaf(out, strs, alone, obj, tp) {
                 return Ok(true);
             }
