@@ -462,7 +462,16 @@ def test_strs_whose_utf8_another_thread_makes_do_not_let_their_dict_change_mid_c
             q.put(list(d))
             assert all(type(k) is str and k.startswith("é") for k in q.get(timeout=10))
 
-    threads = [threading.Thread(target=refill), threading.Thread(target=cross_keys)]
+    errors = []
+
+    def run(f):
+        try:
+            f()
+        except BaseException as e:  # noqa: BLE001 - reported by the test below
+            errors.append(e)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in (refill, cross_keys)]
     for t in threads:
         t.start()
     q = _q()
@@ -478,6 +487,7 @@ def test_strs_whose_utf8_another_thread_makes_do_not_let_their_dict_change_mid_c
         stop.set()
         for t in threads:
             t.join(60)
+    assert not errors, errors
     assert n > 0
 
 
