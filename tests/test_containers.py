@@ -310,30 +310,40 @@ def test_key_whose_hash_fails_in_the_receiver_is_a_clear_error():
     assert q.get(timeout=10)[1][0].loaded
 
 
-def _cross_while_mutated(value, step, check):
+def _cross_while_mutated(value, step, check, *more_steps):
     """Put and get ``value`` for 3 s while another thread calls ``step(i)``
-    for i = 1, 2, ...; ``check`` each copy; at least one round trip."""
+    for i = 1, 2, ... (and one more thread each of ``more_steps`` likewise);
+    ``check`` each copy; at least one round trip. A step that raises stops
+    the run and fails the test with its error."""
     stop = threading.Event()
+    errors = []
 
-    def mutate():
+    def mutate(step):
         i = 0
-        while not stop.is_set():
-            i += 1
-            step(i)
+        try:
+            while not stop.is_set():
+                i += 1
+                step(i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+            stop.set()
 
-    t = threading.Thread(target=mutate)
-    t.start()
+    threads = [threading.Thread(target=mutate, args=(f,)) for f in (step, *more_steps)]
+    for t in threads:
+        t.start()
     q = _q()
     try:
         deadline = time.monotonic() + 3
         n = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop.is_set():
             q.put(value)
             check(q.get(timeout=10))
             n += 1
     finally:
         stop.set()
-        t.join(60)
+        for t in threads:
+            t.join(60)
+    assert not errors, errors
     assert n > 0
 
 
@@ -444,51 +454,24 @@ def test_strs_whose_utf8_another_thread_makes_do_not_let_their_dict_change_mid_c
     # UTF-8), and one keeps replacing the dict's contents with new strs:
     # every copy is whole, never a crash.
     d = {}
-    stop = threading.Event()
 
-    def refill():
-        n = 0
-        while not stop.is_set():
-            n += 1
-            # long ones: making their UTF-8 takes long enough that a thread
-            # waiting for it parks (and only then lets go of its other locks)
-            keys = [f"é{i}-{n}" + "x" * 20_000 for i in range(64)]
-            d.clear()
-            d.update(zip(keys, range(64)))
+    def refill(n):
+        # long ones: making their UTF-8 takes long enough that a thread
+        # waiting for it parks (and only then lets go of its other locks)
+        keys = [f"é{i}-{n}" + "x" * 20_000 for i in range(64)]
+        d.clear()
+        d.update(zip(keys, range(64)))
 
-    def cross_keys():
-        q = _q()
-        while not stop.is_set():
-            q.put(list(d))
-            assert all(type(k) is str and k.startswith("é") for k in q.get(timeout=10))
+    keys_q = _q()
 
-    errors = []
+    def cross_keys(_):
+        keys_q.put(list(d))
+        assert all(type(k) is str and k.startswith("é") for k in keys_q.get(timeout=10))
 
-    def run(f):
-        try:
-            f()
-        except BaseException as e:  # noqa: BLE001 - reported by the test below
-            errors.append(e)
-            stop.set()
+    def check(got):
+        assert all(type(k) is str and k.startswith("é") and type(v) is int for k, v in got.items())
 
-    threads = [threading.Thread(target=run, args=(f,)) for f in (refill, cross_keys)]
-    for t in threads:
-        t.start()
-    q = _q()
-    try:
-        deadline = time.monotonic() + 3
-        n = 0
-        while time.monotonic() < deadline:
-            q.put(d)
-            got = q.get(timeout=10)
-            assert all(type(k) is str and k.startswith("é") and type(v) is int for k, v in got.items())
-            n += 1
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
-    assert not errors, errors
-    assert n > 0
+    _cross_while_mutated(d, refill, check, cross_keys)
 
 
 # The commonest leaves take an inline path (a compact int, a float, a str with

@@ -679,8 +679,7 @@ unsafe fn leaf(
         unsafe {
             // No container's lock is held here: a str's UTF-8 may be made
             // (under its own lock, free-threaded) for `quick_leaf` to take it.
-            if cfg!(Py_GIL_DISABLED)
-                && tp == &raw mut sys::PyUnicode_Type
+            if tp == &raw mut sys::PyUnicode_Type
                 && !ffi::capi::str_utf8_ready(obj)
                 && sys::PyUnicode_AsUTF8AndSize(obj, std::ptr::null_mut()).is_null()
             {
