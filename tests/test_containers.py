@@ -495,6 +495,28 @@ def test_leaf_fast_paths_keep_every_value_and_type(interp, via):
         assert type(x) is int
 
 
+@pytest.mark.parametrize("via", ["queue", "call"])
+def test_ascii_strs_are_rebuilt_whole_at_every_length(interp, via):
+    # An ASCII str is rebuilt by allocating it at its size and copying its
+    # bytes (no UTF-8 decoding): every length, in a list and as dict keys
+    # (with their hashes), arrives equal, ASCII, of the same size in memory;
+    # the one-character ones are the receiver's shared singletons.
+    strs = ["".join(chr(32 + (i * 7 + k) % 95) for k in range(n)) for i, n in
+            enumerate([*range(70), 127, 128, 255, 256, 4095, 10_000])]
+    strs += ["\x00", "\x7f", "a\x00b", "x" * 100_000]
+    value = [strs, {s: i for i, s in enumerate(strs)}, [s + "é" for s in strs[:5]]]
+    got = _through_queue(value) if via == "queue" else interp.call(helpers.identity, value)
+    assert got == value
+    for a, b in zip(got[0], strs):
+        assert type(a) is str and a.isascii() and len(a) == len(b)
+        assert sys.getsizeof(a) == sys.getsizeof(b)
+        if len(a) == 1:
+            assert a is chr(ord(a))
+    for i, s in enumerate(strs):
+        assert got[1]["".join(list(s))] == i  # found by its hash
+    assert all(not s.isascii() for s in got[2])
+
+
 @pytest.mark.parametrize("keys", ["hashed", "fresh"])
 def test_str_keys_hash_in_the_receiver_as_their_equals(interp, keys):
     # A str crosses with the hash its sender had cached, and the receiver's

@@ -176,12 +176,18 @@ const T_LIST_LEAVES: u8 = 16;
 /// A dict inline: its number of pairs, then key, value, key,
 /// value... in its order, each a leaf of [`inline_leaf`]'s.
 const T_DICT_LEAVES: u8 = 17;
-/// Before a [`T_STR`] or [`T_STR_HASHED`]: the receiver keeps the `str` it
+/// Before a `str`'s tag ([`T_STR`], [`T_STR_HASHED`], [`T_ASCII`],
+/// [`T_ASCII_HASHED`]): the receiver keeps the `str` it
 /// makes as its node's next remembered one (see [`StrMemo`]).
 const T_KEEP: u8 = 18;
 /// The node's remembered `str` of this index (LEB128), again (the same
 /// object in the receiver, as the same object was in the sender).
 const T_STR_AGAIN: u8 = 19;
+/// As [`T_STR`], of an ASCII `str`: the receiver makes it at its size and
+/// copies the bytes, with no UTF-8 decoding ([`ffi::capi::ascii_str_new`]).
+const T_ASCII: u8 = 20;
+/// As [`T_STR_HASHED`], of an ASCII `str` (see [`T_ASCII`]).
+const T_ASCII_HASHED: u8 = 21;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -412,11 +418,12 @@ unsafe fn quick_leaf(
                 }
             }
             let hash = ffi::capi::str_cached_hash(obj);
+            let ascii = ffi::capi::str_is_ascii(obj);
             if hash != -1 {
-                out.push(T_STR_HASHED);
+                out.push(if ascii { T_ASCII_HASHED } else { T_STR_HASHED });
                 out.extend_from_slice(&(hash as i64).to_le_bytes());
             } else {
-                out.push(T_STR);
+                out.push(if ascii { T_ASCII } else { T_STR });
             }
             put_len(out, len as usize);
             out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, len as usize));
@@ -1422,14 +1429,19 @@ impl Reader<'_> {
             match tag {
                 T_I8 => ffi::new_int(self.fixed::<1>()?[0] as i8 as i64),
                 T_I32 => ffi::new_int(i32::from_le_bytes(self.fixed()?) as i64),
-                T_STR_HASHED => {
+                T_ASCII_HASHED | T_STR_HASHED => {
                     let hash = i64::from_le_bytes(self.fixed()?) as sys::Py_hash_t;
                     let n = self.len()?;
                     let b = self.take(n)?;
-                    let s = Owned::from_new(sys::PyUnicode_FromStringAndSize(
-                        b.as_ptr() as *const c_char,
-                        n as sys::Py_ssize_t,
-                    ))?;
+                    let s = Owned::from_new(if tag == T_ASCII_HASHED {
+                        // ASCII: the sender read the str's kind.
+                        ffi::capi::ascii_str_new(b)
+                    } else {
+                        sys::PyUnicode_FromStringAndSize(
+                            b.as_ptr() as *const c_char,
+                            n as sys::Py_ssize_t,
+                        )
+                    })?;
                     // Just made here: no other thread has it yet (a shared
                     // singleton is left alone: `str_set_hash`).
                     ffi::capi::str_set_hash(s.as_ptr(), hash);
@@ -1446,6 +1458,11 @@ impl Reader<'_> {
                 T_COMPLEX => {
                     let (re, im) = (self.f64()?, self.f64()?);
                     Owned::from_new(sys::PyComplex_FromDoubles(re, im))
+                }
+                T_ASCII => {
+                    let n = self.len()?;
+                    // ASCII: the sender read the str's kind.
+                    Owned::from_new(ffi::capi::ascii_str_new(self.take(n)?))
                 }
                 T_STR | T_STR_RAW | T_BYTES | T_BIGINT => {
                     let n = self.len()?;
@@ -1464,7 +1481,10 @@ impl Reader<'_> {
                 }
                 T_TUPLE_LEAVES | T_LIST_LEAVES | T_DICT_LEAVES => self.inline(tag, objs),
                 T_KEEP => {
-                    if !matches!(self.g.stream.get(self.pos), Some(&(T_STR | T_STR_HASHED))) {
+                    if !matches!(
+                        self.g.stream.get(self.pos),
+                        Some(&(T_STR | T_STR_HASHED | T_ASCII | T_ASCII_HASHED))
+                    ) {
                         return Err(broken());
                     }
                     let s = self.next(objs)?;
