@@ -18,6 +18,10 @@ pub type PyResult<T> = Result<T, PyErrSet>;
 /// Ownership: owns one reference. Neither `Send` nor `Sync`: it must be dropped
 /// on a thread attached to the interpreter that created it (the code never keeps
 /// one across a switch of interpreter; values cross as `xi::Value`).
+///
+/// `repr(transparent)`: a slice of them reads as a slice of object pointers
+/// (the container copies' tight loops rely on it).
+#[repr(transparent)]
 pub struct Owned {
     ptr: NonNull<sys::PyObject>,
     _not_send: PhantomData<*mut ()>,
