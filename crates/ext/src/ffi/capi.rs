@@ -619,6 +619,27 @@ pub unsafe fn str_is_ascii(obj: *mut sys::PyObject) -> bool {
     }
 }
 
+/// The characters of the ASCII `str` `obj` (its UTF-8): a pointer to them and
+/// their count, read from its fields (`PyUnicode_AsUTF8AndSize` without the
+/// call: callgrind on 3.14, a put + get of a 100-entry `str`->`int` dict
+/// 80,350 -> 78,755 instructions). Valid while `obj` is alive (a str never changes).
+///
+/// # Safety
+/// Attached; `obj` is a live exact `str` for which [`str_is_ascii`] holds
+/// (an exact str is compact: its characters follow its `PyASCIIObject`).
+#[inline(always)]
+pub unsafe fn ascii_str_bytes(obj: *mut sys::PyObject) -> (*const u8, usize) {
+    // SAFETY: the caller's contract: a compact ASCII str's `length` bytes
+    // follow its head (`_PyUnicode_COMPACT_DATA`), both set at creation.
+    unsafe {
+        let len = std::ptr::addr_of!((*(obj as *const StrHead)).length).read();
+        (
+            (obj as *const StrStateHead).add(1) as *const u8,
+            len as usize,
+        )
+    }
+}
+
 /// A new `str` of the ASCII bytes `b`: allocated at its final size and
 /// filled with one copy, where `PyUnicode_FromStringAndSize` would scan the
 /// bytes for UTF-8 as it copies them. Below 2 bytes CPython's constructor
@@ -644,7 +665,7 @@ pub unsafe fn ascii_str_new(b: &[u8]) -> *mut sys::PyObject {
             // (`_PyUnicode_COMPACT_DATA`; `PyUnicode_DATA` is a call on
             // 3.14+, 2.4% of a 10,000-key dict's copy there).
             let data = (s as *mut StrStateHead).add(1) as *mut u8;
-            std::ptr::copy_nonoverlapping(b.as_ptr(), data, b.len());
+            super::mem::copy_short(b.as_ptr(), data, b.len());
         }
         s
     }

@@ -61,3 +61,60 @@ pub unsafe fn bytes_copy_of(src: &[u8]) -> PyResult<Owned> {
         Ok(o)
     }
 }
+
+/// Copy `n` bytes from `src` to `dst` (not overlapping), inline when `n` is
+/// at most 16: the copies of short `str`s' characters (most dict keys and
+/// names), where a call to `memcpy` cost about as many instructions as the
+/// copy (callgrind on 3.14, a put + get of a 100-entry `str`->`int`
+/// dict: 78,755 -> 77,015 instructions). Two overlapping 8-byte (or 4-byte) moves cover 4-16 bytes; three
+/// single bytes cover 1-3. Longer copies call `memcpy`.
+///
+/// # Safety
+/// `src` is valid for reading `n` bytes, `dst` for writing `n` bytes, and
+/// the ranges do not overlap.
+#[inline(always)]
+pub unsafe fn copy_short(src: *const u8, dst: *mut u8, n: usize) {
+    // SAFETY: the caller's contract; every access below lies in
+    // `[0, n)` of its range (`n - 8 >= 0` when `n >= 8`, and so on).
+    unsafe {
+        if n >= 8 {
+            if n > 16 {
+                std::ptr::copy_nonoverlapping(src, dst, n);
+                return;
+            }
+            let (a, b) = (
+                src.cast::<u64>().read_unaligned(),
+                src.add(n - 8).cast::<u64>().read_unaligned(),
+            );
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        } else if n >= 4 {
+            let (a, b) = (
+                src.cast::<u32>().read_unaligned(),
+                src.add(n - 4).cast::<u32>().read_unaligned(),
+            );
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        } else if n > 0 {
+            let (a, m, z) = (*src, *src.add(n / 2), *src.add(n - 1));
+            *dst = a;
+            *dst.add(n / 2) = m;
+            *dst.add(n - 1) = z;
+        }
+    }
+}
+
+/// Append `n` bytes at `src` to `out` ([`copy_short`]'s copy).
+///
+/// # Safety
+/// `src` is valid for reading `n` bytes and not inside `out`'s buffer.
+#[inline(always)]
+pub unsafe fn extend_short(out: &mut Vec<u8>, src: *const u8, n: usize) {
+    out.reserve(n);
+    // SAFETY: `reserve` made room for `n` more bytes past the length; they
+    // are all written before the length covers them; `src` is the caller's.
+    unsafe {
+        copy_short(src, out.as_mut_ptr().add(out.len()), n);
+        out.set_len(out.len() + n);
+    }
+}

@@ -48,8 +48,10 @@ impl Owned {
     /// # Safety
     /// `ptr` is a valid, non-NULL object of the attached interpreter.
     pub unsafe fn from_borrowed(ptr: *mut sys::PyObject) -> Owned {
-        // SAFETY: the caller guarantees `ptr` is a live object; we are attached.
-        unsafe { sys::Py_IncRef(ptr) };
+        // SAFETY: the caller guarantees `ptr` is a live, non-NULL object;
+        // we are attached. (`Py_INCREF`: inline on GIL builds, where
+        // `Py_IncRef` is a call with a NULL check.)
+        unsafe { sys::Py_INCREF(ptr) };
         Owned {
             // SAFETY: the caller guarantees non-NULL.
             ptr: unsafe { NonNull::new_unchecked(ptr) },
@@ -72,9 +74,13 @@ impl Owned {
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        // SAFETY: we own one reference and (type invariant) the thread is
-        // attached to the object's interpreter.
-        unsafe { sys::Py_DecRef(self.ptr.as_ptr()) }
+        // SAFETY: we own one reference to a non-NULL object and (type
+        // invariant) the thread is attached to the object's interpreter.
+        // `Py_DECREF` is inline on GIL builds (pyo3-ffi calls CPython's
+        // `_Py_DecRef` on free-threaded and debug ones); `Py_DecRef` was a
+        // call per drop: counted by callgrind on 3.14, a put + get of a
+        // 100-entry `str`->`int` dict 82,155 -> 80,350 instructions.
+        unsafe { sys::Py_DECREF(self.ptr.as_ptr()) }
     }
 }
 

@@ -393,18 +393,25 @@ unsafe fn quick_leaf(
                 None => false,
             }
         } else if tp == &raw mut sys::PyUnicode_Type {
-            // (Free-threaded, making a str's UTF-8 takes its lock, which a
-            // one-pass copy under its container's lock must not wait for:
-            // such a str goes `leaf`'s way, which makes it first.)
-            if !ffi::capi::str_utf8_ready(obj) {
-                return false;
-            }
-            let mut len: sys::Py_ssize_t = 0;
-            let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
-            if p.is_null() {
-                sys::PyErr_Clear(); // lone surrogates (or no memory): the general path
-                return false;
-            }
+            let ascii = ffi::capi::str_is_ascii(obj);
+            let (p, len) = if ascii {
+                // Its characters are its UTF-8, read in place (no call).
+                ffi::capi::ascii_str_bytes(obj)
+            } else {
+                // (Free-threaded, making a str's UTF-8 takes its lock, which a
+                // one-pass copy under its container's lock must not wait for:
+                // such a str goes `leaf`'s way, which makes it first.)
+                if !ffi::capi::str_utf8_ready(obj) {
+                    return false;
+                }
+                let mut len: sys::Py_ssize_t = 0;
+                let p = sys::PyUnicode_AsUTF8AndSize(obj, &mut len);
+                if p.is_null() {
+                    sys::PyErr_Clear(); // lone surrogates (or no memory): the general path
+                    return false;
+                }
+                (p as *const u8, len as usize)
+            };
             if strs.on && sys::Py_REFCNT(obj) > alone {
                 // Maybe elsewhere in this node too (see `StrMemo`).
                 match strs.see(obj) {
@@ -418,15 +425,14 @@ unsafe fn quick_leaf(
                 }
             }
             let hash = ffi::capi::str_cached_hash(obj);
-            let ascii = ffi::capi::str_is_ascii(obj);
             if hash != -1 {
                 out.push(if ascii { T_ASCII_HASHED } else { T_STR_HASHED });
                 out.extend_from_slice(&(hash as i64).to_le_bytes());
             } else {
                 out.push(if ascii { T_ASCII } else { T_STR });
             }
-            put_len(out, len as usize);
-            out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, len as usize));
+            put_len(out, len);
+            ffi::mem::extend_short(out, p, len);
             true
         } else if tp == &raw mut sys::PyFloat_Type {
             let b = ffi::capi::float_value(obj).to_le_bytes();
