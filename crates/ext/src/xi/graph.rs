@@ -1437,6 +1437,38 @@ impl Reader<'_> {
         }
     }
 
+    /// A `str` item whose tag (`T_STR`, `T_STR_HASHED`, `T_ASCII` or
+    /// `T_ASCII_HASHED`) was just read. Apart from [`Reader::next`] so that
+    /// `next` does not call itself for a [`T_KEEP`]: a function that calls
+    /// itself is never inlined, and `next` was a call per item (~10
+    /// instructions of its ~40 for an int).
+    #[inline(always)]
+    fn str_item(&mut self, tag: u8) -> PyResult<Owned> {
+        let hash = if matches!(tag, T_ASCII_HASHED | T_STR_HASHED) {
+            Some(i64::from_le_bytes(self.fixed()?) as sys::Py_hash_t)
+        } else {
+            None
+        };
+        let n = self.len()?;
+        let b = self.take(n)?;
+        // SAFETY: attached (the caller's); `T_ASCII*` bytes are ASCII (the
+        // sender read the str's kind), `T_STR*` ones UTF-8 (copied from
+        // CPython's own UTF-8 of a str).
+        unsafe {
+            let s = Owned::from_new(if matches!(tag, T_ASCII_HASHED | T_ASCII) {
+                ffi::capi::ascii_str_new(b)
+            } else {
+                sys::PyUnicode_FromStringAndSize(b.as_ptr() as *const c_char, n as sys::Py_ssize_t)
+            })?;
+            if let Some(hash) = hash {
+                // Just made here: no other thread has it yet (a shared
+                // singleton is left alone: `str_set_hash`).
+                ffi::capi::str_set_hash(s.as_ptr(), hash);
+            }
+            Ok(s)
+        }
+    }
+
     /// The next item as an object.
     #[inline(always)]
     fn next(&mut self, objs: &[Option<Owned>]) -> PyResult<Owned> {
@@ -1448,24 +1480,7 @@ impl Reader<'_> {
             match tag {
                 T_I8 => ffi::new_int(self.fixed::<1>()?[0] as i8 as i64),
                 T_I32 => ffi::new_int(i32::from_le_bytes(self.fixed()?) as i64),
-                T_ASCII_HASHED | T_STR_HASHED => {
-                    let hash = i64::from_le_bytes(self.fixed()?) as sys::Py_hash_t;
-                    let n = self.len()?;
-                    let b = self.take(n)?;
-                    let s = Owned::from_new(if tag == T_ASCII_HASHED {
-                        // ASCII: the sender read the str's kind.
-                        ffi::capi::ascii_str_new(b)
-                    } else {
-                        sys::PyUnicode_FromStringAndSize(
-                            b.as_ptr() as *const c_char,
-                            n as sys::Py_ssize_t,
-                        )
-                    })?;
-                    // Just made here: no other thread has it yet (a shared
-                    // singleton is left alone: `str_set_hash`).
-                    ffi::capi::str_set_hash(s.as_ptr(), hash);
-                    Ok(s)
-                }
+                T_ASCII_HASHED | T_STR_HASHED | T_ASCII | T_STR => self.str_item(tag),
                 T_NONE => Ok(Owned::from_borrowed(sys::Py_None())),
                 T_FALSE => Ok(Owned::from_borrowed(sys::Py_False())),
                 T_TRUE => Ok(Owned::from_borrowed(sys::Py_True())),
@@ -1478,17 +1493,11 @@ impl Reader<'_> {
                     let (re, im) = (self.f64()?, self.f64()?);
                     Owned::from_new(sys::PyComplex_FromDoubles(re, im))
                 }
-                T_ASCII => {
-                    let n = self.len()?;
-                    // ASCII: the sender read the str's kind.
-                    Owned::from_new(ffi::capi::ascii_str_new(self.take(n)?))
-                }
-                T_STR | T_STR_RAW | T_BYTES | T_BIGINT => {
+                T_STR_RAW | T_BYTES | T_BIGINT => {
                     let n = self.len()?;
                     let b = self.take(n)?;
                     let (p, n) = (b.as_ptr(), b.len() as sys::Py_ssize_t);
                     Owned::from_new(match tag {
-                        T_STR => sys::PyUnicode_FromStringAndSize(p as *const c_char, n),
                         T_STR_RAW => sys::PyUnicode_DecodeUTF8(
                             p as *const c_char,
                             n,
@@ -1500,13 +1509,11 @@ impl Reader<'_> {
                 }
                 T_TUPLE_LEAVES | T_LIST_LEAVES | T_DICT_LEAVES => self.inline(tag, objs),
                 T_KEEP => {
-                    if !matches!(
-                        self.g.stream.get(self.pos),
-                        Some(&(T_STR | T_STR_HASHED | T_ASCII | T_ASCII_HASHED))
-                    ) {
+                    let tag = self.byte()?;
+                    if !matches!(tag, T_STR | T_STR_HASHED | T_ASCII | T_ASCII_HASHED) {
                         return Err(broken());
                     }
-                    let s = self.next(objs)?;
+                    let s = self.str_item(tag)?;
                     self.strs.push(Owned::from_borrowed(s.as_ptr()));
                     Ok(s)
                 }
