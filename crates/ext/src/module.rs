@@ -28,6 +28,7 @@ static TYPES: &[Entry] = &[
 unsafe fn exec(module: *mut sys::PyObject) -> PyResult<()> {
     // SAFETY: forwarded.
     unsafe {
+        crate::ffi::capi::check_str_layout()?;
         let rec = lifecycle::exec(module)?;
         types::setup(module, &rec, TYPES)?;
     }

@@ -640,6 +640,47 @@ pub unsafe fn ascii_str_bytes(obj: *mut sys::PyObject) -> (*const u8, usize) {
     }
 }
 
+/// Check, once per interpreter at import, that the `str` fields this module
+/// reads in place of CPython's inline functions ([`str_is_ascii`],
+/// [`ascii_str_bytes`], [`str_cached_hash`]) are where this build keeps
+/// them: an ASCII and two non-ASCII `str`s must read as CPython says. A
+/// build whose layout differs from the headers read here (free-threaded
+/// 3.14+ moves the state's bits, and no such build was at hand to run) fails
+/// the import with `SystemError` instead of corrupting strings later.
+///
+/// # Safety
+/// Attached.
+pub unsafe fn check_str_layout() -> super::PyResult<()> {
+    use super::Owned;
+    // SAFETY: attached (the caller's); every object is a new exact `str`
+    // (compact), held while read.
+    unsafe {
+        let ascii = Owned::from_new(sys::PyUnicode_FromStringAndSize(c"ab~".as_ptr(), 3))?;
+        let latin1 = Owned::from_new(sys::PyUnicode_FromString(c"\xc3\xa9a".as_ptr()))?;
+        let wide = Owned::from_new(sys::PyUnicode_FromString(c"\xe2\x82\xacab".as_ptr()))?;
+        let hash = sys::PyObject_Hash(ascii.as_ptr());
+        if hash == -1 {
+            return Err(super::PyErrSet);
+        }
+        let ok = str_is_ascii(ascii.as_ptr())
+            && !str_is_ascii(latin1.as_ptr())
+            && !str_is_ascii(wide.as_ptr())
+            && {
+                let (p, n) = ascii_str_bytes(ascii.as_ptr());
+                std::slice::from_raw_parts(p, n) == b"ab~"
+            }
+            && str_cached_hash(ascii.as_ptr()) == hash;
+        if ok {
+            Ok(())
+        } else {
+            Err(super::raise(
+                super::Exc::SystemError,
+                "crossinterp: this CPython keeps str fields elsewhere than the headers it was built against say",
+            ))
+        }
+    }
+}
+
 /// A new `str` of the ASCII bytes `b`: allocated at its final size and
 /// filled with one copy, where `PyUnicode_FromStringAndSize` would scan the
 /// bytes for UTF-8 as it copies them. Below 2 bytes CPython's constructor
