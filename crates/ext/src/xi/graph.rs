@@ -46,7 +46,8 @@
 //!   without a loop. A `str` carries the hash its sender had cached (every
 //!   interpreter of a process hashes with the one secret), and the rebuilt
 //!   `str` gets it, so a dict or set in the receiver does not hash its keys
-//!   again; dicts are rebuilt presized. A dict made only of such leaves is
+//!   again; an ASCII `str` is read in place and rebuilt at its size with one
+//!   copy, no UTF-8 decoding ([`T_ASCII`]); dicts are rebuilt presized. A dict made only of such leaves is
 //!   encoded in one pass, in place, with no snapshot (nothing in that pass
 //!   runs Python code or detaches: the GIL, or on free-threaded builds the
 //!   dict's critical section held for the pass, keeps it unchanged); so is
