@@ -19,6 +19,23 @@ extern "C" {
     /// size wants; `PyDict_New` grows through every power of two).
     pub fn _PyDict_NewPresized(minused: sys::Py_ssize_t) -> *mut sys::PyObject;
 
+    /// internal/pycore_dict.h (3.13-3.15, `PyAPI_FUNC`, the same signature
+    /// in all three; what `BUILD_MAP` uses): a new dict of the `length`
+    /// pairs `keys[i * keys_offset]`, `values[i * values_offset]`, in
+    /// order (a later equal key replaces the value, as `PyDict_SetItem`
+    /// does), presized, and with the compact table of `str` keys when every
+    /// key is an exact `str` (`_PyDict_NewPresized` always makes the
+    /// general table: 24-byte entries against 16). Borrows the keys and
+    /// values (takes its own references). NULL with an exception set on
+    /// failure (an unhashable key, no memory).
+    pub fn _PyDict_FromItems(
+        keys: *const *mut sys::PyObject,
+        keys_offset: sys::Py_ssize_t,
+        values: *const *mut sys::PyObject,
+        values_offset: sys::Py_ssize_t,
+        length: sys::Py_ssize_t,
+    ) -> *mut sys::PyObject;
+
     /// classobject.h: the bound-method type.
     pub static mut PyMethod_Type: sys::PyTypeObject;
     /// classobject.h: the `self` of a bound method (borrowed).
