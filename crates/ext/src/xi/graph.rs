@@ -16,8 +16,10 @@
 //!   time and size linear in its distinct containers.
 //! - **Cycles are kept**, as with pickle, when they close on a mutable
 //!   container (`l.append(l)`, `d["self"] = d`, `l = [(l,)]` entered at the
-//!   list): the receiver creates every list, dict and set empty first, then
-//!   fills them. A cycle that closes on a tuple or frozenset still being
+//!   list): the receiver creates every list and set, and every dict a
+//!   cycle closes on, empty first, then fills them (any other dict is made
+//!   at its turn from all its pairs, so that it gets the table kind its
+//!   original had). A cycle that closes on a tuple or frozenset still being
 //!   converted (a tuple entered before the list that holds it) cannot be
 //!   rebuilt bottom-up: the whole value is then pickled instead, and pickle
 //!   keeps that cycle too. Nothing is refused for its shape.
@@ -1599,8 +1601,9 @@ unsafe fn dict_of_pairs(pairs: &[Owned]) -> PyResult<Owned> {
 /// Build the graph's objects in the attached interpreter; the root's.
 pub fn build(g: &Graph) -> PyResult<Owned> {
     let mut objs: Vec<Option<Owned>> = Vec::with_capacity(g.nodes.len());
-    // First every mutable container, empty (a bytearray whole), so that a
-    // cycle can name them before they are filled.
+    // First every list and set, and every dict a cycle closes on, empty (a
+    // bytearray whole), so that a cycle can name them before they are
+    // filled; the other dicts are made at their turn (`dict_of_pairs`).
     // SAFETY (both loops): attached; every constructor and setter gets objects
     // of the type it takes, and list and tuple indices below the size given
     // at creation (whose slots start NULL and are each set once here; a list
