@@ -588,8 +588,7 @@ struct StrHead {
 #[cfg(Py_GIL_DISABLED)]
 #[repr(C)]
 struct CompactStrHead {
-    head: StrHead,
-    state: u32,
+    head: StrStateHead,
     utf8_length: sys::Py_ssize_t,
     utf8: *mut c_char,
 }
@@ -750,12 +749,11 @@ pub unsafe fn str_utf8_ready(obj: *mut sys::PyObject) -> bool {
     // not a protocol of ours: outside the `sync.rs` facade.
     unsafe {
         use std::sync::atomic::{AtomicPtr, Ordering::Acquire};
-        let o = obj as *const CompactStrHead;
-        let state = std::ptr::addr_of!((*o).state).read();
-        if state & STR_STATE_ASCII != 0 {
+        if str_is_ascii(obj) {
             return true;
         }
-        let utf8 = std::ptr::addr_of!((*o).utf8) as *const AtomicPtr<c_char>;
+        let utf8 =
+            std::ptr::addr_of!((*(obj as *const CompactStrHead)).utf8) as *const AtomicPtr<c_char>;
         !(*utf8).load(Acquire).is_null()
     }
     #[cfg(not(Py_GIL_DISABLED))]

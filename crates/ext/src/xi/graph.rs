@@ -1341,6 +1341,9 @@ struct Reader<'a> {
     end: usize,
     /// The node's remembered `str`s ([`T_KEEP`]), in order.
     strs: Vec<Owned>,
+    /// Scratch for a dict's pairs before the dict is made ([`Reader::dict`]),
+    /// empty between dicts: a list's records reuse one buffer.
+    pairs: Vec<Owned>,
 }
 
 impl Reader<'_> {
@@ -1406,6 +1409,33 @@ impl Reader<'_> {
         self.next(objs)
     }
 
+    /// The next `n` key-value pairs (leaves only, for an inline dict:
+    /// `LEAVES`) and then the dict of them ([`dict_of_pairs`]).
+    fn dict<const LEAVES: bool>(&mut self, n: usize, objs: &[Option<Owned>]) -> PyResult<Owned> {
+        let mut pairs = std::mem::take(&mut self.pairs);
+        pairs.reserve(2 * n);
+        let mut got = Ok(());
+        for _ in 0..2 * n {
+            let item = if LEAVES {
+                self.next_leaf(objs)
+            } else {
+                self.next(objs)
+            };
+            match item {
+                Ok(o) => pairs.push(o),
+                Err(e) => {
+                    got = Err(e);
+                    break;
+                }
+            }
+        }
+        // SAFETY: attached (the caller's); an even count of live objects.
+        let d = got.and_then(|()| unsafe { dict_of_pairs(&pairs) });
+        pairs.clear();
+        self.pairs = pairs;
+        d
+    }
+
     /// An inline container (its tag read): its leaves, rebuilt.
     #[inline(never)]
     fn inline(&mut self, tag: u8, objs: &[Option<Owned>]) -> PyResult<Owned> {
@@ -1424,33 +1454,7 @@ impl Reader<'_> {
         // slots (NULL at creation) are each set once, below the size given.
         unsafe {
             if tag == T_DICT_LEAVES {
-                // Its pairs first, then the dict of them (a record's few
-                // pairs on the stack).
-                let mut small: [std::mem::MaybeUninit<Owned>; 2 * SMALL_DICT] =
-                    [const { std::mem::MaybeUninit::uninit() }; 2 * SMALL_DICT];
-                if n <= SMALL_DICT {
-                    let mut got = 0;
-                    let mut fill = || -> PyResult<()> {
-                        while got < 2 * n {
-                            small[got].write(self.next_leaf(objs)?);
-                            got += 1;
-                        }
-                        Ok(())
-                    };
-                    let filled = fill();
-                    // The pairs made (all, or those before an error).
-                    let pairs = std::slice::from_raw_parts(small.as_ptr() as *const Owned, got);
-                    let d = filled.and_then(|()| dict_of_pairs(pairs));
-                    for o in &mut small[..got] {
-                        o.assume_init_drop();
-                    }
-                    return d;
-                }
-                let mut pairs = Vec::with_capacity(2 * n);
-                for _ in 0..2 * n {
-                    pairs.push(self.next_leaf(objs)?);
-                }
-                return dict_of_pairs(&pairs);
+                return self.dict::<true>(n, objs);
             }
             let c = Owned::from_new(match tag {
                 T_TUPLE_LEAVES => sys::PyTuple_New(n as sys::Py_ssize_t),
@@ -1569,9 +1573,6 @@ impl Reader<'_> {
     }
 }
 
-/// An inline dict of at most this many pairs gathers them on the stack.
-const SMALL_DICT: usize = 16;
-
 /// A new dict of `pairs` (key, value, key, value...), in order: one
 /// presized table, the compact one for `str` keys when every key is an
 /// exact `str`, as the dict a literal or pickle makes (`_PyDict_NewPresized`
@@ -1639,6 +1640,7 @@ pub fn build(g: &Graph) -> PyResult<Owned> {
                 pos: node.start,
                 end: node.end,
                 strs: Vec::new(),
+                pairs: Vec::new(),
             };
             match node.kind {
                 Kind::List => {
@@ -1661,13 +1663,7 @@ pub fn build(g: &Graph) -> PyResult<Owned> {
                         }
                     }
                 }
-                Kind::Dict => {
-                    let mut pairs = Vec::with_capacity(node.len);
-                    for _ in 0..node.len {
-                        pairs.push(r.next(&objs)?);
-                    }
-                    objs[i] = Some(dict_of_pairs(&pairs)?);
-                }
+                Kind::Dict => objs[i] = Some(r.dict::<false>(node.len / 2, &objs)?),
                 Kind::Set => {
                     let s = objs[i].as_ref().ok_or_else(broken)?.as_ptr();
                     for _ in 0..node.len {
