@@ -145,10 +145,22 @@ def report(title, times, per, ours_key="crossinterp"):
 
 
 
+def nap(seconds):
+    """Sleep in a worker, as a function of this module: the first task of it
+    a worker runs imports this module there (~100 ms on 3.14), which must not
+    land in a timed round."""
+    time.sleep(seconds)
+
+
 def warm(ex):
     list(ex.map(abs, range(WORKERS * 4)))
-    for f in [ex.submit(time.sleep, 0.05) for _ in range(WORKERS)]:
-        f.result()  # every worker started
+    # Every worker started and has imported this module (the module of every
+    # function timed here): WORKERS naps at once cannot all go to one worker.
+    # Otherwise the worker a pool hands fewer tasks to (ours wakes its most
+    # recent sleeper first) paid for the import in whichever timed round
+    # first gave it one of this module's functions.
+    for f in [ex.submit(nap, 0.05) for _ in range(WORKERS)]:
+        f.result()
 
 
 # --- main ----------------------------------------------------------------------

@@ -8,7 +8,9 @@
 //! and large bounds, with this queue's flags folded into its two index
 //! words; under loom the same code on loom atomics). One mutex guards the
 //! rest: the `closed` flag, the wait accounting of both sides and the async
-//! watchers; `not_empty` wakes getters, `not_full` wakes putters. Blocking
+//! watchers; each sleeping getter or putter waits on a condition variable of
+//! its own, and a change wakes the side's most recent sleeper first
+//! (`wait::Sleepers`: why). Blocking
 //! calls follow the wait protocol of `crate::wait`: a `Blocker` decides, each
 //! time the call finds it cannot proceed, whether its deadline passed,
 //! whether the interrupt hook is due, or how long to wait.
@@ -134,7 +136,7 @@ pub use crate::error::{GetError, PutError};
 use crate::id::next_id;
 use crate::ring::{Excl, Pop, Push, Ring, SLEEPERS, WATCHERS};
 use crate::sync::DynArc;
-use crate::sync::{lock, wait_timeout, Arc, AtomicBool, Condvar, Mutex};
+use crate::sync::{lock, wait_timeout, Arc, AtomicBool, Mutex};
 use crate::sync::{MutexGuard, Ordering};
 pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, WaitClock, Watchers};
@@ -187,10 +189,6 @@ struct Shared<T> {
     /// words away from the side that writes them.
     closed_hint: CachePadded<AtomicBool>,
     state: Mutex<State>,
-    /// Getters wait here for an item or the close.
-    not_empty: Condvar,
-    /// Putters wait here for room or the close (bounded queues only).
-    not_full: Condvar,
 }
 
 impl<T> Shared<T> {
@@ -220,29 +218,29 @@ impl<T> Shared<T> {
         // has seen pushed and not popped (it may count items popped since:
         // a wake-up for nothing, never one missed).
         let covered = g.spinning_getters + g.getters.woken();
-        let wake = self.items.len_seen() > covered && g.getters.wake_one();
-        if wake {
+        let wake = if self.items.len_seen() > covered {
+            g.getters.wake_one()
+        } else {
+            None
+        };
+        if wake.is_some() {
             self.sync_flags(&g);
         }
         let notify = g.get_watch.snapshot();
         drop(g);
-        if wake {
-            self.not_empty.notify_one();
-        }
+        wait::ring(wake);
         wait::notify_all(notify);
     }
 
     /// After a pop: wake one asleep putter, notify the `Side::Put` watchers.
     fn popped(&self, mut g: MutexGuard<'_, State>) {
         let wake = g.putters.wake_one();
-        if wake {
+        if wake.is_some() {
             self.sync_flags(&g);
         }
         let notify = g.put_watch.snapshot();
         drop(g);
-        if wake {
-            self.not_full.notify_one();
-        }
+        wait::ring(wake);
         wait::notify_all(notify);
     }
 
@@ -252,9 +250,7 @@ impl<T> Shared<T> {
         self.sync_flags(&g);
         let notify = g.put_watch.snapshot();
         drop(g);
-        if wake {
-            self.not_full.notify_all();
-        }
+        wait::ring(wake);
         wait::notify_all(notify);
     }
 
@@ -390,8 +386,6 @@ impl<T> Queue<T> {
                     get_watch: Watchers::default(),
                     put_watch: Watchers::default(),
                 }),
-                not_empty: Condvar::new(),
-                not_full: Condvar::new(),
             }),
         }
     }
@@ -492,12 +486,12 @@ impl<T> Queue<T> {
                     g = lock(&sh.state);
                 }
                 Next::Wait(d) => {
-                    g.putters.sleep();
+                    let bell = g.putters.sleep();
                     // Register, then re-check (see the module doc).
                     sh.items.raise(false, SLEEPERS);
                     item = match sh.locked_push(item) {
                         Ok(()) => {
-                            g.putters.awake();
+                            g.putters.awake(&bell);
                             sh.sync_flags(&g);
                             sh.pushed(g);
                             clock.done();
@@ -506,8 +500,8 @@ impl<T> Queue<T> {
                         Err(item) => item,
                     };
                     clock.sleeping();
-                    g = wait_timeout(&sh.not_full, g, d);
-                    g.putters.awake();
+                    g = wait_timeout(&bell, g, d);
+                    g.putters.awake(&bell);
                     sh.sync_flags(&g);
                     blocker.waited();
                     spun = false;
@@ -591,19 +585,19 @@ impl<T> Queue<T> {
                     g.spinning_getters -= 1;
                 }
                 Next::Wait(d) => {
-                    g.getters.sleep();
+                    let bell = g.getters.sleep();
                     // Register, then re-check (see the module doc).
                     sh.items.raise(true, SLEEPERS);
                     if let Some(item) = sh.locked_pop() {
-                        g.getters.awake();
+                        g.getters.awake(&bell);
                         sh.sync_flags(&g);
                         sh.popped(g);
                         clock.done();
                         return Ok(item);
                     }
                     clock.sleeping();
-                    g = wait_timeout(&sh.not_empty, g, d);
-                    g.getters.awake();
+                    g = wait_timeout(&bell, g, d);
+                    g.getters.awake(&bell);
                     sh.sync_flags(&g);
                     blocker.waited();
                     spun = false;
@@ -661,12 +655,8 @@ impl<T> Queue<T> {
         notify.extend(g.put_watch.snapshot());
         drop(g);
         wait::notify_all(notify);
-        if wake_getters {
-            sh.not_empty.notify_all();
-        }
-        if wake_putters {
-            sh.not_full.notify_all();
-        }
+        wait::ring(wake_getters);
+        wait::ring(wake_putters);
         true
     }
 

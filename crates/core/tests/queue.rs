@@ -396,6 +396,53 @@ fn puts_wake_each_of_many_getters() {
     assert_eq!(q.blocked_getters(), 0);
 }
 
+/// Of two getters asleep on an empty queue, a put wakes the one that went to
+/// sleep last, and the other sleeps on until the next put (`wait::Sleepers`:
+/// a pool of workers getting one task at a time keeps handing it to the
+/// worker that just finished one). A sleeping getter also wakes by itself
+/// every `INTERRUPT_CHECK_INTERVAL` (to run its hook) and then sleeps again,
+/// on top: a trial in which that could have happened before the put (the
+/// first getter asleep for half an interval or more) proves nothing and is
+/// run again.
+#[test]
+fn a_put_wakes_the_most_recent_sleeper_first() {
+    for _trial in 0..20 {
+        let q = Queue::new(0);
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let getter = |name: &'static str| {
+            let q = q.clone();
+            let done_tx = done_tx.clone();
+            thread::spawn(move || done_tx.send((name, q.get(None, &mut never()))).unwrap())
+        };
+        let first = getter("first");
+        until("the first getter asleep", || q.blocked_getters() == 1);
+        let since = Instant::now();
+        let second = getter("second");
+        until("both getters asleep", || q.blocked_getters() == 2);
+        q.try_put(1u32).unwrap();
+        let conclusive = since.elapsed() < INTERRUPT_CHECK_INTERVAL / 2;
+        let woken = done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a getter woke");
+        q.try_put(2).unwrap();
+        let other = done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the other getter woke");
+        first.join().unwrap();
+        second.join().unwrap();
+        if conclusive {
+            assert_eq!(
+                woken,
+                ("second", Ok(1)),
+                "the first put woke the older sleeper"
+            );
+            assert_eq!(other, ("first", Ok(2)));
+            return;
+        }
+    }
+    panic!("no trial put its item within half an interrupt interval of the first sleep");
+}
+
 #[test]
 fn error_display_and_into_inner() {
     assert_eq!(PutError::Full(1).to_string(), "the queue is full");
