@@ -499,7 +499,7 @@ pub(crate) type Bell = Arc<Condvar>;
 /// futex wake-up of a halted vCPU), and the idle one yielded on the CPU of the
 /// one at work. Measured on 3.14 (Intel Xeon, 2 vCPUs; benchmarks/README.md,
 /// "The most recent sleeper first"): an executor with 2 workers round-tripped
-/// a 10,000-int list in 218-228 µs against 175-181 µs with one worker; which
+/// a 10,000-int list in 214-227 µs against 172-183 µs with one worker; which
 /// waiter gets an item is no part of a queue's contract (its items stay first
 /// in, first out).
 #[derive(Default)]
