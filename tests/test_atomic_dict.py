@@ -1,5 +1,6 @@
 """AtomicDict: a concurrent dict (meaningful on free-threaded builds; same API on GIL builds)."""
 
+import collections
 import gc
 import pickle
 import random
@@ -386,6 +387,45 @@ def test_concurrent_reduce_count_exact():
     run_threads(4, lambda t: [d.reduce_count(words[j : j + 500]) for j in range(0, 3000, 500)])
     assert sum(d.values()) == 4 * 3000
     assert d["w0"] == 4 * sum(1 for w in words if w == "w0")
+
+
+def test_reduce_count_of_keys_in_every_shard_matches_counter_across_threads():
+    # More distinct keys than one hold of a shard's lock takes (32 per shard
+    # of 64): the merge goes shard by shard in chunks, from a start that
+    # differs per thread and per call.
+    words = [f"k{(i * 7919) % 6000}" for i in range(24000)]
+    d = AtomicDict()
+    run_threads(
+        4, lambda t: [d.reduce_count(words[j : j + 4096]) for j in range(0, len(words), 4096)]
+    )
+    want = collections.Counter(words)
+    assert d.to_dict() == {k: 4 * c for k, c in want.items()}
+
+
+class _Collide:
+    """Equal by name, all of one hash: compared with ``==`` outside the lock."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __hash__(self):
+        return 1
+
+    def __eq__(self, other):
+        return isinstance(other, _Collide) and other.name == self.name
+
+
+def test_reduce_count_keys_the_lock_cannot_finish():
+    big = 2**63 - 1
+    d = AtomicDict({_Collide("a"): 1, "f": 0.5, "big": big, "s": "x", 1: 1})
+    # Equal but distinct objects of an unplain class (the per-key path),
+    # a float, a sum past i64, and an equal int key given as a bool.
+    d.reduce_count([_Collide("a"), _Collide("a"), _Collide("b"), "f", "big", "big", True])
+    assert d[_Collide("a")] == 3 and d[_Collide("b")] == 1
+    assert d["f"] == 1.5 and d["big"] == big + 2 and d[1] == 2
+    with pytest.raises(TypeError):
+        d.reduce_count(["s"])
+    assert d["s"] == "x"
 
 
 def test_compare_and_set_counter_across_threads():

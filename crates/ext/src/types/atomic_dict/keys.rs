@@ -108,6 +108,16 @@ impl Key {
         })
     }
 
+    /// A key whose hash the caller computed (`hash_of(obj)`, no lock held).
+    pub(super) fn with_hash(obj: *mut sys::PyObject, hash: u64) -> Key {
+        Key {
+            obj,
+            hash,
+            plain: is_plain(obj, 0),
+            memo: Vec::new(),
+        }
+    }
+
     /// The equality test run under the lock (see the module doc, rule 2).
     pub(super) fn eq_locked(&self, cand: &P, pending: &mut Pending) -> bool {
         if cand.0 == self.obj {

@@ -1,12 +1,13 @@
 //! `update`, `compare_and_set` and the `reduce*` family, with the "inside an
 //! operation of this dict" guard ([`Busy`], module doc, rule 6).
 
-use super::keys::{is_plain, Key, P};
+use super::keys::{hash_of, is_plain, Key, P};
 use super::store::{merge, with_entry, Act};
 use super::D;
 use crate::cstr;
 use crate::ffi::args::{arity, Args, KwArgs};
 use crate::ffi::{self, sys, Exc, Owned, PyErrSet, PyResult};
+use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::ptr::null_mut;
 
@@ -276,37 +277,72 @@ pub(super) fn small_int(obj: *mut sys::PyObject) -> Option<i64> {
     }
 }
 
+/// No index (`sum_into`'s chains of keys of equal hash).
+const NONE: usize = usize::MAX;
+
 /// Local aggregation of sums per distinct key (first-seen order), then a merge
-/// of each into the map. `each` feeds `(key, addend)` pairs to `add`.
+/// of each into the map: the int sums shard by shard ([`add_int_sums`]), the
+/// rest key by key. `each` feeds `(key, addend)` pairs to `add`; `items` is
+/// the argument they come from (its size, if a list or tuple, sizes the local
+/// table).
+
 pub(super) fn sum_into(
     this: D,
+    items: *mut sys::PyObject,
     each: impl FnOnce(&mut dyn FnMut(*mut sys::PyObject, Addend) -> PyResult<()>) -> PyResult<()>,
 ) -> PyResult<()> {
     let _busy = Busy::enter(this.as_ptr())?;
-    // key -> index into `accs` (as an int object).
-    // SAFETY: attached.
-    let index = unsafe { Owned::from_new(sys::PyDict_New())? };
+    // Local aggregation, in first-seen order: `accs[i]` is the i-th distinct
+    // key (the first object seen of it, held) with its sum, `hashes[i]` its
+    // hash; `first[hash]` is the last distinct key seen of that hash and
+    // `next[i]` the one before it of the same hash (rare). Keys are equal as
+    // a dict's are: the same hash, then identity or `==`. Not a Python dict
+    // of int indices: a thread-safe dict lookup, an int object and its
+    // conversion per word were a third of a 4,096-word batch's time on 3.13t.
+    // rustc-hash: a Python hash needs no second, DoS-resistant hash.
     let mut accs: Vec<(Owned, Acc)> = Vec::new();
+    let mut hashes: Vec<u64> = Vec::new();
+    let mut next: Vec<usize> = Vec::new();
+    // Sized for a quarter of an exact list's or tuple's items as distinct
+    // keys (growing from empty rehashed 10 times for 1,500 keys).
+    // SAFETY: attached; `items` is a live argument; the checks read its type
+    // and size.
+    let size = unsafe {
+        if sys::PyList_CheckExact(items) != 0 {
+            sys::PyList_GET_SIZE(items) as usize
+        } else if sys::PyTuple_CheckExact(items) != 0 {
+            sys::PyTuple_GET_SIZE(items) as usize
+        } else {
+            0
+        }
+    };
+    let mut first: FxHashMap<u64, usize> =
+        FxHashMap::with_capacity_and_hasher((size / 4).min(1 << 14), Default::default());
     each(&mut |k, addend| {
-        let mut idx = null_mut();
-        // SAFETY: attached; all live; `idx` receives a new reference or NULL.
-        let i = unsafe {
-            match sys::PyDict_GetItemRef(index.as_ptr(), k, &mut idx) {
-                -1 => return Err(PyErrSet),
-                0 => {
-                    let i = accs.len();
-                    let io = ffi::new_int(i as i64)?;
-                    if sys::PyDict_SetItem(index.as_ptr(), k, io.as_ptr()) < 0 {
-                        return Err(PyErrSet);
-                    }
-                    accs.push((Owned::from_borrowed(k), Acc::Int(0)));
-                    i
-                }
-                _ => {
-                    let io = Owned::from_new(idx)?;
-                    sys::PyLong_AsSsize_t(io.as_ptr()) as usize
-                }
+        let h = hash_of(k)?;
+        let mut at = first.get(&h).copied().unwrap_or(NONE);
+        while at != NONE {
+            let c = accs[at].0.as_ptr();
+            if c == k {
+                break;
             }
+            // SAFETY: attached; both live (`accs` holds `c`, the caller `k`);
+            // no lock is held, so `==` may run any code.
+            match unsafe { sys::PyObject_RichCompareBool(c, k, sys::Py_EQ) } {
+                1 => break,
+                0 => at = next[at],
+                _ => return Err(PyErrSet),
+            }
+        }
+        let i = if at != NONE {
+            at
+        } else {
+            let i = accs.len();
+            next.push(first.insert(h, i).unwrap_or(NONE));
+            hashes.push(h);
+            // SAFETY: attached; `k` is live.
+            accs.push((unsafe { Owned::from_borrowed(k) }, Acc::Int(0)));
+            i
         };
         let acc = &mut accs[i].1;
         match addend {
@@ -321,14 +357,24 @@ pub(super) fn sum_into(
         }
     })?;
     let d = this.get();
-    for (k, acc) in accs {
-        let mut key = Key::new(k.as_ptr())?;
+    // Every key hashed before any lock is taken (module doc, rule 1).
+    let mut keys: Vec<Key> = accs
+        .iter()
+        .zip(&hashes)
+        .map(|((k, _), &h)| Key::with_hash(k.as_ptr(), h))
+        .collect();
+    let mut slow = Vec::new();
+    add_int_sums(d, &keys, &accs, &mut slow)?;
+    for i in slow {
+        let (key, acc) = (&mut keys[i], &accs[i].1);
         if let Acc::Int(n) = acc {
             // Fast path, one write-locked pass: absent or an exact int whose
             // sum fits in i64 -> store a new int made under the lock (an int
             // allocation runs no Python code and waits for nothing; see the
-            // module doc, rule 2).
-            let done = with_entry(d, &mut key, |slot| {
+            // module doc, rule 2). `add_int_sums` leaves a key here when a
+            // candidate needed `==` outside the lock.
+            let n = *n;
+            let done = with_entry(d, key, |slot| {
                 let cur = match slot {
                     None => Some(0),
                     Some(v) => small_int(v.0),
@@ -351,10 +397,10 @@ pub(super) fn sum_into(
                 continue;
             }
         }
-        merge(d, &mut key, |cur| match cur {
+        merge(d, key, |cur| match cur {
             None => acc.to_object(),
             Some(c) => {
-                if let (Some(x), Acc::Int(n)) = (small_int(c.as_ptr()), &acc) {
+                if let (Some(x), Acc::Int(n)) = (small_int(c.as_ptr()), acc) {
                     if let Some(s) = x.checked_add(*n) {
                         return ffi::new_int(s);
                     }
@@ -368,6 +414,159 @@ pub(super) fn sum_into(
     Ok(())
 }
 
+/// Keys updated per hold of a shard's write lock by [`add_int_sums`]: bounds
+/// how long a reader or writer of that shard waits (about 32 lookups and int
+/// allocations, a few microseconds).
+const PER_HOLD: usize = 32;
+
+std::thread_local! {
+    /// Where this thread's next [`add_int_sums`] starts its walk over the
+    /// shards; seeded from the address of this thread's slot, so threads
+    /// merging at once start in different places.
+    static NEXT_SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The int sums of `accs` (`Acc::Int`) added into `d` shard by shard: each
+/// shard's write lock is taken once per [`PER_HOLD`] of its keys rather than
+/// once per key. With two threads merging batches of a word count the lock
+/// words and the shards' table headers moved between their CPUs at every key
+/// (profile in benchmarks/README.md, "Word counts merged shard by shard").
+/// The walk starts at a shard that differs per thread and per call, so two
+/// threads rarely want the same shard at the same time.
+///
+/// A key this cannot finish under the lock (an `Acc::Obj` sum, a stored value
+/// that is not an exact int or whose sum overflows, a candidate key that needs
+/// `==` outside the lock) is left in `slow`, untouched, for the caller's
+/// per-key path. Displaced values are released after each unlock (module doc,
+/// rule 3).
+fn add_int_sums(
+    d: &super::DictState,
+    keys: &[Key],
+    accs: &[(Owned, Acc)],
+    slow: &mut Vec<usize>,
+) -> PyResult<()> {
+    let shards = d.map.shard_count();
+    // A counting sort of the int sums by shard: `order[at[s]..at[s + 1]]` are
+    // shard s's.
+    let mut at = vec![0usize; shards + 1];
+    let mut shard_of = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        let s = d.map.shard_of(key.hash);
+        shard_of.push(s);
+        if matches!(accs[i].1, Acc::Int(_)) {
+            at[s + 1] += 1;
+        } else {
+            slow.push(i);
+        }
+    }
+    for s in 0..shards {
+        at[s + 1] += at[s];
+    }
+    let mut fill = at.clone();
+    let mut order = vec![0usize; at[shards]];
+    for (i, &s) in shard_of.iter().enumerate() {
+        if matches!(accs[i].1, Acc::Int(_)) {
+            order[fill[s]] = i;
+            fill[s] += 1;
+        }
+    }
+    let first = NEXT_SHARD.with(|c| {
+        let mut v = c.get();
+        if v == usize::MAX {
+            // Thread-local slots of different threads are far apart; mix the
+            // address so neighbouring threads' starts differ.
+            v = (c as *const Cell<usize> as usize >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        // Any odd step visits every start in turn (`shards` is a power of two).
+        c.set(v.wrapping_add(shards / 2 + 1));
+        v
+    });
+    // One pass that only tries each shard's lock, leaving a busy shard's
+    // chunk for later, then a pass that waits for what was left: a thread
+    // that met the other's chunk went to sleep on it (a futex wait and
+    // wake-up, tens of microseconds on a VM, against a few for the chunk).
+    let mut later: Vec<(usize, usize)> = Vec::new();
+    for step in 0..shards {
+        let s = (first.wrapping_add(step)) & (shards - 1);
+        let mut from = at[s];
+        while from < at[s + 1] {
+            let to = (from + PER_HOLD).min(at[s + 1]);
+            match d.map.try_write_shard(s) {
+                Some(g) => add_chunk(g, &order[from..to], keys, accs, slow)?,
+                None => later.push((s, from)),
+            }
+            from = to;
+        }
+    }
+    for (s, from) in later {
+        let to = (from + PER_HOLD).min(at[s + 1]);
+        let g = super::store::write_lock(&d.map, s);
+        add_chunk(g, &order[from..to], keys, accs, slow)?;
+    }
+    Ok(())
+}
+
+/// [`add_int_sums`] under one hold of a shard's lock `g`: the sums of the
+/// keys `chunk` (indices into `keys` and `accs`, all of `g`'s shard). Releases
+/// `g`, then the displaced values.
+fn add_chunk(
+    mut g: crossinterp_core::map::WriteGuard<'_, P, P>,
+    chunk: &[usize],
+    keys: &[Key],
+    accs: &[(Owned, Acc)],
+    slow: &mut Vec<usize>,
+) -> PyResult<()> {
+    let mut released: [Option<P>; PER_HOLD] = [None; PER_HOLD];
+    let mut error = false;
+    for (j, &i) in chunk.iter().enumerate() {
+        let key = &keys[i];
+        let Acc::Int(n) = accs[i].1 else {
+            unreachable!()
+        };
+        let mut pending = super::keys::Pending::default();
+        match g.entry(key.hash, |k| key.eq_locked(k, &mut pending)) {
+            _ if pending.error => {
+                error = true;
+                break;
+            }
+            Some(mut e) => match small_int(e.value_mut().0).and_then(|c| c.checked_add(n)) {
+                Some(sum) => {
+                    // SAFETY: attached; a new reference or NULL with
+                    // MemoryError set (reported after the unlock).
+                    let o = unsafe { sys::PyLong_FromLongLong(sum) };
+                    if o.is_null() {
+                        error = true;
+                        break;
+                    }
+                    released[j] = Some(std::mem::replace(e.value_mut(), P(o)));
+                }
+                None => slow.push(i),
+            },
+            None if pending.unknown.is_empty() => {
+                // SAFETY: as above.
+                let o = unsafe { sys::PyLong_FromLongLong(n) };
+                if o.is_null() {
+                    error = true;
+                    break;
+                }
+                // SAFETY: attached; the key is alive (`accs` holds it).
+                g.insert_new(key.hash, unsafe { P::new_ref(key.obj) }, P(o));
+            }
+            // A candidate of equal hash needs `==` outside the lock.
+            None => slow.push(i),
+        }
+    }
+    drop(g);
+    for p in released.into_iter().flatten() {
+        // SAFETY: taken out of the map, which owned a reference.
+        drop(unsafe { p.owned() });
+    }
+    if error {
+        return Err(PyErrSet);
+    }
+    Ok(())
+}
+
 /// What one input of `reduce_sum`/`reduce_count` adds.
 pub(super) enum Addend {
     One,
@@ -376,7 +575,7 @@ pub(super) enum Addend {
 
 pub(super) fn m_reduce_sum(this: D, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("reduce_sum", args, 1)?;
-    sum_into(this, |add| {
+    sum_into(this, args[0], |add| {
         for_pairs(args[0], |k, v| add(k, Addend::Obj(v)))
     })?;
     Ok(ffi::none())
@@ -384,7 +583,7 @@ pub(super) fn m_reduce_sum(this: D, args: Args) -> PyResult<*mut sys::PyObject> 
 
 pub(super) fn m_reduce_count(this: D, args: Args) -> PyResult<*mut sys::PyObject> {
     arity("reduce_count", args, 1)?;
-    sum_into(this, |add| {
+    sum_into(this, args[0], |add| {
         // SAFETY: attached; `args[0]` is a live borrowed argument.
         let iterable = unsafe { Owned::from_borrowed(args[0]) };
         ffi::for_each(&iterable, |item| add(item, Addend::One))
