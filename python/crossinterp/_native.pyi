@@ -567,7 +567,11 @@ class AtomicDict[K = Any, V = Any]:
         (absent: starts from the number). Exact ints are summed natively."""
     def reduce_count(self, iterable: Iterable[K], /) -> None:
         """Add 1 to the value of each key of ``iterable`` (absent: 0), e.g.
-        word counting: ``d.reduce_count(words)``."""
+        word counting: ``d.reduce_count(words)``. The keys are counted
+        locally first, then each distinct key's count is added atomically
+        (concurrent calls never lose a count); the call as a whole is not one
+        atomic step: another thread may see some keys added and not yet
+        others."""
     def keys(self) -> list[K]:
         """A snapshot list of the keys."""
     def values(self) -> list[V]:

@@ -285,7 +285,6 @@ const NONE: usize = usize::MAX;
 /// rest key by key. `each` feeds `(key, addend)` pairs to `add`; `items` is
 /// the argument they come from (its size, if a list or tuple, sizes the local
 /// table).
-
 pub(super) fn sum_into(
     this: D,
     items: *mut sys::PyObject,
