@@ -367,30 +367,13 @@ pub(super) fn sum_into(
     for i in slow {
         let (key, acc) = (&mut keys[i], &accs[i].1);
         if let Acc::Int(n) = acc {
-            // Fast path, one write-locked pass: absent or an exact int whose
-            // sum fits in i64 -> store a new int made under the lock (an int
-            // allocation runs no Python code and waits for nothing; see the
-            // module doc, rule 2). `add_int_sums` leaves a key here when a
-            // candidate needed `==` outside the lock.
+            // Fast path, one write-locked pass (`locked_sum`). `add_int_sums`
+            // leaves a key here when a candidate needed `==` outside the lock.
             let n = *n;
-            let done = with_entry(d, key, |slot| {
-                let cur = match slot {
-                    None => Some(0),
-                    Some(v) => small_int(v.0),
-                };
-                match cur.and_then(|c| c.checked_add(n)) {
-                    Some(sum) => {
-                        // SAFETY: attached; returns a new reference or NULL
-                        // with MemoryError set (reported after the unlock).
-                        let o = unsafe { sys::PyLong_FromLongLong(sum) };
-                        if o.is_null() {
-                            (Act::Keep, Err(PyErrSet))
-                        } else {
-                            (Act::Store(P(o)), Ok(true))
-                        }
-                    }
-                    None => (Act::Keep, Ok(false)),
-                }
+            let done = with_entry(d, key, |slot| match locked_sum(slot.as_deref(), n) {
+                Some(Ok(p)) => (Act::Store(p), Ok(true)),
+                Some(Err(e)) => (Act::Keep, Err(e)),
+                None => (Act::Keep, Ok(false)),
             })??;
             if done {
                 continue;
@@ -505,6 +488,24 @@ fn add_int_sums(
     Ok(())
 }
 
+/// What a write-locked pass stores for the int sum `n` added to a slot's
+/// value `cur` (absent: 0): the new int; `None` if `cur` is not an exact int
+/// or the sum overflows i64 (the per-key path decides); `Err` with
+/// MemoryError set if the int cannot be made (reported after the unlock). An
+/// int allocation runs no Python code and waits for nothing (module doc,
+/// rule 2), so it may run under the lock.
+fn locked_sum(cur: Option<&P>, n: i64) -> Option<PyResult<P>> {
+    let c = match cur {
+        None => 0,
+        Some(v) => small_int(v.0)?,
+    };
+    let sum = c.checked_add(n)?;
+    // SAFETY: attached (every caller is); returns a new reference or NULL with
+    // MemoryError set.
+    let o = unsafe { sys::PyLong_FromLongLong(sum) };
+    Some(if o.is_null() { Err(PyErrSet) } else { Ok(P(o)) })
+}
+
 /// [`add_int_sums`] under one hold of a shard's lock `g`: the sums of the
 /// keys `chunk` (indices into `keys` and `accs`, all of `g`'s shard). Releases
 /// `g`, then the displaced values.
@@ -528,29 +529,23 @@ fn add_chunk(
                 error = true;
                 break;
             }
-            Some(mut e) => match small_int(e.value_mut().0).and_then(|c| c.checked_add(n)) {
-                Some(sum) => {
-                    // SAFETY: attached; a new reference or NULL with
-                    // MemoryError set (reported after the unlock).
-                    let o = unsafe { sys::PyLong_FromLongLong(sum) };
-                    if o.is_null() {
-                        error = true;
-                        break;
-                    }
-                    released[j] = Some(std::mem::replace(e.value_mut(), P(o)));
-                }
-                None => slow.push(i),
-            },
-            None if pending.unknown.is_empty() => {
-                // SAFETY: as above.
-                let o = unsafe { sys::PyLong_FromLongLong(n) };
-                if o.is_null() {
+            Some(mut e) => match locked_sum(Some(e.value()), n) {
+                Some(Ok(p)) => released[j] = Some(std::mem::replace(e.value_mut(), p)),
+                Some(Err(_)) => {
                     error = true;
                     break;
                 }
+                None => slow.push(i),
+            },
+            None if pending.unknown.is_empty() => match locked_sum(None, n) {
                 // SAFETY: attached; the key is alive (`accs` holds it).
-                g.insert_new(key.hash, unsafe { P::new_ref(key.obj) }, P(o));
-            }
+                Some(Ok(p)) => g.insert_new(key.hash, unsafe { P::new_ref(key.obj) }, p),
+                Some(Err(_)) => {
+                    error = true;
+                    break;
+                }
+                None => unreachable!("0 + an i64 fits in an i64"),
+            },
             // A candidate of equal hash needs `==` outside the lock.
             None => slow.push(i),
         }
