@@ -680,6 +680,59 @@ impl<'a, T> IntoIterator for &'a Channel<T> {
     }
 }
 
+impl<T: 'static> Channel<T> {
+    /// Hold this channel across a `fork()` ([`crate::fork`]): its lock
+    /// taken. `false`, and nothing pushed onto `holds`, if the lock is taken
+    /// (never waits for it).
+    pub fn fork_hold(&self, holds: &mut crate::fork::Holds) -> bool {
+        let shared = self.shared.clone();
+        let Some(g) = crate::sync::try_lock(&shared.state) else {
+            return false;
+        };
+        // SAFETY: the guard borrows `shared`, which `ChannelHeld` keeps alive
+        // (and in place) until after it dropped the guard.
+        let g = unsafe {
+            std::mem::transmute::<MutexGuard<'_, State<T>>, MutexGuard<'static, State<T>>>(g)
+        };
+        holds.push(Box::new(ChannelHeld {
+            g: std::mem::ManuallyDrop::new(g),
+            _shared: shared,
+        }));
+        true
+    }
+}
+
+/// A channel held across a `fork()` (see [`Channel::fork_hold`]).
+struct ChannelHeld<T: 'static> {
+    /// Borrows `_shared`: dropped first.
+    g: std::mem::ManuallyDrop<MutexGuard<'static, State<T>>>,
+    _shared: Arc<Shared<T>>,
+}
+
+impl<T: 'static> Drop for ChannelHeld<T> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here, before `_shared` (fields drop after
+        // `drop`).
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.g) };
+    }
+}
+
+impl<T: 'static> crate::fork::Held for ChannelHeld<T> {
+    fn release(mut self: Box<Self>, in_child: bool) {
+        if in_child {
+            // The child has only the forking thread, which was not blocked
+            // here. A blocked receive's ticket would take the next send's
+            // item and never return it (the send would report it received:
+            // lost); a blocked sender's count only costs wake-ups. Their
+            // pending offers stay: the child has the items, as it has a
+            // queue's, and may receive them.
+            let g = &mut *self.g;
+            g.waiting.clear();
+            g.senders = 0;
+        }
+    }
+}
+
 impl<T> fmt::Debug for Channel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let g = lock(&self.shared.state);

@@ -21,6 +21,9 @@
 //! - [`map::ShardedMap`] — a concurrent hash map of independently locked
 //!   shards keyed by caller-supplied hashes (the engine of `AtomicDict`).
 //!
+//! - [`fork`] — holding all of it still across a `fork()`, so that the child
+//!   finds no lock held and no call half done by a thread it does not have.
+//!
 //! All atomics and locks come from `sync.rs`, so `RUSTFLAGS="--cfg loom"` swaps
 //! them for loom's; `tests/loom.rs` holds the models.
 
@@ -33,6 +36,7 @@ mod attach;
 pub mod buffer;
 pub mod channel;
 mod error;
+pub mod fork;
 mod handle;
 mod id;
 pub mod map;

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 pub type PendingCall = Box<dyn FnOnce(&Attached<'_>) + Send>;
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     calls: VecDeque<PendingCall>,
     closed: bool,
 }
@@ -43,6 +43,11 @@ impl PendingQueue {
             inner: Mutex::new(Inner::default()),
             nonempty: AtomicBool::new(false),
         }
+    }
+
+    /// The lock of the queue (held across a `fork()`: `Registry::fork_hold`).
+    pub(crate) fn lock_word(&self) -> &Mutex<Inner> {
+        &self.inner
     }
 
     /// Queue `call`; `Ok(true)` when the queue was empty before (so the caller

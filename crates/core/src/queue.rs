@@ -142,6 +142,7 @@ pub use crate::wait::INTERRUPT_CHECK_INTERVAL;
 use crate::wait::{self, Blocker, Next, Notify, Sleepers, WaitClock, Watchers};
 use crossbeam_utils::CachePadded;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::time::Instant;
 
 struct State {
@@ -757,6 +758,83 @@ impl<T> Queue<T> {
     /// diagnostics).
     pub fn blocked_putters(&self) -> usize {
         lock(&self.shared.state).putters.blocked()
+    }
+}
+
+impl<T: 'static> Queue<T> {
+    /// Hold this queue across a `fork()` ([`crate::fork`]): its lock taken
+    /// and its ring shut with no push or pop in flight. `false`, and nothing
+    /// pushed onto `holds`, if the lock is taken (never waits for it).
+    pub fn fork_hold(&self, holds: &mut crate::fork::Holds) -> bool {
+        let shared = self.shared.clone();
+        let Some(g) = crate::sync::try_lock(&shared.state) else {
+            return false;
+        };
+        // SAFETY: the guard borrows `shared`, which `QueueHeld` keeps
+        // alive (and in place) until after it dropped the guard.
+        let g =
+            unsafe { std::mem::transmute::<MutexGuard<'_, State>, MutexGuard<'static, State>>(g) };
+        // SAFETY: the lock is held, for the whole life of the exclusive mode
+        // (`QueueHeld::drop` ends it first).
+        let ex = unsafe { shared.items.quiesce() };
+        // SAFETY: as for the guard.
+        let ex = unsafe { std::mem::transmute::<Excl<'_, T>, Excl<'static, T>>(ex) };
+        holds.push(Box::new(QueueHeld {
+            ex: ManuallyDrop::new(ex),
+            g: ManuallyDrop::new(g),
+            shared,
+        }));
+        true
+    }
+
+    /// Calls in flight in the ring now (a diagnostic for the fork models
+    /// and stress tests: none while the queue is held).
+    ///
+    /// # Safety
+    /// The caller holds this queue ([`Queue::fork_hold`]), so its lock.
+    #[doc(hidden)]
+    pub unsafe fn calls_in_flight(&self) -> usize {
+        // SAFETY: the caller's contract: the lock is held.
+        unsafe { self.shared.items.in_flight() }
+    }
+}
+
+/// A queue held across a `fork()` (see [`Queue::fork_hold`]).
+struct QueueHeld<T: 'static> {
+    /// Borrows `shared` and needs `g` held: dropped first.
+    ex: ManuallyDrop<Excl<'static, T>>,
+    /// Borrows `shared`: dropped second.
+    g: ManuallyDrop<MutexGuard<'static, State>>,
+    shared: Arc<Shared<T>>,
+}
+
+impl<T: 'static> Drop for QueueHeld<T> {
+    fn drop(&mut self) {
+        // SAFETY: each dropped once, here, in the order the fields say,
+        // before `shared` (fields drop after `drop`).
+        unsafe {
+            ManuallyDrop::drop(&mut self.ex);
+            ManuallyDrop::drop(&mut self.g);
+        }
+    }
+}
+
+impl<T: 'static> crate::fork::Held for QueueHeld<T> {
+    fn release(mut self: Box<Self>, in_child: bool) {
+        if in_child {
+            // The child has only the forking thread, which was not waiting
+            // here: every getter or putter registered asleep, woken or
+            // spinning is a thread it does not have. A put would otherwise
+            // wake a sleeper that is not there (or count a woken one as on
+            // its way to the item) and leave a real one asleep.
+            let g = &mut *self.g;
+            g.spinning_getters = 0;
+            g.getters = Sleepers::default();
+            g.putters = Sleepers::default();
+            // With no sleeper, no fast call needs to take the lock for one.
+            self.shared.sync_flags(&self.g);
+        }
+        // The ring re-opens, then the lock is released (`drop`).
     }
 }
 

@@ -598,6 +598,25 @@ impl Registry {
             .collect()
     }
 
+    /// Hold the registry across a `fork()` ([`crate::fork`]): its owner
+    /// table, the reaper's signal, and each owner's pending-call queue and
+    /// idle lock. `false` as soon as one is taken (never waits for it).
+    pub fn fork_hold(&self, holds: &mut crate::fork::Holds) -> bool {
+        use crate::fork::{hold_in, hold_in_with};
+        let Some(cells) = hold_in_with(
+            holds,
+            &self.inner,
+            |r| &r.owners,
+            |owners| owners.values().map(|v| v.cell.clone()).collect::<Vec<_>>(),
+        ) else {
+            return false;
+        };
+        hold_in(holds, &self.inner.signal, |s| &s.ready)
+            && cells.iter().all(|c| {
+                hold_in(holds, c, |c| c.pending.lock_word()) && hold_in(holds, c, |c| &c.idle_lock)
+            })
+    }
+
     /// Wake every `wait_pending` caller (e.g. to shut the reaper down).
     pub fn wake_waiters(&self) {
         self.inner.signal.cv.notify_all();

@@ -690,6 +690,67 @@ impl<T> Ring<T> {
     }
 }
 
+impl<T> Ring<T> {
+    /// [`Ring::exclusive`], and also wait for the pops in flight: then no
+    /// call is half done anywhere in the ring (for a `fork()`, whose child
+    /// would never see another thread's call finish; see [`crate::fork`]).
+    ///
+    /// A pop in flight has moved the head past its position `q` (its CAS)
+    /// and not yet stamped the slot `q + cap` (free for the next lap): its
+    /// slot still says `q + 1`. Every other position below the head, in this
+    /// ring's last lap, says something else: `q + cap` (popped, or taken by
+    /// an exclusive operation), `q + cap + 1` (pushed again), or, in a ring
+    /// made by a growth, a first-lap word that decodes to `q + cap`.
+    ///
+    /// # Safety
+    /// The owner's lock is held (for the guard's whole life).
+    pub(crate) unsafe fn quiesce(&self) -> Excl<'_, T> {
+        // SAFETY: forwarded.
+        let ex = unsafe { self.exclusive() };
+        let cap = ex.ring.cap();
+        let mut q = ex.head.wrapping_sub(cap) & POS;
+        while q != ex.head {
+            let mut step = 0;
+            // Acquire: pairs with the pop's Release stamp (it is done with
+            // the slot).
+            while ex.ring.stamp(q, Ordering::Acquire) == (q.wrapping_add(1) & POS) {
+                backoff(&mut step);
+            }
+            q = q.wrapping_add(1) & POS;
+        }
+        ex
+    }
+
+    /// Calls in flight now (pushes between the head and the tail whose
+    /// stamps are not written, pops below the head whose slots are not
+    /// freed): the quiesced state has none. For tests and models.
+    ///
+    /// # Safety
+    /// The owner's lock is held.
+    pub(crate) unsafe fn in_flight(&self) -> usize {
+        // SAFETY: the ring is replaced only under the lock, which is held.
+        let ring = unsafe { &*self.cons.ring.load(Ordering::Acquire) };
+        let t = self.prod.tail.load(Ordering::SeqCst) & POS;
+        let h = self.cons.head.load(Ordering::SeqCst) & POS;
+        let cap = ring.cap();
+        let mut n = 0;
+        let mut q = h.wrapping_sub(cap) & POS;
+        while q != h {
+            if ring.stamp(q, Ordering::Acquire) == (q.wrapping_add(1) & POS) {
+                n += 1;
+            }
+            q = q.wrapping_add(1) & POS;
+        }
+        while q != t {
+            if ring.stamp(q, Ordering::Acquire) != (q.wrapping_add(1) & POS) {
+                n += 1;
+            }
+            q = q.wrapping_add(1) & POS;
+        }
+        n
+    }
+}
+
 /// The exclusive mode of a [`Ring`] (see [`Ring::exclusive`]).
 pub(crate) struct Excl<'a, T> {
     owner: &'a Ring<T>,

@@ -291,6 +291,47 @@ fn remove_where_vs_fast_put() {
     out.assert_all_reached();
 }
 
+/// A `fork()`'s hold (`Queue::fork_hold`, taken by the forking thread just
+/// before the fork) against a fast put and a fast get in flight on another
+/// thread: once the hold is taken no call is half done in the ring (a
+/// pushed slot without its stamp, a popped one not yet freed), which is
+/// what the child, where that thread does not exist, needs. Released as in
+/// the parent, the other thread's calls go on: nothing lost or duplicated.
+#[test]
+fn fork_hold_vs_calls_in_flight() {
+    const STAGES: &[&str] = &["held_before_put", "held_after_put", "held_after_get"];
+    let out = Outcomes::new("fork_hold_vs_calls_in_flight", STAGES);
+    let o = out.clone();
+    model("fork_hold_vs_calls_in_flight", Some(3), move || {
+        use loom::sync::atomic::{AtomicUsize, Ordering};
+        use loom::sync::Arc;
+        let q = Queue::new(0);
+        q.try_put(1).unwrap();
+        let stage = Arc::new(AtomicUsize::new(0));
+        let st = stage.clone();
+        let other = spawn_with(&q, move |q| {
+            q.try_put(2).unwrap();
+            st.store(1, Ordering::SeqCst);
+            let got = q.try_get().unwrap();
+            st.store(2, Ordering::SeqCst);
+            got
+        });
+        let mut holds = crossinterp_core::fork::Holds::new();
+        // The hold is only tried (the other thread may hold the lock on
+        // its locked path): try until it is taken, as `hold_all` does.
+        while !q.fork_hold(&mut holds) {
+            loom::thread::yield_now();
+        }
+        // SAFETY: the queue is held.
+        assert_eq!(unsafe { q.calls_in_flight() }, 0);
+        o.hit(STAGES[stage.load(Ordering::SeqCst)]);
+        crossinterp_core::fork::release(holds, false);
+        assert_eq!(other.join().unwrap(), 1, "FIFO");
+        assert_eq!(q.drain(), vec![2]);
+    });
+    out.assert_all_reached();
+}
+
 /// `len` against an exclusive operation (`for_each_mut`, as an interpreter's
 /// close marks its items): the exclusive side takes every item out of the FIFO
 /// and puts it back, and a snapshot of the length taken meanwhile must still

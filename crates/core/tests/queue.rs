@@ -453,3 +453,95 @@ fn error_display_and_into_inner() {
         "the queue is closed and empty"
     );
 }
+
+/// The race a `fork()` hold is for (stress twin of the loom model
+/// `fork_hold_vs_calls_in_flight`): threads put and get as fast as they can
+/// while another holds the queue again and again. Every time the hold is
+/// taken no call is half done in the ring (what the child of a fork needs,
+/// where those threads do not exist), and released as in the parent the
+/// threads go on: every item is got once, in each producer's order.
+#[test]
+fn fork_hold_waits_for_calls_in_flight() {
+    for maxsize in [0, 4] {
+        let q: Queue<(usize, u64)> = Queue::new(maxsize);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        const PER: u64 = 5_000;
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    for i in 0..PER {
+                        let mut item = (p, i);
+                        loop {
+                            match q.try_put(item) {
+                                Ok(()) => break,
+                                Err(PutError::Full(back)) => {
+                                    item = back;
+                                    thread::yield_now();
+                                }
+                                Err(e) => panic!("{e:?}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let consumer = {
+            let (q, stop) = (q.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut next = [0u64; 2];
+                let mut got = 0;
+                while got < 2 * PER {
+                    match q.try_get() {
+                        Ok((p, i)) => {
+                            assert_eq!(i, next[p], "producer {p}'s order");
+                            next[p] += 1;
+                            got += 1;
+                        }
+                        Err(GetError::Empty) => thread::yield_now(),
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let mut held = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let mut holds = crossinterp_core::fork::Holds::new();
+            if q.fork_hold(&mut holds) {
+                // SAFETY: the queue is held.
+                assert_eq!(unsafe { q.calls_in_flight() }, 0, "maxsize {maxsize}");
+                held += 1;
+            }
+            crossinterp_core::fork::release(holds, false);
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        consumer.join().unwrap();
+        assert!(held > 0);
+        assert!(q.is_empty());
+    }
+}
+
+/// A hold is only ever tried: while the queue's lock is taken (here by an
+/// earlier hold) it is refused at once and pushes nothing, so the forking
+/// thread can never deadlock on a lock another thread keeps while waiting
+/// for something the forking thread has.
+#[test]
+fn fork_hold_is_refused_while_the_lock_is_taken() {
+    let q: Queue<u32> = Queue::new(0);
+    let ch: Channel<u32> = Channel::new();
+    let mut first = crossinterp_core::fork::Holds::new();
+    assert!(q.fork_hold(&mut first) && ch.fork_hold(&mut first));
+    assert_eq!(first.len(), 2);
+    let mut second = crossinterp_core::fork::Holds::new();
+    assert!(!q.fork_hold(&mut second) && !ch.fork_hold(&mut second));
+    assert!(second.is_empty());
+    crossinterp_core::fork::release(first, false);
+    // Released: the queue works again, and the next hold is taken.
+    q.try_put(7).unwrap();
+    assert_eq!(q.try_get().unwrap(), 7);
+    assert!(q.fork_hold(&mut second) && ch.fork_hold(&mut second));
+    crossinterp_core::fork::release(second, false);
+}

@@ -87,6 +87,54 @@ pub unsafe fn at_exit(f: fn()) -> super::PyResult<()> {
     Ok(())
 }
 
+/// The process's `fork()` handlers (see [`at_fork`]).
+struct ForkHandlers {
+    prepare: fn(),
+    parent: fn(),
+    child: fn(),
+}
+
+static FORK_HANDLERS: std::sync::OnceLock<ForkHandlers> = std::sync::OnceLock::new();
+
+/// Run `prepare` just before every `fork()` of this process, on the forking
+/// thread, and `parent` or `child` just after it, on that thread in each
+/// process (`pthread_atfork`; CPython's `os.fork()` and every other fork
+/// go through them). Once per process: later calls, with any handlers, do
+/// nothing (the handlers are inherited by a child). A panic in a handler is
+/// caught. `false`: the registration failed (no memory).
+pub fn at_fork(prepare: fn(), parent: fn(), child: fn()) -> bool {
+    fn run(pick: fn(&ForkHandlers) -> fn()) {
+        if let Some(h) = FORK_HANDLERS.get() {
+            // A panic must not unwind into libc's fork().
+            let _ = std::panic::catch_unwind(pick(h));
+        }
+    }
+    extern "C" fn prepare_tr() {
+        run(|h| h.prepare);
+    }
+    extern "C" fn parent_tr() {
+        run(|h| h.parent);
+    }
+    extern "C" fn child_tr() {
+        run(|h| h.child);
+    }
+    let mut first = false;
+    FORK_HANDLERS.get_or_init(|| {
+        first = true;
+        ForkHandlers {
+            prepare,
+            parent,
+            child,
+        }
+    });
+    if !first {
+        return true;
+    }
+    // SAFETY: three `extern "C"` functions of no arguments that live as long
+    // as the process: CPython never unloads an extension module's library.
+    unsafe { libc::pthread_atfork(Some(prepare_tr), Some(parent_tr), Some(child_tr)) == 0 }
+}
+
 /// CPython's "this interpreter is running its `__main__`" mark (the
 /// interpreter's `threads.main`), which `_interpreters.is_running()`,
 /// `_interpreters.destroy()` and `concurrent.interpreters` read. There is no
@@ -521,6 +569,11 @@ pub mod no_site {
     /// Serialises the creations that clear a creator's `site_import`, so
     /// that each restores the value it found.
     static CREATING: Mutex<()> = Mutex::new(());
+
+    /// Hold the creation lock across a `fork()` (`runtime::fork`).
+    pub fn fork_hold(h: &mut crossinterp_core::fork::Holds) -> bool {
+        crossinterp_core::fork::hold_static(h, &CREATING)
+    }
 
     /// Run `f` (which creates an interpreter) with `site_import` cleared in
     /// the config it copies (see [`config`]); `None` (and `f` not run) when

@@ -368,6 +368,20 @@ static BY_INTERP: Mutex<BTreeMap<i64, Vec<Arc<CachedTs>>>> = Mutex::new(BTreeMap
 pub type GuardFn = fn(i64) -> Option<crossinterp_core::Guard>;
 static GUARD_FOR: Mutex<Option<GuardFn>> = Mutex::new(None);
 
+/// Hold the thread-state cache (its table and every cached state's lock)
+/// and the exit gate's bookkeeping across a `fork()` (`runtime::fork`).
+pub fn fork_hold(h: &mut crossinterp_core::fork::Holds) -> bool {
+    use crossinterp_core::fork::{hold_in, hold_static, hold_static_with};
+    let Some(cached) = hold_static_with(h, &BY_INTERP, |m| {
+        m.values().flatten().cloned().collect::<Vec<_>>()
+    }) else {
+        return false;
+    };
+    cached.iter().all(|c| hold_in(h, c, |c| &c.ts))
+        && hold_static(h, &GUARD_FOR)
+        && hold_static(h, &PARKED)
+}
+
 /// Tell the cache how to take a guard on an interpreter's owner (the owners
 /// module does, at start-up).
 pub fn set_guard_fn(f: GuardFn) {

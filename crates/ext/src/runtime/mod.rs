@@ -15,6 +15,7 @@
 
 pub mod errors;
 pub mod exit;
+pub mod fork;
 pub mod lifecycle;
 pub mod owners;
 pub mod pending;

@@ -218,6 +218,12 @@ pub fn notify(event: Event<'_>) {
 
 static INTERPS: Mutex<BTreeMap<i64, Arc<OwnerRecord>>> = Mutex::new(BTreeMap::new());
 
+/// Hold the owner records and the hooks across a `fork()` (`runtime::fork`).
+pub fn fork_hold(h: &mut crossinterp_core::fork::Holds) -> bool {
+    crossinterp_core::fork::hold_static(h, &INTERPS)
+        && crossinterp_core::fork::hold_static(h, &HOOKS)
+}
+
 /// Set by the main interpreter's exit before it closes the interpreters that
 /// are still open: from then on, a finalization does not wait for guards that
 /// only pin lent memory (the process is ending; waiting would hang it).
@@ -279,6 +285,7 @@ pub fn register_current() -> (Arc<OwnerRecord>, bool) {
     drop(map);
     ffi::interp::set_guard_fn(|iid| get(iid).and_then(|r| r.view.guard().ok()));
     super::pending::start_reaper();
+    super::fork::install();
     (rec, true)
 }
 

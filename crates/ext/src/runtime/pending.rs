@@ -10,6 +10,7 @@
 use super::errors::Error;
 use super::owners::{get, OwnerRecord};
 use crate::ffi::{self, PyResult};
+use crossinterp_core::sync::{lock, Mutex};
 use crossinterp_core::GuardError;
 use crossinterp_core::{Attached, Registry};
 use std::time::Duration;
@@ -59,11 +60,17 @@ pub fn try_run_in_owner<R>(
 /// usually drain its calls itself at its next entry point.
 const REAPER_GRACE: Duration = Duration::from_millis(2);
 
+/// The process that started the reaper (0: none): a child of `os.fork()` has
+/// no reaper thread (fork copies only the forking thread), so it starts its own.
+static STARTED_IN: Mutex<u32> = Mutex::new(0);
+
+/// Hold the reaper's start lock across a `fork()` (`runtime::fork`).
+pub(super) fn fork_hold(h: &mut crossinterp_core::fork::Holds) -> bool {
+    crossinterp_core::fork::hold_static(h, &STARTED_IN)
+}
+
 pub(super) fn start_reaper() {
-    // The process that started it (0: none): a child of `os.fork()` has no
-    // reaper thread (fork copies only the forking thread), so it starts its own.
-    static STARTED_IN: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
-    let mut started = STARTED_IN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut started = lock(&STARTED_IN);
     let pid = std::process::id();
     if *started == pid {
         return;

@@ -446,4 +446,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[RefSlot::DEF],
     hook: None,
     converters: &[&REF_XI],
+    fork_hold: None,
 };

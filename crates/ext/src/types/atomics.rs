@@ -369,4 +369,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[PyAtomicInt::DEF, PyAtomicBool::DEF],
     hook: None,
     converters: &[&INT_XI, &BOOL_XI],
+    fork_hold: None,
 };

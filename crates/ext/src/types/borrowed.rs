@@ -410,4 +410,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[BorrowedBuffer::DEF],
     hook: None,
     converters: &[&BORROWED_XI, &MEMORYVIEW_XI, &BYTES_XI],
+    fork_hold: None,
 };

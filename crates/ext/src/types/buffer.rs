@@ -347,4 +347,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[SharedBuffer::DEF],
     hook: None,
     converters: &[&BUFFER_XI],
+    fork_hold: None,
 };

@@ -41,6 +41,11 @@ impl HasId for SharedChannel {
 
 static LIVE: IdTable<SharedChannel> = IdTable::new();
 
+/// Hold every live channel across a `fork()` (`runtime::fork`).
+pub fn fork_hold(holds: &mut crossinterp_core::fork::Holds) -> bool {
+    LIVE.fork_hold(holds, |s, holds| s.ch.fork_hold(holds))
+}
+
 /// The value of a `ChannelBase` object (any interpreter), and of a channel
 /// in transit.
 #[derive(Debug)]
@@ -319,4 +324,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[ChannelBase::DEF],
     hook: None,
     converters: &[&CHANNEL_XI],
+    fork_hold: Some(fork_hold),
 };

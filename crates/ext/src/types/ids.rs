@@ -6,6 +6,7 @@
 //! them. Any thread.
 
 use crate::ffi::{self, sys};
+use crossinterp_core::fork::{self, Holds};
 use crossinterp_core::sync::{lock, Arc, Mutex};
 use std::collections::BTreeMap;
 use std::ffi::c_int;
@@ -48,6 +49,24 @@ impl<T: HasId> IdTable<T> {
             .values()
             .filter_map(Weak::upgrade)
             .collect()
+    }
+}
+
+impl<T: HasId + 'static> IdTable<T> {
+    /// Hold the table and, through `each`, every live object in it across a
+    /// `fork()` (`crossinterp_core::fork`): `false` as soon as one is taken.
+    /// Holding the table first keeps objects from joining it meanwhile.
+    pub fn fork_hold(
+        &'static self,
+        holds: &mut Holds,
+        each: impl Fn(&T, &mut Holds) -> bool,
+    ) -> bool {
+        let Some(all) = fork::hold_static_with(holds, &self.live, |live| {
+            live.values().filter_map(Weak::upgrade).collect::<Vec<_>>()
+        }) else {
+            return false;
+        };
+        all.iter().all(|v| each(v, holds))
     }
 }
 

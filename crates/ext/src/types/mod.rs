@@ -7,6 +7,7 @@
 
 use crate::ffi::class::ClassDef;
 use crate::ffi::{sys, PyResult};
+use crate::runtime::fork;
 use crate::runtime::owners::{self, Hook};
 use crate::runtime::OwnerRecord;
 use crate::xi::{self, Converter};
@@ -35,6 +36,9 @@ pub struct Entry {
     pub hook: Option<Hook>,
     /// How its objects cross between interpreters.
     pub converters: &'static [&'static Converter],
+    /// Holds its structures still across a `fork()` (`runtime::fork`), if
+    /// a child could otherwise find one locked or half changed.
+    pub fork_hold: Option<fork::HoldFn>,
 }
 
 impl Entry {
@@ -43,6 +47,7 @@ impl Entry {
         classes: &[],
         hook: None,
         converters: &[],
+        fork_hold: None,
     };
 }
 
@@ -61,11 +66,15 @@ pub unsafe fn setup(
         if let Some(h) = e.hook {
             owners::register_hook(h);
         }
+        if let Some(f) = e.fork_hold {
+            fork::register(f);
+        }
         for def in e.classes {
             // SAFETY: the caller's contract.
             unsafe { rec.types.add_class(module, def)? };
         }
     }
+    fork::register(xi::graph::fork_hold);
     static ALL: std::sync::OnceLock<&'static [&'static Converter]> = std::sync::OnceLock::new();
     xi::register(ALL.get_or_init(|| {
         let v: Vec<&'static Converter> = entries

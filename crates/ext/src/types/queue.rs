@@ -111,6 +111,11 @@ impl HasId for SharedQueue {
 /// unbound policies when an interpreter is finalized.
 static LIVE: IdTable<SharedQueue> = IdTable::new();
 
+/// Hold every live queue across a `fork()` (`runtime::fork`).
+pub fn fork_hold(holds: &mut crossinterp_core::fork::Holds) -> bool {
+    LIVE.fork_hold(holds, |s, holds| s.q.fork_hold(holds))
+}
+
 /// The queues' part in owners' lives: when interpreter `iid` is finalized,
 /// each of its items follows its unbound policy.
 fn on_event(event: &Event<'_>) {
@@ -682,4 +687,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[QueueBase::DEF],
     hook: Some(on_event),
     converters: &[&QUEUE_XI],
+    fork_hold: Some(fork_hold),
 };

@@ -72,6 +72,11 @@ impl GuardState {
 
 /// Every open guard of a Python guard object, by number.
 static OPEN: Mutex<BTreeMap<u64, Arc<GuardState>>> = Mutex::new(BTreeMap::new());
+
+/// Hold the open guards' table across a `fork()` (`runtime::fork`).
+fn fork_hold(h: &mut crossinterp_core::fork::Holds) -> bool {
+    crossinterp_core::fork::hold_static(h, &OPEN)
+}
 static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 
 /// The open guards that satisfy `keep` (a snapshot, taken under the lock).
@@ -434,4 +439,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[InterpreterView::DEF, InterpreterGuard::DEF],
     hook: Some(on_event),
     converters: &[],
+    fork_hold: Some(fork_hold),
 };

@@ -102,6 +102,11 @@ use std::ffi::c_char;
 /// (buffers from [`POOL_FROM_BYTES`] to [`POOL_UP_TO_BYTES`], at most
 /// [`POOL_MAX`] of them), so at most 16 MiB stay reserved.
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Hold the buffer pool across a `fork()` (`runtime::fork`).
+pub fn fork_hold(h: &mut crossinterp_core::fork::Holds) -> bool {
+    crossinterp_core::fork::hold_static(h, &POOL)
+}
+
 /// A container of this many items or more takes its buffer from [`POOL`].
 const POOL_FROM_ITEMS: usize = 4096;
 /// Smaller buffers are left to the allocator (cheap, recycled in place).

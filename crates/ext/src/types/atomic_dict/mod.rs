@@ -170,4 +170,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[<DictState as crate::ffi::class::NativeClass>::DEF],
     hook: None,
     converters: &[],
+    fork_hold: None,
 };

@@ -260,4 +260,5 @@ pub const ENTRY: Entry = Entry {
     classes: &[SharedObjectProxy::DEF, SharedMethodProxy::DEF],
     hook: Some(on_event),
     converters: &[&PROXY_XI, &METHOD_XI],
+    fork_hold: None,
 };
