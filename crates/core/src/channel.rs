@@ -696,7 +696,7 @@ impl<T: 'static> Channel<T> {
         };
         holds.push(Box::new(ChannelHeld {
             g: std::mem::ManuallyDrop::new(g),
-            _shared: shared,
+            shared: Some(shared),
         }));
         true
     }
@@ -704,21 +704,24 @@ impl<T: 'static> Channel<T> {
 
 /// A channel held across a `fork()` (see [`Channel::fork_hold`]).
 struct ChannelHeld<T: 'static> {
-    /// Borrows `_shared`: dropped first.
+    /// Borrows `shared`: dropped first.
     g: std::mem::ManuallyDrop<MutexGuard<'static, State<T>>>,
-    _shared: Arc<Shared<T>>,
+    /// `None` once `release` handed it back (see `fork::Garbage`).
+    shared: Option<Arc<Shared<T>>>,
 }
 
 impl<T: 'static> Drop for ChannelHeld<T> {
     fn drop(&mut self) {
-        // SAFETY: dropped once, here, before `_shared` (fields drop after
-        // `drop`).
+        // SAFETY: dropped once, here, while `shared` lives (fields drop
+        // after `drop`; `release` moves it only into the garbage, dropped
+        // after this).
         unsafe { std::mem::ManuallyDrop::drop(&mut self.g) };
     }
 }
 
 impl<T: 'static> crate::fork::Held for ChannelHeld<T> {
-    fn release(mut self: Box<Self>, in_child: bool) {
+    fn release(mut self: Box<Self>, in_child: bool) -> crate::fork::Garbage {
+        let shared = self.shared.take().expect("held until released");
         if in_child {
             // The child has only the forking thread, which was not blocked
             // here. A blocked receive's ticket would take the next send's
@@ -730,6 +733,8 @@ impl<T: 'static> crate::fork::Held for ChannelHeld<T> {
             g.waiting.clear();
             g.senders = 0;
         }
+        drop(self);
+        Some(Box::new(shared))
     }
 }
 

@@ -43,19 +43,44 @@ use std::time::{Duration, Instant};
 
 /// Something held across a `fork()` (see the module doc).
 pub trait Held {
-    /// Let go of it. `in_child`: this is the child of the fork, which has
-    /// only the forking thread: first forget every other thread registered
-    /// as waiting in it.
-    fn release(self: Box<Self>, in_child: bool);
+    /// Let go of it, and hand back what kept it alive (an `Arc`), for
+    /// [`release`] to drop once nothing is held any more. `in_child`: this
+    /// is the child of the fork, which has only the forking thread: first
+    /// forget every other thread registered as waiting in it.
+    fn release(self: Box<Self>, in_child: bool) -> Garbage;
 }
+
+/// What a released hold kept alive (see [`Held::release`]). Dropping it
+/// may be the last reference to a structure, whose items' drops may take
+/// locks (a pending-call queue, a buffer pool) that a hold still held would
+/// deadlock on; so it is dropped after every hold is released.
+pub type Garbage = Option<Box<dyn std::any::Any>>;
 
 /// Everything held for one fork, in the order it was taken.
 pub type Holds = Vec<Box<dyn Held>>;
 
-/// Release `holds` in reverse order (the last taken first).
+/// Release `holds` in reverse order (the last taken first), then drop what
+/// they kept alive.
 pub fn release(holds: Holds, in_child: bool) {
-    for h in holds.into_iter().rev() {
-        h.release(in_child);
+    let garbage: Vec<Garbage> = holds
+        .into_iter()
+        .rev()
+        .map(|h| h.release(in_child))
+        .collect();
+    drop(garbage);
+}
+
+/// Keep `v` alive until every hold is released (see [`Garbage`]): for the
+/// references a holder upgraded to reach the structures it holds.
+pub fn keep<T: 'static>(holds: &mut Holds, v: T) {
+    holds.push(Box::new(Keep(v)));
+}
+
+struct Keep<T>(T);
+
+impl<T: 'static> Held for Keep<T> {
+    fn release(self: Box<Self>, _in_child: bool) -> Garbage {
+        Some(Box::new(self.0))
     }
 }
 
@@ -89,7 +114,9 @@ pub fn hold_all(patience: Duration, mut attempt: impl FnMut(&mut Holds) -> bool)
 struct StaticHeld<T: 'static>(#[allow(dead_code)] MutexGuard<'static, T>);
 
 impl<T: 'static> Held for StaticHeld<T> {
-    fn release(self: Box<Self>, _in_child: bool) {}
+    fn release(self: Box<Self>, _in_child: bool) -> Garbage {
+        None
+    }
 }
 
 /// Hold a `static` mutex: `false` (and nothing pushed) if it is taken.
@@ -112,21 +139,27 @@ pub fn hold_static_with<T: 'static, R>(
 
 /// A mutex inside shared state, held; the `Arc` keeps it alive.
 struct ArcHeld<O: 'static, T: 'static> {
-    /// Borrows from `_owner` (dropped first, in `drop`).
+    /// Borrows from `owner` (dropped first, in `drop`).
     guard: ManuallyDrop<MutexGuard<'static, T>>,
-    _owner: Arc<O>,
+    /// `None` once `release` handed it back.
+    owner: Option<Arc<O>>,
 }
 
 impl<O: 'static, T: 'static> Drop for ArcHeld<O, T> {
     fn drop(&mut self) {
-        // SAFETY: dropped once, here, before `_owner` (fields drop after
-        // `drop`), which keeps the mutex it borrows alive.
+        // SAFETY: dropped once, here, while `owner` (moved out by `release`
+        // only into the garbage, which is dropped after this) keeps the mutex
+        // it borrows alive.
         unsafe { ManuallyDrop::drop(&mut self.guard) };
     }
 }
 
 impl<O: 'static, T: 'static> Held for ArcHeld<O, T> {
-    fn release(self: Box<Self>, _in_child: bool) {}
+    fn release(mut self: Box<Self>, _in_child: bool) -> Garbage {
+        let owner = self.owner.take();
+        drop(self);
+        owner.map(|o| Box::new(o) as Box<dyn std::any::Any>)
+    }
 }
 
 /// Hold the mutex `m` finds in `owner`: `false` (and nothing pushed) if it
@@ -156,7 +189,57 @@ pub fn hold_in_with<O: 'static, T: 'static, R>(
     let g = unsafe { std::mem::transmute::<MutexGuard<'_, T>, MutexGuard<'static, T>>(g) };
     holds.push(Box::new(ArcHeld {
         guard: ManuallyDrop::new(g),
-        _owner: owner,
+        owner: Some(owner),
     }));
     Some(r)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::{lock, Mutex};
+
+    static POOL: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+    /// Like a queue item whose drop gives a buffer back to a pool.
+    struct GivesBack(u32);
+
+    impl Drop for GivesBack {
+        fn drop(&mut self) {
+            lock(&POOL).push(self.0);
+        }
+    }
+
+    /// A hold released first may have kept alive the last reference to
+    /// something whose drop takes a lock a later-released hold still has:
+    /// dropped during the release, it would deadlock (std's mutex is not
+    /// re-entrant). It is dropped once everything is released.
+    #[test]
+    fn what_holds_kept_alive_is_dropped_after_every_lock_is_free() {
+        let mut holds = Holds::new();
+        assert!(hold_static(&mut holds, &POOL));
+        keep(&mut holds, GivesBack(7));
+        release(holds, false);
+        assert_eq!(*lock(&POOL), vec![7]);
+    }
+
+    /// `hold_all` retries until every hold is taken, releasing the partial
+    /// set between tries, and gives up after its patience.
+    #[test]
+    fn hold_all_retries_then_gives_up() {
+        static A: Mutex<()> = Mutex::new(());
+        let mut tries = 0;
+        let held = hold_all(Duration::from_secs(5), |h| {
+            tries += 1;
+            tries >= 3 && hold_static(h, &A)
+        });
+        assert_eq!(tries, 3);
+        let held = held.expect("taken on the third try");
+        // Held: another hold of `A` is refused until patience runs out.
+        let start = Instant::now();
+        assert!(hold_all(Duration::from_millis(20), |h| hold_static(h, &A)).is_none());
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        release(held, false);
+        assert!(hold_all(Duration::from_millis(20), |h| hold_static(h, &A)).is_some());
+    }
 }

@@ -782,7 +782,7 @@ impl<T: 'static> Queue<T> {
         holds.push(Box::new(QueueHeld {
             ex: ManuallyDrop::new(ex),
             g: ManuallyDrop::new(g),
-            shared,
+            shared: Some(shared),
         }));
         true
     }
@@ -805,13 +805,16 @@ struct QueueHeld<T: 'static> {
     ex: ManuallyDrop<Excl<'static, T>>,
     /// Borrows `shared`: dropped second.
     g: ManuallyDrop<MutexGuard<'static, State>>,
-    shared: Arc<Shared<T>>,
+    /// `None` once `release` handed it back (as garbage, dropped after
+    /// this; see `fork::Garbage`).
+    shared: Option<Arc<Shared<T>>>,
 }
 
 impl<T: 'static> Drop for QueueHeld<T> {
     fn drop(&mut self) {
         // SAFETY: each dropped once, here, in the order the fields say,
-        // before `shared` (fields drop after `drop`).
+        // while `shared` lives (fields drop after `drop`, and `release`
+        // moves it only into the garbage, which is dropped after this).
         unsafe {
             ManuallyDrop::drop(&mut self.ex);
             ManuallyDrop::drop(&mut self.g);
@@ -820,7 +823,8 @@ impl<T: 'static> Drop for QueueHeld<T> {
 }
 
 impl<T: 'static> crate::fork::Held for QueueHeld<T> {
-    fn release(mut self: Box<Self>, in_child: bool) {
+    fn release(mut self: Box<Self>, in_child: bool) -> crate::fork::Garbage {
+        let shared = self.shared.take().expect("held until released");
         if in_child {
             // The child has only the forking thread, which was not waiting
             // here: every getter or putter registered asleep, woken or
@@ -832,9 +836,11 @@ impl<T: 'static> crate::fork::Held for QueueHeld<T> {
             g.getters = Sleepers::default();
             g.putters = Sleepers::default();
             // With no sleeper, no fast call needs to take the lock for one.
-            self.shared.sync_flags(&self.g);
+            shared.sync_flags(&self.g);
         }
         // The ring re-opens, then the lock is released (`drop`).
+        drop(self);
+        Some(Box::new(shared))
     }
 }
 

@@ -54,9 +54,8 @@ pub fn install() {
     }
 }
 
-/// Everything, in the order it is taken (released in reverse): the types'
-/// structures first, so that a queue released last may drop its items into
-/// pending-call queues that are free again.
+/// Everything, in the order it is taken (released in reverse; what the
+/// holds kept alive is dropped only after, `fork::Garbage`).
 fn hold_everything(h: &mut Holds) -> bool {
     let Some(fns) = fork::hold_static_with(h, &HOLDERS, |v| v.clone()) else {
         return false;

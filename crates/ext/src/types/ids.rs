@@ -66,7 +66,11 @@ impl<T: HasId + 'static> IdTable<T> {
         }) else {
             return false;
         };
-        all.iter().all(|v| each(v, holds))
+        let ok = all.iter().all(|v| each(v, holds));
+        // The upgraded references die after every hold is released: one may
+        // be the last, and its items' drops take locks (`fork::Garbage`).
+        fork::keep(holds, all);
+        ok
     }
 }
 
