@@ -538,6 +538,8 @@ def test_ctrl_c_during_map_cancels_pending_and_returns():
         from crossinterp.futures import InterpreterPoolExecutor
         started = time.monotonic()
         done = 0
+        # the default handler even if this process started with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT)).start()
         try:
             with InterpreterPoolExecutor(max_workers=2) as ex:

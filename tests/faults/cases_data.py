@@ -8,7 +8,13 @@ from .framework import Case, raises, returns
 IT = "it = interpreters.create()\n"
 Q = "q = interpreters.create_queue()\n"
 # A Ctrl-C arriving 0.2 s after the blocking call starts.
-SIGINT = "import os, signal\nthreading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+# Python keeps SIGINT ignored when it starts with it ignored (a background job of a
+# shell without job control), and then no Ctrl-C reaches the code under test: the
+# cases install the default handler themselves rather than inherit the disposition.
+SIGINT = (
+    "import os, signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+)
 
 NEST = "def nest(n, leaf=0):\n    x = leaf\n    for _ in range(n): x = (x,)\n    return x\n"
 HOSTILE = """
