@@ -296,3 +296,42 @@ fn slot_handoff_vs_writer() {
     // No reader count was left behind: a write does not have to wait.
     assert!(m.try_write(0).is_some());
 }
+
+/// The Dekker pair of the fast read path (the reader's counter increment and
+/// barrier before it loads `writing`, the writer's flag store and fence before
+/// it loads the counters), provoked where it can fail: a reader holds its
+/// guard across two lookups of one key while a writer keeps replacing that
+/// key's value through `try_write`. If the reader's increment could still sit
+/// in its store buffer when it loads the flag (no barrier), the writer could
+/// read a zero count, mutate, and the reader's two lookups would disagree.
+#[test]
+fn fast_read_barrier_vs_writer_drain() {
+    let m = Arc::new(ShardedMap::<u64, u64>::with_shards(1));
+    put(&m, ident, 7, 0);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (m, stop) = (m.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut v = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(mut g) = m.try_write(7) {
+                    v += 1;
+                    g.insert(7, 7, v, |x| *x == 7);
+                }
+            }
+            v
+        })
+    };
+    let mut torn = 0u64;
+    for _ in 0..2_000_000u64 {
+        let g = m.read(7);
+        let a = g.find(7, |x| *x == 7).map(|(_, v)| *v);
+        std::hint::spin_loop();
+        let b = g.find(7, |x| *x == 7).map(|(_, v)| *v);
+        drop(g);
+        torn += u64::from(a != b);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert_eq!(torn, 0, "a writer mutated under {torn} fast readers ({writes} writes)");
+}
