@@ -333,5 +333,8 @@ fn fast_read_barrier_vs_writer_drain() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let writes = writer.join().unwrap();
-    assert_eq!(torn, 0, "a writer mutated under {torn} fast readers ({writes} writes)");
+    assert_eq!(
+        torn, 0,
+        "a writer mutated under {torn} fast readers ({writes} writes)"
+    );
 }
