@@ -44,7 +44,9 @@
 //!   reader that sees the flag clear synchronizes with the previous writer's
 //!   Release store, so it sees that writer's table.
 //!   Cost: 64 shards × 128 bytes, plus per slot 4 × 128 bytes of counters
-//!   (≤ 16 KiB per map in all); a write scans one counter per slot. A thread must not take a shard's write lock
+//!   (≤ 16 KiB per map in all); a write scans one counter per slot a thread
+//!   owns (the process-wide pool of slot ids says which, loaded with Acquire
+//!   after the writer's fence: `drain_readers`). A thread must not take a shard's write lock
 //!   while it holds a read guard of the same shard (it would wait for itself).
 //! - The caller supplies every key's 64-bit hash and an equality closure: keys
 //!   are compared by whatever the caller decides (the extension compares Python
@@ -114,8 +116,8 @@ struct Shard<K, V> {
 /// thread that finds the pool empty, or whose id is beyond a map's slot count,
 /// reads that map through the shard locks (correct, only slower). A map has
 /// the smallest power of two >= twice the machine's parallelism, at least 8
-/// and at most this: every write scans one counter per slot, so slots beyond
-/// the threads that can run at once mostly cost writers.
+/// and at most this: a write scans the counters of the owned slots only, but
+/// a thread beyond the map's slots reads through the lock.
 /// Under loom: 2, one per modelled reader thread.
 #[cfg(not(loom))]
 pub const READER_SLOTS: usize = 16;
@@ -192,12 +194,15 @@ macro_rules! release_slot {
     }};
 }
 
+/// The process-wide pool of reader slot ids (bit `i` set: id `i` is owned).
+#[cfg(not(loom))]
+static POOL: crate::sync::statics::AtomicU64 = crate::sync::statics::AtomicU64::new(0);
+
 /// The calling thread's exclusive reader slot ([`NO_SLOT`] if none).
 #[cfg(not(loom))]
 #[inline]
 fn reader_slot() -> usize {
-    use crate::sync::statics::{AtomicU64, Ordering};
-    static POOL: AtomicU64 = AtomicU64::new(0);
+    use crate::sync::statics::Ordering;
     struct Claim(usize);
     impl Drop for Claim {
         fn drop(&mut self) {
@@ -210,18 +215,30 @@ fn reader_slot() -> usize {
     SLOT.try_with(|s| s.0).unwrap_or(NO_SLOT)
 }
 
+/// The slot ids owned now, for a writer's scan ([`ShardedMap::drain_readers`]
+/// says why Acquire, after the writer's fence, is enough and needed).
+#[cfg(not(loom))]
+#[inline]
+fn claimed_slots() -> u64 {
+    POOL.load(crate::sync::statics::Ordering::Acquire)
+}
+
+#[cfg(loom)]
+type Pool = std::sync::Arc<loom::sync::atomic::AtomicU64>;
+
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref POOL: Pool = std::sync::Arc::new(loom::sync::atomic::AtomicU64::new(0));
+}
+
 /// The calling thread's reader slot under loom: the same pool, as a loom
 /// atomic that exists per model execution (`lazy_static!` resets with each
 /// execution, `thread_local!` is per modelled thread and dropped when it
-/// ends), so the models check the hand-off of a slot between threads. Each
-/// claim holds the pool by an `Arc`: loom drops the statics before the main
-/// thread's locals.
+/// ends), so the models check the hand-off of a slot between threads and the
+/// writers' view of which slots are owned. Each claim holds the pool by an
+/// `Arc`: loom drops the statics before the main thread's locals.
 #[cfg(loom)]
 fn reader_slot() -> usize {
-    type Pool = std::sync::Arc<loom::sync::atomic::AtomicU64>;
-    loom::lazy_static! {
-        static ref POOL: Pool = std::sync::Arc::new(loom::sync::atomic::AtomicU64::new(0));
-    }
     struct Claim(usize, Pool);
     impl Drop for Claim {
         fn drop(&mut self) {
@@ -235,6 +252,12 @@ fn reader_slot() -> usize {
         };
     }
     SLOT.with(|s| s.0)
+}
+
+/// Under loom: the same, from the model's pool.
+#[cfg(loom)]
+fn claimed_slots() -> u64 {
+    POOL.load(Ordering::Acquire)
 }
 
 /// The reader's half of the Dekker pair, first step: add one to this
@@ -402,6 +425,13 @@ impl<K, V> ShardedMap<K, V> {
         self.write_shard(self.shard_of(hash))
     }
 
+    /// The slot ids this map has counters for (`slots` is a power of two,
+    /// at most [`READER_SLOTS`] < 64).
+    #[inline]
+    fn slot_mask(&self) -> u64 {
+        (1u64 << self.slots) - 1
+    }
+
     /// The reader counter of `slot` (`< self.slots`) for shard `i`.
     #[inline]
     fn counter(&self, slot: usize, i: usize) -> &AtomicU64 {
@@ -477,7 +507,22 @@ impl<K, V> ShardedMap<K, V> {
         // fence, loads. Relaxed store: the fence orders it.
         cell.writing.store(true, Ordering::Relaxed);
         sync::fence(Ordering::SeqCst);
-        for slot in 0..self.slots {
+        // Only a slot some thread owns can have a reader inside, so only
+        // those are scanned (with a few threads, 2-3 counters rather than all
+        // `slots`). A reader claims its slot (an RMW on the pool) before its
+        // increment and barrier, so if its barrier precedes our fence this
+        // load sees the claim (fence-to-fence ordering), and if our fence
+        // precedes its barrier it sees `writing` and goes through the lock.
+        // A slot given back has its counter at zero, and its owner's last
+        // reads are over: Acquire, because reading that give-back (a Release
+        // RMW, or any later RMW of its release sequence) is then what orders
+        // those reads before our mutation (loom's `try_write_vs_fast_reader`
+        // reports the reader's and our accesses to the table as concurrent
+        // with a Relaxed load here).
+        let mut owned = claimed_slots() & self.slot_mask();
+        while owned != 0 {
+            let slot = owned.trailing_zeros() as usize;
+            owned &= owned - 1;
             let c = self.counter(slot, i);
             let mut spins = 0u32;
             // Acquire: a reader's Release decrement is seen with all its

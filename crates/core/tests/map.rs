@@ -338,3 +338,53 @@ fn fast_read_barrier_vs_writer_drain() {
         "a writer mutated under {torn} fast readers ({writes} writes)"
     );
 }
+
+/// A writer's scan visits only the reader slots some thread owns (the pool
+/// of slot ids, loaded after its fence). Provoked: a writer keeps replacing
+/// one key's value while new threads keep appearing, each claiming a slot on
+/// its first read and holding its guard across two lookups of that key. A
+/// scan that missed a slot claimed just before the reader's barrier (the pool
+/// read before the fence, say) would let the writer mutate under that reader.
+#[test]
+fn new_reader_claim_vs_writer_scanning_owned_slots() {
+    let m = Arc::new(ShardedMap::<u64, u64>::with_shards(1));
+    put(&m, ident, 7, 0);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (m, stop) = (m.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut v = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(mut g) = m.try_write(7) {
+                    v += 1;
+                    g.insert(7, 7, v, |x| *x == 7);
+                }
+            }
+            v
+        })
+    };
+    let mut torn = 0u64;
+    for _ in 0..4_000 {
+        let m = m.clone();
+        torn += thread::spawn(move || {
+            let mut torn = 0u64;
+            for _ in 0..20 {
+                let g = m.read(7);
+                let a = g.find(7, |x| *x == 7).map(|(_, v)| *v);
+                std::hint::spin_loop();
+                let b = g.find(7, |x| *x == 7).map(|(_, v)| *v);
+                drop(g);
+                torn += u64::from(a != b);
+            }
+            torn
+        })
+        .join()
+        .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert_eq!(
+        torn, 0,
+        "a writer mutated under {torn} fast readers ({writes} writes)"
+    );
+}
