@@ -297,15 +297,14 @@ fn slot_handoff_vs_writer() {
     assert!(m.try_write(0).is_some());
 }
 
-/// The Dekker pair of the fast read path (the reader's counter increment and
-/// barrier before it loads `writing`, the writer's flag store and fence before
-/// it loads the counters), provoked where it can fail: a reader holds its
-/// guard across two lookups of one key while a writer keeps replacing that
-/// key's value through `try_write`. If the reader's increment could still sit
-/// in its store buffer when it loads the flag (no barrier), the writer could
-/// read a zero count, mutate, and the reader's two lookups would disagree.
-#[test]
-fn fast_read_barrier_vs_writer_drain() {
+/// A one-shard map holding key 7, and a thread that keeps replacing its value
+/// through `try_write` (never waiting) until `stop`; it returns how many
+/// writes it made.
+fn value_replacer() -> (
+    Arc<ShardedMap<u64, u64>>,
+    Arc<std::sync::atomic::AtomicBool>,
+    thread::JoinHandle<u64>,
+) {
     let m = Arc::new(ShardedMap::<u64, u64>::with_shards(1));
     put(&m, ident, 7, 0);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -322,21 +321,40 @@ fn fast_read_barrier_vs_writer_drain() {
             v
         })
     };
-    let mut torn = 0u64;
-    for _ in 0..2_000_000u64 {
-        let g = m.read(7);
-        let a = g.find(7, |x| *x == 7).map(|(_, v)| *v);
-        std::hint::spin_loop();
-        let b = g.find(7, |x| *x == 7).map(|(_, v)| *v);
-        drop(g);
-        torn += u64::from(a != b);
-    }
+    (m, stop, writer)
+}
+
+/// One read guard held across two lookups of key 7: whether they disagreed
+/// (a writer mutated the shard under this reader).
+fn torn_read(m: &ShardedMap<u64, u64>) -> bool {
+    let g = m.read(7);
+    let a = g.find(7, |x| *x == 7).map(|(_, v)| *v);
+    std::hint::spin_loop();
+    let b = g.find(7, |x| *x == 7).map(|(_, v)| *v);
+    a != b
+}
+
+fn stop_replacer(stop: &std::sync::atomic::AtomicBool, writer: thread::JoinHandle<u64>, torn: u64) {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let writes = writer.join().unwrap();
     assert_eq!(
         torn, 0,
         "a writer mutated under {torn} fast readers ({writes} writes)"
     );
+}
+
+/// The Dekker pair of the fast read path (the reader's counter increment and
+/// barrier before it loads `writing`, the writer's flag store and fence before
+/// it loads the counters), provoked where it can fail: a reader holds its
+/// guard across two lookups of one key while a writer keeps replacing that
+/// key's value through `try_write`. If the reader's increment could still sit
+/// in its store buffer when it loads the flag (no barrier), the writer could
+/// read a zero count, mutate, and the reader's two lookups would disagree.
+#[test]
+fn fast_read_barrier_vs_writer_drain() {
+    let (m, stop, writer) = value_replacer();
+    let torn = (0..2_000_000u64).filter(|_| torn_read(&m)).count() as u64;
+    stop_replacer(&stop, writer, torn);
 }
 
 /// A writer's scan visits only the reader slots some thread owns (the pool
@@ -347,44 +365,13 @@ fn fast_read_barrier_vs_writer_drain() {
 /// read before the fence, say) would let the writer mutate under that reader.
 #[test]
 fn new_reader_claim_vs_writer_scanning_owned_slots() {
-    let m = Arc::new(ShardedMap::<u64, u64>::with_shards(1));
-    put(&m, ident, 7, 0);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (m, stop) = (m.clone(), stop.clone());
-        thread::spawn(move || {
-            let mut v = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some(mut g) = m.try_write(7) {
-                    v += 1;
-                    g.insert(7, 7, v, |x| *x == 7);
-                }
-            }
-            v
-        })
-    };
+    let (m, stop, writer) = value_replacer();
     let mut torn = 0u64;
     for _ in 0..4_000 {
         let m = m.clone();
-        torn += thread::spawn(move || {
-            let mut torn = 0u64;
-            for _ in 0..20 {
-                let g = m.read(7);
-                let a = g.find(7, |x| *x == 7).map(|(_, v)| *v);
-                std::hint::spin_loop();
-                let b = g.find(7, |x| *x == 7).map(|(_, v)| *v);
-                drop(g);
-                torn += u64::from(a != b);
-            }
-            torn
-        })
-        .join()
-        .unwrap();
+        torn += thread::spawn(move || (0..20).filter(|_| torn_read(&m)).count() as u64)
+            .join()
+            .unwrap();
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let writes = writer.join().unwrap();
-    assert_eq!(
-        torn, 0,
-        "a writer mutated under {torn} fast readers ({writes} writes)"
-    );
+    stop_replacer(&stop, writer, torn);
 }
