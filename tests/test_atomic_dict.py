@@ -60,6 +60,43 @@ def test_mapping_api():
     assert len(d) == 0 and d.to_dict() == {}
 
 
+def test_dunders_called_as_methods_match_the_operators():
+    # __getitem__, __setitem__ and __contains__ are methods of their own
+    # (vectorcall, like dict's __getitem__), not the slot wrappers: bound,
+    # they must behave exactly as d[k], d[k] = v and k in d.
+    d = AtomicDict()
+    get, set_, has = d.__getitem__, d.__setitem__, d.__contains__
+    assert type(get).__name__ == "builtin_function_or_method"
+    set_("a", 1)
+    assert d["a"] == 1 and get("a") == 1 and has("a") and not has("b")
+    assert list(map(get, ["a", "a"])) == [1, 1]
+    assert sorted(["a"], key=get) == ["a"]
+    with pytest.raises(KeyError) as ei:
+        get("zz")
+    assert ei.value.args == ("zz",)
+    for bad in ([], {}, set()):
+        with pytest.raises(TypeError, match="unhashable"):
+            get(bad)
+        with pytest.raises(TypeError, match="unhashable"):
+            set_(bad, 1)
+        with pytest.raises(TypeError, match="unhashable"):
+            has(bad)
+    with pytest.raises(TypeError):
+        get()
+    with pytest.raises(TypeError):
+        get("a", "b")
+    with pytest.raises(TypeError, match="__setitem__"):
+        set_("a")
+    with pytest.raises(TypeError, match="__setitem__"):
+        set_("a", 1, 2)
+    # The unbound forms check their receiver, as any method descriptor does.
+    with pytest.raises(TypeError):
+        AtomicDict.__getitem__({}, "a")
+    assert AtomicDict.__setitem__(d, "b", 2) is None and d["b"] == 2
+    del d["a"]  # deletion stays the slot's
+    assert len(d) == 1 and d.__delitem__("b") is None and len(d) == 0
+
+
 def test_constructor_forms():
     assert AtomicDict().to_dict() == {}
     assert AtomicDict(None).to_dict() == {}

@@ -513,6 +513,7 @@ pub mod shim {
 ///             (fast,   "set", ", value, /",        MyType::set, "set(value)"),
 ///             (kw,     "put", ", obj, block=True", MyType::put, "..."),
 ///             (class,  "make", ", x, /",           MyType::make, "..."),
+///             (coexist_o, "__getitem__", ", key, /", MyType::getitem, "..."),
 ///         ],
 ///         getset: [("id", MyType::id, "The id.")],
 ///         slots: [(new, MyType::new), (repr, MyType::repr), (hash, MyType::hash)],
@@ -524,6 +525,10 @@ pub mod shim {
 /// - methods: `noargs` `fn(This<T>) -> PyResult<R>`; `fast`
 ///   `fn(This<T>, Args) -> PyResult<R>`; `kw` `fn(This<T>, KwArgs) -> PyResult<R>`;
 ///   `class` `fn(*mut PyTypeObject, Args) -> PyResult<R>`;
+///   `coexist_o` (`METH_O | METH_COEXIST`: a dunder that replaces the slot
+///   wrapper of its name, so that the bound method is a vectorcall) `fn(This<T>,
+///   *mut PyObject) -> PyResult<R>`; `coexist_fast` (`METH_FASTCALL |
+///   METH_COEXIST`) `fn(This<T>, Args) -> PyResult<R>`;
 ///   `class_varkw` (`METH_VARARGS | METH_KEYWORDS | METH_CLASS`, for
 ///   `PyArg_ParseTupleAndKeywords`) `fn(*mut PyTypeObject, args: *mut PyObject,
 ///   kwargs: *mut PyObject /*NULL*/) -> PyResult<R>`;
@@ -692,6 +697,49 @@ macro_rules! native_method {
     };
     (fast, $T:ty, $name:literal, $sig:literal, $body:path, $doc:literal) => {
         $crate::native_method!(@def $name, "($self", $sig, $doc, $crate::ffi::sys::METH_FASTCALL,
+            PyCFunctionFast: {
+                unsafe extern "C" fn shim(
+                    slf: *mut $crate::ffi::sys::PyObject,
+                    args: *mut *mut $crate::ffi::sys::PyObject,
+                    nargs: $crate::ffi::sys::Py_ssize_t,
+                ) -> *mut $crate::ffi::sys::PyObject {
+                    $crate::ffi::class::shim::obj(|| {
+                        // SAFETY: method descriptors check the type of `self`;
+                        // CPython's METH_FASTCALL arguments.
+                        $body(
+                            unsafe { $crate::ffi::class::This::<$T>::from_ptr(slf) },
+                            unsafe { $crate::ffi::class::shim::args(args, nargs) },
+                        )
+                    })
+                }
+                shim
+            })
+    };
+    // A dunder method that replaces the slot wrapper CPython would put under
+    // its name (METH_COEXIST): `d.__getitem__` becomes a vectorcall builtin
+    // method instead of a method-wrapper, which packs every call's arguments
+    // into a new tuple (CPython's dict does the same for its `__getitem__`
+    // and `__contains__`). The slot itself (`d[k]`) is unchanged.
+    (coexist_o, $T:ty, $name:literal, $sig:literal, $body:path, $doc:literal) => {
+        $crate::native_method!(@def $name, "($self", $sig, $doc,
+            $crate::ffi::sys::METH_O | $crate::ffi::sys::METH_COEXIST,
+            PyCFunction: {
+                unsafe extern "C" fn shim(
+                    slf: *mut $crate::ffi::sys::PyObject,
+                    arg: *mut $crate::ffi::sys::PyObject,
+                ) -> *mut $crate::ffi::sys::PyObject {
+                    $crate::ffi::class::shim::obj(|| {
+                        // SAFETY: method descriptors check the type of `self`;
+                        // METH_O passes one borrowed, live argument.
+                        $body(unsafe { $crate::ffi::class::This::<$T>::from_ptr(slf) }, arg)
+                    })
+                }
+                shim
+            })
+    };
+    (coexist_fast, $T:ty, $name:literal, $sig:literal, $body:path, $doc:literal) => {
+        $crate::native_method!(@def $name, "($self", $sig, $doc,
+            $crate::ffi::sys::METH_FASTCALL | $crate::ffi::sys::METH_COEXIST,
             PyCFunctionFast: {
                 unsafe extern "C" fn shim(
                     slf: *mut $crate::ffi::sys::PyObject,

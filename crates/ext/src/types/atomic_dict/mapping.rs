@@ -24,6 +24,13 @@ pub(super) fn key_error(key: *mut sys::PyObject) -> PyErrSet {
 
 // ------------------------------------------------------------ methods
 
+/// `d.__setitem__(key, value)` called as a method (`d[key] = value` goes
+/// through the slot, `DictState::setitem`, directly).
+pub(super) fn m_setitem(this: D, args: Args) -> PyResult<()> {
+    arity("__setitem__", args, 2)?;
+    DictState::setitem(this, args[0], Some(args[1]))
+}
+
 pub(super) fn m_get(this: D, args: Args) -> PyResult<*mut sys::PyObject> {
     if args.is_empty() || args.len() > 2 {
         return Err(ffi::raise(

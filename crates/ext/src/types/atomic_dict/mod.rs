@@ -132,6 +132,12 @@ crate::native_class! {
         doc: "AtomicDict(initial=None)\n--\n\nA concurrent dict for free-threaded Python (same API on GIL builds): 64 independently locked shards, never one global lock. d[k], d[k] = v, del d[k], get, pop, setdefault, len (exact when no mutation is in flight), compare_and_set, update(key, fn, default), reduce/reduce_sum/reduce_count, and snapshot iteration that never fails under concurrent mutation. Belongs to the interpreter that created it: it cannot be shared with other interpreters (NotShareableError).",
         flags: sys::Py_TPFLAGS_HAVE_GC,
         methods: [
+            // The three dunders also as vectorcall methods (see `coexist_o`):
+            // a bound `d.__getitem__` (`map(d.__getitem__, keys)`, `sorted(keys,
+            // key=d.__getitem__)`, hot loops) then calls without a tuple per call.
+            (coexist_o, "__getitem__", ", key, /", DictState::getitem, "d[key]: the value for key; KeyError if absent."),
+            (coexist_fast, "__setitem__", ", key, value, /", mapping::m_setitem, "d[key] = value."),
+            (coexist_o, "__contains__", ", key, /", DictState::contains, "key in d."),
             (fast, "get", ", key, default=None, /", mapping::m_get, "The value for key, else default."),
             (fast, "pop", ", key, /, *default", mapping::m_pop, "Remove key and return its value; default (or KeyError) if absent."),
             (fast, "setdefault", ", key, default=None, /", mapping::m_setdefault, "The value for key; if absent, insert default (atomically) and return it."),
