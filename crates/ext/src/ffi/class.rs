@@ -696,7 +696,10 @@ macro_rules! native_method {
             })
     };
     (fast, $T:ty, $name:literal, $sig:literal, $body:path, $doc:literal) => {
-        $crate::native_method!(@def $name, "($self", $sig, $doc, $crate::ffi::sys::METH_FASTCALL,
+        $crate::native_method!(@fast $crate::ffi::sys::METH_FASTCALL, $T, $name, $sig, $body, $doc)
+    };
+    (@fast $flags:expr, $T:ty, $name:literal, $sig:literal, $body:path, $doc:literal) => {
+        $crate::native_method!(@def $name, "($self", $sig, $doc, $flags,
             PyCFunctionFast: {
                 unsafe extern "C" fn shim(
                     slf: *mut $crate::ffi::sys::PyObject,
@@ -738,25 +741,9 @@ macro_rules! native_method {
             })
     };
     (coexist_fast, $T:ty, $name:literal, $sig:literal, $body:path, $doc:literal) => {
-        $crate::native_method!(@def $name, "($self", $sig, $doc,
+        $crate::native_method!(@fast
             $crate::ffi::sys::METH_FASTCALL | $crate::ffi::sys::METH_COEXIST,
-            PyCFunctionFast: {
-                unsafe extern "C" fn shim(
-                    slf: *mut $crate::ffi::sys::PyObject,
-                    args: *mut *mut $crate::ffi::sys::PyObject,
-                    nargs: $crate::ffi::sys::Py_ssize_t,
-                ) -> *mut $crate::ffi::sys::PyObject {
-                    $crate::ffi::class::shim::obj(|| {
-                        // SAFETY: method descriptors check the type of `self`;
-                        // CPython's METH_FASTCALL arguments.
-                        $body(
-                            unsafe { $crate::ffi::class::This::<$T>::from_ptr(slf) },
-                            unsafe { $crate::ffi::class::shim::args(args, nargs) },
-                        )
-                    })
-                }
-                shim
-            })
+            $T, $name, $sig, $body, $doc)
     };
     (kw, $T:ty, $name:literal, $sig:literal, $body:path, $doc:literal) => {
         $crate::native_method!(@def $name, "($self", $sig, $doc,
